@@ -1,0 +1,43 @@
+//! Default values of the resource's fields, named so that serde and the docs agree.
+
+use crate::{Action, Rule};
+
+pub fn yes() -> bool {
+    true
+}
+pub fn soft_rule() -> Rule {
+    Rule {
+        count: 2,
+        action: Action::None,
+    }
+}
+pub fn hard_rule() -> Rule {
+    Rule {
+        count: 1,
+        action: Action::Blocklist,
+    }
+}
+pub fn complaint_rule() -> Rule {
+    Rule {
+        count: 1,
+        action: Action::Blocklist,
+    }
+}
+pub fn max_connections() -> u32 {
+    16
+}
+pub fn replicas() -> i32 {
+    2
+}
+pub fn max_body_bytes() -> u64 {
+    1 << 20
+}
+pub fn inbox() -> String {
+    "INBOX".to_owned()
+}
+pub fn scan_interval() -> String {
+    "15m".to_owned()
+}
+pub fn max_messages_per_scan() -> u32 {
+    1000
+}

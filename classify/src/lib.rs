@@ -1,0 +1,220 @@
+//! Bounce classification for BounceOps: raw message bytes in, a
+//! [`Classification`] out (kind, failed recipients with DSN status, action,
+//! diagnostic and hard/soft, and listmonk's subscriber/campaign UUIDs).
+//!
+//! Pure and total: no I/O, and every input, however broken, gets a result.
+//! This module owns the order in which the detectors are consulted; each
+//! detector lives in its own module.
+
+mod address;
+mod arf;
+mod autoreply;
+mod dsn;
+mod embedded;
+mod mime;
+mod plaintext;
+mod ses;
+mod status;
+
+use serde::Serialize;
+
+/// What a message is, as far as bounce processing cares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A delivery failure (permanent or transient).
+    Bounce,
+    /// An abuse / spam complaint (ARF feedback report).
+    Complaint,
+    /// An RFC 3834 automatic reply (vacation, out of office): not a bounce.
+    Autoreply,
+    /// A success report (DSN action delivered / relayed / expanded): not a bounce.
+    Delivery,
+    /// Anything else (a human reply, spam, unreadable input).
+    Unknown,
+}
+
+/// listmonk's bounce types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceType {
+    Hard,
+    Soft,
+    Complaint,
+}
+
+/// One failed (or complaining) recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    /// Lower-cased address.
+    pub email: String,
+    /// RFC 3463 status (`5.1.1`) as reported, if any.
+    pub status: Option<String>,
+    /// RFC 3464 action (`failed`, `delayed`), for DSNs.
+    pub action: Option<String>,
+    /// The MTA's explanation (Diagnostic-Code or the report's paragraph).
+    pub diagnostic: Option<String>,
+    #[serde(rename = "type")]
+    pub bounce_type: BounceType,
+}
+
+impl Recipient {
+    fn complaint(email: String) -> Recipient {
+        Recipient {
+            email,
+            status: None,
+            action: None,
+            diagnostic: None,
+            bounce_type: BounceType::Complaint,
+        }
+    }
+}
+
+/// The result of [`classify`]. `recipients` is empty for auto-replies,
+/// delivery reports and unknown mail, so a caller that records every
+/// recipient can never count those as bounces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Classification {
+    pub kind: Kind,
+    pub recipients: Vec<Recipient>,
+    pub subscriber_uuid: Option<String>,
+    pub campaign_uuid: Option<String>,
+}
+
+/// Classifies one raw message (RFC 5322 bytes, any line endings).
+pub fn classify(raw: &[u8]) -> Classification {
+    let normalized = normalize_newlines(raw);
+    let mail = mime::Mail::parse(&normalized);
+    let (mut subscriber_uuid, mut campaign_uuid) = embedded::listmonk_ids(&mail);
+    let (kind, recipients) = match ses::parse(&mail) {
+        Some(n) if n.kind != Kind::Unknown => {
+            subscriber_uuid = subscriber_uuid.or(n.subscriber);
+            campaign_uuid = campaign_uuid.or(n.campaign);
+            (n.kind, n.recipients)
+        }
+        _ => decide(&mail),
+    };
+    Classification {
+        kind,
+        recipients,
+        subscriber_uuid,
+        campaign_uuid,
+    }
+}
+
+/// The detectors, most specific first: a feedback report is a complaint even
+/// though it is a multipart/report; a DSN is a bounce even when it carries
+/// `Auto-Submitted: auto-replied`; phrases come last because they guess.
+fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
+    if arf::is_feedback(mail) {
+        let recipients = arf::recipients(mail)
+            .into_iter()
+            .map(Recipient::complaint)
+            .collect();
+        return (Kind::Complaint, recipients);
+    }
+
+    let records = dsn::records(mail);
+    if !records.is_empty() {
+        let failed: Vec<&dsn::Record> = records.iter().filter(|r| !r.is_success()).collect();
+        if failed.is_empty() {
+            return (Kind::Delivery, Vec::new());
+        }
+        let mut recipients: Vec<Recipient> = Vec::new();
+        let text = plaintext::report_text(mail);
+        for r in failed {
+            let Some(email) = r.email.clone() else {
+                continue;
+            };
+            if recipients.iter().any(|x| x.email == email) {
+                continue;
+            }
+            // `x.0.0` says only "permanent" or "transient"; the report's own
+            // words often name the real code for the same class.
+            let status = match r.status.as_deref() {
+                Some(s) if s.ends_with(".0.0") => plaintext::status_near(&text, &email)
+                    .filter(|n| n.as_bytes()[0] == s.as_bytes()[0])
+                    .or_else(|| r.status.clone()),
+                Some(_) => r.status.clone(),
+                None => plaintext::status_near(&text, &email),
+            };
+            let diagnostic = r.diagnostic.clone().unwrap_or_default();
+            let reply = status::find_reply_code(&diagnostic);
+            recipients.push(Recipient {
+                bounce_type: status::bounce_type(
+                    status.as_deref(),
+                    reply,
+                    &diagnostic,
+                    r.is_delayed(),
+                ),
+                email,
+                status,
+                action: r.action.clone(),
+                diagnostic: r.diagnostic.clone(),
+            });
+        }
+        if recipients.is_empty() {
+            recipients = plaintext::recipients(mail, is_delay_notice(mail));
+        }
+        return (Kind::Bounce, recipients);
+    }
+
+    let evidence = plaintext::bounce_evidence(mail);
+    if autoreply::is_strong(mail) && evidence < plaintext::Evidence::Certain {
+        return (Kind::Autoreply, Vec::new());
+    }
+    if evidence > plaintext::Evidence::None {
+        return (
+            Kind::Bounce,
+            plaintext::recipients(mail, is_delay_notice(mail)),
+        );
+    }
+    if autoreply::is_weak(mail) {
+        return (Kind::Autoreply, Vec::new());
+    }
+    (Kind::Unknown, Vec::new())
+}
+
+/// A "still trying" warning rather than a final failure.
+fn is_delay_notice(mail: &mime::Mail) -> bool {
+    let subject = mail.subject.to_ascii_lowercase();
+    if subject.contains("delay") || subject.starts_with("warning") {
+        return true;
+    }
+    let text = plaintext::report_text(mail).to_ascii_lowercase();
+    [
+        "will continue trying",
+        "will keep trying",
+        "still trying",
+        "not yet been delivered",
+        "has been delayed",
+        "is delayed",
+        "will retry",
+        "no action is required on your part",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
+}
+
+/// CR-only (classic Mac) and CRLF line endings become LF, so mail-parser and
+/// the line-oriented detectors see one convention.
+fn normalize_newlines(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'\r' => {
+                out.push(b'\n');
+                if raw.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,283 @@
+//! Owns the MIME view of a message: turns mail-parser's tree into the flat
+//! list of decoded leaves and embedded header blocks that the detectors read,
+//! and the plain `Name: value` field-block parser shared by DSN, ARF and
+//! embedded-header handling.
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+/// Header fields in order, names lower-cased, values unfolded and trimmed.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Fields(pub(crate) Vec<(String, String)>);
+
+impl Fields {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// One non-multipart body part, decoded to text.
+#[derive(Debug)]
+pub(crate) struct Leaf {
+    /// `type/subtype`, lower-cased; `text/plain` when the part declares none.
+    pub(crate) ctype: String,
+    /// 0 for parts of the report itself, 1+ for parts inside an embedded message.
+    pub(crate) depth: usize,
+    pub(crate) text: String,
+}
+
+/// Everything the detectors need from one raw message.
+#[derive(Debug, Default)]
+pub(crate) struct Mail {
+    pub(crate) headers: Fields,
+    /// Decoded (RFC 2047) subject of the report itself.
+    pub(crate) subject: String,
+    /// `report-type` of a top-level `multipart/report`, lower-cased.
+    pub(crate) report_type: Option<String>,
+    pub(crate) leaves: Vec<Leaf>,
+    /// Header blocks of embedded originals (message/rfc822, message/global,
+    /// text/rfc822-headers), outermost first.
+    pub(crate) embedded: Vec<Fields>,
+}
+
+/// Nesting beyond this is not a real bounce; stop instead of recursing forever.
+const MAX_DEPTH: usize = 8;
+
+impl Mail {
+    pub(crate) fn parse(raw: &[u8]) -> Mail {
+        let mut mail = Mail::default();
+        match MessageParser::default().parse(raw) {
+            Some(msg) => {
+                mail.headers = raw_fields(&msg);
+                mail.subject = msg.subject().unwrap_or_default().to_string();
+                mail.walk(&msg, 0, 0, &mut 0);
+                if mail.leaves.is_empty() {
+                    // A multipart whose boundary never occurs (truncated or
+                    // mislabelled report): the body is still the report.
+                    let start = (msg.root_part().raw_body_offset() as usize).min(raw.len());
+                    mail.leaves.push(Leaf {
+                        ctype: "text/plain".into(),
+                        depth: 0,
+                        text: String::from_utf8_lossy(&raw[start..]).into_owned(),
+                    });
+                }
+            }
+            // mail-parser finds no header block: keep the bytes as one text body
+            // so phrase detection still gets a chance.
+            None => mail.leaves.push(Leaf {
+                ctype: "text/plain".into(),
+                depth: 0,
+                text: String::from_utf8_lossy(raw).into_owned(),
+            }),
+        }
+        mail
+    }
+
+    fn walk(&mut self, msg: &Message<'_>, part_id: u32, depth: usize, visited: &mut usize) {
+        // A hostile multipart could list the same part id many times; the
+        // visit budget keeps the walk linear in the message size.
+        *visited += 1;
+        if depth > MAX_DEPTH || *visited > 4096 {
+            return;
+        }
+        let Some(part) = msg.parts.get(part_id as usize) else {
+            return;
+        };
+        let (ctype, report_type) = match part.content_type() {
+            Some(ct) => (
+                format!(
+                    "{}/{}",
+                    ct.ctype().to_ascii_lowercase(),
+                    ct.subtype().unwrap_or("").to_ascii_lowercase()
+                ),
+                ct.attribute("report-type").map(|v| v.to_ascii_lowercase()),
+            ),
+            None => ("text/plain".to_string(), None),
+        };
+        // mail-parser hands back a multipart whose boundary never occurs as a
+        // single body; to us that body is plain report text.
+        let ctype =
+            if ctype.starts_with("multipart/") && !matches!(part.body, PartType::Multipart(_)) {
+                "text/plain".to_string()
+            } else {
+                ctype
+            };
+        match &part.body {
+            PartType::Multipart(ids) => {
+                if depth == 0 && ctype == "multipart/report" && self.report_type.is_none() {
+                    self.report_type = report_type;
+                }
+                for id in ids.iter().copied() {
+                    // Children always come after their parent; anything else is a loop.
+                    if id > part_id {
+                        self.walk(msg, id, depth, visited);
+                    }
+                }
+            }
+            PartType::Message(inner) => {
+                self.embedded.push(raw_fields(inner));
+                let inner_subject = inner.subject().unwrap_or_default().to_string();
+                if !inner_subject.is_empty() {
+                    // Keep the decoded subject reachable as a field too.
+                    if let Some(f) = self.embedded.last_mut() {
+                        f.0.push(("x-decoded-subject".into(), inner_subject));
+                    }
+                }
+                self.walk(inner, 0, depth + 1, visited);
+            }
+            PartType::Text(text) => {
+                if ctype == "text/rfc822-headers" {
+                    self.embedded.push(parse_fields(text));
+                }
+                self.leaves.push(Leaf {
+                    ctype,
+                    depth,
+                    text: text.to_string(),
+                });
+            }
+            PartType::Html(html) => self.leaves.push(Leaf {
+                ctype,
+                depth,
+                text: mail_parser::decoders::html::html_to_text(html),
+            }),
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                // A message/rfc822 part mail-parser could not parse as a message
+                // (truncated, odd encoding) still usually starts with its headers.
+                if ctype == "message/rfc822"
+                    || ctype == "message/global"
+                    || ctype == "message/global-headers"
+                {
+                    self.embedded.push(parse_fields(&text));
+                }
+                self.leaves.push(Leaf { ctype, depth, text });
+            }
+        }
+    }
+
+    /// Texts of the report itself (not of embedded originals).
+    pub(crate) fn report_texts(&self) -> impl Iterator<Item = &Leaf> {
+        self.leaves.iter().filter(|l| l.depth == 0)
+    }
+}
+
+fn raw_fields(msg: &Message<'_>) -> Fields {
+    Fields(
+        msg.headers_raw()
+            .map(|(name, value)| (name.to_ascii_lowercase(), unfold(value)))
+            .collect(),
+    )
+}
+
+fn unfold(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, line) in value.split('\n').enumerate() {
+        let line = line.trim_end_matches('\r');
+        if i > 0 {
+            out.push(' ');
+            out.push_str(line.trim_start());
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Parses a block of `Name: value` lines (with folding) until the first blank
+/// line. Hand-written because DSN bodies are several such blocks in a row and
+/// quoted headers in plain-text bounces are not MIME entities, so mail-parser's
+/// one-header-block-per-message API does not fit either.
+pub(crate) fn parse_fields(text: &str) -> Fields {
+    field_groups(text).into_iter().next().unwrap_or_default()
+}
+
+/// Splits text into blank-line separated groups of header fields. Lines that
+/// are neither a field nor a continuation are skipped rather than ending the
+/// group, because real MTAs emit stray comment lines inside DSN blocks.
+pub(crate) fn field_groups(text: &str) -> Vec<Fields> {
+    let mut groups = Vec::new();
+    let mut cur: Vec<(String, String)> = Vec::new();
+    let mut last_was_field = false;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !cur.is_empty() {
+                groups.push(Fields(std::mem::take(&mut cur)));
+            }
+            last_was_field = false;
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if last_was_field && let Some((_, v)) = cur.last_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        match split_field(line) {
+            Some((name, value)) => {
+                cur.push((name.to_ascii_lowercase(), value.trim().to_string()));
+                last_was_field = true;
+            }
+            None => last_was_field = false,
+        }
+    }
+    if !cur.is_empty() {
+        groups.push(Fields(cur));
+    }
+    groups
+}
+
+fn split_field(line: &str) -> Option<(&str, &str)> {
+    let colon = line.find(':')?;
+    let name = &line[..colon];
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then(|| (name, &line[colon + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_split_on_blank_lines_and_unfold() {
+        let g = field_groups(
+            "Reporting-MTA: dns; a\n\nFinal-Recipient: rfc822;\n  x@y.z\nStatus: 5.1.1\n",
+        );
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[1].get("final-recipient"), Some("rfc822; x@y.z"));
+        assert_eq!(g[1].get("status"), Some("5.1.1"));
+    }
+
+    #[test]
+    fn headerless_input_becomes_one_text_leaf() {
+        let m = Mail::parse(b"just some words");
+        assert_eq!(m.leaves.len(), 1);
+    }
+
+    #[test]
+    fn nested_message_headers_are_embedded() {
+        let raw = b"From: a@b.c\nContent-Type: multipart/report; report-type=delivery-status; boundary=XX\n\n--XX\nContent-Type: text/plain\n\nfailed\n--XX\nContent-Type: message/rfc822\n\nTo: r@x.org\nSubject: hi\n\nbody\n--XX--\n";
+        let m = Mail::parse(raw);
+        assert_eq!(m.report_type.as_deref(), Some("delivery-status"));
+        assert_eq!(m.embedded.len(), 1);
+        assert_eq!(m.embedded[0].get("to"), Some("r@x.org"));
+    }
+}

@@ -1,0 +1,206 @@
+//! End-to-end tests of [`classify`] on small hand-made messages.
+
+use super::*;
+
+const SUB: &str = "5c3ab9d1-1111-4a2b-9c3d-0123456789ab";
+const CAMP: &str = "0f0e0d0c-2222-4b3c-8d4e-abcdefabcdef";
+
+fn dsn(original_part: &str) -> String {
+    format!(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>\n\
+To: news@sender.example\n\
+Subject: Returned mail: see transcript for details\n\
+MIME-Version: 1.0\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"BB\"\n\
+\n\
+--BB\n\
+Content-Type: text/plain\n\
+\n\
+The original message was received and could not be delivered.\n\
+\n\
+--BB\n\
+Content-Type: message/delivery-status\n\
+\n\
+Reporting-MTA: dns; mx.example.org\n\
+\n\
+Final-Recipient: rfc822; Kijitora@example.jp\n\
+Action: failed\n\
+Status: 5.1.1\n\
+Diagnostic-Code: smtp; 550 5.1.1 <kijitora@example.jp>... User unknown\n\
+\n\
+--BB\n\
+{original_part}\n\
+--BB--\n"
+    )
+}
+
+fn original_headers() -> String {
+    format!(
+        "From: news@sender.example\nTo: kijitora@example.jp\nSubject: News\nX-Listmonk-Subscriber: {SUB}\nX-Listmonk-Campaign: {CAMP}\nMessage-ID: <1@sender.example>\n"
+    )
+}
+
+fn base64(data: &[u8]) -> String {
+    // Test-only encoder: keeps the crate free of a base64 dependency that
+    // the library itself does not need (mail-parser decodes).
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_dsn_result(c: &Classification) {
+    assert_eq!(c.kind, Kind::Bounce);
+    assert_eq!(c.recipients.len(), 1);
+    let r = &c.recipients[0];
+    assert_eq!(r.email, "kijitora@example.jp");
+    assert_eq!(r.status.as_deref(), Some("5.1.1"));
+    assert_eq!(r.action.as_deref(), Some("failed"));
+    assert_eq!(r.bounce_type, BounceType::Hard);
+    assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
+    assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
+}
+
+#[test]
+fn dsn_with_base64_embedded_original() {
+    let part = format!(
+        "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n{}\n",
+        base64(format!("{}\nHello\n", original_headers()).as_bytes())
+    );
+    assert_dsn_result(&classify(dsn(&part).as_bytes()));
+}
+
+#[test]
+fn dsn_with_quoted_printable_embedded_original() {
+    // Soft line breaks inside the header lines: only a decoder joins them.
+    let qp = original_headers()
+        .replace("X-Listmonk-Subscriber: ", "X-Listmonk-Subscri=\nber: ")
+        .replace(CAMP, &format!("{}=\n{}", &CAMP[..10], &CAMP[10..]));
+    let part = format!(
+        "Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n{qp}\nHello=3D\n"
+    );
+    assert_dsn_result(&classify(dsn(&part).as_bytes()));
+}
+
+#[test]
+fn dsn_with_text_rfc822_headers() {
+    let part = format!(
+        "Content-Type: text/rfc822-headers\n\n{}",
+        original_headers()
+    );
+    assert_dsn_result(&classify(dsn(&part).as_bytes()));
+}
+
+#[test]
+fn dsn_with_message_global() {
+    let part = format!(
+        "Content-Type: message/global\n\n{}\nHallo Wörld\n",
+        original_headers()
+    );
+    assert_dsn_result(&classify(dsn(&part).as_bytes()));
+}
+
+#[test]
+fn arf_report_is_a_complaint() {
+    let raw = format!(
+        "From: feedback@isp.example\nTo: abuse@sender.example\nSubject: Abuse report\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nA complaint.\n--b\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nUser-Agent: isp/1\nVersion: 1\n\n--b\nContent-Type: message/rfc822\n\n{}\nhello\n--b--\n",
+        original_headers()
+    );
+    let c = classify(raw.as_bytes());
+    assert_eq!(c.kind, Kind::Complaint);
+    assert_eq!(c.recipients.len(), 1);
+    assert_eq!(c.recipients[0].email, "kijitora@example.jp");
+    assert_eq!(c.recipients[0].bounce_type, BounceType::Complaint);
+    assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
+    assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
+}
+
+#[test]
+fn auto_reply_is_not_a_bounce() {
+    let raw = b"From: kijitora@example.net\nTo: news@sender.example\nAuto-Submitted: auto-replied\nSubject: Away until May 5\n\nI am away.\n";
+    let c = classify(raw);
+    assert_eq!(c.kind, Kind::Autoreply);
+    assert!(c.recipients.is_empty());
+}
+
+#[test]
+fn auto_reply_with_null_sender_and_failure_words_is_not_a_bounce() {
+    let raw = b"Return-Path: <>\nFrom: Kijitora <kijitora@example.net>\nSubject: Out of Office: unable to answer\nPrecedence: auto_reply\n\nI am unable to read mail until Monday; messages will not be delivered to my deputy.\n";
+    let c = classify(raw);
+    assert_eq!(c.kind, Kind::Autoreply);
+}
+
+#[test]
+fn human_reply_is_unknown() {
+    let raw = b"From: Kijitora <kijitora@example.net>\nTo: news@sender.example\nSubject: Re: Weekly news\n\nThanks, but the link gives an error.\n";
+    let c = classify(raw);
+    assert_eq!(c.kind, Kind::Unknown);
+    assert!(c.recipients.is_empty());
+}
+
+#[test]
+fn delivered_dsn_is_not_a_bounce() {
+    let raw = b"From: MAILER-DAEMON@mx.example.org\nSubject: Successful Mail Delivery Report\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: text/plain\n\nDelivered.\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; a@example.jp\nAction: delivered\nStatus: 2.0.0\n\nFinal-Recipient: rfc822; b@example.jp\nAction: relayed\nStatus: 2.0.0\n--b--\n";
+    let c = classify(raw);
+    assert_eq!(c.kind, Kind::Delivery);
+    assert!(c.recipients.is_empty());
+}
+
+#[test]
+fn garbage_and_empty_input() {
+    assert_eq!(classify(b"").kind, Kind::Unknown);
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let c = classify(&garbage);
+    assert!(c.recipients.is_empty() || c.kind == Kind::Bounce);
+    for cut in [1, 10, 100, 300, 700] {
+        let raw = dsn("Content-Type: message/rfc822\n\nTo: x@y.org\n");
+        let _ = classify(&raw.as_bytes()[..cut.min(raw.len())]);
+    }
+    let _ = classify(b"Content-Type: multipart/report; boundary=\"\n\n--\n--\n");
+    let _ = classify(&[0xff, 0xfe, b'\r', b'\r', 0, b':', b'\n']);
+}
+
+#[test]
+fn cr_only_line_endings() {
+    let part = format!(
+        "Content-Type: text/rfc822-headers\n\n{}",
+        original_headers()
+    );
+    let raw = dsn(&part).replace('\n', "\r");
+    assert_dsn_result(&classify(raw.as_bytes()));
+    let crlf = dsn(&part).replace('\n', "\r\n");
+    assert_dsn_result(&classify(crlf.as_bytes()));
+}
+
+#[test]
+fn serializes_as_the_parse_json_contract() {
+    let part = format!(
+        "Content-Type: text/rfc822-headers\n\n{}",
+        original_headers()
+    );
+    let v = serde_json::to_value(classify(dsn(&part).as_bytes())).unwrap();
+    assert_eq!(v["kind"], "bounce");
+    assert_eq!(v["recipients"][0]["type"], "hard");
+    assert_eq!(v["recipients"][0]["email"], "kijitora@example.jp");
+    assert_eq!(v["subscriber_uuid"], SUB);
+}

@@ -1,0 +1,214 @@
+//! Owns the corpus measurement shared by `tests/corpus.rs` and
+//! `examples/corpus_report.rs`: runs the classifier over every message of
+//! `shared/corpus` and scores it against `expected.jsonl`.
+
+// Each includer uses part of it (the test has no use for throughput).
+#![allow(dead_code)]
+
+use bounce_classify::{BounceType, Classification, Kind, classify};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Sisimai's own pseudo-statuses (`5.0.9xx`) encode its reason vocabulary;
+/// they never appear in the message, so no classifier can "agree" with them.
+/// They are left out of status agreement and counted separately.
+fn is_pseudo_status(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3 && parts[1] == "0" && parts[2].len() == 3 && parts[2].starts_with('9')
+}
+
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub messages: usize,
+    pub elapsed: Duration,
+    pub expected_recipients: usize,
+    pub found_recipients: usize,
+    pub reported_recipients: usize,
+    pub correct_reported: usize,
+    pub status_expected: usize,
+    pub status_agree: usize,
+    pub pseudo_status: usize,
+    pub pseudo_class_agree: usize,
+    pub arf_total: usize,
+    pub arf_complaint: usize,
+    pub not_bounce_total: usize,
+    pub not_bounce_ok: usize,
+    pub bounce_total: usize,
+    pub bounce_kind_ok: usize,
+    pub hard_total: usize,
+    pub hard_ok: usize,
+    pub misses: Vec<String>,
+}
+
+impl Figures {
+    pub fn recall(&self) -> f64 {
+        ratio(self.found_recipients, self.expected_recipients)
+    }
+    pub fn precision(&self) -> f64 {
+        ratio(self.correct_reported, self.reported_recipients)
+    }
+    pub fn status_agreement(&self) -> f64 {
+        ratio(self.status_agree, self.status_expected)
+    }
+    pub fn per_second(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+fn lower_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// Scores the classifier on the corpus at `root` (the folder holding
+/// `expected.jsonl` and `emails/`). Errors name what is missing.
+pub fn measure(root: &Path) -> Result<Figures, String> {
+    let expected_path = root.join("expected.jsonl");
+    let expected = std::fs::read_to_string(&expected_path).map_err(|e| {
+        format!(
+            "corpus not readable at {} ({e}); the corpus lives in shared/corpus next to the repository clone",
+            expected_path.display()
+        )
+    })?;
+    let mut f = Figures::default();
+    let mut inputs = Vec::new();
+    for (n, line) in expected.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Value = serde_json::from_str(line)
+            .map_err(|err| format!("expected.jsonl line {}: {err}", n + 1))?;
+        let file = e["file"].as_str().ok_or("entry without file")?.to_string();
+        let raw = std::fs::read(root.join("emails").join(&file))
+            .map_err(|err| format!("{file}: {err}"))?;
+        inputs.push((e, file, raw));
+    }
+    let start = Instant::now();
+    let results: Vec<Classification> = inputs.iter().map(|(_, _, raw)| classify(raw)).collect();
+    f.elapsed = start.elapsed();
+    f.messages = inputs.len();
+    for ((e, file, _), got) in inputs.iter().zip(&results) {
+        score(&mut f, e, file, got);
+    }
+    Ok(f)
+}
+
+fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
+    let reason = e["reason"].as_str().unwrap_or("");
+    let mut miss = |what: String| f.misses.push(format!("{file}: {what}"));
+    match reason {
+        "vacation" | "delivered" => {
+            f.not_bounce_total += 1;
+            if got.kind == Kind::Bounce || got.kind == Kind::Complaint {
+                miss(format!("{reason} classified as {:?}", got.kind));
+            } else {
+                f.not_bounce_ok += 1;
+            }
+            return;
+        }
+        "feedback" => {
+            f.arf_total += 1;
+            if got.kind == Kind::Complaint {
+                f.arf_complaint += 1;
+            } else {
+                miss(format!("feedback report classified as {:?}", got.kind));
+            }
+        }
+        _ => {
+            f.bounce_total += 1;
+            if got.kind == Kind::Bounce {
+                f.bounce_kind_ok += 1;
+            } else {
+                miss(format!("bounce classified as {:?}", got.kind));
+            }
+        }
+    }
+
+    let mut accepted = lower_list(&e["recipient"]);
+    accepted.extend(lower_list(&e["recipient_alternates"]));
+    accepted.extend(lower_list(&e["original_recipient"]));
+    let alternates = lower_list(&e["recipient_alternates"]);
+    let got_emails: Vec<String> = got
+        .recipients
+        .iter()
+        .map(|r| r.email.to_ascii_lowercase())
+        .collect();
+    let find = |want: &str| {
+        got.recipients
+            .iter()
+            .find(|r| r.email.eq_ignore_ascii_case(want))
+            .or_else(|| {
+                // An ambiguous sample: any alternate stands for the expected one.
+                got.recipients
+                    .iter()
+                    .find(|r| alternates.contains(&r.email.to_ascii_lowercase()))
+            })
+    };
+
+    let mut seen = Vec::new();
+    for r in e["results"].as_array().into_iter().flatten() {
+        let Some(want) = r["recipient"].as_str().map(str::to_ascii_lowercase) else {
+            continue;
+        };
+        if seen.contains(&want) {
+            continue;
+        }
+        seen.push(want.clone());
+        f.expected_recipients += 1;
+        let hit = find(&want);
+        match hit {
+            Some(_) => f.found_recipients += 1,
+            None => miss(format!("recipient {want} not found (got {got_emails:?})")),
+        }
+        if let Some(status) = r["status"].as_str() {
+            let got_status = hit.and_then(|h| h.status.as_deref());
+            if is_pseudo_status(status) {
+                f.pseudo_status += 1;
+                let got_class = hit.map(|h| match h.bounce_type {
+                    BounceType::Hard => '5',
+                    BounceType::Soft => '4',
+                    BounceType::Complaint => '-',
+                });
+                if got_class == status.chars().next() {
+                    f.pseudo_class_agree += 1;
+                }
+            } else {
+                f.status_expected += 1;
+                if got_status == Some(status) {
+                    f.status_agree += 1;
+                } else {
+                    miss(format!("{want}: status {got_status:?}, expected {status}"));
+                }
+            }
+        }
+        if r["hardbounce"].as_bool() == Some(true) {
+            f.hard_total += 1;
+            if hit.is_some_and(|h| h.bounce_type == BounceType::Hard) {
+                f.hard_ok += 1;
+            } else {
+                miss(format!(
+                    "{want}: expected hard ({}), got {:?}",
+                    r["reason"].as_str().unwrap_or(""),
+                    hit.map(|h| h.bounce_type)
+                ));
+            }
+        }
+    }
+    for g in &got_emails {
+        f.reported_recipients += 1;
+        if accepted.contains(g) {
+            f.correct_reported += 1;
+        } else {
+            miss(format!("extra recipient {g}"));
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `BounceEvent`: one bounce as every input (webhook, provider, mailbox) hands it to the
+//! store, and the `Outcome` the store reports back.
+
+use bounceops_api::Action;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceType {
+    Soft,
+    Hard,
+    Complaint,
+}
+
+impl BounceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceType::Soft => "soft",
+            BounceType::Hard => "hard",
+            BounceType::Complaint => "complaint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BounceType> {
+        match s {
+            "soft" => Some(BounceType::Soft),
+            "hard" => Some(BounceType::Hard),
+            "complaint" => Some(BounceType::Complaint),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BounceEvent {
+    /// Lower-cased recipient address; used when no subscriber UUID is given.
+    pub email: Option<String>,
+    /// Takes precedence over `email` when present, as in listmonk.
+    pub subscriber_uuid: Option<Uuid>,
+    /// Unknown campaigns are stored as NULL, not refused.
+    pub campaign_uuid: Option<Uuid>,
+    pub bounce_type: BounceType,
+    pub source: String,
+    /// A JSON object kept with the bounce.
+    pub meta: serde_json::Value,
+    /// When the bounce happened; `None` means now.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The provider's id of this event, for exactly-once recording of retries.
+    pub event_id: Option<String>,
+}
+
+/// What happened to one event. Every variant means the event is durably handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A bounce row was inserted; `action` was applied to the subscriber.
+    Recorded {
+        bounce_id: i32,
+        action: Option<Action>,
+    },
+    /// Not stored because the subscriber is blocklisted (listmonk's rule).
+    Blocklisted,
+    /// Not stored because the count is past the threshold; `action` may still apply.
+    OverThreshold { action: Option<Action> },
+    /// No such subscriber: kept in the worker's unmatched table.
+    Unmatched,
+    /// The same provider event was recorded before.
+    Duplicate,
+}
+
+impl Outcome {
+    /// The value of the `outcome` label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Recorded { .. } => "recorded",
+            Outcome::Blocklisted => "blocklisted",
+            Outcome::OverThreshold { .. } => "over_threshold",
+            Outcome::Unmatched => "unmatched",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn action(self) -> Option<Action> {
+        match self {
+            Outcome::Recorded { action, .. } | Outcome::OverThreshold { action } => action,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The worker's HTTP interface: one router built from small routers per area.
+//!
+//! - `webhook`: listmonk's generic bounce webhook.
+//! - `bounces`: listmonk's bounce API and the streaming export.
+//! - `ops`: metrics, health, readiness, and the request metrics middleware.
+//! - `error`: the one error type every handler returns.
+
+pub mod bounces;
+pub mod error;
+pub mod ops;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::middleware;
+
+use crate::auth::{AuthError, Credentials};
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use error::ApiError;
+
+/// Everything a handler may use.
+pub struct App {
+    pub store: Store,
+    pub ingest: Ingest,
+    pub credentials: Credentials,
+    pub metrics: Metrics,
+    pub generic_webhook: bool,
+}
+
+pub type AppState = Arc<App>;
+
+/// The full router. `max_body_bytes` bounds every request body (413 beyond it).
+pub fn router(app: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(webhook::routes())
+        .merge(bounces::routes())
+        .merge(ops::routes())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(app.clone(), ops::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Extractor that admits only callers with valid API credentials.
+pub struct Authenticated;
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match app.credentials.verify_header(header) {
+            Ok(()) => Ok(Authenticated),
+            Err(AuthError::Missing) => Err(ApiError::Unauthorized),
+            Err(AuthError::Wrong) => Err(ApiError::Forbidden),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! listmonk's generic bounce webhook, `POST /webhooks/bounce`.
+//!
+//! The body is `{email | subscriber_uuid, campaign_uuid?, type, source, meta?, created_at?}`;
+//! the answer is `{"data": true}` once the bounce is committed, 400 with a message for bad
+//! input, 503 when the database cannot take it (the sender should retry).
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::{AppState, Authenticated};
+use crate::event::{BounceEvent, BounceType};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/webhooks/bounce", post(receive))
+}
+
+/// The request as listmonk defines it. Strings are checked by hand afterwards so that each
+/// bad field gets a message naming it.
+#[derive(Deserialize)]
+struct GenericBounce {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    subscriber_uuid: String,
+    #[serde(default)]
+    campaign_uuid: String,
+    #[serde(rename = "type", default)]
+    bounce_type: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    meta: Option<serde_json::Value>,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+async fn receive(
+    State(app): State<AppState>,
+    _: Authenticated,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !app.generic_webhook {
+        return Err(ApiError::NotFound(
+            "the generic webhook is not enabled".into(),
+        ));
+    }
+    let event = parse(&body?)?;
+    app.ingest.record(vec![event]).await?;
+    Ok(Json(serde_json::json!({ "data": true })))
+}
+
+/// Validates a request body into an event, as listmonk's `validateBounceFields` does.
+pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    // serde would also read a struct from a JSON array; listmonk wants an object.
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "invalid JSON: expected an object".into(),
+        ));
+    }
+    let b: GenericBounce = serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let bad = |field: &str| ApiError::BadRequest(format!("invalid {field}"));
+
+    let email = b.email.trim();
+    let subscriber_uuid = b.subscriber_uuid.trim();
+    if email.is_empty() && subscriber_uuid.is_empty() {
+        return Err(ApiError::BadRequest(
+            "email or subscriber_uuid is required".into(),
+        ));
+    }
+    let subscriber_uuid = optional_uuid(subscriber_uuid).map_err(|_| bad("subscriber_uuid"))?;
+    let campaign_uuid = optional_uuid(b.campaign_uuid.trim()).map_err(|_| bad("campaign_uuid"))?;
+    let email = if email.is_empty() {
+        None
+    } else if is_plausible_email(email) {
+        Some(email.to_lowercase())
+    } else {
+        return Err(bad("email"));
+    };
+    let bounce_type = BounceType::parse(&b.bounce_type).ok_or_else(|| {
+        ApiError::BadRequest("invalid type: must be soft, hard or complaint".into())
+    })?;
+    let meta = match b.meta {
+        None | Some(serde_json::Value::Null) => serde_json::json!({}),
+        Some(m @ serde_json::Value::Object(_)) => m,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "invalid meta: must be an object".into(),
+            ));
+        }
+    };
+    let created_at = match b.created_at.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) => Some(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|_| ApiError::BadRequest("invalid created_at: not RFC 3339".into()))?
+                .with_timezone(&Utc),
+        ),
+    };
+    if b.source.len() > 200 {
+        return Err(ApiError::BadRequest(
+            "invalid source: longer than 200 bytes".into(),
+        ));
+    }
+    Ok(BounceEvent {
+        email,
+        subscriber_uuid,
+        campaign_uuid,
+        bounce_type,
+        source: b.source,
+        meta,
+        created_at,
+        event_id: None,
+    })
+}
+
+fn optional_uuid(s: &str) -> Result<Option<Uuid>, uuid::Error> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        Uuid::parse_str(s).map(Some)
+    }
+}
+
+/// A deliberately small check, written by hand: the address only has to be one that a
+/// subscriber row could hold. Full RFC 5322 parsing would accept display names and
+/// comments that no subscriber e-mail contains.
+fn is_plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        parse(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn full_body() {
+        let e = parse(br#"{"email":"Alice@Example.COM","campaign_uuid":"2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f","type":"hard","source":"api","meta":{"k":1},"created_at":"2026-01-02T03:04:05Z"}"#).unwrap();
+        assert_eq!(e.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(e.bounce_type, BounceType::Hard);
+        assert_eq!(e.meta, serde_json::json!({"k": 1}));
+        assert_eq!(
+            e.created_at.unwrap().to_rfc3339(),
+            "2026-01-02T03:04:05+00:00"
+        );
+        assert!(e.campaign_uuid.is_some());
+    }
+
+    #[test]
+    fn rejects_each_bad_field_by_name() {
+        assert!(err("{").contains("invalid JSON"));
+        assert!(err("[]").contains("invalid JSON"));
+        assert!(err(r#"{"type":"hard"}"#).contains("email or subscriber_uuid"));
+        assert!(err(r#"{"email":"nope","type":"hard"}"#).contains("invalid email"));
+        assert!(err(r#"{"subscriber_uuid":"x","type":"hard"}"#).contains("subscriber_uuid"));
+        assert!(
+            err(r#"{"email":"a@b.c","campaign_uuid":"1","type":"hard"}"#).contains("campaign_uuid")
+        );
+        assert!(err(r#"{"email":"a@b.c","type":"bouncy"}"#).contains("invalid type"));
+        assert!(err(r#"{"email":"a@b.c","type":5}"#).contains("invalid JSON"));
+        assert!(err(r#"{"email":"a@b.c","type":"soft","meta":"x"}"#).contains("meta"));
+        assert!(
+            err(r#"{"email":"a@b.c","type":"soft","created_at":"yesterday"}"#)
+                .contains("created_at")
+        );
+    }
+
+    #[test]
+    fn empty_optional_strings_are_absent() {
+        let e = parse(br#"{"email":"a@b.c","subscriber_uuid":"","campaign_uuid":"","type":"soft","meta":null}"#).unwrap();
+        assert_eq!(e.subscriber_uuid, None);
+        assert_eq!(e.campaign_uuid, None);
+        assert_eq!(e.meta, serde_json::json!({}));
+    }
+
+    #[test]
+    fn plausible_emails() {
+        for ok in ["a@b", "first.last+tag@sub.example.org"] {
+            assert!(is_plausible_email(ok), "{ok}");
+        }
+        for bad in ["", "@b", "a@", "a b@c", "a@.b", "<a@b>", "a@b."] {
+            assert!(!is_plausible_email(bad), "{bad}");
+        }
+    }
+}

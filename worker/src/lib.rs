@@ -1,0 +1,18 @@
+//! bounce-worker: receives bounces (listmonk's generic webhook), records them in a
+//! listmonk-compatible Postgres database with listmonk's rules, and serves them back
+//! (listmonk's bounce API, streaming export, Prometheus metrics).
+//!
+//! Data flow: input -> `BounceEvent` -> `ingest` (group commit) -> `store::record`
+//! (rules, one transaction per batch) -> Postgres -> `http::bounces` and `metrics`.
+
+pub mod auth;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod rules;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod telemetry;

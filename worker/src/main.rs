@@ -1,0 +1,141 @@
+//! The `bounce-worker` command line (DESIGN §6).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use bounce_worker::config::Settings;
+use bounce_worker::secrets::SecretsDir;
+use bounce_worker::server;
+use bounce_worker::store::{Store, migrate};
+use bounce_worker::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "bounce-worker",
+    version,
+    about = "BounceOps worker: records bounces into a listmonk-compatible database"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "BOUNCEOPS_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhooks, the bounce API, the export and the metrics.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Which part of the work this process does.
+        #[arg(long, value_enum, default_value = "all")]
+        role: Role,
+        /// Scan each mailbox once, then exit (mailbox role).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Create or update the worker's schema (and, with --standalone, listmonk-shaped tables).
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also create listmonk's tables when they do not exist (no listmonk install).
+        #[arg(long)]
+        standalone: bool,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// A BounceConfig YAML file (the object you would kubectl apply, or just its spec).
+    #[arg(long)]
+    config: PathBuf,
+    /// Folder where secret references resolve: <secrets-dir>/<name>/<key>.
+    #[arg(long)]
+    secrets_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Role {
+    All,
+    Webhook,
+    Mailbox,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<Settings> {
+        let url = std::env::var("DATABASE_URL").ok();
+        Ok(Settings::load(
+            &self.config,
+            &SecretsDir::new(&self.secrets_dir),
+            url,
+        )?)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bounce-worker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("bounce-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate { config, standalone } => {
+            let settings = config.load()?;
+            let store = Store::connect_lazy(&settings.database_url, 2)?;
+            let report = migrate::run(store.pool(), standalone || settings.standalone()).await?;
+            if report.created_listmonk_tables {
+                tracing::info!("created listmonk-shaped tables (standalone)");
+            }
+            tracing::info!("migrations applied");
+            store.close().await;
+            Ok(())
+        }
+        Command::Run {
+            config,
+            listen,
+            role,
+            once,
+        } => {
+            let settings = config.load()?;
+            if role == Role::Mailbox || once || !settings.spec.mailboxes.is_empty() {
+                // Refuse rather than run half of what the configuration asks for.
+                anyhow::bail!(
+                    "mailbox scanning is not available in this version of bounce-worker \
+                     (spec.mailboxes / --role mailbox / --once)"
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            server::serve(&settings, listener, server::termination()).await
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Wiring: from resolved settings to a running HTTP server, and an orderly stop.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::http::{self, App};
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+/// (their bounces are committed before they are answered), and closes the database pool.
+pub async fn serve(
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(
+        &settings.database_url,
+        settings.spec.database.max_connections,
+    )?;
+    if let Err(why) = store.readiness().await {
+        tracing::warn!(%why, "starting while not ready; /readyz reports it until it is fixed");
+    }
+    let metrics = Metrics::new();
+    // Writers hold one connection each; leave a few for the API and the export.
+    let writers = (settings.spec.database.max_connections as usize)
+        .saturating_sub(4)
+        .max(1);
+    let ingest = Ingest::start(
+        store.clone(),
+        Arc::new(settings.rules.clone()),
+        metrics.clone(),
+        writers,
+    );
+    let app = Arc::new(App {
+        store: store.clone(),
+        ingest,
+        credentials: settings.credentials.clone(),
+        metrics,
+        generic_webhook: settings.spec.providers.generic.enabled,
+    });
+    let router = http::router(app, settings.max_body_bytes);
+    tracing::info!(addr = %listener.local_addr()?, writers, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped accepting; in-flight requests are done");
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

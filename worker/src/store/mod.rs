@@ -1,0 +1,61 @@
+//! The Postgres store: the only module that talks to the database.
+//!
+//! - `migrate`: the worker's own schema, and listmonk-shaped tables on request.
+//! - `record`: recording bounces with listmonk's rules, race-free across replicas.
+//! - `bounces`: listmonk's bounce API queries.
+//! - `export`: streaming CSV / NDJSON export.
+
+pub mod bounces;
+pub mod export;
+pub mod migrate;
+pub mod record;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// A pool that connects lazily: the worker starts (and reports not ready) while the
+    /// database is down, and requests fail fast with 503 instead of hanging.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()?
+            .application_name("bounce-worker")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    /// Ready when the database answers and the tables the worker needs exist.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let row: (bool, bool) = sqlx::query_as(
+            "SELECT to_regclass('bounces') IS NOT NULL AND to_regclass('subscribers') IS NOT NULL,
+                    to_regclass('bounceops.unmatched') IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| format!("database unreachable: {e}"))?;
+        match row {
+            (false, _) => Err("listmonk's tables are missing (run migrate --standalone?)".into()),
+            (_, false) => Err("the worker's schema is missing (run migrate)".into()),
+            _ => migrate::check_applied(&self.pool).await,
+        }
+    }
+}

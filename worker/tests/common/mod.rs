@@ -1,0 +1,371 @@
+//! Fixtures shared by the worker's integration tests: a throwaway database per test, an
+//! in-process worker listening on loopback, and a TCP proxy that can cut the database.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bounce_worker::config::Settings;
+use bounce_worker::secrets::SecretsDir;
+use bounce_worker::store::{Store, migrate};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const USER: &str = "tester";
+pub const TOKEN: &str = "t0ken";
+
+pub fn admin_url() -> String {
+    std::env::var("BOUNCEOPS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).expect("BOUNCEOPS_TEST_DATABASE_URL is a URL");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// A database created for one test (listmonk-shaped tables and the worker's schema) and
+/// dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let name = format!("bounceops_t_{}", Uuid::new_v4().simple());
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach Postgres at BOUNCEOPS_TEST_DATABASE_URL ({}): {e}; \
+                     run the tests through scripts/test.sh",
+                    admin_url()
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = with_database(&admin_url(), &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&url)
+            .await
+            .expect("connect to test database");
+        migrate::run(&pool, true).await.expect("migrate");
+        TestDb { name, url, pool }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::connect_lazy(&self.url, 8).unwrap()
+    }
+
+    /// A subscriber on one list (confirmed); returns (id, uuid).
+    pub async fn subscriber(&self, email: &str) -> (i32, Uuid) {
+        let uuid = Uuid::new_v4();
+        let id: i32 = sqlx::query_scalar(
+            "INSERT INTO subscribers (uuid, email, name) VALUES ($1, $2, $2) RETURNING id",
+        )
+        .bind(uuid)
+        .bind(email)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        let list: i32 = sqlx::query_scalar(
+            "INSERT INTO lists (uuid, name, type) VALUES ($1, 'l', 'public') RETURNING id",
+        )
+        .bind(Uuid::new_v4())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO subscriber_lists (subscriber_id, list_id, status) VALUES ($1, $2, 'confirmed')",
+        )
+        .bind(id)
+        .bind(list)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        (id, uuid)
+    }
+
+    /// A campaign; returns (id, uuid).
+    pub async fn campaign(&self, name: &str) -> (i32, Uuid) {
+        let uuid = Uuid::new_v4();
+        let id = sqlx::query_scalar(
+            "INSERT INTO campaigns (uuid, name, subject, from_email, body, messenger)
+             VALUES ($1, $2, 's', 'f@example.com', 'b', 'email') RETURNING id",
+        )
+        .bind(uuid)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        (id, uuid)
+    }
+
+    pub async fn bounce_count(&self, subscriber_id: i32) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM bounces WHERE subscriber_id = $1")
+            .bind(subscriber_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The subscriber's status, or None when it no longer exists.
+    pub async fn status(&self, subscriber_id: i32) -> Option<String> {
+        sqlx::query_scalar("SELECT status::text FROM subscribers WHERE id = $1")
+            .bind(subscriber_id)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn list_statuses(&self, subscriber_id: i32) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT status::text FROM subscriber_lists WHERE subscriber_id = $1 ORDER BY list_id",
+        )
+        .bind(subscriber_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn unmatched_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM bounceops.unmatched")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn total_bounces(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM bounces")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Writes a BounceConfig and its secrets into `dir`; `extra_spec` is YAML appended under
+/// `spec:` (indented by two spaces).
+pub fn write_config(
+    dir: &Path,
+    database_url: &str,
+    extra_spec: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(secrets.join("db")).unwrap();
+    std::fs::create_dir_all(secrets.join("api")).unwrap();
+    std::fs::write(secrets.join("db/url"), format!("{database_url}\n")).unwrap();
+    std::fs::write(secrets.join("api/credentials"), format!("{USER}:{TOKEN}\n")).unwrap();
+    let config = dir.join("bounceconfig.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: bounceops.io/v1alpha1\nkind: BounceConfig\nmetadata: {{name: t}}\nspec:\n  database: {{urlSecretRef: {{name: db, key: url}}, schema: standalone}}\n  api: {{credentialsSecretRef: {{name: api, key: credentials}}}}\n{extra_spec}"
+        ),
+    )
+    .unwrap();
+    (config, secrets)
+}
+
+/// A worker serving on a loopback port, stopped when dropped.
+pub struct TestWorker {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestWorker {
+    pub async fn start(database_url: &str, extra_spec: &str) -> TestWorker {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, secrets) = write_config(dir.path(), database_url, extra_spec);
+        let settings = Settings::load(&config, &SecretsDir::new(secrets), None).expect("config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            bounce_worker::server::serve(&settings, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        TestWorker {
+            addr,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn auth(&self) -> String {
+        format!("token {USER}:{TOKEN}")
+    }
+
+    /// POSTs a generic webhook body with valid credentials.
+    pub async fn post_bounce(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/webhooks/bounce"))
+            .header("Authorization", self.auth())
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Stops the worker as SIGTERM would and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A TCP proxy in front of Postgres. `cut()` closes every connection and refuses new ones,
+/// as a database outage does; `restore()` lets connections through again.
+pub struct Proxy {
+    pub port: u16,
+    open: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (open2, gen2) = (open.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !open2.load(Ordering::SeqCst) {
+                    drop(client); // refused: closed straight away
+                    continue;
+                }
+                let mut cut = gen2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            open,
+            generation,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn url_for(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(self.port)).unwrap();
+        u.to_string()
+    }
+}
+
+/// The address of the Postgres server behind `url`.
+pub fn server_addr(url: &str) -> SocketAddr {
+    let u = url::Url::parse(url).unwrap();
+    let host = u.host_str().unwrap_or("127.0.0.1");
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{host}:{}", u.port().unwrap_or(5432))
+        .parse()
+        .unwrap()
+}

@@ -1,0 +1,438 @@
+//! Recording with listmonk's rules, against a real Postgres (DESIGN §3).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounce_worker::event::{BounceEvent, BounceType, Outcome};
+use bounce_worker::ingest::Ingest;
+use bounce_worker::metrics::Metrics;
+use bounce_worker::rules::Rules;
+use bounce_worker::store::record::record;
+use bounceops_api::{Action, Rule};
+use common::TestDb;
+use uuid::Uuid;
+
+fn event(email: &str, t: BounceType) -> BounceEvent {
+    BounceEvent {
+        email: Some(email.to_owned()),
+        subscriber_uuid: None,
+        campaign_uuid: None,
+        bounce_type: t,
+        source: "test".into(),
+        meta: serde_json::json!({}),
+        created_at: None,
+        event_id: None,
+    }
+}
+
+fn rules_with(t: BounceType, rule: Rule) -> Rules {
+    let mut rules = Rules::default();
+    match t {
+        BounceType::Soft => rules.soft = rule,
+        BounceType::Hard => rules.hard = rule,
+        BounceType::Complaint => rules.complaint = rule,
+    }
+    rules
+}
+
+async fn one(db: &TestDb, rules: &Rules, e: BounceEvent) -> Outcome {
+    record(&db.pool, rules, &[e]).await.unwrap()[0]
+}
+
+/// Every type x action x threshold, bounce after bounce, checked against a model of
+/// listmonk's semantics written out independently of the worker's `decide`.
+#[tokio::test]
+async fn every_type_action_and_threshold() {
+    let db = TestDb::new().await;
+    for t in [BounceType::Soft, BounceType::Hard, BounceType::Complaint] {
+        for action in [
+            Action::None,
+            Action::Unsubscribe,
+            Action::Blocklist,
+            Action::Delete,
+        ] {
+            for count in 1..=3u32 {
+                let rules = rules_with(t, Rule { count, action });
+                let email = format!("{}-{}-{count}@example.com", t.as_str(), action.as_str());
+                let (id, _) = db.subscriber(&email).await;
+                for n in 1..=count + 2 {
+                    let outcome = one(&db, &rules, event(&email, t)).await;
+                    let ctx = format!("{t:?} {action:?} count={count} bounce #{n}: {outcome:?}");
+                    let reached = n >= count;
+                    match action {
+                        Action::None | Action::Unsubscribe => {
+                            assert_eq!(db.bounce_count(id).await, i64::from(n.min(count)), "{ctx}");
+                            assert_eq!(db.status(id).await.as_deref(), Some("enabled"), "{ctx}");
+                            let lists = if action == Action::Unsubscribe && reached {
+                                "unsubscribed"
+                            } else {
+                                "confirmed"
+                            };
+                            assert_eq!(db.list_statuses(id).await, vec![lists], "{ctx}");
+                        }
+                        Action::Blocklist => {
+                            assert_eq!(db.bounce_count(id).await, i64::from(n.min(count)), "{ctx}");
+                            let status = if reached { "blocklisted" } else { "enabled" };
+                            assert_eq!(db.status(id).await.as_deref(), Some(status), "{ctx}");
+                            // listmonk leaves list memberships alone when blocklisting.
+                            assert_eq!(db.list_statuses(id).await, vec!["confirmed"], "{ctx}");
+                            if n > count {
+                                assert_eq!(outcome, Outcome::Blocklisted, "{ctx}");
+                            }
+                        }
+                        Action::Delete => {
+                            if reached {
+                                assert_eq!(db.status(id).await, None, "{ctx}");
+                                // Its bounces went with it (ON DELETE CASCADE).
+                                assert_eq!(db.bounce_count(id).await, 0, "{ctx}");
+                                if n > count {
+                                    assert_eq!(outcome, Outcome::Unmatched, "{ctx}");
+                                }
+                            } else {
+                                assert_eq!(db.bounce_count(id).await, i64::from(n), "{ctx}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn over_threshold_with_unsubscribe_is_not_stored() {
+    let db = TestDb::new().await;
+    let rules = rules_with(
+        BounceType::Soft,
+        Rule {
+            count: 2,
+            action: Action::Unsubscribe,
+        },
+    );
+    db.subscriber("s@example.com").await;
+    let o1 = one(&db, &rules, event("s@example.com", BounceType::Soft)).await;
+    let o2 = one(&db, &rules, event("s@example.com", BounceType::Soft)).await;
+    let o3 = one(&db, &rules, event("s@example.com", BounceType::Soft)).await;
+    assert!(
+        matches!(o1, Outcome::Recorded { action: None, .. }),
+        "{o1:?}"
+    );
+    assert!(
+        matches!(
+            o2,
+            Outcome::Recorded {
+                action: Some(Action::Unsubscribe),
+                ..
+            }
+        ),
+        "{o2:?}"
+    );
+    // Already unsubscribed: nothing changes, so no action is reported.
+    assert_eq!(o3, Outcome::OverThreshold { action: None });
+}
+
+#[tokio::test]
+async fn types_are_counted_separately() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("mixed@example.com").await;
+    let rules = Rules::default(); // soft {2, none}, hard {1, blocklist}
+    one(&db, &rules, event("mixed@example.com", BounceType::Soft)).await;
+    one(&db, &rules, event("mixed@example.com", BounceType::Soft)).await;
+    assert_eq!(db.status(id).await.as_deref(), Some("enabled"));
+    one(&db, &rules, event("mixed@example.com", BounceType::Hard)).await;
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
+    assert_eq!(db.bounce_count(id).await, 3);
+}
+
+#[tokio::test]
+async fn window_counts_only_recent_bounces() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("w@example.com").await;
+    for days in [40, 35] {
+        sqlx::query(
+            "INSERT INTO bounces (subscriber_id, type, source, created_at)
+             VALUES ($1, 'soft', 'old', NOW() - make_interval(days => $2))",
+        )
+        .bind(id)
+        .bind(days)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let mut rules = rules_with(
+        BounceType::Soft,
+        Rule {
+            count: 2,
+            action: Action::Blocklist,
+        },
+    );
+    // Without a window the two old bounces count: the third is over the threshold.
+    let no_window = one(&db, &rules, event("w@example.com", BounceType::Soft)).await;
+    assert!(
+        matches!(
+            no_window,
+            Outcome::OverThreshold {
+                action: Some(Action::Blocklist)
+            }
+        ),
+        "{no_window:?}"
+    );
+    sqlx::query("UPDATE subscribers SET status = 'enabled' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    rules.window = Some(Duration::from_secs(30 * 24 * 3600));
+    let first = one(&db, &rules, event("w@example.com", BounceType::Soft)).await;
+    assert!(
+        matches!(first, Outcome::Recorded { action: None, .. }),
+        "{first:?}"
+    );
+    assert_eq!(db.status(id).await.as_deref(), Some("enabled"));
+    let second = one(&db, &rules, event("w@example.com", BounceType::Soft)).await;
+    assert!(
+        matches!(
+            second,
+            Outcome::Recorded {
+                action: Some(Action::Blocklist),
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
+}
+
+#[tokio::test]
+async fn record_after_threshold_keeps_storing() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("r@example.com").await;
+    let mut rules = rules_with(
+        BounceType::Hard,
+        Rule {
+            count: 1,
+            action: Action::Blocklist,
+        },
+    );
+    rules.record_after_threshold = true;
+    for _ in 0..4 {
+        let o = one(&db, &rules, event("r@example.com", BounceType::Hard)).await;
+        assert!(matches!(o, Outcome::Recorded { .. }), "{o:?}");
+    }
+    assert_eq!(db.bounce_count(id).await, 4);
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
+}
+
+#[tokio::test]
+async fn uuid_takes_precedence_over_email() {
+    let db = TestDb::new().await;
+    let (alice, _) = db.subscriber("alice@example.com").await;
+    let (bob, bob_uuid) = db.subscriber("bob@example.com").await;
+    let mut e = event("alice@example.com", BounceType::Soft);
+    e.subscriber_uuid = Some(bob_uuid);
+    one(&db, &Rules::default(), e).await;
+    assert_eq!(db.bounce_count(bob).await, 1);
+    assert_eq!(db.bounce_count(alice).await, 0);
+
+    // An unknown UUID does not fall back to the e-mail (listmonk's query does not either).
+    let mut e = event("alice@example.com", BounceType::Soft);
+    e.subscriber_uuid = Some(Uuid::new_v4());
+    assert_eq!(one(&db, &Rules::default(), e).await, Outcome::Unmatched);
+    assert_eq!(db.bounce_count(alice).await, 0);
+}
+
+#[tokio::test]
+async fn email_match_ignores_case() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("carol@example.com").await;
+    let o = one(
+        &db,
+        &Rules::default(),
+        event("CaRoL@Example.COM", BounceType::Soft),
+    )
+    .await;
+    assert!(matches!(o, Outcome::Recorded { .. }), "{o:?}");
+    assert_eq!(db.bounce_count(id).await, 1);
+}
+
+#[tokio::test]
+async fn unknown_subscriber_is_kept_unmatched_and_unknown_campaign_is_null() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("dave@example.com").await;
+    let (campaign_id, campaign_uuid) = db.campaign("November").await;
+
+    let mut e = event("nobody@example.com", BounceType::Hard);
+    e.campaign_uuid = Some(campaign_uuid);
+    e.meta = serde_json::json!({"why": "x"});
+    assert_eq!(one(&db, &Rules::default(), e).await, Outcome::Unmatched);
+    let (email, campaign, meta): (String, Uuid, serde_json::Value) =
+        sqlx::query_as("SELECT email, campaign_uuid, meta FROM bounceops.unmatched")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (email.as_str(), campaign),
+        ("nobody@example.com", campaign_uuid)
+    );
+    assert_eq!(meta, serde_json::json!({"why": "x"}));
+
+    let mut known = event("dave@example.com", BounceType::Soft);
+    known.campaign_uuid = Some(campaign_uuid);
+    one(&db, &Rules::default(), known).await;
+    let mut unknown = event("dave@example.com", BounceType::Soft);
+    unknown.campaign_uuid = Some(Uuid::new_v4());
+    one(&db, &Rules::default(), unknown).await;
+    let campaigns: Vec<Option<i32>> =
+        sqlx::query_scalar("SELECT campaign_id FROM bounces WHERE subscriber_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(campaigns, vec![Some(campaign_id), None]);
+}
+
+#[tokio::test]
+async fn blocklisted_subscriber_is_skipped() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("e@example.com").await;
+    sqlx::query("UPDATE subscribers SET status = 'blocklisted' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for t in [BounceType::Soft, BounceType::Hard, BounceType::Complaint] {
+        assert_eq!(
+            one(&db, &Rules::default(), event("e@example.com", t)).await,
+            Outcome::Blocklisted
+        );
+    }
+    assert_eq!(db.bounce_count(id).await, 0);
+}
+
+#[tokio::test]
+async fn delete_cascades_to_bounces_and_lists() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("f@example.com").await;
+    let rules = rules_with(
+        BounceType::Soft,
+        Rule {
+            count: 2,
+            action: Action::Delete,
+        },
+    );
+    one(&db, &rules, event("f@example.com", BounceType::Soft)).await;
+    assert_eq!(db.bounce_count(id).await, 1);
+    one(&db, &rules, event("f@example.com", BounceType::Soft)).await;
+    assert_eq!(db.status(id).await, None);
+    assert_eq!(db.bounce_count(id).await, 0);
+    assert!(db.list_statuses(id).await.is_empty());
+}
+
+#[tokio::test]
+async fn provider_retries_are_recorded_once() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("g@example.com").await;
+    let mut e = event("g@example.com", BounceType::Soft);
+    e.event_id = Some("evt-1".into());
+    let rules = Rules::default();
+    // Twice in one batch, then again later.
+    let outcomes = record(&db.pool, &rules, &[e.clone(), e.clone()])
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Recorded { .. }));
+    assert_eq!(outcomes[1], Outcome::Duplicate);
+    assert_eq!(one(&db, &rules, e.clone()).await, Outcome::Duplicate);
+    // The same id from another source is another event.
+    e.source = "other".into();
+    assert!(matches!(
+        one(&db, &rules, e).await,
+        Outcome::Recorded { .. }
+    ));
+    assert_eq!(db.bounce_count(id).await, 2);
+}
+
+#[tokio::test]
+async fn a_batch_mixing_subscribers_keeps_arrival_order_per_subscriber() {
+    let db = TestDb::new().await;
+    let (a, _) = db.subscriber("a@example.com").await;
+    let (b, _) = db.subscriber("b@example.com").await;
+    let rules = rules_with(
+        BounceType::Hard,
+        Rule {
+            count: 2,
+            action: Action::Blocklist,
+        },
+    );
+    let batch = vec![
+        event("b@example.com", BounceType::Hard),
+        event("a@example.com", BounceType::Hard),
+        event("nobody@example.com", BounceType::Hard),
+        event("b@example.com", BounceType::Hard),
+        event("b@example.com", BounceType::Hard),
+    ];
+    let outcomes = record(&db.pool, &rules, &batch).await.unwrap();
+    assert!(matches!(
+        outcomes[0],
+        Outcome::Recorded { action: None, .. }
+    ));
+    assert!(matches!(
+        outcomes[1],
+        Outcome::Recorded { action: None, .. }
+    ));
+    assert_eq!(outcomes[2], Outcome::Unmatched);
+    assert!(matches!(
+        outcomes[3],
+        Outcome::Recorded {
+            action: Some(Action::Blocklist),
+            ..
+        }
+    ));
+    assert_eq!(outcomes[4], Outcome::Blocklisted);
+    assert_eq!(db.bounce_count(b).await, 2);
+    assert_eq!(db.bounce_count(a).await, 1);
+}
+
+/// 16 simultaneous bounces for one subscriber, through two independent "replicas" (two
+/// pools, two group-commit queues), with hard {3, blocklist}: exactly 3 rows and a
+/// blocklisted subscriber, whatever the interleaving. Repeated to vary the interleaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_bounces_for_one_subscriber_are_race_free() {
+    let db = TestDb::new().await;
+    let rules = Arc::new(rules_with(
+        BounceType::Hard,
+        Rule {
+            count: 3,
+            action: Action::Blocklist,
+        },
+    ));
+    let replicas: Vec<Ingest> = (0..2)
+        .map(|_| Ingest::start(db.store(), rules.clone(), Metrics::new(), 6))
+        .collect();
+    for round in 0..5 {
+        let email = format!("race{round}@example.com");
+        let (id, _) = db.subscriber(&email).await;
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let ingest = replicas[i % 2].clone();
+                let e = event(&email, BounceType::Hard);
+                tokio::spawn(async move { ingest.record(vec![e]).await.unwrap()[0] })
+            })
+            .collect();
+        let mut recorded = 0;
+        for t in tasks {
+            if let Outcome::Recorded { .. } = t.await.unwrap() {
+                recorded += 1;
+            }
+        }
+        assert_eq!(recorded, 3, "round {round}");
+        assert_eq!(db.bounce_count(id).await, 3, "round {round}");
+        assert_eq!(
+            db.status(id).await.as_deref(),
+            Some("blocklisted"),
+            "round {round}"
+        );
+    }
+}
