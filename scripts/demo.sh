@@ -200,9 +200,9 @@ carol@example.com blocklisted"
 [ "$statuses" = "$expected_statuses" ] \
     || unexpected "subscriber statuses are [$statuses], expected [$expected_statuses]"
 
-step "(g) GET /metrics (bounceops_ lines)"
+step "(g) GET /metrics (bounceops_ lines, histogram buckets left out)"
 metrics="$(curl -sS --fail-with-body "$base/metrics" || true)"
-if grep '^bounceops_' <<<"$metrics"; then :; else unexpected "no bounceops_ metrics"; fi
+if grep '^bounceops_' <<<"$metrics" | grep -v '_bucket{'; then :; else unexpected "no bounceops_ metrics"; fi
 
 # --- (h) stop ----------------------------------------------------------------------------
 step "(h) stopping the worker (SIGTERM)"

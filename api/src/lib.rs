@@ -9,6 +9,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod defaults;
+pub mod providers;
+
+pub use providers::{
+    AzureProvider, ForwardemailProvider, LettermintProvider, MailgunProvider, PostmarkProvider,
+    ResendProvider, SendgridProvider, SesProvider, TokenAuthProvider,
+};
+pub mod status;
+
+pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
 
 /// How one BounceOps installation processes bounces: where to store them, which rules to
 /// apply, which providers and mailboxes feed it, and how the workers run.
@@ -19,7 +28,12 @@ pub mod defaults;
     kind = "BounceConfig",
     namespaced,
     status = "BounceConfigStatus",
-    shortname = "bcfg"
+    shortname = "bcfg",
+    category = "bounceops",
+    printcolumn = r#"{"name":"Ready","type":"string","description":"Whether every worker is ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Webhook URL","type":"string","description":"Where providers send bounces","jsonPath":".status.webhookUrl"}"#,
+    printcolumn = r#"{"name":"Mailboxes","type":"integer","description":"Mailboxes scanned","jsonPath":".status.mailboxes"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BounceConfigSpec {
@@ -34,11 +48,25 @@ pub struct BounceConfigSpec {
     /// Credentials of the generic webhook and the bounce API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiSpec>,
-    /// Which provider webhooks are accepted.
+    /// Which provider webhooks are accepted; an enabled provider needs its secret.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "!has(self.sendgrid) || !has(self.sendgrid.enabled) || !self.sendgrid.enabled || has(self.sendgrid.publicKeySecretRef)", "message": "providers.sendgrid.publicKeySecretRef is required when enabled"},
+        {"rule": "!has(self.postmark) || !has(self.postmark.enabled) || !self.postmark.enabled || has(self.postmark.credentialsSecretRef)", "message": "providers.postmark.credentialsSecretRef is required when enabled"},
+        {"rule": "!has(self.forwardemail) || !has(self.forwardemail.enabled) || !self.forwardemail.enabled || has(self.forwardemail.keySecretRef)", "message": "providers.forwardemail.keySecretRef is required when enabled"},
+        {"rule": "!has(self.mailgun) || !has(self.mailgun.enabled) || !self.mailgun.enabled || has(self.mailgun.signingKeySecretRef)", "message": "providers.mailgun.signingKeySecretRef is required when enabled"},
+        {"rule": "!has(self.lettermint) || !has(self.lettermint.enabled) || !self.lettermint.enabled || has(self.lettermint.signingKeySecretRef)", "message": "providers.lettermint.signingKeySecretRef is required when enabled"},
+        {"rule": "!has(self.azure) || !has(self.azure.enabled) || !self.azure.enabled || has(self.azure.sharedSecretRef)", "message": "providers.azure.sharedSecretRef is required when enabled"},
+        {"rule": "!has(self.resend) || !has(self.resend.enabled) || !self.resend.enabled || has(self.resend.signingSecretRef)", "message": "providers.resend.signingSecretRef is required when enabled"},
+        {"rule": "!has(self.brevo) || !has(self.brevo.enabled) || !self.brevo.enabled || has(self.brevo.tokenSecretRef) || has(self.brevo.credentialsSecretRef)", "message": "providers.brevo needs tokenSecretRef or credentialsSecretRef when enabled"},
+        {"rule": "!has(self.mailjet) || !has(self.mailjet.enabled) || !self.mailjet.enabled || has(self.mailjet.tokenSecretRef) || has(self.mailjet.credentialsSecretRef)", "message": "providers.mailjet needs tokenSecretRef or credentialsSecretRef when enabled"},
+        {"rule": "!has(self.sparkpost) || !has(self.sparkpost.enabled) || !self.sparkpost.enabled || has(self.sparkpost.tokenSecretRef) || has(self.sparkpost.credentialsSecretRef)", "message": "providers.sparkpost needs tokenSecretRef or credentialsSecretRef when enabled"}
+    ]))]
     pub providers: ProvidersSpec,
-    /// Bounce mailboxes scanned over POP3 or IMAP.
+    /// Bounce mailboxes scanned over POP3 or IMAP; names are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub mailboxes: Vec<MailboxSpec>,
     /// The webhook workload.
     #[serde(default)]
@@ -58,6 +86,7 @@ pub struct SecretRef {
     pub key: String,
 }
 
+/// Where bounces are stored.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {
@@ -69,11 +98,13 @@ pub struct DatabaseSpec {
     /// creates listmonk-shaped tables (for senders without listmonk, demos and tests).
     #[serde(default)]
     pub schema: DatabaseSchema,
-    /// Upper bound of connections each worker opens.
+    /// Upper bound of connections each worker opens; at least 2.
     #[serde(default = "defaults::max_connections")]
+    #[schemars(range(min = 2, max = 1000))]
     pub max_connections: u32,
 }
 
+/// Which tables the worker expects: listmonk's own, or listmonk-shaped ones it creates.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseSchema {
@@ -113,10 +144,13 @@ impl Action {
 pub struct Rule {
     /// Number of bounces (this one included) at which the action applies; 1 to 1000.
     #[schemars(range(min = 1, max = 1000))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self >= 1 && self <= 1000", "message": "count must be between 1 and 1000"}]))]
     pub count: u32,
+    /// What happens to the subscriber at that count: none, unsubscribe, blocklist or delete.
     pub action: Action,
 }
 
+/// Thresholds and actions per bounce type (listmonk's semantics by default).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RulesSpec {
@@ -150,6 +184,7 @@ impl Default for RulesSpec {
     }
 }
 
+/// Credentials of the generic webhook and the bounce API.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiSpec {
@@ -163,10 +198,45 @@ pub struct ProvidersSpec {
     /// listmonk's generic bounce webhook, `POST /webhooks/bounce`.
     #[serde(default)]
     pub generic: GenericProvider,
+    /// Amazon SES through SNS, `POST /webhooks/service/ses`.
+    #[serde(default)]
+    pub ses: SesProvider,
+    /// SendGrid's signed Event Webhook, `POST /webhooks/service/sendgrid`.
+    #[serde(default)]
+    pub sendgrid: SendgridProvider,
+    /// Postmark's bounce and spam-complaint webhooks, `POST /webhooks/service/postmark`.
+    #[serde(default)]
+    pub postmark: PostmarkProvider,
+    /// Forward Email's bounce webhook, `POST /webhooks/service/forwardemail`.
+    #[serde(default)]
+    pub forwardemail: ForwardemailProvider,
+    /// Mailgun's event webhooks, `POST /webhooks/service/mailgun`.
+    #[serde(default)]
+    pub mailgun: MailgunProvider,
+    /// Lettermint's webhooks, `POST /webhooks/service/lettermint`.
+    #[serde(default)]
+    pub lettermint: LettermintProvider,
+    /// Azure Communication Services via Event Grid, `POST /webhooks/service/azure`.
+    #[serde(default)]
+    pub azure: AzureProvider,
+    /// Resend's webhooks (signed by Svix), `POST /webhooks/service/resend`.
+    #[serde(default)]
+    pub resend: ResendProvider,
+    /// Brevo's transactional webhooks, `POST /webhooks/service/brevo`.
+    #[serde(default)]
+    pub brevo: TokenAuthProvider,
+    /// Mailjet's event webhooks, `POST /webhooks/service/mailjet`.
+    #[serde(default)]
+    pub mailjet: TokenAuthProvider,
+    /// SparkPost's webhooks, `POST /webhooks/service/sparkpost`.
+    #[serde(default)]
+    pub sparkpost: TokenAuthProvider,
 }
 
+/// listmonk's generic bounce webhook; it authenticates with `api.credentialsSecretRef`.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct GenericProvider {
+    /// Accept `POST /webhooks/bounce`.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
 }
@@ -177,6 +247,7 @@ impl Default for GenericProvider {
     }
 }
 
+/// How the mailbox is read.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MailboxProtocol {
@@ -184,6 +255,7 @@ pub enum MailboxProtocol {
     Imap,
 }
 
+/// Transport security: `tls` (implicit TLS, e.g. 995/993), `starttls`, or `none`.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -193,6 +265,7 @@ pub enum TlsMode {
     None,
 }
 
+/// `userpass`: log in with the username and password Secrets; `none`: no login.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MailboxAuth {
@@ -204,21 +277,33 @@ pub enum MailboxAuth {
 /// A bounce mailbox. Only messages whose bounce was committed are removed from it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "(has(self.auth) && self.auth == 'none') || (has(self.usernameSecretRef) && has(self.passwordSecretRef))", "message": "auth userpass needs usernameSecretRef and passwordSecretRef"}]))]
 pub struct MailboxSpec {
     /// Unique within the BounceConfig; names the mailbox in logs and metrics.
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
+    /// `pop3` or `imap`.
     pub protocol: MailboxProtocol,
+    /// Host name or address of the mail server.
+    #[schemars(length(min = 1, max = 253))]
     pub host: String,
+    /// TCP port, e.g. 995 (POP3 over TLS) or 993 (IMAP over TLS).
     #[schemars(range(min = 1, max = 65535))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self >= 1 && self <= 65535", "message": "port must be between 1 and 65535"}]))]
     pub port: u16,
+    /// `tls`, `starttls` or `none`.
     #[serde(default)]
     pub tls: TlsMode,
+    /// Accept any server certificate (for self-signed test servers only).
     #[serde(default)]
     pub tls_skip_verify: bool,
+    /// `userpass` (default) or `none`.
     #[serde(default)]
     pub auth: MailboxAuth,
+    /// Secret key holding the login name; required with `auth: userpass`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_secret_ref: Option<SecretRef>,
+    /// Secret key holding the password; required with `auth: userpass`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretRef>,
     /// IMAP folder to scan.
@@ -227,19 +312,25 @@ pub struct MailboxSpec {
     /// Time between scans, e.g. `15m`.
     #[serde(default = "defaults::scan_interval")]
     pub scan_interval: String,
+    /// Most messages read in one scan; the rest wait for the next one.
     #[serde(default = "defaults::max_messages_per_scan")]
+    #[schemars(range(min = 1))]
     pub max_messages_per_scan: u32,
 }
 
+/// The webhook workers: a Deployment behind a Service, optionally an Ingress.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
-    /// Webhook worker replicas.
+    /// Webhook worker replicas; above 1 a PodDisruptionBudget keeps one up.
     #[serde(default = "defaults::replicas")]
+    #[schemars(range(min = 0, max = 100))]
     pub replicas: i32,
-    /// Largest request body accepted, in bytes; larger ones get 413.
+    /// Largest request body accepted, in bytes; larger ones get 413. At least 1024.
     #[serde(default = "defaults::max_body_bytes")]
+    #[schemars(range(min = 1024))]
     pub max_body_bytes: u64,
+    /// Expose the webhooks outside the cluster, for providers.
     #[serde(default)]
     pub ingress: IngressSpec,
 }
@@ -254,19 +345,26 @@ impl Default for WebhookSpec {
     }
 }
 
+/// An Ingress routing `/webhooks` to the webhook Service.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "!has(self.enabled) || !self.enabled || has(self.host)", "message": "an enabled ingress needs a host"}]))]
 pub struct IngressSpec {
+    /// Create the Ingress.
     #[serde(default)]
     pub enabled: bool,
+    /// Public host name providers post to, e.g. bounces.example.com.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// IngressClass to use; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_name: Option<String>,
+    /// Secret of type kubernetes.io/tls with the host's certificate; plain HTTP when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_secret_name: Option<String>,
 }
 
+/// How Prometheus finds the workers' `/metrics`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
@@ -275,15 +373,6 @@ pub struct MetricsSpec {
     pub service_monitor: bool,
 }
 
-/// What the operator observed; written by the operator only.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BounceConfigStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
-}
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,8 @@ pub struct Settings {
     pub rules: Rules,
     pub credentials: Credentials,
     pub max_body_bytes: usize,
+    /// The enabled provider webhooks, their secrets read and keys parsed.
+    pub providers: crate::providers::Registry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,12 +128,16 @@ impl Settings {
             .filter(|n| *n >= 1024)
             .ok_or_else(|| invalid("spec.webhook.maxBodyBytes", "must be at least 1024".into()))?;
 
+        let providers = crate::providers::Registry::load(&spec.providers, secrets)
+            .map_err(|(field, message)| invalid(&field, message))?;
+
         Ok(Settings {
             spec,
             database_url,
             rules,
             credentials,
             max_body_bytes,
+            providers,
         })
     }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use bounce_worker::config::Settings;
+use bounce_worker::mailbox::{self, MailboxConfig};
 use bounce_worker::secrets::SecretsDir;
 use bounce_worker::server;
 use bounce_worker::store::{Store, migrate};
@@ -55,6 +56,15 @@ enum Command {
         #[arg(long)]
         standalone: bool,
     },
+    /// Classify message files as the mailbox scanner would, without touching anything.
+    Parse {
+        /// One JSON object per file (DESIGN §6) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Raw RFC 5322 message files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -87,6 +97,12 @@ impl ConfigArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Parse { json, files } = &cli.command {
+        return match mailbox::parse::run(files, *json) {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        };
+    }
     telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -107,6 +123,8 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        // Handled in main: it needs neither the runtime nor a configuration.
+        Command::Parse { .. } => Ok(()),
         Command::Migrate { config, standalone } => {
             let settings = config.load()?;
             let store = Store::connect_lazy(&settings.database_url, 2)?;
@@ -125,17 +143,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
             once,
         } => {
             let settings = config.load()?;
-            if role == Role::Mailbox || once || !settings.spec.mailboxes.is_empty() {
-                // Refuse rather than run half of what the configuration asks for.
-                anyhow::bail!(
-                    "mailbox scanning is not available in this version of bounce-worker \
-                     (spec.mailboxes / --role mailbox / --once)"
-                );
+            let mailboxes = match role {
+                Role::Webhook if once => anyhow::bail!("--once scans mailboxes: not with --role webhook"),
+                Role::Webhook => Vec::new(),
+                Role::All | Role::Mailbox => MailboxConfig::resolve_all(
+                    &settings.spec.mailboxes,
+                    &SecretsDir::new(&config.secrets_dir),
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e}", config.config.display()))?,
+            };
+            if role == Role::Mailbox && mailboxes.is_empty() {
+                anyhow::bail!("--role mailbox: the configuration has no spec.mailboxes");
+            }
+            if once {
+                return mailbox::run_once(&settings, mailboxes).await;
             }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            server::serve(&settings, listener, server::termination()).await
+            server::serve_with_mailboxes(&settings, listener, server::termination(), mailboxes)
+                .await
         }
     }
 }

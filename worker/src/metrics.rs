@@ -146,6 +146,12 @@ impl Metrics {
         }
     }
 
+    /// The shared registry, for modules that keep their own metrics (providers, mailboxes):
+    /// they register into it so that `/metrics` serves everything.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -8,7 +8,9 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use crate::http::{self, App};
 use crate::ingest::Ingest;
+use crate::mailbox::{self, MailboxConfig};
 use crate::metrics::Metrics;
+use crate::providers::Providers;
 use crate::store::Store;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
@@ -18,6 +20,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_mailboxes(settings, listener, shutdown, Vec::new()).await
+}
+
+/// [`serve`], plus a scanner per mailbox (each on its own interval) until `shutdown`;
+/// a scan in progress stops after its current batch.
+pub async fn serve_with_mailboxes(
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mailboxes: Vec<MailboxConfig>,
+) -> anyhow::Result<()> {
     let store = Store::connect_lazy(
         &settings.database_url,
         settings.spec.database.max_connections,
@@ -26,6 +39,13 @@ pub async fn serve(
         tracing::warn!(%why, "starting while not ready; /readyz reports it until it is fixed");
     }
     let metrics = Metrics::new();
+    let scanners = match mailboxes.is_empty() {
+        true => None,
+        false => {
+            let deps = mailbox::Deps::new(settings, store.clone(), metrics.clone())?;
+            Some(mailbox::Scanners::start(mailboxes, deps))
+        }
+    };
     // Writers hold one connection each; leave a few for the API and the export.
     let writers = (settings.spec.database.max_connections as usize)
         .saturating_sub(4)
@@ -36,12 +56,14 @@ pub async fn serve(
         metrics.clone(),
         writers,
     );
+    let providers = Providers::new(settings.providers.clone(), store.clone(), &metrics);
     let app = Arc::new(App {
         store: store.clone(),
         ingest,
         credentials: settings.credentials.clone(),
         metrics,
         generic_webhook: settings.spec.providers.generic.enabled,
+        providers,
     });
     let router = http::router(app, settings.max_body_bytes);
     tracing::info!(addr = %listener.local_addr()?, writers, "listening");
@@ -49,6 +71,9 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("stopped accepting; in-flight requests are done");
+    if let Some(scanners) = scanners {
+        scanners.stop().await;
+    }
     store.close().await;
     Ok(())
 }

@@ -30,6 +30,7 @@ pub struct App {
     pub credentials: Credentials,
     pub metrics: Metrics,
     pub generic_webhook: bool,
+    pub providers: crate::providers::Providers,
 }
 
 pub type AppState = Arc<App>;
@@ -38,6 +39,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(webhook::routes())
+        .merge(crate::providers::routes())
         .merge(bounces::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -1,0 +1,93 @@
+//! The `status` of a BounceConfig: what the operator observed, in the shapes `kubectl`
+//! and other Kubernetes tooling expect (conditions keyed by `type`, workloads with ready
+//! and desired replicas). Written by the operator only; the worker ignores it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the operator observed; written by the operator only.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BounceConfigStatus {
+    /// The `metadata.generation` this status describes. Older than the resource's
+    /// generation: the operator has not yet acted on the latest change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing, Degraded (and ServiceMonitorReady when metrics are asked for),
+    /// in the standard Kubernetes condition shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Where providers send bounce webhooks: the Ingress URL when an Ingress is enabled,
+    /// else the Service's in-cluster URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Number of mailboxes configured (shown by `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailboxes: Option<u32>,
+    /// The webhook workers' Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WorkloadStatus>,
+    /// The mailbox scanner's Deployment; absent when no mailbox is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<WorkloadStatus>,
+}
+
+impl BounceConfigStatus {
+    /// The condition of this type, if any.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// Replicas of one worker Deployment.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// Name of the Deployment.
+    pub name: String,
+    /// Replicas the operator asked for.
+    pub desired_replicas: i32,
+    /// Replicas whose pods pass their readiness probe.
+    pub ready_replicas: i32,
+}
+
+/// One aspect of the resource's state, in the shape of Kubernetes' `metav1.Condition`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// The aspect: Ready, Progressing, Degraded or ServiceMonitorReady.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Whether the condition holds.
+    pub status: ConditionStatus,
+    /// One CamelCase word a program can match on, e.g. SecretMissing.
+    pub reason: String,
+    /// What a person should know, e.g. which Secret is missing.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    pub last_transition_time: String,
+    /// The `metadata.generation` the condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Whether a condition holds.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The reconcile of one BounceConfig, as named phases run in order:
+//!
+//! 1. [`secrets`]  resolve: find every referenced Secret, check it and its keys exist
+//! 2. [`validate`] validate: what the schema cannot say
+//! 3. [`desired`]  build: the desired children (pure)
+//! 4. [`apply`]    apply: server-side apply what differs, prune what is no longer wanted
+//! 5. [`status`]   status: compute conditions and patch only when they changed
+//!
+//! A problem in 1 or 2 stops before 4, so a missing Secret never yields pods that cannot
+//! start: the config is Degraded, an Event says why, and the Secret watch re-queues it
+//! when the Secret appears.
+
+pub mod apply;
+pub mod desired;
+pub mod secrets;
+pub mod status;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bounceops_api::BounceConfig;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource, ResourceExt};
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+use desired::Settings;
+use status::{Observation, Problem, ServiceMonitorState};
+
+/// How often a healthy config is looked at again even without a watch event: catches
+/// drift the watches cannot see (e.g. a ServiceMonitor CRD installed later).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the BounceConfig has no namespace")]
+    NoNamespace,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per config, for the error policy's backoff.
+    failures: Mutex<HashMap<ObjectRef<BounceConfig>, u32>>,
+    /// The clock used for condition transition times; tests pin it.
+    now: fn() -> String,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings, recorder: Recorder, metrics: Arc<Metrics>) -> Self {
+        Context {
+            client,
+            settings,
+            recorder,
+            metrics,
+            failures: Mutex::default(),
+            now: || jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string(),
+        }
+    }
+
+    /// Pins the clock of condition transition times (tests and benchmarks).
+    pub fn with_clock(mut self, now: fn() -> String) -> Self {
+        self.now = now;
+        self
+    }
+}
+
+/// The delay before retrying a config that failed `n` times in a row: 5 s doubling up
+/// to 5 minutes, so a broken API server is not hammered and a blip heals fast.
+pub fn backoff(n: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << n.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
+}
+
+pub fn error_policy(config: Arc<BounceConfig>, error: &Error, ctx: Arc<Context>) -> Action {
+    let n = {
+        let mut f = ctx.failures.lock().expect("failures lock");
+        let n = f.entry(ObjectRef::from_obj(config.as_ref())).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let delay = backoff(n);
+    tracing::warn!(config = %config.name_any(), namespace = ?config.namespace(), %error, attempt = n, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+pub async fn reconcile(config: Arc<BounceConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let span = tracing::info_span!("reconcile", config = %config.name_any(), namespace = ?config.namespace());
+    let result = run_phases(&config, &ctx).instrument(span).await;
+    let outcome = match &result {
+        Ok((_, None)) => "ok",
+        Ok((_, Some(_))) => "degraded",
+        Err(_) => "error",
+    };
+    ctx.metrics.observe_reconcile(outcome, started.elapsed());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .expect("failures lock")
+            .remove(&ObjectRef::from_obj(config.as_ref()));
+    }
+    result.map(|(action, _)| action)
+}
+
+async fn run_phases(config: &BounceConfig, ctx: &Context) -> Result<(Action, Option<Problem>), Error> {
+    let ns = config.namespace().ok_or(Error::NoNamespace)?;
+    let name = config.name_any();
+
+    // 1. resolve
+    let refs = secrets::collect_refs(&config.spec);
+    let observed = secrets::observe(&ctx.client, &ns, &secrets::secret_names(&refs)).await?;
+    let resolved = secrets::check(&refs, &observed);
+
+    // 2. validate
+    let invalid = validate::problems(config);
+    let problem = if !invalid.is_empty() {
+        Some(Problem::InvalidSpec(invalid.join("; ")))
+    } else if !resolved.missing.is_empty() {
+        Some(Problem::SecretMissing(resolved.missing.join("; ")))
+    } else {
+        None
+    };
+    let mut obs = Observation {
+        generation: config.metadata.generation,
+        mailboxes: config.spec.mailboxes.len() as u32,
+        problem,
+        deployments: Vec::new(),
+        service_monitor: ServiceMonitorState::NotRequested,
+        webhook_url: None,
+        enabled: config.spec.enabled,
+    };
+    if obs.problem.is_some() {
+        finish_status(config, ctx, &obs).await?;
+        return Ok((Action::requeue(RESYNC), obs.problem));
+    }
+
+    // 3. build
+    let sm_crd = config.spec.metrics.service_monitor
+        && apply::service_monitor_served(&ctx.client).await?;
+    let desired = desired::build(&desired::Inputs {
+        config,
+        secret_versions: &resolved.versions,
+        service_monitor_crd: sm_crd,
+        settings: &ctx.settings,
+    });
+    obs.webhook_url = Some(desired.webhook_url.clone());
+    obs.service_monitor = match (config.spec.metrics.service_monitor, sm_crd) {
+        (false, _) => ServiceMonitorState::NotRequested,
+        (true, true) => ServiceMonitorState::Created,
+        (true, false) => ServiceMonitorState::CrdMissing,
+    };
+
+    // 4. apply
+    let uid = config.metadata.uid.clone().unwrap_or_default();
+    let applied = match apply::apply(&ctx.client, &ns, &uid, &desired, &ctx.metrics).await {
+        Ok(a) => a,
+        Err(e) => {
+            obs.problem = Some(Problem::ApplyFailed(e.to_string()));
+            // Best effort: the error below is what drives the retry.
+            if let Err(se) = finish_status(config, ctx, &obs).await {
+                tracing::warn!(error = %se, "could not record ApplyFailed in the status");
+            }
+            return Err(e.into());
+        }
+    };
+    if !applied.changed.is_empty() {
+        publish(ctx, config, EventType::Normal, "Applied", "Apply", format!("created or updated {}", applied.changed.join(", "))).await;
+    }
+    if !applied.pruned.is_empty() {
+        publish(ctx, config, EventType::Normal, "Pruned", "Prune", format!("deleted {} (no longer in the spec)", applied.pruned.join(", "))).await;
+    }
+    obs.deployments = applied
+        .deployments
+        .iter()
+        .map(|(kind, state)| (*kind, kind.name(&name), *state))
+        .collect();
+
+    // 5. status
+    finish_status(config, ctx, &obs).await?;
+    Ok((Action::requeue(RESYNC), None))
+}
+
+/// Computes and writes the status; publishes a Warning Event when a problem appears or
+/// changes (not on every retry, so a lasting problem does not flood the Event list).
+async fn finish_status(config: &BounceConfig, ctx: &Context, obs: &Observation) -> Result<(), Error> {
+    let prior = config.status.as_ref();
+    let new = status::compute(prior, obs, &(ctx.now)());
+    let was = prior.and_then(|p| p.condition(status::DEGRADED));
+    let now = new.condition(status::DEGRADED);
+    if let (Some(p), Some(c)) = (&obs.problem, now)
+        && was.map(|w| (&w.status, &w.reason, &w.message)) != Some((&c.status, &c.reason, &c.message))
+    {
+        publish(ctx, config, EventType::Warning, p.reason(), "Reconcile", p.message().to_owned()).await;
+    }
+    let sm_was = prior.and_then(|p| p.condition(status::SERVICE_MONITOR_READY)).map(|c| c.reason.clone());
+    if obs.service_monitor == ServiceMonitorState::CrdMissing && sm_was.as_deref() != Some("CRDNotInstalled") {
+        publish(ctx, config, EventType::Warning, "ServiceMonitorCRDMissing", "Apply", "metrics.serviceMonitor is set but the ServiceMonitor CRD is not installed".into()).await;
+    }
+    ctx.metrics.set_conditions(
+        config_key(config),
+        Some(
+            new.conditions
+                .iter()
+                .map(|c| (c.type_.clone(), c.status.as_str().to_owned()))
+                .collect(),
+        ),
+    );
+    status::patch_if_changed(&ctx.client, config, &new, &ctx.metrics).await?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, config: &BounceConfig, type_: EventType, reason: &str, action: &str, note: String) {
+    let mut note = note;
+    // The Events API refuses notes over 1 kB.
+    if note.len() > 1000 {
+        let mut cut = 1000;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+    }
+    ctx.metrics.write("event");
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &config.object_ref(&())).await {
+        // Events are best effort: losing one must not fail the reconcile.
+        tracing::warn!(error = %e, reason, "could not publish an Event");
+    }
+}
+
+/// `namespace/name`, the key of a config in metrics.
+pub fn config_key(config: &BounceConfig) -> String {
+    format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX).as_secs(), 300);
+    }
+}

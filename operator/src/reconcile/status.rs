@@ -1,0 +1,312 @@
+//! Phase 5, "status": what the BounceConfig's `status` should say, computed purely from
+//! the earlier phases, and the patch that writes it only when it changed.
+//!
+//! Conditions (see docs/operator.md): Ready, Progressing, Degraded, and
+//! ServiceMonitorReady when `metrics.serviceMonitor` is set. A condition keeps its
+//! lastTransitionTime while its status stays the same, so an unchanged world yields an
+//! identical status and no write.
+
+use bounceops_api::{BounceConfig, BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::apply::DeploymentState;
+use super::desired::ChildKind;
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
+
+/// Why a config cannot be (fully) reconciled; the reason of the Degraded condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    SecretMissing(String),
+    InvalidSpec(String),
+    ApplyFailed(String),
+}
+
+impl Problem {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::SecretMissing(_) => "SecretMissing",
+            Problem::InvalidSpec(_) => "InvalidSpec",
+            Problem::ApplyFailed(_) => "ApplyFailed",
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Problem::SecretMissing(m) | Problem::InvalidSpec(m) | Problem::ApplyFailed(m) => m,
+        }
+    }
+}
+
+/// Whether a ServiceMonitor was asked for and could be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceMonitorState {
+    NotRequested,
+    Created,
+    CrdMissing,
+}
+
+/// Everything the status is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub generation: Option<i64>,
+    pub mailboxes: u32,
+    pub problem: Option<Problem>,
+    /// Deployment states seen by the apply phase; empty when apply did not run.
+    pub deployments: Vec<(ChildKind, String, DeploymentState)>,
+    pub service_monitor: ServiceMonitorState,
+    pub webhook_url: Option<String>,
+    pub enabled: bool,
+}
+
+/// The new status. `now` is only used for conditions whose status changed.
+pub fn compute(prior: Option<&BounceConfigStatus>, obs: &Observation, now: &str) -> BounceConfigStatus {
+    let workload = |kind: ChildKind| {
+        obs.deployments
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, name, s)| WorkloadStatus {
+                name: name.clone(),
+                desired_replicas: s.desired,
+                ready_replicas: s.ready,
+            })
+    };
+    let applied = !obs.deployments.is_empty();
+    // When apply did not run, the workloads are as last seen; say so rather than guess.
+    let (webhook, mailbox) = if applied {
+        (workload(ChildKind::WebhookDeployment), workload(ChildKind::MailboxDeployment))
+    } else {
+        (
+            prior.and_then(|p| p.webhook.clone()),
+            prior.and_then(|p| p.mailbox.clone()),
+        )
+    };
+    let rolling: Vec<&str> = obs
+        .deployments
+        .iter()
+        .filter(|(_, _, s)| !s.rolled_out())
+        .map(|(_, name, _)| name.as_str())
+        .collect();
+
+    let mut conds = Vec::new();
+    match &obs.problem {
+        Some(p) => {
+            conds.push((DEGRADED, ConditionStatus::True, p.reason(), p.message().to_owned()));
+            conds.push((READY, ConditionStatus::False, p.reason(), p.message().to_owned()));
+            conds.push((
+                PROGRESSING,
+                ConditionStatus::False,
+                "Blocked",
+                format!("waiting for the {} problem to be fixed", p.reason()),
+            ));
+        }
+        None => {
+            conds.push((DEGRADED, ConditionStatus::False, "AsExpected", String::new()));
+            if rolling.is_empty() {
+                let (reason, message) = if obs.enabled {
+                    ("AllWorkersReady", "every worker is ready".to_owned())
+                } else {
+                    ("Disabled", "spec.enabled is false: workers scaled to zero".to_owned())
+                };
+                conds.push((READY, ConditionStatus::True, reason, message));
+                conds.push((PROGRESSING, ConditionStatus::False, "Complete", String::new()));
+            } else {
+                let message = format!("not all replicas ready: {}", rolling.join(", "));
+                conds.push((READY, ConditionStatus::False, "WorkersUnavailable", message.clone()));
+                conds.push((PROGRESSING, ConditionStatus::True, "RollingOut", message));
+            }
+        }
+    }
+    match obs.service_monitor {
+        ServiceMonitorState::NotRequested => {}
+        ServiceMonitorState::Created => conds.push((
+            SERVICE_MONITOR_READY,
+            ConditionStatus::True,
+            "Created",
+            String::new(),
+        )),
+        ServiceMonitorState::CrdMissing => conds.push((
+            SERVICE_MONITOR_READY,
+            ConditionStatus::False,
+            "CRDNotInstalled",
+            "metrics.serviceMonitor is set but the cluster has no monitoring.coreos.com/v1 ServiceMonitor CRD (install the Prometheus operator)".to_owned(),
+        )),
+    }
+
+    let conditions = conds
+        .into_iter()
+        .map(|(type_, status, reason, message)| {
+            let since = prior
+                .and_then(|p| p.condition(type_))
+                .filter(|c| c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.to_owned());
+            Condition {
+                type_: type_.to_owned(),
+                status,
+                reason: reason.to_owned(),
+                message,
+                last_transition_time: since,
+                observed_generation: obs.generation,
+            }
+        })
+        .collect();
+
+    BounceConfigStatus {
+        observed_generation: obs.generation,
+        conditions,
+        webhook_url: obs
+            .webhook_url
+            .clone()
+            .or_else(|| prior.and_then(|p| p.webhook_url.clone())),
+        mailboxes: Some(obs.mailboxes),
+        webhook,
+        mailbox,
+    }
+}
+
+/// Writes `status` unless it equals what the resource already has. Returns whether it
+/// wrote.
+pub async fn patch_if_changed(
+    client: &Client,
+    config: &BounceConfig,
+    status: &BounceConfigStatus,
+    metrics: &crate::metrics::Metrics,
+) -> Result<bool, kube::Error> {
+    if config.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let api: Api<BounceConfig> =
+        Api::namespaced(client.clone(), &config.namespace().unwrap_or_default());
+    // A merge patch replaces lists wholesale, which is what conditions need here: the
+    // operator owns the whole status.
+    let mut body = serde_json::to_value(status).unwrap_or_default();
+    // A merge patch keeps what it does not mention: absent fields are sent as null, so a
+    // removed mailbox Deployment also leaves the status.
+    if let Some(map) = body.as_object_mut() {
+        for key in ["observedGeneration", "conditions", "webhookUrl", "mailboxes", "webhook", "mailbox"] {
+            map.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    metrics.write("status");
+    api.patch_status(
+        &config.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": body })),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+    const T1: &str = "2026-01-01T00:05:00Z";
+
+    fn obs() -> Observation {
+        Observation {
+            generation: Some(3),
+            mailboxes: 1,
+            problem: None,
+            deployments: vec![(
+                ChildKind::WebhookDeployment,
+                "n-webhook".into(),
+                DeploymentState {
+                    desired: 2,
+                    ready: 2,
+                    updated: 2,
+                    observed_latest: true,
+                },
+            )],
+            service_monitor: ServiceMonitorState::NotRequested,
+            webhook_url: Some("http://n-webhook.mail.svc/webhooks".into()),
+            enabled: true,
+        }
+    }
+
+    fn cond<'a>(s: &'a BounceConfigStatus, t: &str) -> &'a Condition {
+        s.condition(t).unwrap_or_else(|| panic!("no {t} condition"))
+    }
+
+    #[test]
+    fn all_ready_is_ready_and_not_progressing() {
+        let s = compute(None, &obs(), T0);
+        assert_eq!(cond(&s, READY).status, ConditionStatus::True);
+        assert_eq!(cond(&s, PROGRESSING).status, ConditionStatus::False);
+        assert_eq!(cond(&s, DEGRADED).status, ConditionStatus::False);
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.webhook.as_ref().unwrap().ready_replicas, 2);
+        assert!(s.condition(SERVICE_MONITOR_READY).is_none());
+    }
+
+    #[test]
+    fn unready_replicas_mean_progressing_and_workers_unavailable() {
+        let mut o = obs();
+        o.deployments[0].2.ready = 1;
+        let s = compute(None, &o, T0);
+        assert_eq!(cond(&s, READY).reason, "WorkersUnavailable");
+        assert_eq!(cond(&s, PROGRESSING).status, ConditionStatus::True);
+    }
+
+    #[test]
+    fn each_problem_is_degraded_with_its_reason_and_keeps_last_workloads() {
+        let before = compute(None, &obs(), T0);
+        for (p, reason) in [
+            (Problem::SecretMissing("Secret \"db\" does not exist".into()), "SecretMissing"),
+            (Problem::InvalidSpec("spec.x".into()), "InvalidSpec"),
+            (Problem::ApplyFailed("500".into()), "ApplyFailed"),
+        ] {
+            let mut o = obs();
+            o.problem = Some(p);
+            o.deployments.clear();
+            let s = compute(Some(&before), &o, T1);
+            assert_eq!(cond(&s, DEGRADED).status, ConditionStatus::True);
+            assert_eq!(cond(&s, DEGRADED).reason, reason);
+            assert_eq!(cond(&s, READY).status, ConditionStatus::False);
+            assert_eq!(s.webhook, before.webhook, "last seen workloads are kept");
+        }
+    }
+
+    #[test]
+    fn unchanged_world_gives_an_identical_status() {
+        let first = compute(None, &obs(), T0);
+        let again = compute(Some(&first), &obs(), T1);
+        assert_eq!(first, again, "same inputs later must not change the status");
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let first = compute(None, &obs(), T0);
+        let mut o = obs();
+        o.deployments[0].2.ready = 0;
+        let later = compute(Some(&first), &o, T1);
+        assert_eq!(cond(&later, READY).last_transition_time, T1);
+        assert_eq!(cond(&later, DEGRADED).last_transition_time, T0);
+    }
+
+    #[test]
+    fn service_monitor_condition_says_why_not() {
+        let mut o = obs();
+        o.service_monitor = ServiceMonitorState::CrdMissing;
+        let s = compute(None, &o, T0);
+        let c = cond(&s, SERVICE_MONITOR_READY);
+        assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::False, "CRDNotInstalled"));
+        o.service_monitor = ServiceMonitorState::Created;
+        assert_eq!(cond(&compute(None, &o, T0), SERVICE_MONITOR_READY).status, ConditionStatus::True);
+    }
+
+    #[test]
+    fn disabled_config_is_ready_with_reason_disabled() {
+        let mut o = obs();
+        o.enabled = false;
+        o.deployments[0].2 = DeploymentState { desired: 0, ready: 0, updated: 0, observed_latest: true };
+        let s = compute(None, &o, T0);
+        assert_eq!(cond(&s, READY).reason, "Disabled");
+    }
+}

@@ -1,0 +1,366 @@
+//! The reconcile against kube's mocked API (tower-test), scenario by scenario. Each test
+//! plays what the controller would do on a watch event: read the BounceConfig as the API
+//! has it, reconcile it, and look at what reached the API server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounce_operator::metrics::Metrics;
+use bounce_operator::reconcile::desired::Settings;
+use bounce_operator::reconcile::{self, Context};
+use bounceops_api::ConditionStatus;
+use common::{FakeApi, config_path, deployment_path};
+use http::Method;
+use kube::Client;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+
+const NS: &str = "mail";
+
+const SPEC: &str = r#"
+database: {urlSecretRef: {name: listmonk-db, key: url}}
+api: {credentialsSecretRef: {name: bounce-api, key: credentials}}
+mailboxes:
+  - {name: bounces, protocol: pop3, host: pop.example.com, port: 995, usernameSecretRef: {name: mailbox, key: username}, passwordSecretRef: {name: mailbox, key: password}}
+webhook:
+  replicas: 2
+  ingress: {enabled: true, host: bounces.example.com, className: nginx}
+"#;
+
+fn context(client: Client) -> Arc<Context> {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: bounce_operator::MANAGER.into(),
+            instance: None,
+        },
+    );
+    Arc::new(
+        Context::new(
+            client,
+            Settings {
+                worker_image: "registry.test/bounce-worker:1".into(),
+            },
+            recorder,
+            Arc::new(Metrics::new()),
+        )
+        .with_clock(|| "2026-01-01T00:00:00Z".into()),
+    )
+}
+
+fn secrets(fake: &FakeApi) {
+    fake.put_secret(NS, "listmonk-db", &["url"]);
+    fake.put_secret(NS, "bounce-api", &["credentials"]);
+    fake.put_secret(NS, "mailbox", &["username", "password"]);
+}
+
+async fn reconcile_once(fake: &FakeApi, ctx: &Arc<Context>) -> Result<Action, reconcile::Error> {
+    reconcile::reconcile(Arc::new(fake.config(NS, "news")), ctx.clone()).await
+}
+
+fn condition(fake: &FakeApi, type_: &str) -> (ConditionStatus, String) {
+    let cfg = fake.config(NS, "news");
+    let c = cfg
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(type_))
+        .unwrap_or_else(|| panic!("no {type_} condition"))
+        .clone();
+    (c.status, c.reason)
+}
+
+fn applied_paths(calls: &[common::Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method == Method::PATCH && c.content_type.starts_with("application/apply-patch"))
+        .map(|c| c.path.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn first_reconcile_applies_children_and_patches_status() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+
+    reconcile_once(&fake, &ctx).await.expect("reconcile");
+
+    let writes = fake.writes_since(0);
+    assert_eq!(
+        applied_paths(&writes),
+        [
+            "/api/v1/namespaces/mail/configmaps/news-config",
+            "/apis/apps/v1/namespaces/mail/deployments/news-webhook",
+            "/api/v1/namespaces/mail/services/news-webhook",
+            "/apis/apps/v1/namespaces/mail/deployments/news-mailbox",
+            "/apis/networking.k8s.io/v1/namespaces/mail/ingresses/news-webhook",
+            "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-webhook",
+        ]
+    );
+    assert!(writes.iter().all(|c| !c.path.contains("servicemonitors")), "not asked for");
+    assert!(writes.iter().any(|c| c.path == format!("{}/status", config_path(NS, "news"))));
+    let events = fake.events(NS);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "Applied");
+
+    let cfg = fake.config(NS, "news");
+    let status = cfg.status.expect("status written");
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.webhook_url.as_deref(), Some("http://bounces.example.com/webhooks"));
+    assert_eq!(status.mailboxes, Some(1));
+    assert_eq!(status.webhook.as_ref().unwrap().ready_replicas, 2);
+    assert_eq!(status.mailbox.as_ref().unwrap().desired_replicas, 1);
+    assert_eq!(condition(&fake, "Ready"), (ConditionStatus::True, "AllWorkersReady".into()));
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert_eq!(condition(&fake, "Progressing").0, ConditionStatus::False);
+}
+
+#[tokio::test]
+async fn unchanged_state_performs_no_writes() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+
+    let mark = fake.log_len();
+    for _ in 0..3 {
+        let action = reconcile_once(&fake, &ctx).await.unwrap();
+        assert_eq!(action, Action::requeue(reconcile::RESYNC));
+    }
+    assert_eq!(fake.writes_since(mark), [], "steady state must not write");
+    assert!(fake.log_len() > mark, "it did look");
+}
+
+#[tokio::test]
+async fn missing_secret_is_degraded_with_an_event_and_no_children() {
+    let (client, fake) = FakeApi::start();
+    fake.put_secret(NS, "listmonk-db", &["url"]);
+    fake.put_secret(NS, "mailbox", &["username", "password"]);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+
+    reconcile_once(&fake, &ctx).await.expect("a missing Secret is a condition, not an error");
+    assert_eq!(applied_paths(&fake.log()), Vec::<String>::new(), "no children until the Secret exists");
+    assert_eq!(condition(&fake, "Degraded"), (ConditionStatus::True, "SecretMissing".into()));
+    assert_eq!(condition(&fake, "Ready"), (ConditionStatus::False, "SecretMissing".into()));
+    let events = fake.events(NS);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "SecretMissing");
+    assert_eq!(events[0]["type"], "Warning");
+    assert!(events[0]["note"].as_str().unwrap().contains("bounce-api"));
+
+    // Retried while still missing: no new Event, no status write.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+
+    // The Secret appears (the Secret watch re-queues the config): it converges.
+    fake.put_secret(NS, "bounce-api", &["credentials"]);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert_eq!(condition(&fake, "Ready").0, ConditionStatus::True);
+    assert_eq!(applied_paths(&fake.log()).len(), 6);
+}
+
+#[tokio::test]
+async fn missing_key_is_secret_missing_too() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_secret(NS, "mailbox", &["username"]);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Degraded").1, "SecretMissing");
+    let msg = fake.events(NS)[0]["note"].as_str().unwrap().to_owned();
+    assert!(msg.contains("no key \"password\""), "{msg}");
+}
+
+#[tokio::test]
+async fn invalid_spec_is_degraded_and_changes_nothing() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", "database: {urlSecretRef: {name: listmonk-db, key: url}}\n");
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Degraded"), (ConditionStatus::True, "InvalidSpec".into()));
+    assert!(applied_paths(&fake.log()).is_empty());
+    assert_eq!(fake.events(NS)[0]["reason"], "InvalidSpec");
+}
+
+#[tokio::test]
+async fn api_errors_are_retried_with_growing_backoff() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+
+    fake.fail(Method::PATCH, "/deployments/", 500, 2);
+    let mut delays = Vec::new();
+    for _ in 0..2 {
+        let err = reconcile_once(&fake, &ctx).await.expect_err("500 on apply");
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        delays.push(reconcile::error_policy(Arc::new(fake.config(NS, "news")), &err, ctx.clone()));
+    }
+    assert_eq!(delays, [Action::requeue(Duration::from_secs(5)), Action::requeue(Duration::from_secs(10))]);
+    assert_eq!(condition(&fake, "Degraded"), (ConditionStatus::True, "ApplyFailed".into()));
+    assert!(fake.events(NS).iter().any(|e| e["reason"] == "ApplyFailed"));
+
+    // 409 on the status write: an error too, retried.
+    fake.fail(Method::PATCH, "/status", 409, 1);
+    let err = reconcile_once(&fake, &ctx).await.expect_err("409 on status");
+    assert_eq!(
+        reconcile::error_policy(Arc::new(fake.config(NS, "news")), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(20))
+    );
+
+    // The API recovers: the next reconcile converges and the backoff starts over.
+    reconcile_once(&fake, &ctx).await.expect("recovered");
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert_eq!(condition(&fake, "Ready").0, ConditionStatus::True);
+    fake.fail(Method::GET, "/secrets/", 500, 1);
+    let err = reconcile_once(&fake, &ctx).await.expect_err("500 on read");
+    assert_eq!(
+        reconcile::error_policy(Arc::new(fake.config(NS, "news")), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+}
+
+#[tokio::test]
+async fn spec_changes_converge_in_one_reconcile() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let hash = |fake: &FakeApi| {
+        fake.get(&deployment_path(NS, "news-webhook")).unwrap()["spec"]["template"]["metadata"]["annotations"]
+            ["bounceops.io/config-hash"]
+            .clone()
+    };
+    let first_hash = hash(&fake);
+
+    // Scale down to one replica and remove the mailbox.
+    let smaller = SPEC
+        .replace("replicas: 2", "replicas: 1")
+        .replace(
+            "mailboxes:\n  - {name: bounces, protocol: pop3, host: pop.example.com, port: 995, usernameSecretRef: {name: mailbox, key: username}, passwordSecretRef: {name: mailbox, key: password}}\n",
+            "",
+        );
+    fake.put_config(NS, "news", &smaller);
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let writes = fake.writes_since(mark);
+    let deleted: Vec<&str> = writes.iter().filter(|c| c.method == Method::DELETE).map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        deleted,
+        [
+            "/apis/apps/v1/namespaces/mail/deployments/news-mailbox",
+            "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-webhook",
+        ]
+    );
+    assert_eq!(fake.get(&deployment_path(NS, "news-webhook")).unwrap()["spec"]["replicas"], 1);
+    let cfg = fake.config(NS, "news");
+    let status = cfg.status.unwrap();
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(status.mailbox, None, "the removed Deployment leaves the status");
+    assert_eq!(status.mailboxes, Some(0));
+    assert!(fake.events(NS).iter().any(|e| e["reason"] == "Pruned"));
+    // The mailbox Secret is no longer mounted, so the config hash moved; not because of the scaling.
+    let second_hash = hash(&fake);
+
+    // Rotating a Secret rolls the pods (new hash) without touching the ConfigMap.
+    fake.put_secret(NS, "listmonk-db", &["url", "spare"]);
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let applied = applied_paths(&fake.writes_since(mark));
+    assert_eq!(applied, ["/apis/apps/v1/namespaces/mail/deployments/news-webhook"]);
+    assert_ne!(hash(&fake), second_hash);
+    assert_ne!(hash(&fake), first_hash);
+
+    // And it settles again.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+#[tokio::test]
+async fn drift_made_by_someone_else_is_reverted() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let path = deployment_path(NS, "news-webhook");
+    let mut dep = fake.get(&path).unwrap();
+    dep["spec"]["replicas"] = 7.into();
+    fake.put(&path, dep);
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(applied_paths(&fake.writes_since(mark)), [path.clone()]);
+    assert_eq!(fake.get(&path).unwrap()["spec"]["replicas"], 2);
+}
+
+#[tokio::test]
+async fn prune_leaves_objects_it_does_not_own() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", &SPEC.replace("replicas: 2", "replicas: 1"));
+    // A PodDisruptionBudget with the name the operator would use, made by someone else.
+    let pdb = "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-webhook";
+    fake.put(pdb, serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "news-webhook", "namespace": NS}}));
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert!(fake.get(pdb).is_some());
+    assert!(fake.log().iter().all(|c| c.method != Method::DELETE));
+}
+
+#[tokio::test]
+async fn service_monitor_needs_its_crd_and_says_so() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", &format!("{SPEC}metrics: {{serviceMonitor: true}}\n"));
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "ServiceMonitorReady"), (ConditionStatus::False, "CRDNotInstalled".into()));
+    assert_eq!(condition(&fake, "Ready").0, ConditionStatus::True, "metrics do not block readiness");
+    assert!(fake.events(NS).iter().any(|e| e["reason"] == "ServiceMonitorCRDMissing"));
+
+    fake.set_service_monitor_crd(true);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "ServiceMonitorReady"), (ConditionStatus::True, "Created".into()));
+    assert!(fake.get("/apis/monitoring.coreos.com/v1/namespaces/mail/servicemonitors/news-webhook").is_some());
+}
+
+#[tokio::test]
+async fn without_nodes_the_config_is_progressing_not_ready() {
+    let (client, fake) = FakeApi::start();
+    fake.set_nodes(false);
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Ready"), (ConditionStatus::False, "WorkersUnavailable".into()));
+    assert_eq!(condition(&fake, "Progressing"), (ConditionStatus::True, "RollingOut".into()));
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), [], "waiting for pods writes nothing either");
+}
+
+#[tokio::test]
+async fn metrics_count_reconciles_and_conditions() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let text = ctx.metrics.render();
+    assert!(text.contains("bounceops_operator_reconciles_total{result=\"ok\"} 1"), "{text}");
+    assert!(text.contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 1"), "{text}");
+    assert!(text.contains("bounceops_operator_api_writes_total{kind=\"apply\"} 6"), "{text}");
+}

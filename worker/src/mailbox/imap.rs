@@ -1,0 +1,166 @@
+//! An IMAP session (async-imap): LOGIN over plain TCP, implicit TLS or STARTTLS; one
+//! folder selected; messages named by `UIDVALIDITY:UID` so that an identity never points
+//! at another message after the server renumbers the folder.
+//!
+//! Messages are read with `BODY.PEEK[]`, so mail that is left in place keeps its \Seen
+//! state for the humans who read the mailbox too.
+
+use async_imap::{Client, Session};
+use futures::TryStreamExt;
+
+use super::net::{self, Stream, timed};
+use super::{Listed, MailboxConfig, ScanError};
+use bounceops_api::TlsMode;
+
+pub struct Imap {
+    session: Session<Stream>,
+    uid_validity: u32,
+    uidplus: bool,
+}
+
+impl Imap {
+    pub async fn open(cfg: &MailboxConfig) -> Result<Imap, ScanError> {
+        let tcp = net::connect(&cfg.host, cfg.port).await?;
+        let tls = |tcp| super::tls::handshake(tcp, &cfg.host, cfg.tls_skip_verify);
+        let stream: Stream = match cfg.tls {
+            TlsMode::None => Box::new(tcp),
+            TlsMode::Tls => Box::new(tls(tcp).await.map_err(ScanError::Connect)?),
+            TlsMode::Starttls => {
+                let mut plain = Client::new(tcp);
+                greeting(&mut plain).await?;
+                timed(
+                    "STARTTLS",
+                    plain.run_command_and_check_ok("STARTTLS", None),
+                )
+                .await
+                .map_err(|e| ScanError::Connect(format!("the server refused STARTTLS: {e}")))?;
+                Box::new(tls(plain.into_inner()).await.map_err(ScanError::Connect)?)
+            }
+        };
+        let mut client = Client::new(stream);
+        if cfg.tls != TlsMode::Starttls {
+            greeting(&mut client).await?;
+        }
+        let Some((user, password)) = &cfg.credentials else {
+            return Err(ScanError::Auth(
+                "auth: none is not supported for IMAP (a LOGIN is required)".into(),
+            ));
+        };
+        let login = tokio::time::timeout(net::IO_TIMEOUT, client.login(user, password.expose()))
+            .await
+            .map_err(|_| ScanError::Protocol("LOGIN: no answer".into()))?;
+        let mut session = match login {
+            Ok(session) => session,
+            Err((async_imap::error::Error::No(text), _)) => return Err(ScanError::Auth(text)),
+            Err((e, _)) => return Err(ScanError::Protocol(format!("LOGIN: {e}"))),
+        };
+        let uidplus = timed("CAPABILITY", session.capabilities())
+            .await?
+            .has_str("UIDPLUS");
+        let mailbox = timed("SELECT", session.select(&cfg.folder)).await?;
+        let uid_validity = mailbox.uid_validity.ok_or_else(|| {
+            ScanError::Protocol(format!("SELECT {}: no UIDVALIDITY", cfg.folder))
+        })?;
+        Ok(Imap {
+            session,
+            uid_validity,
+            uidplus,
+        })
+    }
+
+    /// Every message of the folder, oldest UID first.
+    pub async fn list(&mut self) -> Result<Vec<Listed>, ScanError> {
+        let mut uids: Vec<u32> = timed("UID SEARCH", self.session.uid_search("ALL"))
+            .await?
+            .into_iter()
+            .collect();
+        uids.sort_unstable();
+        Ok(uids
+            .into_iter()
+            .map(|uid| Listed {
+                id: format!("{}:{uid}", self.uid_validity),
+                handle: uid,
+            })
+            .collect())
+    }
+
+    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ScanError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let fetches: Vec<async_imap::types::Fetch> = timed("UID FETCH", async {
+            self.session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        let mut out = Vec::with_capacity(fetches.len());
+        for f in fetches {
+            // Unsolicited FETCH responses (flag changes by other clients) carry no body.
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                out.push((uid, body.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flags the messages \Deleted and expunges exactly them (UID EXPUNGE when the server
+    /// has UIDPLUS, so that messages another client flagged are not swept away with ours).
+    pub async fn remove(&mut self, uids: &[u32]) -> Result<(), ScanError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        timed("UID STORE", async {
+            self.session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        if self.uidplus {
+            timed("UID EXPUNGE", async {
+                self.session
+                    .uid_expunge(&set)
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        } else {
+            timed("EXPUNGE", async {
+                self.session.expunge().await?.try_collect::<Vec<_>>().await
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> Result<(), ScanError> {
+        timed("LOGOUT", self.session.logout()).await
+    }
+}
+
+async fn greeting<T>(client: &mut Client<T>) -> Result<(), ScanError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug,
+{
+    match timed("greeting", client.read_response()).await? {
+        Some(_) => Ok(()),
+        None => Err(ScanError::Protocol(
+            "greeting: the server closed the connection".into(),
+        )),
+    }
+}
+
+/// `1,2,5` as an IMAP sequence set; ranges are not worth building for batch-sized sets.
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

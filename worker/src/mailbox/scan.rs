@@ -1,0 +1,349 @@
+//! One scan of one mailbox, and the per-message decision it applies.
+//!
+//! Order of a scan, chosen so that a crash at any point loses nothing and counts nothing
+//! twice:
+//! 1. take the mailbox's advisory lock (or skip: another replica is scanning);
+//! 2. list the messages and drop those already read and kept;
+//! 3. per batch: fetch, classify, record the bounces in one transaction, remember the
+//!    messages kept, and only then mark the recorded messages for removal;
+//! 4. end the session (POP3 deletes at QUIT; IMAP has expunged per batch).
+//!
+//! A crash after a commit and before the removal leaves the message in the mailbox; the
+//! next scan reads it again, and its events carry the same ids (derived from the mailbox
+//! and the message's bytes), so the store reports them as duplicates and the message is
+//! removed then.
+
+use std::time::Instant;
+
+use bounce_classify::{Classification, Kind};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::metrics::MailboxMetrics;
+use super::{Listed, MailboxConfig, ScanError, Session, state};
+use crate::event::{BounceEvent, BounceType};
+use crate::metrics::Metrics;
+use crate::rules::Rules;
+use crate::store::Store;
+use crate::store::record::record;
+
+/// Messages fetched and committed together: large enough that one transaction carries
+/// many bounces, small enough that a crash repeats little work.
+pub const BATCH: usize = 50;
+
+/// Longest diagnostic kept in a bounce's `meta`: MTAs sometimes quote whole transcripts.
+const MAX_DIAGNOSTIC: usize = 1000;
+
+/// What one scan did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Another scanner held the mailbox; nothing was read.
+    pub locked: bool,
+    pub read: usize,
+    /// Messages whose bounces are committed and that were removed from the mailbox.
+    pub removed: usize,
+    pub kept: usize,
+    pub events: usize,
+}
+
+/// What to do with one message.
+#[derive(Debug, PartialEq)]
+pub enum Plan {
+    /// Record these events; remove the message once they are committed.
+    Record(Vec<BounceEvent>),
+    /// Leave the message where it is and remember it, under this kind.
+    Keep(&'static str),
+}
+
+/// The pure decision for one classified message. `digest` identifies the message's bytes.
+pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
+    match c.kind {
+        Kind::Bounce | Kind::Complaint => {}
+        Kind::Autoreply => return Plan::Keep("autoreply"),
+        Kind::Delivery => return Plan::Keep("delivery"),
+        Kind::Unknown => return Plan::Keep("unknown"),
+    }
+    if c.recipients.is_empty() {
+        // A failure report naming nobody: left for a human, never guessed at.
+        return Plan::Keep("unreadable-report");
+    }
+    let campaign_uuid = c.campaign_uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());
+    // listmonk sends one message per subscriber, so its subscriber header identifies the
+    // one recipient of the original. A report naming several recipients (an alias that
+    // expanded) says nothing about which of them the header meant: use their addresses.
+    let subscriber_uuid = match c.recipients.as_slice() {
+        [_] => c
+            .subscriber_uuid
+            .as_deref()
+            .and_then(|u| Uuid::parse_str(u).ok()),
+        _ => None,
+    };
+    let events = c
+        .recipients
+        .iter()
+        .map(|r| {
+            let bounce_type = match r.bounce_type {
+                bounce_classify::BounceType::Hard => BounceType::Hard,
+                bounce_classify::BounceType::Soft => BounceType::Soft,
+                bounce_classify::BounceType::Complaint => BounceType::Complaint,
+            };
+            let mut meta = serde_json::Map::new();
+            meta.insert("mailbox".into(), mailbox.name.clone().into());
+            for (key, value) in [
+                ("status", &r.status),
+                ("action", &r.action),
+                ("diagnostic", &r.diagnostic),
+            ] {
+                if let Some(v) = value {
+                    let v: String = v.chars().take(MAX_DIAGNOSTIC).collect();
+                    meta.insert(key.into(), v.into());
+                }
+            }
+            BounceEvent {
+                email: Some(r.email.clone()),
+                subscriber_uuid,
+                campaign_uuid,
+                bounce_type,
+                source: mailbox.source(),
+                meta: serde_json::Value::Object(meta),
+                created_at: None,
+                event_id: Some(format!("{}/{digest}/{}", mailbox.key, r.email)),
+            }
+        })
+        .collect();
+    Plan::Record(events)
+}
+
+fn digest(raw: &[u8]) -> String {
+    let d = Sha256::digest(raw);
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn kind_label(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Bounce => "bounce",
+        Kind::Complaint => "complaint",
+        Kind::Autoreply => "autoreply",
+        Kind::Delivery => "delivery",
+        Kind::Unknown => "unknown",
+    }
+}
+
+/// Everything a scan needs besides the mailbox itself.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub rules: std::sync::Arc<Rules>,
+    pub metrics: Metrics,
+    pub mailbox_metrics: MailboxMetrics,
+}
+
+/// Scans `mailbox` once, with metrics. `stop` turning true ends the scan after the batch
+/// in progress (its bounces committed and its messages removed).
+pub async fn scan(
+    mailbox: &MailboxConfig,
+    deps: &Deps,
+    stop: &watch::Receiver<bool>,
+) -> Result<Summary, ScanError> {
+    let started = Instant::now();
+    let m = &deps.mailbox_metrics;
+    let name = mailbox.name.as_str();
+    let result = async {
+        let Some(lock) = state::ScanLock::try_take(deps.store.pool(), &mailbox.key).await? else {
+            return Ok(Summary {
+                locked: true,
+                ..Summary::default()
+            });
+        };
+        let result = scan_locked(mailbox, deps, stop).await;
+        lock.release().await;
+        result
+    }
+    .await;
+    let label = match &result {
+        Ok(s) if s.locked => "locked",
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    m.scans.with_label_values(&[name, label]).inc();
+    match &result {
+        Ok(s) if !s.locked => {
+            m.scan_duration
+                .with_label_values(&[name])
+                .observe(started.elapsed().as_secs_f64());
+            m.last_success
+                .with_label_values(&[name])
+                .set(chrono::Utc::now().timestamp() as f64);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            m.scan_duration
+                .with_label_values(&[name])
+                .observe(started.elapsed().as_secs_f64());
+            match e {
+                ScanError::Connect(_) => m.connection_failures.with_label_values(&[name]).inc(),
+                ScanError::Auth(_) => m.auth_failures.with_label_values(&[name]).inc(),
+                _ => {}
+            }
+        }
+    }
+    result
+}
+
+async fn scan_locked(
+    mailbox: &MailboxConfig,
+    deps: &Deps,
+    stop: &watch::Receiver<bool>,
+) -> Result<Summary, ScanError> {
+    let pool = deps.store.pool();
+    let m = &deps.mailbox_metrics;
+    let name = mailbox.name.as_str();
+    let mut session = Session::open(mailbox).await?;
+    let listed = session.list().await?;
+    let kept = state::kept(pool, &mailbox.key).await?;
+    let present: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+    state::forget_missing(pool, &mailbox.key, &present).await?;
+    let todo: Vec<&Listed> = listed
+        .iter()
+        .filter(|l| !kept.contains(&l.id))
+        .take(mailbox.max_messages_per_scan)
+        .collect();
+
+    let mut summary = Summary::default();
+    for batch in todo.chunks(BATCH) {
+        if *stop.borrow() {
+            tracing::info!(mailbox = name, "stopping the scan after a whole batch");
+            break;
+        }
+        let handles: Vec<u32> = batch.iter().map(|l| l.handle).collect();
+        let fetched = session.fetch(&handles).await?;
+        let mut events = Vec::new();
+        let mut remove = Vec::new();
+        let mut keep = Vec::new();
+        for (handle, raw) in &fetched {
+            let Some(listed) = batch.iter().find(|l| l.handle == *handle) else {
+                continue;
+            };
+            let c = bounce_classify::classify(raw);
+            m.messages.with_label_values(&[name, kind_label(&c.kind)]).inc();
+            match plan(mailbox, &digest(raw), &c) {
+                Plan::Record(e) => {
+                    events.extend(e);
+                    remove.push(*handle);
+                }
+                Plan::Keep(kind) => keep.push((listed.id.clone(), kind)),
+            }
+        }
+        if !events.is_empty() {
+            let outcomes = record(pool, &deps.rules, &events).await.inspect_err(|_| {
+                deps.metrics.db_errors.with_label_values(&["mailbox_record"]).inc();
+            })?;
+            deps.metrics.observe_outcomes(&events, &outcomes);
+        }
+        state::remember(pool, &mailbox.key, &keep).await?;
+        // Committed above: from here on, removing the messages cannot lose a bounce.
+        session.remove(&remove).await?;
+        summary.read += fetched.len();
+        summary.removed += remove.len();
+        summary.kept += keep.len();
+        summary.events += events.len();
+    }
+    session.finish().await?;
+    m.removed
+        .with_label_values(&[name])
+        .inc_by(summary.removed as u64);
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bounce_classify::{BounceType as CT, Recipient};
+
+    fn mailbox() -> MailboxConfig {
+        MailboxConfig::for_tests("bounces")
+    }
+
+    fn recipient(email: &str, t: CT) -> Recipient {
+        Recipient {
+            email: email.into(),
+            status: Some("5.1.1".into()),
+            action: Some("failed".into()),
+            diagnostic: Some("x".repeat(5000)),
+            bounce_type: t,
+        }
+    }
+
+    fn classification(kind: Kind, recipients: Vec<Recipient>) -> Classification {
+        Classification {
+            kind,
+            recipients,
+            subscriber_uuid: Some("6c1a6d1e-2b8e-4c3c-9a53-6a2a4f0f9e11".into()),
+            campaign_uuid: Some("not-a-uuid".into()),
+        }
+    }
+
+    #[test]
+    fn non_bounces_are_kept() {
+        for (kind, label) in [
+            (Kind::Autoreply, "autoreply"),
+            (Kind::Delivery, "delivery"),
+            (Kind::Unknown, "unknown"),
+        ] {
+            assert_eq!(
+                plan(&mailbox(), "d", &classification(kind, vec![])),
+                Plan::Keep(label)
+            );
+        }
+        assert_eq!(
+            plan(&mailbox(), "d", &classification(Kind::Bounce, vec![])),
+            Plan::Keep("unreadable-report")
+        );
+    }
+
+    #[test]
+    fn one_recipient_takes_the_subscriber_header() {
+        let c = classification(Kind::Bounce, vec![recipient("a@x.org", CT::Hard)]);
+        let Plan::Record(events) = plan(&mailbox(), "abc", &c) else {
+            panic!("expected events");
+        };
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.bounce_type, BounceType::Hard);
+        assert!(e.subscriber_uuid.is_some());
+        assert_eq!(e.campaign_uuid, None, "a malformed UUID is ignored");
+        assert_eq!(e.source, "mailbox:bounces");
+        assert_eq!(e.meta["diagnostic"].as_str().unwrap().len(), MAX_DIAGNOSTIC);
+        assert!(e.event_id.as_deref().unwrap().ends_with("/abc/a@x.org"));
+    }
+
+    #[test]
+    fn several_recipients_are_found_by_address() {
+        let c = classification(
+            Kind::Complaint,
+            vec![
+                recipient("a@x.org", CT::Complaint),
+                recipient("b@x.org", CT::Complaint),
+            ],
+        );
+        let Plan::Record(events) = plan(&mailbox(), "abc", &c) else {
+            panic!("expected events");
+        };
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.subscriber_uuid.is_none()));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.bounce_type == BounceType::Complaint)
+        );
+        assert_ne!(events[0].event_id, events[1].event_id);
+    }
+
+    #[test]
+    fn digest_is_stable() {
+        assert_eq!(digest(b"x"), digest(b"x"));
+        assert_ne!(digest(b"x"), digest(b"y"));
+        assert_eq!(digest(b"x").len(), 32);
+    }
+}

@@ -1,0 +1,347 @@
+//! Helpers the provider adapters share: HMAC and constant-time comparison, timestamp
+//! tolerances, listmonk's campaign and subscriber ids found in headers or metadata,
+//! credentials in the webhook URL, and the construction of `BounceEvent`s.
+
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::{ConfigIssue, Incoming, Rejection, required_secret};
+use crate::auth::{AuthError, Credentials};
+use crate::event::{BounceEvent, BounceType};
+use crate::secrets::SecretsDir;
+
+pub const CAMPAIGN_HEADER: &str = "X-Listmonk-Campaign";
+pub const SUBSCRIBER_HEADER: &str = "X-Listmonk-Subscriber";
+
+/// HMAC-SHA256 over the concatenation of `parts` (no copy of the body is made).
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Constant-time equality; lengths are not secret.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Whether `given` (hex, any case) is the HMAC `expected`.
+pub fn hex_matches(expected: &[u8], given: &str) -> bool {
+    match hex::decode(given.trim()) {
+        Ok(bytes) => ct_eq(expected, &bytes),
+        Err(_) => false,
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Refuses a signed timestamp (Unix seconds) further than `tolerance` from `now`, either
+/// way: a clock skewed into the future is as suspicious as a replay from the past.
+pub fn check_timestamp(
+    timestamp: &str,
+    now: DateTime<Utc>,
+    tolerance_seconds: u32,
+) -> Result<(), Rejection> {
+    let t: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| Rejection::Unauthorized("signature timestamp is not a number"))?;
+    if (now.timestamp() - t).abs() > i64::from(tolerance_seconds) {
+        return Err(Rejection::Unauthorized(
+            "signature timestamp outside the tolerance",
+        ));
+    }
+    Ok(())
+}
+
+pub fn json(body: &[u8]) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))
+}
+
+/// A body that is one event object or an array of them.
+pub fn one_or_many(value: Value) -> Result<Vec<Value>, Rejection> {
+    match value {
+        Value::Array(items) => Ok(items),
+        v @ Value::Object(_) => Ok(vec![v]),
+        _ => Err(Rejection::Malformed(
+            "invalid payload: expected an object or an array".into(),
+        )),
+    }
+}
+
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// A recipient as the store wants it, or None for an empty or implausible one (that event
+/// is skipped: there is nobody to attribute it to).
+pub fn recipient(s: Option<&str>) -> Option<String> {
+    let s = s?.trim();
+    let s = s
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(s);
+    let (local, domain) = s.rsplit_once('@')?;
+    if local.is_empty() || domain.is_empty() || s.len() > 254 || s.contains(char::is_whitespace)
+    {
+        return None;
+    }
+    Some(s.to_lowercase())
+}
+
+/// A time in any of the shapes providers use: RFC 3339 text, Unix seconds (number or
+/// text, possibly fractional).
+pub fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    match v? {
+        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+            .or_else(|| unix(s.trim().parse().ok()?)),
+        Value::Number(n) => unix(n.as_f64()?),
+        _ => None,
+    }
+}
+
+fn unix(secs: f64) -> Option<DateTime<Utc>> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    let whole = secs.trunc() as i64;
+    let nanos = ((secs - secs.trunc()) * 1e9) as u32;
+    Utc.timestamp_opt(whole, nanos).single()
+}
+
+/// listmonk's ids in a header list, whatever shape the provider gives it: an object of
+/// name -> value, or an array of `{name, value}` objects or `[name, value]` pairs. Header
+/// names compare case-insensitively.
+pub fn header_value<'a>(headers: Option<&'a Value>, name: &str) -> Option<&'a str> {
+    match headers? {
+        Value::Object(map) => map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| first_str(v)),
+        Value::Array(items) => items.iter().find_map(|item| match item {
+            Value::Object(o) => {
+                let n = o.get("name").or_else(|| o.get("key"))?.as_str()?;
+                n.eq_ignore_ascii_case(name)
+                    .then(|| o.get("value").and_then(first_str))
+                    .flatten()
+            }
+            Value::Array(pair) if pair.len() == 2 => pair[0]
+                .as_str()
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .and_then(|_| pair[1].as_str()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn first_str(v: &Value) -> Option<&str> {
+    match v {
+        Value::String(s) => Some(s),
+        Value::Array(a) => a.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// Keys under which senders pass listmonk's campaign UUID as metadata (custom args, user
+/// variables, tags), besides the header name itself.
+const CAMPAIGN_KEYS: &[&str] = &[
+    CAMPAIGN_HEADER,
+    "listmonk_campaign",
+    "listmonk-campaign",
+    "campaign_uuid",
+];
+const SUBSCRIBER_KEYS: &[&str] = &[
+    SUBSCRIBER_HEADER,
+    "listmonk_subscriber",
+    "listmonk-subscriber",
+    "subscriber_uuid",
+];
+
+fn uuid_under(container: Option<&Value>, keys: &[&str]) -> Option<Uuid> {
+    keys.iter()
+        .find_map(|k| header_value(container, k))
+        .and_then(|s| Uuid::parse_str(s.trim().trim_matches(['<', '>'])).ok())
+}
+
+/// The campaign UUID in headers or metadata.
+pub fn campaign_in(container: Option<&Value>) -> Option<Uuid> {
+    uuid_under(container, CAMPAIGN_KEYS)
+}
+
+/// The subscriber UUID in headers or metadata.
+pub fn subscriber_in(container: Option<&Value>) -> Option<Uuid> {
+    uuid_under(container, SUBSCRIBER_KEYS)
+}
+
+/// A free-text metadata field (Mailjet's Payload, Brevo's X-Mailin-custom) that may hold a
+/// bare campaign UUID or a JSON object with the usual keys.
+pub fn campaign_in_text(text: Option<&str>) -> Option<Uuid> {
+    let text = text?.trim();
+    if let Ok(u) = Uuid::parse_str(text) {
+        return Some(u);
+    }
+    let parsed: Value = serde_json::from_str(text).ok()?;
+    campaign_in(Some(&parsed))
+}
+
+/// Builds an event with the provider as `source`.
+pub fn event(
+    source: &str,
+    email: String,
+    bounce_type: BounceType,
+    meta: Value,
+    event_id: Option<String>,
+) -> BounceEvent {
+    BounceEvent {
+        email: Some(email),
+        subscriber_uuid: None,
+        campaign_uuid: None,
+        bounce_type,
+        source: source.to_owned(),
+        meta: if meta.is_object() {
+            meta
+        } else {
+            serde_json::json!({ "payload": meta })
+        },
+        created_at: None,
+        event_id,
+    }
+}
+
+/// An id for providers that send none: the hash of the event's JSON, which a retry repeats
+/// byte for byte (serde_json's map keeps keys sorted, so the text is canonical).
+pub fn content_id(item: &Value) -> String {
+    format!("sha256:{}", sha256_hex(item.to_string().as_bytes()))
+}
+
+/// Credentials a provider that signs nothing puts in its webhook URL: Basic `user:password`
+/// or a token (`?token=` or `Authorization: Bearer`).
+pub struct UrlCredentials {
+    basic: Option<Credentials>,
+    token: Option<String>,
+}
+
+impl UrlCredentials {
+    pub fn load(
+        provider: &str,
+        spec: &bounceops_api::TokenAuthProvider,
+        secrets: &SecretsDir,
+    ) -> Result<UrlCredentials, ConfigIssue> {
+        let field = |name: &str| format!("{provider}.{name}");
+        if spec.credentials_secret_ref.is_none() && spec.token_secret_ref.is_none() {
+            return Err((
+                format!("spec.providers.{provider}"),
+                "credentialsSecretRef or tokenSecretRef is required when the provider is enabled"
+                    .into(),
+            ));
+        }
+        let basic = match &spec.credentials_secret_ref {
+            Some(r) => {
+                let text = required_secret(secrets, &field("credentialsSecretRef"), Some(r))?;
+                Some(Credentials::parse(&text).map_err(|m| {
+                    (
+                        format!("spec.providers.{provider}.credentialsSecretRef"),
+                        m,
+                    )
+                })?)
+            }
+            None => None,
+        };
+        let token = match &spec.token_secret_ref {
+            Some(r) => Some(required_secret(secrets, &field("tokenSecretRef"), Some(r))?),
+            None => None,
+        };
+        Ok(UrlCredentials { basic, token })
+    }
+
+    pub fn verify(&self, req: &Incoming) -> Result<(), Rejection> {
+        let authorization = req.header("authorization");
+        if let Some(token) = &self.token {
+            let given = req.query_param("token").or_else(|| {
+                authorization
+                    .and_then(|h| h.strip_prefix("Bearer ").or(h.strip_prefix("bearer ")))
+                    .map(|t| t.trim().to_owned())
+            });
+            if let Some(given) = given {
+                return if ct_eq(token.as_bytes(), given.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(Rejection::Unauthorized("token does not match"))
+                };
+            }
+        }
+        if let Some(basic) = &self.basic {
+            return basic.verify_header(authorization).map_err(|e| match e {
+                AuthError::Missing => Rejection::Unauthorized("missing Basic credentials"),
+                AuthError::Wrong => Rejection::Unauthorized("Basic credentials do not match"),
+            });
+        }
+        Err(Rejection::Unauthorized("missing token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn headers_in_every_shape() {
+        let id = "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f";
+        for headers in [
+            json!({"x-listmonk-campaign": id}),
+            json!([{"name": "X-Listmonk-Campaign", "value": id}]),
+            json!([["X-LISTMONK-CAMPAIGN", id]]),
+            json!({"campaign_uuid": id}),
+            json!({"X-Listmonk-Campaign": [id]}),
+        ] {
+            assert_eq!(
+                campaign_in(Some(&headers)).map(|u| u.to_string()).as_deref(),
+                Some(id),
+                "{headers}"
+            );
+        }
+        assert_eq!(campaign_in(Some(&json!({"X-Listmonk-Campaign": "x"}))), None);
+        assert_eq!(campaign_in_text(Some(id)).unwrap().to_string(), id);
+        assert!(campaign_in_text(Some(&format!(r#"{{"campaign_uuid":"{id}"}}"#))).is_some());
+    }
+
+    #[test]
+    fn times_and_recipients() {
+        assert_eq!(
+            time(Some(&json!(1_700_000_000))).unwrap().timestamp(),
+            1_700_000_000
+        );
+        assert_eq!(
+            time(Some(&json!("1700000000.5"))).unwrap().timestamp(),
+            1_700_000_000
+        );
+        assert!(time(Some(&json!("2026-01-02T03:04:05.123Z"))).is_some());
+        assert_eq!(
+            recipient(Some(" <Bob@Example.COM> ")).as_deref(),
+            Some("bob@example.com")
+        );
+        assert_eq!(recipient(Some("nobody")), None);
+    }
+
+    #[test]
+    fn timestamp_tolerance_both_ways() {
+        let now = Utc.timestamp_opt(1_000_000, 0).unwrap();
+        assert!(check_timestamp("1000000", now, 300).is_ok());
+        assert!(check_timestamp("999700", now, 300).is_ok());
+        assert!(check_timestamp("999699", now, 300).is_err());
+        assert!(check_timestamp("1000301", now, 300).is_err());
+        assert!(check_timestamp("soon", now, 300).is_err());
+    }
+}

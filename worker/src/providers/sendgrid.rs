@@ -1,0 +1,180 @@
+//! SendGrid's Event Webhook: ECDSA P-256 over SHA-256(timestamp ‖ body), a timestamp
+//! tolerance, and batches of `bounce` / `dropped` / `spamreport` events among others.
+
+use base64::Engine;
+use bounceops_api::SendgridProvider;
+use futures::future::BoxFuture;
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use serde_json::Value;
+
+use super::common::{campaign_in, check_timestamp, content_id, event, json, recipient, time};
+use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use crate::event::{BounceEvent, BounceType};
+use crate::secrets::SecretsDir;
+
+pub const NAME: &str = "sendgrid";
+const SIGNATURE: &str = "x-twilio-email-event-webhook-signature";
+const TIMESTAMP: &str = "x-twilio-email-event-webhook-timestamp";
+
+/// Classifications SendGrid gives to failures that say nothing about the address itself.
+const SOFT_CLASSIFICATIONS: &[&str] = &[
+    "Technical Failure",
+    "Content",
+    "Reputation",
+    "Frequency or Volume Too High",
+];
+
+pub struct Sendgrid {
+    key: VerifyingKey,
+    tolerance_seconds: u32,
+}
+
+impl Sendgrid {
+    pub fn load(
+        spec: &SendgridProvider,
+        secrets: &SecretsDir,
+    ) -> Result<Option<Sendgrid>, ConfigIssue> {
+        if !spec.enabled {
+            return Ok(None);
+        }
+        let field = "sendgrid.publicKeySecretRef";
+        let text = required_secret(secrets, field, spec.public_key_secret_ref.as_ref())?;
+        let key = parse_public_key(&text)
+            .map_err(|m| (format!("spec.providers.{field}"), m))?;
+        Ok(Some(Sendgrid {
+            key,
+            tolerance_seconds: spec.tolerance_seconds.max(1),
+        }))
+    }
+}
+
+/// The key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo (PEM armour, if a
+/// user pasted it, is tolerated).
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let b64: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
+        .split_whitespace()
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "the public key is not base64".to_owned())?;
+    VerifyingKey::from_public_key_der(&der)
+        .map_err(|_| "the public key is not a P-256 SubjectPublicKeyInfo".to_owned())
+}
+
+impl Provider for Sendgrid {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn verify<'a>(
+        &'a self,
+        req: &'a Incoming,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        Box::pin(std::future::ready(self.check(req)))
+    }
+
+    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+        Ok(Received::Events(events(json(&req.body)?)?))
+    }
+}
+
+impl Sendgrid {
+    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
+        let signature = req
+            .header(SIGNATURE)
+            .ok_or(Rejection::Unauthorized("missing X-Twilio-Email-Event-Webhook-Signature header"))?;
+        let timestamp = req
+            .header(TIMESTAMP)
+            .ok_or(Rejection::Unauthorized("missing X-Twilio-Email-Event-Webhook-Timestamp header"))?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(signature.trim())
+            .map_err(|_| Rejection::Unauthorized("signature is not base64"))?;
+        let signature = Signature::from_der(&der)
+            .map_err(|_| Rejection::Unauthorized("signature is not a DER ECDSA signature"))?;
+        let mut signed = Vec::with_capacity(timestamp.len() + req.body.len());
+        signed.extend_from_slice(timestamp.as_bytes());
+        signed.extend_from_slice(&req.body);
+        self.key
+            .verify(&signed, &signature)
+            .map_err(|_| Rejection::Unauthorized("signature does not verify"))?;
+        // Checked after the signature, so the message never says anything about a request
+        // we cannot attribute to SendGrid.
+        check_timestamp(timestamp, req.now, self.tolerance_seconds)
+    }
+}
+
+/// A batch into events; event kinds that are not failures are skipped.
+pub fn events(body: Value) -> Result<Vec<BounceEvent>, Rejection> {
+    let Value::Array(items) = body else {
+        return Err(Rejection::Malformed(
+            "invalid payload: SendGrid sends an array of events".into(),
+        ));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let kind = item.get("event").and_then(Value::as_str).unwrap_or("");
+        let t = match kind {
+            "bounce" | "dropped" => {
+                let class = item
+                    .get("bounce_classification")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if SOFT_CLASSIFICATIONS.contains(&class) {
+                    BounceType::Soft
+                } else {
+                    BounceType::Hard
+                }
+            }
+            "spamreport" => BounceType::Complaint,
+            _ => continue,
+        };
+        let Some(email) = recipient(item.get("email").and_then(Value::as_str)) else {
+            continue;
+        };
+        let id = match item.get("sg_event_id").and_then(Value::as_str) {
+            Some(id) => id.to_owned(),
+            None => content_id(&item),
+        };
+        // Custom args arrive as top-level keys of the event.
+        let campaign = campaign_in(Some(&item));
+        let created_at = time(item.get("timestamp"));
+        let mut e = event(NAME, email, t, item, Some(id));
+        e.campaign_uuid = campaign;
+        e.created_at = created_at;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mapping() {
+        let batch = json!([
+            {"event": "bounce", "type": "bounce", "email": "a@x.test", "sg_event_id": "1"},
+            {"event": "bounce", "type": "blocked", "email": "b@x.test", "sg_event_id": "2",
+             "bounce_classification": "Reputation"},
+            {"event": "dropped", "email": "c@x.test", "sg_event_id": "3"},
+            {"event": "spamreport", "email": "d@x.test", "sg_event_id": "4",
+             "X-Listmonk-Campaign": "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"},
+            {"event": "delivered", "email": "e@x.test", "sg_event_id": "5"}
+        ]);
+        let e = events(batch).unwrap();
+        let kinds: Vec<_> = e.iter().map(|e| e.bounce_type).collect();
+        assert_eq!(
+            kinds,
+            [BounceType::Hard, BounceType::Soft, BounceType::Hard, BounceType::Complaint]
+        );
+        assert!(e[3].campaign_uuid.is_some());
+        assert!(events(json!({"event": "bounce"})).is_err());
+    }
+}

@@ -1,0 +1,494 @@
+//! Amazon SES through SNS: the SNS envelope's signature (versions 1 and 2), the
+//! signing-certificate URL policy and cache, the topic allowlist, subscription handshakes,
+//! and SES bounce and complaint notifications (`notificationType` or `eventType`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use bounceops_api::SesProvider;
+use futures::future::BoxFuture;
+use regex::Regex;
+use reqwest::Url;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use serde::Deserialize;
+use serde_json::Value;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use x509_cert::der::{DecodePem, Encode};
+
+use super::common::{campaign_in, event, recipient, subscriber_in, time};
+use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
+use crate::event::{BounceEvent, BounceType};
+
+pub const NAME: &str = "ses";
+
+/// AWS's SNS endpoints, https only. The path is the one SNS uses for its signing
+/// certificates; the whole URL must match.
+pub const DEFAULT_CERT_URL_PATTERN: &str =
+    r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/SimpleNotificationService-[A-Za-z0-9]+\.pem$";
+
+/// Certificates are few (one per region and rotation); the bound only guards memory.
+const MAX_CACHED_CERTS: usize = 64;
+const MAX_CERT_BYTES: usize = 64 * 1024;
+
+pub struct Ses {
+    topics: Vec<String>,
+    cert_urls: CertUrlPolicy,
+    certs: RwLock<HashMap<String, Arc<RsaPublicKey>>>,
+}
+
+impl Ses {
+    pub fn load(spec: &SesProvider) -> Result<Option<Ses>, ConfigIssue> {
+        if !spec.enabled {
+            return Ok(None);
+        }
+        let pattern = spec
+            .cert_url_pattern
+            .as_deref()
+            .unwrap_or(DEFAULT_CERT_URL_PATTERN);
+        let cert_urls = CertUrlPolicy::new(pattern).map_err(|e| {
+            (
+                "spec.providers.ses.certUrlPattern".to_owned(),
+                format!("not a regular expression: {e}"),
+            )
+        })?;
+        if let Some(bad) = spec.topic_arns.iter().find(|a| !a.starts_with("arn:")) {
+            return Err((
+                "spec.providers.ses.topicArns".into(),
+                format!("{bad:?} is not an ARN"),
+            ));
+        }
+        Ok(Some(Ses {
+            topics: spec.topic_arns.clone(),
+            cert_urls,
+            certs: RwLock::new(HashMap::new()),
+        }))
+    }
+
+    async fn public_key(&self, url: &Url, ctx: &Context) -> Result<Arc<RsaPublicKey>, Rejection> {
+        if let Some(key) = self.certs.read().expect("not poisoned").get(url.as_str()) {
+            return Ok(key.clone());
+        }
+        let fetch_failed = |what: &str| {
+            tracing::warn!(url = %url, "{what}");
+            Rejection::Unauthorized("signing certificate could not be fetched")
+        };
+        let response = ctx
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| fetch_failed(&format!("certificate fetch failed: {e}")))?;
+        if !response.status().is_success() {
+            return Err(fetch_failed(&format!(
+                "certificate fetch answered {}",
+                response.status()
+            )));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_CERT_BYTES as u64)
+        {
+            return Err(fetch_failed("certificate too large"));
+        }
+        let pem = response
+            .bytes()
+            .await
+            .map_err(|e| fetch_failed(&format!("certificate read failed: {e}")))?;
+        if pem.len() > MAX_CERT_BYTES {
+            return Err(fetch_failed("certificate too large"));
+        }
+        let key = Arc::new(public_key_of_pem(&pem).map_err(|e| {
+            tracing::warn!(url = %url, error = %e, "unusable signing certificate");
+            Rejection::Unauthorized("signing certificate is not a usable RSA certificate")
+        })?);
+        let mut certs = self.certs.write().expect("not poisoned");
+        if certs.len() >= MAX_CACHED_CERTS {
+            certs.clear();
+        }
+        certs.insert(url.as_str().to_owned(), key.clone());
+        Ok(key)
+    }
+
+    fn check_topic(&self, topic: &str) -> Result<(), Rejection> {
+        if self.topics.is_empty() || self.topics.iter().any(|t| t == topic) {
+            Ok(())
+        } else {
+            Err(Rejection::Unauthorized("TopicArn is not in topicArns"))
+        }
+    }
+}
+
+/// The certificate's RSA public key.
+pub fn public_key_of_pem(pem: &[u8]) -> Result<RsaPublicKey, String> {
+    let cert = x509_cert::Certificate::from_pem(pem).map_err(|e| e.to_string())?;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    RsaPublicKey::from_public_key_der(&spki).map_err(|e| e.to_string())
+}
+
+/// Which signing-certificate URLs may be fetched.
+pub struct CertUrlPolicy(Regex);
+
+impl CertUrlPolicy {
+    pub fn new(pattern: &str) -> Result<CertUrlPolicy, regex::Error> {
+        // Anchored whatever the user wrote: a pattern must describe the whole URL.
+        Regex::new(&format!("^(?:{pattern})$")).map(CertUrlPolicy)
+    }
+
+    pub fn check(&self, raw: &str) -> Result<Url, &'static str> {
+        let url = Url::parse(raw).map_err(|_| "SigningCertURL is not a URL")?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("SigningCertURL must not carry user info");
+        }
+        if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#', '@']) {
+            return Err("SigningCertURL must not carry a query or fragment");
+        }
+        // The raw text is matched, not the parsed URL: the parser normalises (case, dots,
+        // percent-encoding) and a check must see what was signed.
+        if !self.0.is_match(raw) {
+            return Err("SigningCertURL does not match certUrlPattern");
+        }
+        Ok(url)
+    }
+}
+
+/// The SNS message envelope. Field names are SNS's.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Envelope {
+    #[serde(rename = "Type")]
+    kind: String,
+    message_id: String,
+    topic_arn: String,
+    message: String,
+    timestamp: String,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(rename = "SubscribeURL", default)]
+    subscribe_url: Option<String>,
+    signature_version: String,
+    signature: String,
+    #[serde(rename = "SigningCertURL")]
+    signing_cert_url: String,
+}
+
+impl Envelope {
+    fn parse(body: &[u8]) -> Result<Envelope, Rejection> {
+        serde_json::from_slice(body)
+            .map_err(|e| Rejection::Malformed(format!("invalid SNS message: {e}")))
+    }
+
+    /// The bytes SNS signs: `Key\nValue\n` for a fixed list of keys, in this order.
+    fn string_to_sign(&self) -> Result<String, Rejection> {
+        let mut out = String::with_capacity(self.message.len() + 512);
+        let mut pair = |k: &str, v: &str| {
+            out.push_str(k);
+            out.push('\n');
+            out.push_str(v);
+            out.push('\n');
+        };
+        match self.kind.as_str() {
+            "Notification" => {
+                pair("Message", &self.message);
+                pair("MessageId", &self.message_id);
+                if let Some(s) = &self.subject {
+                    pair("Subject", s);
+                }
+                pair("Timestamp", &self.timestamp);
+                pair("TopicArn", &self.topic_arn);
+                pair("Type", &self.kind);
+            }
+            "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
+                let missing = || Rejection::Malformed("SubscribeURL and Token are required".into());
+                pair("Message", &self.message);
+                pair("MessageId", &self.message_id);
+                pair("SubscribeURL", self.subscribe_url.as_deref().ok_or_else(missing)?);
+                pair("Timestamp", &self.timestamp);
+                pair("Token", self.token.as_deref().ok_or_else(missing)?);
+                pair("TopicArn", &self.topic_arn);
+                pair("Type", &self.kind);
+            }
+            other => {
+                return Err(Rejection::Malformed(format!(
+                    "unknown SNS message type {other:?}"
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Provider for Ses {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        if self.topics.is_empty() {
+            vec!["spec.providers.ses.topicArns is empty: messages of any SNS topic are accepted; list your topics".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn verify<'a>(
+        &'a self,
+        req: &'a Incoming,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        Box::pin(async move {
+            let header = req
+                .header("x-amz-sns-message-type")
+                .ok_or(Rejection::Unauthorized("missing x-amz-sns-message-type header"))?;
+            let env = Envelope::parse(&req.body)?;
+            if env.kind != header {
+                return Err(Rejection::Unauthorized(
+                    "x-amz-sns-message-type does not match the message Type",
+                ));
+            }
+            self.check_topic(&env.topic_arn)?;
+            let cert_url = self
+                .cert_urls
+                .check(&env.signing_cert_url)
+                .map_err(Rejection::Unauthorized)?;
+            let signed = env.string_to_sign()?;
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(env.signature.trim())
+                .map_err(|_| Rejection::Unauthorized("Signature is not base64"))?;
+            let key = self.public_key(&cert_url, ctx).await?;
+            let verified = match env.signature_version.as_str() {
+                "1" => key.verify(
+                    Pkcs1v15Sign::new::<Sha1>(),
+                    &Sha1::digest(signed.as_bytes()),
+                    &signature,
+                ),
+                "2" => key.verify(
+                    Pkcs1v15Sign::new::<Sha256>(),
+                    &Sha256::digest(signed.as_bytes()),
+                    &signature,
+                ),
+                _ => return Err(Rejection::Unauthorized("unsupported SignatureVersion")),
+            };
+            verified.map_err(|_| Rejection::Unauthorized("signature does not verify"))?;
+            if env.kind == "SubscriptionConfirmation" {
+                let url = env.subscribe_url.as_deref().unwrap_or_default();
+                same_origin(url, &cert_url)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+        let env = Envelope::parse(&req.body)?;
+        match env.kind.as_str() {
+            "SubscriptionConfirmation" => {
+                let url = env.subscribe_url.as_deref().unwrap_or_default();
+                let url = Url::parse(url)
+                    .map_err(|_| Rejection::Malformed("SubscribeURL is not a URL".into()))?;
+                tracing::info!(topic = %env.topic_arn, "confirming SNS subscription");
+                Ok(Received::Confirm(url))
+            }
+            "UnsubscribeConfirmation" => {
+                tracing::info!(topic = %env.topic_arn, "SNS subscription ended");
+                Ok(Received::Events(Vec::new()))
+            }
+            _ => {
+                let message: Value = serde_json::from_str(&env.message).map_err(|e| {
+                    Rejection::Malformed(format!("Message is not an SES notification: {e}"))
+                })?;
+                Ok(Received::Events(events(&env.message_id, message)?))
+            }
+        }
+    }
+}
+
+/// The SubscribeURL must point at the host that signed it, so a signature can never make
+/// the worker call elsewhere.
+fn same_origin(raw: &str, cert_url: &Url) -> Result<(), Rejection> {
+    let url = Url::parse(raw).map_err(|_| Rejection::Unauthorized("SubscribeURL is not a URL"))?;
+    if url.origin() != cert_url.origin() || !url.username().is_empty() || url.password().is_some()
+    {
+        return Err(Rejection::Unauthorized(
+            "SubscribeURL is not on the signing certificate's host",
+        ));
+    }
+    Ok(())
+}
+
+/// SES's notification (or event-publishing record) into one event per recipient. Types
+/// other than Bounce and Complaint (Delivery, Send, Open, ...) give no event.
+pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Rejection> {
+    let kind = message
+        .get("notificationType")
+        .or_else(|| message.get("eventType"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Rejection::Malformed("Message has neither notificationType nor eventType".into())
+        })?;
+    let mail = message.get("mail");
+    let headers = mail
+        .filter(|m| m.get("headersTruncated") != Some(&Value::Bool(true)))
+        .and_then(|m| m.get("headers"));
+    let campaign = campaign_in(headers);
+    let subscriber = subscriber_in(headers);
+    let mut found: Vec<(String, BounceType, Option<&Value>)> = Vec::new();
+    match kind {
+        "Bounce" => {
+            let bounce = message.get("bounce");
+            let bounce_type = bounce
+                .and_then(|b| b.get("bounceType"))
+                .and_then(Value::as_str)
+                .unwrap_or("Undetermined");
+            for r in list(bounce, "bouncedRecipients") {
+                let Some(email) = recipient(r.get("emailAddress").and_then(Value::as_str)) else {
+                    continue;
+                };
+                let status = r.get("status").and_then(Value::as_str).unwrap_or("");
+                let t = match bounce_type {
+                    "Permanent" => BounceType::Hard,
+                    // listmonk's rule: 5.4.4 ("unable to route", e.g. a domain without
+                    // mail servers) never succeeds on retry, though SES calls it Transient.
+                    "Transient" if status.trim() == "5.4.4" => BounceType::Hard,
+                    _ => BounceType::Soft,
+                };
+                found.push((email, t, bounce.and_then(|b| b.get("timestamp"))));
+            }
+        }
+        "Complaint" => {
+            let complaint = message.get("complaint");
+            for r in list(complaint, "complainedRecipients") {
+                if let Some(email) = recipient(r.get("emailAddress").and_then(Value::as_str)) {
+                    found.push((
+                        email,
+                        BounceType::Complaint,
+                        complaint.and_then(|c| c.get("timestamp")),
+                    ));
+                }
+            }
+        }
+        _ => return Ok(Vec::new()),
+    }
+    let one_recipient = found.len() == 1;
+    Ok(found
+        .into_iter()
+        .map(|(email, t, at)| {
+            // Each recipient is its own bounce; a retry repeats MessageId and recipient.
+            let id = if one_recipient {
+                message_id.to_owned()
+            } else {
+                format!("{message_id}:{email}")
+            };
+            let created_at = time(at);
+            let mut e = event(NAME, email, t, message.clone(), Some(id));
+            e.campaign_uuid = campaign;
+            e.subscriber_uuid = if one_recipient { subscriber } else { None };
+            e.created_at = created_at;
+            e
+        })
+        .collect())
+}
+
+fn list<'a>(parent: Option<&'a Value>, key: &str) -> impl Iterator<Item = &'a Value> {
+    parent
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn default_policy() -> CertUrlPolicy {
+        CertUrlPolicy::new(DEFAULT_CERT_URL_PATTERN).unwrap()
+    }
+
+    #[test]
+    fn default_pattern_accepts_aws_hosts() {
+        let p = default_policy();
+        for ok in [
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem",
+            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc123.pem",
+        ] {
+            assert!(p.check(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn default_pattern_rejects_look_alikes() {
+        let p = default_policy();
+        for bad in [
+            "https://sns.us-east-1.amazonaws.com.evil.test/SimpleNotificationService-abc.pem",
+            "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://user@sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com@evil.test/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem?x=1",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem#frag",
+            "https://evil.test/sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/other.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.evilamazonaws.com/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem/../x",
+            "ftp://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+        ] {
+            assert!(p.check(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn custom_pattern_is_anchored() {
+        let p = CertUrlPolicy::new(r"http://127\.0\.0\.1:\d+/cert\.pem").unwrap();
+        assert!(p.check("http://127.0.0.1:8080/cert.pem").is_ok());
+        assert!(p.check("http://127.0.0.1:8080/cert.pem.evil").is_err());
+        assert!(p.check("http://x.test/http://127.0.0.1:1/cert.pem").is_err());
+    }
+
+    #[test]
+    fn bounce_with_several_recipients_and_campaign() {
+        let campaign = "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f";
+        let msg = json!({
+            "notificationType": "Bounce",
+            "bounce": {"bounceType": "Transient", "timestamp": "2026-01-02T03:04:05.000Z",
+                "bouncedRecipients": [
+                    {"emailAddress": "A@example.com", "status": "5.4.4"},
+                    {"emailAddress": "b@example.com", "status": "4.2.2"}]},
+            "mail": {"headersTruncated": false,
+                     "headers": [{"name": "X-Listmonk-Campaign", "value": campaign}]}
+        });
+        let events = events("m-1", msg).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].bounce_type, BounceType::Hard);
+        assert_eq!(events[1].bounce_type, BounceType::Soft);
+        assert_eq!(events[0].event_id.as_deref(), Some("m-1:a@example.com"));
+        assert_eq!(events[1].campaign_uuid.unwrap().to_string(), campaign);
+        assert!(events[0].created_at.is_some());
+    }
+
+    #[test]
+    fn truncated_headers_are_not_trusted_and_deliveries_ignored() {
+        let msg = json!({"eventType": "Complaint",
+            "complaint": {"complainedRecipients": [{"emailAddress": "c@example.com"}]},
+            "mail": {"headersTruncated": true,
+                     "headers": [{"name": "X-Listmonk-Campaign", "value": "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"}]}});
+        let e = events("m-2", msg).unwrap();
+        assert_eq!(e[0].bounce_type, BounceType::Complaint);
+        assert_eq!(e[0].campaign_uuid, None);
+        assert_eq!(e[0].event_id.as_deref(), Some("m-2"));
+        assert!(
+            events("m-3", json!({"notificationType": "Delivery"}))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(events("m-4", json!({"bounce": {}})).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! SparkPost's webhooks (no signature: Basic credentials or a token configured on the
+//! webhook): arrays of `{msys: {message_event: {...}}}` with `bounce`, `out_of_band`,
+//! `spam_complaint` and `policy_rejection` events.
+
+use bounceops_api::TokenAuthProvider;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::common::{
+    UrlCredentials, campaign_in, content_id, event, json, one_or_many, recipient, str_at,
+    subscriber_in, time,
+};
+use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
+use crate::event::{BounceEvent, BounceType};
+use crate::secrets::SecretsDir;
+
+pub const NAME: &str = "sparkpost";
+
+pub struct Sparkpost {
+    credentials: UrlCredentials,
+}
+
+impl Sparkpost {
+    pub fn load(
+        spec: &TokenAuthProvider,
+        secrets: &SecretsDir,
+    ) -> Result<Option<Sparkpost>, ConfigIssue> {
+        if !spec.enabled {
+            return Ok(None);
+        }
+        Ok(Some(Sparkpost {
+            credentials: UrlCredentials::load(NAME, spec, secrets)?,
+        }))
+    }
+}
+
+impl Provider for Sparkpost {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn verify<'a>(
+        &'a self,
+        req: &'a Incoming,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        Box::pin(std::future::ready(self.credentials.verify(req)))
+    }
+
+    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+        let items = one_or_many(json(&req.body)?)?;
+        Ok(Received::Events(
+            items
+                .into_iter()
+                .filter_map(|mut item| item.pointer_mut("/msys/message_event").map(Value::take))
+                .filter_map(event_of)
+                .collect(),
+        ))
+    }
+}
+
+/// SparkPost's bounce classes (support.sparkpost.com "Bounce classification codes"): the
+/// ones about the address itself are hard; auto-replies, subscribe requests and
+/// challenge-responses are not failures at all.
+fn class_type(class: Option<u32>, default: BounceType) -> Option<BounceType> {
+    match class {
+        Some(10 | 25 | 30 | 90) => Some(BounceType::Hard),
+        Some(60 | 80 | 100) => None,
+        Some(_) => Some(BounceType::Soft),
+        None => Some(default),
+    }
+}
+
+pub fn event_of(ev: Value) -> Option<BounceEvent> {
+    let class = match ev.get("bounce_class") {
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        _ => None,
+    };
+    let t = match str_at(&ev, "/type")? {
+        "bounce" | "out_of_band" => class_type(class, BounceType::Soft)?,
+        "policy_rejection" => class_type(class, BounceType::Hard)?,
+        "spam_complaint" => BounceType::Complaint,
+        _ => return None,
+    };
+    let email = recipient(str_at(&ev, "/rcpt_to").or_else(|| str_at(&ev, "/raw_rcpt_to")))?;
+    let id = str_at(&ev, "/event_id")
+        .map(str::to_owned)
+        .unwrap_or_else(|| content_id(&ev));
+    let campaign = campaign_in(ev.get("rcpt_meta"));
+    let subscriber = subscriber_in(ev.get("rcpt_meta"));
+    let created_at = time(ev.get("timestamp"));
+    let mut e = event(NAME, email, t, ev, Some(id));
+    e.campaign_uuid = campaign;
+    e.subscriber_uuid = subscriber;
+    e.created_at = created_at;
+    Some(e)
+}

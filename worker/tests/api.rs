@@ -1,0 +1,326 @@
+//! listmonk's bounce API and the streaming export, over HTTP against a real Postgres.
+
+mod common;
+
+use common::{TestDb, TestWorker};
+use serde_json::{Value, json};
+
+/// Three subscribers, two campaigns, seven bounces with known times and sources.
+async fn seeded() -> (TestDb, TestWorker, Vec<i32>) {
+    let db = TestDb::new().await;
+    let (a, _) = db.subscriber("ann@example.com").await;
+    let (b, _) = db.subscriber("bob@example.com").await;
+    let (c, _) = db.subscriber("cat@example.com").await;
+    let (camp1, _) = db.campaign("Alpha").await;
+    let (camp2, _) = db.campaign("Beta").await;
+    let rows: &[(i32, Option<i32>, &str, &str, &str)] = &[
+        (a, Some(camp1), "hard", "ses", "2026-01-01T00:00:00Z"),
+        (b, Some(camp2), "soft", "api", "2026-01-02T00:00:00Z"),
+        (b, None, "soft", "api", "2026-01-03T00:00:00Z"),
+        (c, Some(camp1), "complaint", "sendgrid", "2026-01-04T00:00:00Z"),
+        (a, Some(camp2), "soft", "ses", "2026-01-05T00:00:00Z"),
+        (c, None, "hard", "api", "2026-01-06T00:00:00Z"),
+        (b, Some(camp1), "hard", "ses", "2026-01-07T00:00:00Z"),
+    ];
+    let mut ids = Vec::new();
+    for (sub, camp, t, source, at) in rows {
+        let id: i32 = sqlx::query_scalar(
+            "INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
+             VALUES ($1, $2, $3::bounce_type, $4, $5, $6::timestamptz) RETURNING id",
+        )
+        .bind(sub)
+        .bind(camp)
+        .bind(t)
+        .bind(source)
+        .bind(json!({"n": ids.len()}))
+        .bind(at)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let w = TestWorker::start(&db.url, "").await;
+    (db, w, ids)
+}
+
+fn ids_of(body: &Value) -> Vec<i64> {
+    body["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn list_has_listmonks_shape() {
+    let (db, w, ids) = seeded().await;
+    let (status, body) = w.get_json("/api/bounces").await;
+    assert_eq!(status, 200);
+    let data = &body["data"];
+    assert_eq!(data["total"], 7);
+    assert_eq!(data["page"], 1);
+    assert_eq!(data["per_page"], 20);
+    assert_eq!(data["search"], "");
+    assert_eq!(data["query"], "");
+    // Default order: newest first.
+    let first = &data["results"][0];
+    assert_eq!(first["id"], ids[6]);
+    let keys: std::collections::BTreeSet<&str> =
+        first.as_object().unwrap().keys().map(String::as_str).collect();
+    let want: std::collections::BTreeSet<&str> = [
+        "id", "type", "source", "meta", "created_at", "email", "subscriber_uuid",
+        "subscriber_id", "subscriber_status", "campaign",
+    ]
+    .into();
+    assert_eq!(keys, want);
+    assert_eq!(first["email"], "bob@example.com");
+    assert_eq!(first["type"], "hard");
+    assert_eq!(first["campaign"]["name"], "Alpha");
+    assert_eq!(first["meta"], json!({"n": 6}));
+    assert_eq!(first["subscriber_status"], "enabled");
+    // A bounce without a campaign has campaign: null.
+    let (_, one) = w.get_json(&format!("/api/bounces/{}", ids[2])).await;
+    assert_eq!(one["data"]["campaign"], Value::Null);
+    assert_eq!(one["data"]["id"], ids[2]);
+    drop(db);
+}
+
+#[tokio::test]
+async fn pagination_ordering_and_filters() {
+    let (_db, w, ids) = seeded().await;
+    let (_, p1) = w.get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=1").await;
+    let (_, p2) = w.get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=2").await;
+    let (_, p3) = w.get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=3").await;
+    let all: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    assert_eq!(ids_of(&p1), all[0..3]);
+    assert_eq!(ids_of(&p2), all[3..6]);
+    assert_eq!(ids_of(&p3), all[6..7]);
+    assert_eq!(p2["data"]["total"], 7);
+    assert_eq!(p2["data"]["page"], 2);
+    assert_eq!(p2["data"]["per_page"], 3);
+
+    let (_, everything) = w.get_json("/api/bounces?per_page=all&order=asc").await;
+    assert_eq!(ids_of(&everything), all);
+    assert_eq!(everything["data"]["per_page"], 0);
+
+    let (_, by_email) = w.get_json("/api/bounces?per_page=all&order_by=email&order=asc").await;
+    let emails: Vec<&str> = by_email["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["email"].as_str().unwrap())
+        .collect();
+    let mut sorted = emails.clone();
+    sorted.sort();
+    assert_eq!(emails, sorted);
+
+    let (_, by_type) = w.get_json("/api/bounces?per_page=all&order_by=type&order=desc").await;
+    let types: Vec<&str> = by_type["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    // The enum's order is soft < hard < complaint.
+    assert_eq!(types[0], "complaint");
+    assert_eq!(*types.last().unwrap(), "soft");
+
+    let (_, by_campaign) = w.get_json("/api/bounces?per_page=all&order_by=campaign_name&order=asc").await;
+    let names: Vec<Value> = by_campaign["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["campaign"]["name"].clone())
+        .collect();
+    assert_eq!(names[0], "Alpha");
+    assert_eq!(names[6], Value::Null, "no campaign sorts last");
+
+    let (_, ses) = w.get_json("/api/bounces?source=ses&per_page=all&order=asc").await;
+    assert_eq!(ids_of(&ses), vec![all[0], all[4], all[6]]);
+    assert_eq!(ses["data"]["total"], 3);
+
+    let camp: i64 = ses["data"]["results"][0]["campaign"]["id"].as_i64().unwrap();
+    let (_, alpha) = w.get_json(&format!("/api/bounces?campaign_id={camp}&per_page=all&order=asc")).await;
+    assert_eq!(ids_of(&alpha), vec![all[0], all[3], all[6]]);
+
+    for bad in ["order_by=name", "order=sideways", "page=x", "per_page=-", "campaign_id=abc"] {
+        let (status, body) = w.get_json(&format!("/api/bounces?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body["message"].is_string(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn get_and_delete() {
+    let (db, w, ids) = seeded().await;
+    let (status, _) = w.get_json("/api/bounces/999999").await;
+    assert_eq!(status, 404);
+    let (status, _) = w.get_json("/api/bounces/abc").await;
+    assert_eq!(status, 400);
+
+    let del = |path: String| {
+        w.client
+            .delete(w.url(&path))
+            .header("Authorization", w.auth())
+            .send()
+    };
+    let r = del(format!("/api/bounces/{}", ids[0])).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"data": true}));
+    assert_eq!(db.total_bounces().await, 6);
+
+    let r = del(format!("/api/bounces?id={}&id={}", ids[1], ids[2])).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(db.total_bounces().await, 4);
+
+    assert_eq!(del("/api/bounces".into()).await.unwrap().status(), 400);
+    assert_eq!(del("/api/bounces?id=x".into()).await.unwrap().status(), 400);
+    assert_eq!(db.total_bounces().await, 4);
+
+    // Per subscriber: cat has two bounces left (ids 3 and 5).
+    let cat: i32 = sqlx::query_scalar("SELECT id FROM subscribers WHERE email = 'cat@example.com'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let (status, body) = w.get_json(&format!("/api/subscribers/{cat}/bounces")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let (status, _) = w.get_json("/api/subscribers/999999/bounces").await;
+    assert_eq!(status, 404);
+    assert_eq!(del(format!("/api/subscribers/{cat}/bounces")).await.unwrap().status(), 200);
+    assert_eq!(db.bounce_count(cat).await, 0);
+    assert_eq!(db.total_bounces().await, 2);
+
+    assert_eq!(del("/api/bounces?all=true".into()).await.unwrap().status(), 200);
+    assert_eq!(db.total_bounces().await, 0);
+}
+
+#[tokio::test]
+async fn csv_export_quotes_and_filters() {
+    let (db, w, ids) = seeded().await;
+    // A source and meta full of CSV's special characters.
+    let tricky_source = "a,b \"quoted\"\nnext line";
+    sqlx::query("UPDATE bounces SET source = $1, meta = $2 WHERE id = $3")
+        .bind(tricky_source)
+        .bind(json!({"diag": "550, \"no\"\r\nsuch user"}))
+        .bind(ids[3])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let r = w
+        .client
+        .get(w.url("/api/bounces/export?format=csv"))
+        .header("Authorization", w.auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let body = r.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(
+        headers,
+        [
+            "id", "type", "source", "email", "subscriber_uuid", "subscriber_id",
+            "subscriber_status", "campaign_id", "campaign_name", "created_at", "meta"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 7);
+    let tricky = rows.iter().find(|r| r[0] == ids[3].to_string()).unwrap();
+    assert_eq!(&tricky[2], tricky_source);
+    let meta: Value = serde_json::from_str(&tricky[10]).unwrap();
+    assert_eq!(meta["diag"], "550, \"no\"\r\nsuch user");
+    assert_eq!(&tricky[1], "complaint");
+    assert_eq!(&tricky[3], "cat@example.com");
+    assert_eq!(&rows[0][9], "2026-01-01T00:00:00+00:00");
+    assert!(!rows[1][7].is_empty(), "campaign_id present");
+    assert_eq!(&rows[1][8], "Beta");
+    assert_eq!(&rows[2][7], "", "no campaign: empty");
+
+    let (status, filtered) = w
+        .get_text("/api/bounces/export?format=csv&type=hard&since=2026-01-02T00:00:00Z&until=2026-01-07T00:00:00Z")
+        .await;
+    assert_eq!(status, 200);
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(filtered.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1, "only the hard bounce of Jan 6 is in [Jan 2, Jan 7)");
+    assert_eq!(&rows[0][0], ids[5].to_string());
+}
+
+#[tokio::test]
+async fn ndjson_export_is_one_object_per_line() {
+    let (db, w, ids) = seeded().await;
+    sqlx::query("UPDATE bounces SET meta = $1 WHERE id = $2")
+        .bind(json!({"text": "line1\nline2 \\ \"q\" \u{1} tab\t"}))
+        .bind(ids[0])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let r = w
+        .client
+        .get(w.url("/api/bounces/export?format=ndjson&source=ses"))
+        .header("Authorization", w.auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let body = r.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], ids[0]);
+    assert_eq!(lines[0]["meta"]["text"], "line1\nline2 \\ \"q\" \u{1} tab\t");
+    assert_eq!(lines[0]["campaign"]["name"], "Alpha");
+    assert_eq!(lines[0]["email"], "ann@example.com");
+    assert!(lines.iter().all(|l| l["source"] == "ses"));
+
+    let (status, _) = w.get_text("/api/bounces/export?format=xml").await;
+    assert_eq!(status, 400);
+    let (status, _) = w.get_text("/api/bounces/export?type=purple").await;
+    assert_eq!(status, 400);
+    let (status, _) = w.get_text("/api/bounces/export?since=yesterday").await;
+    assert_eq!(status, 400);
+}
+
+/// The export streams: a body far larger than the channel between Postgres and the socket
+/// arrives whole, and an abandoned download does not break the worker.
+#[tokio::test]
+async fn large_export_streams_and_abandoned_downloads_are_harmless() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("big@example.com").await;
+    sqlx::query(
+        "INSERT INTO bounces (subscriber_id, type, source, meta)
+         SELECT $1, 'soft', 'bulk', jsonb_build_object('i', i) FROM generate_series(1, 50000) i",
+    )
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let w = TestWorker::start(&db.url, "").await;
+    let (status, body) = w.get_text("/api/bounces/export?format=csv").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 50_001);
+
+    for _ in 0..3 {
+        let mut r = w
+            .client
+            .get(w.url("/api/bounces/export?format=ndjson"))
+            .header("Authorization", w.auth())
+            .send()
+            .await
+            .unwrap();
+        let _first = r.chunk().await.unwrap();
+        drop(r); // walk away mid-download
+    }
+    let (status, body) = w.get_text("/api/bounces/export?format=ndjson").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 50_000);
+}

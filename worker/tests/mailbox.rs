@@ -1,0 +1,422 @@
+//! Mailbox scanning against a real dovecot (POP3 and IMAP, plain, TLS, STARTTLS) and a
+//! real Postgres: what is recorded, what is removed, what is left alone, and how failures
+//! (bad credentials, a dropped connection, a second scanner) behave.
+
+mod common;
+mod mailbox_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bounce_worker::mailbox::scan::{self, Deps, Summary};
+use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, state};
+use bounce_worker::metrics::Metrics;
+use bounce_worker::rules::Rules;
+use bounceops_api::{MailboxProtocol, TlsMode};
+use common::TestDb;
+use mailbox_support::*;
+use tokio::sync::watch;
+
+const POP3: MailboxProtocol = MailboxProtocol::Pop3;
+const IMAP: MailboxProtocol = MailboxProtocol::Imap;
+
+fn deps(db: &TestDb) -> Deps {
+    let metrics = Metrics::new();
+    Deps {
+        store: db.store(),
+        rules: Arc::new(Rules::default()),
+        mailbox_metrics: MailboxMetrics::register(metrics.registry()).unwrap(),
+        metrics,
+    }
+}
+
+async fn scan(m: &MailboxConfig, deps: &Deps) -> Result<Summary, ScanError> {
+    let (_stop, stopped) = watch::channel(false);
+    scan::scan(m, deps, &stopped).await
+}
+
+async fn bounce_rows(db: &TestDb) -> Vec<(String, String, String, Option<i32>)> {
+    sqlx::query_as(
+        "SELECT s.email, b.type::text, b.source, b.campaign_id
+         FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id ORDER BY s.email",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Bounces of every shape are recorded and removed; everything else stays, untouched,
+/// and is not read again.
+async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let (carol, carol_uuid) = db.subscriber("carol@example.net").await;
+    let (dave, _) = db.subscriber("dave@example.net").await;
+    let (unknown_user, _) = db.subscriber("userunknown@bouncehammer.jp").await;
+    let (campaign, campaign_uuid) = db.campaign("november").await;
+
+    // Found by listmonk's headers although the report names a forwarding address.
+    dovecot.deliver(
+        USER,
+        &listmonk_bounce(
+            "carol.forward@other.example",
+            "5.1.1",
+            Some(carol_uuid),
+            Some(campaign_uuid),
+        ),
+    );
+    // No headers: found by the recipient address; transient, so soft.
+    dovecot.deliver(USER, &listmonk_bounce("dave@example.net", "4.2.2", None, None));
+    // Real mail from the corpus: a Sendmail DSN, and an ARF complaint for nobody we know.
+    dovecot.deliver(USER, &corpus("rfc3464-01.eml"));
+    dovecot.deliver(USER, &corpus("arf-01.eml"));
+    let keep = [human_reply(), newsletter(), vacation()];
+    for m in &keep {
+        dovecot.deliver(USER, m);
+    }
+    let mut expected_left = keep.to_vec();
+    expected_left.sort();
+
+    let mailbox = dovecot.mailbox("bounces", protocol, TlsMode::None);
+    let deps = deps(&db);
+    let summary = scan(&mailbox, &deps).await.expect("scan");
+    assert_eq!(
+        (summary.read, summary.removed, summary.kept, summary.events),
+        (7, 4, 3, 4),
+        "{summary:?}"
+    );
+
+    assert_eq!(dovecot.messages(USER), expected_left, "only non-bounces remain");
+    assert_eq!(
+        bounce_rows(&db).await,
+        vec![
+            (
+                "carol@example.net".into(),
+                "hard".into(),
+                "mailbox:bounces".into(),
+                Some(campaign)
+            ),
+            (
+                "dave@example.net".into(),
+                "soft".into(),
+                "mailbox:bounces".into(),
+                None
+            ),
+            (
+                "userunknown@bouncehammer.jp".into(),
+                "hard".into(),
+                "mailbox:bounces".into(),
+                None
+            ),
+        ]
+    );
+    assert_eq!(db.status(carol).await.as_deref(), Some("blocklisted"));
+    assert_eq!(db.status(unknown_user).await.as_deref(), Some("blocklisted"));
+    assert_eq!(db.status(dave).await.as_deref(), Some("enabled"));
+    let unmatched: (String, String) =
+        sqlx::query_as("SELECT email, type FROM bounceops.unmatched")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(unmatched, ("redacted@example.net".into(), "complaint".into()));
+    if protocol == IMAP {
+        // Read with BODY.PEEK: what is left in place is not marked as read.
+        for name in dovecot.cur_names(USER) {
+            let flags = name.rsplit(":2,").next().unwrap_or("");
+            assert!(!flags.contains('S'), "{name} was marked \\Seen");
+        }
+    }
+    let m = &deps.mailbox_metrics;
+    assert_eq!(m.messages.with_label_values(&["bounces", "bounce"]).get(), 3);
+    assert_eq!(m.messages.with_label_values(&["bounces", "complaint"]).get(), 1);
+    assert_eq!(m.messages.with_label_values(&["bounces", "autoreply"]).get(), 1);
+    assert_eq!(m.scans.with_label_values(&["bounces", "ok"]).get(), 1);
+    assert_eq!(m.removed.with_label_values(&["bounces"]).get(), 4);
+    assert_eq!(m.scan_duration.with_label_values(&["bounces"]).get_sample_count(), 1);
+
+    // The kept messages are remembered: the next scan downloads nothing.
+    let again = scan(&mailbox, &deps).await.expect("second scan");
+    assert_eq!(again.read, 0, "{again:?}");
+    assert_eq!(dovecot.messages(USER), expected_left);
+    assert_eq!(db.total_bounces().await, 3);
+
+    // A new bounce arriving later is picked up; the kept ones still are not re-read.
+    dovecot.deliver(USER, &listmonk_bounce("dave@example.net", "4.2.2", None, None));
+    let third = scan(&mailbox, &deps).await.expect("third scan");
+    assert_eq!((third.read, third.removed), (1, 1), "{third:?}");
+    assert_eq!(db.bounce_count(dave).await, 2);
+}
+
+#[tokio::test]
+async fn pop3_scan_records_bounces_and_leaves_the_rest() {
+    records_bounces_and_leaves_the_rest(POP3).await;
+}
+
+#[tokio::test]
+async fn imap_scan_records_bounces_and_leaves_the_rest() {
+    records_bounces_and_leaves_the_rest(IMAP).await;
+}
+
+/// One bounce and one reply over an encrypted session.
+async fn one_bounce_over(protocol: MailboxProtocol, tls: TlsMode) {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("erin@example.net").await;
+    dovecot.deliver(USER, &listmonk_bounce("erin@example.net", "5.1.1", None, None));
+    dovecot.deliver(USER, &human_reply());
+    let mailbox = dovecot.mailbox("secure", protocol, tls);
+    let summary = scan(&mailbox, &deps(&db)).await.expect("scan");
+    assert_eq!((summary.removed, summary.kept), (1, 1), "{summary:?}");
+    assert_eq!(db.bounce_count(id).await, 1);
+    assert_eq!(dovecot.messages(USER).len(), 1);
+    let log = dovecot.log();
+    assert!(log.contains("TLS"), "dovecot saw no TLS session: {log}");
+}
+
+#[tokio::test]
+async fn pop3_over_implicit_tls() {
+    one_bounce_over(POP3, TlsMode::Tls).await;
+}
+
+#[tokio::test]
+async fn pop3_over_stls() {
+    one_bounce_over(POP3, TlsMode::Starttls).await;
+}
+
+#[tokio::test]
+async fn imap_over_implicit_tls() {
+    one_bounce_over(IMAP, TlsMode::Tls).await;
+}
+
+#[tokio::test]
+async fn imap_over_starttls() {
+    one_bounce_over(IMAP, TlsMode::Starttls).await;
+}
+
+#[tokio::test]
+async fn untrusted_certificate_fails_unless_verification_is_skipped() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    dovecot.deliver(USER, &listmonk_bounce("x@example.net", "5.1.1", None, None));
+    let deps = deps(&db);
+    for protocol in [POP3, IMAP] {
+        let mut mailbox = dovecot.mailbox("strict", protocol, TlsMode::Tls);
+        mailbox.tls_skip_verify = false;
+        let err = scan(&mailbox, &deps).await.expect_err("self-signed certificate");
+        assert!(
+            matches!(&err, ScanError::Connect(m) if m.contains("TLS handshake")),
+            "{err}"
+        );
+    }
+    let m = &deps.mailbox_metrics;
+    assert_eq!(m.connection_failures.with_label_values(&["strict"]).get(), 2);
+    assert_eq!(m.scans.with_label_values(&["strict", "connect_error"]).get(), 2);
+    assert_eq!(dovecot.messages(USER).len(), 1);
+}
+
+#[tokio::test]
+async fn bad_credentials_are_a_clear_error_and_a_metric() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    dovecot.deliver(USER, &listmonk_bounce("x@example.net", "5.1.1", None, None));
+    let deps = deps(&db);
+    for protocol in [POP3, IMAP] {
+        let mut mailbox = dovecot.mailbox("wrong", protocol, TlsMode::None);
+        mailbox.credentials = Some((USER.into(), bounce_worker::mailbox::Password::new("nope")));
+        let err = scan(&mailbox, &deps).await.expect_err("wrong password");
+        assert!(matches!(err, ScanError::Auth(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("login refused"), "{text}");
+        assert!(!text.contains("nope"), "the password leaked into {text}");
+    }
+    let m = &deps.mailbox_metrics;
+    assert_eq!(m.auth_failures.with_label_values(&["wrong"]).get(), 2);
+    assert_eq!(m.scans.with_label_values(&["wrong", "auth_error"]).get(), 2);
+    assert_eq!(dovecot.messages(USER).len(), 1);
+    assert_eq!(db.unmatched_count().await, 0);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_connection_failure() {
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // nothing listens once the listener is dropped
+    let mailbox = mailbox_at("gone", POP3, TlsMode::None, port);
+    let deps = deps(&db);
+    let err = scan(&mailbox, &deps).await.expect_err("nothing listens");
+    assert!(matches!(err, ScanError::Connect(_)), "{err:?}");
+    assert_eq!(
+        deps.mailbox_metrics
+            .connection_failures
+            .with_label_values(&["gone"])
+            .get(),
+        1
+    );
+}
+
+/// Soft bounces, one per subscriber: a bounce counted twice would show as a second row.
+async fn soft_bounces(db: &TestDb, dovecot: &Dovecot, n: usize) -> Vec<i32> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let email = format!("soft{i}@example.net");
+        ids.push(db.subscriber(&email).await.0);
+        dovecot.deliver(USER, &listmonk_bounce(&email, "4.2.2", None, None));
+    }
+    ids
+}
+
+async fn each_counted_once(db: &TestDb, ids: &[i32]) {
+    for &id in ids {
+        assert_eq!(db.bounce_count(id).await, 1, "subscriber {id}");
+    }
+    assert_eq!(db.total_bounces().await, ids.len() as i64);
+}
+
+/// The server's answers stop part-way through the second batch: the scan fails, nothing
+/// is lost, and the next scan finishes the job without counting anything twice.
+async fn dropped_mid_scan(protocol: MailboxProtocol) {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let ids = soft_bounces(&db, &dovecot, 120).await;
+    dovecot.deliver(USER, &human_reply());
+    let direct = dovecot.mailbox("flaky", protocol, TlsMode::None);
+    let size: usize = dovecot.messages(USER).iter().map(Vec::len).sum();
+    let breaker = Breaker::start(direct.port, size * 6 / 10).await;
+    let mut broken = direct.clone();
+    broken.port = breaker.port;
+    let deps = deps(&db);
+
+    let err = scan(&broken, &deps).await.expect_err("the connection drops");
+    assert!(matches!(err, ScanError::Protocol(_)), "{err:?}");
+    let recorded = db.total_bounces().await;
+    assert!(
+        recorded >= scan::BATCH as i64 && recorded < 120,
+        "the first batch is committed, the rest not: {recorded}"
+    );
+    let left = dovecot.messages(USER).len();
+    match protocol {
+        // POP3 deletes only at QUIT, which never came.
+        MailboxProtocol::Pop3 => assert_eq!(left, 121),
+        // IMAP expunges per committed batch.
+        MailboxProtocol::Imap => assert_eq!(left as i64, 121 - recorded),
+    }
+
+    let summary = scan(&direct, &deps).await.expect("scan after the drop");
+    assert_eq!(summary.kept, 1, "{summary:?}");
+    each_counted_once(&db, &ids).await;
+    assert_eq!(dovecot.messages(USER), vec![human_reply_left(&dovecot)]);
+    let claimed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bounceops.processed_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(claimed, 120);
+}
+
+/// The one message left, whatever its bytes: the reply delivered by the test.
+fn human_reply_left(dovecot: &Dovecot) -> Vec<u8> {
+    let left = dovecot.messages(USER);
+    assert_eq!(left.len(), 1);
+    assert!(String::from_utf8_lossy(&left[0]).contains("Re: Our November issue"));
+    left[0].clone()
+}
+
+#[tokio::test]
+async fn pop3_connection_dropped_mid_scan_loses_nothing() {
+    dropped_mid_scan(POP3).await;
+}
+
+#[tokio::test]
+async fn imap_connection_dropped_mid_scan_loses_nothing() {
+    dropped_mid_scan(IMAP).await;
+}
+
+#[tokio::test]
+async fn a_second_scanner_skips_a_mailbox_being_scanned() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let ids = soft_bounces(&db, &dovecot, 3).await;
+    let mailbox = dovecot.mailbox("shared", POP3, TlsMode::None);
+    let deps = deps(&db);
+
+    // Another replica holds the mailbox.
+    let other = state::ScanLock::try_take(&db.pool, &mailbox.key)
+        .await
+        .unwrap()
+        .expect("lock is free");
+    let skipped = scan(&mailbox, &deps).await.expect("skip is not an error");
+    assert!(skipped.locked);
+    assert_eq!(skipped.read, 0);
+    assert_eq!(dovecot.messages(USER).len(), 3);
+    assert_eq!(db.total_bounces().await, 0);
+    assert_eq!(
+        deps.mailbox_metrics
+            .scans
+            .with_label_values(&["shared", "locked"])
+            .get(),
+        1
+    );
+    other.release().await;
+
+    // Two scanners at the same moment: each bounce is recorded once, whoever wins.
+    let (a, b) = tokio::join!(scan(&mailbox, &deps), scan(&mailbox, &deps));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.removed + b.removed, 3, "{a:?} {b:?}");
+    each_counted_once(&db, &ids).await;
+    assert!(dovecot.messages(USER).is_empty());
+}
+
+#[tokio::test]
+async fn at_most_max_messages_per_scan() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let ids = soft_bounces(&db, &dovecot, 5).await;
+    let mut mailbox = dovecot.mailbox("small", IMAP, TlsMode::None);
+    mailbox.max_messages_per_scan = 2;
+    let deps = deps(&db);
+    for left in [3, 1, 0] {
+        let summary = scan(&mailbox, &deps).await.unwrap();
+        assert_eq!(dovecot.messages(USER).len(), left, "{summary:?}");
+    }
+    each_counted_once(&db, &ids).await;
+}
+
+#[tokio::test]
+async fn each_mailbox_is_scanned_on_its_own_interval() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let (a, _) = db.subscriber("a@example.net").await;
+    let (b, _) = db.subscriber("b@example.net").await;
+    let mut first = dovecot.mailbox("first", POP3, TlsMode::None);
+    first.scan_interval = Duration::from_secs(1);
+    let mut second = dovecot.mailbox("second", IMAP, TlsMode::None);
+    second.scan_interval = Duration::from_secs(1);
+    second.credentials = Some(("other".into(), bounce_worker::mailbox::Password::new("other-pw")));
+    let deps = deps(&db);
+    let scanners = Scanners::start(vec![first, second], deps.clone());
+
+    // Delivered once both first scans are done: only a scheduled, later scan finds them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let scanned = |name: &str| deps.mailbox_metrics.scans.with_label_values(&[name, "ok"]).get();
+    while scanned("first") < 1 || scanned("second") < 1 {
+        assert!(Instant::now() < deadline, "the first scans did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dovecot.deliver(USER, &listmonk_bounce("a@example.net", "5.1.1", None, None));
+    dovecot.deliver("other", &listmonk_bounce("b@example.net", "5.1.1", None, None));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.bounce_count(a).await + db.bounce_count(b).await < 2 {
+        assert!(Instant::now() < deadline, "scheduled scans recorded nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = Instant::now();
+    scanners.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(5), "stop waits for the interval");
+    for name in ["first", "second"] {
+        assert!(scanned(name) >= 2, "{name} was scanned once only");
+    }
+    assert!(dovecot.messages(USER).is_empty());
+    assert!(dovecot.messages("other").is_empty());
+}

@@ -1,0 +1,319 @@
+//! The generic webhook over real HTTP against a real Postgres: listmonk's contract, auth,
+//! bad input, the commit-before-2xx promise, and the database going away and back.
+
+mod common;
+
+use common::{Proxy, TestDb, TestWorker, server_addr};
+use serde_json::json;
+
+#[tokio::test]
+async fn records_and_answers_like_listmonk() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("alice@example.com").await;
+    let (campaign_id, campaign_uuid) = db.campaign("November").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let r = w
+        .post_bounce(&json!({
+            "email": "Alice@Example.com", "campaign_uuid": campaign_uuid, "type": "hard",
+            "source": "api", "meta": {"reason": "5.1.1"}, "created_at": "2026-03-04T05:06:07Z"
+        }))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({"data": true}));
+    let (campaign, source, meta, at): (Option<i32>, String, serde_json::Value, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("SELECT campaign_id, source, meta, created_at FROM bounces WHERE subscriber_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(campaign, Some(campaign_id));
+    assert_eq!(source, "api");
+    assert_eq!(meta, json!({"reason": "5.1.1"}));
+    assert_eq!(at.to_rfc3339(), "2026-03-04T05:06:07+00:00");
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
+}
+
+#[tokio::test]
+async fn unknown_subscriber_is_accepted_and_kept() {
+    let db = TestDb::new().await;
+    let w = TestWorker::start(&db.url, "").await;
+    let r = w
+        .post_bounce(&json!({"email": "ghost@example.com", "type": "soft", "source": "x"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(db.unmatched_count().await, 1);
+}
+
+#[tokio::test]
+async fn auth_is_required_and_checked() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let body = json!({"email": "a@example.com", "type": "hard", "source": "x"});
+    let send = |auth: Option<&str>| {
+        let mut req = w.client.post(w.url("/webhooks/bounce")).json(&body);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        req.send()
+    };
+    let none = send(None).await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(none.headers().contains_key("www-authenticate"));
+    assert_eq!(send(Some("Bearer abc")).await.unwrap().status(), 401);
+    assert_eq!(send(Some("token tester:wrong")).await.unwrap().status(), 403);
+    assert_eq!(send(Some("token nobody:t0ken")).await.unwrap().status(), 403);
+    let wrong_basic = format!("Basic {}", base64_encode("tester:nope"));
+    assert_eq!(send(Some(&wrong_basic)).await.unwrap().status(), 403);
+    assert_eq!(db.total_bounces().await, 0, "nothing recorded without valid credentials");
+
+    let basic = format!("Basic {}", base64_encode("tester:t0ken"));
+    assert_eq!(send(Some(&basic)).await.unwrap().status(), 200);
+    assert_eq!(db.total_bounces().await, 1);
+
+    // The API is protected the same way.
+    let api = w.client.get(w.url("/api/bounces")).send().await.unwrap();
+    assert_eq!(api.status(), 401);
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test]
+async fn bad_input_gets_400_with_a_message_and_writes_nothing() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let cases: &[(&str, &str)] = &[
+        ("{", "invalid JSON"),
+        ("", "invalid JSON"),
+        ("null", "expected an object"),
+        ("[1,2]", "expected an object"),
+        (r#"{"email": 42, "type": "hard"}"#, "invalid JSON"),
+        (r#"{"type": "hard"}"#, "email or subscriber_uuid"),
+        (r#"{"email": "not-an-address", "type": "hard"}"#, "invalid email"),
+        (r#"{"subscriber_uuid": "1234", "type": "hard"}"#, "invalid subscriber_uuid"),
+        (r#"{"email": "a@example.com", "campaign_uuid": "zz", "type": "hard"}"#, "invalid campaign_uuid"),
+        (r#"{"email": "a@example.com", "type": "bounced"}"#, "invalid type"),
+        (r#"{"email": "a@example.com", "type": "hard", "meta": [1]}"#, "invalid meta"),
+        (r#"{"email": "a@example.com", "type": "hard", "created_at": "2026-13-45"}"#, "invalid created_at"),
+        ("\u{0}\u{1}\u{2}binary", "invalid JSON"),
+    ];
+    for (body, expected) in cases {
+        let r = w
+            .client
+            .post(w.url("/webhooks/bounce"))
+            .header("Authorization", w.auth())
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body:?}");
+        let message = r.json::<serde_json::Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(expected), "{body:?}: {message}");
+    }
+    assert_eq!(db.total_bounces().await + db.unmatched_count().await, 0);
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let w = TestWorker::start(&db.url, "  webhook: {maxBodyBytes: 2048}\n").await;
+    let big = json!({"email": "a@example.com", "type": "hard", "source": "x", "meta": {"pad": "x".repeat(4096)}});
+    let r = w.post_bounce(&big).await;
+    assert_eq!(r.status(), 413);
+    assert!(r.json::<serde_json::Value>().await.unwrap()["message"].is_string());
+    let small = json!({"email": "a@example.com", "type": "hard", "source": "x", "meta": {"pad": "x".repeat(512)}});
+    assert_eq!(w.post_bounce(&small).await.status(), 200);
+    assert_eq!(db.total_bounces().await, 1);
+}
+
+/// Many concurrent requests; each 2xx must find its bounce already committed, seen from
+/// another connection at the moment the response arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_2xx_event_is_committed_when_the_response_arrives() {
+    let db = TestDb::new().await;
+    let mut emails = Vec::new();
+    for i in 0..20 {
+        let email = format!("s{i}@example.com");
+        db.subscriber(&email).await;
+        emails.push(email);
+    }
+    let w = std::sync::Arc::new(TestWorker::start(&db.url, "  rules: {soft: {count: 1000, action: none}}\n").await);
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let w = w.clone();
+            let pool = db.pool.clone();
+            // Every tenth goes to an unknown address: it must be in the unmatched table.
+            let email = if i % 10 == 9 { format!("ghost{i}@example.com") } else { emails[i % 20].clone() };
+            let marker = format!("m{i}");
+            tokio::spawn(async move {
+                let r = w
+                    .post_bounce(&json!({"email": email, "type": "soft", "source": "x", "meta": {"marker": marker}}))
+                    .await;
+                assert_eq!(r.status(), 200);
+                let found: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM bounces WHERE meta->>'marker' = $1)
+                          + (SELECT COUNT(*) FROM bounceops.unmatched WHERE meta->>'marker' = $1)",
+                )
+                .bind(&marker)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert_eq!(found, 1, "{marker} answered 200 but is not committed");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(db.total_bounces().await, 180);
+    assert_eq!(db.unmatched_count().await, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_simultaneous_webhooks_for_one_subscriber() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("race@example.com").await;
+    let w = std::sync::Arc::new(TestWorker::start(&db.url, "  rules: {hard: {count: 3, action: blocklist}}\n").await);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.post_bounce(&json!({"email": "race@example.com", "type": "hard", "source": "x"}))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(db.bounce_count(id).await, 3);
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_gives_503_then_recovers() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let proxy = Proxy::start(server_addr(&db.url)).await;
+    let w = TestWorker::start(&proxy.url_for(&db.url), "").await;
+    let body = json!({"email": "a@example.com", "type": "soft", "source": "x"});
+    assert_eq!(w.post_bounce(&body).await.status(), 200);
+
+    proxy.cut();
+    let r = w.post_bounce(&body).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let ready = w.client.get(w.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(db.total_bounces().await, 1, "the 503'd bounce was not recorded");
+
+    proxy.restore();
+    // The pool reconnects on demand: the first request after the outage succeeds.
+    assert_eq!(w.post_bounce(&body).await.status(), 200);
+    assert_eq!(w.client.get(w.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(db.total_bounces().await, 2);
+}
+
+#[tokio::test]
+async fn disabled_generic_webhook_is_404() {
+    let db = TestDb::new().await;
+    let w = TestWorker::start(&db.url, "  providers: {generic: {enabled: false}}\n").await;
+    let r = w
+        .post_bounce(&json!({"email": "a@example.com", "type": "soft", "source": "x"}))
+        .await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn metrics_move_with_events() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let metric = |text: &str, line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    let before = w.client.get(w.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&before, "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"), 0.0);
+
+    w.post_bounce(&json!({"email": "a@example.com", "type": "hard", "source": "api"})).await;
+    w.post_bounce(&json!({"email": "a@example.com", "type": "hard", "source": "api"})).await;
+    w.post_bounce(&json!({"email": "nobody@example.com", "type": "soft", "source": "api"})).await;
+    w.client.post(w.url("/webhooks/bounce")).send().await.unwrap(); // 401
+
+    let after = w.client.get(w.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&after, "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"), 1.0);
+    assert_eq!(metric(&after, "bounceops_events_total{outcome=\"blocklisted\",source=\"api\",type=\"hard\"}"), 1.0);
+    assert_eq!(metric(&after, "bounceops_events_total{outcome=\"unmatched\",source=\"api\",type=\"soft\"}"), 1.0);
+    assert_eq!(metric(&after, "bounceops_unmatched_total{source=\"api\"}"), 1.0);
+    assert_eq!(metric(&after, "bounceops_actions_total{action=\"blocklist\",type=\"hard\"}"), 1.0);
+    assert_eq!(
+        metric(&after, "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"200\"}"),
+        3.0
+    );
+    assert_eq!(
+        metric(&after, "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"401\"}"),
+        1.0
+    );
+    assert!(metric(&after, "bounceops_http_request_duration_seconds_count{route=\"/webhooks/bounce\"}") >= 4.0);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let db = TestDb::new().await;
+    let w = TestWorker::start(&db.url, "").await;
+    assert_eq!(w.client.get(w.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(w.client.get(w.url("/readyz")).send().await.unwrap().status(), 200);
+    // Not migrated: not ready, and it says why.
+    sqlx::query("DROP TABLE bounceops.unmatched").execute(&db.pool).await.unwrap();
+    let r = w.client.get(w.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("migrate"));
+}
+
+#[tokio::test]
+async fn graceful_stop_finishes_in_flight_requests() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let w = TestWorker::start(&db.url, "  rules: {soft: {count: 1000, action: none}}\n").await;
+    let client = w.client.clone();
+    let url = w.url("/webhooks/bounce");
+    let auth = w.auth();
+    let in_flight: Vec<_> = (0..50)
+        .map(|_| {
+            let (client, url, auth) = (client.clone(), url.clone(), auth.clone());
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("Authorization", auth)
+                    .json(&json!({"email": "a@example.com", "type": "soft", "source": "x"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    // Stop while the requests are in flight: each one either gets its 200 (and is then
+    // committed) or never gets an answer; none is answered and lost.
+    tokio::task::yield_now().await;
+    w.stop().await.unwrap();
+    let mut ok = 0;
+    for t in in_flight {
+        if matches!(t.await.unwrap(), Ok(200)) {
+            ok += 1;
+        }
+    }
+    assert_eq!(db.total_bounces().await, ok, "every 200 is committed, nothing else is");
+}
