@@ -12,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod mailbox;
 pub mod metrics;
+pub mod plan;
 pub mod providers;
 pub mod rules;
 pub mod secrets;

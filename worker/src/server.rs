@@ -46,9 +46,14 @@ pub async fn serve_with_mailboxes(
             Some(mailbox::Scanners::start(mailboxes, deps))
         }
     };
-    // Writers hold one connection each; leave a few for the API and the export.
-    let writers = (settings.spec.database.max_connections as usize)
-        .saturating_sub(4)
+    // Writers hold one connection each. Few writers make big batches (one commit for
+    // many events); a handful keeps Postgres busy while one batch waits for its fsync.
+    // The rest of the pool serves the API and the export.
+    let writers = std::env::var("BOUNCEOPS_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4usize)
+        .min(settings.spec.database.max_connections as usize / 2)
         .max(1);
     let ingest = Ingest::start(
         store.clone(),

@@ -17,7 +17,13 @@ async fn seeded() -> (TestDb, TestWorker, Vec<i32>) {
         (a, Some(camp1), "hard", "ses", "2026-01-01T00:00:00Z"),
         (b, Some(camp2), "soft", "api", "2026-01-02T00:00:00Z"),
         (b, None, "soft", "api", "2026-01-03T00:00:00Z"),
-        (c, Some(camp1), "complaint", "sendgrid", "2026-01-04T00:00:00Z"),
+        (
+            c,
+            Some(camp1),
+            "complaint",
+            "sendgrid",
+            "2026-01-04T00:00:00Z",
+        ),
         (a, Some(camp2), "soft", "ses", "2026-01-05T00:00:00Z"),
         (c, None, "hard", "api", "2026-01-06T00:00:00Z"),
         (b, Some(camp1), "hard", "ses", "2026-01-07T00:00:00Z"),
@@ -66,11 +72,23 @@ async fn list_has_listmonks_shape() {
     // Default order: newest first.
     let first = &data["results"][0];
     assert_eq!(first["id"], ids[6]);
-    let keys: std::collections::BTreeSet<&str> =
-        first.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: std::collections::BTreeSet<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let want: std::collections::BTreeSet<&str> = [
-        "id", "type", "source", "meta", "created_at", "email", "subscriber_uuid",
-        "subscriber_id", "subscriber_status", "campaign",
+        "id",
+        "type",
+        "source",
+        "meta",
+        "created_at",
+        "email",
+        "subscriber_uuid",
+        "subscriber_id",
+        "subscriber_status",
+        "campaign",
     ]
     .into();
     assert_eq!(keys, want);
@@ -89,9 +107,15 @@ async fn list_has_listmonks_shape() {
 #[tokio::test]
 async fn pagination_ordering_and_filters() {
     let (_db, w, ids) = seeded().await;
-    let (_, p1) = w.get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=1").await;
-    let (_, p2) = w.get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=2").await;
-    let (_, p3) = w.get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=3").await;
+    let (_, p1) = w
+        .get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=1")
+        .await;
+    let (_, p2) = w
+        .get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=2")
+        .await;
+    let (_, p3) = w
+        .get_json("/api/bounces?order_by=created_at&order=asc&per_page=3&page=3")
+        .await;
     let all: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
     assert_eq!(ids_of(&p1), all[0..3]);
     assert_eq!(ids_of(&p2), all[3..6]);
@@ -104,7 +128,9 @@ async fn pagination_ordering_and_filters() {
     assert_eq!(ids_of(&everything), all);
     assert_eq!(everything["data"]["per_page"], 0);
 
-    let (_, by_email) = w.get_json("/api/bounces?per_page=all&order_by=email&order=asc").await;
+    let (_, by_email) = w
+        .get_json("/api/bounces?per_page=all&order_by=email&order=asc")
+        .await;
     let emails: Vec<&str> = by_email["data"]["results"]
         .as_array()
         .unwrap()
@@ -115,7 +141,9 @@ async fn pagination_ordering_and_filters() {
     sorted.sort();
     assert_eq!(emails, sorted);
 
-    let (_, by_type) = w.get_json("/api/bounces?per_page=all&order_by=type&order=desc").await;
+    let (_, by_type) = w
+        .get_json("/api/bounces?per_page=all&order_by=type&order=desc")
+        .await;
     let types: Vec<&str> = by_type["data"]["results"]
         .as_array()
         .unwrap()
@@ -126,7 +154,9 @@ async fn pagination_ordering_and_filters() {
     assert_eq!(types[0], "complaint");
     assert_eq!(*types.last().unwrap(), "soft");
 
-    let (_, by_campaign) = w.get_json("/api/bounces?per_page=all&order_by=campaign_name&order=asc").await;
+    let (_, by_campaign) = w
+        .get_json("/api/bounces?per_page=all&order_by=campaign_name&order=asc")
+        .await;
     let names: Vec<Value> = by_campaign["data"]["results"]
         .as_array()
         .unwrap()
@@ -136,15 +166,29 @@ async fn pagination_ordering_and_filters() {
     assert_eq!(names[0], "Alpha");
     assert_eq!(names[6], Value::Null, "no campaign sorts last");
 
-    let (_, ses) = w.get_json("/api/bounces?source=ses&per_page=all&order=asc").await;
+    let (_, ses) = w
+        .get_json("/api/bounces?source=ses&per_page=all&order=asc")
+        .await;
     assert_eq!(ids_of(&ses), vec![all[0], all[4], all[6]]);
     assert_eq!(ses["data"]["total"], 3);
 
-    let camp: i64 = ses["data"]["results"][0]["campaign"]["id"].as_i64().unwrap();
-    let (_, alpha) = w.get_json(&format!("/api/bounces?campaign_id={camp}&per_page=all&order=asc")).await;
+    let camp: i64 = ses["data"]["results"][0]["campaign"]["id"]
+        .as_i64()
+        .unwrap();
+    let (_, alpha) = w
+        .get_json(&format!(
+            "/api/bounces?campaign_id={camp}&per_page=all&order=asc"
+        ))
+        .await;
     assert_eq!(ids_of(&alpha), vec![all[0], all[3], all[6]]);
 
-    for bad in ["order_by=name", "order=sideways", "page=x", "per_page=-", "campaign_id=abc"] {
+    for bad in [
+        "order_by=name",
+        "order=sideways",
+        "page=x",
+        "per_page=-",
+        "campaign_id=abc",
+    ] {
         let (status, body) = w.get_json(&format!("/api/bounces?{bad}")).await;
         assert_eq!(status, 400, "{bad}");
         assert!(body["message"].is_string(), "{bad}");
@@ -170,7 +214,9 @@ async fn get_and_delete() {
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"data": true}));
     assert_eq!(db.total_bounces().await, 6);
 
-    let r = del(format!("/api/bounces?id={}&id={}", ids[1], ids[2])).await.unwrap();
+    let r = del(format!("/api/bounces?id={}&id={}", ids[1], ids[2]))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(db.total_bounces().await, 4);
 
@@ -188,11 +234,20 @@ async fn get_and_delete() {
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let (status, _) = w.get_json("/api/subscribers/999999/bounces").await;
     assert_eq!(status, 404);
-    assert_eq!(del(format!("/api/subscribers/{cat}/bounces")).await.unwrap().status(), 200);
+    assert_eq!(
+        del(format!("/api/subscribers/{cat}/bounces"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(db.bounce_count(cat).await, 0);
     assert_eq!(db.total_bounces().await, 2);
 
-    assert_eq!(del("/api/bounces?all=true".into()).await.unwrap().status(), 200);
+    assert_eq!(
+        del("/api/bounces?all=true".into()).await.unwrap().status(),
+        200
+    );
     assert_eq!(db.total_bounces().await, 0);
 }
 
@@ -216,15 +271,34 @@ async fn csv_export_quotes_and_filters() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let body = r.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
-    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(
         headers,
         [
-            "id", "type", "source", "email", "subscriber_uuid", "subscriber_id",
-            "subscriber_status", "campaign_id", "campaign_name", "created_at", "meta"
+            "id",
+            "type",
+            "source",
+            "email",
+            "subscriber_uuid",
+            "subscriber_id",
+            "subscriber_status",
+            "campaign_id",
+            "campaign_name",
+            "created_at",
+            "meta"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -248,7 +322,11 @@ async fn csv_export_quotes_and_filters() {
         .records()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.len(), 1, "only the hard bounce of Jan 6 is in [Jan 2, Jan 7)");
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the hard bounce of Jan 6 is in [Jan 2, Jan 7)"
+    );
     assert_eq!(&rows[0][0], ids[5].to_string());
 }
 
@@ -277,7 +355,10 @@ async fn ndjson_export_is_one_object_per_line() {
         .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["id"], ids[0]);
-    assert_eq!(lines[0]["meta"]["text"], "line1\nline2 \\ \"q\" \u{1} tab\t");
+    assert_eq!(
+        lines[0]["meta"]["text"],
+        "line1\nline2 \\ \"q\" \u{1} tab\t"
+    );
     assert_eq!(lines[0]["campaign"]["name"], "Alpha");
     assert_eq!(lines[0]["email"], "ann@example.com");
     assert!(lines.iter().all(|l| l["source"] == "ses"));

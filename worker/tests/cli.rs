@@ -64,7 +64,11 @@ async fn migrate_is_idempotent_and_standalone_creates_listmonk_tables() {
             .arg(&secrets)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bounceops._sqlx_migrations")
         .fetch_one(&db.pool)

@@ -19,13 +19,22 @@ async fn records_and_answers_like_listmonk() {
         }))
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({"data": true}));
-    let (campaign, source, meta, at): (Option<i32>, String, serde_json::Value, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT campaign_id, source, meta, created_at FROM bounces WHERE subscriber_id = $1")
-            .bind(id)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"data": true})
+    );
+    let (campaign, source, meta, at): (
+        Option<i32>,
+        String,
+        serde_json::Value,
+        chrono::DateTime<chrono::Utc>,
+    ) = sqlx::query_as(
+        "SELECT campaign_id, source, meta, created_at FROM bounces WHERE subscriber_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(campaign, Some(campaign_id));
     assert_eq!(source, "api");
     assert_eq!(meta, json!({"reason": "5.1.1"}));
@@ -61,11 +70,21 @@ async fn auth_is_required_and_checked() {
     assert_eq!(none.status(), 401);
     assert!(none.headers().contains_key("www-authenticate"));
     assert_eq!(send(Some("Bearer abc")).await.unwrap().status(), 401);
-    assert_eq!(send(Some("token tester:wrong")).await.unwrap().status(), 403);
-    assert_eq!(send(Some("token nobody:t0ken")).await.unwrap().status(), 403);
+    assert_eq!(
+        send(Some("token tester:wrong")).await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        send(Some("token nobody:t0ken")).await.unwrap().status(),
+        403
+    );
     let wrong_basic = format!("Basic {}", base64_encode("tester:nope"));
     assert_eq!(send(Some(&wrong_basic)).await.unwrap().status(), 403);
-    assert_eq!(db.total_bounces().await, 0, "nothing recorded without valid credentials");
+    assert_eq!(
+        db.total_bounces().await,
+        0,
+        "nothing recorded without valid credentials"
+    );
 
     let basic = format!("Basic {}", base64_encode("tester:t0ken"));
     assert_eq!(send(Some(&basic)).await.unwrap().status(), 200);
@@ -93,12 +112,30 @@ async fn bad_input_gets_400_with_a_message_and_writes_nothing() {
         ("[1,2]", "expected an object"),
         (r#"{"email": 42, "type": "hard"}"#, "invalid JSON"),
         (r#"{"type": "hard"}"#, "email or subscriber_uuid"),
-        (r#"{"email": "not-an-address", "type": "hard"}"#, "invalid email"),
-        (r#"{"subscriber_uuid": "1234", "type": "hard"}"#, "invalid subscriber_uuid"),
-        (r#"{"email": "a@example.com", "campaign_uuid": "zz", "type": "hard"}"#, "invalid campaign_uuid"),
-        (r#"{"email": "a@example.com", "type": "bounced"}"#, "invalid type"),
-        (r#"{"email": "a@example.com", "type": "hard", "meta": [1]}"#, "invalid meta"),
-        (r#"{"email": "a@example.com", "type": "hard", "created_at": "2026-13-45"}"#, "invalid created_at"),
+        (
+            r#"{"email": "not-an-address", "type": "hard"}"#,
+            "invalid email",
+        ),
+        (
+            r#"{"subscriber_uuid": "1234", "type": "hard"}"#,
+            "invalid subscriber_uuid",
+        ),
+        (
+            r#"{"email": "a@example.com", "campaign_uuid": "zz", "type": "hard"}"#,
+            "invalid campaign_uuid",
+        ),
+        (
+            r#"{"email": "a@example.com", "type": "bounced"}"#,
+            "invalid type",
+        ),
+        (
+            r#"{"email": "a@example.com", "type": "hard", "meta": [1]}"#,
+            "invalid meta",
+        ),
+        (
+            r#"{"email": "a@example.com", "type": "hard", "created_at": "2026-13-45"}"#,
+            "invalid created_at",
+        ),
         ("\u{0}\u{1}\u{2}binary", "invalid JSON"),
     ];
     for (body, expected) in cases {
@@ -146,7 +183,9 @@ async fn every_2xx_event_is_committed_when_the_response_arrives() {
         db.subscriber(&email).await;
         emails.push(email);
     }
-    let w = std::sync::Arc::new(TestWorker::start(&db.url, "  rules: {soft: {count: 1000, action: none}}\n").await);
+    let w = std::sync::Arc::new(
+        TestWorker::start(&db.url, "  rules: {soft: {count: 1000, action: none}}\n").await,
+    );
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let w = w.clone();
@@ -182,7 +221,9 @@ async fn every_2xx_event_is_committed_when_the_response_arrives() {
 async fn sixteen_simultaneous_webhooks_for_one_subscriber() {
     let db = TestDb::new().await;
     let (id, _) = db.subscriber("race@example.com").await;
-    let w = std::sync::Arc::new(TestWorker::start(&db.url, "  rules: {hard: {count: 3, action: blocklist}}\n").await);
+    let w = std::sync::Arc::new(
+        TestWorker::start(&db.url, "  rules: {hard: {count: 3, action: blocklist}}\n").await,
+    );
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let w = w.clone();
@@ -215,12 +256,24 @@ async fn database_down_gives_503_then_recovers() {
     assert!(r.headers().contains_key("retry-after"));
     let ready = w.client.get(w.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
-    assert_eq!(db.total_bounces().await, 1, "the 503'd bounce was not recorded");
+    assert_eq!(
+        db.total_bounces().await,
+        1,
+        "the 503'd bounce was not recorded"
+    );
 
     proxy.restore();
     // The pool reconnects on demand: the first request after the outage succeeds.
     assert_eq!(w.post_bounce(&body).await.status(), 200);
-    assert_eq!(w.client.get(w.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        w.client
+            .get(w.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(db.total_bounces().await, 2);
 }
 
@@ -245,39 +298,125 @@ async fn metrics_move_with_events() {
             .and_then(|l| l.rsplit(' ').next())
             .map_or(0.0, |v| v.parse().unwrap())
     };
-    let before = w.client.get(w.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(metric(&before, "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"), 0.0);
-
-    w.post_bounce(&json!({"email": "a@example.com", "type": "hard", "source": "api"})).await;
-    w.post_bounce(&json!({"email": "a@example.com", "type": "hard", "source": "api"})).await;
-    w.post_bounce(&json!({"email": "nobody@example.com", "type": "soft", "source": "api"})).await;
-    w.client.post(w.url("/webhooks/bounce")).send().await.unwrap(); // 401
-
-    let after = w.client.get(w.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(metric(&after, "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"), 1.0);
-    assert_eq!(metric(&after, "bounceops_events_total{outcome=\"blocklisted\",source=\"api\",type=\"hard\"}"), 1.0);
-    assert_eq!(metric(&after, "bounceops_events_total{outcome=\"unmatched\",source=\"api\",type=\"soft\"}"), 1.0);
-    assert_eq!(metric(&after, "bounceops_unmatched_total{source=\"api\"}"), 1.0);
-    assert_eq!(metric(&after, "bounceops_actions_total{action=\"blocklist\",type=\"hard\"}"), 1.0);
+    let before = w
+        .client
+        .get(w.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(
-        metric(&after, "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"200\"}"),
+        metric(
+            &before,
+            "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"
+        ),
+        0.0
+    );
+
+    w.post_bounce(&json!({"email": "a@example.com", "type": "hard", "source": "api"}))
+        .await;
+    w.post_bounce(&json!({"email": "a@example.com", "type": "hard", "source": "api"}))
+        .await;
+    w.post_bounce(&json!({"email": "nobody@example.com", "type": "soft", "source": "api"}))
+        .await;
+    w.client
+        .post(w.url("/webhooks/bounce"))
+        .send()
+        .await
+        .unwrap(); // 401
+
+    let after = w
+        .client
+        .get(w.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &after,
+            "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "bounceops_events_total{outcome=\"blocklisted\",source=\"api\",type=\"hard\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "bounceops_events_total{outcome=\"unmatched\",source=\"api\",type=\"soft\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&after, "bounceops_unmatched_total{source=\"api\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "bounceops_actions_total{action=\"blocklist\",type=\"hard\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"200\"}"
+        ),
         3.0
     );
     assert_eq!(
-        metric(&after, "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"401\"}"),
+        metric(
+            &after,
+            "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"401\"}"
+        ),
         1.0
     );
-    assert!(metric(&after, "bounceops_http_request_duration_seconds_count{route=\"/webhooks/bounce\"}") >= 4.0);
+    assert!(
+        metric(
+            &after,
+            "bounceops_http_request_duration_seconds_count{route=\"/webhooks/bounce\"}"
+        ) >= 4.0
+    );
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
     let db = TestDb::new().await;
     let w = TestWorker::start(&db.url, "").await;
-    assert_eq!(w.client.get(w.url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(w.client.get(w.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        w.client
+            .get(w.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        w.client
+            .get(w.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Not migrated: not ready, and it says why.
-    sqlx::query("DROP TABLE bounceops.unmatched").execute(&db.pool).await.unwrap();
+    sqlx::query("DROP TABLE bounceops.unmatched")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let r = w.client.get(w.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("migrate"));
@@ -315,5 +454,9 @@ async fn graceful_stop_finishes_in_flight_requests() {
             ok += 1;
         }
     }
-    assert_eq!(db.total_bounces().await, ok, "every 200 is committed, nothing else is");
+    assert_eq!(
+        db.total_bounces().await,
+        ok,
+        "every 200 is committed, nothing else is"
+    );
 }

@@ -1,25 +1,29 @@
 //! Recording bounces with listmonk's semantics (DESIGN §3), race-free across replicas.
 //!
-//! A batch of events is recorded in one transaction, in four steps:
+//! A batch of events is recorded in one transaction:
 //! 1. claim provider event ids (exactly once: a retry finds its id taken);
 //! 2. find each subscriber (UUID first, else lower-cased e-mail);
 //! 3. take a transaction-level advisory lock on every subscriber involved, in ascending id
 //!    order, so that two transactions never wait on each other in a cycle;
-//! 4. per event, in arrival order: count, decide (a pure function), insert, act.
+//! 4. load those subscribers' status and bounce counts, let `plan` play the events in
+//!    arrival order in memory, and write the result: one multi-row insert of bounces, one
+//!    statement per action, one insert of unmatched events.
 //!
-//! Under the lock, the count a transaction sees includes every committed bounce of that
-//! subscriber, so no two replicas can both see the same `n` and skip or double an action.
+//! Under the lock, the counts a transaction sees include every committed bounce of those
+//! subscribers, so no two replicas can both see the same `n` and skip or double an action.
 //! Batching many events into one transaction is the group commit that lets the webhook
-//! answer only after the commit without paying one fsync per event.
+//! answer only after the commit without paying one fsync, or one statement, per event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bounceops_api::Action;
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::event::{BounceEvent, Outcome};
-use crate::rules::{Rules, decide};
+use crate::plan::{Step, SubscriberState, plan};
+use crate::rules::Rules;
 
 /// First key of the two-key advisory lock on a subscriber; the second is its id. A fixed
 /// namespace keeps our locks apart from any other application's on the same database.
@@ -59,21 +63,44 @@ pub async fn record(
         .await?;
     }
 
-    for i in pending {
-        let event = &events[i];
-        let outcome = match subscriber_ids.get(&i) {
-            Some(&id) => match record_one(&mut tx, rules, id, event).await? {
-                Some(outcome) => outcome,
-                // Deleted after the lookup (by an earlier event of this batch, or by
-                // another transaction before we got the lock): now unknown.
-                None => keep_unmatched(&mut tx, event).await?,
-            },
-            None => keep_unmatched(&mut tx, event).await?,
-        };
-        outcomes[i] = Some(outcome);
-    }
+    let (now, state) = load_state(&mut tx, &to_lock, rules).await?;
+    let steps = plan(events, &pending, &subscriber_ids, state, rules, now);
 
+    let inserts: Vec<usize> = pending
+        .iter()
+        .copied()
+        .filter(|i| matches!(steps[i], Step::Insert { .. }))
+        .collect();
+    let bounce_ids = insert_bounces(&mut tx, events, &inserts, &steps).await?;
+    let changed = apply_actions(&mut tx, &pending, &steps).await?;
+    let unmatched: Vec<usize> = pending
+        .iter()
+        .copied()
+        .filter(|i| steps[i] == Step::Unmatched)
+        .collect();
+    insert_unmatched(&mut tx, events, &unmatched).await?;
     tx.commit().await?;
+
+    let applied = |id: i32, action: Option<Action>| action.filter(|a| changed.contains(&(id, *a)));
+    for i in pending {
+        outcomes[i] = Some(match steps[&i] {
+            Step::Insert {
+                subscriber_id,
+                action,
+            } => Outcome::Recorded {
+                bounce_id: bounce_ids[&i],
+                action: applied(subscriber_id, action),
+            },
+            Step::Blocklisted => Outcome::Blocklisted,
+            Step::OverThreshold {
+                subscriber_id,
+                action,
+            } => Outcome::OverThreshold {
+                action: applied(subscriber_id, action),
+            },
+            Step::Unmatched => Outcome::Unmatched,
+        });
+    }
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every event has an outcome"))
@@ -146,117 +173,186 @@ async fn find_subscribers(
     Ok(rows.into_iter().map(|(i, id)| (i as usize, id)).collect())
 }
 
-/// Applies the rules to one event of a locked, existing subscriber. `None` when the
-/// subscriber no longer exists.
-async fn record_one(
+/// The transaction's clock and, for each locked subscriber that still exists, its status
+/// and bounce counts per type (only those inside the window, when there is one).
+async fn load_state(
     tx: &mut Transaction<'static, Postgres>,
+    ids: &[i32],
     rules: &Rules,
-    subscriber_id: i32,
-    event: &BounceEvent,
-) -> Result<Option<Outcome>, sqlx::Error> {
-    let window_secs = rules.window.map(|w| w.as_secs_f64());
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT s.status::text,
-                (SELECT COUNT(*) FROM bounces b
-                  WHERE b.subscriber_id = s.id AND b.type = $2::bounce_type
-                    AND ($3::float8 IS NULL OR b.created_at > NOW() - make_interval(secs => $3)))
-         FROM subscribers s WHERE s.id = $1",
-    )
-    .bind(subscriber_id)
-    .bind(event.bounce_type.as_str())
-    .bind(window_secs)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((status, existing)) = row else {
-        return Ok(None);
-    };
-    let blocklisted = status == "blocklisted";
-    let rule = rules.for_type(event.bounce_type);
-    let decision = decide(
-        existing + 1,
-        rule,
-        blocklisted,
-        rules.record_after_threshold,
-    );
-
-    let bounce_id = if decision.insert {
-        let id: i32 = sqlx::query_scalar(
-            "INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
-             VALUES ($1, (SELECT id FROM campaigns WHERE uuid = $2), $3::bounce_type, $4, $5,
-                     COALESCE($6, NOW()))
-             RETURNING id",
-        )
-        .bind(subscriber_id)
-        .bind(event.campaign_uuid)
-        .bind(event.bounce_type.as_str())
-        .bind(&event.source)
-        .bind(&event.meta)
-        .bind(event.created_at)
+) -> Result<(DateTime<Utc>, HashMap<i32, SubscriberState>), sqlx::Error> {
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT NOW()")
         .fetch_one(&mut **tx)
         .await?;
-        Some(id)
-    } else {
-        None
-    };
-
-    let applied = match decision.action {
-        Some(action) => apply(tx, action, subscriber_id).await?.then_some(action),
-        None => None,
-    };
-
-    Ok(Some(match bounce_id {
-        Some(bounce_id) => Outcome::Recorded {
-            bounce_id,
-            action: applied,
-        },
-        None if blocklisted => Outcome::Blocklisted,
-        None => Outcome::OverThreshold { action: applied },
-    }))
+    if ids.is_empty() {
+        return Ok((now, HashMap::new()));
+    }
+    let rows: Vec<(i32, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.id, s.status::text,
+                COUNT(b.id) FILTER (WHERE b.type = 'soft'),
+                COUNT(b.id) FILTER (WHERE b.type = 'hard'),
+                COUNT(b.id) FILTER (WHERE b.type = 'complaint')
+         FROM subscribers s
+         LEFT JOIN bounces b ON b.subscriber_id = s.id
+              AND ($2::float8 IS NULL OR b.created_at > NOW() - make_interval(secs => $2))
+         WHERE s.id = ANY($1)
+         GROUP BY s.id, s.status",
+    )
+    .bind(ids)
+    .bind(rules.window.map(|w| w.as_secs_f64()))
+    .fetch_all(&mut **tx)
+    .await?;
+    let state = rows
+        .into_iter()
+        .map(|(id, status, soft, hard, complaint)| {
+            let blocklisted = status == "blocklisted";
+            (
+                id,
+                SubscriberState {
+                    blocklisted,
+                    soft,
+                    hard,
+                    complaint,
+                },
+            )
+        })
+        .collect();
+    Ok((now, state))
 }
 
-/// Carries out an action exactly as listmonk does; returns whether anything changed.
-/// listmonk leaves `updated_at` alone in all three, and so do we.
-async fn apply(
+/// Inserts the bounces of the events in `order` with one statement; returns each event's
+/// bounce id. A campaign UUID that matches no campaign is stored as NULL.
+async fn insert_bounces(
     tx: &mut Transaction<'static, Postgres>,
-    action: Action,
-    subscriber_id: i32,
-) -> Result<bool, sqlx::Error> {
-    let sql = match action {
-        Action::None => return Ok(false),
-        Action::Blocklist => {
-            "UPDATE subscribers SET status = 'blocklisted' WHERE id = $1 AND status <> 'blocklisted'"
-        }
-        Action::Unsubscribe => {
-            "UPDATE subscriber_lists SET status = 'unsubscribed'
-             WHERE subscriber_id = $1 AND status <> 'unsubscribed'"
-        }
-        // Bounces and list memberships go with it through listmonk's ON DELETE CASCADE.
-        Action::Delete => "DELETE FROM subscribers WHERE id = $1",
-    };
-    let done = sqlx::query(sql)
-        .bind(subscriber_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    events: &[BounceEvent],
+    order: &[usize],
+    steps: &HashMap<usize, Step>,
+) -> Result<HashMap<usize, i32>, sqlx::Error> {
+    if order.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let subscribers: Vec<i32> = order
+        .iter()
+        .map(|i| match steps[i] {
+            Step::Insert { subscriber_id, .. } => subscriber_id,
+            _ => unreachable!("only inserts are listed"),
+        })
+        .collect();
+    let campaigns: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].campaign_uuid).collect();
+    let types: Vec<&str> = order
+        .iter()
+        .map(|&i| events[i].bounce_type.as_str())
+        .collect();
+    let sources: Vec<&str> = order.iter().map(|&i| events[i].source.as_str()).collect();
+    let metas: Vec<&serde_json::Value> = order.iter().map(|&i| &events[i].meta).collect();
+    let times: Vec<Option<DateTime<Utc>>> = order.iter().map(|&i| events[i].created_at).collect();
+    let mut ids: Vec<i32> = sqlx::query_scalar(
+        "INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
+         SELECT t.sid, c.id, t.type::bounce_type, t.source, t.meta, COALESCE(t.at, NOW())
+         FROM unnest($1::int4[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
+              WITH ORDINALITY AS t(sid, camp, type, source, meta, at, ord)
+         LEFT JOIN campaigns c ON c.uuid = t.camp
+         ORDER BY t.ord
+         RETURNING id",
+    )
+    .bind(&subscribers)
+    .bind(&campaigns)
+    .bind(&types)
+    .bind(&sources)
+    .bind(&metas)
+    .bind(&times)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Rows are inserted in `ord` order and take ids from the sequence as they go, so the
+    // ascending ids belong to the events in order (RETURNING itself promises no order).
+    ids.sort_unstable();
+    Ok(order.iter().copied().zip(ids).collect())
 }
 
-async fn keep_unmatched(
+/// Carries out the planned actions exactly as listmonk does, one statement per action;
+/// returns the (subscriber, action) pairs that changed something. listmonk leaves
+/// `updated_at` alone in all three, and so do we.
+async fn apply_actions(
     tx: &mut Transaction<'static, Postgres>,
-    event: &BounceEvent,
-) -> Result<Outcome, sqlx::Error> {
+    order: &[usize],
+    steps: &HashMap<usize, Step>,
+) -> Result<HashSet<(i32, Action)>, sqlx::Error> {
+    let mut wanted: HashMap<Action, Vec<i32>> = HashMap::new();
+    for i in order {
+        if let Step::Insert {
+            subscriber_id,
+            action: Some(a),
+        }
+        | Step::OverThreshold {
+            subscriber_id,
+            action: Some(a),
+        } = steps[i]
+        {
+            wanted.entry(a).or_default().push(subscriber_id);
+        }
+    }
+    let mut changed = HashSet::new();
+    // Deletion last: a subscriber blocklisted or unsubscribed earlier in the batch may be
+    // deleted by a later event, as it would be event after event.
+    for action in [Action::Blocklist, Action::Unsubscribe, Action::Delete] {
+        let Some(ids) = wanted.get(&action) else {
+            continue;
+        };
+        let sql = match action {
+            Action::Blocklist => {
+                "UPDATE subscribers SET status = 'blocklisted'
+                 WHERE id = ANY($1) AND status <> 'blocklisted' RETURNING id"
+            }
+            Action::Unsubscribe => {
+                "UPDATE subscriber_lists SET status = 'unsubscribed'
+                 WHERE subscriber_id = ANY($1) AND status <> 'unsubscribed'
+                 RETURNING subscriber_id"
+            }
+            // Bounces and list memberships go with it through ON DELETE CASCADE.
+            Action::Delete => "DELETE FROM subscribers WHERE id = ANY($1) RETURNING id",
+            Action::None => continue,
+        };
+        let done: Vec<i32> = sqlx::query_scalar(sql)
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?;
+        changed.extend(done.into_iter().map(|id| (id, action)));
+    }
+    Ok(changed)
+}
+
+async fn insert_unmatched(
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[BounceEvent],
+    order: &[usize],
+) -> Result<(), sqlx::Error> {
+    if order.is_empty() {
+        return Ok(());
+    }
+    let emails: Vec<Option<&str>> = order.iter().map(|&i| events[i].email.as_deref()).collect();
+    let subscribers: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].subscriber_uuid).collect();
+    let campaigns: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].campaign_uuid).collect();
+    let types: Vec<&str> = order
+        .iter()
+        .map(|&i| events[i].bounce_type.as_str())
+        .collect();
+    let sources: Vec<&str> = order.iter().map(|&i| events[i].source.as_str()).collect();
+    let metas: Vec<&serde_json::Value> = order.iter().map(|&i| &events[i].meta).collect();
+    let times: Vec<Option<DateTime<Utc>>> = order.iter().map(|&i| events[i].created_at).collect();
     sqlx::query(
         "INSERT INTO bounceops.unmatched
             (email, subscriber_uuid, campaign_uuid, type, source, meta, bounced_at)
-         VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, NOW()))",
+         SELECT e, u, c, t, s, m, COALESCE(a, NOW())
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[],
+                     $7::timestamptz[]) AS x(e, u, c, t, s, m, a)",
     )
-    .bind(&event.email)
-    .bind(event.subscriber_uuid)
-    .bind(event.campaign_uuid)
-    .bind(event.bounce_type.as_str())
-    .bind(&event.source)
-    .bind(&event.meta)
-    .bind(event.created_at)
+    .bind(&emails)
+    .bind(&subscribers)
+    .bind(&campaigns)
+    .bind(&types)
+    .bind(&sources)
+    .bind(&metas)
+    .bind(&times)
     .execute(&mut **tx)
     .await?;
-    Ok(Outcome::Unmatched)
+    Ok(())
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Export benchmark (issue 2): 1,000,000 bounces as CSV through GET /api/bounces/export,
+# against `psql \copy (the same query) to stdout csv`, with the worker's peak RSS.
+# Usage: bash bench/export.sh [rows]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+rows="${1:-1000000}"
+port="${BENCH_PORT:-9312}"
+
+log "building (release)"
+cargo build -q --release -p bounce-worker
+bench_database bounceops_bench_export
+log "seeding $rows bounces over 10,000 subscribers"
+psql "$DATABASE_URL" -qX <<SQL
+INSERT INTO subscribers (uuid, email, name)
+  SELECT gen_random_uuid(), 'user' || i || '@bench.test', 'User ' || i FROM generate_series(1, 10000) i;
+INSERT INTO campaigns (uuid, name, subject, from_email, body, messenger)
+  VALUES (gen_random_uuid(), 'Bench, "quoted"', 's', 'f@bench.test', 'b', 'email');
+INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
+  SELECT 1 + i % 10000, CASE WHEN i % 2 = 0 THEN 1 END, (ARRAY['soft','hard','complaint'])[1 + i % 3]::bounce_type,
+         'bench', jsonb_build_object('diag', '550 5.1.1 <user' || i || '>: no such user'), NOW() - make_interval(secs => i)
+  FROM generate_series(1, $rows) i;
+VACUUM ANALYZE;
+SQL
+query="SELECT b.id, b.type, b.source, s.email, s.uuid AS subscriber_uuid, b.subscriber_id, s.status AS subscriber_status, b.campaign_id, c.name AS campaign_name, to_json(b.created_at) #>> '{}' AS created_at, b.meta FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id LEFT JOIN campaigns c ON c.id = b.campaign_id ORDER BY b.id"
+
+now() { date +%s.%N; }
+log "psql \\copy"
+t0="$(now)"
+psql "$DATABASE_URL" -qX -c "\\copy ($query) to stdout with (format csv, header true)" >"$bench_dir/psql.csv"
+t1="$(now)"
+
+start_worker "$port"
+idle_kb="$(rss_kb "$worker_pid" VmRSS)"
+log "GET /api/bounces/export?format=csv"
+t2="$(now)"
+curl -sf -H 'Authorization: token bench:bench-token' \
+    "http://127.0.0.1:$port/api/bounces/export?format=csv" >"$bench_dir/ours.csv"
+t3="$(now)"
+peak_kb="$(rss_kb "$worker_pid" VmHWM)"
+stop_worker
+
+lines_psql="$(wc -l <"$bench_dir/psql.csv")"
+lines_ours="$(wc -l <"$bench_dir/ours.csv")"
+python3 - "$rows" "$t0" "$t1" "$t2" "$t3" "$lines_psql" "$lines_ours" "$idle_kb" "$peak_kb" "$(stat -c %s "$bench_dir/ours.csv")" <<'PY'
+import sys
+rows = int(sys.argv[1]); t0, t1, t2, t3 = map(float, sys.argv[2:6])
+psql, ours = rows / (t1 - t0), rows / (t3 - t2)
+print("| run | seconds | rows/s | lines |")
+print("|---|---|---|---|")
+print(f"| psql \\copy (same query) to stdout csv | {t1-t0:.2f} | {psql:,.0f} | {sys.argv[6]} |")
+print(f"| GET /api/bounces/export?format=csv | {t3-t2:.2f} | {ours:,.0f} | {sys.argv[7]} |")
+print()
+print(f"ours/psql: {ours/psql:.2f}; worker RSS idle {int(sys.argv[8])/1024:.1f} MiB, peak during export {int(sys.argv[9])/1024:.1f} MiB; "
+      f"{int(sys.argv[10])/2**20:.0f} MiB of CSV")
+PY
+if cmp -s "$bench_dir/psql.csv" "$bench_dir/ours.csv"; then
+    log "outputs are byte-identical"
+else
+    log "outputs differ"
+fi
+rm -rf "$bench_dir"

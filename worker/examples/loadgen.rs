@@ -1,0 +1,166 @@
+//! Load generator for the generic webhook (used by bench/ingest.sh; not a test).
+//!
+//! Closed loop (`--clients N`): N keep-alive clients post as fast as answers come back, for
+//! the peak rate. Open loop (`--rate R`): requests start on a fixed schedule whatever the
+//! answers, so latency is measured without the coordinated omission of a closed loop.
+//! Prints one JSON object with the counts, the rate and latency percentiles.
+//!
+//! Each request bounces `user<k>@bench.test`, k uniform in 1..=subscribers; 30% are hard,
+//! the rest soft. A tiny xorshift generator keeps the mix reproducible without a crate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+struct Args {
+    url: String,
+    auth: String,
+    clients: usize,
+    rate: Option<f64>,
+    seconds: f64,
+    subscribers: u64,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        url: "http://127.0.0.1:9000/webhooks/bounce".into(),
+        auth: "token bench:bench-token".into(),
+        clients: 64,
+        rate: None,
+        seconds: 20.0,
+        subscribers: 200_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => a.url = value(),
+            "--auth" => a.auth = value(),
+            "--clients" => a.clients = value().parse().expect("--clients N"),
+            "--rate" => a.rate = Some(value().parse().expect("--rate R")),
+            "--seconds" => a.seconds = value().parse().expect("--seconds S"),
+            "--subscribers" => a.subscribers = value().parse().expect("--subscribers N"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn body(rng: &mut Rng, subscribers: u64) -> String {
+    let k = rng.next() % subscribers + 1;
+    let t = if rng.next() % 10 < 3 { "hard" } else { "soft" };
+    format!(r#"{{"email":"user{k}@bench.test","type":"{t}","source":"bench"}}"#)
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u64>,
+    errors: u64,
+}
+
+async fn post(client: &reqwest::Client, a: &Args, body: String, tally: &Mutex<Tally>) {
+    let started = Instant::now();
+    let ok = client
+        .post(&a.url)
+        .header("Authorization", &a.auth)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    let us = started.elapsed().as_micros() as u64;
+    let mut t = tally.lock().await;
+    if ok {
+        t.latencies_us.push(us);
+    } else {
+        t.errors += 1;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let a = Arc::new(parse_args());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.clients.max(256))
+        .build()
+        .unwrap();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
+    let started = Instant::now();
+    match a.rate {
+        None => {
+            let tasks: Vec<_> = (0..a.clients)
+                .map(|i| {
+                    let (a, client, tally) = (a.clone(), client.clone(), tally.clone());
+                    tokio::spawn(async move {
+                        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+                        while Instant::now() < deadline {
+                            post(&client, &a, body(&mut rng, a.subscribers), &tally).await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        Some(rate) => {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let in_flight = Arc::new(AtomicU64::new(0));
+            let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+            let mut tasks = Vec::new();
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let (a, client, tally, in_flight) =
+                    (a.clone(), client.clone(), tally.clone(), in_flight.clone());
+                let b = body(&mut rng, a.subscribers);
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                tasks.push(tokio::spawn(async move {
+                    post(&client, &a, b, &tally).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut t = tally.lock().await;
+    t.latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if t.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((t.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        t.latencies_us[i] as f64 / 1000.0
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "mode": if a.rate.is_some() { "open" } else { "closed" },
+            "ok": t.latencies_us.len(),
+            "errors": t.errors,
+            "seconds": (seconds * 100.0).round() / 100.0,
+            "rate": (t.latencies_us.len() as f64 / seconds).round(),
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "max_ms": pct(1.0),
+        })
+    );
+}
