@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Proxy, TestDb, TestWorker, server_addr};
+use common::{Proxy, TestDb, TestWorker, metric_value, server_addr};
 use serde_json::json;
 
 #[tokio::test]
@@ -292,21 +292,8 @@ async fn metrics_move_with_events() {
     let db = TestDb::new().await;
     db.subscriber("a@example.com").await;
     let w = TestWorker::start(&db.url, "").await;
-    let metric = |text: &str, line_start: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next())
-            .map_or(0.0, |v| v.parse().unwrap())
-    };
-    let before = w
-        .client
-        .get(w.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metric = metric_value;
+    let before = w.metrics().await;
     assert_eq!(
         metric(
             &before,
@@ -327,15 +314,7 @@ async fn metrics_move_with_events() {
         .await
         .unwrap(); // 401
 
-    let after = w
-        .client
-        .get(w.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = w.metrics().await;
     assert_eq!(
         metric(
             &after,

@@ -205,4 +205,38 @@ mod tests {
             assert!(!is_plausible_email(bad), "{bad}");
         }
     }
+
+    /// Any bytes at all get an answer, never a panic: random bytes, and valid bodies with
+    /// bytes flipped, truncated or repeated (a deterministic generator, so a failure
+    /// reproduces).
+    #[test]
+    fn never_panics_on_any_input() {
+        let valid = br#"{"email":"a@b.c","subscriber_uuid":"2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f","type":"hard","source":"s","meta":{"k":[1,{"x":null}]},"created_at":"2026-01-02T03:04:05Z"}"#;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut body = valid.to_vec();
+            match round % 4 {
+                0 => body = (0..next() % 64).map(|_| next() as u8).collect(),
+                1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let i = (next() as usize) % body.len();
+                        body[i] = next() as u8;
+                    }
+                }
+                2 => body.truncate((next() as usize) % body.len()),
+                _ => {
+                    let i = (next() as usize) % body.len();
+                    let piece = body[i..].to_vec();
+                    body.extend_from_slice(&piece);
+                }
+            }
+            let _ = parse(&body);
+        }
+    }
 }

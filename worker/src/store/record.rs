@@ -237,14 +237,7 @@ async fn insert_bounces(
             _ => unreachable!("only inserts are listed"),
         })
         .collect();
-    let campaigns: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].campaign_uuid).collect();
-    let types: Vec<&str> = order
-        .iter()
-        .map(|&i| events[i].bounce_type.as_str())
-        .collect();
-    let sources: Vec<&str> = order.iter().map(|&i| events[i].source.as_str()).collect();
-    let metas: Vec<&serde_json::Value> = order.iter().map(|&i| &events[i].meta).collect();
-    let times: Vec<Option<DateTime<Utc>>> = order.iter().map(|&i| events[i].created_at).collect();
+    let c = Columns::of(events, order);
     let mut ids: Vec<i32> = sqlx::query_scalar(
         "INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
          SELECT t.sid, c.id, t.type::bounce_type, t.source, t.meta, COALESCE(t.at, NOW())
@@ -255,11 +248,11 @@ async fn insert_bounces(
          RETURNING id",
     )
     .bind(&subscribers)
-    .bind(&campaigns)
-    .bind(&types)
-    .bind(&sources)
-    .bind(&metas)
-    .bind(&times)
+    .bind(&c.campaigns)
+    .bind(&c.types)
+    .bind(&c.sources)
+    .bind(&c.metas)
+    .bind(&c.times)
     .fetch_all(&mut **tx)
     .await?;
     // Rows are inserted in `ord` order and take ids from the sequence as they go, so the
@@ -330,14 +323,7 @@ async fn insert_unmatched(
     }
     let emails: Vec<Option<&str>> = order.iter().map(|&i| events[i].email.as_deref()).collect();
     let subscribers: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].subscriber_uuid).collect();
-    let campaigns: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].campaign_uuid).collect();
-    let types: Vec<&str> = order
-        .iter()
-        .map(|&i| events[i].bounce_type.as_str())
-        .collect();
-    let sources: Vec<&str> = order.iter().map(|&i| events[i].source.as_str()).collect();
-    let metas: Vec<&serde_json::Value> = order.iter().map(|&i| &events[i].meta).collect();
-    let times: Vec<Option<DateTime<Utc>>> = order.iter().map(|&i| events[i].created_at).collect();
+    let c = Columns::of(events, order);
     sqlx::query(
         "INSERT INTO bounceops.unmatched
             (email, subscriber_uuid, campaign_uuid, type, source, meta, bounced_at)
@@ -347,12 +333,35 @@ async fn insert_unmatched(
     )
     .bind(&emails)
     .bind(&subscribers)
-    .bind(&campaigns)
-    .bind(&types)
-    .bind(&sources)
-    .bind(&metas)
-    .bind(&times)
+    .bind(&c.campaigns)
+    .bind(&c.types)
+    .bind(&c.sources)
+    .bind(&c.metas)
+    .bind(&c.times)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The columns shared by a batch's bounce and unmatched rows, one array per column, as
+/// `unnest` takes them.
+struct Columns<'a> {
+    campaigns: Vec<Option<Uuid>>,
+    types: Vec<&'a str>,
+    sources: Vec<&'a str>,
+    metas: Vec<&'a serde_json::Value>,
+    times: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(events: &'a [BounceEvent], order: &[usize]) -> Columns<'a> {
+        let picked = || order.iter().map(|&i| &events[i]);
+        Columns {
+            campaigns: picked().map(|e| e.campaign_uuid).collect(),
+            types: picked().map(|e| e.bounce_type.as_str()).collect(),
+            sources: picked().map(|e| e.source.as_str()).collect(),
+            metas: picked().map(|e| &e.meta).collect(),
+            times: picked().map(|e| e.created_at).collect(),
+        }
+    }
 }

@@ -280,6 +280,12 @@ impl TestWorker {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
     /// Stops the worker as SIGTERM would and waits for it to finish.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop.take().unwrap().send(());
@@ -293,6 +299,14 @@ impl Drop for TestWorker {
             let _ = stop.send(());
         }
     }
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a `/metrics` text; 0
+/// when the series is absent, as Prometheus counts it.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 /// A TCP proxy in front of Postgres. `cut()` closes every connection and refuses new ones,
