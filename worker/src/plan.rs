@@ -203,10 +203,12 @@ mod tests {
 
     #[test]
     fn deletion_in_the_batch_makes_later_events_unmatched() {
-        let mut rules = Rules::default();
-        rules.hard = Rule {
-            count: 1,
-            action: Action::Delete,
+        let rules = Rules {
+            hard: Rule {
+                count: 1,
+                action: Action::Delete,
+            },
+            ..Rules::default()
         };
         let steps = run(
             &[ev(BounceType::Hard), ev(BounceType::Soft)],
@@ -227,10 +229,12 @@ mod tests {
 
     #[test]
     fn unsubscribe_is_applied_once_per_batch() {
-        let mut rules = Rules::default();
-        rules.soft = Rule {
-            count: 1,
-            action: Action::Unsubscribe,
+        let rules = Rules {
+            soft: Rule {
+                count: 1,
+                action: Action::Unsubscribe,
+            },
+            ..Rules::default()
         };
         let steps = run(
             &vec![ev(BounceType::Soft); 2],
@@ -278,12 +282,14 @@ mod tests {
 
     #[test]
     fn old_bounces_in_the_batch_do_not_count_inside_a_window() {
-        let mut rules = Rules::default();
-        rules.soft = Rule {
-            count: 2,
-            action: Action::Blocklist,
+        let rules = Rules {
+            soft: Rule {
+                count: 2,
+                action: Action::Blocklist,
+            },
+            window: Some(Duration::from_secs(3600)),
+            ..Rules::default()
         };
-        rules.window = Some(Duration::from_secs(3600));
         let mut old = ev(BounceType::Soft);
         old.created_at = Some(Utc::now() - chrono::Duration::hours(5));
         let steps = run(
