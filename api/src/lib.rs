@@ -373,7 +373,6 @@ pub struct MetricsSpec {
     pub service_monitor: bool,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

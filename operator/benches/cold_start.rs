@@ -1,26 +1,28 @@
-//! 200 BounceConfigs reconciled from cold against the mocked API (the in-memory server
-//! of `tests/common`, behind kube's real client): time to converge, API writes per
-//! config, writes in a steady state, peak RSS.
+//! 200 BounceConfigs reconciled from cold by the real controller (kube's `Controller`
+//! with its watches) against the mocked API: the in-memory API server of `tests/common`,
+//! with LIST and streaming WATCH, behind kube's real client. Reports time to converge,
+//! API writes per config, writes in a steady state, and peak RSS.
 //!
 //! cargo bench -p bounce-operator --bench cold_start
-//! (CONFIGS=n and CONCURRENCY=n override the defaults of 200 and 16.)
+//! (CONFIGS=n overrides the default of 200; STEADY_SECS=n the steady-state window of 5 s.)
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bounce_operator::controller::{self, Scope};
 use bounce_operator::metrics::Metrics;
 use bounce_operator::reconcile::desired::Settings;
-use bounce_operator::reconcile::{self, Context};
 use bounceops_api::ConditionStatus;
 use common::FakeApi;
-use futures::StreamExt;
-use kube::runtime::events::{Recorder, Reporter};
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn peak_rss_kib() -> u64 {
@@ -35,13 +37,14 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// A mix of shapes: 1-3 replicas, half with an Ingress, half with a mailbox.
 fn spec(i: usize) -> String {
     let mut s = format!(
         "database: {{urlSecretRef: {{name: db-{i}, key: url}}}}\napi: {{credentialsSecretRef: {{name: api-{i}, key: credentials}}}}\nwebhook: {{replicas: {}, ingress: {{enabled: {}, host: b{i}.example.com}}}}\n",
         1 + i % 3,
-        i % 2 == 0
+        i.is_multiple_of(2)
     );
-    if i % 2 == 1 {
+    if !i.is_multiple_of(2) {
         s.push_str(&format!(
             "mailboxes: [{{name: bounces, protocol: imap, host: imap.example.com, port: 993, usernameSecretRef: {{name: mb-{i}, key: user}}, passwordSecretRef: {{name: mb-{i}, key: pass}}}}]\n"
         ));
@@ -49,75 +52,221 @@ fn spec(i: usize) -> String {
     s
 }
 
+fn populate(fake: &FakeApi, n: usize) -> Vec<(String, String)> {
+    let names: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("ns-{}", i % 10), format!("cfg-{i}")))
+        .collect();
+    for (i, (ns, name)) in names.iter().enumerate() {
+        fake.put_secret(ns, &format!("db-{i}"), &["url"]);
+        fake.put_secret(ns, &format!("api-{i}"), &["credentials"]);
+        fake.put_secret(ns, &format!("mb-{i}"), &["user", "pass"]);
+        fake.put_config(ns, name, &spec(i));
+    }
+    names
+}
+
+fn ready_count(fake: &FakeApi, names: &[(String, String)]) -> usize {
+    names
+        .iter()
+        .filter(|(ns, name)| {
+            fake.config(ns, name)
+                .status
+                .and_then(|s| {
+                    s.condition("Ready")
+                        .map(|c| c.status == ConditionStatus::True)
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
 fn main() {
     let n = env_or("CONFIGS", 200);
-    let concurrency = env_or("CONCURRENCY", 16);
+    let steady = Duration::from_secs(env_or("STEADY_SECS", 5) as u64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async move {
-        let (client, fake) = FakeApi::start();
-        let names: Vec<(String, String)> = (0..n).map(|i| (format!("ns-{}", i % 10), format!("cfg-{i}"))).collect();
-        for (i, (ns, name)) in names.iter().enumerate() {
-            fake.put_secret(ns, &format!("db-{i}"), &["url"]);
-            fake.put_secret(ns, &format!("api-{i}"), &["credentials"]);
-            fake.put_secret(ns, &format!("mb-{i}"), &["user", "pass"]);
-            fake.put_config(ns, name, &spec(i));
-        }
-        let metrics = Arc::new(Metrics::new());
-        let recorder = Recorder::new(client.clone(), Reporter { controller: bounce_operator::MANAGER.into(), instance: None });
-        let ctx = Arc::new(Context::new(client, Settings::default(), recorder, metrics.clone()));
+    println!(
+        "== the bounce-operator binary, a separate process, against the fake API over HTTP on 127.0.0.1"
+    );
+    rt.block_on(as_process(n, steady));
+    println!();
+    println!("== in-process: controller::run on kube's mocked transport");
+    rt.block_on(in_process(n, steady));
+}
 
-        let pass = |label: &'static str| {
-            let fake = fake.clone();
-            let ctx = ctx.clone();
-            let names = names.clone();
-            async move {
-                let mark = fake.log_len();
-                let started = Instant::now();
-                let errors = futures::stream::iter(names.iter().cloned())
-                    .map(|(ns, name)| {
-                        let cfg = Arc::new(fake.config(&ns, &name));
-                        reconcile::reconcile(cfg, ctx.clone())
-                    })
-                    .buffer_unordered(concurrency)
-                    .filter(|r| futures::future::ready(r.is_err()))
-                    .count()
-                    .await;
-                let took = started.elapsed();
-                let calls = fake.log_len() - mark;
-                let writes = fake.writes_since(mark).len();
-                println!(
-                    "{label:>7}: {n} configs in {:>7.1} ms, {errors} errors, {calls} API calls ({:.1}/config), {writes} writes ({:.2}/config)",
-                    took.as_secs_f64() * 1e3,
-                    calls as f64 / n as f64,
-                    writes as f64 / n as f64
-                );
-                (took, writes)
-            }
-        };
-
-        let (cold, _) = pass("cold").await;
-        let ready = names
-            .iter()
-            .filter(|(ns, name)| {
-                fake.config(ns, name)
-                    .status
-                    .and_then(|s| s.condition("Ready").map(|c| c.status == ConditionStatus::True))
-                    .unwrap_or(false)
+/// The real binary, so its peak RSS is the operator's alone.
+async fn as_process(n: usize, steady: Duration) {
+    let (_, fake) = FakeApi::start_streaming();
+    let names = populate(&fake, n);
+    let api = fake.serve_http().await;
+    let kubeconfig =
+        std::env::temp_dir().join(format!("bounceops-bench-{}.kubeconfig", std::process::id()));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: 'http://{api}'}}}}]\nusers: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\ncurrent-context: fake\n"
+        ),
+    )
+    .unwrap();
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bounce-operator"))
+        .args([
+            "--leader-election=false",
+            "--listen",
+            &format!("127.0.0.1:{metrics_port}"),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start bounce-operator");
+    while ready_count(&fake, &names) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "did not converge"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "bounce-operator exited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let converged = started.elapsed();
+    let cold_writes = fake.writes_since(0).len();
+    let cold_calls = fake.log_len();
+    let mark = fake.log_len();
+    tokio::time::sleep(steady).await;
+    let steady_writes = fake.writes_since(mark).len();
+    let steady_calls = fake.log_len() - mark;
+    let metrics = scrape(metrics_port).await;
+    let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
             })
-            .count();
-        println!("  ready: {ready}/{n} after one pass (converged in {:.1} ms)", cold.as_secs_f64() * 1e3);
-        let (_, steady1) = pass("steady").await;
-        let (_, steady2) = pass("steady").await;
-        println!("  steady-state writes: {} (goal 0)", steady1 + steady2);
-        println!("  operator writes by kind: apply {}, delete {}, status {}, event {}",
-            metrics.writes("apply"), metrics.writes("delete"), metrics.writes("status"), metrics.writes("event"));
-        println!("  peak RSS: {:.1} MiB (process: operator code + the in-memory API server and its {} objects)",
-            peak_rss_kib() as f64 / 1024.0, fake.paths_under("/").len());
-        assert_eq!(ready, n, "every config converged");
-        assert_eq!(steady1 + steady2, 0, "steady state writes nothing");
-    });
+        })
+        .unwrap_or(0);
+    // Graceful shutdown on SIGTERM, as Kubernetes stops a pod.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    let _ = std::fs::remove_file(&kubeconfig);
+
+    println!("configs:                  {n}");
+    println!(
+        "time to converge (cold):  {:.0} ms from process start to all Ready=True",
+        converged.as_secs_f64() * 1e3
+    );
+    println!(
+        "API calls until then:     {cold_calls} ({:.1}/config), writes {cold_writes} ({:.2}/config)",
+        cold_calls as f64 / n as f64,
+        cold_writes as f64 / n as f64
+    );
+    println!(
+        "steady state ({} s):       {steady_writes} writes, {steady_calls} calls",
+        steady.as_secs()
+    );
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("bounceops_operator_reconciles_total")
+            || l.starts_with("bounceops_operator_api_writes_total")
+    }) {
+        println!("  {line}");
+    }
+    println!(
+        "operator peak RSS:        {:.1} MiB (VmHWM of the bounce-operator process)",
+        hwm as f64 / 1024.0
+    );
+    println!("exit on SIGTERM:          {exit}");
+    assert_eq!(steady_writes, 0, "steady state writes nothing");
+    assert!(exit.success(), "graceful shutdown");
+}
+
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    out
+}
+
+/// The controller in this process on the tower mock: same API traffic, no HTTP.
+async fn in_process(n: usize, steady: Duration) {
+    {
+        let (client, fake) = FakeApi::start_streaming();
+        let names = populate(&fake, n);
+        let metrics = Arc::new(Metrics::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let started = Instant::now();
+        let op = tokio::spawn(controller::run(
+            client,
+            Scope(None),
+            Settings::default(),
+            "bench".into(),
+            metrics.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        while ready_count(&fake, &names) < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "did not converge"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let converged = started.elapsed();
+        let cold_writes = fake.writes_since(0).len();
+        let cold_calls = fake.log_len();
+
+        // The controller's own writes come back as watch events and trigger reconciles;
+        // from here on, those and any other reconcile must write nothing.
+        let reconciles_at_converge = metrics.reconciles("ok");
+        let mark = fake.log_len();
+        tokio::time::sleep(steady).await;
+        let steady_writes = fake.writes_since(mark).len();
+        let steady_reconciles = metrics.reconciles("ok") - reconciles_at_converge;
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), op).await;
+
+        println!("configs:                  {n}");
+        println!(
+            "time to converge (cold):  {:.0} ms (all Ready=True)",
+            converged.as_secs_f64() * 1e3
+        );
+        println!(
+            "API calls until then:     {cold_calls} ({:.1}/config), writes {cold_writes} ({:.2}/config: apply {}, status {}, event {}, delete {})",
+            cold_calls as f64 / n as f64,
+            cold_writes as f64 / n as f64,
+            metrics.writes("apply"),
+            metrics.writes("status"),
+            metrics.writes("event"),
+            metrics.writes("delete"),
+        );
+        println!(
+            "steady state ({} s):       {steady_writes} writes, {steady_reconciles} reconciles (watch echoes of its own writes)",
+            steady.as_secs()
+        );
+        println!(
+            "peak RSS:                 {:.1} MiB for the whole bench process (both runs, the in-memory API servers and their watch history included; not the operator's)",
+            peak_rss_kib() as f64 / 1024.0,
+        );
+        assert_eq!(steady_writes, 0, "steady state writes nothing");
+    }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bounceops_api::BounceConfig;
 use futures::StreamExt;
@@ -20,8 +21,8 @@ use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::metrics::Metrics;
-use crate::reconcile::{self, Context, secrets};
 use crate::reconcile::desired::Settings;
+use crate::reconcile::{self, Context, secrets};
 
 /// Where the operator looks: one namespace, or all of them.
 #[derive(Clone, Debug)]
@@ -51,11 +52,12 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let owned = watcher::Config::default().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        crate::MANAGER
-    ));
-    let controller = Controller::new(scope.api::<BounceConfig>(&client), watcher::Config::default().any_semantic());
+    let owned = watcher::Config::default()
+        .labels(&format!("app.kubernetes.io/managed-by={}", crate::MANAGER));
+    let controller = Controller::new(
+        scope.api::<BounceConfig>(&client),
+        watcher::Config::default().any_semantic(),
+    );
     let store = controller.store();
     let index = store.clone();
     // Metadata only: the operator needs a Secret's name and resourceVersion, never its data.
@@ -70,7 +72,12 @@ pub async fn run(
             instance: Some(identity),
         },
     );
-    let ctx = Arc::new(Context::new(client.clone(), settings, recorder, metrics.clone()));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        recorder,
+        metrics.clone(),
+    ));
     controller
         .owns(scope.api::<ConfigMap>(&client), owned.clone())
         .owns(scope.api::<Deployment>(&client), owned.clone())
@@ -84,15 +91,25 @@ pub async fn run(
                 &secret.name_any(),
             )
         })
+        // An apply of seven children echoes back as a burst of watch events; one reconcile
+        // for the burst is enough.
+        .with_config(
+            kube::runtime::controller::Config::default().debounce(Duration::from_millis(500)),
+        )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
             // Deleted configs are never reconciled again: drop them from the gauges here.
-            let keep: BTreeSet<String> = store.state().iter().map(|c| reconcile::config_key(c)).collect();
+            let keep: BTreeSet<String> = store
+                .state()
+                .iter()
+                .map(|c| reconcile::config_key(c))
+                .collect();
             metrics.retain_configs(&keep);
+            ctx.retain(&keep);
             futures::future::ready(())
         })
         .await;

@@ -22,20 +22,54 @@ pub fn crd_yaml() -> String {
 /// The keys an apiextensions/v1 JSONSchemaProps may carry; anything else is dropped or
 /// refused by the API server.
 const KNOWN_KEYS: &[&str] = &[
-    "description", "type", "format", "title", "default", "maximum", "exclusiveMaximum",
-    "minimum", "exclusiveMinimum", "maxLength", "minLength", "pattern", "maxItems", "minItems",
-    "uniqueItems", "multipleOf", "enum", "maxProperties", "minProperties", "required", "items",
-    "allOf", "oneOf", "anyOf", "not", "properties", "additionalProperties", "nullable",
-    "example", "externalDocs",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
-    "x-kubernetes-int-or-string", "x-kubernetes-list-map-keys", "x-kubernetes-list-type",
-    "x-kubernetes-map-type", "x-kubernetes-validations",
+    "description",
+    "type",
+    "format",
+    "title",
+    "default",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "multipleOf",
+    "enum",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "items",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+    "properties",
+    "additionalProperties",
+    "nullable",
+    "example",
+    "externalDocs",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
 ];
 
 /// Keys that may not appear inside allOf/anyOf/oneOf/not of a structural schema.
 const NOT_IN_JUNCTORS: &[&str] = &[
-    "description", "type", "default", "additionalProperties", "nullable",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
+    "description",
+    "type",
+    "default",
+    "additionalProperties",
+    "nullable",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
     "x-kubernetes-int-or-string",
 ];
 
@@ -57,7 +91,9 @@ fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>)
             out.push(format!("{path}: unknown or forbidden key {key:?}"));
         }
         if in_junctor && NOT_IN_JUNCTORS.contains(&key.as_str()) {
-            out.push(format!("{path}: {key:?} is not allowed inside allOf/anyOf/oneOf/not"));
+            out.push(format!(
+                "{path}: {key:?} is not allowed inside allOf/anyOf/oneOf/not"
+            ));
         }
     }
     let escape = map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
@@ -66,7 +102,9 @@ fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>)
         out.push(format!("{path}: every schema needs a type"));
     }
     if map.contains_key("properties") && map.contains_key("additionalProperties") {
-        out.push(format!("{path}: properties and additionalProperties are mutually exclusive"));
+        out.push(format!(
+            "{path}: properties and additionalProperties are mutually exclusive"
+        ));
     }
     if map.get("uniqueItems") == Some(&Value::Bool(true)) {
         out.push(format!("{path}: uniqueItems must not be true"));
@@ -84,7 +122,8 @@ fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>)
                     "boolean" => v.is_boolean(),
                     _ => true,
                 };
-                if !ok && !(v.is_null() && map.get("nullable") == Some(&Value::Bool(true))) {
+                let null_ok = v.is_null() && map.get("nullable") == Some(&Value::Bool(true));
+                if !(ok || null_ok) {
                     out.push(format!("{path}: enum value {v} is not a {t}"));
                 }
             }
@@ -94,7 +133,10 @@ fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>)
         match rules.as_array() {
             Some(rules) => {
                 for r in rules {
-                    if r.get("rule").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    if r.get("rule")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
                         out.push(format!("{path}: a validation needs a rule"));
                     }
                 }
@@ -119,7 +161,9 @@ fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>)
             .unwrap_or_default();
         for k in keys {
             if !required.contains(&k) {
-                out.push(format!("{path}: list-map key {k:?} must be a required field of the items"));
+                out.push(format!(
+                    "{path}: list-map key {k:?} must be a required field of the items"
+                ));
             }
         }
     }
@@ -153,15 +197,23 @@ fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>)
 /// CEL rules that name a field the schema does not have (`self.a.b` where `a` has no
 /// property `b`): the API server refuses such a CRD, and a renamed field would do it.
 pub fn cel_field_violations(node: &Value, path: &str, out: &mut Vec<String>) {
-    if let Some(rules) = node.get("x-kubernetes-validations").and_then(Value::as_array) {
-        for rule in rules.iter().filter_map(|r| r.get("rule").and_then(Value::as_str)) {
+    if let Some(rules) = node
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
+        for rule in rules
+            .iter()
+            .filter_map(|r| r.get("rule").and_then(Value::as_str))
+        {
             for chain in self_chains(rule) {
                 let mut here = node;
                 for field in &chain {
                     match here.get("properties").and_then(|p| p.get(field.as_str())) {
                         Some(next) => here = next,
                         None => {
-                            out.push(format!("{path}: rule {rule:?} names unknown field {field:?}"));
+                            out.push(format!(
+                                "{path}: rule {rule:?} names unknown field {field:?}"
+                            ));
                             break;
                         }
                     }
@@ -185,7 +237,8 @@ fn self_chains(rule: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut rest = rule;
     while let Some(i) = rest.find("self.") {
-        let boundary = i == 0 || !rest[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
+        let boundary =
+            i == 0 || !rest[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
         rest = &rest[i + 5..];
         if !boundary {
             continue;
@@ -193,7 +246,9 @@ fn self_chains(rule: &str) -> Vec<Vec<String>> {
         let mut chain = Vec::new();
         let mut s = rest;
         loop {
-            let end = s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len());
+            let end = s
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(s.len());
             let ident = &s[..end];
             if ident.is_empty() || s[end..].starts_with('(') {
                 break;
@@ -217,7 +272,10 @@ pub fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, v) in props {
             let p = format!("{path}.{k}");
-            if v.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if v.get("description")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 out.push(p.clone());
             }
             undocumented(v, &p, out);
@@ -243,7 +301,11 @@ mod tests {
     #[test]
     fn generated_schema_is_structural() {
         let v = structural_violations(&schema());
-        assert!(v.is_empty(), "structural-schema violations:\n{}", v.join("\n"));
+        assert!(
+            v.is_empty(),
+            "structural-schema violations:\n{}",
+            v.join("\n")
+        );
     }
 
     #[test]
@@ -257,10 +319,18 @@ mod tests {
                            "f": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "string"}}},
                                  "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["n"]}}});
         let v = structural_violations(&bad);
-        for needle in ["$.a: every schema needs a type", "$.b: properties and additionalProperties",
-                       "$.c: unknown or forbidden key \"const\"", "$.d.anyOf[0]: \"type\" is not allowed",
-                       "$.e: items must be one schema", "$.f: list-map key \"n\" must be a required"] {
-            assert!(v.iter().any(|x| x.starts_with(needle)), "missing {needle:?} in {v:#?}");
+        for needle in [
+            "$.a: every schema needs a type",
+            "$.b: properties and additionalProperties",
+            "$.c: unknown or forbidden key \"const\"",
+            "$.d.anyOf[0]: \"type\" is not allowed",
+            "$.e: items must be one schema",
+            "$.f: list-map key \"n\" must be a required",
+        ] {
+            assert!(
+                v.iter().any(|x| x.starts_with(needle)),
+                "missing {needle:?} in {v:#?}"
+            );
         }
     }
 
@@ -284,7 +354,10 @@ mod tests {
         for part in ["spec", "status"] {
             undocumented(&s["properties"][part], part, &mut missing);
         }
-        assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:#?}"
+        );
     }
 
     #[test]
@@ -303,11 +376,19 @@ mod tests {
             .collect();
         assert_eq!(cols, ["Ready", "Webhook URL", "Mailboxes", "Age"]);
         let text = serde_json::to_string(&crd).unwrap();
-        for rule in ["self >= 1 && self <= 1000", "has(self.usernameSecretRef)", "has(self.host)", "self <= 65535"] {
+        for rule in [
+            "self >= 1 && self <= 1000",
+            "has(self.usernameSecretRef)",
+            "has(self.host)",
+            "self <= 65535",
+        ] {
             assert!(text.contains(rule), "missing CEL rule {rule}");
         }
         let mb = &v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["mailboxes"];
-        assert_eq!(mb["x-kubernetes-list-type"], "map", "mailbox names are unique by list-map key");
+        assert_eq!(
+            mb["x-kubernetes-list-type"], "map",
+            "mailbox names are unique by list-map key"
+        );
     }
 
     #[test]

@@ -37,3 +37,32 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn healthz_and_metrics_answer() {
+        let m = Arc::new(Metrics::new());
+        m.write("apply");
+        for (path, needle) in [
+            ("/healthz", "ok"),
+            ("/metrics", "bounceops_operator_api_writes_total"),
+        ] {
+            let resp = router(m.clone())
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert!(String::from_utf8_lossy(&body).contains(needle), "{path}");
+        }
+    }
+}

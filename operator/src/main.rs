@@ -15,7 +15,10 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Reconciles BounceConfig resources into BounceOps workers")]
+#[command(
+    version,
+    about = "Reconciles BounceConfig resources into BounceOps workers"
+)]
 struct Args {
     /// Image of the worker pods.
     #[arg(long, env = "BOUNCEOPS_WORKER_IMAGE", default_value_t = default_worker_image())]
@@ -77,10 +80,27 @@ async fn main() -> anyhow::Result<()> {
     };
     let scope = Scope(args.namespace.clone());
     let result = if args.leader_election {
-        run_as_leader(client, &args, identity, scope, settings, metrics, stop_rx.clone()).await
+        run_as_leader(
+            client,
+            &args,
+            identity,
+            scope,
+            settings,
+            metrics,
+            stop_rx.clone(),
+        )
+        .await
     } else {
         metrics.leader.set(1);
-        controller::run(client, scope, settings, identity, metrics, stopped(stop_rx.clone())).await;
+        controller::run(
+            client,
+            scope,
+            settings,
+            identity,
+            metrics,
+            stopped(stop_rx.clone()),
+        )
+        .await;
         Ok(())
     };
     let _ = http.await;
@@ -167,7 +187,8 @@ async fn shutdown_signal() {
 
 fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -32,22 +35,37 @@ impl Metrics {
         )
         .expect("metric");
         let duration = HistogramVec::new(
-            HistogramOpts::new("bounceops_operator_reconcile_duration_seconds", "Time one reconcile took.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "bounceops_operator_reconcile_duration_seconds",
+                "Time one reconcile took.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["result"],
         )
         .expect("metric");
         let writes = IntCounterVec::new(
-            Opts::new("bounceops_operator_api_writes_total", "Writes sent to the Kubernetes API, by kind: apply, delete, status, event."),
+            Opts::new(
+                "bounceops_operator_api_writes_total",
+                "Writes sent to the Kubernetes API, by kind: apply, delete, status, event.",
+            ),
             &["kind"],
         )
         .expect("metric");
         let configs = IntGaugeVec::new(
-            Opts::new("bounceops_operator_configs", "BounceConfigs by condition type and status."),
+            Opts::new(
+                "bounceops_operator_configs",
+                "BounceConfigs by condition type and status.",
+            ),
             &["condition", "status"],
         )
         .expect("metric");
-        let leader = IntGauge::new("bounceops_operator_leader", "1 while this replica holds the leader Lease.").expect("metric");
+        let leader = IntGauge::new(
+            "bounceops_operator_leader",
+            "1 while this replica holds the leader Lease.",
+        )
+        .expect("metric");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -70,7 +88,9 @@ impl Metrics {
 
     pub fn observe_reconcile(&self, result: &str, took: Duration) {
         self.reconciles.with_label_values(&[result]).inc();
-        self.duration.with_label_values(&[result]).observe(took.as_secs_f64());
+        self.duration
+            .with_label_values(&[result])
+            .observe(took.as_secs_f64());
     }
 
     pub fn write(&self, kind: &str) {
@@ -82,7 +102,10 @@ impl Metrics {
     }
 
     pub fn total_writes(&self) -> u64 {
-        ["apply", "delete", "status", "event"].iter().map(|k| self.writes(k)).sum()
+        ["apply", "delete", "status", "event"]
+            .iter()
+            .map(|k| self.writes(k))
+            .sum()
     }
 
     pub fn reconciles(&self, result: &str) -> u64 {
@@ -104,7 +127,9 @@ impl Metrics {
         self.configs.reset();
         for conds in by.values() {
             for (t, s) in conds {
-                self.configs.with_label_values(&[t.as_str(), s.as_str()]).inc();
+                self.configs
+                    .with_label_values(&[t.as_str(), s.as_str()])
+                    .inc();
             }
         }
     }
@@ -138,14 +163,29 @@ mod tests {
         let m = Metrics::new();
         m.observe_reconcile("ok", Duration::from_millis(3));
         m.write("apply");
-        m.set_conditions("mail/a".into(), Some(BTreeMap::from([("Ready".into(), "True".into())])));
-        m.set_conditions("mail/b".into(), Some(BTreeMap::from([("Ready".into(), "True".into())])));
+        m.set_conditions(
+            "mail/a".into(),
+            Some(BTreeMap::from([("Ready".into(), "True".into())])),
+        );
+        m.set_conditions(
+            "mail/b".into(),
+            Some(BTreeMap::from([("Ready".into(), "True".into())])),
+        );
         let text = m.render();
-        assert!(text.contains("bounceops_operator_reconciles_total{result=\"ok\"} 1"), "{text}");
-        assert!(text.contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 2"), "{text}");
+        assert!(
+            text.contains("bounceops_operator_reconciles_total{result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("bounceops_operator_reconcile_duration_seconds_bucket"));
         m.retain_configs(&["mail/a".to_owned()].into());
-        assert!(m.render().contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 1"));
+        assert!(
+            m.render()
+                .contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 1")
+        );
         for line in m.render().lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("bounceops_operator_"), "{line}");
         }

@@ -11,12 +11,36 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     // secrets.rs: get; controller.rs: metadata watch.
     ("", "secrets", &["get", "list", "watch"]),
     // apply.rs: get, apply (patch; create when new), delete; controller.rs: owns() watch.
-    ("", "configmaps", &["get", "list", "watch", "create", "patch", "delete"]),
-    ("", "services", &["get", "list", "watch", "create", "patch", "delete"]),
-    ("apps", "deployments", &["get", "list", "watch", "create", "patch", "delete"]),
-    ("networking.k8s.io", "ingresses", &["get", "list", "watch", "create", "patch", "delete"]),
-    ("policy", "poddisruptionbudgets", &["get", "list", "watch", "create", "patch", "delete"]),
-    ("monitoring.coreos.com", "servicemonitors", &["get", "create", "patch", "delete"]),
+    (
+        "",
+        "configmaps",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "",
+        "services",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "apps",
+        "deployments",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "networking.k8s.io",
+        "ingresses",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "monitoring.coreos.com",
+        "servicemonitors",
+        &["get", "create", "patch", "delete"],
+    ),
     // kube's events::Recorder: create, then patch for a series.
     ("events.k8s.io", "events", &["create", "patch"]),
     // kube-lease-manager: get, create the Lease, patch it (apply and strategic).
@@ -78,13 +102,20 @@ mod tests {
     fn rbac_yaml_grants_exactly_what_the_code_uses() {
         let used: BTreeSet<Grant> = PERMISSIONS
             .iter()
-            .flat_map(|(g, r, verbs)| verbs.iter().map(move |v| (g.to_string(), r.to_string(), v.to_string())))
+            .flat_map(|(g, r, verbs)| {
+                verbs
+                    .iter()
+                    .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+            })
             .collect();
         let granted = granted();
         let missing: Vec<_> = used.difference(&granted).collect();
         let extra: Vec<_> = granted.difference(&used).collect();
         assert!(missing.is_empty(), "rbac.yaml lacks {missing:?}");
-        assert!(extra.is_empty(), "rbac.yaml grants more than the code uses: {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "rbac.yaml grants more than the code uses: {extra:?}"
+        );
     }
 
     #[test]

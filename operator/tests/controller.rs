@@ -74,7 +74,9 @@ fn condition(fake: &FakeApi, type_: &str) -> (ConditionStatus, String) {
 fn applied_paths(calls: &[common::Call]) -> Vec<String> {
     calls
         .iter()
-        .filter(|c| c.method == Method::PATCH && c.content_type.starts_with("application/apply-patch"))
+        .filter(|c| {
+            c.method == Method::PATCH && c.content_type.starts_with("application/apply-patch")
+        })
         .map(|c| c.path.clone())
         .collect()
 }
@@ -96,12 +98,20 @@ async fn first_reconcile_applies_children_and_patches_status() {
             "/apis/apps/v1/namespaces/mail/deployments/news-webhook",
             "/api/v1/namespaces/mail/services/news-webhook",
             "/apis/apps/v1/namespaces/mail/deployments/news-mailbox",
+            "/api/v1/namespaces/mail/services/news-mailbox",
             "/apis/networking.k8s.io/v1/namespaces/mail/ingresses/news-webhook",
             "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-webhook",
         ]
     );
-    assert!(writes.iter().all(|c| !c.path.contains("servicemonitors")), "not asked for");
-    assert!(writes.iter().any(|c| c.path == format!("{}/status", config_path(NS, "news"))));
+    assert!(
+        writes.iter().all(|c| !c.path.contains("servicemonitors")),
+        "not asked for"
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|c| c.path == format!("{}/status", config_path(NS, "news")))
+    );
     let events = fake.events(NS);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["reason"], "Applied");
@@ -109,11 +119,17 @@ async fn first_reconcile_applies_children_and_patches_status() {
     let cfg = fake.config(NS, "news");
     let status = cfg.status.expect("status written");
     assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(status.webhook_url.as_deref(), Some("http://bounces.example.com/webhooks"));
+    assert_eq!(
+        status.webhook_url.as_deref(),
+        Some("http://bounces.example.com/webhooks")
+    );
     assert_eq!(status.mailboxes, Some(1));
     assert_eq!(status.webhook.as_ref().unwrap().ready_replicas, 2);
     assert_eq!(status.mailbox.as_ref().unwrap().desired_replicas, 1);
-    assert_eq!(condition(&fake, "Ready"), (ConditionStatus::True, "AllWorkersReady".into()));
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into())
+    );
     assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
     assert_eq!(condition(&fake, "Progressing").0, ConditionStatus::False);
 }
@@ -136,6 +152,28 @@ async fn unchanged_state_performs_no_writes() {
 }
 
 #[tokio::test]
+async fn a_stale_cached_object_does_not_rewrite_the_status() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    // The watch cache still holds the object as it was before the status write.
+    let stale = Arc::new(fake.config(NS, "news"));
+    reconcile::reconcile(stale.clone(), ctx.clone())
+        .await
+        .unwrap();
+    let mark = fake.log_len();
+    reconcile::reconcile(stale, ctx.clone()).await.unwrap();
+    assert_eq!(
+        fake.writes_since(mark),
+        [],
+        "no second status write, no second Event"
+    );
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+#[tokio::test]
 async fn missing_secret_is_degraded_with_an_event_and_no_children() {
     let (client, fake) = FakeApi::start();
     fake.put_secret(NS, "listmonk-db", &["url"]);
@@ -143,10 +181,22 @@ async fn missing_secret_is_degraded_with_an_event_and_no_children() {
     fake.put_config(NS, "news", SPEC);
     let ctx = context(client);
 
-    reconcile_once(&fake, &ctx).await.expect("a missing Secret is a condition, not an error");
-    assert_eq!(applied_paths(&fake.log()), Vec::<String>::new(), "no children until the Secret exists");
-    assert_eq!(condition(&fake, "Degraded"), (ConditionStatus::True, "SecretMissing".into()));
-    assert_eq!(condition(&fake, "Ready"), (ConditionStatus::False, "SecretMissing".into()));
+    reconcile_once(&fake, &ctx)
+        .await
+        .expect("a missing Secret is a condition, not an error");
+    assert_eq!(
+        applied_paths(&fake.log()),
+        Vec::<String>::new(),
+        "no children until the Secret exists"
+    );
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        (ConditionStatus::True, "SecretMissing".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::False, "SecretMissing".into())
+    );
     let events = fake.events(NS);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["reason"], "SecretMissing");
@@ -163,7 +213,7 @@ async fn missing_secret_is_degraded_with_an_event_and_no_children() {
     reconcile_once(&fake, &ctx).await.unwrap();
     assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
     assert_eq!(condition(&fake, "Ready").0, ConditionStatus::True);
-    assert_eq!(applied_paths(&fake.log()).len(), 6);
+    assert_eq!(applied_paths(&fake.log()).len(), 7);
 }
 
 #[tokio::test]
@@ -183,10 +233,17 @@ async fn missing_key_is_secret_missing_too() {
 async fn invalid_spec_is_degraded_and_changes_nothing() {
     let (client, fake) = FakeApi::start();
     secrets(&fake);
-    fake.put_config(NS, "news", "database: {urlSecretRef: {name: listmonk-db, key: url}}\n");
+    fake.put_config(
+        NS,
+        "news",
+        "database: {urlSecretRef: {name: listmonk-db, key: url}}\n",
+    );
     let ctx = context(client);
     reconcile_once(&fake, &ctx).await.unwrap();
-    assert_eq!(condition(&fake, "Degraded"), (ConditionStatus::True, "InvalidSpec".into()));
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        (ConditionStatus::True, "InvalidSpec".into())
+    );
     assert!(applied_paths(&fake.log()).is_empty());
     assert_eq!(fake.events(NS)[0]["reason"], "InvalidSpec");
 }
@@ -203,15 +260,30 @@ async fn api_errors_are_retried_with_growing_backoff() {
     for _ in 0..2 {
         let err = reconcile_once(&fake, &ctx).await.expect_err("500 on apply");
         assert!(err.to_string().contains("injected failure"), "{err}");
-        delays.push(reconcile::error_policy(Arc::new(fake.config(NS, "news")), &err, ctx.clone()));
+        delays.push(reconcile::error_policy(
+            Arc::new(fake.config(NS, "news")),
+            &err,
+            ctx.clone(),
+        ));
     }
-    assert_eq!(delays, [Action::requeue(Duration::from_secs(5)), Action::requeue(Duration::from_secs(10))]);
-    assert_eq!(condition(&fake, "Degraded"), (ConditionStatus::True, "ApplyFailed".into()));
+    assert_eq!(
+        delays,
+        [
+            Action::requeue(Duration::from_secs(5)),
+            Action::requeue(Duration::from_secs(10))
+        ]
+    );
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        (ConditionStatus::True, "ApplyFailed".into())
+    );
     assert!(fake.events(NS).iter().any(|e| e["reason"] == "ApplyFailed"));
 
     // 409 on the status write: an error too, retried.
     fake.fail(Method::PATCH, "/status", 409, 1);
-    let err = reconcile_once(&fake, &ctx).await.expect_err("409 on status");
+    let err = reconcile_once(&fake, &ctx)
+        .await
+        .expect_err("409 on status");
     assert_eq!(
         reconcile::error_policy(Arc::new(fake.config(NS, "news")), &err, ctx.clone()),
         Action::requeue(Duration::from_secs(20))
@@ -254,19 +326,30 @@ async fn spec_changes_converge_in_one_reconcile() {
     let mark = fake.log_len();
     reconcile_once(&fake, &ctx).await.unwrap();
     let writes = fake.writes_since(mark);
-    let deleted: Vec<&str> = writes.iter().filter(|c| c.method == Method::DELETE).map(|c| c.path.as_str()).collect();
+    let deleted: Vec<&str> = writes
+        .iter()
+        .filter(|c| c.method == Method::DELETE)
+        .map(|c| c.path.as_str())
+        .collect();
     assert_eq!(
         deleted,
         [
             "/apis/apps/v1/namespaces/mail/deployments/news-mailbox",
+            "/api/v1/namespaces/mail/services/news-mailbox",
             "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-webhook",
         ]
     );
-    assert_eq!(fake.get(&deployment_path(NS, "news-webhook")).unwrap()["spec"]["replicas"], 1);
+    assert_eq!(
+        fake.get(&deployment_path(NS, "news-webhook")).unwrap()["spec"]["replicas"],
+        1
+    );
     let cfg = fake.config(NS, "news");
     let status = cfg.status.unwrap();
     assert_eq!(status.observed_generation, Some(2));
-    assert_eq!(status.mailbox, None, "the removed Deployment leaves the status");
+    assert_eq!(
+        status.mailbox, None,
+        "the removed Deployment leaves the status"
+    );
     assert_eq!(status.mailboxes, Some(0));
     assert!(fake.events(NS).iter().any(|e| e["reason"] == "Pruned"));
     // The mailbox Secret is no longer mounted, so the config hash moved; not because of the scaling.
@@ -277,7 +360,10 @@ async fn spec_changes_converge_in_one_reconcile() {
     let mark = fake.log_len();
     reconcile_once(&fake, &ctx).await.unwrap();
     let applied = applied_paths(&fake.writes_since(mark));
-    assert_eq!(applied, ["/apis/apps/v1/namespaces/mail/deployments/news-webhook"]);
+    assert_eq!(
+        applied,
+        ["/apis/apps/v1/namespaces/mail/deployments/news-webhook"]
+    );
     assert_ne!(hash(&fake), second_hash);
     assert_ne!(hash(&fake), first_hash);
 
@@ -300,7 +386,10 @@ async fn drift_made_by_someone_else_is_reverted() {
     fake.put(&path, dep);
     let mark = fake.log_len();
     reconcile_once(&fake, &ctx).await.unwrap();
-    assert_eq!(applied_paths(&fake.writes_since(mark)), [path.clone()]);
+    assert_eq!(
+        applied_paths(&fake.writes_since(mark)),
+        std::slice::from_ref(&path)
+    );
     assert_eq!(fake.get(&path).unwrap()["spec"]["replicas"], 2);
 }
 
@@ -311,8 +400,11 @@ async fn prune_leaves_objects_it_does_not_own() {
     fake.put_config(NS, "news", &SPEC.replace("replicas: 2", "replicas: 1"));
     // A PodDisruptionBudget with the name the operator would use, made by someone else.
     let pdb = "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-webhook";
-    fake.put(pdb, serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "news-webhook", "namespace": NS}}));
+    fake.put(
+        pdb,
+        serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "news-webhook", "namespace": NS}}),
+    );
     let ctx = context(client);
     reconcile_once(&fake, &ctx).await.unwrap();
     assert!(fake.get(pdb).is_some());
@@ -323,17 +415,38 @@ async fn prune_leaves_objects_it_does_not_own() {
 async fn service_monitor_needs_its_crd_and_says_so() {
     let (client, fake) = FakeApi::start();
     secrets(&fake);
-    fake.put_config(NS, "news", &format!("{SPEC}metrics: {{serviceMonitor: true}}\n"));
+    fake.put_config(
+        NS,
+        "news",
+        &format!("{SPEC}metrics: {{serviceMonitor: true}}\n"),
+    );
     let ctx = context(client);
     reconcile_once(&fake, &ctx).await.unwrap();
-    assert_eq!(condition(&fake, "ServiceMonitorReady"), (ConditionStatus::False, "CRDNotInstalled".into()));
-    assert_eq!(condition(&fake, "Ready").0, ConditionStatus::True, "metrics do not block readiness");
-    assert!(fake.events(NS).iter().any(|e| e["reason"] == "ServiceMonitorCRDMissing"));
+    assert_eq!(
+        condition(&fake, "ServiceMonitorReady"),
+        (ConditionStatus::False, "CRDNotInstalled".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready").0,
+        ConditionStatus::True,
+        "metrics do not block readiness"
+    );
+    assert!(
+        fake.events(NS)
+            .iter()
+            .any(|e| e["reason"] == "ServiceMonitorCRDMissing")
+    );
 
     fake.set_service_monitor_crd(true);
     reconcile_once(&fake, &ctx).await.unwrap();
-    assert_eq!(condition(&fake, "ServiceMonitorReady"), (ConditionStatus::True, "Created".into()));
-    assert!(fake.get("/apis/monitoring.coreos.com/v1/namespaces/mail/servicemonitors/news-webhook").is_some());
+    assert_eq!(
+        condition(&fake, "ServiceMonitorReady"),
+        (ConditionStatus::True, "Created".into())
+    );
+    assert!(
+        fake.get("/apis/monitoring.coreos.com/v1/namespaces/mail/servicemonitors/news-webhook")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -344,12 +457,22 @@ async fn without_nodes_the_config_is_progressing_not_ready() {
     fake.put_config(NS, "news", SPEC);
     let ctx = context(client);
     reconcile_once(&fake, &ctx).await.unwrap();
-    assert_eq!(condition(&fake, "Ready"), (ConditionStatus::False, "WorkersUnavailable".into()));
-    assert_eq!(condition(&fake, "Progressing"), (ConditionStatus::True, "RollingOut".into()));
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::False, "WorkersUnavailable".into())
+    );
+    assert_eq!(
+        condition(&fake, "Progressing"),
+        (ConditionStatus::True, "RollingOut".into())
+    );
     assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
     let mark = fake.log_len();
     reconcile_once(&fake, &ctx).await.unwrap();
-    assert_eq!(fake.writes_since(mark), [], "waiting for pods writes nothing either");
+    assert_eq!(
+        fake.writes_since(mark),
+        [],
+        "waiting for pods writes nothing either"
+    );
 }
 
 #[tokio::test]
@@ -360,7 +483,16 @@ async fn metrics_count_reconciles_and_conditions() {
     let ctx = context(client);
     reconcile_once(&fake, &ctx).await.unwrap();
     let text = ctx.metrics.render();
-    assert!(text.contains("bounceops_operator_reconciles_total{result=\"ok\"} 1"), "{text}");
-    assert!(text.contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 1"), "{text}");
-    assert!(text.contains("bounceops_operator_api_writes_total{kind=\"apply\"} 6"), "{text}");
+    assert!(
+        text.contains("bounceops_operator_reconciles_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bounceops_operator_configs{condition=\"Ready\",status=\"True\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bounceops_operator_api_writes_total{kind=\"apply\"} 7"),
+        "{text}"
+    );
 }

@@ -31,15 +31,22 @@ const NAME: &str = "newsletter";
 #[tokio::test]
 async fn operator_end_to_end() {
     if std::env::var_os("KUBECONFIG").is_none() {
-        println!("e2e skipped: KUBECONFIG is not set (point it at a cluster or a bare API server to run it)");
+        println!(
+            "e2e skipped: KUBECONFIG is not set (point it at a cluster or a bare API server to run it)"
+        );
         return;
     }
-    let client = Client::try_default().await.expect("a client from KUBECONFIG");
+    let client = Client::try_default()
+        .await
+        .expect("a client from KUBECONFIG");
     let ns = format!("bounceops-e2e-{}", std::process::id());
     install_crd(&client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
         .await
         .expect("create the test namespace");
 
@@ -94,37 +101,105 @@ async fn scenario(client: Client, ns: String) {
     });
     apply_config(&configs, spec.clone()).await;
     wait("Degraded=True SecretMissing", || async {
-        condition(&configs, "Degraded").await == Some((ConditionStatus::True, "SecretMissing".into()))
+        condition(&configs, "Degraded").await
+            == Some((ConditionStatus::True, "SecretMissing".into()))
     })
     .await;
-    assert!(deployments.get_opt(&format!("{NAME}-webhook")).await.unwrap().is_none());
+    assert!(
+        deployments
+            .get_opt(&format!("{NAME}-webhook"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // 2. Secrets appear: the Secret watch re-queues the config; children converge.
-    put_secret(&secrets, "listmonk-db", json!({"url": "postgres://u:p@db/listmonk"})).await;
+    put_secret(
+        &secrets,
+        "listmonk-db",
+        json!({"url": "postgres://u:p@db/listmonk"}),
+    )
+    .await;
     put_secret(&secrets, "bounce-api", json!({"credentials": "demo:token"})).await;
-    put_secret(&secrets, "mailbox", json!({"username": "bounces", "password": "hunter2"})).await;
+    put_secret(
+        &secrets,
+        "mailbox",
+        json!({"username": "bounces", "password": "hunter2"}),
+    )
+    .await;
     wait("Degraded=False", || async {
         condition(&configs, "Degraded").await.map(|c| c.0) == Some(ConditionStatus::False)
     })
     .await;
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get(&format!("{NAME}-config")).await.unwrap();
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get(&format!("{NAME}-config"))
+        .await
+        .unwrap();
     let text = &cm.data.unwrap()["config.yaml"];
-    assert!(!text.contains("hunter2") && !text.contains("postgres://"), "no secret value in the ConfigMap");
+    assert!(
+        !text.contains("hunter2") && !text.contains("postgres://"),
+        "no secret value in the ConfigMap"
+    );
     let owner_uid = configs.get(NAME).await.unwrap().meta().uid.clone().unwrap();
     for (kind, owners) in [
-        ("webhook Deployment", deployments.get(&format!("{NAME}-webhook")).await.unwrap().metadata.owner_references),
-        ("mailbox Deployment", deployments.get(&format!("{NAME}-mailbox")).await.unwrap().metadata.owner_references),
-        ("Service", Api::<Service>::namespaced(client.clone(), &ns).get(&format!("{NAME}-webhook")).await.unwrap().metadata.owner_references),
-        ("Ingress", Api::<Ingress>::namespaced(client.clone(), &ns).get(&format!("{NAME}-webhook")).await.unwrap().metadata.owner_references),
-        ("PodDisruptionBudget", pdbs.get(&format!("{NAME}-webhook")).await.unwrap().metadata.owner_references),
+        (
+            "webhook Deployment",
+            deployments
+                .get(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .metadata
+                .owner_references,
+        ),
+        (
+            "mailbox Deployment",
+            deployments
+                .get(&format!("{NAME}-mailbox"))
+                .await
+                .unwrap()
+                .metadata
+                .owner_references,
+        ),
+        (
+            "Service",
+            Api::<Service>::namespaced(client.clone(), &ns)
+                .get(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .metadata
+                .owner_references,
+        ),
+        (
+            "Ingress",
+            Api::<Ingress>::namespaced(client.clone(), &ns)
+                .get(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .metadata
+                .owner_references,
+        ),
+        (
+            "PodDisruptionBudget",
+            pdbs.get(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .metadata
+                .owner_references,
+        ),
     ] {
         assert!(
-            owners.unwrap_or_default().iter().any(|o| o.uid == owner_uid && o.controller == Some(true)),
+            owners
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.uid == owner_uid && o.controller == Some(true)),
             "{kind} is owned by the BounceConfig"
         );
     }
     let status = configs.get(NAME).await.unwrap().status.unwrap();
-    assert_eq!(status.webhook_url.as_deref(), Some("http://bounces.example.com/webhooks"));
+    assert_eq!(
+        status.webhook_url.as_deref(),
+        Some("http://bounces.example.com/webhooks")
+    );
     if nodes {
         wait("Ready=True", || async {
             condition(&configs, "Ready").await.map(|c| c.0) == Some(ConditionStatus::True)
@@ -139,9 +214,24 @@ async fn scenario(client: Client, ns: String) {
     smaller["mailboxes"] = json!([]);
     apply_config(&configs, smaller).await;
     wait("mailbox Deployment and PDB pruned, replicas 1", || async {
-        deployments.get_opt(&format!("{NAME}-mailbox")).await.unwrap().is_none()
-            && pdbs.get_opt(&format!("{NAME}-webhook")).await.unwrap().is_none()
-            && deployments.get(&format!("{NAME}-webhook")).await.unwrap().spec.unwrap().replicas == Some(1)
+        deployments
+            .get_opt(&format!("{NAME}-mailbox"))
+            .await
+            .unwrap()
+            .is_none()
+            && pdbs
+                .get_opt(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .is_none()
+            && deployments
+                .get(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .replicas
+                == Some(1)
     })
     .await;
     wait("status observes the new generation", || async {
@@ -152,15 +242,33 @@ async fn scenario(client: Client, ns: String) {
 
     // 4. A rotated Secret rolls the pods (the template hash changes).
     let hash_mid = pod_hash(&deployments).await;
-    assert_ne!(hash_before, hash_mid, "the mailbox Secret is no longer mounted");
-    put_secret(&secrets, "listmonk-db", json!({"url": "postgres://u:rotated@db/listmonk"})).await;
-    wait("pod template hash follows the rotated Secret", || async { pod_hash(&deployments).await != hash_mid }).await;
+    assert_ne!(
+        hash_before, hash_mid,
+        "the mailbox Secret is no longer mounted"
+    );
+    put_secret(
+        &secrets,
+        "listmonk-db",
+        json!({"url": "postgres://u:rotated@db/listmonk"}),
+    )
+    .await;
+    wait("pod template hash follows the rotated Secret", || async {
+        pod_hash(&deployments).await != hash_mid
+    })
+    .await;
 
     // 5. Delete: everything the config owned goes (where a garbage collector runs).
-    configs.delete(NAME, &DeleteParams::default()).await.unwrap();
+    configs
+        .delete(NAME, &DeleteParams::default())
+        .await
+        .unwrap();
     if gc {
         wait("children garbage-collected", || async {
-            deployments.get_opt(&format!("{NAME}-webhook")).await.unwrap().is_none()
+            deployments
+                .get_opt(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .is_none()
                 && Api::<ConfigMap>::namespaced(client.clone(), &ns)
                     .get_opt(&format!("{NAME}-config"))
                     .await
@@ -169,14 +277,17 @@ async fn scenario(client: Client, ns: String) {
         })
         .await;
     } else {
-        println!("e2e: no controller-manager, so no garbage collector: cleanup rests on the owner references checked above");
+        println!(
+            "e2e: no controller-manager, so no garbage collector: cleanup rests on the owner references checked above"
+        );
     }
 }
 
 async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition =
-        serde_yaml::from_str(include_str!("../../crds/bounceconfig.yaml")).expect("crds/bounceconfig.yaml parses");
+        serde_yaml::from_str(include_str!("../../crds/bounceconfig.yaml"))
+            .expect("crds/bounceconfig.yaml parses");
     crds.patch(
         "bounceconfigs.bounceops.io",
         &PatchParams::apply("bounceops-e2e").force(),
@@ -200,9 +311,13 @@ async fn install_crd(client: &Client) {
 async fn apply_config(api: &Api<BounceConfig>, spec: serde_json::Value) {
     let obj = json!({"apiVersion": "bounceops.io/v1alpha1", "kind": "BounceConfig",
                      "metadata": {"name": NAME}, "spec": spec});
-    api.patch(NAME, &PatchParams::apply("bounceops-e2e").force(), &Patch::Apply(&obj))
-        .await
-        .expect("apply the BounceConfig");
+    api.patch(
+        NAME,
+        &PatchParams::apply("bounceops-e2e").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .expect("apply the BounceConfig");
 }
 
 async fn put_secret(api: &Api<Secret>, name: &str, values: serde_json::Value) {
@@ -212,7 +327,12 @@ async fn put_secret(api: &Api<Secret>, name: &str, values: serde_json::Value) {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.as_str().unwrap().as_bytes().to_vec())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                k8s_openapi::ByteString(v.as_str().unwrap().as_bytes().to_vec()),
+            )
+        })
         .collect();
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
@@ -225,9 +345,13 @@ async fn put_secret(api: &Api<Secret>, name: &str, values: serde_json::Value) {
     let mut obj = serde_json::to_value(&secret).unwrap();
     obj["apiVersion"] = json!("v1");
     obj["kind"] = json!("Secret");
-    api.patch(name, &PatchParams::apply("bounceops-e2e").force(), &Patch::Apply(&obj))
-        .await
-        .expect("apply a Secret");
+    api.patch(
+        name,
+        &PatchParams::apply("bounceops-e2e").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .expect("apply a Secret");
 }
 
 async fn condition(api: &Api<BounceConfig>, type_: &str) -> Option<(ConditionStatus, String)> {
@@ -260,7 +384,10 @@ where
             println!("e2e: {what}");
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -144,7 +144,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let settings = config.load()?;
             let mailboxes = match role {
-                Role::Webhook if once => anyhow::bail!("--once scans mailboxes: not with --role webhook"),
+                Role::Webhook if once => {
+                    anyhow::bail!("--once scans mailboxes: not with --role webhook")
+                }
                 Role::Webhook => Vec::new(),
                 Role::All | Role::Mailbox => MailboxConfig::resolve_all(
                     &settings.spec.mailboxes,

@@ -66,7 +66,10 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         ),
     );
     // No headers: found by the recipient address; transient, so soft.
-    dovecot.deliver(USER, &listmonk_bounce("dave@example.net", "4.2.2", None, None));
+    dovecot.deliver(
+        USER,
+        &listmonk_bounce("dave@example.net", "4.2.2", None, None),
+    );
     // Real mail from the corpus: a Sendmail DSN, and an ARF complaint for nobody we know.
     dovecot.deliver(USER, &corpus("rfc3464-01.eml"));
     dovecot.deliver(USER, &corpus("arf-01.eml"));
@@ -86,7 +89,11 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         "{summary:?}"
     );
 
-    assert_eq!(dovecot.messages(USER), expected_left, "only non-bounces remain");
+    assert_eq!(
+        dovecot.messages(USER),
+        expected_left,
+        "only non-bounces remain"
+    );
     assert_eq!(
         bounce_rows(&db).await,
         vec![
@@ -111,14 +118,19 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         ]
     );
     assert_eq!(db.status(carol).await.as_deref(), Some("blocklisted"));
-    assert_eq!(db.status(unknown_user).await.as_deref(), Some("blocklisted"));
+    assert_eq!(
+        db.status(unknown_user).await.as_deref(),
+        Some("blocklisted")
+    );
     assert_eq!(db.status(dave).await.as_deref(), Some("enabled"));
-    let unmatched: (String, String) =
-        sqlx::query_as("SELECT email, type FROM bounceops.unmatched")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!(unmatched, ("redacted@example.net".into(), "complaint".into()));
+    let unmatched: (String, String) = sqlx::query_as("SELECT email, type FROM bounceops.unmatched")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        unmatched,
+        ("redacted@example.net".into(), "complaint".into())
+    );
     if protocol == IMAP {
         // Read with BODY.PEEK: what is left in place is not marked as read.
         for name in dovecot.cur_names(USER) {
@@ -127,12 +139,30 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         }
     }
     let m = &deps.mailbox_metrics;
-    assert_eq!(m.messages.with_label_values(&["bounces", "bounce"]).get(), 3);
-    assert_eq!(m.messages.with_label_values(&["bounces", "complaint"]).get(), 1);
-    assert_eq!(m.messages.with_label_values(&["bounces", "autoreply"]).get(), 1);
+    assert_eq!(
+        m.messages.with_label_values(&["bounces", "bounce"]).get(),
+        3
+    );
+    assert_eq!(
+        m.messages
+            .with_label_values(&["bounces", "complaint"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        m.messages
+            .with_label_values(&["bounces", "autoreply"])
+            .get(),
+        1
+    );
     assert_eq!(m.scans.with_label_values(&["bounces", "ok"]).get(), 1);
     assert_eq!(m.removed.with_label_values(&["bounces"]).get(), 4);
-    assert_eq!(m.scan_duration.with_label_values(&["bounces"]).get_sample_count(), 1);
+    assert_eq!(
+        m.scan_duration
+            .with_label_values(&["bounces"])
+            .get_sample_count(),
+        1
+    );
 
     // The kept messages are remembered: the next scan downloads nothing.
     let again = scan(&mailbox, &deps).await.expect("second scan");
@@ -141,7 +171,10 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
     assert_eq!(db.total_bounces().await, 3);
 
     // A new bounce arriving later is picked up; the kept ones still are not re-read.
-    dovecot.deliver(USER, &listmonk_bounce("dave@example.net", "4.2.2", None, None));
+    dovecot.deliver(
+        USER,
+        &listmonk_bounce("dave@example.net", "4.2.2", None, None),
+    );
     let third = scan(&mailbox, &deps).await.expect("third scan");
     assert_eq!((third.read, third.removed), (1, 1), "{third:?}");
     assert_eq!(db.bounce_count(dave).await, 2);
@@ -162,7 +195,10 @@ async fn one_bounce_over(protocol: MailboxProtocol, tls: TlsMode) {
     let dovecot = Dovecot::start();
     let db = TestDb::new().await;
     let (id, _) = db.subscriber("erin@example.net").await;
-    dovecot.deliver(USER, &listmonk_bounce("erin@example.net", "5.1.1", None, None));
+    dovecot.deliver(
+        USER,
+        &listmonk_bounce("erin@example.net", "5.1.1", None, None),
+    );
     dovecot.deliver(USER, &human_reply());
     let mailbox = dovecot.mailbox("secure", protocol, tls);
     let summary = scan(&mailbox, &deps(&db)).await.expect("scan");
@@ -202,15 +238,25 @@ async fn untrusted_certificate_fails_unless_verification_is_skipped() {
     for protocol in [POP3, IMAP] {
         let mut mailbox = dovecot.mailbox("strict", protocol, TlsMode::Tls);
         mailbox.tls_skip_verify = false;
-        let err = scan(&mailbox, &deps).await.expect_err("self-signed certificate");
+        let err = scan(&mailbox, &deps)
+            .await
+            .expect_err("self-signed certificate");
         assert!(
             matches!(&err, ScanError::Connect(m) if m.contains("TLS handshake")),
             "{err}"
         );
     }
     let m = &deps.mailbox_metrics;
-    assert_eq!(m.connection_failures.with_label_values(&["strict"]).get(), 2);
-    assert_eq!(m.scans.with_label_values(&["strict", "connect_error"]).get(), 2);
+    assert_eq!(
+        m.connection_failures.with_label_values(&["strict"]).get(),
+        2
+    );
+    assert_eq!(
+        m.scans
+            .with_label_values(&["strict", "connect_error"])
+            .get(),
+        2
+    );
     assert_eq!(dovecot.messages(USER).len(), 1);
 }
 
@@ -289,7 +335,9 @@ async fn dropped_mid_scan(protocol: MailboxProtocol) {
     broken.port = breaker.port;
     let deps = deps(&db);
 
-    let err = scan(&broken, &deps).await.expect_err("the connection drops");
+    let err = scan(&broken, &deps)
+        .await
+        .expect_err("the connection drops");
     assert!(matches!(err, ScanError::Protocol(_)), "{err:?}");
     let recorded = db.total_bounces().await;
     assert!(
@@ -393,30 +441,67 @@ async fn each_mailbox_is_scanned_on_its_own_interval() {
     first.scan_interval = Duration::from_secs(1);
     let mut second = dovecot.mailbox("second", IMAP, TlsMode::None);
     second.scan_interval = Duration::from_secs(1);
-    second.credentials = Some(("other".into(), bounce_worker::mailbox::Password::new("other-pw")));
+    second.credentials = Some((
+        "other".into(),
+        bounce_worker::mailbox::Password::new("other-pw"),
+    ));
     let deps = deps(&db);
     let scanners = Scanners::start(vec![first, second], deps.clone());
 
     // Delivered once both first scans are done: only a scheduled, later scan finds them.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let scanned = |name: &str| deps.mailbox_metrics.scans.with_label_values(&[name, "ok"]).get();
+    let scanned = |name: &str| {
+        deps.mailbox_metrics
+            .scans
+            .with_label_values(&[name, "ok"])
+            .get()
+    };
     while scanned("first") < 1 || scanned("second") < 1 {
         assert!(Instant::now() < deadline, "the first scans did not finish");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     dovecot.deliver(USER, &listmonk_bounce("a@example.net", "5.1.1", None, None));
-    dovecot.deliver("other", &listmonk_bounce("b@example.net", "5.1.1", None, None));
+    dovecot.deliver(
+        "other",
+        &listmonk_bounce("b@example.net", "5.1.1", None, None),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while db.bounce_count(a).await + db.bounce_count(b).await < 2 {
-        assert!(Instant::now() < deadline, "scheduled scans recorded nothing");
+        assert!(
+            Instant::now() < deadline,
+            "scheduled scans recorded nothing"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let stopping = Instant::now();
     scanners.stop().await;
-    assert!(stopping.elapsed() < Duration::from_secs(5), "stop waits for the interval");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stop waits for the interval"
+    );
     for name in ["first", "second"] {
         assert!(scanned(name) >= 2, "{name} was scanned once only");
     }
     assert!(dovecot.messages(USER).is_empty());
     assert!(dovecot.messages("other").is_empty());
+}
+
+#[tokio::test]
+async fn a_message_that_panics_the_classifier_costs_only_itself() {
+    // Debug builds of mail-parser 0.11.9 panic on this message (a `debug_assert!` found by
+    // the fuzzer); release builds classify it. Either way the scan goes on.
+    let poison = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../classify/fuzz/regressions/mail-parser-0.11.9-debug-assert.eml"
+    ))
+    .unwrap();
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("x@example.net").await;
+    dovecot.deliver(USER, &poison);
+    dovecot.deliver(USER, &listmonk_bounce("x@example.net", "5.1.1", None, None));
+    let mailbox = dovecot.mailbox("poison", POP3, TlsMode::None);
+    let summary = scan(&mailbox, &deps(&db)).await.expect("the scan survives");
+    assert_eq!(summary.read, 2, "{summary:?}");
+    assert_eq!(db.bounce_count(id).await, 1);
 }

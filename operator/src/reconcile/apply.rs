@@ -69,7 +69,14 @@ pub async fn apply(
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let existing = api.get_opt(&child.name).await?;
         let current = match existing {
-            Some(obj) if contains(&serde_json::to_value(&obj).unwrap_or_default(), &child.object) => obj,
+            Some(obj)
+                if contains(
+                    &serde_json::to_value(&obj).unwrap_or_default(),
+                    &child.object,
+                ) =>
+            {
+                obj
+            }
             _ => {
                 metrics.write("apply");
                 out.changed.push(format!("{}/{}", ar.kind, child.name));
@@ -154,11 +161,23 @@ mod tests {
     #[test]
     fn contains_sees_changed_values_and_lists() {
         let wanted = json!({"spec": {"replicas": 2, "args": ["a", "b"]}});
-        assert!(!contains(&json!({"spec": {"replicas": 3, "args": ["a", "b"]}}), &wanted));
-        assert!(!contains(&json!({"spec": {"replicas": 2, "args": ["a"]}}), &wanted));
-        assert!(!contains(&json!({"spec": {"replicas": 2, "args": ["a", "b", "c"]}}), &wanted));
+        assert!(!contains(
+            &json!({"spec": {"replicas": 3, "args": ["a", "b"]}}),
+            &wanted
+        ));
+        assert!(!contains(
+            &json!({"spec": {"replicas": 2, "args": ["a"]}}),
+            &wanted
+        ));
+        assert!(!contains(
+            &json!({"spec": {"replicas": 2, "args": ["a", "b", "c"]}}),
+            &wanted
+        ));
         assert!(!contains(&json!({"spec": {}}), &wanted));
-        assert!(contains(&json!({"spec": {"replicas": 2.0, "args": ["a", "b"]}}), &wanted));
+        assert!(contains(
+            &json!({"spec": {"replicas": 2.0, "args": ["a", "b"]}}),
+            &wanted
+        ));
     }
 
     #[test]

@@ -70,17 +70,20 @@ pub enum ChildKind {
     WebhookDeployment,
     WebhookService,
     MailboxDeployment,
+    /// Headless: only so that a ServiceMonitor finds the scanner's `/metrics`.
+    MailboxService,
     Ingress,
     PodDisruptionBudget,
     ServiceMonitor,
 }
 
 impl ChildKind {
-    pub const ALL: [ChildKind; 7] = [
+    pub const ALL: [ChildKind; 8] = [
         ChildKind::ConfigMap,
         ChildKind::WebhookDeployment,
         ChildKind::WebhookService,
         ChildKind::MailboxDeployment,
+        ChildKind::MailboxService,
         ChildKind::Ingress,
         ChildKind::PodDisruptionBudget,
         ChildKind::ServiceMonitor,
@@ -90,7 +93,7 @@ impl ChildKind {
     pub fn name(self, owner: &str) -> String {
         match self {
             ChildKind::ConfigMap => format!("{owner}-config"),
-            ChildKind::MailboxDeployment => format!("{owner}-mailbox"),
+            ChildKind::MailboxDeployment | ChildKind::MailboxService => format!("{owner}-mailbox"),
             _ => format!("{owner}-webhook"),
         }
     }
@@ -101,7 +104,9 @@ impl ChildKind {
             ChildKind::WebhookDeployment | ChildKind::MailboxDeployment => {
                 ApiResource::erase::<Deployment>(&())
             }
-            ChildKind::WebhookService => ApiResource::erase::<Service>(&()),
+            ChildKind::WebhookService | ChildKind::MailboxService => {
+                ApiResource::erase::<Service>(&())
+            }
             ChildKind::Ingress => ApiResource::erase::<Ingress>(&()),
             ChildKind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
             ChildKind::ServiceMonitor => service_monitor_resource(),
@@ -167,8 +172,7 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
     } else {
         0
     };
-    let mailbox_replicas =
-        (!spec.mailboxes.is_empty()).then_some(if spec.enabled { 1 } else { 0 });
+    let mailbox_replicas = (!spec.mailboxes.is_empty()).then_some(if spec.enabled { 1 } else { 0 });
 
     let mut wanted: BTreeMap<ChildKind, Value> = BTreeMap::new();
     wanted.insert(ChildKind::ConfigMap, config_map(cfg, &config_yaml));
@@ -176,12 +180,13 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         ChildKind::WebhookDeployment,
         deployment(cfg, inputs.settings, Role::Webhook, webhook_replicas, &hash),
     );
-    wanted.insert(ChildKind::WebhookService, service(cfg));
+    wanted.insert(ChildKind::WebhookService, service(cfg, Role::Webhook));
     if let Some(r) = mailbox_replicas {
         wanted.insert(
             ChildKind::MailboxDeployment,
             deployment(cfg, inputs.settings, Role::Mailbox, r, &hash),
         );
+        wanted.insert(ChildKind::MailboxService, service(cfg, Role::Mailbox));
     }
     if spec.webhook.ingress.enabled {
         wanted.insert(ChildKind::Ingress, ingress(cfg));
@@ -221,7 +226,9 @@ pub fn render_config(cfg: &BounceConfig) -> String {
         "metadata": {"name": cfg.name_any(), "namespace": cfg.namespace()},
         "spec": cfg.spec,
     });
-    let mut text = String::from("# Rendered by bounce-operator from the BounceConfig; edits are overwritten.\n");
+    let mut text = String::from(
+        "# Rendered by bounce-operator from the BounceConfig; edits are overwritten.\n",
+    );
     text.push_str(&serde_yaml::to_string(&doc).expect("config serializes to YAML"));
     text
 }
@@ -288,10 +295,7 @@ fn selector_labels(cfg: &BounceConfig, component: &str) -> BTreeMap<String, Stri
 fn labels(cfg: &BounceConfig, component: &str) -> BTreeMap<String, String> {
     let mut l = selector_labels(cfg, component);
     l.insert("app.kubernetes.io/part-of".into(), "bounceops".into());
-    l.insert(
-        "app.kubernetes.io/managed-by".into(),
-        crate::MANAGER.into(),
-    );
+    l.insert("app.kubernetes.io/managed-by".into(), crate::MANAGER.into());
     l
 }
 
@@ -341,7 +345,13 @@ fn secret_volume_name(secret: &str) -> String {
     format!("secret-{hex}")
 }
 
-fn deployment(cfg: &BounceConfig, settings: &Settings, role: Role, replicas: i32, hash: &str) -> Value {
+fn deployment(
+    cfg: &BounceConfig,
+    settings: &Settings,
+    role: Role,
+    replicas: i32,
+    hash: &str,
+) -> Value {
     let kind = match role {
         Role::Webhook => ChildKind::WebhookDeployment,
         Role::Mailbox => ChildKind::MailboxDeployment,
@@ -463,6 +473,28 @@ fn deployment(cfg: &BounceConfig, settings: &Settings, role: Role, replicas: i32
         ..Container::default()
     };
 
+    // The worker's schema must exist before the worker is ready. Every pod migrates first:
+    // migrations are idempotent and serialised by an advisory lock, so replicas starting
+    // together are safe, and no separate Job has to be ordered before the Deployment.
+    let migrate = Container {
+        name: "migrate".into(),
+        args: Some(
+            [
+                "migrate",
+                "--config",
+                &format!("{CONFIG_DIR}/{CONFIG_FILE}"),
+                "--secrets-dir",
+                SECRETS_DIR,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ),
+        ports: None,
+        readiness_probe: None,
+        liveness_probe: None,
+        ..container.clone()
+    };
+
     let mut pod_labels = labels(cfg, component);
     pod_labels.remove("app.kubernetes.io/managed-by");
     let template = PodTemplateSpec {
@@ -472,6 +504,7 @@ fn deployment(cfg: &BounceConfig, settings: &Settings, role: Role, replicas: i32
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
+            init_containers: Some(vec![migrate]),
             containers: vec![container],
             volumes: Some(volumes),
             // The worker never talks to the Kubernetes API.
@@ -511,14 +544,24 @@ fn deployment(cfg: &BounceConfig, settings: &Settings, role: Role, replicas: i32
     })
 }
 
-fn service(cfg: &BounceConfig) -> Value {
+fn service(cfg: &BounceConfig, role: Role) -> Value {
+    let (kind, port, cluster_ip) = match role {
+        Role::Webhook => (ChildKind::WebhookService, 80, None),
+        // Nobody calls the scanner; Prometheus scrapes each pod through the endpoints.
+        Role::Mailbox => (
+            ChildKind::MailboxService,
+            HTTP_PORT,
+            Some("None".to_owned()),
+        ),
+    };
     to_value(&Service {
-        metadata: meta(cfg, ChildKind::WebhookService, "webhook"),
+        metadata: meta(cfg, kind, role.as_str()),
         spec: Some(ServiceSpec {
-            selector: Some(selector_labels(cfg, "webhook")),
+            cluster_ip,
+            selector: Some(selector_labels(cfg, role.as_str())),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
-                port: 80,
+                port,
                 target_port: Some(IntOrString::String("http".into())),
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
@@ -587,12 +630,15 @@ fn service_monitor(cfg: &BounceConfig) -> Value {
     let ar = service_monitor_resource();
     let meta = serde_json::to_value(meta(cfg, ChildKind::ServiceMonitor, "webhook"))
         .expect("metadata serializes");
+    // Both components: the webhook Service and, with mailboxes, the scanner's.
+    let mut selector = selector_labels(cfg, "webhook");
+    selector.remove("app.kubernetes.io/component");
     json!({
         "apiVersion": ar.api_version,
         "kind": ar.kind,
         "metadata": meta,
         "spec": {
-            "selector": {"matchLabels": selector_labels(cfg, "webhook")},
+            "selector": {"matchLabels": selector},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
         },
     })

@@ -51,20 +51,52 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per config, for the error policy's backoff.
     failures: Mutex<HashMap<ObjectRef<BounceConfig>, u32>>,
+    /// Per config: the resourceVersion a status write was based on, and what it wrote.
+    written: Mutex<HashMap<ObjectRef<BounceConfig>, (String, bounceops_api::BounceConfigStatus)>>,
     /// The clock used for condition transition times; tests pin it.
     now: fn() -> String,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings, recorder: Recorder, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Context {
             client,
             settings,
             recorder,
             metrics,
             failures: Mutex::default(),
-            now: || jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string(),
+            written: Mutex::default(),
+            now: || {
+                jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .unwrap_or_else(|_| jiff::Timestamp::now())
+                    .to_string()
+            },
         }
+    }
+
+    /// Forgets configs that no longer exist (keys as [`config_key`] makes them).
+    pub fn retain(&self, keep: &std::collections::BTreeSet<String>) {
+        let known = |r: &ObjectRef<BounceConfig>| {
+            keep.contains(&format!(
+                "{}/{}",
+                r.namespace.as_deref().unwrap_or_default(),
+                r.name
+            ))
+        };
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .retain(|k, _| known(k));
+        self.written
+            .lock()
+            .expect("written lock")
+            .retain(|k, _| known(k));
     }
 
     /// Pins the clock of condition transition times (tests and benchmarks).
@@ -112,7 +144,10 @@ pub async fn reconcile(config: Arc<BounceConfig>, ctx: Arc<Context>) -> Result<A
     result.map(|(action, _)| action)
 }
 
-async fn run_phases(config: &BounceConfig, ctx: &Context) -> Result<(Action, Option<Problem>), Error> {
+async fn run_phases(
+    config: &BounceConfig,
+    ctx: &Context,
+) -> Result<(Action, Option<Problem>), Error> {
     let ns = config.namespace().ok_or(Error::NoNamespace)?;
     let name = config.name_any();
 
@@ -145,8 +180,8 @@ async fn run_phases(config: &BounceConfig, ctx: &Context) -> Result<(Action, Opt
     }
 
     // 3. build
-    let sm_crd = config.spec.metrics.service_monitor
-        && apply::service_monitor_served(&ctx.client).await?;
+    let sm_crd =
+        config.spec.metrics.service_monitor && apply::service_monitor_served(&ctx.client).await?;
     let desired = desired::build(&desired::Inputs {
         config,
         secret_versions: &resolved.versions,
@@ -174,10 +209,29 @@ async fn run_phases(config: &BounceConfig, ctx: &Context) -> Result<(Action, Opt
         }
     };
     if !applied.changed.is_empty() {
-        publish(ctx, config, EventType::Normal, "Applied", "Apply", format!("created or updated {}", applied.changed.join(", "))).await;
+        publish(
+            ctx,
+            config,
+            EventType::Normal,
+            "Applied",
+            "Apply",
+            format!("created or updated {}", applied.changed.join(", ")),
+        )
+        .await;
     }
     if !applied.pruned.is_empty() {
-        publish(ctx, config, EventType::Normal, "Pruned", "Prune", format!("deleted {} (no longer in the spec)", applied.pruned.join(", "))).await;
+        publish(
+            ctx,
+            config,
+            EventType::Normal,
+            "Pruned",
+            "Prune",
+            format!(
+                "deleted {} (no longer in the spec)",
+                applied.pruned.join(", ")
+            ),
+        )
+        .await;
     }
     obs.deployments = applied
         .deployments
@@ -192,19 +246,56 @@ async fn run_phases(config: &BounceConfig, ctx: &Context) -> Result<(Action, Opt
 
 /// Computes and writes the status; publishes a Warning Event when a problem appears or
 /// changes (not on every retry, so a lasting problem does not flood the Event list).
-async fn finish_status(config: &BounceConfig, ctx: &Context, obs: &Observation) -> Result<(), Error> {
-    let prior = config.status.as_ref();
+async fn finish_status(
+    config: &BounceConfig,
+    ctx: &Context,
+    obs: &Observation,
+) -> Result<(), Error> {
+    // The object may come from a watch cache that has not yet seen this operator's last
+    // status write. If it is exactly the object that write was based on, the status we
+    // wrote is the truth: comparing with the stale copy would rewrite the same status
+    // (and repeat its Events) once per echo.
+    let key = ObjectRef::from_obj(config);
+    let remembered = {
+        let written = ctx.written.lock().expect("written lock");
+        written
+            .get(&key)
+            .filter(|(based_on, _)| config.metadata.resource_version.as_ref() == Some(based_on))
+            .map(|(_, s)| s.clone())
+    };
+    let prior = remembered.as_ref().or(config.status.as_ref());
     let new = status::compute(prior, obs, &(ctx.now)());
     let was = prior.and_then(|p| p.condition(status::DEGRADED));
     let now = new.condition(status::DEGRADED);
     if let (Some(p), Some(c)) = (&obs.problem, now)
-        && was.map(|w| (&w.status, &w.reason, &w.message)) != Some((&c.status, &c.reason, &c.message))
+        && was.map(|w| (&w.status, &w.reason, &w.message))
+            != Some((&c.status, &c.reason, &c.message))
     {
-        publish(ctx, config, EventType::Warning, p.reason(), "Reconcile", p.message().to_owned()).await;
+        publish(
+            ctx,
+            config,
+            EventType::Warning,
+            p.reason(),
+            "Reconcile",
+            p.message().to_owned(),
+        )
+        .await;
     }
-    let sm_was = prior.and_then(|p| p.condition(status::SERVICE_MONITOR_READY)).map(|c| c.reason.clone());
-    if obs.service_monitor == ServiceMonitorState::CrdMissing && sm_was.as_deref() != Some("CRDNotInstalled") {
-        publish(ctx, config, EventType::Warning, "ServiceMonitorCRDMissing", "Apply", "metrics.serviceMonitor is set but the ServiceMonitor CRD is not installed".into()).await;
+    let sm_was = prior
+        .and_then(|p| p.condition(status::SERVICE_MONITOR_READY))
+        .map(|c| c.reason.clone());
+    if obs.service_monitor == ServiceMonitorState::CrdMissing
+        && sm_was.as_deref() != Some("CRDNotInstalled")
+    {
+        publish(
+            ctx,
+            config,
+            EventType::Warning,
+            "ServiceMonitorCRDMissing",
+            "Apply",
+            "metrics.serviceMonitor is set but the ServiceMonitor CRD is not installed".into(),
+        )
+        .await;
     }
     ctx.metrics.set_conditions(
         config_key(config),
@@ -215,11 +306,25 @@ async fn finish_status(config: &BounceConfig, ctx: &Context, obs: &Observation) 
                 .collect(),
         ),
     );
-    status::patch_if_changed(&ctx.client, config, &new, &ctx.metrics).await?;
+    if status::patch_if_changed(&ctx.client, config, prior, &new, &ctx.metrics).await?
+        && let Some(rv) = config.metadata.resource_version.clone()
+    {
+        ctx.written
+            .lock()
+            .expect("written lock")
+            .insert(key, (rv, new));
+    }
     Ok(())
 }
 
-async fn publish(ctx: &Context, config: &BounceConfig, type_: EventType, reason: &str, action: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    config: &BounceConfig,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let mut note = note;
     // The Events API refuses notes over 1 kB.
     if note.len() > 1000 {
@@ -228,6 +333,11 @@ async fn publish(ctx: &Context, config: &BounceConfig, type_: EventType, reason:
             cut -= 1;
         }
         note.truncate(cut);
+    }
+    // Every Event is also a log line, so logs alone tell the story.
+    match type_ {
+        EventType::Warning => tracing::warn!(reason, %note, "event"),
+        EventType::Normal => tracing::info!(reason, %note, "event"),
     }
     ctx.metrics.write("event");
     let ev = Event {
@@ -245,7 +355,11 @@ async fn publish(ctx: &Context, config: &BounceConfig, type_: EventType, reason:
 
 /// `namespace/name`, the key of a config in metrics.
 pub fn config_key(config: &BounceConfig) -> String {
-    format!("{}/{}", config.namespace().unwrap_or_default(), config.name_any())
+    format!(
+        "{}/{}",
+        config.namespace().unwrap_or_default(),
+        config.name_any()
+    )
 }
 
 #[cfg(test)]

@@ -152,7 +152,11 @@ pub fn configs_using(
     configs
         .iter()
         .filter(|c| c.namespace().as_deref() == Some(namespace))
-        .filter(|c| collect_refs(&c.spec).iter().any(|r| r.secret.name == secret))
+        .filter(|c| {
+            collect_refs(&c.spec)
+                .iter()
+                .any(|r| r.secret.name == secret)
+        })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
 }
@@ -245,7 +249,9 @@ mod tests {
         let mk = |ns: &str, name: &str, secret: &str| {
             let mut c = BounceConfig::new(
                 name,
-                spec(&format!("database: {{urlSecretRef: {{name: {secret}, key: url}}}}")),
+                spec(&format!(
+                    "database: {{urlSecretRef: {{name: {secret}, key: url}}}}"
+                )),
             );
             c.metadata.namespace = Some(ns.into());
             Arc::new(c)

@@ -64,7 +64,11 @@ pub struct Observation {
 }
 
 /// The new status. `now` is only used for conditions whose status changed.
-pub fn compute(prior: Option<&BounceConfigStatus>, obs: &Observation, now: &str) -> BounceConfigStatus {
+pub fn compute(
+    prior: Option<&BounceConfigStatus>,
+    obs: &Observation,
+    now: &str,
+) -> BounceConfigStatus {
     let workload = |kind: ChildKind| {
         obs.deployments
             .iter()
@@ -78,7 +82,10 @@ pub fn compute(prior: Option<&BounceConfigStatus>, obs: &Observation, now: &str)
     let applied = !obs.deployments.is_empty();
     // When apply did not run, the workloads are as last seen; say so rather than guess.
     let (webhook, mailbox) = if applied {
-        (workload(ChildKind::WebhookDeployment), workload(ChildKind::MailboxDeployment))
+        (
+            workload(ChildKind::WebhookDeployment),
+            workload(ChildKind::MailboxDeployment),
+        )
     } else {
         (
             prior.and_then(|p| p.webhook.clone()),
@@ -95,8 +102,18 @@ pub fn compute(prior: Option<&BounceConfigStatus>, obs: &Observation, now: &str)
     let mut conds = Vec::new();
     match &obs.problem {
         Some(p) => {
-            conds.push((DEGRADED, ConditionStatus::True, p.reason(), p.message().to_owned()));
-            conds.push((READY, ConditionStatus::False, p.reason(), p.message().to_owned()));
+            conds.push((
+                DEGRADED,
+                ConditionStatus::True,
+                p.reason(),
+                p.message().to_owned(),
+            ));
+            conds.push((
+                READY,
+                ConditionStatus::False,
+                p.reason(),
+                p.message().to_owned(),
+            ));
             conds.push((
                 PROGRESSING,
                 ConditionStatus::False,
@@ -105,18 +122,36 @@ pub fn compute(prior: Option<&BounceConfigStatus>, obs: &Observation, now: &str)
             ));
         }
         None => {
-            conds.push((DEGRADED, ConditionStatus::False, "AsExpected", String::new()));
+            conds.push((
+                DEGRADED,
+                ConditionStatus::False,
+                "AsExpected",
+                String::new(),
+            ));
             if rolling.is_empty() {
                 let (reason, message) = if obs.enabled {
                     ("AllWorkersReady", "every worker is ready".to_owned())
                 } else {
-                    ("Disabled", "spec.enabled is false: workers scaled to zero".to_owned())
+                    (
+                        "Disabled",
+                        "spec.enabled is false: workers scaled to zero".to_owned(),
+                    )
                 };
                 conds.push((READY, ConditionStatus::True, reason, message));
-                conds.push((PROGRESSING, ConditionStatus::False, "Complete", String::new()));
+                conds.push((
+                    PROGRESSING,
+                    ConditionStatus::False,
+                    "Complete",
+                    String::new(),
+                ));
             } else {
                 let message = format!("not all replicas ready: {}", rolling.join(", "));
-                conds.push((READY, ConditionStatus::False, "WorkersUnavailable", message.clone()));
+                conds.push((
+                    READY,
+                    ConditionStatus::False,
+                    "WorkersUnavailable",
+                    message.clone(),
+                ));
                 conds.push((PROGRESSING, ConditionStatus::True, "RollingOut", message));
             }
         }
@@ -169,15 +204,16 @@ pub fn compute(prior: Option<&BounceConfigStatus>, obs: &Observation, now: &str)
     }
 }
 
-/// Writes `status` unless it equals what the resource already has. Returns whether it
+/// Writes `status` unless it equals `prior` (what the resource has). Returns whether it
 /// wrote.
 pub async fn patch_if_changed(
     client: &Client,
     config: &BounceConfig,
+    prior: Option<&BounceConfigStatus>,
     status: &BounceConfigStatus,
     metrics: &crate::metrics::Metrics,
 ) -> Result<bool, kube::Error> {
-    if config.status.as_ref() == Some(status) {
+    if prior == Some(status) {
         return Ok(false);
     }
     let api: Api<BounceConfig> =
@@ -188,7 +224,14 @@ pub async fn patch_if_changed(
     // A merge patch keeps what it does not mention: absent fields are sent as null, so a
     // removed mailbox Deployment also leaves the status.
     if let Some(map) = body.as_object_mut() {
-        for key in ["observedGeneration", "conditions", "webhookUrl", "mailboxes", "webhook", "mailbox"] {
+        for key in [
+            "observedGeneration",
+            "conditions",
+            "webhookUrl",
+            "mailboxes",
+            "webhook",
+            "mailbox",
+        ] {
             map.entry(key).or_insert(serde_json::Value::Null);
         }
     }
@@ -258,7 +301,10 @@ mod tests {
     fn each_problem_is_degraded_with_its_reason_and_keeps_last_workloads() {
         let before = compute(None, &obs(), T0);
         for (p, reason) in [
-            (Problem::SecretMissing("Secret \"db\" does not exist".into()), "SecretMissing"),
+            (
+                Problem::SecretMissing("Secret \"db\" does not exist".into()),
+                "SecretMissing",
+            ),
             (Problem::InvalidSpec("spec.x".into()), "InvalidSpec"),
             (Problem::ApplyFailed("500".into()), "ApplyFailed"),
         ] {
@@ -296,16 +342,27 @@ mod tests {
         o.service_monitor = ServiceMonitorState::CrdMissing;
         let s = compute(None, &o, T0);
         let c = cond(&s, SERVICE_MONITOR_READY);
-        assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::False, "CRDNotInstalled"));
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "CRDNotInstalled")
+        );
         o.service_monitor = ServiceMonitorState::Created;
-        assert_eq!(cond(&compute(None, &o, T0), SERVICE_MONITOR_READY).status, ConditionStatus::True);
+        assert_eq!(
+            cond(&compute(None, &o, T0), SERVICE_MONITOR_READY).status,
+            ConditionStatus::True
+        );
     }
 
     #[test]
     fn disabled_config_is_ready_with_reason_disabled() {
         let mut o = obs();
         o.enabled = false;
-        o.deployments[0].2 = DeploymentState { desired: 0, ready: 0, updated: 0, observed_latest: true };
+        o.deployments[0].2 = DeploymentState {
+            desired: 0,
+            ready: 0,
+            updated: 0,
+            observed_latest: true,
+        };
         let s = compute(None, &o, T0);
         assert_eq!(cond(&s, READY).reason, "Disabled");
     }

@@ -106,19 +106,58 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         let cases = [
-            ("api: {credentialsSecretRef: {name: a, key: c}}\ndatabase: {}", "spec.database.urlSecretRef"),
-            ("database: {urlSecretRef: {name: db, key: url}}", "spec.api.credentialsSecretRef"),
-            (&format!("{OK}rules: {{soft: {{count: 0, action: none}}}}"), "spec.rules.soft.count"),
-            (&format!("{OK}rules: {{hard: {{count: 1001, action: none}}}}"), "spec.rules.hard.count"),
+            (
+                "api: {credentialsSecretRef: {name: a, key: c}}\ndatabase: {}",
+                "spec.database.urlSecretRef",
+            ),
+            (
+                "database: {urlSecretRef: {name: db, key: url}}",
+                "spec.api.credentialsSecretRef",
+            ),
+            (
+                &format!("{OK}rules: {{soft: {{count: 0, action: none}}}}"),
+                "spec.rules.soft.count",
+            ),
+            (
+                &format!("{OK}rules: {{hard: {{count: 1001, action: none}}}}"),
+                "spec.rules.hard.count",
+            ),
             (&format!("{OK}rules: {{window: soon}}"), "spec.rules.window"),
             (&format!("{OK}rules: {{window: 0s}}"), "spec.rules.window"),
-            ("api: {credentialsSecretRef: {name: a, key: c}}\ndatabase: {urlSecretRef: {name: d, key: u}, maxConnections: 1}", "spec.database.maxConnections"),
-            (&format!("{OK}mailboxes: [{{name: a, protocol: imap, host: h, port: 993, auth: none}}, {{name: a, protocol: imap, host: h, port: 993, auth: none}}]"), "spec.mailboxes[1].name"),
-            (&format!("{OK}mailboxes: [{{name: a, protocol: imap, host: h, port: 0, auth: none}}]"), "spec.mailboxes[0].port"),
-            (&format!("{OK}mailboxes: [{{name: a, protocol: imap, host: h, port: 993, usernameSecretRef: {{name: m, key: u}}}}]"), "spec.mailboxes[0]: auth userpass"),
-            (&format!("{OK}webhook: {{replicas: -1}}"), "spec.webhook.replicas"),
-            (&format!("{OK}webhook: {{maxBodyBytes: 10}}"), "spec.webhook.maxBodyBytes"),
-            (&format!("{OK}webhook: {{ingress: {{enabled: true}}}}"), "spec.webhook.ingress.host"),
+            (
+                "api: {credentialsSecretRef: {name: a, key: c}}\ndatabase: {urlSecretRef: {name: d, key: u}, maxConnections: 1}",
+                "spec.database.maxConnections",
+            ),
+            (
+                &format!(
+                    "{OK}mailboxes: [{{name: a, protocol: imap, host: h, port: 993, auth: none}}, {{name: a, protocol: imap, host: h, port: 993, auth: none}}]"
+                ),
+                "spec.mailboxes[1].name",
+            ),
+            (
+                &format!(
+                    "{OK}mailboxes: [{{name: a, protocol: imap, host: h, port: 0, auth: none}}]"
+                ),
+                "spec.mailboxes[0].port",
+            ),
+            (
+                &format!(
+                    "{OK}mailboxes: [{{name: a, protocol: imap, host: h, port: 993, usernameSecretRef: {{name: m, key: u}}}}]"
+                ),
+                "spec.mailboxes[0]: auth userpass",
+            ),
+            (
+                &format!("{OK}webhook: {{replicas: -1}}"),
+                "spec.webhook.replicas",
+            ),
+            (
+                &format!("{OK}webhook: {{maxBodyBytes: 10}}"),
+                "spec.webhook.maxBodyBytes",
+            ),
+            (
+                &format!("{OK}webhook: {{ingress: {{enabled: true}}}}"),
+                "spec.webhook.ingress.host",
+            ),
         ];
         for (yaml, field) in cases {
             let p = problems(&config(yaml));

@@ -1,8 +1,10 @@
-//! An in-memory Kubernetes API server behind kube's mocked transport (`tower-test`):
-//! the operator's real client talks to it; tests read its request log and objects.
+//! An in-memory Kubernetes API server. Three ways in: kube's mocked transport
+//! (`tower-test`, [`FakeApi::start`]), a `tower` service with streaming watches
+//! ([`FakeApi::start_streaming`]) and plain HTTP on 127.0.0.1 ([`FakeApi::serve_http`]).
+//! The operator's real client talks to it; tests read its request log and objects.
 //!
-//! It does what the reconcile needs and no more: GET, server-side apply and merge PATCH
-//! (including `/status`), POST of Events, DELETE, discovery of the ServiceMonitor group,
+//! It does what the operator needs and no more: GET, LIST, WATCH, server-side apply and
+//! merge PATCH (including `/status`), POST, DELETE, discovery of the ServiceMonitor group,
 //! and a stand-in Deployment controller that marks replicas ready (as on a cluster with
 //! nodes) unless told otherwise. Failures can be injected per method and path.
 
@@ -47,6 +49,18 @@ struct State {
     service_monitor_crd: bool,
     /// When false, Deployments never report ready replicas (a cluster without nodes).
     nodes: bool,
+    /// Every change, for watches that start from an older resourceVersion.
+    history: Vec<(u64, String, &'static str, Value)>,
+    watchers: Vec<(
+        String,
+        futures::channel::mpsc::UnboundedSender<bytes::Bytes>,
+    )>,
+}
+
+/// What the server answers: a whole body, or a watch stream.
+enum Reply {
+    Full(StatusCode, Value),
+    Watch(futures::channel::mpsc::UnboundedReceiver<bytes::Bytes>),
 }
 
 #[derive(Clone)]
@@ -67,16 +81,64 @@ impl FakeApi {
         let server = fake.clone();
         tokio::spawn(async move {
             while let Some((req, send)) = handle.next_request().await {
-                let resp = server.handle(req).await;
+                let resp = match server.handle(req).await {
+                    Reply::Full(code, v) => respond(code, v),
+                    Reply::Watch(_) => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
+                };
                 send.send_response(resp);
             }
         });
         (Client::new(service, "default"), fake)
     }
 
-    async fn handle(&self, req: Request<Body>) -> Response<Body> {
+    /// Like [`FakeApi::start`], but also serves LIST and streaming WATCH, so kube's
+    /// `Controller` (reflectors, owned-object and Secret watches) runs against it.
+    pub fn start_streaming() -> (Client, FakeApi) {
+        use http_body_util::BodyExt;
+        type Boxed =
+            http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
+        let fake = FakeApi {
+            state: Arc::new(Mutex::new(State {
+                nodes: true,
+                ..State::default()
+            })),
+        };
+        let server = fake.clone();
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let server = server.clone();
+            async move {
+                let resp: Response<Boxed> = match server.handle(req).await {
+                    Reply::Full(code, v) => Response::builder()
+                        .status(code)
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(
+                            http_body_util::Full::new(bytes::Bytes::from(
+                                serde_json::to_vec(&v).unwrap(),
+                            ))
+                            .boxed_unsync(),
+                        )
+                        .unwrap(),
+                    Reply::Watch(rx) => {
+                        use futures::StreamExt;
+                        let frames = rx
+                            .map(|b| Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)));
+                        Response::builder()
+                            .status(StatusCode::OK)
+                            .header(http::header::CONTENT_TYPE, "application/json")
+                            .body(http_body_util::StreamBody::new(frames).boxed_unsync())
+                            .unwrap()
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        });
+        (Client::new(service, "default"), fake)
+    }
+
+    async fn handle(&self, req: Request<Body>) -> Reply {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
         let content_type = req
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -84,6 +146,65 @@ impl FakeApi {
             .unwrap_or("")
             .to_owned();
         let body = req.into_body().collect_bytes().await.unwrap_or_default();
+        self.answer(method, path, query, content_type, &body)
+    }
+
+    /// Serves the fake over plain HTTP on a loopback port, for a real `bounce-operator`
+    /// process (its kubeconfig points at the returned address).
+    pub async fn serve_http(&self) -> std::net::SocketAddr {
+        use futures::StreamExt;
+        let fake = self.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let fake = fake.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let content_type = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let reply = fake.answer(
+                    parts.method,
+                    parts.uri.path().to_owned(),
+                    parts.uri.query().unwrap_or("").to_owned(),
+                    content_type,
+                    &bytes,
+                );
+                let (code, body) = match reply {
+                    Reply::Full(code, v) => (
+                        code,
+                        axum::body::Body::from(serde_json::to_vec(&v).unwrap()),
+                    ),
+                    Reply::Watch(rx) => (
+                        StatusCode::OK,
+                        axum::body::Body::from_stream(rx.map(Ok::<_, std::convert::Infallible>)),
+                    ),
+                };
+                axum::response::Response::builder()
+                    .status(code)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    fn answer(
+        &self,
+        method: Method,
+        path: String,
+        query: String,
+        content_type: String,
+        body: &[u8],
+    ) -> Reply {
         let mut st = self.state.lock().unwrap();
         st.log.push(Call {
             method: method.clone(),
@@ -99,11 +220,42 @@ impl FakeApi {
             let code = f.code;
             return status(code, "injected failure");
         }
+        if method == Method::GET && is_collection(&path) {
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .map(str::to_owned)
+            };
+            if matches!(param("watch").as_deref(), Some("true" | "1")) {
+                let since: u64 = param("resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let (tx, rx) = futures::channel::mpsc::unbounded();
+                for (rv, key, type_, obj) in &st.history {
+                    if *rv > since && in_collection(key, &path) {
+                        let _ = tx.unbounded_send(watch_line(type_, obj));
+                    }
+                }
+                st.watchers.push((path.clone(), tx));
+                return Reply::Watch(rx);
+            }
+            let items: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|(k, _)| in_collection(k, &path))
+                .map(|(_, v)| v.clone())
+                .collect();
+            return ok(json!({"apiVersion": "v1", "kind": "List",
+                "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}));
+        }
         if path == "/apis/monitoring.coreos.com/v1" {
             return if st.service_monitor_crd {
-                ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
+                ok(
+                    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
                     "resources": [{"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true,
-                                   "kind": "ServiceMonitor", "verbs": ["get", "patch", "delete"]}]}))
+                                   "kind": "ServiceMonitor", "verbs": ["get", "patch", "delete"]}]}),
+                )
             } else {
                 status(404, "the server could not find the requested resource")
             };
@@ -111,7 +263,7 @@ impl FakeApi {
         let body: Value = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
+            serde_json::from_slice(body).unwrap_or(Value::Null)
         };
         match method {
             Method::GET => match st.objects.get(&path) {
@@ -119,11 +271,15 @@ impl FakeApi {
                 None => status(404, "not found"),
             },
             Method::POST => {
-                let name = body["metadata"]["name"].as_str().unwrap_or("unnamed").to_owned();
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("unnamed")
+                    .to_owned();
                 let key = format!("{path}/{name}");
                 let obj = st.stamp(&key, body, None);
-                st.objects.insert(key, obj.clone());
-                respond(StatusCode::CREATED, obj)
+                st.objects.insert(key.clone(), obj.clone());
+                st.emit(&key, "ADDED", &obj);
+                Reply::Full(StatusCode::CREATED, obj)
             }
             Method::PATCH if content_type.starts_with("application/apply-patch") => {
                 let prior = st.objects.get(&path).cloned();
@@ -134,7 +290,9 @@ impl FakeApi {
                     obj["status"] = json!({"observedGeneration": obj["metadata"]["generation"],
                         "replicas": replicas, "readyReplicas": ready, "updatedReplicas": ready});
                 }
-                st.objects.insert(path, obj.clone());
+                let type_ = if prior.is_some() { "MODIFIED" } else { "ADDED" };
+                st.objects.insert(path.clone(), obj.clone());
+                st.emit(&path, type_, &obj);
                 ok(obj)
             }
             Method::PATCH => {
@@ -152,11 +310,14 @@ impl FakeApi {
                 }
                 st.rv += 1;
                 obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-                st.objects.insert(key, obj.clone());
+                st.objects.insert(key.clone(), obj.clone());
+                st.emit(&key, "MODIFIED", &obj);
                 ok(obj)
             }
             Method::DELETE => match st.objects.remove(&path) {
-                Some(_) => ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200})),
+                Some(_) => ok(
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+                ),
                 None => status(404, "not found"),
             },
             _ => status(405, "method not allowed"),
@@ -168,12 +329,18 @@ impl FakeApi {
     pub fn put(&self, path: &str, obj: Value) {
         let mut st = self.state.lock().unwrap();
         let prior = st.objects.get(path).cloned();
+        let type_ = if prior.is_some() { "MODIFIED" } else { "ADDED" };
         let obj = st.stamp(path, obj, prior.as_ref());
-        st.objects.insert(path.to_owned(), obj);
+        st.objects.insert(path.to_owned(), obj.clone());
+        st.emit(path, type_, &obj);
     }
 
     pub fn remove(&self, path: &str) {
-        self.state.lock().unwrap().objects.remove(path);
+        let mut st = self.state.lock().unwrap();
+        if let Some(obj) = st.objects.remove(path) {
+            st.rv += 1;
+            st.emit(path, "DELETED", &obj);
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
@@ -182,12 +349,18 @@ impl FakeApi {
 
     pub fn paths_under(&self, prefix: &str) -> Vec<String> {
         let st = self.state.lock().unwrap();
-        st.objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+        st.objects
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     pub fn put_secret(&self, ns: &str, name: &str, keys: &[&str]) {
-        let data: serde_json::Map<String, Value> =
-            keys.iter().map(|k| (k.to_string(), json!("c2VjcmV0"))).collect();
+        let data: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| (k.to_string(), json!("c2VjcmV0")))
+            .collect();
         self.put(
             &format!("/api/v1/namespaces/{ns}/secrets/{name}"),
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "data": data}),
@@ -259,6 +432,20 @@ impl FakeApi {
 }
 
 impl State {
+    /// Records a change and tells the watches of its collection.
+    fn emit(&mut self, key: &str, type_: &'static str, obj: &Value) {
+        let mut obj = obj.clone();
+        if type_ == "DELETED" {
+            obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        }
+        self.history
+            .push((self.rv, key.to_owned(), type_, obj.clone()));
+        let line = watch_line(type_, &obj);
+        self.watchers.retain(|(coll, tx)| {
+            !in_collection(key, coll) || tx.unbounded_send(line.clone()).is_ok()
+        });
+    }
+
     /// Adds what the API server adds: uid, resourceVersion, generation (bumped when the
     /// spec changes), creationTimestamp; keeps the status of an existing object.
     fn stamp(&mut self, path: &str, mut obj: Value, prior: Option<&Value>) -> Value {
@@ -315,8 +502,44 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-fn ok(v: Value) -> Response<Body> {
-    respond(StatusCode::OK, v)
+fn ok(v: Value) -> Reply {
+    Reply::Full(StatusCode::OK, v)
+}
+
+fn watch_line(type_: &str, obj: &Value) -> bytes::Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": type_, "object": obj})).unwrap();
+    line.push(b'\n');
+    bytes::Bytes::from(line)
+}
+
+/// `/api/v1/secrets` or `/api/v1/namespaces/ns/secrets` (not an object, not discovery).
+fn is_collection(path: &str) -> bool {
+    match path.split_once("/namespaces/") {
+        Some((_, rest)) => rest.split('/').count() == 2,
+        None => {
+            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            match parts.first() {
+                Some(&"api") => parts.len() == 3,
+                Some(&"apis") => parts.len() == 4,
+                _ => false,
+            }
+        }
+    }
+}
+
+/// Whether the object stored at `key` belongs to the collection `coll`.
+fn in_collection(key: &str, coll: &str) -> bool {
+    let Some((gv, rest)) = key.split_once("/namespaces/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    match coll.split_once("/namespaces/") {
+        Some((cgv, crest)) => cgv == gv && crest == format!("{}/{}", parts[0], parts[1]),
+        None => coll == format!("{gv}/{}", parts[1]),
+    }
 }
 
 fn respond(code: StatusCode, v: Value) -> Response<Body> {
@@ -327,14 +550,14 @@ fn respond(code: StatusCode, v: Value) -> Response<Body> {
         .unwrap()
 }
 
-fn status(code: u16, message: &str) -> Response<Body> {
+fn status(code: u16, message: &str) -> Reply {
     let reason = match code {
         404 => "NotFound",
         409 => "Conflict",
         500 => "InternalError",
         _ => "Unknown",
     };
-    respond(
+    Reply::Full(
         StatusCode::from_u16(code).unwrap(),
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
                "reason": reason, "message": message}),

@@ -28,12 +28,9 @@ impl Imap {
             TlsMode::Starttls => {
                 let mut plain = Client::new(tcp);
                 greeting(&mut plain).await?;
-                timed(
-                    "STARTTLS",
-                    plain.run_command_and_check_ok("STARTTLS", None),
-                )
-                .await
-                .map_err(|e| ScanError::Connect(format!("the server refused STARTTLS: {e}")))?;
+                timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None))
+                    .await
+                    .map_err(|e| ScanError::Connect(format!("the server refused STARTTLS: {e}")))?;
                 Box::new(tls(plain.into_inner()).await.map_err(ScanError::Connect)?)
             }
         };
@@ -58,9 +55,9 @@ impl Imap {
             .await?
             .has_str("UIDPLUS");
         let mailbox = timed("SELECT", session.select(&cfg.folder)).await?;
-        let uid_validity = mailbox.uid_validity.ok_or_else(|| {
-            ScanError::Protocol(format!("SELECT {}: no UIDVALIDITY", cfg.folder))
-        })?;
+        let uid_validity = mailbox
+            .uid_validity
+            .ok_or_else(|| ScanError::Protocol(format!("SELECT {}: no UIDVALIDITY", cfg.folder)))?;
         Ok(Imap {
             session,
             uid_validity,

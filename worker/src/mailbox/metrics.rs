@@ -1,9 +1,7 @@
 //! The mailbox scanner's Prometheus metrics, registered into the worker's registry so
 //! `/metrics` serves them with the rest. Names are a contract with dashboards and alerts.
 
-use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
-};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct MailboxMetrics {
@@ -57,7 +55,9 @@ impl MailboxMetrics {
                 "bounceops_mailbox_scan_duration_seconds",
                 "Duration of mailbox scans, by mailbox.",
             )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
             &["mailbox"],
         )?;
         registry.register(Box::new(scan_duration.clone()))?;
@@ -83,7 +83,14 @@ impl MailboxMetrics {
     /// Makes every series of `mailbox` visible at zero before the first scan, so alert
     /// rules on rates see the mailbox from the start.
     pub fn init(&self, mailbox: &str) {
-        for result in ["ok", "locked", "connect_error", "auth_error", "protocol_error", "database_error"] {
+        for result in [
+            "ok",
+            "locked",
+            "connect_error",
+            "auth_error",
+            "protocol_error",
+            "database_error",
+        ] {
             self.scans.with_label_values(&[mailbox, result]);
         }
         for kind in ["bounce", "complaint", "autoreply", "delivery", "unknown"] {
@@ -94,4 +101,3 @@ impl MailboxMetrics {
         self.auth_failures.with_label_values(&[mailbox]);
     }
 }
-

@@ -154,7 +154,10 @@ impl MailboxConfig {
             return Err(format!("{}: must be at least 1s", field("scanInterval")));
         }
         if spec.max_messages_per_scan == 0 {
-            return Err(format!("{}: must be at least 1", field("maxMessagesPerScan")));
+            return Err(format!(
+                "{}: must be at least 1",
+                field("maxMessagesPerScan")
+            ));
         }
         let protocol = match spec.protocol {
             MailboxProtocol::Pop3 => "pop3",
@@ -274,6 +277,9 @@ impl Session {
     }
 }
 
+/// The longest pause after a failed scan before the next attempt.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
 /// The running scanners: one task per mailbox, each on its own interval.
 pub struct Scanners {
     stop: watch::Sender<bool>,
@@ -292,9 +298,15 @@ impl Scanners {
                 let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     loop {
-                        log_scan(&mailbox, scan::scan(&mailbox, &deps, &stopped).await);
+                        let ok = log_scan(&mailbox, scan::scan(&mailbox, &deps, &stopped).await);
+                        // A failed scan (server or database briefly down) is retried sooner
+                        // than a long interval, so bounces do not wait a whole period.
+                        let pause = match ok {
+                            true => mailbox.scan_interval,
+                            false => mailbox.scan_interval.min(RETRY_AFTER_FAILURE),
+                        };
                         tokio::select! {
-                            _ = tokio::time::sleep(mailbox.scan_interval) => {}
+                            _ = tokio::time::sleep(pause) => {}
                             _ = stopped.wait_for(|s| *s) => return,
                         }
                         if *stopped.borrow() {
@@ -316,11 +328,16 @@ impl Scanners {
     }
 }
 
+/// Logs the outcome of one scan; returns whether it succeeded (a skipped scan counts as
+/// success: the replica that holds the mailbox is scanning it).
 fn log_scan(mailbox: &MailboxConfig, result: Result<Summary, ScanError>) -> bool {
     let name = mailbox.name.as_str();
     match result {
         Ok(s) if s.locked => {
-            tracing::info!(mailbox = name, "another scanner holds this mailbox; skipped");
+            tracing::info!(
+                mailbox = name,
+                "another scanner holds this mailbox; skipped"
+            );
             true
         }
         Ok(s) => {

@@ -52,7 +52,7 @@ pub fn text(file: &str, c: &Classification) -> String {
 }
 
 /// Classifies each file and prints it; a file that cannot be read is reported on stderr
-/// and the others still run. Returns whether every file was read.
+/// and the others still run. Returns whether every file was read and classified.
 pub fn run(files: &[impl AsRef<Path>], as_json: bool) -> bool {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -62,7 +62,11 @@ pub fn run(files: &[impl AsRef<Path>], as_json: bool) -> bool {
         let shown = file.display().to_string();
         match std::fs::read(file) {
             Ok(raw) => {
-                let c = bounce_classify::classify(&raw);
+                let Some(c) = super::scan::classify_guarded(&raw) else {
+                    eprintln!("bounce-worker: {shown}: the classifier failed on this file");
+                    all_read = false;
+                    continue;
+                };
                 let printed = if as_json {
                     writeln!(out, "{}", json(&shown, &c))
                 } else {

@@ -33,9 +33,9 @@ impl Pop3 {
                 let mut plain = BufStream::new(tcp);
                 status(&mut plain, "greeting").await?;
                 send(&mut plain, "STLS", "STLS").await?;
-                status(&mut plain, "STLS").await.map_err(|e| {
-                    ScanError::Connect(format!("the server refused STLS: {e}"))
-                })?;
+                status(&mut plain, "STLS")
+                    .await
+                    .map_err(|e| ScanError::Connect(format!("the server refused STLS: {e}")))?;
                 // The server says nothing more until the handshake, so no buffered bytes
                 // are lost by unwrapping the plain stream; no new greeting follows (RFC 2595).
                 let stream = tls(plain.into_inner()).await.map_err(ScanError::Connect)?;
@@ -168,5 +168,76 @@ async fn status<S: AsyncBufRead + Unpin>(io: &mut S, what: &str) -> Result<Strin
         Ok(rest.trim_start().to_owned())
     } else {
         Err(ScanError::Rejected(format!("{what}: {text}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// A session whose server side is scripted: `answers` is everything the server says.
+    async fn session(answers: &[u8]) -> (Pop3, DuplexStream) {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        server.write_all(answers).await.unwrap();
+        (
+            Pop3 {
+                io: BufStream::new(Box::new(client)),
+            },
+            server,
+        )
+    }
+
+    #[tokio::test]
+    async fn retr_undoes_dot_stuffing_and_stops_at_the_lone_dot() {
+        let (mut s, mut server) =
+            session(b"+OK 30 octets\r\nSubject: x\r\n\r\n..leading dot\r\n.\r\n").await;
+        let got = s.fetch(&[7]).await.unwrap();
+        assert_eq!(
+            got,
+            vec![(7, b"Subject: x\r\n\r\n.leading dot\r\n".to_vec())]
+        );
+        drop(s);
+        let mut sent = String::new();
+        server.read_to_string(&mut sent).await.unwrap();
+        assert_eq!(sent, "RETR 7\r\n");
+    }
+
+    #[tokio::test]
+    async fn uidl_lists_numbers_and_ids() {
+        let (mut s, _server) = session(b"+OK\r\n1 000000016b0973d6\r\n2 abc\r\n.\r\n").await;
+        let listed = s.list().await.unwrap();
+        let got: Vec<(u32, &str)> = listed.iter().map(|l| (l.handle, l.id.as_str())).collect();
+        assert_eq!(got, vec![(1, "000000016b0973d6"), (2, "abc")]);
+    }
+
+    #[tokio::test]
+    async fn err_answers_and_cut_connections_are_errors() {
+        let (mut s, _server) = session(b"-ERR no such message\r\n").await;
+        let err = s.fetch(&[9]).await.unwrap_err();
+        assert!(
+            matches!(&err, ScanError::Rejected(m) if m.contains("RETR")),
+            "{err:?}"
+        );
+
+        let (mut s, mut server) = session(b"+OK\r\nSubject: x\r\n").await;
+        server.shutdown().await.unwrap(); // the server hangs up mid-message
+        let err = s.fetch(&[1]).await.unwrap_err();
+        assert!(
+            matches!(&err, ScanError::Protocol(m) if m.contains("mid-answer")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_login_is_an_auth_error() {
+        assert!(matches!(
+            as_auth(ScanError::Rejected("PASS: -ERR [AUTH] failed".into())),
+            ScanError::Auth(_)
+        ));
+        assert!(matches!(
+            as_auth(ScanError::Protocol("x".into())),
+            ScanError::Protocol(_)
+        ));
     }
 }

@@ -68,7 +68,10 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
         // A failure report naming nobody: left for a human, never guessed at.
         return Plan::Keep("unreadable-report");
     }
-    let campaign_uuid = c.campaign_uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok());
+    let campaign_uuid = c
+        .campaign_uuid
+        .as_deref()
+        .and_then(|u| Uuid::parse_str(u).ok());
     // listmonk sends one message per subscriber, so its subscriber header identifies the
     // one recipient of the original. A report naming several recipients (an alias that
     // expanded) says nothing about which of them the header meant: use their addresses.
@@ -113,6 +116,13 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
         })
         .collect();
     Plan::Record(events)
+}
+
+/// The classifier is total by contract, but a panic in it or in the MIME parser under it
+/// (mail-parser 0.11.9 has a reachable `debug_assert!`, see classify/fuzz/regressions)
+/// must cost one message, not the mailbox's scanner.
+pub fn classify_guarded(raw: &[u8]) -> Option<Classification> {
+    std::panic::catch_unwind(|| bounce_classify::classify(raw)).ok()
 }
 
 fn digest(raw: &[u8]) -> String {
@@ -225,8 +235,15 @@ async fn scan_locked(
             let Some(listed) = batch.iter().find(|l| l.handle == *handle) else {
                 continue;
             };
-            let c = bounce_classify::classify(raw);
-            m.messages.with_label_values(&[name, kind_label(&c.kind)]).inc();
+            let Some(c) = classify_guarded(raw) else {
+                tracing::error!(mailbox = name, message = %listed.id, "the classifier failed on this message; left in place");
+                m.messages.with_label_values(&[name, "unknown"]).inc();
+                keep.push((listed.id.clone(), "unreadable"));
+                continue;
+            };
+            m.messages
+                .with_label_values(&[name, kind_label(&c.kind)])
+                .inc();
             match plan(mailbox, &digest(raw), &c) {
                 Plan::Record(e) => {
                     events.extend(e);
@@ -237,7 +254,10 @@ async fn scan_locked(
         }
         if !events.is_empty() {
             let outcomes = record(pool, &deps.rules, &events).await.inspect_err(|_| {
-                deps.metrics.db_errors.with_label_values(&["mailbox_record"]).inc();
+                deps.metrics
+                    .db_errors
+                    .with_label_values(&["mailbox_record"])
+                    .inc();
             })?;
             deps.metrics.observe_outcomes(&events, &outcomes);
         }

@@ -46,7 +46,9 @@ impl Azure {
         let given = req
             .query_param("code")
             .or_else(|| req.header(&self.header).map(|s| s.trim().to_owned()))
-            .ok_or(Rejection::Unauthorized("missing shared secret (code parameter or header)"))?;
+            .ok_or(Rejection::Unauthorized(
+                "missing shared secret (code parameter or header)",
+            ))?;
         if ct_eq(self.secret.as_bytes(), given.as_bytes()) {
             Ok(())
         } else {
@@ -71,7 +73,9 @@ impl Provider for Azure {
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
         let events = one_or_many(json(&req.body)?)?;
         if req.header("aeg-event-type") == Some("SubscriptionValidation")
-            || events.iter().any(|e| str_at(e, "/eventType") == Some(VALIDATION))
+            || events
+                .iter()
+                .any(|e| str_at(e, "/eventType") == Some(VALIDATION))
         {
             let code = events
                 .iter()
@@ -81,7 +85,9 @@ impl Provider for Azure {
                 serde_json::json!({ "validationResponse": code }),
             ));
         }
-        Ok(Received::Events(events.into_iter().filter_map(event_of).collect()))
+        Ok(Received::Events(
+            events.into_iter().filter_map(event_of).collect(),
+        ))
     }
 }
 
@@ -90,7 +96,9 @@ pub fn event_of(ev: Value) -> Option<BounceEvent> {
     if str_at(&ev, "/eventType") != Some(DELIVERY_REPORT) {
         return None;
     }
-    let status = str_at(&ev, "/data/status").unwrap_or("").to_ascii_lowercase();
+    let status = str_at(&ev, "/data/status")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let details = str_at(&ev, "/data/deliveryStatusDetails/statusMessage").unwrap_or("");
     let t = match status.as_str() {
         "bounced" | "suppressed" => BounceType::Hard,

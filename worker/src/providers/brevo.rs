@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    UrlCredentials, campaign_in, campaign_in_text, content_id, event, json, one_or_many,
-    recipient, str_at, time,
+    UrlCredentials, campaign_in, campaign_in_text, content_id, event, json, one_or_many, recipient,
+    str_at, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
@@ -48,7 +48,9 @@ impl Provider for Brevo {
 
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
         let items = one_or_many(json(&req.body)?)?;
-        Ok(Received::Events(items.into_iter().filter_map(event_of).collect()))
+        Ok(Received::Events(
+            items.into_iter().filter_map(event_of).collect(),
+        ))
     }
 }
 

@@ -90,8 +90,7 @@ pub fn recipient(s: Option<&str>) -> Option<String> {
         .and_then(|s| s.strip_suffix('>'))
         .unwrap_or(s);
     let (local, domain) = s.rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() || s.len() > 254 || s.contains(char::is_whitespace)
-    {
+    if local.is_empty() || domain.is_empty() || s.len() > 254 || s.contains(char::is_whitespace) {
         return None;
     }
     Some(s.to_lowercase())
@@ -246,18 +245,16 @@ impl UrlCredentials {
                     .into(),
             ));
         }
-        let basic = match &spec.credentials_secret_ref {
-            Some(r) => {
-                let text = required_secret(secrets, &field("credentialsSecretRef"), Some(r))?;
-                Some(Credentials::parse(&text).map_err(|m| {
-                    (
-                        format!("spec.providers.{provider}.credentialsSecretRef"),
-                        m,
-                    )
-                })?)
-            }
-            None => None,
-        };
+        let basic =
+            match &spec.credentials_secret_ref {
+                Some(r) => {
+                    let text = required_secret(secrets, &field("credentialsSecretRef"), Some(r))?;
+                    Some(Credentials::parse(&text).map_err(|m| {
+                        (format!("spec.providers.{provider}.credentialsSecretRef"), m)
+                    })?)
+                }
+                None => None,
+            };
         let token = match &spec.token_secret_ref {
             Some(r) => Some(required_secret(secrets, &field("tokenSecretRef"), Some(r))?),
             None => None,
@@ -307,12 +304,17 @@ mod tests {
             json!({"X-Listmonk-Campaign": [id]}),
         ] {
             assert_eq!(
-                campaign_in(Some(&headers)).map(|u| u.to_string()).as_deref(),
+                campaign_in(Some(&headers))
+                    .map(|u| u.to_string())
+                    .as_deref(),
                 Some(id),
                 "{headers}"
             );
         }
-        assert_eq!(campaign_in(Some(&json!({"X-Listmonk-Campaign": "x"}))), None);
+        assert_eq!(
+            campaign_in(Some(&json!({"X-Listmonk-Campaign": "x"}))),
+            None
+        );
         assert_eq!(campaign_in_text(Some(id)).unwrap().to_string(), id);
         assert!(campaign_in_text(Some(&format!(r#"{{"campaign_uuid":"{id}"}}"#))).is_some());
     }

@@ -6,8 +6,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    campaign_in, event, hex_matches, hmac_sha256, json, recipient, sha256_hex, subscriber_in,
-    time,
+    campaign_in, event, hex_matches, hmac_sha256, json, recipient, sha256_hex, subscriber_in, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
@@ -30,7 +29,11 @@ impl Forwardemail {
         if !spec.enabled {
             return Ok(None);
         }
-        let key = required_secret(secrets, "forwardemail.keySecretRef", spec.key_secret_ref.as_ref())?;
+        let key = required_secret(
+            secrets,
+            "forwardemail.keySecretRef",
+            spec.key_secret_ref.as_ref(),
+        )?;
         Ok(Some(Forwardemail {
             key: key.into_bytes(),
         }))
@@ -48,7 +51,9 @@ impl Provider for Forwardemail {
         _: &'a Context,
     ) -> BoxFuture<'a, Result<(), Rejection>> {
         let result = match req.header("x-webhook-signature") {
-            None => Err(Rejection::Unauthorized("missing X-Webhook-Signature header")),
+            None => Err(Rejection::Unauthorized(
+                "missing X-Webhook-Signature header",
+            )),
             Some(given) if hex_matches(&hmac_sha256(&self.key, &[&req.body]), given) => Ok(()),
             Some(_) => Err(Rejection::Unauthorized("signature does not match")),
         };
@@ -58,7 +63,9 @@ impl Provider for Forwardemail {
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
         let body = json(&req.body)?;
         if !body.is_object() {
-            return Err(Rejection::Malformed("invalid payload: expected an object".into()));
+            return Err(Rejection::Malformed(
+                "invalid payload: expected an object".into(),
+            ));
         }
         // Forward Email sends no event id; a retry repeats the body byte for byte.
         let id = format!("sha256:{}", sha256_hex(&req.body));

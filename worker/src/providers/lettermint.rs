@@ -41,7 +41,9 @@ impl Lettermint {
     fn check(&self, req: &Incoming) -> Result<(), Rejection> {
         let header = req
             .header("x-lettermint-signature")
-            .ok_or(Rejection::Unauthorized("missing X-Lettermint-Signature header"))?;
+            .ok_or(Rejection::Unauthorized(
+                "missing X-Lettermint-Signature header",
+            ))?;
         let mut t = None;
         let mut v1 = Vec::new();
         for part in header.split(',') {
@@ -79,7 +81,9 @@ impl Provider for Lettermint {
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
         let body = json(&req.body)?;
         if !body.is_object() {
-            return Err(Rejection::Malformed("invalid payload: expected an object".into()));
+            return Err(Rejection::Malformed(
+                "invalid payload: expected an object".into(),
+            ));
         }
         Ok(Received::Events(event_of(body).into_iter().collect()))
     }

@@ -90,7 +90,9 @@ impl Provider for Mailgun {
         let data = body
             .get("event-data")
             .ok_or_else(|| Rejection::Malformed("missing event-data".into()))?;
-        Ok(Received::Events(event_of(data.clone()).into_iter().collect()))
+        Ok(Received::Events(
+            event_of(data.clone()).into_iter().collect(),
+        ))
     }
 }
 

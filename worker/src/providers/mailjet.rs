@@ -6,8 +6,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    UrlCredentials, campaign_in_text, content_id, event, json, one_or_many, recipient, str_at,
-    time,
+    UrlCredentials, campaign_in_text, content_id, event, json, one_or_many, recipient, str_at, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
@@ -48,7 +47,9 @@ impl Provider for Mailjet {
 
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
         let items = one_or_many(json(&req.body)?)?;
-        Ok(Received::Events(items.into_iter().filter_map(event_of).collect()))
+        Ok(Received::Events(
+            items.into_iter().filter_map(event_of).collect(),
+        ))
     }
 }
 
@@ -74,8 +75,8 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
         _ => content_id(&item),
     };
     // Payload is the X-MJ-EventPayload header, CustomID the X-MJ-CustomID one.
-    let campaign =
-        campaign_in_text(str_at(&item, "/Payload")).or_else(|| campaign_in_text(str_at(&item, "/CustomID")));
+    let campaign = campaign_in_text(str_at(&item, "/Payload"))
+        .or_else(|| campaign_in_text(str_at(&item, "/CustomID")));
     let created_at = time(item.get("time"));
     let mut e = event(NAME, email, t, item, Some(id));
     e.campaign_uuid = campaign;

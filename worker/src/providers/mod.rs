@@ -115,6 +115,9 @@ pub enum Rejection {
     Malformed(String),
     /// 502: a handshake with the provider failed; the provider retries.
     Upstream(String),
+    /// 503: something the check needs is unreachable for now (a signing certificate); the
+    /// provider retries, as it does while the database is down.
+    Retry(&'static str),
     /// Anything the rest of the HTTP layer reports (503 when the database is down).
     Api(ApiError),
 }
@@ -137,6 +140,18 @@ impl IntoResponse for Rejection {
             Rejection::Unauthorized(check) => (StatusCode::UNAUTHORIZED, check.to_owned()),
             Rejection::Malformed(m) => (StatusCode::BAD_REQUEST, m),
             Rejection::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
+            Rejection::Retry(m) => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({ "message": m })),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("30"),
+                );
+                return response;
+            }
             Rejection::Api(e) => return e.into_response(),
         };
         (status, Json(serde_json::json!({ "message": message }))).into_response()
@@ -170,7 +185,10 @@ impl Registry {
         r.add(ses::Ses::load(&spec.ses)?);
         r.add(sendgrid::Sendgrid::load(&spec.sendgrid, secrets)?);
         r.add(postmark::Postmark::load(&spec.postmark, secrets)?);
-        r.add(forwardemail::Forwardemail::load(&spec.forwardemail, secrets)?);
+        r.add(forwardemail::Forwardemail::load(
+            &spec.forwardemail,
+            secrets,
+        )?);
         r.add(mailgun::Mailgun::load(&spec.mailgun, secrets)?);
         r.add(lettermint::Lettermint::load(&spec.lettermint, secrets)?);
         r.add(azure::Azure::load(&spec.azure, secrets)?);
@@ -204,7 +222,12 @@ pub fn required_secret(
     r: Option<&SecretRef>,
 ) -> Result<String, ConfigIssue> {
     let field = format!("spec.providers.{field}");
-    let r = r.ok_or_else(|| (field.clone(), "required when the provider is enabled".into()))?;
+    let r = r.ok_or_else(|| {
+        (
+            field.clone(),
+            "required when the provider is enabled".into(),
+        )
+    })?;
     secrets
         .read(r)
         .map_err(|e| (field, format!("secret {}/{}: {e}", r.name, r.key)))
@@ -350,7 +373,11 @@ async fn handle(
             let name = provider.name();
             for (kind, outcome) in kinds.iter().zip(&outcomes) {
                 if *outcome == Outcome::Duplicate {
-                    providers.metrics.duplicates.with_label_values(&[name]).inc();
+                    providers
+                        .metrics
+                        .duplicates
+                        .with_label_values(&[name])
+                        .inc();
                 } else {
                     providers
                         .metrics

@@ -45,7 +45,9 @@ impl Resend {
 
     fn check(&self, req: &Incoming) -> Result<(), Rejection> {
         let missing = |h| Rejection::Unauthorized(h);
-        let id = req.header("svix-id").ok_or(missing("missing svix-id header"))?;
+        let id = req
+            .header("svix-id")
+            .ok_or(missing("missing svix-id header"))?;
         let timestamp = req
             .header("svix-timestamp")
             .ok_or(missing("missing svix-timestamp header"))?;
@@ -85,7 +87,9 @@ impl Provider for Resend {
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
         let body = json(&req.body)?;
         if !body.is_object() {
-            return Err(Rejection::Malformed("invalid payload: expected an object".into()));
+            return Err(Rejection::Malformed(
+                "invalid payload: expected an object".into(),
+            ));
         }
         let id = req.header("svix-id").unwrap_or_default();
         Ok(Received::Events(events(id, body)))

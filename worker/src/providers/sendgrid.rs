@@ -41,8 +41,7 @@ impl Sendgrid {
         }
         let field = "sendgrid.publicKeySecretRef";
         let text = required_secret(secrets, field, spec.public_key_secret_ref.as_ref())?;
-        let key = parse_public_key(&text)
-            .map_err(|m| (format!("spec.providers.{field}"), m))?;
+        let key = parse_public_key(&text).map_err(|m| (format!("spec.providers.{field}"), m))?;
         Ok(Some(Sendgrid {
             key,
             tolerance_seconds: spec.tolerance_seconds.max(1),
@@ -86,12 +85,12 @@ impl Provider for Sendgrid {
 
 impl Sendgrid {
     fn check(&self, req: &Incoming) -> Result<(), Rejection> {
-        let signature = req
-            .header(SIGNATURE)
-            .ok_or(Rejection::Unauthorized("missing X-Twilio-Email-Event-Webhook-Signature header"))?;
-        let timestamp = req
-            .header(TIMESTAMP)
-            .ok_or(Rejection::Unauthorized("missing X-Twilio-Email-Event-Webhook-Timestamp header"))?;
+        let signature = req.header(SIGNATURE).ok_or(Rejection::Unauthorized(
+            "missing X-Twilio-Email-Event-Webhook-Signature header",
+        ))?;
+        let timestamp = req.header(TIMESTAMP).ok_or(Rejection::Unauthorized(
+            "missing X-Twilio-Email-Event-Webhook-Timestamp header",
+        ))?;
         let der = base64::engine::general_purpose::STANDARD
             .decode(signature.trim())
             .map_err(|_| Rejection::Unauthorized("signature is not base64"))?;
@@ -172,7 +171,12 @@ mod tests {
         let kinds: Vec<_> = e.iter().map(|e| e.bounce_type).collect();
         assert_eq!(
             kinds,
-            [BounceType::Hard, BounceType::Soft, BounceType::Hard, BounceType::Complaint]
+            [
+                BounceType::Hard,
+                BounceType::Soft,
+                BounceType::Hard,
+                BounceType::Complaint
+            ]
         );
         assert!(e[3].campaign_uuid.is_some());
         assert!(events(json!({"event": "bounce"})).is_err());

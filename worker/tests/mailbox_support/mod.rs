@@ -55,7 +55,9 @@ fn free_ports(n: usize) -> Vec<u16> {
     let held: Vec<StdListener> = (0..n)
         .map(|_| StdListener::bind("127.0.0.1:0").unwrap())
         .collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// Mail processes must not run as root (dovecot refuses uid 0): as root the maildir is
@@ -336,9 +338,15 @@ pub fn listmonk_bounce(
     original.push_str("Content-Type: text/plain\r\n\r\nHello, this is the newsletter.\r\n");
     let encoded = base64_lines(original.as_bytes());
     let (action, diagnostic) = if status.starts_with('5') {
-        ("failed", format!("smtp; 550 {status} <{recipient}>: Recipient address rejected: User unknown"))
+        (
+            "failed",
+            format!("smtp; 550 {status} <{recipient}>: Recipient address rejected: User unknown"),
+        )
     } else {
-        ("failed", format!("smtp; 452 {status} <{recipient}>: Mailbox full"))
+        (
+            "failed",
+            format!("smtp; 452 {status} <{recipient}>: Mailbox full"),
+        )
     };
     format!(
         "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\

@@ -53,7 +53,11 @@ fn kinds(d: &Desired) -> Vec<ChildKind> {
 }
 
 fn child(d: &Desired, kind: ChildKind) -> &Value {
-    &d.apply.iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind:?}")).object
+    &d.apply
+        .iter()
+        .find(|c| c.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?}"))
+        .object
 }
 
 use ChildKind::*;
@@ -61,28 +65,77 @@ use ChildKind::*;
 #[test]
 fn each_shape_of_spec_gets_exactly_its_children() {
     let cases: &[(&str, bool, &[ChildKind])] = &[
-        ("", false, &[ConfigMap, WebhookDeployment, WebhookService, PodDisruptionBudget]),
-        ("webhook: {replicas: 1}", false, &[ConfigMap, WebhookDeployment, WebhookService]),
-        ("webhook: {replicas: 0}", false, &[ConfigMap, WebhookDeployment, WebhookService]),
-        ("enabled: false", false, &[ConfigMap, WebhookDeployment, WebhookService]),
-        ("mailboxes: [{name: a, protocol: imap, host: h, port: 993, auth: none}]", false,
-            &[ConfigMap, WebhookDeployment, WebhookService, MailboxDeployment, PodDisruptionBudget]),
-        ("webhook: {replicas: 1, ingress: {enabled: true, host: b.example.com}}", false,
-            &[ConfigMap, WebhookDeployment, WebhookService, Ingress]),
-        ("webhook: {replicas: 1, ingress: {enabled: false, host: b.example.com}}", false,
-            &[ConfigMap, WebhookDeployment, WebhookService]),
-        ("webhook: {replicas: 1}\nmetrics: {serviceMonitor: true}", true,
-            &[ConfigMap, WebhookDeployment, WebhookService, ServiceMonitor]),
-        ("webhook: {replicas: 1}\nmetrics: {serviceMonitor: true}", false,
-            &[ConfigMap, WebhookDeployment, WebhookService]),
-        ("webhook: {replicas: 1}\nmetrics: {serviceMonitor: false}", true,
-            &[ConfigMap, WebhookDeployment, WebhookService]),
+        (
+            "",
+            false,
+            &[
+                ConfigMap,
+                WebhookDeployment,
+                WebhookService,
+                PodDisruptionBudget,
+            ],
+        ),
+        (
+            "webhook: {replicas: 1}",
+            false,
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
+        (
+            "webhook: {replicas: 0}",
+            false,
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
+        (
+            "enabled: false",
+            false,
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
+        (
+            "mailboxes: [{name: a, protocol: imap, host: h, port: 993, auth: none}]",
+            false,
+            &[
+                ConfigMap,
+                WebhookDeployment,
+                WebhookService,
+                MailboxDeployment,
+                MailboxService,
+                PodDisruptionBudget,
+            ],
+        ),
+        (
+            "webhook: {replicas: 1, ingress: {enabled: true, host: b.example.com}}",
+            false,
+            &[ConfigMap, WebhookDeployment, WebhookService, Ingress],
+        ),
+        (
+            "webhook: {replicas: 1, ingress: {enabled: false, host: b.example.com}}",
+            false,
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
+        (
+            "webhook: {replicas: 1}\nmetrics: {serviceMonitor: true}",
+            true,
+            &[ConfigMap, WebhookDeployment, WebhookService, ServiceMonitor],
+        ),
+        (
+            "webhook: {replicas: 1}\nmetrics: {serviceMonitor: true}",
+            false,
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
+        (
+            "webhook: {replicas: 1}\nmetrics: {serviceMonitor: false}",
+            true,
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
     ];
     for (extra, sm, want) in cases {
         let d = build_with(&config(&format!("{BASE}{extra}")), &versions(), *sm);
         assert_eq!(kinds(&d), *want, "spec extra: {extra:?}");
         // What is not applied is pruned: together they cover every kind exactly once.
-        let mut all: Vec<ChildKind> = kinds(&d).into_iter().chain(d.prune.iter().map(|(k, _)| *k)).collect();
+        let mut all: Vec<ChildKind> = kinds(&d)
+            .into_iter()
+            .chain(d.prune.iter().map(|(k, _)| *k))
+            .collect();
         all.sort();
         assert_eq!(all, ChildKind::ALL, "spec extra: {extra:?}");
     }
@@ -91,7 +144,7 @@ fn each_shape_of_spec_gets_exactly_its_children() {
 #[test]
 fn every_child_is_owned_labelled_and_named_after_the_config() {
     let d = build_with(&config(FULL), &versions(), true);
-    assert_eq!(d.apply.len(), 7);
+    assert_eq!(d.apply.len(), 8);
     for c in &d.apply {
         let m = &c.object["metadata"];
         assert_eq!(m["name"], c.name.as_str());
@@ -101,12 +154,20 @@ fn every_child_is_owned_labelled_and_named_after_the_config() {
             m["ownerReferences"],
             json!([{"apiVersion": "bounceops.io/v1alpha1", "kind": "BounceConfig", "name": "news",
                     "uid": "uid-1", "controller": true, "blockOwnerDeletion": true}]),
-            "{:?}", c.kind
+            "{:?}",
+            c.kind
         );
         for l in ["name", "instance", "component", "part-of", "managed-by"] {
-            assert!(m["labels"][format!("app.kubernetes.io/{l}")].is_string(), "{:?} lacks {l}", c.kind);
+            assert!(
+                m["labels"][format!("app.kubernetes.io/{l}")].is_string(),
+                "{:?} lacks {l}",
+                c.kind
+            );
         }
-        assert_eq!(m["labels"]["app.kubernetes.io/managed-by"], "bounce-operator");
+        assert_eq!(
+            m["labels"]["app.kubernetes.io/managed-by"],
+            "bounce-operator"
+        );
         assert!(c.object["apiVersion"].is_string() && c.object["kind"].is_string());
     }
 }
@@ -115,12 +176,18 @@ fn every_child_is_owned_labelled_and_named_after_the_config() {
 fn config_map_is_the_resource_and_holds_no_secret_value() {
     let cfg = config(FULL);
     let d = build_with(&cfg, &versions(), false);
-    let yaml = child(&d, ConfigMap)["data"]["config.yaml"].as_str().unwrap().to_owned();
+    let yaml = child(&d, ConfigMap)["data"]["config.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let back: BounceConfig = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(back.spec, cfg.spec, "the worker reads the very same spec");
     assert_eq!(back.metadata.name.as_deref(), Some("news"));
     assert!(yaml.contains("urlSecretRef"));
-    assert!(!yaml.contains("uid-1"), "only name and namespace of the metadata");
+    assert!(
+        !yaml.contains("uid-1"),
+        "only name and namespace of the metadata"
+    );
 }
 
 #[test]
@@ -134,8 +201,17 @@ fn webhook_deployment_runs_the_worker_safely() {
     assert_eq!(c["image"], "registry.test/bounce-worker:1");
     assert_eq!(
         c["args"],
-        json!(["run", "--config", "/etc/bounceops/config.yaml", "--secrets-dir", "/var/run/bounceops/secrets",
-               "--listen", "0.0.0.0:8080", "--role", "webhook"])
+        json!([
+            "run",
+            "--config",
+            "/etc/bounceops/config.yaml",
+            "--secrets-dir",
+            "/var/run/bounceops/secrets",
+            "--listen",
+            "0.0.0.0:8080",
+            "--role",
+            "webhook"
+        ])
     );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
@@ -165,19 +241,37 @@ fn every_referenced_secret_is_mounted_once_at_its_name() {
         let secret_mounts: BTreeMap<String, String> = mounts
             .iter()
             .filter(|m| m["mountPath"].as_str().unwrap().starts_with(SECRETS_DIR))
-            .map(|m| (m["mountPath"].as_str().unwrap().to_owned(), m["name"].as_str().unwrap().to_owned()))
+            .map(|m| {
+                (
+                    m["mountPath"].as_str().unwrap().to_owned(),
+                    m["name"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         let want: Vec<String> = ["bounce-api", "listmonk-db", "mailbox", "sendgrid"]
             .iter()
             .map(|s| format!("{SECRETS_DIR}/{s}"))
             .collect();
-        assert_eq!(secret_mounts.keys().cloned().collect::<Vec<_>>(), want, "{kind:?}");
+        assert_eq!(
+            secret_mounts.keys().cloned().collect::<Vec<_>>(),
+            want,
+            "{kind:?}"
+        );
         for (path, vol) in &secret_mounts {
-            let v = pod["volumes"].as_array().unwrap().iter().find(|v| &v["name"] == vol.as_str()).unwrap();
+            let v = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == vol.as_str())
+                .unwrap();
             assert_eq!(v["secret"]["secretName"].as_str(), path.rsplit('/').next());
             assert!(vol.len() <= 63);
         }
-        assert!(mounts.iter().any(|m| m["mountPath"] == "/etc/bounceops" && m["readOnly"] == true));
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["mountPath"] == "/etc/bounceops" && m["readOnly"] == true)
+        );
     }
 }
 
@@ -187,11 +281,17 @@ fn mailbox_deployment_is_one_recreated_scanner() {
     let dep = child(&d, MailboxDeployment);
     assert_eq!(dep["spec"]["replicas"], 1);
     assert_eq!(dep["spec"]["strategy"]["type"], "Recreate");
-    let args = dep["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
+    let args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
     assert_eq!(args[args.len() - 2..], [json!("--role"), json!("mailbox")]);
     assert_eq!(d.mailbox_replicas, Some(1));
 
-    let off = build_with(&config(&format!("{FULL}\nenabled: false").replace("enabled: true\n", "")), &versions(), false);
+    let off = build_with(
+        &config(&format!("{FULL}\nenabled: false").replace("enabled: true\n", "")),
+        &versions(),
+        false,
+    );
     assert_eq!(child(&off, MailboxDeployment)["spec"]["replicas"], 0);
     assert_eq!(child(&off, WebhookDeployment)["spec"]["replicas"], 0);
 }
@@ -205,14 +305,30 @@ fn ingress_pdb_and_service_monitor_point_at_the_webhook_service() {
     let path = &ing["spec"]["rules"][0]["http"]["paths"][0];
     assert_eq!(path["path"], "/webhooks");
     assert_eq!(path["backend"]["service"]["name"], "news-webhook");
-    assert_eq!(ing["spec"]["tls"], json!([{"hosts": ["bounces.example.com"], "secretName": "bounces-tls"}]));
+    assert_eq!(
+        ing["spec"]["tls"],
+        json!([{"hosts": ["bounces.example.com"], "secretName": "bounces-tls"}])
+    );
     assert_eq!(d.webhook_url, "https://bounces.example.com/webhooks");
 
     assert_eq!(child(&d, PodDisruptionBudget)["spec"]["minAvailable"], 1);
     let sm = child(&d, ServiceMonitor);
     assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "http");
-    assert_eq!(sm["spec"]["selector"]["matchLabels"], child(&d, WebhookService)["spec"]["selector"]);
+    let sel = sm["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    for svc in [WebhookService, MailboxService] {
+        let labels = child(&d, svc)["metadata"]["labels"].as_object().unwrap();
+        assert!(
+            sel.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "ServiceMonitor selects {svc:?}"
+        );
+        assert_eq!(child(&d, svc)["spec"]["ports"][0]["name"], "http");
+    }
+    assert_eq!(child(&d, MailboxService)["spec"]["clusterIP"], "None");
+    assert_eq!(
+        child(&d, MailboxService)["spec"]["selector"],
+        child(&d, MailboxDeployment)["spec"]["selector"]["matchLabels"]
+    );
 
     let plain = build_with(&config(BASE), &versions(), false);
     assert_eq!(plain.webhook_url, "http://news-webhook.mail.svc/webhooks");
@@ -222,17 +338,33 @@ fn ingress_pdb_and_service_monitor_point_at_the_webhook_service() {
 fn hash_follows_config_and_secret_versions_but_not_scaling() {
     let cfg = config(BASE);
     let a = build_with(&cfg, &versions(), false);
-    assert_eq!(a, build_with(&cfg, &versions(), false), "the build is deterministic");
+    assert_eq!(
+        a,
+        build_with(&cfg, &versions(), false),
+        "the build is deterministic"
+    );
 
     let mut rotated = versions();
     rotated.insert("db".into(), "99".into());
-    assert_ne!(a.hash, build_with(&cfg, &rotated, false).hash, "a rotated Secret rolls the pods");
+    assert_ne!(
+        a.hash,
+        build_with(&cfg, &rotated, false).hash,
+        "a rotated Secret rolls the pods"
+    );
 
     let changed = config(&format!("{BASE}rules: {{window: 24h}}"));
-    assert_ne!(a.hash, build_with(&changed, &versions(), false).hash, "a config change rolls the pods");
+    assert_ne!(
+        a.hash,
+        build_with(&changed, &versions(), false).hash,
+        "a config change rolls the pods"
+    );
 
     let scaled = config(&format!("{BASE}webhook: {{replicas: 5}}"));
-    assert_eq!(a.hash, build_with(&scaled, &versions(), false).hash, "scaling alone rolls nothing");
+    assert_eq!(
+        a.hash,
+        build_with(&scaled, &versions(), false).hash,
+        "scaling alone rolls nothing"
+    );
 }
 
 #[test]
@@ -248,7 +380,9 @@ fn full_example_snapshot() {
             if let Some(data) = o.pointer_mut("/data/config.yaml") {
                 *data = json!("<rendered config>");
             }
-            if let Some(h) = o.pointer_mut("/spec/template/metadata/annotations/bounceops.io~1config-hash") {
+            if let Some(h) =
+                o.pointer_mut("/spec/template/metadata/annotations/bounceops.io~1config-hash")
+            {
                 *h = json!("<hash>");
             }
             o

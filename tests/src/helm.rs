@@ -1,0 +1,167 @@
+//! Running the real `helm` on the chart, and reading what it renders.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde::Deserialize as _;
+use serde_yaml::Value;
+
+use crate::repo_root;
+
+/// The chart, from the repository root.
+pub const CHART: &str = "charts/bounceops";
+/// The values file that sets every option.
+pub const FULL_VALUES: &str = "charts/bounceops/ci/full-values.yaml";
+
+/// The helm binary named by `BOUNCEOPS_HELM`. The chart tests never skip: without helm
+/// they fail and say how to get it.
+pub fn helm() -> PathBuf {
+    let Some(path) = std::env::var_os("BOUNCEOPS_HELM").filter(|p| !p.is_empty()) else {
+        panic!(
+            "BOUNCEOPS_HELM is not set: the chart tests need a helm v4 binary. \
+             Run them through `bash scripts/test.sh` (it installs helm and sets it), or \
+             `BOUNCEOPS_HELM=\"$(bash scripts/ensure-helm.sh)\" cargo nextest run -p bounceops-tests`"
+        )
+    };
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "BOUNCEOPS_HELM={} is not a file; `bash scripts/ensure-helm.sh` prints a working path",
+        path.display()
+    );
+    path
+}
+
+/// Runs helm in the repository root, with no user state: helm must not read or write the
+/// caller's repositories, cache or cluster.
+fn output(args: &[&str]) -> std::process::Output {
+    let state = std::env::temp_dir().join("bounceops-helm");
+    Command::new(helm())
+        .args(args)
+        .current_dir(repo_root())
+        .env("HELM_CACHE_HOME", state.join("cache"))
+        .env("HELM_CONFIG_HOME", state.join("config"))
+        .env("HELM_DATA_HOME", state.join("data"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"))
+}
+
+/// Runs helm; returns stdout, panics with stderr on failure.
+pub fn run(args: &[&str]) -> String {
+    let out = output(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "helm {} failed ({}):\n{stderr}\n{stdout}",
+        args.join(" "),
+        out.status
+    );
+    stdout
+}
+
+/// Runs helm expecting failure; returns stderr.
+pub fn run_failing(args: &[&str]) -> String {
+    let out = output(args);
+    assert!(
+        !out.status.success(),
+        "helm {} succeeded but should have failed",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `helm template` of the chart into `namespace`, with these values files and `--set`s;
+/// `--include-crds` so the CRD is among the manifests.
+pub fn template(namespace: &str, values: &[&str], sets: &[&str]) -> Manifests {
+    let mut args = vec![
+        "template",
+        "bounceops",
+        CHART,
+        "--namespace",
+        namespace,
+        "--include-crds",
+    ];
+    for v in values {
+        args.extend(["--values", v]);
+    }
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    Manifests::parse(&run(&args))
+}
+
+/// Rendered manifests, one YAML document each.
+pub struct Manifests(pub Vec<Value>);
+
+impl Manifests {
+    pub fn parse(text: &str) -> Manifests {
+        let mut docs = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let v = Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("helm rendered invalid YAML: {e}\n{text}"));
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+        Manifests(docs)
+    }
+
+    pub fn of_kind(&self, kind: &str) -> impl Iterator<Item = &Value> + '_ {
+        let kind = kind.to_owned();
+        self.0
+            .iter()
+            .filter(move |d| d["kind"].as_str() == Some(kind.as_str()))
+    }
+
+    /// The one manifest of `kind`; panics if there are none or several.
+    pub fn one(&self, kind: &str) -> &Value {
+        let all: Vec<_> = self.of_kind(kind).collect();
+        assert_eq!(all.len(), 1, "expected one {kind}, rendered {}", all.len());
+        all[0]
+    }
+
+    pub fn kinds(&self) -> Vec<String> {
+        let mut k: Vec<String> = self
+            .0
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap_or("?").to_owned())
+            .collect();
+        k.sort();
+        k
+    }
+}
+
+/// (apiGroup, resource, verb) triples granted by the `rules` of RBAC objects.
+pub fn grants<'a>(
+    objects: impl Iterator<Item = &'a Value>,
+) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for o in objects {
+        let Some(rules) = o["rules"].as_sequence() else {
+            continue;
+        };
+        for rule in rules {
+            let list = |k: &str| -> Vec<String> {
+                rule[k]
+                    .as_sequence()
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(|x| x.as_str())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for g in list("apiGroups") {
+                for r in list("resources") {
+                    for v in list("verbs") {
+                        out.insert((g.clone(), r.clone(), v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
