@@ -30,6 +30,7 @@ pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus}
     status = "BounceConfigStatus",
     shortname = "bcfg",
     category = "bounceops",
+    doc = "How one BounceOps installation processes bounces: the database and listmonk's rules, the provider webhooks and bounce mailboxes that feed it, and how its workers run.",
     printcolumn = r#"{"name":"Ready","type":"string","description":"Whether every worker is ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Webhook URL","type":"string","description":"Where providers send bounces","jsonPath":".status.webhookUrl"}"#,
     printcolumn = r#"{"name":"Mailboxes","type":"integer","description":"Mailboxes scanned","jsonPath":".status.mailboxes"}"#,
@@ -74,6 +75,22 @@ pub struct BounceConfigSpec {
     /// Metrics scraping.
     #[serde(default)]
     pub metrics: MetricsSpec,
+    /// The worker image (`repository:tag` or `repository@digest`). Absent: the operator's
+    /// default, set by its `--worker-image` flag (the Helm chart's `worker.image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// CPU and memory for a worker container, as in a Kubernetes container's `resources`
+/// (quantities such as `100m`, `128Mi`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Resources {
+    /// Guaranteed amounts, e.g. `{cpu: 50m, memory: 64Mi}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub requests: std::collections::BTreeMap<String, String>,
+    /// Upper bounds, e.g. `{memory: 256Mi}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub limits: std::collections::BTreeMap<String, String>,
 }
 
 /// A reference to one key of a Kubernetes Secret. In a cluster the operator mounts the
@@ -333,6 +350,10 @@ pub struct WebhookSpec {
     /// Expose the webhooks outside the cluster, for providers.
     #[serde(default)]
     pub ingress: IngressSpec,
+    /// CPU and memory of each webhook worker. Absent: requests 50m CPU and 64Mi memory,
+    /// limit 256Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
 }
 
 impl Default for WebhookSpec {
@@ -341,6 +362,7 @@ impl Default for WebhookSpec {
             replicas: defaults::replicas(),
             max_body_bytes: defaults::max_body_bytes(),
             ingress: IngressSpec::default(),
+            resources: None,
         }
     }
 }

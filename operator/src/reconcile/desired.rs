@@ -424,7 +424,12 @@ fn deployment(
     };
     let container = Container {
         name: "worker".into(),
-        image: Some(settings.worker_image.clone()),
+        image: Some(
+            cfg.spec
+                .image
+                .clone()
+                .unwrap_or_else(|| settings.worker_image.clone()),
+        ),
         args: Some(
             [
                 "run",
@@ -448,17 +453,7 @@ fn deployment(
         }]),
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/healthz", 10)),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".into(), Quantity("50m".into())),
-                ("memory".into(), Quantity("64Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".into(),
-                Quantity("256Mi".into()),
-            )])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(resources(cfg, role)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -542,6 +537,36 @@ fn deployment(
         }),
         ..Deployment::default()
     })
+}
+
+/// The webhook workers' resources come from `spec.webhook.resources` when given; the
+/// defaults suit one worker's idle footprint (about 15 MiB) with room for bursts.
+fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
+    let quantities = |m: &BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    match (&cfg.spec.webhook.resources, role) {
+        (Some(r), Role::Webhook) => ResourceRequirements {
+            requests: quantities(&r.requests),
+            limits: quantities(&r.limits),
+            ..ResourceRequirements::default()
+        },
+        _ => ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("50m".into())),
+                ("memory".into(), Quantity("64Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".into(),
+                Quantity("256Mi".into()),
+            )])),
+            ..ResourceRequirements::default()
+        },
+    }
 }
 
 fn service(cfg: &BounceConfig, role: Role) -> Value {

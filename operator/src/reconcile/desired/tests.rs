@@ -233,6 +233,26 @@ fn webhook_deployment_runs_the_worker_safely() {
 }
 
 #[test]
+fn image_and_webhook_resources_come_from_the_spec_when_given() {
+    let spec = format!("{FULL}image: registry.test/custom:2\n").replace(
+        "webhook:\n",
+        "webhook:\n  resources: {requests: {cpu: 200m}, limits: {memory: 512Mi}}\n",
+    );
+    let d = build_with(&config(&spec), &versions(), false);
+    let web = &child(&d, WebhookDeployment)["spec"]["template"]["spec"];
+    assert_eq!(web["containers"][0]["image"], "registry.test/custom:2");
+    assert_eq!(web["initContainers"][0]["image"], "registry.test/custom:2");
+    assert_eq!(
+        web["containers"][0]["resources"],
+        json!({"requests": {"cpu": "200m"}, "limits": {"memory": "512Mi"}})
+    );
+    // The mailbox scanner keeps the defaults: the webhook's sizing is not its own.
+    let mailbox = &child(&d, MailboxDeployment)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(mailbox["image"], "registry.test/custom:2");
+    assert_eq!(mailbox["resources"]["limits"]["memory"], "256Mi");
+}
+
+#[test]
 fn every_referenced_secret_is_mounted_once_at_its_name() {
     let d = build_with(&config(FULL), &versions(), false);
     for kind in [WebhookDeployment, MailboxDeployment] {
