@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Ingest benchmark (issue 2): POST /webhooks/bounce with 64 concurrent keep-alive clients,
-# side by side in one run with the baseline (bench/baseline.pgbench: the same per-event
-# work as one transaction per event, run by pgbench with 64 clients), then our latency at
-# half of our peak rate (open loop). Usage: bash bench/ingest.sh [seconds]
+# Ingest benchmark (issue 2): POST /webhooks/bounce with 64 concurrent keep-alive clients
+# (wrk, a C load generator, as pgbench is one), side by side in one run with the baseline
+# (bench/baseline.pgbench: the same per-event work as one transaction per event, run by
+# pgbench with 64 clients), then our latency at half of our peak rate (open loop, the
+# loadgen example). Usage: bash bench/ingest.sh [seconds]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds="${1:-20}"
 subscribers="${BENCH_SUBSCRIBERS:-200000}"
 port="${BENCH_PORT:-9311}"
 
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 log "building (release)"
 cargo build -q --release -p bounce-worker --example loadgen
 loadgen="$target/release/examples/loadgen"
@@ -39,8 +41,21 @@ log "ours: bounce-worker, 64 clients, ${seconds}s"
 reset_state
 start_worker "$port"
 idle_kb="$(rss_kb "$worker_pid" VmRSS)"
-peak="$("$loadgen" --url "http://127.0.0.1:$port/webhooks/bounce" --clients 64 \
-    --seconds "$seconds" --subscribers "$subscribers")"
+wrk_out="$(BENCH_SUBSCRIBERS="$subscribers" wrk -t2 -c64 -d"${seconds}s" --latency \
+    -s bench/wrk-bounce.lua "http://127.0.0.1:$port")"
+peak="$(python3 - "$wrk_out" <<'PY'
+import json, re, sys
+out = sys.argv[1]
+def ms(label):
+    m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    return round(float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000}[m[2]], 3)
+rate = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)[1])
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+errors = int(bad[1]) if bad else 0
+errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+print(json.dumps({"rate": round(rate), "p50_ms": ms("50%"), "p99_ms": ms("99%"), "errors": errors}))
+PY
+)"
 our_rows="$(psql "$DATABASE_URL" -tAX -c 'SELECT COUNT(*) FROM bounces')"
 batches="$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^bounceops_ingest_batch_events_(sum|count)/ {print $2}' | paste -sd' ')"
 peak_rate="$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["rate"]))' "$peak")"

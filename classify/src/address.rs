@@ -2,13 +2,13 @@
 //! notion of "system" addresses (MAILER-DAEMON, postmaster...) that are never
 //! a bounced subscriber.
 
-use regex_lite::Regex;
+use regex::Regex;
 use std::sync::LazyLock;
 
 // A pragmatic subset of RFC 5321 addresses: enough for every recipient seen in
 // bounces (including RFC 2047-looking local parts some senders emit), strict enough not to swallow the `<`, `>`, `"` and `'` around them.
 static ADDR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9_=?][A-Za-z0-9._%+=/!#$&*^{|}~?-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+    Regex::new(r"(?-u)[A-Za-z0-9_=?][A-Za-z0-9._%+=/!#$&*^{|}~?-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
         .expect("static regex")
 });
 
@@ -22,7 +22,9 @@ pub(crate) fn find_all(text: &str) -> Vec<(usize, String)> {
 
 /// The first address in `text`, lower-cased.
 pub(crate) fn first(text: &str) -> Option<String> {
-    find_all(text).into_iter().map(|(_, a)| a).next()
+    ADDR.find_iter(text)
+        .map(|m| clean(m.as_str()))
+        .find(|a| plausible(a))
 }
 
 fn clean(addr: &str) -> String {

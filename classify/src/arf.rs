@@ -40,7 +40,7 @@ pub(crate) fn recipients(mail: &Mail) -> Vec<String> {
         .iter()
         .filter(|l| l.depth == 0 && l.ctype == "message/feedback-report")
     {
-        let fields = parse_fields(&leaf.text);
+        let fields = parse_fields(leaf.text());
         for name in ["original-rcpt-to", "removal-recipient"] {
             for v in fields.all(name) {
                 for (_, a) in address::find_all(v) {

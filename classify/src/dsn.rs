@@ -4,6 +4,7 @@
 
 use crate::address;
 use crate::mime::{Mail, field_groups};
+use crate::plaintext::starts_with_ci;
 use crate::status;
 
 /// One per-recipient group of a DSN.
@@ -44,7 +45,7 @@ pub(crate) fn records(mail: &Mail) -> Vec<Record> {
                 && (l.ctype == "message/delivery-status"
                     || l.ctype == "message/global-delivery-status")
         })
-        .map(|l| l.text.as_str())
+        .map(|l| l.text())
         .collect();
     let texts: Vec<&str> = if dsn_parts.is_empty() {
         // Some MTAs send the DSN fields in a text/plain part, or the whole
@@ -52,7 +53,7 @@ pub(crate) fn records(mail: &Mail) -> Vec<Record> {
         // an Action or Status field.
         mail.report_texts()
             .filter(|l| l.ctype.starts_with("text/") && l.ctype != "text/rfc822-headers")
-            .map(|l| l.text.as_str())
+            .map(|l| l.text())
             .filter(|t| looks_like_dsn_fields(t))
             .collect()
     } else {
@@ -65,12 +66,16 @@ pub(crate) fn records(mail: &Mail) -> Vec<Record> {
 }
 
 fn looks_like_dsn_fields(text: &str) -> bool {
+    // No line can start with the field unless the text holds it somewhere.
+    if crate::plaintext::find_ci(text, "final-recipient:").is_none() {
+        return false;
+    }
     let mut recipient = false;
     let mut action_or_status = false;
     for line in text.lines() {
-        let l = line.trim_start().to_ascii_lowercase();
-        recipient |= l.starts_with("final-recipient:");
-        action_or_status |= l.starts_with("action:") || l.starts_with("status:");
+        let l = line.trim_start();
+        recipient |= starts_with_ci(l, "final-recipient:");
+        action_or_status |= starts_with_ci(l, "action:") || starts_with_ci(l, "status:");
     }
     recipient && action_or_status
 }
@@ -82,32 +87,32 @@ pub(crate) fn parse(text: &str) -> Vec<Record> {
         // Recipient groups are usually separated by blank lines, but some
         // MTAs run them together; a second recipient field starts a new record.
         let mut cur = Draft::default();
-        for (name, value) in &group.0 {
+        for (name, value) in group.0 {
             match name.as_str() {
                 "final-recipient" => {
                     if cur.final_rcpt.is_some() {
                         cur.finish(&mut out);
                     }
-                    cur.final_rcpt = Some(value.clone());
+                    cur.final_rcpt = Some(value);
                     cur.after_final = false;
                 }
                 "original-recipient" => {
                     if cur.original.is_some() || cur.final_rcpt.is_some() && cur.after_final {
                         cur.finish(&mut out);
                     }
-                    cur.original = Some(value.clone());
+                    cur.original = Some(value);
                 }
-                "x-actual-recipient" => cur.actual = Some(value.clone()),
+                "x-actual-recipient" => cur.actual = Some(value),
                 "action" => {
                     cur.action = Some(value.trim().to_ascii_lowercase());
                     cur.after_final = cur.final_rcpt.is_some();
                 }
                 "status" => {
-                    cur.status = Some(value.clone());
+                    cur.status = Some(value);
                     cur.after_final = cur.final_rcpt.is_some();
                 }
                 "diagnostic-code" => {
-                    cur.diagnostic = Some(value.clone());
+                    cur.diagnostic = Some(value);
                     cur.after_final = cur.final_rcpt.is_some();
                 }
                 _ => {}

@@ -6,13 +6,14 @@
 
 use crate::address;
 use crate::mime::{Fields, Mail, parse_fields};
-use regex_lite::Regex;
+use regex::Regex;
 use std::sync::LazyLock;
 
-static LISTMONK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)x-listmonk-(subscriber|campaign)\s*:\s*<?\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
-        .expect("static regex")
-});
+const LISTMONK_PATTERN: &str = r"(?i-u)x-listmonk-(subscriber|campaign)\s*:\s*<?\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})";
+static LISTMONK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(LISTMONK_PATTERN).expect("static regex"));
+static LISTMONK_BYTES: LazyLock<regex::bytes::Regex> =
+    LazyLock::new(|| regex::bytes::Regex::new(LISTMONK_PATTERN).expect("static regex"));
 
 /// listmonk's subscriber and campaign UUIDs, wherever the original's headers
 /// survive: as parsed header fields first, then anywhere in decoded text
@@ -35,14 +36,36 @@ pub(crate) fn listmonk_ids(mail: &Mail) -> (Option<String>, Option<String>) {
     }
     if subscriber.is_none() || campaign.is_none() {
         for leaf in &mail.leaves {
-            for c in LISTMONK.captures_iter(&leaf.text) {
-                let slot = if c[1].eq_ignore_ascii_case("subscriber") {
+            // Binary parts are searched as bytes: the same matches as in
+            // their lossy text, without making it.
+            let found: Vec<(bool, String)> = match leaf.text_or_bytes() {
+                Ok(text) => LISTMONK
+                    .captures_iter(text)
+                    .map(|c| {
+                        (
+                            c[1].eq_ignore_ascii_case("subscriber"),
+                            c[2].to_ascii_lowercase(),
+                        )
+                    })
+                    .collect(),
+                Err(bytes) => LISTMONK_BYTES
+                    .captures_iter(bytes)
+                    .map(|c| {
+                        (
+                            c[1].eq_ignore_ascii_case(b"subscriber"),
+                            String::from_utf8_lossy(&c[2]).to_ascii_lowercase(),
+                        )
+                    })
+                    .collect(),
+            };
+            for (is_subscriber, uuid) in found {
+                let slot = if is_subscriber {
                     &mut subscriber
                 } else {
                     &mut campaign
                 };
                 if slot.is_none() {
-                    *slot = Some(c[2].to_ascii_lowercase());
+                    *slot = Some(uuid);
                 }
             }
         }
@@ -58,17 +81,15 @@ fn uuid_in(value: &str) -> Option<String> {
 
 /// Header blocks of the original message: embedded parts first, then blocks
 /// quoted in the report's own text parts.
-pub(crate) fn originals(mail: &Mail) -> Vec<Fields> {
-    let mut out: Vec<Fields> = mail.embedded.clone();
-    for leaf in mail.report_texts() {
-        if leaf.ctype.starts_with("text/")
-            && leaf.ctype != "text/rfc822-headers"
-            && let Some(f) = quoted_headers(&leaf.text)
-        {
-            out.push(f);
-        }
-    }
-    out
+pub(crate) fn originals(mail: &Mail) -> impl Iterator<Item = &Fields> {
+    // The quoted blocks are found once per message (several detectors ask).
+    let quoted = mail.quoted.get_or_init(|| {
+        mail.report_texts()
+            .filter(|leaf| leaf.ctype.starts_with("text/") && leaf.ctype != "text/rfc822-headers")
+            .filter_map(|leaf| quoted_headers(leaf.text()))
+            .collect()
+    });
+    mail.embedded.iter().chain(quoted.iter())
 }
 
 /// The To/Cc addresses of the original message, for reports that name no
@@ -141,44 +162,56 @@ pub(crate) fn quoted_headers(text: &str) -> Option<Fields> {
             Some(x) => x,
             None => continue,
         };
-        if !QUOTED_NAMES.contains(&name.as_str()) {
+        if !is_quoted_name(name) {
             continue;
         }
         let mut known = 0;
-        let mut block = String::new();
+        let mut end = start;
         for line in &lines[start..] {
             let stripped = line.strip_prefix(prefix).unwrap_or(line);
             if stripped.trim().is_empty() {
                 break;
             }
             if let Some((_, n)) = header_name(stripped) {
-                if QUOTED_NAMES.contains(&n.as_str()) {
+                if is_quoted_name(n) {
                     known += 1;
                 }
             } else if !stripped.starts_with([' ', '\t']) {
                 break;
             }
-            block.push_str(stripped);
-            block.push('\n');
+            end += 1;
         }
         if known >= 3 {
+            // The block is copied out only for the run that qualifies.
+            let mut block = String::new();
+            for line in &lines[start..end] {
+                block.push_str(line.strip_prefix(prefix).unwrap_or(line));
+                block.push('\n');
+            }
             return Some(parse_fields(&block));
         }
     }
     None
 }
 
-/// The quoting prefix (`> `, indentation) and lower-cased field name of a
-/// header-looking line.
-fn header_name(line: &str) -> Option<(&str, String)> {
+fn is_quoted_name(name: &str) -> bool {
+    QUOTED_NAMES.iter().any(|q| q.eq_ignore_ascii_case(name))
+}
+
+/// The quoting prefix (`> `, indentation) and field name (as written; compare
+/// with `eq_ignore_ascii_case`) of a header-looking line.
+fn header_name(line: &str) -> Option<(&str, &str)> {
     let body = line.trim_start_matches(['>', '|', ' ', '\t']);
     let prefix = &line[..line.len() - body.len()];
-    let colon = body.find(':')?;
+    // A valid name is at most 40 bytes, so a colon further on (or none)
+    // rejects the line alike; only the line's head is searched.
+    let head = &body.as_bytes()[..body.len().min(41)];
+    let colon = memchr::memchr(b':', head)?;
     let name = &body[..colon];
     let ok = !name.is_empty()
         && name.len() <= 40
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    ok.then(|| (prefix, name.to_ascii_lowercase()))
+    ok.then_some((prefix, name))
 }
 
 #[cfg(test)]

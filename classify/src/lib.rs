@@ -17,6 +17,7 @@ mod ses;
 mod status;
 
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// What a message is, as far as bounce processing cares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,7 +122,8 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             return (Kind::Delivery, Vec::new());
         }
         let mut recipients: Vec<Recipient> = Vec::new();
-        let text = plaintext::report_text(mail);
+        // Only read for a missing or generic status: built on first use.
+        let text = || plaintext::report_text(mail);
         for r in failed {
             let Some(email) = r.email.clone() else {
                 continue;
@@ -132,11 +134,11 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             // `x.0.0` says only "permanent" or "transient"; the report's own
             // words often name the real code for the same class.
             let status = match r.status.as_deref() {
-                Some(s) if s.ends_with(".0.0") => plaintext::status_near(&text, &email)
+                Some(s) if s.ends_with(".0.0") => plaintext::status_near(text(), &email)
                     .filter(|n| n.as_bytes()[0] == s.as_bytes()[0])
                     .or_else(|| r.status.clone()),
                 Some(_) => r.status.clone(),
-                None => plaintext::status_near(&text, &email),
+                None => plaintext::status_near(text(), &email),
             };
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
             let reply = status::find_reply_code(&diagnostic);
@@ -181,39 +183,31 @@ fn is_delay_notice(mail: &mime::Mail) -> bool {
     if subject.contains("delay") || subject.starts_with("warning") {
         return true;
     }
-    let text = plaintext::report_text(mail).to_ascii_lowercase();
-    [
-        "will continue trying",
-        "will keep trying",
-        "still trying",
-        "not yet been delivered",
-        "has been delayed",
-        "is delayed",
-        "will retry",
-        "no action is required on your part",
-    ]
-    .iter()
-    .any(|p| text.contains(p))
+    // Any of `plaintext::STILL_TRYING`, ASCII case-insensitively, found while
+    // the report text was built.
+    plaintext::report_lists(mail) & plaintext::HAS_STILL_TRYING != 0
 }
 
 /// CR-only (classic Mac) and CRLF line endings become LF, so mail-parser and
 /// the line-oriented detectors see one convention.
-fn normalize_newlines(raw: &[u8]) -> Vec<u8> {
+/// Input that is already LF-only (most mail) is passed through uncopied.
+fn normalize_newlines(raw: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr(b'\r', raw).is_none() {
+        return Cow::Borrowed(raw);
+    }
+    // Copy the runs between CRs whole rather than byte by byte.
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'\r' => {
-                out.push(b'\n');
-                if raw.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-            }
-            b => out.push(b),
+    while let Some(cr) = memchr::memchr(b'\r', &raw[i..]) {
+        out.extend_from_slice(&raw[i..i + cr]);
+        out.push(b'\n');
+        i += cr + 1;
+        if raw.get(i) == Some(&b'\n') {
+            i += 1;
         }
-        i += 1;
     }
-    out
+    out.extend_from_slice(&raw[i..]);
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -3,7 +3,20 @@
 //! and the plain `Name: value` field-block parser shared by DSN, ARF and
 //! embedded-header handling.
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
+use std::sync::LazyLock;
+
+/// mail-parser set up to parse only what the detectors read through it: the
+/// MIME headers that shape and decode the body, and the Subject. Every other
+/// field is read from `headers_raw()` (raw bytes, unaffected), so fully
+/// parsing Received, address and date fields (a third of the parse time) is
+/// skipped.
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject)
+        .default_header_ignore()
+});
 
 /// Header fields in order, names lower-cased, values unfolded and trimmed.
 #[derive(Debug, Default, Clone)]
@@ -36,7 +49,42 @@ pub(crate) struct Leaf {
     pub(crate) ctype: String,
     /// 0 for parts of the report itself, 1+ for parts inside an embedded message.
     pub(crate) depth: usize,
-    pub(crate) text: String,
+    /// The bytes of a binary part (attachments, images, delivery-status),
+    /// turned into text only when a detector asks: most never do.
+    raw: Vec<u8>,
+    text: std::cell::OnceCell<String>,
+}
+
+impl Leaf {
+    pub(crate) fn new(ctype: String, depth: usize, text: String) -> Leaf {
+        Leaf {
+            ctype,
+            depth,
+            raw: Vec::new(),
+            text: std::cell::OnceCell::from(text),
+        }
+    }
+
+    fn binary(ctype: String, depth: usize, raw: Vec<u8>) -> Leaf {
+        Leaf {
+            ctype,
+            depth,
+            raw,
+            text: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The part as text (invalid UTF-8 replaced).
+    pub(crate) fn text(&self) -> &str {
+        self.text
+            .get_or_init(|| String::from_utf8_lossy(&self.raw).into_owned())
+    }
+
+    /// The text if already made, else the raw bytes. An ASCII pattern matches
+    /// both alike: lossy conversion only turns invalid bytes into U+FFFD.
+    pub(crate) fn text_or_bytes(&self) -> Result<&str, &[u8]> {
+        self.text.get().map(String::as_str).ok_or(&self.raw)
+    }
 }
 
 /// Everything the detectors need from one raw message.
@@ -51,6 +99,12 @@ pub(crate) struct Mail {
     /// Header blocks of embedded originals (message/rfc822, message/global,
     /// text/rfc822-headers), outermost first.
     pub(crate) embedded: Vec<Fields>,
+    /// `plaintext::report_text`, built on first use: several detectors read it.
+    /// With the phrase lists it holds (`plaintext::report_lists`).
+    pub(crate) report: std::cell::OnceCell<(String, u8)>,
+    /// Header blocks quoted in the report's text parts
+    /// (`embedded::originals`), found on first use.
+    pub(crate) quoted: std::cell::OnceCell<Vec<Fields>>,
 }
 
 /// Nesting beyond this is not a real bounce; stop instead of recursing forever.
@@ -59,7 +113,7 @@ const MAX_DEPTH: usize = 8;
 impl Mail {
     pub(crate) fn parse(raw: &[u8]) -> Mail {
         let mut mail = Mail::default();
-        match MessageParser::default().parse(raw) {
+        match PARSER.parse(raw) {
             Some(msg) => {
                 mail.headers = raw_fields(&msg);
                 mail.subject = msg.subject().unwrap_or_default().to_string();
@@ -68,20 +122,20 @@ impl Mail {
                     // A multipart whose boundary never occurs (truncated or
                     // mislabelled report): the body is still the report.
                     let start = (msg.root_part().raw_body_offset() as usize).min(raw.len());
-                    mail.leaves.push(Leaf {
-                        ctype: "text/plain".into(),
-                        depth: 0,
-                        text: String::from_utf8_lossy(&raw[start..]).into_owned(),
-                    });
+                    mail.leaves.push(Leaf::new(
+                        "text/plain".into(),
+                        0,
+                        String::from_utf8_lossy(&raw[start..]).into_owned(),
+                    ));
                 }
             }
             // mail-parser finds no header block: keep the bytes as one text body
             // so phrase detection still gets a chance.
-            None => mail.leaves.push(Leaf {
-                ctype: "text/plain".into(),
-                depth: 0,
-                text: String::from_utf8_lossy(raw).into_owned(),
-            }),
+            None => mail.leaves.push(Leaf::new(
+                "text/plain".into(),
+                0,
+                String::from_utf8_lossy(raw).into_owned(),
+            )),
         }
         mail
     }
@@ -142,28 +196,26 @@ impl Mail {
                 if ctype == "text/rfc822-headers" {
                     self.embedded.push(parse_fields(text));
                 }
-                self.leaves.push(Leaf {
-                    ctype,
-                    depth,
-                    text: text.to_string(),
-                });
+                self.leaves.push(Leaf::new(ctype, depth, text.to_string()));
             }
-            PartType::Html(html) => self.leaves.push(Leaf {
+            PartType::Html(html) => self.leaves.push(Leaf::new(
                 ctype,
                 depth,
-                text: mail_parser::decoders::html::html_to_text(html),
-            }),
+                mail_parser::decoders::html::html_to_text(html),
+            )),
             PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
-                let text = String::from_utf8_lossy(bytes).into_owned();
                 // A message/rfc822 part mail-parser could not parse as a message
                 // (truncated, odd encoding) still usually starts with its headers.
                 if ctype == "message/rfc822"
                     || ctype == "message/global"
                     || ctype == "message/global-headers"
                 {
+                    let text = String::from_utf8_lossy(bytes).into_owned();
                     self.embedded.push(parse_fields(&text));
+                    self.leaves.push(Leaf::new(ctype, depth, text));
+                } else {
+                    self.leaves.push(Leaf::binary(ctype, depth, bytes.to_vec()));
                 }
-                self.leaves.push(Leaf { ctype, depth, text });
             }
         }
     }
@@ -174,15 +226,67 @@ impl Mail {
     }
 }
 
+/// Every header field name any detector looks up in a message's own header
+/// block or an embedded original's (`Fields::get` / `all` / `has`, and the
+/// listmonk scan). Only these are kept: unfolding and copying the rest
+/// (Received chains above all) was a large share of the parse. A detector that
+/// reads a new field name from `Mail::headers` or `Mail::embedded` must add
+/// it here.
+const READ_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "return-path",
+    "reply-to",
+    "delivered-to",
+    "x-failed-recipients",
+    "x-apple-unsubscribe",
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoresponder",
+    "x-vacation",
+    "precedence",
+    "auto-submitted",
+    "x-hmxmroriginalrecipient",
+    "x-listmonk-subscriber",
+    "x-listmonk-campaign",
+];
+
 fn raw_fields(msg: &Message<'_>) -> Fields {
+    // What `msg.headers_raw()` yields (fields whose raw value is valid UTF-8),
+    // but the name is checked first, so unread fields are never validated.
+    let headers = msg
+        .parts
+        .first()
+        .map(|p| p.headers.as_slice())
+        .unwrap_or_default();
     Fields(
-        msg.headers_raw()
-            .map(|(name, value)| (name.to_ascii_lowercase(), unfold(value)))
+        headers
+            .iter()
+            .filter(|h| {
+                let name = h.name.as_str();
+                READ_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name))
+            })
+            .filter_map(|h| {
+                let raw = msg
+                    .raw_message
+                    .get(h.offset_start as usize..h.offset_end as usize)?;
+                let value = std::str::from_utf8(raw).ok()?;
+                Some((h.name.as_str().to_ascii_lowercase(), unfold(value)))
+            })
             .collect(),
     )
 }
 
 fn unfold(value: &str) -> String {
+    // Most fields are one line (mail-parser leaves the line's own newline at
+    // the end): nothing to join, and trimming gives the same result.
+    match memchr::memchr(b'\n', value.as_bytes()) {
+        None => return value.trim().to_string(),
+        Some(i) if i + 1 == value.len() => return value.trim().to_string(),
+        Some(_) => {}
+    }
     let mut out = String::with_capacity(value.len());
     for (i, line) in value.split('\n').enumerate() {
         let line = line.trim_end_matches('\r');
@@ -201,13 +305,18 @@ fn unfold(value: &str) -> String {
 /// quoted headers in plain-text bounces are not MIME entities, so mail-parser's
 /// one-header-block-per-message API does not fit either.
 pub(crate) fn parse_fields(text: &str) -> Fields {
-    field_groups(text).into_iter().next().unwrap_or_default()
+    groups_up_to(text, 1).into_iter().next().unwrap_or_default()
 }
 
 /// Splits text into blank-line separated groups of header fields. Lines that
 /// are neither a field nor a continuation are skipped rather than ending the
 /// group, because real MTAs emit stray comment lines inside DSN blocks.
 pub(crate) fn field_groups(text: &str) -> Vec<Fields> {
+    groups_up_to(text, usize::MAX)
+}
+
+/// The first `limit` groups of `field_groups` (the rest of the text unread).
+fn groups_up_to(text: &str, limit: usize) -> Vec<Fields> {
     let mut groups = Vec::new();
     let mut cur: Vec<(String, String)> = Vec::new();
     let mut last_was_field = false;
@@ -216,6 +325,9 @@ pub(crate) fn field_groups(text: &str) -> Vec<Fields> {
         if line.trim().is_empty() {
             if !cur.is_empty() {
                 groups.push(Fields(std::mem::take(&mut cur)));
+                if groups.len() >= limit {
+                    return groups;
+                }
             }
             last_was_field = false;
             continue;
@@ -242,7 +354,9 @@ pub(crate) fn field_groups(text: &str) -> Vec<Fields> {
 }
 
 fn split_field(line: &str) -> Option<(&str, &str)> {
-    let colon = line.find(':')?;
+    // A valid name is at most 64 bytes: a colon further on (or none) rejects
+    // the line alike, so only the line's head is searched.
+    let colon = memchr::memchr(b':', &line.as_bytes()[..line.len().min(65)])?;
     let name = &line[..colon];
     let valid = !name.is_empty()
         && name.len() <= 64

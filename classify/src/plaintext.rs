@@ -9,6 +9,102 @@ use crate::embedded;
 use crate::mime::Mail;
 use crate::status;
 use crate::{BounceType, Recipient};
+use aho_corasick::AhoCorasick;
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+/// One automaton for a phrase list, matching ASCII case-insensitively: the
+/// same answer as `text.to_ascii_lowercase().contains(p)` for any `p` of the
+/// (lower-case) list, in one pass over `text` and without a lower-cased copy.
+pub(crate) fn phrases(list: &[&str]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        // Phrases of common letters: the rare-byte prefilter fires on
+        // nearly every byte and costs more than the plain DFA walk.
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .prefilter(false)
+        .build(list)
+        .expect("static phrase list")
+}
+
+static SUBJECTS_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(SUBJECTS));
+static BODY_PHRASES_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(BODY_PHRASES));
+static DECISIVE_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(DECISIVE));
+static FAILURE_WORDS_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(FAILURE_WORDS));
+
+/// Phrases meaning the MTA is still trying (a delay warning).
+pub(crate) const STILL_TRYING: &[&str] = &[
+    "will continue trying",
+    "will keep trying",
+    "still trying",
+    "not yet been delivered",
+    "has been delayed",
+    "is delayed",
+    "will retry",
+    "no action is required on your part",
+];
+
+/// Which phrase lists have a phrase in the report text (bits).
+pub(crate) const HAS_DECISIVE: u8 = 1;
+pub(crate) const HAS_BODY_PHRASE: u8 = 2;
+pub(crate) const HAS_FAILURE_WORD: u8 = 4;
+pub(crate) const HAS_STILL_TRYING: u8 = 8;
+const IS_MARKER: u8 = 16;
+/// The field names `quoted_block_start` looks for at a line start.
+const IS_QUOTED_FIELD: u8 = 32;
+const QUOTED_FIELDS: &[&str] = &["received:", "return-path:", "message-id:"];
+
+/// Every phrase list read from the report text plus the original-message
+/// markers, in one automaton: a single pass over each text part both finds
+/// where the quoted original begins and which lists occur before it.
+struct Scanner {
+    ac: AhoCorasick,
+    /// Per pattern, the lists it belongs to.
+    lists: Vec<u8>,
+}
+
+static SCANNER: LazyLock<Scanner> = LazyLock::new(|| {
+    let mut pats: Vec<&str> = Vec::new();
+    let mut lists: Vec<u8> = Vec::new();
+    for (list, bit) in [
+        (DECISIVE, HAS_DECISIVE),
+        (BODY_PHRASES, HAS_BODY_PHRASE),
+        (FAILURE_WORDS, HAS_FAILURE_WORD),
+        (STILL_TRYING, HAS_STILL_TRYING),
+        (ORIGINAL_MARKERS, IS_MARKER),
+        (QUOTED_FIELDS, IS_QUOTED_FIELD),
+    ] {
+        for p in list {
+            match pats.iter().position(|q| q == p) {
+                Some(i) => lists[i] |= bit,
+                None => {
+                    pats.push(p);
+                    lists.push(bit);
+                }
+            }
+        }
+    }
+    Scanner {
+        ac: phrases(&pats),
+        lists,
+    }
+});
+
+/// `text` as Unicode `to_lowercase` would see it for ASCII phrase matching.
+/// Only two characters lower-case to ASCII letters (KELVIN SIGN to `k`, LATIN
+/// CAPITAL I WITH DOT to `i` + a combining dot); without them an ASCII
+/// case-insensitive match on the text itself gives the same answer, uncopied.
+fn unicode_lowered(text: &str) -> Cow<'_, str> {
+    // Searched as bytes (E2 84 AA, C4 B0): a `char` pattern decodes every
+    // character of the text.
+    if memchr::memmem::find(text.as_bytes(), "\u{212A}".as_bytes()).is_some()
+        || memchr::memmem::find(text.as_bytes(), "\u{0130}".as_bytes()).is_some()
+    {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
 
 const SUBJECTS: &[&str] = &[
     "undeliver",
@@ -180,15 +276,34 @@ pub(crate) enum Evidence {
 
 /// Weighs the signs that the message is a bounce report.
 pub(crate) fn bounce_evidence(mail: &Mail) -> Evidence {
-    let body = report_text(mail).to_lowercase();
     if mail.headers.has("x-failed-recipients")
         || mail.report_type.as_deref() == Some("delivery-status")
-        || DECISIVE.iter().any(|p| body.contains(p))
     {
         return Evidence::Certain;
     }
-    let subject = mail.subject.to_lowercase();
-    let subject_hit = SUBJECTS.iter().any(|s| subject.contains(s));
+    let text = report_text(mail);
+    // The lists found while the report text was built answer for
+    // `to_lowercase().contains(p)` unless a character lower-cases to ASCII.
+    let (decisive, body_hit, failure_in_body) = match unicode_lowered(text) {
+        Cow::Borrowed(_) => {
+            let g = report_lists(mail);
+            (
+                g & HAS_DECISIVE != 0,
+                g & HAS_BODY_PHRASE != 0,
+                g & HAS_FAILURE_WORD != 0,
+            )
+        }
+        Cow::Owned(body) => (
+            DECISIVE_AC.is_match(&body),
+            BODY_PHRASES_AC.is_match(&body),
+            FAILURE_WORDS_AC.is_match(&body),
+        ),
+    };
+    if decisive {
+        return Evidence::Certain;
+    }
+    let subject = unicode_lowered(&mail.subject);
+    let subject_hit = SUBJECTS_AC.is_match(&*subject);
     // Return-Path <> alone is no sign: RFC 3834 asks auto-responders to use
     // the null sender too.
     let system_sender = ["from", "sender"].iter().any(|h| {
@@ -205,10 +320,7 @@ pub(crate) fn bounce_evidence(mail: &Mail) -> Evidence {
                     .any(|(_, a)| address::is_system(a))
         })
     });
-    let body_hit = BODY_PHRASES.iter().any(|p| body.contains(p));
-    let failure_word = FAILURE_WORDS
-        .iter()
-        .any(|p| body.contains(p) || subject.contains(p));
+    let failure_word = failure_in_body || FAILURE_WORDS_AC.is_match(&*subject);
     if (system_sender && (failure_word || body_hit)) || (subject_hit && body_hit) {
         Evidence::Likely
     } else {
@@ -217,25 +329,64 @@ pub(crate) fn bounce_evidence(mail: &Mail) -> Evidence {
 }
 
 /// The report's own words: text parts of depth 0, cut where the quoted
-/// original begins.
-pub(crate) fn report_text(mail: &Mail) -> String {
+/// original begins. Built once per message and kept in `mail.report`.
+pub(crate) fn report_text(mail: &Mail) -> &str {
+    &mail.report.get_or_init(|| build_report_text(mail)).0
+}
+
+/// The phrase lists (`HAS_*` bits) occurring in `report_text`, ASCII
+/// case-insensitively.
+pub(crate) fn report_lists(mail: &Mail) -> u8 {
+    mail.report.get_or_init(|| build_report_text(mail)).1
+}
+
+fn build_report_text(mail: &Mail) -> (String, u8) {
     let mut out = String::new();
+    let mut lists = 0;
     for leaf in mail.report_texts() {
         if !leaf.ctype.starts_with("text/") || leaf.ctype == "text/rfc822-headers" {
             continue;
         }
-        out.push_str(cut_original(&leaf.text));
+        let text = leaf.text();
+        let (cut, found) = scan_text(text);
+        out.push_str(&text[..cut]);
         out.push('\n');
+        lists |= found;
     }
-    out
+    (out, lists)
 }
 
 fn cut_original(text: &str) -> &str {
-    let lower = text.to_ascii_lowercase();
+    &text[..scan_text(text).0]
+}
+
+/// Where the quoted original begins in `text`, and which phrase lists occur
+/// before that point. No phrase holds a newline and the cut is always at a
+/// line start, so a phrase is in the kept text exactly when it ends by the cut.
+fn scan_text(text: &str) -> (usize, u8) {
     let mut cut = text.len();
-    let mut offset = 0;
-    for line in lower.split_inclusive('\n') {
-        let marker = ORIGINAL_MARKERS.iter().any(|m| line.contains(m));
+    let mut found: Vec<(usize, u8)> = Vec::new();
+    // Only lines holding a marker can be the cut; the automaton reports
+    // every occurrence (overlapping, in order of end), so every such line is
+    // seen, and only those lines are lower-cased and examined.
+    let mut checked_line = usize::MAX;
+    for m in SCANNER.ac.find_overlapping_iter(text) {
+        let lists = SCANNER.lists[m.pattern().as_usize()];
+        if lists & !IS_MARKER != 0 {
+            found.push((m.end(), lists & !IS_MARKER));
+        }
+        if lists & IS_MARKER == 0 {
+            continue;
+        }
+        let line_start = memchr::memrchr(b'\n', &text.as_bytes()[..m.start()]).map_or(0, |i| i + 1);
+        if line_start == checked_line {
+            continue;
+        }
+        checked_line = line_start;
+        let line_end = memchr::memchr(b'\n', &text.as_bytes()[m.start()..])
+            .map_or(text.len(), |i| m.start() + i + 1);
+        let line = text[line_start..line_end].to_ascii_lowercase();
+        let line = line.as_str();
         // Only lines that look like a separator or a heading, not prose that
         // merely mentions "the original message".
         let t = line
@@ -246,32 +397,38 @@ fn cut_original(text: &str) -> &str {
             || line.contains("__")
             || ORIGINAL_MARKERS.iter().any(|m| t.starts_with(m))
             || (t.ends_with(':') && t.len() < 80);
-        if marker && heading {
-            cut = offset;
+        if heading {
+            cut = line_start;
             break;
         }
-        offset += line.len();
     }
     // Also stop at a quoted header block (the original pasted inline).
-    if let Some(pos) = quoted_block_start(&text[..cut]) {
+    // (Only worth a look when one of its field names occurs before the cut.)
+    let quoted_field = found
+        .iter()
+        .any(|(end, l)| l & IS_QUOTED_FIELD != 0 && *end <= cut);
+    if quoted_field && let Some(pos) = quoted_block_start(&text[..cut]) {
         cut = cut.min(pos);
     }
-    &text[..cut]
+    let lists = found
+        .iter()
+        .filter(|(end, _)| *end <= cut)
+        .fold(0, |acc, (_, l)| acc | l)
+        & !IS_QUOTED_FIELD;
+    (cut, lists)
 }
 
 fn quoted_block_start(text: &str) -> Option<usize> {
     let mut offset = 0;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     for (i, line) in lines.iter().enumerate() {
-        let t = line
-            .trim_start_matches(['>', ' ', '\t'])
-            .to_ascii_lowercase();
-        if t.starts_with("received:")
-            || t.starts_with("return-path:")
-            || t.starts_with("message-id:")
+        let t = line.trim_start_matches(['>', ' ', '\t']);
+        if starts_with_ci(t, "received:")
+            || starts_with_ci(t, "return-path:")
+            || starts_with_ci(t, "message-id:")
         {
             let next_is_header = lines[i + 1..].iter().take(4).any(|l| {
-                let n = l.trim_start_matches(['>', ' ', '\t']).to_ascii_lowercase();
+                let n = l.trim_start_matches(['>', ' ', '\t']);
                 [
                     "from:",
                     "to:",
@@ -282,7 +439,7 @@ fn quoted_block_start(text: &str) -> Option<usize> {
                     "by ",
                 ]
                 .iter()
-                .any(|p| n.starts_with(p))
+                .any(|p| starts_with_ci(n, p))
             });
             if next_is_header {
                 return Some(offset);
@@ -296,23 +453,7 @@ fn quoted_block_start(text: &str) -> Option<usize> {
 /// Every failed recipient of a plain-text bounce, each with the diagnostic
 /// paragraph and any status / reply code found near it.
 pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
-    let text = report_text(mail);
-    let mut excluded: Vec<String> = Vec::new();
-    for h in [
-        "from",
-        "to",
-        "sender",
-        "return-path",
-        "reply-to",
-        "delivered-to",
-        "cc",
-    ] {
-        for v in mail.headers.all(h) {
-            excluded.extend(address::find_all(v).into_iter().map(|(_, a)| a));
-        }
-    }
-    excluded.extend(embedded::original_senders(mail));
-
+    let mut text = Cow::Borrowed(report_text(mail));
     let mut emails: Vec<String> = Vec::new();
     for v in mail.headers.all("x-failed-recipients") {
         for (_, a) in address::find_all(v) {
@@ -325,35 +466,11 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
         emails = strong_candidates(&text);
     }
     if emails.is_empty() {
+        // Only the loose search needs the senders to leave out.
+        let excluded = excluded_addresses(mail);
         emails = loose_candidates(&text, &excluded);
-    }
-    let mut text = text;
-    if emails.is_empty() {
-        // A bounce of a bounce (a gateway returning a report it could not
-        // forward): the failure is described inside the embedded message.
-        let inner: String = mail
-            .leaves
-            .iter()
-            .filter(|l| l.depth == 1 && l.ctype.starts_with("text/"))
-            .map(|l| format!("{}\n", cut_original(&l.text)))
-            .collect();
-        let mut inner_excluded = excluded.clone();
-        if let Some(first) = mail.embedded.first() {
-            for h in ["from", "to", "sender", "return-path", "reply-to"] {
-                for v in first.all(h) {
-                    inner_excluded.extend(address::find_all(v).into_iter().map(|(_, a)| a));
-                }
-            }
-        }
-        let lower = inner.to_ascii_lowercase();
-        if DECISIVE.iter().any(|p| lower.contains(p)) {
-            emails = strong_candidates(&inner);
-            if emails.is_empty() {
-                emails = loose_candidates(&inner, &inner_excluded);
-            }
-            if !emails.is_empty() {
-                text = inner;
-            }
+        if emails.is_empty() {
+            bounce_of_bounce(mail, &excluded, &mut emails, &mut text);
         }
     }
     if emails.is_empty() {
@@ -369,18 +486,77 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
         .collect()
 }
 
+/// The report's own sender and recipients and the original's senders:
+/// never a failed recipient in a loose search.
+fn excluded_addresses(mail: &Mail) -> Vec<String> {
+    let mut excluded: Vec<String> = Vec::new();
+    for h in [
+        "from",
+        "to",
+        "sender",
+        "return-path",
+        "reply-to",
+        "delivered-to",
+        "cc",
+    ] {
+        for v in mail.headers.all(h) {
+            excluded.extend(address::find_all(v).into_iter().map(|(_, a)| a));
+        }
+    }
+    excluded.extend(embedded::original_senders(mail));
+    excluded
+}
+
+/// A bounce of a bounce (a gateway returning a report it could not
+/// forward): the failure is described inside the embedded message. Fills
+/// `emails` and points `text` at the inner report when that finds any.
+fn bounce_of_bounce<'a>(
+    mail: &'a Mail,
+    excluded: &[String],
+    emails: &mut Vec<String>,
+    text: &mut Cow<'a, str>,
+) {
+    let inner: String = mail
+        .leaves
+        .iter()
+        .filter(|l| l.depth == 1 && l.ctype.starts_with("text/"))
+        .map(|l| format!("{}\n", cut_original(l.text())))
+        .collect();
+    let mut inner_excluded = excluded.to_vec();
+    if let Some(first) = mail.embedded.first() {
+        for h in ["from", "to", "sender", "return-path", "reply-to"] {
+            for v in first.all(h) {
+                inner_excluded.extend(address::find_all(v).into_iter().map(|(_, a)| a));
+            }
+        }
+    }
+    if DECISIVE_AC.is_match(&inner) {
+        *emails = strong_candidates(&inner);
+        if emails.is_empty() {
+            *emails = loose_candidates(&inner, &inner_excluded);
+        }
+        if !emails.is_empty() {
+            *text = Cow::Owned(inner);
+        }
+    }
+}
+
 /// Every address of the report text that is not the sender's or a mail
 /// system's, preferring those after the list introduction.
 fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
+    // The earliest start of any introduction: a leftmost-first search.
+    static LIST_INTROS_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(LIST_INTROS)
+            .expect("static phrase list")
+    });
     let mut emails: Vec<String> = Vec::new();
-    let lower = text.to_ascii_lowercase();
-    let list_start = LIST_INTROS
-        .iter()
-        .filter_map(|p| lower.find(p))
-        .min()
-        .unwrap_or(0);
+    let list_start = LIST_INTROS_AC.find(text).map_or(0, |m| m.start());
+    let found = address::find_all(text);
     for pass_start in [list_start, 0] {
-        for (pos, a) in address::find_all(text) {
+        for (pos, a) in found.iter().cloned() {
             if pos >= pass_start
                 && !on_id_line(text, pos)
                 && !address::is_system(&a)
@@ -400,12 +576,10 @@ fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
 /// Message-IDs look like addresses; the header names around them say otherwise.
 fn on_id_line(text: &str, pos: usize) -> bool {
     let line_start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line = text[line_start..pos]
-        .trim_start_matches(['>', ' ', '\t'])
-        .to_ascii_lowercase();
+    let line = text[line_start..pos].trim_start_matches(['>', ' ', '\t']);
     ["message-id:", "references:", "in-reply-to:", "content-id:"]
         .iter()
-        .any(|h| line.starts_with(h))
+        .any(|h| starts_with_ci(line, h))
 }
 
 /// Addresses in positions only a failed recipient takes: qmail's
@@ -416,12 +590,11 @@ fn strong_candidates(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in text.lines() {
         let t = line.trim();
-        let lower = t.to_ascii_lowercase();
         // `<a@b>:` (qmail), `"a@b":` (GMX), `a@b:` -- an address opening a
         // paragraph about itself.
         let bare = t.trim_end_matches(':').trim_matches(['<', '>', '"', '\'']);
         let opener = t.ends_with(':') && !bare.contains(char::is_whitespace) && bare.contains('@');
-        let labelled = lower.starts_with("recipient address:") || lower.starts_with("rcpt to:");
+        let labelled = starts_with_ci(t, "recipient address:") || starts_with_ci(t, "rcpt to:");
         let qmail = opener;
         if qmail || labelled {
             for (_, a) in address::find_all(t) {
@@ -516,11 +689,9 @@ fn diagnostic_reply(text: &str) -> Option<u16> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim_start().trim_start_matches(['<', '>', '#', ' ']);
-            let lower = l.to_ascii_lowercase();
-            let l = lower
-                .find("said:")
+            let l = find_ci(l, "said:")
                 .map(|i| &l[i + 5..])
-                .or_else(|| lower.find("smtp error").map(|_| l))
+                .or_else(|| find_ci(l, "smtp error").map(|_| l))
                 .unwrap_or(l);
             status::find_reply_code(l.get(..l.len().min(12))?)
         })
@@ -531,8 +702,10 @@ fn diagnostic_reply(text: &str) -> Option<u16> {
 /// first mention of `email`, plus the following paragraph when the mention
 /// stands alone on its line (Exim and Sendmail indent the reason below).
 fn paragraph_of(text: &str, email: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let pos = lower.find(email)?;
+    // Every step below is case-blind except the search for `email` (lower-case
+    // ASCII) and the comparison with it, so the text is searched in place.
+    let lower = text;
+    let pos = find_ci(text, email)?;
     let start = lower[..pos].rfind("\n\n").map(|i| i + 2).unwrap_or(0);
     let mut end = lower[pos..]
         .find("\n\n")
@@ -544,7 +717,9 @@ fn paragraph_of(text: &str, email: &str) -> Option<String> {
         .map(|i| pos + i)
         .unwrap_or(text.len());
     let line = lower[line_start..line_end].trim();
-    let alone = line.trim_matches(['<', '>', ':', ' ', '"', '\'']) == email;
+    let alone = line
+        .trim_matches(['<', '>', ':', ' ', '"', '\''])
+        .eq_ignore_ascii_case(email);
     if alone && end == line_end && end < text.len() {
         let rest = &lower[end..];
         let skip = rest.len() - rest.trim_start_matches('\n').len();
@@ -572,7 +747,7 @@ fn lines_mentioning(text: &str, email: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
-        if l.to_ascii_lowercase().contains(email) {
+        if contains_ci(l, email) {
             out.push_str(l);
             out.push('\n');
             if let Some(next) = lines.get(i + 1) {
@@ -590,6 +765,31 @@ fn squash(text: &str) -> String {
         Some((i, _)) => joined[..i].to_string(),
         None => joined,
     }
+}
+
+/// `s.to_ascii_lowercase().contains(needle)` for a lower-case ASCII
+/// `needle`, without the copy.
+pub(crate) fn contains_ci(s: &str, needle: &str) -> bool {
+    find_ci(s, needle).is_some()
+}
+
+/// `s.to_ascii_lowercase().find(needle)` for a lower-case ASCII `needle`,
+/// without the copy (ASCII lower-casing keeps every byte offset).
+pub(crate) fn find_ci(s: &str, needle: &str) -> Option<usize> {
+    let n = needle.as_bytes();
+    let Some(&first) = n.first() else {
+        return Some(0);
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let hay = s.as_bytes();
+    memchr::memchr2_iter(lo, up, hay)
+        .find(|&i| hay.len() - i >= n.len() && hay[i..i + n.len()].eq_ignore_ascii_case(n))
+}
+
+/// `s.to_ascii_lowercase().starts_with(prefix)` for a lower-case ASCII
+/// `prefix`, without the copy.
+pub(crate) fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 #[cfg(test)]
@@ -624,5 +824,33 @@ mod tests {
         let m =
             Mail::parse(b"From: friend@example.org\nSubject: lunch?\n\nAre you free tomorrow?\n");
         assert_eq!(bounce_evidence(&m), Evidence::None);
+    }
+
+    #[test]
+    fn case_blind_helpers_match_lowercased_search() {
+        for (hay, needle) in [
+            ("Recipient Address: A@B.org", "recipient address:"),
+            ("x KIJITORA@example.JP y", "kijitora@example.jp"),
+            ("no match here", "rcpt to:"),
+            ("", "a"),
+            ("ÄäKelvin \u{212A} sign", "kelvin"),
+        ] {
+            let lower = hay.to_ascii_lowercase();
+            assert_eq!(find_ci(hay, needle), lower.find(needle), "{hay}");
+            assert_eq!(contains_ci(hay, needle), lower.contains(needle));
+            assert_eq!(starts_with_ci(hay, needle), lower.starts_with(needle));
+        }
+    }
+
+    #[test]
+    fn one_pass_scan_finds_lists_before_the_cut_only() {
+        let text = "Delivery has failed to these recipients\nwill retry later\n\n----- Original message -----\nthis is the qmail-send program\n";
+        let (cut, lists) = scan_text(text);
+        assert_eq!(&text[cut..cut + 5], "-----");
+        assert!(lists & HAS_DECISIVE != 0 && lists & HAS_STILL_TRYING != 0);
+        // The qmail phrase sits in the quoted original, past the cut.
+        let (_, lists) =
+            scan_text("hello\n----- Original message -----\nthis is the qmail-send program\n");
+        assert_eq!(lists & HAS_DECISIVE, 0);
     }
 }

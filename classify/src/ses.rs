@@ -15,7 +15,20 @@ pub(crate) struct Notification {
 }
 
 pub(crate) fn parse(mail: &Mail) -> Option<Notification> {
-    mail.report_texts().find_map(|l| from_text(&l.text))
+    mail.report_texts()
+        .filter(|l| may_hold_json(l))
+        .find_map(|l| from_text(l.text()))
+}
+
+/// `from_text` needs a `{` with `Type"` after it. Both are ASCII, so the raw
+/// bytes of a binary part answer without making its text.
+fn may_hold_json(leaf: &crate::mime::Leaf) -> bool {
+    let bytes = match leaf.text_or_bytes() {
+        Ok(text) => text.as_bytes(),
+        Err(raw) => raw,
+    };
+    memchr::memchr(b'{', bytes)
+        .is_some_and(|i| memchr::memmem::find(&bytes[i..], b"Type\"").is_some())
 }
 
 fn from_text(text: &str) -> Option<Notification> {

@@ -8,26 +8,38 @@
 //! an address that stays full.
 
 use crate::BounceType;
-use regex_lite::Regex;
+use aho_corasick::AhoCorasick;
+use regex::Regex;
 use std::sync::LazyLock;
 
 static STATUS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"(?-u)\b([245])\.(\d{1,3})\.(\d{1,3})\b").expect("static regex"));
 static REPLY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([245][0-5][0-9])(?:[ -]|$)").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"(?-u)\b([245][0-5][0-9])(?:[ -]|$)").expect("static regex"));
 
 /// The first RFC 3463 status code in `text` (`5.1.1`), if any.
 pub(crate) fn find_status(text: &str) -> Option<String> {
-    find_statuses(text).into_iter().next()
+    statuses(text).next().map(str::to_string)
 }
 
 /// Every RFC 3463 status code in `text`, in order. Digits glued to a dot on
 /// either side are part of an IP address or version, not a status.
 pub(crate) fn find_statuses(text: &str) -> Vec<String> {
+    statuses(text).map(str::to_string).collect()
+}
+
+fn statuses(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
+    // Every status holds a dot: skip the regex (and its per-call setup) on
+    // text without one.
+    let searched = if memchr::memchr(b'.', bytes).is_some() {
+        text
+    } else {
+        ""
+    };
     STATUS
-        .find_iter(text)
-        .filter(|m| {
+        .find_iter(searched)
+        .filter(move |m| {
             let before = m.start().checked_sub(1).map(|i| bytes[i]);
             let after = bytes.get(m.end()).copied();
             let after2 = bytes.get(m.end() + 1).copied();
@@ -35,8 +47,7 @@ pub(crate) fn find_statuses(text: &str) -> Vec<String> {
             let glued_after = after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit());
             !glued_before && !glued_after
         })
-        .map(|m| m.as_str().to_string())
-        .collect()
+        .map(|m| m.as_str())
 }
 
 /// The status to report for a DSN recipient. The remote server's own code in
@@ -57,6 +68,9 @@ pub(crate) fn dsn_status(field: Option<&str>, diagnostic: Option<&str>) -> Optio
 /// The first SMTP reply code (`550`) in `text`, if any.
 pub(crate) fn find_reply_code(text: &str) -> Option<u16> {
     let bytes = text.as_bytes();
+    // Every reply code starts with 2, 4 or 5: skip the regex (and its
+    // per-call setup) on text without those digits.
+    memchr::memchr3(b'2', b'4', b'5', bytes)?;
     REPLY.captures_iter(text).find_map(|c| {
         let m = c.get(1)?;
         let before = m.start().checked_sub(1).map(|i| bytes[i]);
@@ -143,23 +157,23 @@ pub(crate) fn is_mailbox_full(status: Option<&str>, text: &str) -> bool {
     if status.is_some_and(|s| s.ends_with(".2.2")) {
         return true;
     }
-    let lower = text.to_ascii_lowercase();
-    [
-        "mailbox full",
-        "mailbox is full",
-        "over quota",
-        "overquota",
-        "quota exceeded",
-        "exceeded storage",
-        "mailbox size limit",
-        "insufficient storage",
-        "mailbox has exceeded",
-        "exceeds quota",
-        "quota",
-        "disk full",
-    ]
-    .iter()
-    .any(|p| lower.contains(p))
+    static FULL: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        crate::plaintext::phrases(&[
+            "mailbox full",
+            "mailbox is full",
+            "over quota",
+            "overquota",
+            "quota exceeded",
+            "exceeded storage",
+            "mailbox size limit",
+            "insufficient storage",
+            "mailbox has exceeded",
+            "exceeds quota",
+            "quota",
+            "disk full",
+        ])
+    });
+    FULL.is_match(text)
 }
 
 /// Hard or soft for one failed recipient. `delayed` is true for
@@ -187,11 +201,12 @@ pub(crate) fn bounce_type(
             BounceType::Soft
         };
     }
-    let lower = diagnostic.to_ascii_lowercase();
-    if HARD.iter().any(|p| lower.contains(p)) {
+    static HARD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| crate::plaintext::phrases(HARD));
+    static SOFT_AC: LazyLock<AhoCorasick> = LazyLock::new(|| crate::plaintext::phrases(SOFT));
+    if HARD_AC.is_match(diagnostic) {
         return BounceType::Hard;
     }
-    if delayed || SOFT.iter().any(|p| lower.contains(p)) {
+    if delayed || SOFT_AC.is_match(diagnostic) {
         return BounceType::Soft;
     }
     // A failure report without any transient sign is the MTA giving up for

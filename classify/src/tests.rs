@@ -204,3 +204,12 @@ fn serializes_as_the_parse_json_contract() {
     assert_eq!(v["recipients"][0]["email"], "kijitora@example.jp");
     assert_eq!(v["subscriber_uuid"], SUB);
 }
+
+#[test]
+fn newline_normalization_copies_only_when_needed() {
+    assert!(matches!(normalize_newlines(b"a\nb\n"), Cow::Borrowed(_)));
+    assert_eq!(
+        &*normalize_newlines(b"a\r\nb\rc\r\n\r\nd\r"),
+        b"a\nb\nc\n\nd\n"
+    );
+}

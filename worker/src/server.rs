@@ -46,13 +46,14 @@ pub async fn serve_with_mailboxes(
             Some(mailbox::Scanners::start(mailboxes, deps))
         }
     };
-    // Writers hold one connection each. Few writers make big batches (one commit for
-    // many events); a handful keeps Postgres busy while one batch waits for its fsync.
-    // The rest of the pool serves the API and the export.
+    // One writer by default: while it commits a batch, the next batch gathers, so batches
+    // grow by themselves when the database is slow and stay small when it is fast. On
+    // 2 cores it measured 1.09x the baseline against 0.82-0.88x with two writers (see
+    // BENCHMARKS.md); BOUNCEOPS_WRITERS overrides it for other hardware.
     let writers = std::env::var("BOUNCEOPS_WRITERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4usize)
+        .unwrap_or(1usize)
         .min(settings.spec.database.max_connections as usize / 2)
         .max(1);
     let ingest = Ingest::start(

@@ -6,13 +6,17 @@
 //! filling memory. COPY takes no bind parameters, so the filters travel as transaction-
 //! local settings (`set_config`) that the query reads back: no value is spliced into SQL.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sqlx::{Acquire, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::BounceType;
+
+/// Size of the pieces sent to the client: large enough to amortise the per-chunk cost,
+/// small enough that the bounded channel keeps memory flat (8 of them in flight).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -111,11 +115,19 @@ pub async fn start(
             if let Some(s) = started.take() {
                 let _ = s.send(Ok(()));
             }
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                if chunks_tx.send(Ok(chunk)).await.is_err() {
+            // Postgres sends one CopyData message per row; forwarding each as its own
+            // HTTP chunk would cost a channel hand-off and a chunk header per row.
+            let mut buf = BytesMut::with_capacity(CHUNK_BYTES);
+            while let Some(row) = stream.next().await {
+                buf.extend_from_slice(&row?);
+                if buf.len() >= CHUNK_BYTES
+                    && chunks_tx.send(Ok(buf.split().freeze())).await.is_err()
+                {
                     return Ok(()); // the client went away
                 }
+            }
+            if !buf.is_empty() && chunks_tx.send(Ok(buf.freeze())).await.is_err() {
+                return Ok(());
             }
             drop(stream);
             tx.commit().await?;

@@ -2,10 +2,10 @@
 //!
 //! A batch of events is recorded in one transaction:
 //! 1. claim provider event ids (exactly once: a retry finds its id taken);
-//! 2. find each subscriber (UUID first, else lower-cased e-mail);
-//! 3. take a transaction-level advisory lock on every subscriber involved, in ascending id
-//!    order, so that two transactions never wait on each other in a cycle;
-//! 4. load those subscribers' status and bounce counts, let `plan` play the events in
+//! 2. find each subscriber (UUID first, else lower-cased e-mail)
+//!    and, in the same statement, take a transaction-level advisory lock on every
+//!    subscriber found, in ascending id order, so two transactions never wait in a cycle;
+//! 3. load those subscribers' status and bounce counts, let `plan` play the events in
 //!    arrival order in memory, and write the result: one multi-row insert of bounces, one
 //!    statement per action, one insert of unmatched events.
 //!
@@ -46,24 +46,12 @@ pub async fn record(
     let pending: Vec<usize> = (0..events.len())
         .filter(|&i| outcomes[i].is_none())
         .collect();
-    let subscriber_ids = find_subscribers(&mut tx, events, &pending).await?;
+    let subscriber_ids = find_and_lock_subscribers(&mut tx, events, &pending).await?;
+    let mut locked: Vec<i32> = subscriber_ids.values().copied().collect();
+    locked.sort_unstable();
+    locked.dedup();
 
-    let mut to_lock: Vec<i32> = subscriber_ids.values().copied().collect();
-    to_lock.sort_unstable();
-    to_lock.dedup();
-    if !to_lock.is_empty() {
-        // The ORDER BY in the subquery fixes the order in which the locks are taken.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock($1, id)
-             FROM (SELECT unnest($2::int4[]) AS id ORDER BY 1) AS ids",
-        )
-        .bind(SUBSCRIBER_LOCK_NAMESPACE)
-        .bind(&to_lock)
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    let (now, state) = load_state(&mut tx, &to_lock, rules).await?;
+    let (now, state) = load_state(&mut tx, &locked, rules).await?;
     let steps = plan(events, &pending, &subscriber_ids, state, rules, now);
 
     let inserts: Vec<usize> = pending
@@ -142,9 +130,12 @@ async fn claim_event_ids(
         .collect())
 }
 
-/// Maps event index -> subscriber id for the events whose subscriber exists. A given UUID
-/// decides alone, as in listmonk: it does not fall back to the e-mail address.
-async fn find_subscribers(
+/// Maps event index -> subscriber id for the events whose subscriber exists, and takes each
+/// found subscriber's lock. A given UUID decides alone, as in listmonk: it does not fall
+/// back to the e-mail address. The locks are taken in ascending id order (the subquery's
+/// ORDER BY; the lock is evaluated after the sort), so two batches never wait on each
+/// other in a cycle; a subscriber named twice is locked twice, which advisory locks allow.
+async fn find_and_lock_subscribers(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
     pending: &[usize],
@@ -158,19 +149,25 @@ async fn find_subscribers(
         .iter()
         .map(|&i| events[i].email.as_ref().map(|e| e.to_lowercase()))
         .collect();
-    let rows: Vec<(i32, i32)> = sqlx::query_as(
-        "SELECT t.i, COALESCE(by_uuid.id, by_email.id)
-         FROM unnest($1::int4[], $2::uuid[], $3::text[]) AS t(i, u, e)
-         LEFT JOIN subscribers by_uuid ON by_uuid.uuid = t.u
-         LEFT JOIN subscribers by_email ON t.u IS NULL AND LOWER(by_email.email) = t.e
-         WHERE COALESCE(by_uuid.id, by_email.id) IS NOT NULL",
+    let rows: Vec<(i32, i32, String)> = sqlx::query_as(
+        "SELECT found.i, found.id, pg_advisory_xact_lock($4, found.id)::text
+         FROM (SELECT t.i, COALESCE(by_uuid.id, by_email.id) AS id
+               FROM unnest($1::int4[], $2::uuid[], $3::text[]) AS t(i, u, e)
+               LEFT JOIN subscribers by_uuid ON by_uuid.uuid = t.u
+               LEFT JOIN subscribers by_email ON t.u IS NULL AND LOWER(by_email.email) = t.e
+               WHERE COALESCE(by_uuid.id, by_email.id) IS NOT NULL
+               ORDER BY 2) AS found",
     )
     .bind(&idx)
     .bind(&uuids)
     .bind(&emails)
+    .bind(SUBSCRIBER_LOCK_NAMESPACE)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|(i, id)| (i as usize, id)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(i, id, _)| (i as usize, id))
+        .collect())
 }
 
 /// The transaction's clock and, for each locked subscriber that still exists, its status
@@ -180,30 +177,34 @@ async fn load_state(
     ids: &[i32],
     rules: &Rules,
 ) -> Result<(DateTime<Utc>, HashMap<i32, SubscriberState>), sqlx::Error> {
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT NOW()")
-        .fetch_one(&mut **tx)
-        .await?;
     if ids.is_empty() {
-        return Ok((now, HashMap::new()));
+        // No subscriber to count for: the clock is not consulted.
+        return Ok((Utc::now(), HashMap::new()));
     }
-    let rows: Vec<(i32, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT s.id, s.status::text,
-                COUNT(b.id) FILTER (WHERE b.type = 'soft'),
-                COUNT(b.id) FILTER (WHERE b.type = 'hard'),
-                COUNT(b.id) FILTER (WHERE b.type = 'complaint')
+    let rows: Vec<(DateTime<Utc>, i32, String, i64, i64, i64)> = sqlx::query_as(
+        // Counted per subscriber (LATERAL) so the count always walks the subscriber_id
+        // index: a join over all of `bounces` looks cheap to the planner while the table
+        // is small, and becomes a sequential scan of every bounce once it is not.
+        "SELECT NOW(), s.id, s.status::text, c.soft, c.hard, c.complaint
          FROM subscribers s
-         LEFT JOIN bounces b ON b.subscriber_id = s.id
-              AND ($2::float8 IS NULL OR b.created_at > NOW() - make_interval(secs => $2))
-         WHERE s.id = ANY($1)
-         GROUP BY s.id, s.status",
+         CROSS JOIN LATERAL (
+             SELECT COUNT(*) FILTER (WHERE b.type = 'soft') AS soft,
+                    COUNT(*) FILTER (WHERE b.type = 'hard') AS hard,
+                    COUNT(*) FILTER (WHERE b.type = 'complaint') AS complaint
+             FROM bounces b
+             WHERE b.subscriber_id = s.id
+               AND ($2::float8 IS NULL OR b.created_at > NOW() - make_interval(secs => $2))
+         ) c
+         WHERE s.id = ANY($1)",
     )
     .bind(ids)
     .bind(rules.window.map(|w| w.as_secs_f64()))
     .fetch_all(&mut **tx)
     .await?;
+    let now = rows.first().map_or_else(Utc::now, |r| r.0);
     let state = rows
         .into_iter()
-        .map(|(id, status, soft, hard, complaint)| {
+        .map(|(_, id, status, soft, hard, complaint)| {
             let blocklisted = status == "blocklisted";
             (
                 id,
