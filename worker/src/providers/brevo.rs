@@ -2,56 +2,23 @@
 //! webhook URL): `hard_bounce`, `soft_bounce`, `blocked`, `invalid_email`, `spam`.
 
 use bounceops_api::TokenAuthProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::ConfigIssue;
 use super::common::{
-    UrlCredentials, campaign_in, campaign_in_text, content_id, event, json, one_or_many, recipient,
-    str_at, time,
+    TokenAuthWebhook, campaign_in, campaign_in_text, content_id, event, recipient, str_at, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "brevo";
 
-pub struct Brevo {
-    credentials: UrlCredentials,
-}
-
-impl Brevo {
-    pub fn load(
-        spec: &TokenAuthProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Brevo>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        Ok(Some(Brevo {
-            credentials: UrlCredentials::load(NAME, spec, secrets)?,
-        }))
-    }
-}
-
-impl Provider for Brevo {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.credentials.verify(req)))
-    }
-
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let items = one_or_many(json(&req.body)?)?;
-        Ok(Received::Events(
-            items.into_iter().filter_map(event_of).collect(),
-        ))
-    }
+/// The Brevo webhook, enabled by `spec`.
+pub fn load(
+    spec: &TokenAuthProvider,
+    secrets: &SecretsDir,
+) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
+    TokenAuthWebhook::load(NAME, spec, secrets, event_of)
 }
 
 pub fn event_of(item: Value) -> Option<BounceEvent> {

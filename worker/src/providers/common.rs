@@ -288,6 +288,55 @@ impl UrlCredentials {
     }
 }
 
+/// A provider without signatures (Brevo, Mailjet, SparkPost): credentials in the webhook
+/// URL or Basic auth, and a JSON body of one item or an array of them. Only the mapping
+/// from an item to an event differs, so each of those providers is this type with its own
+/// `event_of`.
+pub struct TokenAuthWebhook {
+    name: &'static str,
+    credentials: UrlCredentials,
+    event_of: fn(serde_json::Value) -> Option<BounceEvent>,
+}
+
+impl TokenAuthWebhook {
+    pub fn load(
+        name: &'static str,
+        spec: &bounceops_api::TokenAuthProvider,
+        secrets: &crate::secrets::SecretsDir,
+        event_of: fn(serde_json::Value) -> Option<BounceEvent>,
+    ) -> Result<Option<TokenAuthWebhook>, super::ConfigIssue> {
+        if !spec.enabled {
+            return Ok(None);
+        }
+        Ok(Some(TokenAuthWebhook {
+            name,
+            credentials: UrlCredentials::load(name, spec, secrets)?,
+            event_of,
+        }))
+    }
+}
+
+impl super::Provider for TokenAuthWebhook {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn verify<'a>(
+        &'a self,
+        req: &'a super::Incoming,
+        _: &'a super::Context,
+    ) -> futures::future::BoxFuture<'a, Result<(), Rejection>> {
+        Box::pin(std::future::ready(self.credentials.verify(req)))
+    }
+
+    fn parse(&self, req: &super::Incoming) -> Result<super::Received, Rejection> {
+        let items = one_or_many(json(&req.body)?)?;
+        Ok(super::Received::Events(
+            items.into_iter().filter_map(self.event_of).collect(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,55 +2,23 @@
 //! URL), one event or a grouped array: `bounce` (`hard_bounce`), `blocked`, `spam`.
 
 use bounceops_api::TokenAuthProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::ConfigIssue;
 use super::common::{
-    UrlCredentials, campaign_in_text, content_id, event, json, one_or_many, recipient, str_at, time,
+    TokenAuthWebhook, campaign_in_text, content_id, event, recipient, str_at, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "mailjet";
 
-pub struct Mailjet {
-    credentials: UrlCredentials,
-}
-
-impl Mailjet {
-    pub fn load(
-        spec: &TokenAuthProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Mailjet>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        Ok(Some(Mailjet {
-            credentials: UrlCredentials::load(NAME, spec, secrets)?,
-        }))
-    }
-}
-
-impl Provider for Mailjet {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.credentials.verify(req)))
-    }
-
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let items = one_or_many(json(&req.body)?)?;
-        Ok(Received::Events(
-            items.into_iter().filter_map(event_of).collect(),
-        ))
-    }
+/// The Mailjet webhook, enabled by `spec`.
+pub fn load(
+    spec: &TokenAuthProvider,
+    secrets: &SecretsDir,
+) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
+    TokenAuthWebhook::load(NAME, spec, secrets, event_of)
 }
 
 pub fn event_of(item: Value) -> Option<BounceEvent> {

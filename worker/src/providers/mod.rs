@@ -193,9 +193,9 @@ impl Registry {
         r.add(lettermint::Lettermint::load(&spec.lettermint, secrets)?);
         r.add(azure::Azure::load(&spec.azure, secrets)?);
         r.add(resend::Resend::load(&spec.resend, secrets)?);
-        r.add(brevo::Brevo::load(&spec.brevo, secrets)?);
-        r.add(mailjet::Mailjet::load(&spec.mailjet, secrets)?);
-        r.add(sparkpost::Sparkpost::load(&spec.sparkpost, secrets)?);
+        r.add(brevo::load(&spec.brevo, secrets)?);
+        r.add(mailjet::load(&spec.mailjet, secrets)?);
+        r.add(sparkpost::load(&spec.sparkpost, secrets)?);
         Ok(r)
     }
 

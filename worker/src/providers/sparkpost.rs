@@ -3,60 +3,28 @@
 //! `spam_complaint` and `policy_rejection` events.
 
 use bounceops_api::TokenAuthProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::ConfigIssue;
 use super::common::{
-    UrlCredentials, campaign_in, content_id, event, json, one_or_many, recipient, str_at,
-    subscriber_in, time,
+    TokenAuthWebhook, campaign_in, content_id, event, recipient, str_at, subscriber_in, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "sparkpost";
 
-pub struct Sparkpost {
-    credentials: UrlCredentials,
+/// The SparkPost webhook, enabled by `spec`.
+pub fn load(
+    spec: &TokenAuthProvider,
+    secrets: &SecretsDir,
+) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
+    TokenAuthWebhook::load(NAME, spec, secrets, item_of)
 }
 
-impl Sparkpost {
-    pub fn load(
-        spec: &TokenAuthProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Sparkpost>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        Ok(Some(Sparkpost {
-            credentials: UrlCredentials::load(NAME, spec, secrets)?,
-        }))
-    }
-}
-
-impl Provider for Sparkpost {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.credentials.verify(req)))
-    }
-
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let items = one_or_many(json(&req.body)?)?;
-        Ok(Received::Events(
-            items
-                .into_iter()
-                .filter_map(|mut item| item.pointer_mut("/msys/message_event").map(Value::take))
-                .filter_map(event_of)
-                .collect(),
-        ))
-    }
+/// SparkPost wraps each event as `{msys: {message_event: {...}}}`.
+fn item_of(mut item: Value) -> Option<BounceEvent> {
+    event_of(item.pointer_mut("/msys/message_event").map(Value::take)?)
 }
 
 /// SparkPost's bounce classes (support.sparkpost.com "Bounce classification codes"): the
