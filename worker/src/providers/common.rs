@@ -66,6 +66,17 @@ pub fn json(body: &[u8]) -> Result<Value, Rejection> {
     serde_json::from_slice(body).map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))
 }
 
+/// A body that must be one JSON object.
+pub fn json_object(body: &[u8]) -> Result<Value, Rejection> {
+    let value = json(body)?;
+    if !value.is_object() {
+        return Err(Rejection::Malformed(
+            "invalid payload: expected an object".into(),
+        ));
+    }
+    Ok(value)
+}
+
 /// A body that is one event object or an array of them.
 pub fn one_or_many(value: Value) -> Result<Vec<Value>, Rejection> {
     match value {

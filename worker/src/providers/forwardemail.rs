@@ -6,7 +6,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    campaign_in, event, hex_matches, hmac_sha256, json, recipient, sha256_hex, subscriber_in, time,
+    campaign_in, event, hex_matches, hmac_sha256, json_object, recipient, sha256_hex,
+    subscriber_in, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
@@ -61,12 +62,7 @@ impl Provider for Forwardemail {
     }
 
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let body = json(&req.body)?;
-        if !body.is_object() {
-            return Err(Rejection::Malformed(
-                "invalid payload: expected an object".into(),
-            ));
-        }
+        let body = json_object(&req.body)?;
         // Forward Email sends no event id; a retry repeats the body byte for byte.
         let id = format!("sha256:{}", sha256_hex(&req.body));
         Ok(Received::Events(event_of(body, id).into_iter().collect()))

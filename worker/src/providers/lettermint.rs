@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, json, recipient,
-    str_at, subscriber_in, time,
+    campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, json_object,
+    recipient, str_at, subscriber_in, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
@@ -79,12 +79,7 @@ impl Provider for Lettermint {
     }
 
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let body = json(&req.body)?;
-        if !body.is_object() {
-            return Err(Rejection::Malformed(
-                "invalid payload: expected an object".into(),
-            ));
-        }
+        let body = json_object(&req.body)?;
         Ok(Received::Events(event_of(body).into_iter().collect()))
     }
 }

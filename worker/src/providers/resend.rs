@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json, recipient, str_at,
+    campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, recipient, str_at,
     subscriber_in, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
@@ -85,12 +85,7 @@ impl Provider for Resend {
     }
 
     fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let body = json(&req.body)?;
-        if !body.is_object() {
-            return Err(Rejection::Malformed(
-                "invalid payload: expected an object".into(),
-            ));
-        }
+        let body = json_object(&req.body)?;
         let id = req.header("svix-id").unwrap_or_default();
         Ok(Received::Events(events(id, body)))
     }
