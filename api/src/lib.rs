@@ -294,7 +294,11 @@ pub enum MailboxAuth {
 /// A bounce mailbox. Only messages whose bounce was committed are removed from it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{"rule": "(has(self.auth) && self.auth == 'none') || (has(self.usernameSecretRef) && has(self.passwordSecretRef))", "message": "auth userpass needs usernameSecretRef and passwordSecretRef"}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.auth) && self.auth == 'none') || (has(self.usernameSecretRef) && has(self.passwordSecretRef))", "message": "auth userpass needs usernameSecretRef and passwordSecretRef"},
+    {"rule": "!has(self.moveTo) || self.protocol == 'imap'", "message": "moveTo is for IMAP mailboxes only"},
+    {"rule": "!has(self.moveTo) || self.moveTo != (has(self.folder) ? self.folder : 'INBOX')", "message": "moveTo must differ from folder"}
+]))]
 pub struct MailboxSpec {
     /// Unique within the BounceConfig; names the mailbox in logs and metrics.
     #[schemars(length(min = 1, max = 63))]
@@ -326,6 +330,12 @@ pub struct MailboxSpec {
     /// IMAP folder to scan.
     #[serde(default = "defaults::inbox")]
     pub folder: String,
+    /// IMAP only: move each message whose bounce was recorded into this folder (created
+    /// when missing) instead of deleting it. Absent: the message is flagged \Deleted and
+    /// expunged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub move_to: Option<String>,
     /// Time between scans, e.g. `15m`.
     #[serde(default = "defaults::scan_interval")]
     pub scan_interval: String,

@@ -6,6 +6,7 @@
 
 use crate::address;
 use crate::mime::{Fields, Mail, parse_fields};
+use crate::phrases::Phrases;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -14,6 +15,7 @@ static LISTMONK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(LISTMONK_PATTERN).expect("static regex"));
 static LISTMONK_BYTES: LazyLock<regex::bytes::Regex> =
     LazyLock::new(|| regex::bytes::Regex::new(LISTMONK_PATTERN).expect("static regex"));
+static LISTMONK_WORD: LazyLock<Phrases> = LazyLock::new(|| Phrases::rare(&["x-listmonk-"]));
 
 /// listmonk's subscriber and campaign UUIDs, wherever the original's headers
 /// survive: as parsed header fields first, then anywhere in decoded text
@@ -35,7 +37,7 @@ pub(crate) fn listmonk_ids(mail: &Mail) -> (Option<String>, Option<String>) {
         }
     }
     if subscriber.is_none() || campaign.is_none() {
-        for leaf in &mail.leaves {
+        for leaf in mail.leaves.iter().filter(|l| l.may_contain(&LISTMONK_WORD)) {
             // Binary parts are searched as bytes: the same matches as in
             // their lossy text, without making it.
             let found: Vec<(bool, String)> = match leaf.text_or_bytes() {

@@ -12,6 +12,7 @@ mod autoreply;
 mod dsn;
 mod embedded;
 mod mime;
+mod phrases;
 mod plaintext;
 mod ses;
 mod status;

@@ -7,30 +7,16 @@
 use crate::address;
 use crate::embedded;
 use crate::mime::Mail;
+use crate::phrases::Phrases;
 use crate::status;
 use crate::{BounceType, Recipient};
-use aho_corasick::AhoCorasick;
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-/// One automaton for a phrase list, matching ASCII case-insensitively: the
-/// same answer as `text.to_ascii_lowercase().contains(p)` for any `p` of the
-/// (lower-case) list, in one pass over `text` and without a lower-cased copy.
-pub(crate) fn phrases(list: &[&str]) -> AhoCorasick {
-    AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        // Phrases of common letters: the rare-byte prefilter fires on
-        // nearly every byte and costs more than the plain DFA walk.
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-        .prefilter(false)
-        .build(list)
-        .expect("static phrase list")
-}
-
-static SUBJECTS_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(SUBJECTS));
-static BODY_PHRASES_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(BODY_PHRASES));
-static DECISIVE_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(DECISIVE));
-static FAILURE_WORDS_AC: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(FAILURE_WORDS));
+static SUBJECTS_AC: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SUBJECTS));
+static BODY_PHRASES_AC: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(BODY_PHRASES));
+static DECISIVE_AC: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(DECISIVE));
+static FAILURE_WORDS_AC: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(FAILURE_WORDS));
 
 /// Phrases meaning the MTA is still trying (a delay warning).
 pub(crate) const STILL_TRYING: &[&str] = &[
@@ -58,7 +44,7 @@ const QUOTED_FIELDS: &[&str] = &["received:", "return-path:", "message-id:"];
 /// markers, in one automaton: a single pass over each text part both finds
 /// where the quoted original begins and which lists occur before it.
 struct Scanner {
-    ac: AhoCorasick,
+    ac: Phrases,
     /// Per pattern, the lists it belongs to.
     lists: Vec<u8>,
 }
@@ -85,7 +71,7 @@ static SCANNER: LazyLock<Scanner> = LazyLock::new(|| {
         }
     }
     Scanner {
-        ac: phrases(&pats),
+        ac: Phrases::new(&pats),
         lists,
     }
 });
@@ -303,7 +289,7 @@ pub(crate) fn bounce_evidence(mail: &Mail) -> Evidence {
         return Evidence::Certain;
     }
     let subject = unicode_lowered(&mail.subject);
-    let subject_hit = SUBJECTS_AC.is_match(&*subject);
+    let subject_hit = SUBJECTS_AC.is_match(&subject);
     // Return-Path <> alone is no sign: RFC 3834 asks auto-responders to use
     // the null sender too.
     let system_sender = ["from", "sender"].iter().any(|h| {
@@ -320,7 +306,7 @@ pub(crate) fn bounce_evidence(mail: &Mail) -> Evidence {
                     .any(|(_, a)| address::is_system(a))
         })
     });
-    let failure_word = failure_in_body || FAILURE_WORDS_AC.is_match(&*subject);
+    let failure_word = failure_in_body || FAILURE_WORDS_AC.is_match(&subject);
     if (system_sender && (failure_word || body_hit)) || (subject_hit && body_hit) {
         Evidence::Likely
     } else {
@@ -370,7 +356,7 @@ fn scan_text(text: &str) -> (usize, u8) {
     // every occurrence (overlapping, in order of end), so every such line is
     // seen, and only those lines are lower-cased and examined.
     let mut checked_line = usize::MAX;
-    for m in SCANNER.ac.find_overlapping_iter(text) {
+    for m in SCANNER.ac.find_overlapping(text) {
         let lists = SCANNER.lists[m.pattern().as_usize()];
         if lists & !IS_MARKER != 0 {
             found.push((m.end(), lists & !IS_MARKER));
@@ -545,13 +531,8 @@ fn bounce_of_bounce<'a>(
 /// system's, preferring those after the list introduction.
 fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
     // The earliest start of any introduction: a leftmost-first search.
-    static LIST_INTROS_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
-        AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(LIST_INTROS)
-            .expect("static phrase list")
-    });
+    static LIST_INTROS_AC: LazyLock<Phrases> =
+        LazyLock::new(|| Phrases::leftmost_first(LIST_INTROS));
     let mut emails: Vec<String> = Vec::new();
     let list_start = LIST_INTROS_AC.find(text).map_or(0, |m| m.start());
     let found = address::find_all(text);

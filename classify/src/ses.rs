@@ -15,8 +15,11 @@ pub(crate) struct Notification {
 }
 
 pub(crate) fn parse(mail: &Mail) -> Option<Notification> {
+    // SNS mails its notifications as text/plain; an HTML part (a mailer's
+    // report, whose style sheet has braces and `Content-Type"`) is never one
+    // and is not rendered to find out.
     mail.report_texts()
-        .filter(|l| may_hold_json(l))
+        .filter(|l| l.ctype != "text/html" && may_hold_json(l))
         .find_map(|l| from_text(l.text()))
 }
 

@@ -8,7 +8,7 @@
 //! an address that stays full.
 
 use crate::BounceType;
-use aho_corasick::AhoCorasick;
+use crate::phrases::Phrases;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -157,8 +157,8 @@ pub(crate) fn is_mailbox_full(status: Option<&str>, text: &str) -> bool {
     if status.is_some_and(|s| s.ends_with(".2.2")) {
         return true;
     }
-    static FULL: LazyLock<AhoCorasick> = LazyLock::new(|| {
-        crate::plaintext::phrases(&[
+    static FULL: LazyLock<Phrases> = LazyLock::new(|| {
+        Phrases::new(&[
             "mailbox full",
             "mailbox is full",
             "over quota",
@@ -201,8 +201,8 @@ pub(crate) fn bounce_type(
             BounceType::Soft
         };
     }
-    static HARD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| crate::plaintext::phrases(HARD));
-    static SOFT_AC: LazyLock<AhoCorasick> = LazyLock::new(|| crate::plaintext::phrases(SOFT));
+    static HARD_AC: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(HARD));
+    static SOFT_AC: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SOFT));
     if HARD_AC.is_match(diagnostic) {
         return BounceType::Hard;
     }

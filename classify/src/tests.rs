@@ -213,3 +213,79 @@ fn newline_normalization_copies_only_when_needed() {
         b"a\nb\nc\n\nd\n"
     );
 }
+
+/// A plain-text bounce whose human-readable part is `body_part` (one MIME part).
+fn plain_bounce(body_part: &str) -> String {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\n\
+To: news@sender.example\n\
+Subject: Undelivered Mail Returned to Sender\n\
+MIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"MM\"\n\
+\n\
+--MM\n\
+{body_part}\n\
+--MM--\n"
+    )
+}
+
+#[test]
+fn only_the_plain_text_alternative_is_read() {
+    // The two alternatives disagree on purpose: the HTML one names a second address
+    // that the plain one does not. Alternatives say the same thing, so one is read.
+    let c = classify(
+        plain_bounce(
+            "Content-Type: multipart/alternative; boundary=\"AA\"\n\
+\n\
+--AA\n\
+Content-Type: text/plain\n\
+\n\
+This message could not be delivered to the following recipient:\n\
+\n\
+<kijitora@example.jp>: user unknown\n\
+--AA\n\
+Content-Type: text/html\n\
+\n\
+<p>This message could not be delivered to the following recipients:</p>\n\
+<p>&lt;kijitora@example.jp&gt;: user unknown</p><p>&lt;mikeneko@example.jp&gt;: user unknown</p>\n\
+--AA--",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.kind, Kind::Bounce);
+    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(emails, ["kijitora@example.jp"]);
+}
+
+#[test]
+fn an_html_only_report_is_rendered_and_read() {
+    let c = classify(
+        plain_bounce(
+            "Content-Type: text/html\n\
+\n\
+<html><body><p>This message could not be delivered to the following recipient:</p>\n\
+<p>&lt;kijitora@example.jp&gt;: <b>user unknown</b></p></body></html>",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.kind, Kind::Bounce);
+    assert_eq!(c.recipients.len(), 1);
+    assert_eq!(c.recipients[0].email, "kijitora@example.jp");
+    assert_eq!(c.recipients[0].bounce_type, BounceType::Hard);
+}
+
+#[test]
+fn listmonk_headers_quoted_in_html_are_found() {
+    let c = classify(
+        plain_bounce(&format!(
+            "Content-Type: text/html\n\
+\n\
+<p>Delivery to the following recipient failed permanently:</p>\n\
+<p>kijitora@example.jp</p><pre>X-Listmonk-Subscriber: {SUB}<br>\n\
+X-Listmonk-Campaign: <i>{CAMP}</i></pre>"
+        ))
+        .as_bytes(),
+    );
+    assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
+    assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
+}

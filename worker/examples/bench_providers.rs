@@ -1,15 +1,21 @@
 //! Provider webhook benchmark (issue 3; run by `bench/providers/run.sh`; not a test).
 //!
-//! One run, three scenarios side by side against one in-process worker and a fresh
-//! database: the generic webhook (one event per request), SES notifications through SNS
-//! (one bounce per notification, SignatureVersion 1 RSA-2048 verified on every request, the
-//! certificate cached after the warm-up request), and SendGrid batches of 100 events (one
-//! P-256 signature per batch). Every request is prepared (and signed) before the clock
-//! starts, so the client's signing costs nothing; each scenario starts from the same
-//! database state. Rounds alternate the scenarios so that noise on a shared machine hits
-//! all three alike. Prints one line per scenario and round, then a JSON summary.
+//! One run, the scenarios side by side against one in-process worker and a fresh
+//! database: the generic webhook (one event per request), the generic webhook carrying an
+//! SES-sized payload, SES notifications through SNS (one bounce per notification,
+//! SignatureVersion 1 RSA-2048 verified on every request, the certificate cached after the
+//! warm-up request), and SendGrid batches of 100 events (one P-256 signature per batch).
+//! Every request is prepared (and signed) before the clock starts, so the client's signing
+//! costs nothing; each run starts from the same database state. Each round runs every
+//! scenario at every concurrency of `--clients` (closed loop), alternating scenarios so
+//! that noise on a shared machine hits all of them alike. Prints one line per run (rate,
+//! and the CPU per event of this process, of Postgres and left idle), then a JSON summary.
 //!
 //! The worker runs on its own Tokio runtime (its own threads), the clients on another.
+
+// The allocator the worker binary ships with (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -36,7 +42,9 @@ const SCENARIOS: [&str; 4] = ["generic", "generic_like_ses", "ses", "sendgrid"];
 struct Args {
     admin_url: String,
     subscribers: u64,
-    clients: usize,
+    /// Concurrencies to run every scenario at (closed loop: each client sends its
+    /// next request when the last is answered).
+    clients: Vec<usize>,
     requests: usize,
     batches: usize,
     rounds: usize,
@@ -47,7 +55,7 @@ fn parse_args() -> Args {
         admin_url: std::env::var("BOUNCEOPS_BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         subscribers: 100_000,
-        clients: 32,
+        clients: vec![32, 128],
         requests: 6_000,
         batches: 150,
         rounds: 3,
@@ -57,7 +65,12 @@ fn parse_args() -> Args {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--subscribers" => a.subscribers = value().parse().expect("--subscribers N"),
-            "--clients" => a.clients = value().parse().expect("--clients N"),
+            "--clients" => {
+                a.clients = value()
+                    .split(',')
+                    .map(|c| c.trim().parse().expect("--clients N[,N...]"))
+                    .collect()
+            }
             "--requests" => a.requests = value().parse().expect("--requests N"),
             "--batches" => a.batches = value().parse().expect("--batches N"),
             "--rounds" => a.rounds = value().parse().expect("--rounds N"),
@@ -257,12 +270,11 @@ fn certificate_pem(key: &RsaPrivateKey) -> String {
 
 /// Sends every prepared request with `clients` keep-alive clients; returns (events
 /// committed, seconds, failed requests).
-async fn run(base: &str, clients: usize, prepared: Vec<Prepared>) -> (usize, f64, usize) {
+async fn run(base: &str, clients: usize, prepared: Arc<Vec<Prepared>>) -> (usize, f64, usize) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
-    let prepared = Arc::new(prepared);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -306,6 +318,47 @@ async fn run(base: &str, clients: usize, prepared: Vec<Prepared>) -> (usize, f64
         failed += f;
     }
     (events, started.elapsed().as_secs_f64(), failed)
+}
+
+/// How many group-commit transactions the worker has run, from its metrics.
+async fn batches(base: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("bounceops_ingest_batch_events_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds used so far by this process and by all `postgres` processes, from /proc
+/// (Linux; clock ticks of 1/100 s, the value every Linux build exposes to user space).
+/// Read by hand because this is the only place that needs it.
+fn cpu_seconds() -> (f64, f64) {
+    fn ticks(stat: &str) -> Option<f64> {
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+    }
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .unwrap_or(0.0);
+    let mut postgres = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "postgres") {
+            postgres += std::fs::read_to_string(dir.join("stat"))
+                .ok()
+                .and_then(|s| ticks(&s))
+                .unwrap_or(0.0);
+        }
+    }
+    (own / 100.0, postgres / 100.0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +486,8 @@ providers:
         ses(&warm, 7, &rsa_key, &cert_url),
         sendgrid(&warm, 7, &sg_key),
     ] {
-        let (_, _, failed) = run(&base, a.clients, p).await;
+        let clients = a.clients.iter().copied().max().unwrap_or(32);
+        let (_, _, failed) = run(&base, clients, Arc::new(p)).await;
         assert_eq!(failed, 0, "warm-up requests failed");
     }
 
@@ -481,56 +535,108 @@ providers:
         cpu_us.insert(name.into(), json!((us * 10.0).round() / 10.0));
     }
 
-    let mut results: Vec<(&str, usize, f64)> = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // (scenario, clients, events, seconds), one per run.
+    let mut results: Vec<(&str, usize, usize, f64)> = Vec::new();
     for round in 0..a.rounds {
         let seed = 1000 + round as u64;
-        for scenario in SCENARIOS {
-            let prepared = match scenario {
-                "generic" => generic(&a, seed, false),
-                "generic_like_ses" => generic(&a, seed, true),
-                "ses" => ses(&a, seed, &rsa_key, &cert_url),
-                _ => sendgrid(&a, seed, &sg_key),
-            };
-            reset().await;
-            let (events, seconds, failed) = run(&base, a.clients, prepared).await;
-            assert_eq!(failed, 0, "{scenario}: requests failed");
-            let rate = events as f64 / seconds;
-            eprintln!(
-                "bench: round {} {scenario:>16}: {events} events in {seconds:.2}s = {rate:.0} events/s",
-                round + 1
-            );
-            results.push((scenario, events, seconds));
+        // Prepared once per round and replayed at each concurrency: the reset between
+        // runs forgets the event ids, so a replay is recorded like new events.
+        let prepared: Vec<(&str, Arc<Vec<Prepared>>)> = SCENARIOS
+            .iter()
+            .map(|&scenario| {
+                let p = match scenario {
+                    "generic" => generic(&a, seed, false),
+                    "generic_like_ses" => generic(&a, seed, true),
+                    "ses" => ses(&a, seed, &rsa_key, &cert_url),
+                    _ => sendgrid(&a, seed, &sg_key),
+                };
+                (scenario, Arc::new(p))
+            })
+            .collect();
+        for &clients in &a.clients {
+            for (scenario, requests) in &prepared {
+                reset().await;
+                eprintln!(
+                    "bench: round {} {clients:>3} clients {scenario:>16}: sending",
+                    round + 1
+                );
+                let cpu_before = cpu_seconds();
+                let batches_before = batches(&base).await;
+                let (events, seconds, failed) = run(&base, clients, requests.clone()).await;
+                let cpu_after = cpu_seconds();
+                let transactions = batches(&base).await - batches_before;
+                assert_eq!(failed, 0, "{scenario}: requests failed");
+                let rate = events as f64 / seconds;
+                let per_event = |after: f64, before: f64| (after - before) * 1e6 / events as f64;
+                eprintln!(
+                    "bench: round {} {clients:>3} clients {scenario:>16}: {events} events in {seconds:.2}s = \
+                     {rate:.0} events/s; CPU per event: {:.0} us this process (clients + worker), \
+                     {:.0} us Postgres, {:.0} us idle; {:.1} events per transaction",
+                    round + 1,
+                    per_event(cpu_after.0, cpu_before.0),
+                    per_event(cpu_after.1, cpu_before.1),
+                    (cores * seconds - (cpu_after.0 - cpu_before.0) - (cpu_after.1 - cpu_before.1))
+                        .max(0.0)
+                        * 1e6
+                        / events as f64,
+                    events as f64 / transactions,
+                );
+                results.push((scenario, clients, events, seconds));
+            }
         }
     }
-    // Per scenario: total events over total time across rounds.
-    let rate_of = |s: &str| {
+    // Per scenario and concurrency: total events over total time across rounds.
+    let rate_of = |s: &str, c: usize| {
         let (e, t) = results
             .iter()
-            .filter(|r| r.0 == s)
-            .fold((0usize, 0f64), |(e, t), r| (e + r.1, t + r.2));
+            .filter(|r| r.0 == s && r.1 == c)
+            .fold((0usize, 0f64), |(e, t), r| (e + r.2, t + r.3));
         e as f64 / t
     };
-    // Per round, each scenario against the generic run of the same round; the median
-    // of those ratios resists a noisy neighbour better than one pooled ratio.
-    let median_ratio = |s: &str| {
-        let mut r: Vec<f64> = results
-            .chunks(SCENARIOS.len())
-            .map(|round| {
-                let rate = |name: &str| {
-                    let r = round.iter().find(|r| r.0 == name).unwrap();
-                    r.1 as f64 / r.2
-                };
-                rate(s) / rate("generic")
-            })
+    // Per round, each scenario against the generic run of the same round and
+    // concurrency; the median of those ratios resists a noisy neighbour better than
+    // one pooled ratio.
+    let median_ratio = |s: &str, c: usize| {
+        let rate = |round: usize, name: &str| {
+            let per_round = a.clients.len() * SCENARIOS.len();
+            let r = results[round * per_round..(round + 1) * per_round]
+                .iter()
+                .find(|r| r.0 == name && r.1 == c)
+                .unwrap();
+            r.2 as f64 / r.3
+        };
+        let mut r: Vec<f64> = (0..a.rounds)
+            .map(|round| rate(round, s) / rate(round, "generic"))
             .collect();
         r.sort_by(f64::total_cmp);
         (r[r.len() / 2] * 100.0).round() / 100.0
     };
+    // Each scenario's capacity: its best pooled rate over the concurrencies tried.
+    let peak = |s: &str| {
+        a.clients
+            .iter()
+            .map(|&c| (rate_of(s, c), c))
+            .max_by(|x, y| x.0.total_cmp(&y.0))
+            .unwrap()
+    };
     let mut summary = json!({"clients": a.clients, "rounds": a.rounds, "cpu_us_per_event": cpu_us});
+    for &c in &a.clients {
+        for s in SCENARIOS {
+            summary[format!("{s}_events_per_s_at_{c}")] = json!(rate_of(s, c).round());
+            if s != "generic" {
+                summary[format!("{s}_vs_generic_median_at_{c}")] = json!(median_ratio(s, c));
+            }
+        }
+    }
+    let (generic_peak, _) = peak("generic");
     for s in SCENARIOS {
-        summary[format!("{s}_events_per_s")] = json!(rate_of(s).round());
+        let (rate, clients) = peak(s);
+        summary[format!("{s}_peak_events_per_s")] = json!(rate.round());
+        summary[format!("{s}_peak_clients")] = json!(clients);
         if s != "generic" {
-            summary[format!("{s}_vs_generic_median")] = json!(median_ratio(s));
+            summary[format!("{s}_peak_vs_generic_peak")] =
+                json!((rate / generic_peak * 100.0).round() / 100.0);
         }
     }
     println!("{summary}");

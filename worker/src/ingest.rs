@@ -29,7 +29,7 @@ pub enum IngestError {
 
 struct Job {
     events: Vec<BounceEvent>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, IngestError>>,
+    reply: Reply,
 }
 
 #[derive(Clone)]
@@ -98,42 +98,59 @@ async fn writer(
 }
 
 async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<Job>) {
-    let events: Vec<BounceEvent> = jobs.iter().flat_map(|j| j.events.clone()).collect();
+    // The jobs' events side by side in one list (moved, not copied: an event's meta
+    // can be kilobytes), and where each job's share of it ends.
+    let mut events: Vec<BounceEvent> =
+        Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
+    let mut shares = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let start = events.len();
+        events.extend(job.events);
+        shares.push((start..events.len(), job.reply));
+    }
     metrics.batch_size.observe(events.len() as f64);
     match record::record(store.pool(), rules, &events).await {
         Ok(outcomes) => {
-            let mut outcomes = outcomes.into_iter();
-            for job in jobs {
-                let mine: Vec<Outcome> = outcomes.by_ref().take(job.events.len()).collect();
-                metrics.observe_outcomes(&job.events, &mine);
-                let _ = job.reply.send(Ok(mine));
+            for (range, reply) in shares {
+                let mine = outcomes[range.clone()].to_vec();
+                metrics.observe_outcomes(&events[range], &mine);
+                let _ = reply.send(Ok(mine));
             }
         }
         // One bad job must not fail its neighbours: retry each job in its own transaction.
-        Err(e) if jobs.len() > 1 => {
-            tracing::warn!(error = %e, jobs = jobs.len(), "batch failed; retrying jobs one by one");
-            for job in jobs {
-                let result = record::record(store.pool(), rules, &job.events).await;
-                finish(metrics, job, result);
+        Err(e) if shares.len() > 1 => {
+            tracing::warn!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
+            for (range, reply) in shares {
+                let mine = &events[range];
+                let result = record::record(store.pool(), rules, mine).await;
+                finish(metrics, mine, reply, result);
             }
         }
         Err(e) => {
-            let job = jobs.into_iter().next().expect("one job");
-            finish(metrics, job, Err(e));
+            if let Some((_, reply)) = shares.into_iter().next() {
+                finish(metrics, &events, reply, Err(e));
+            }
         }
     }
 }
 
-fn finish(metrics: &Metrics, job: Job, result: Result<Vec<Outcome>, sqlx::Error>) {
+type Reply = oneshot::Sender<Result<Vec<Outcome>, IngestError>>;
+
+fn finish(
+    metrics: &Metrics,
+    events: &[BounceEvent],
+    reply: Reply,
+    result: Result<Vec<Outcome>, sqlx::Error>,
+) {
     match result {
         Ok(outcomes) => {
-            metrics.observe_outcomes(&job.events, &outcomes);
-            let _ = job.reply.send(Ok(outcomes));
+            metrics.observe_outcomes(events, &outcomes);
+            let _ = reply.send(Ok(outcomes));
         }
         Err(e) => {
             metrics.db_errors.with_label_values(&["record"]).inc();
             tracing::error!(error = %e, "recording bounces failed");
-            let _ = job.reply.send(Err(IngestError::Database(e)));
+            let _ = reply.send(Err(IngestError::Database(e)));
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bounce_worker::mailbox::scan::{self, Deps, Summary};
-use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, state};
+use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, Session, state};
 use bounce_worker::metrics::Metrics;
 use bounce_worker::rules::Rules;
 use bounceops_api::{MailboxProtocol, TlsMode};
@@ -227,6 +227,59 @@ async fn imap_over_implicit_tls() {
 #[tokio::test]
 async fn imap_over_starttls() {
     one_bounce_over(IMAP, TlsMode::Starttls).await;
+}
+
+/// With `moveTo`, a recorded bounce goes to that folder (created on first use) instead
+/// of being deleted; the rest stays in INBOX; a second scan moves nothing again.
+async fn moves_recorded_bounces(dovecot: Dovecot, server_can_move: bool) {
+    let db = TestDb::new().await;
+    let (erin, _) = db.subscriber("erin@example.net").await;
+    let bounce = listmonk_bounce("erin@example.net", "5.1.1", None, None);
+    let reply = human_reply();
+    dovecot.deliver(USER, &bounce);
+    dovecot.deliver(USER, &reply);
+    let mut mailbox = dovecot.mailbox("moving", IMAP, TlsMode::None);
+    mailbox.move_to = Some("Processed".into());
+    let deps = deps(&db);
+    match Session::open(&mailbox).await.expect("IMAP session") {
+        Session::Imap(s) => assert_eq!(s.can_move(), server_can_move, "MOVE capability"),
+        Session::Pop3(_) => unreachable!("an IMAP mailbox"),
+    }
+
+    let summary = scan(&mailbox, &deps).await.expect("scan");
+    assert_eq!((summary.removed, summary.kept), (1, 1), "{summary:?}");
+    assert_eq!(db.bounce_count(erin).await, 1);
+    assert_eq!(dovecot.messages(USER), vec![reply]);
+    let moved = dovecot.folder_messages(USER, "Processed");
+    assert_eq!(moved.len(), 1, "one message in the moveTo folder");
+    // dovecot may add its own header lines; the body is the bounce's.
+    assert!(
+        moved[0].ends_with(&bounce),
+        "the moved message is the bounce"
+    );
+
+    let again = scan(&mailbox, &deps).await.expect("second scan");
+    assert_eq!((again.read, again.removed), (0, 0), "{again:?}");
+    assert_eq!(dovecot.folder_messages(USER, "Processed").len(), 1);
+    assert_eq!(db.bounce_count(erin).await, 1);
+}
+
+#[tokio::test]
+async fn imap_moves_recorded_bounces_with_move() {
+    moves_recorded_bounces(Dovecot::start(), true).await;
+}
+
+#[tokio::test]
+async fn imap_moves_recorded_bounces_by_copy_where_the_server_cannot_move() {
+    // The capabilities dovecot advertises after login, without MOVE: the scanner must
+    // fall back to COPY and delete.
+    moves_recorded_bounces(
+        Dovecot::start_with(
+            "imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS",
+        ),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 //!
 //! `classify-bench CORPUS_DIR MIN_SECONDS` prints one JSON object.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,7 +23,10 @@ fn lower(v: &Value) -> Vec<String> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let root = PathBuf::from(args.next().expect("usage: classify-bench CORPUS_DIR [MIN_SECONDS]"));
+    let root = PathBuf::from(
+        args.next()
+            .expect("usage: classify-bench CORPUS_DIR [MIN_SECONDS]"),
+    );
     let min_secs: f64 = args.next().map(|s| s.parse().unwrap()).unwrap_or(3.0);
     let expected = std::fs::read_to_string(root.join("expected.jsonl")).expect("expected.jsonl");
     let entries: Vec<Value> = expected
@@ -45,7 +51,10 @@ fn main() {
     let elapsed = start.elapsed().as_secs_f64();
 
     // CLASSIFY_BENCH_SLOWEST=N: the N files that take longest, to see where time goes.
-    if let Some(n) = std::env::var("CLASSIFY_BENCH_SLOWEST").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("CLASSIFY_BENCH_SLOWEST")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let mut per_file: Vec<(f64, &str)> = entries
             .iter()
             .zip(&raws)
@@ -54,7 +63,10 @@ fn main() {
                 for _ in 0..20 {
                     std::hint::black_box(bounce_classify::classify(raw));
                 }
-                (t.elapsed().as_secs_f64() / 20.0, e["file"].as_str().unwrap_or(""))
+                (
+                    t.elapsed().as_secs_f64() / 20.0,
+                    e["file"].as_str().unwrap_or(""),
+                )
             })
             .collect();
         per_file.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -3,7 +3,8 @@
 //! at another message after the server renumbers the folder.
 //!
 //! Messages are read with `BODY.PEEK[]`, so mail that is left in place keeps its \Seen
-//! state for the humans who read the mailbox too.
+//! state for the humans who read the mailbox too. A recorded bounce is either deleted
+//! (flagged \Deleted and expunged) or, with `moveTo`, moved to that folder.
 
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
@@ -16,6 +17,10 @@ pub struct Imap {
     session: Session<Stream>,
     uid_validity: u32,
     uidplus: bool,
+    /// The folder recorded bounces go to (`moveTo`), and whether the server can MOVE
+    /// (RFC 6851) or only COPY.
+    move_to: Option<String>,
+    can_move: bool,
 }
 
 impl Imap {
@@ -51,9 +56,12 @@ impl Imap {
             Err((async_imap::error::Error::No(text), _)) => return Err(ScanError::Auth(text)),
             Err((e, _)) => return Err(ScanError::Protocol(format!("LOGIN: {e}"))),
         };
-        let uidplus = timed("CAPABILITY", session.capabilities())
-            .await?
-            .has_str("UIDPLUS");
+        let capabilities = timed("CAPABILITY", session.capabilities()).await?;
+        let uidplus = capabilities.has_str("UIDPLUS");
+        let can_move = capabilities.has_str("MOVE");
+        if let Some(target) = &cfg.move_to {
+            ensure_folder(&mut session, target).await?;
+        }
         let mailbox = timed("SELECT", session.select(&cfg.folder)).await?;
         let uid_validity = mailbox
             .uid_validity
@@ -62,6 +70,8 @@ impl Imap {
             session,
             uid_validity,
             uidplus,
+            move_to: cfg.move_to.clone(),
+            can_move,
         })
     }
 
@@ -104,16 +114,36 @@ impl Imap {
         Ok(out)
     }
 
-    /// Flags the messages \Deleted and expunges exactly them (UID EXPUNGE when the server
-    /// has UIDPLUS, so that messages another client flagged are not swept away with ours).
+    /// Whether the server offered MOVE; without it, `remove` copies and deletes.
+    pub fn can_move(&self) -> bool {
+        self.can_move
+    }
+
+    /// Takes the messages out of the folder: moved to `moveTo` when set, else deleted.
     pub async fn remove(&mut self, uids: &[u32]) -> Result<(), ScanError> {
         if uids.is_empty() {
             return Ok(());
         }
         let set = uid_set(uids);
+        if let Some(target) = &self.move_to {
+            if self.can_move {
+                // One atomic step: the message is never in both folders or in neither.
+                return timed("UID MOVE", self.session.uid_mv(&set, target)).await;
+            }
+            // Without MOVE: copy, then delete. A crash in between leaves the message in
+            // both folders; the next scan finds it committed already (its event id) and
+            // removes it without counting it again.
+            timed("UID COPY", self.session.uid_copy(&set, target)).await?;
+        }
+        self.delete(&set).await
+    }
+
+    /// Flags the messages \Deleted and expunges exactly them (UID EXPUNGE when the server
+    /// has UIDPLUS, so that messages another client flagged are not swept away with ours).
+    async fn delete(&mut self, set: &str) -> Result<(), ScanError> {
         timed("UID STORE", async {
             self.session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
@@ -122,7 +152,7 @@ impl Imap {
         if self.uidplus {
             timed("UID EXPUNGE", async {
                 self.session
-                    .uid_expunge(&set)
+                    .uid_expunge(set)
                     .await?
                     .try_collect::<Vec<_>>()
                     .await
@@ -139,6 +169,27 @@ impl Imap {
 
     pub async fn finish(mut self) -> Result<(), ScanError> {
         timed("LOGOUT", self.session.logout()).await
+    }
+}
+
+/// Creates the `moveTo` folder unless it exists, so a configuration can name a new one.
+async fn ensure_folder(session: &mut Session<Stream>, folder: &str) -> Result<(), ScanError> {
+    let status = tokio::time::timeout(net::IO_TIMEOUT, session.status(folder, "(MESSAGES)")).await;
+    match status {
+        Ok(Ok(_)) => Ok(()),
+        // NO: no such folder (the one answer STATUS gives for a name it cannot open).
+        Ok(Err(async_imap::error::Error::No(_))) => {
+            timed("CREATE", session.create(folder))
+                .await
+                .map_err(|e| ScanError::Protocol(format!("moveTo folder {folder:?}: {e}")))?;
+            tracing::info!(folder, "created the moveTo folder");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(ScanError::Protocol(format!("STATUS {folder:?}: {e}"))),
+        Err(_) => Err(ScanError::Protocol(format!(
+            "STATUS {folder:?}: no answer within {}s",
+            net::IO_TIMEOUT.as_secs()
+        ))),
     }
 }
 

@@ -94,6 +94,8 @@ pub struct MailboxConfig {
     /// `None` for `auth: none`.
     pub credentials: Option<(String, Password)>,
     pub folder: String,
+    /// IMAP: where recorded bounces are moved; `None`: they are deleted.
+    pub move_to: Option<String>,
     pub scan_interval: Duration,
     pub max_messages_per_scan: usize,
     /// The mailbox's identity (protocol, user, host, port, folder): the key of its scan
@@ -159,6 +161,24 @@ impl MailboxConfig {
                 field("maxMessagesPerScan")
             ));
         }
+        if let Some(target) = &spec.move_to {
+            if spec.protocol != MailboxProtocol::Imap {
+                return Err(format!(
+                    "{}: only IMAP mailboxes can move messages (POP3 has no folders)",
+                    field("moveTo")
+                ));
+            }
+            if target.trim().is_empty() {
+                return Err(format!("{}: must not be empty", field("moveTo")));
+            }
+            if *target == spec.folder {
+                return Err(format!(
+                    "{}: must differ from folder {:?}",
+                    field("moveTo"),
+                    spec.folder
+                ));
+            }
+        }
         let protocol = match spec.protocol {
             MailboxProtocol::Pop3 => "pop3",
             MailboxProtocol::Imap => "imap",
@@ -178,6 +198,7 @@ impl MailboxConfig {
             tls_skip_verify: spec.tls_skip_verify,
             credentials,
             folder: spec.folder.clone(),
+            move_to: spec.move_to.clone(),
             scan_interval,
             max_messages_per_scan: spec.max_messages_per_scan as usize,
             key,
@@ -219,6 +240,7 @@ impl MailboxConfig {
             tls_skip_verify: false,
             credentials: None,
             folder: "INBOX".into(),
+            move_to: None,
             scan_interval: Duration::from_secs(60),
             max_messages_per_scan: 10,
             key: format!("pop3://u@127.0.0.1:110/{name}"),
@@ -399,5 +421,38 @@ pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> any
         Ok(())
     } else {
         anyhow::bail!("mailbox scan failed: {}", failed.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(yaml: &str) -> Result<MailboxConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        for key in ["username", "password"] {
+            std::fs::create_dir_all(dir.path().join("mbox")).unwrap();
+            std::fs::write(dir.path().join("mbox").join(key), "bounces").unwrap();
+        }
+        let spec: MailboxSpec = serde_yaml::from_str(&format!(
+            "{{name: b, host: 127.0.0.1, port: 143, usernameSecretRef: {{name: mbox, key: username}}, \
+             passwordSecretRef: {{name: mbox, key: password}}, {yaml}}}"
+        ))
+        .unwrap();
+        MailboxConfig::resolve(&spec, 0, &SecretsDir::new(dir.path()))
+    }
+
+    #[test]
+    fn move_to_is_an_imap_folder_other_than_the_scanned_one() {
+        let m = resolve("protocol: imap, moveTo: Processed").unwrap();
+        assert_eq!(m.move_to.as_deref(), Some("Processed"));
+        assert_eq!(resolve("protocol: imap").unwrap().move_to, None);
+
+        let err = resolve("protocol: pop3, moveTo: Processed").unwrap_err();
+        assert!(err.contains("spec.mailboxes[0].moveTo: only IMAP"), "{err}");
+        let err = resolve("protocol: imap, folder: Bounces, moveTo: Bounces").unwrap_err();
+        assert!(err.contains("must differ from folder"), "{err}");
+        let err = resolve("protocol: imap, moveTo: ' '").unwrap_err();
+        assert!(err.contains("must not be empty"), "{err}");
     }
 }

@@ -395,17 +395,29 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
         _ => return Ok(Vec::new()),
     }
     let one_recipient = found.len() == 1;
+    // The timestamps borrow from `message`, which the last event then takes as its meta.
+    let found: Vec<(String, BounceType, _)> = found
+        .into_iter()
+        .map(|(email, t, at)| (email, t, time(at)))
+        .collect();
+    let mut message = Some(message);
+    let last = found.len().saturating_sub(1);
     Ok(found
         .into_iter()
-        .map(|(email, t, at)| {
+        .enumerate()
+        .map(|(i, (email, t, created_at))| {
             // Each recipient is its own bounce; a retry repeats MessageId and recipient.
             let id = if one_recipient {
                 message_id.to_owned()
             } else {
                 format!("{message_id}:{email}")
             };
-            let created_at = time(at);
-            let mut e = event(NAME, email, t, message.clone(), Some(id));
+            let meta = if i == last {
+                message.take().unwrap_or_default()
+            } else {
+                message.clone().unwrap_or_default()
+            };
+            let mut e = event(NAME, email, t, meta, Some(id));
             e.campaign_uuid = campaign;
             e.subscriber_uuid = if one_recipient { subscriber } else { None };
             e.created_at = created_at;

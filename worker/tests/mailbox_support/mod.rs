@@ -76,9 +76,14 @@ fn chown(path: &Path, uid: u32) {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with("")
+    }
+
+    /// Starts dovecot with `extra` appended to its configuration.
+    pub fn start_with(extra: &str) -> Dovecot {
         let mut last = String::new();
         for _ in 0..5 {
-            match Dovecot::try_start() {
+            match Dovecot::try_start(extra) {
                 Ok(d) => return d,
                 Err(e) => last = e,
             }
@@ -86,7 +91,7 @@ impl Dovecot {
         panic!("dovecot did not start: {last}");
     }
 
-    fn try_start() -> Result<Dovecot, String> {
+    fn try_start(extra: &str) -> Result<Dovecot, String> {
         let dir = tempfile::Builder::new()
             .prefix("dvt")
             .tempdir_in("/tmp")
@@ -131,7 +136,7 @@ impl Dovecot {
                  passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {r}/passwd\n}}\n\
                  userdb {{\n  driver = static\n  args = uid={uid} gid={uid} home={r}/home/%u\n}}\n\
                  service imap-login {{\n  inet_listener imap {{\n    port = {}\n  }}\n  inet_listener imaps {{\n    port = {}\n    ssl = yes\n  }}\n}}\n\
-                 service pop3-login {{\n  inet_listener pop3 {{\n    port = {}\n  }}\n  inet_listener pop3s {{\n    port = {}\n    ssl = yes\n  }}\n}}\n",
+                 service pop3-login {{\n  inet_listener pop3 {{\n    port = {}\n  }}\n  inet_listener pop3s {{\n    port = {}\n    ssl = yes\n  }}\n}}\n{extra}\n",
                 ports[0], ports[1], ports[2], ports[3]
             ),
         )
@@ -222,6 +227,19 @@ impl Dovecot {
     }
 
     /// File names in cur/ (their `:2,` suffix carries the IMAP flags).
+    /// The messages of one of the user's folders other than INBOX (Maildir++: `.<name>`).
+    pub fn folder_messages(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
+        let dir = self.maildir(user).join(format!(".{folder}"));
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten() {
+                out.push(std::fs::read(e.unwrap().path()).unwrap());
+            }
+        }
+        out.sort();
+        out
+    }
+
     pub fn cur_names(&self, user: &str) -> Vec<String> {
         std::fs::read_dir(self.maildir(user).join("cur"))
             .unwrap()
@@ -282,6 +300,7 @@ pub fn mailbox_at(name: &str, protocol: MailboxProtocol, tls: TlsMode, port: u16
         tls_skip_verify: true,
         credentials: Some((USER.into(), Password::new(PASSWORD))),
         folder: "INBOX".into(),
+        move_to: None,
         scan_interval: Duration::from_secs(60),
         max_messages_per_scan: 100_000,
         key: format!("{p}://{USER}@127.0.0.1:{port}/INBOX-{}", Uuid::new_v4()),
