@@ -297,7 +297,8 @@ pub enum MailboxAuth {
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "(has(self.auth) && self.auth == 'none') || (has(self.usernameSecretRef) && has(self.passwordSecretRef))", "message": "auth userpass needs usernameSecretRef and passwordSecretRef"},
     {"rule": "!has(self.moveTo) || self.protocol == 'imap'", "message": "moveTo is for IMAP mailboxes only"},
-    {"rule": "!has(self.moveTo) || self.moveTo != (has(self.folder) ? self.folder : 'INBOX')", "message": "moveTo must differ from folder"}
+    {"rule": "!has(self.moveTo) || self.moveTo.trim() != ''", "message": "moveTo must not be blank"},
+    {"rule": "!has(self.moveTo) || (self.moveTo != (has(self.folder) ? self.folder : 'INBOX') && !(self.moveTo.lowerAscii() == 'inbox' && (has(self.folder) ? self.folder : 'INBOX').lowerAscii() == 'inbox'))", "message": "moveTo must differ from folder (INBOX in any case is one folder)"}
 ]))]
 pub struct MailboxSpec {
     /// Unique within the BounceConfig; names the mailbox in logs and metrics.
@@ -332,7 +333,8 @@ pub struct MailboxSpec {
     pub folder: String,
     /// IMAP only: move each message whose bounce was recorded into this folder (created
     /// when missing) instead of deleting it. Absent: the message is flagged \Deleted and
-    /// expunged.
+    /// expunged. An ASCII name, in the server's hierarchy (e.g. `INBOX.Processed` on
+    /// servers that keep folders under INBOX).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub move_to: Option<String>,

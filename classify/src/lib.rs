@@ -87,14 +87,26 @@ pub struct Classification {
 pub fn classify(raw: &[u8]) -> Classification {
     let normalized = normalize_newlines(raw);
     let mail = mime::Mail::parse(&normalized);
-    let (mut subscriber_uuid, mut campaign_uuid) = embedded::listmonk_ids(&mail);
-    let (kind, recipients) = match ses::parse(&mail) {
+    let first = classify_mail(&mail);
+    if first.recipients.is_empty() && mail.skipped_alternative {
+        // The plain alternatives named no failed recipient: look at the HTML ones too.
+        let second = classify_mail(&mime::Mail::parse_all_alternatives(&normalized));
+        if !second.recipients.is_empty() {
+            return second;
+        }
+    }
+    first
+}
+
+fn classify_mail(mail: &mime::Mail) -> Classification {
+    let (mut subscriber_uuid, mut campaign_uuid) = embedded::listmonk_ids(mail);
+    let (kind, recipients) = match ses::parse(mail) {
         Some(n) if n.kind != Kind::Unknown => {
             subscriber_uuid = subscriber_uuid.or(n.subscriber);
             campaign_uuid = campaign_uuid.or(n.campaign);
             (n.kind, n.recipients)
         }
-        _ => decide(&mail),
+        _ => decide(mail),
     };
     Classification {
         kind,

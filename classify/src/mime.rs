@@ -145,14 +145,32 @@ pub(crate) struct Mail {
     /// Header blocks quoted in the report's text parts
     /// (`embedded::originals`), found on first use.
     pub(crate) quoted: std::cell::OnceCell<Vec<Fields>>,
+    /// Read every part of a `multipart/alternative`, not only its text/plain one.
+    all_alternatives: bool,
+    /// Whether an alternative was left unread (see `walk`).
+    pub(crate) skipped_alternative: bool,
 }
 
 /// Nesting beyond this is not a real bounce; stop instead of recursing forever.
 const MAX_DEPTH: usize = 8;
 
 impl Mail {
+    /// The message with only the text/plain part of each `multipart/alternative`.
     pub(crate) fn parse(raw: &[u8]) -> Mail {
-        let mut mail = Mail::default();
+        Mail::parse_with(raw, false)
+    }
+
+    /// The message with every part of each `multipart/alternative`: for a second
+    /// look when the plain parts told nothing (a stub beside an HTML report).
+    pub(crate) fn parse_all_alternatives(raw: &[u8]) -> Mail {
+        Mail::parse_with(raw, true)
+    }
+
+    fn parse_with(raw: &[u8], all_alternatives: bool) -> Mail {
+        let mut mail = Mail {
+            all_alternatives,
+            ..Mail::default()
+        };
         match PARSER.parse(raw) {
             Some(msg) => {
                 mail.headers = raw_fields(&msg);
@@ -217,8 +235,10 @@ impl Mail {
                 // The parts of a multipart/alternative say the same thing (RFC 2046
                 // 5.1.4): the detectors match plain text, so a text/plain alternative
                 // is read alone and the HTML rendering of the same words (converting
-                // it was a tenth of the classifier's time) is skipped.
-                let plain = (ctype == "multipart/alternative")
+                // it was a tenth of the classifier's time) is skipped. `classify`
+                // looks again with every part when that finds no recipient, so a
+                // stub ("view this message in HTML") cannot hide an HTML report.
+                let plain = (ctype == "multipart/alternative" && !self.all_alternatives)
                     .then(|| {
                         ids.iter()
                             .copied()
@@ -227,8 +247,13 @@ impl Mail {
                     .flatten();
                 for id in ids.iter().copied() {
                     // Children always come after their parent; anything else is a loop.
-                    if id > part_id && plain.is_none_or(|p| p == id) {
+                    if id <= part_id {
+                        continue;
+                    }
+                    if plain.is_none_or(|p| p == id) {
                         self.walk(msg, id, depth, visited);
+                    } else {
+                        self.skipped_alternative = true;
                     }
                 }
             }

@@ -47,6 +47,8 @@ impl Phrases {
         self.0.is_match(text)
     }
 
+    /// The first match: for a `leftmost_first` list the leftmost, for the
+    /// others the one that ends first.
     pub(crate) fn find(&self, text: &str) -> Option<Match> {
         // Errors only for search options this DFA was not built for
         // (anchored searches); unanchored ones always succeed.

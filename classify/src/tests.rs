@@ -289,3 +289,27 @@ X-Listmonk-Campaign: <i>{CAMP}</i></pre>"
     assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
     assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
 }
+
+#[test]
+fn a_plain_stub_does_not_hide_the_html_report() {
+    let c = classify(
+        plain_bounce(
+            "Content-Type: multipart/alternative; boundary=\"AA\"\n\
+\n\
+--AA\n\
+Content-Type: text/plain\n\
+\n\
+This message is best viewed in HTML. Questions: postmaster@mx.example.org\n\
+--AA\n\
+Content-Type: text/html\n\
+\n\
+<p>This message could not be delivered to the following recipient:</p>\n\
+<p>&lt;kijitora@example.jp&gt;: user unknown</p>\n\
+--AA--",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.kind, Kind::Bounce);
+    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(emails, ["kijitora@example.jp"]);
+}

@@ -130,9 +130,9 @@ impl Imap {
                 // One atomic step: the message is never in both folders or in neither.
                 return timed("UID MOVE", self.session.uid_mv(&set, target)).await;
             }
-            // Without MOVE: copy, then delete. A crash in between leaves the message in
-            // both folders; the next scan finds it committed already (its event id) and
-            // removes it without counting it again.
+            // Without MOVE: copy, then delete. If the deletion fails (a crash, a dropped
+            // connection), the next scan reads the message again: its bounce counts once
+            // (the event id), but the folder gets a second copy of it.
             timed("UID COPY", self.session.uid_copy(&set, target)).await?;
         }
         self.delete(&set).await
@@ -179,10 +179,17 @@ async fn ensure_folder(session: &mut Session<Stream>, folder: &str) -> Result<()
         Ok(Ok(_)) => Ok(()),
         // NO: no such folder (the one answer STATUS gives for a name it cannot open).
         Ok(Err(async_imap::error::Error::No(_))) => {
-            timed("CREATE", session.create(folder))
-                .await
-                .map_err(|e| ScanError::Protocol(format!("moveTo folder {folder:?}: {e}")))?;
-            tracing::info!(folder, "created the moveTo folder");
+            match timed("CREATE", session.create(folder)).await {
+                Ok(()) => tracing::info!(folder, "created the moveTo folder"),
+                // Another scanner of the same account may have created it meanwhile.
+                Err(e) => {
+                    timed("STATUS", session.status(folder, "(MESSAGES)"))
+                        .await
+                        .map_err(|_| {
+                            ScanError::Protocol(format!("moveTo folder {folder:?}: {e}"))
+                        })?;
+                }
+            }
             Ok(())
         }
         Ok(Err(e)) => Err(ScanError::Protocol(format!("STATUS {folder:?}: {e}"))),

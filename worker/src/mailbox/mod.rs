@@ -171,7 +171,17 @@ impl MailboxConfig {
             if target.trim().is_empty() {
                 return Err(format!("{}: must not be empty", field("moveTo")));
             }
-            if *target == spec.folder {
+            // IMAP names other than INBOX travel as modified UTF-7, which is not
+            // implemented here: a non-ASCII name would reach the server as raw UTF-8.
+            if !target.is_ascii() || target.contains(['\r', '\n']) {
+                return Err(format!(
+                    "{}: {target:?}: only ASCII folder names are supported",
+                    field("moveTo")
+                ));
+            }
+            // INBOX is case-insensitive (RFC 3501 5.1); every other name is not.
+            let inbox = |f: &str| f.eq_ignore_ascii_case("INBOX");
+            if *target == spec.folder || (inbox(target) && inbox(&spec.folder)) {
                 return Err(format!(
                     "{}: must differ from folder {:?}",
                     field("moveTo"),
@@ -452,7 +462,13 @@ mod tests {
         assert!(err.contains("spec.mailboxes[0].moveTo: only IMAP"), "{err}");
         let err = resolve("protocol: imap, folder: Bounces, moveTo: Bounces").unwrap_err();
         assert!(err.contains("must differ from folder"), "{err}");
+        let err = resolve("protocol: imap, moveTo: inbox").unwrap_err();
+        assert!(err.contains("must differ from folder"), "{err}");
         let err = resolve("protocol: imap, moveTo: ' '").unwrap_err();
         assert!(err.contains("must not be empty"), "{err}");
+        let err = resolve("protocol: imap, moveTo: Erledigt-ä").unwrap_err();
+        assert!(err.contains("only ASCII"), "{err}");
+        // Names other than INBOX are case-sensitive: a different folder.
+        assert!(resolve("protocol: imap, folder: Bounces, moveTo: bounces").is_ok());
     }
 }
