@@ -229,31 +229,30 @@ Content-Type: multipart/mixed; boundary=\"MM\"\n\
     )
 }
 
+/// The failed recipients of a bounce whose report is a `multipart/alternative` of
+/// `plain` and `html` (asserting that it is classified as a bounce).
+fn alternative_bounce_recipients(plain: &str, html: &str) -> Vec<String> {
+    let c = classify(
+        plain_bounce(&format!(
+            "Content-Type: multipart/alternative; boundary=\"AA\"\n\n--AA\n\
+Content-Type: text/plain\n\n{plain}\n--AA\nContent-Type: text/html\n\n{html}\n--AA--"
+        ))
+        .as_bytes(),
+    );
+    assert_eq!(c.kind, Kind::Bounce);
+    c.recipients.into_iter().map(|r| r.email).collect()
+}
+
 #[test]
 fn only_the_plain_text_alternative_is_read() {
     // The two alternatives disagree on purpose: the HTML one names a second address
     // that the plain one does not. Alternatives say the same thing, so one is read.
-    let c = classify(
-        plain_bounce(
-            "Content-Type: multipart/alternative; boundary=\"AA\"\n\
-\n\
---AA\n\
-Content-Type: text/plain\n\
-\n\
-This message could not be delivered to the following recipient:\n\
-\n\
-<kijitora@example.jp>: user unknown\n\
---AA\n\
-Content-Type: text/html\n\
-\n\
-<p>This message could not be delivered to the following recipients:</p>\n\
-<p>&lt;kijitora@example.jp&gt;: user unknown</p><p>&lt;mikeneko@example.jp&gt;: user unknown</p>\n\
---AA--",
-        )
-        .as_bytes(),
+    let emails = alternative_bounce_recipients(
+        "This message could not be delivered to the following recipient:\n\n\
+<kijitora@example.jp>: user unknown",
+        "<p>This message could not be delivered to the following recipients:</p>\n\
+<p>&lt;kijitora@example.jp&gt;: user unknown</p><p>&lt;mikeneko@example.jp&gt;: user unknown</p>",
     );
-    assert_eq!(c.kind, Kind::Bounce);
-    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
     assert_eq!(emails, ["kijitora@example.jp"]);
 }
 
@@ -292,24 +291,10 @@ X-Listmonk-Campaign: <i>{CAMP}</i></pre>"
 
 #[test]
 fn a_plain_stub_does_not_hide_the_html_report() {
-    let c = classify(
-        plain_bounce(
-            "Content-Type: multipart/alternative; boundary=\"AA\"\n\
-\n\
---AA\n\
-Content-Type: text/plain\n\
-\n\
-This message is best viewed in HTML. Questions: postmaster@mx.example.org\n\
---AA\n\
-Content-Type: text/html\n\
-\n\
-<p>This message could not be delivered to the following recipient:</p>\n\
-<p>&lt;kijitora@example.jp&gt;: user unknown</p>\n\
---AA--",
-        )
-        .as_bytes(),
+    let emails = alternative_bounce_recipients(
+        "This message is best viewed in HTML. Questions: postmaster@mx.example.org",
+        "<p>This message could not be delivered to the following recipient:</p>\n\
+<p>&lt;kijitora@example.jp&gt;: user unknown</p>",
     );
-    assert_eq!(c.kind, Kind::Bounce);
-    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
     assert_eq!(emails, ["kijitora@example.jp"]);
 }
