@@ -32,6 +32,10 @@ use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
+mod bench_support;
+
+use bench_support::Rng;
+
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:bench";
 const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef.pem";
 const DB: &str = "bounceops_bench_providers";
@@ -39,63 +43,29 @@ const CAMPAIGN: &str = "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f";
 
 const SCENARIOS: [&str; 4] = ["generic", "generic_like_ses", "ses", "sendgrid"];
 
+#[derive(clap::Parser, Clone)]
 struct Args {
+    /// A superuser URL of the Postgres to create the benchmark database in.
+    #[arg(
+        long,
+        env = "BOUNCEOPS_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     admin_url: String,
+    #[arg(long, default_value_t = 100_000)]
     subscribers: u64,
     /// Concurrencies to run every scenario at (closed loop: each client sends its
     /// next request when the last is answered).
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 128])]
     clients: Vec<usize>,
+    /// Requests per round of the one-event scenarios.
+    #[arg(long, default_value_t = 6_000)]
     requests: usize,
+    /// SendGrid batches (of 100 events) per round.
+    #[arg(long, default_value_t = 150)]
     batches: usize,
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        admin_url: std::env::var("BOUNCEOPS_BENCH_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        subscribers: 100_000,
-        clients: vec![32, 128],
-        requests: 6_000,
-        batches: 150,
-        rounds: 3,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--subscribers" => a.subscribers = value().parse().expect("--subscribers N"),
-            "--clients" => {
-                a.clients = value()
-                    .split(',')
-                    .map(|c| c.trim().parse().expect("--clients N[,N...]"))
-                    .collect()
-            }
-            "--requests" => a.requests = value().parse().expect("--requests N"),
-            "--batches" => a.batches = value().parse().expect("--batches N"),
-            "--rounds" => a.rounds = value().parse().expect("--rounds N"),
-            other => panic!("unknown flag {other}"),
-        }
-    }
-    a
-}
-
-/// xorshift: a reproducible event mix without a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A subscriber address and whether this bounce is hard (30%, as bench/ingest.sh).
-    fn pick(&mut self, subscribers: u64) -> (String, bool) {
-        let k = self.next() % subscribers + 1;
-        (format!("user{k}@bench.test"), self.next() % 10 < 3)
-    }
 }
 
 /// A prepared request: path, headers, body, and how many events it carries.
@@ -363,7 +333,7 @@ fn cpu_seconds() -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let a = parse_args();
+    let a = <Args as clap::Parser>::parse();
     eprintln!("bench: database {DB}, {} subscribers", a.subscribers);
     let admin = PgPoolOptions::new()
         .max_connections(1)
@@ -479,7 +449,7 @@ providers:
     let warm = Args {
         requests: 50,
         batches: 2,
-        ..parse_args()
+        ..a.clone()
     };
     for p in [
         generic(&warm, 7, false),
@@ -496,7 +466,7 @@ providers:
     let cpu = Args {
         requests: 2000,
         batches: 20,
-        ..parse_args()
+        ..a.clone()
     };
     let ctx = bounce_worker::providers::Context {
         store: bounce_worker::store::Store::connect_lazy(&db_url, 2).unwrap(),

@@ -6,7 +6,7 @@
 //! Prints one JSON object with the counts, the rate and latency percentiles.
 //!
 //! Each request bounces `user<k>@bench.test`, k uniform in 1..=subscribers; 30% are hard,
-//! the rest soft. A tiny xorshift generator keeps the mix reproducible without a crate.
+//! the rest soft (`bench_support::Rng`, reproducible).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,55 +14,34 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
+mod bench_support;
+
+use bench_support::Rng;
+
+#[derive(clap::Parser)]
 struct Args {
+    /// The generic webhook to post to.
+    #[arg(long, default_value = "http://127.0.0.1:9000/webhooks/bounce")]
     url: String,
+    /// The Authorization header.
+    #[arg(long, default_value = "token bench:bench-token")]
     auth: String,
+    /// Keep-alive clients of the closed loop.
+    #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// Requests per second, open loop (instead of the closed loop).
+    #[arg(long)]
     rate: Option<f64>,
+    #[arg(long, default_value_t = 20.0)]
     seconds: f64,
+    #[arg(long, default_value_t = 200_000)]
     subscribers: u64,
 }
 
-fn parse_args() -> Args {
-    let mut a = Args {
-        url: "http://127.0.0.1:9000/webhooks/bounce".into(),
-        auth: "token bench:bench-token".into(),
-        clients: 64,
-        rate: None,
-        seconds: 20.0,
-        subscribers: 200_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => a.url = value(),
-            "--auth" => a.auth = value(),
-            "--clients" => a.clients = value().parse().expect("--clients N"),
-            "--rate" => a.rate = Some(value().parse().expect("--rate R")),
-            "--seconds" => a.seconds = value().parse().expect("--seconds S"),
-            "--subscribers" => a.subscribers = value().parse().expect("--subscribers N"),
-            other => panic!("unknown flag {other}"),
-        }
-    }
-    a
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn body(rng: &mut Rng, subscribers: u64) -> String {
-    let k = rng.next() % subscribers + 1;
-    let t = if rng.next() % 10 < 3 { "hard" } else { "soft" };
-    format!(r#"{{"email":"user{k}@bench.test","type":"{t}","source":"bench"}}"#)
+    let (email, hard) = rng.pick(subscribers);
+    let t = if hard { "hard" } else { "soft" };
+    format!(r#"{{"email":"{email}","type":"{t}","source":"bench"}}"#)
 }
 
 #[derive(Default)]
@@ -93,7 +72,7 @@ async fn post(client: &reqwest::Client, a: &Args, body: String, tally: &Mutex<Ta
 
 #[tokio::main]
 async fn main() {
-    let a = Arc::new(parse_args());
+    let a = Arc::new(<Args as clap::Parser>::parse());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.clients.max(256))
         .build()

@@ -174,11 +174,15 @@ impl Imap {
 
 /// Creates the `moveTo` folder unless it exists, so a configuration can name a new one.
 async fn ensure_folder(session: &mut Session<Stream>, folder: &str) -> Result<(), ScanError> {
-    let status = tokio::time::timeout(net::IO_TIMEOUT, session.status(folder, "(MESSAGES)")).await;
+    // The IMAP answer is kept whole (`timed` only adds the timeout): a NO means the
+    // folder does not exist, the one answer STATUS gives for a name it cannot open.
+    let status = timed("STATUS", async {
+        Ok::<_, std::convert::Infallible>(session.status(folder, "(MESSAGES)").await)
+    })
+    .await?;
     match status {
-        Ok(Ok(_)) => Ok(()),
-        // NO: no such folder (the one answer STATUS gives for a name it cannot open).
-        Ok(Err(async_imap::error::Error::No(_))) => {
+        Ok(_) => Ok(()),
+        Err(async_imap::error::Error::No(_)) => {
             match timed("CREATE", session.create(folder)).await {
                 Ok(()) => tracing::info!(folder, "created the moveTo folder"),
                 // Another scanner of the same account may have created it meanwhile.
@@ -192,11 +196,7 @@ async fn ensure_folder(session: &mut Session<Stream>, folder: &str) -> Result<()
             }
             Ok(())
         }
-        Ok(Err(e)) => Err(ScanError::Protocol(format!("STATUS {folder:?}: {e}"))),
-        Err(_) => Err(ScanError::Protocol(format!(
-            "STATUS {folder:?}: no answer within {}s",
-            net::IO_TIMEOUT.as_secs()
-        ))),
+        Err(e) => Err(ScanError::Protocol(format!("STATUS {folder:?}: {e}"))),
     }
 }
 
