@@ -54,6 +54,41 @@ ensure_helm() {
     log "BOUNCEOPS_HELM=$helm"
 }
 
+# Kubernetes: the CRD, chart, RBAC, operator and leader-election suites need a real API
+# server. With KUBEBUILDER_ASSETS (a folder with kube-apiserver, etcd and
+# kube-controller-manager, e.g. from `setup-envtest use 1.33 -p path`) we start our own on
+# loopback (scripts/envtest.sh) and stop it afterwards, keeping its logs on failure. Else
+# an exported KUBECONFIG is used as it is. Else those suites print that they skipped.
+envtest_started=0
+ensure_kubernetes() {
+    local kubeconfig
+    if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+        log "starting a Kubernetes control plane from KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+        kubeconfig="$(bash scripts/envtest.sh start)" || die "scripts/envtest.sh start failed"
+        kubeconfig="${kubeconfig##*$'\n'}"
+        envtest_started=1
+        export KUBECONFIG="$kubeconfig"
+        export BOUNCEOPS_KUBE_AUDIT_LOG="${kubeconfig%/*}/logs/audit.log"
+        log "KUBECONFIG=$KUBECONFIG"
+    elif [ -n "${KUBECONFIG:-}" ]; then
+        log "Kubernetes suites use the cluster of KUBECONFIG=$KUBECONFIG"
+    else
+        log "NOTE: neither KUBEBUILDER_ASSETS nor KUBECONFIG is set: the Kubernetes suites" \
+            "(CRD and examples on the API server, helm install, RBAC, operator e2e, leader" \
+            "election) will print SKIPPED"
+    fi
+}
+
+stop_kubernetes() {
+    local status=$1
+    [ "$envtest_started" = 1 ] || return 0
+    if [ "$status" -eq 0 ]; then
+        bash scripts/envtest.sh stop
+    else
+        bash scripts/envtest.sh stop --keep
+    fi
+}
+
 ensure_nextest() {
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain, see rust-version in Cargo.toml)"
     if ! cargo nextest --version >/dev/null 2>&1; then
@@ -67,8 +102,12 @@ main() {
     ensure_postgres
     ensure_dovecot
     ensure_helm
+    ensure_kubernetes
     log "running: cargo nextest run --workspace --no-fail-fast $*"
-    cargo nextest run --workspace --no-fail-fast "$@"
+    local status=0
+    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+    stop_kubernetes "$status"
+    return "$status"
 }
 
 main "$@"

@@ -78,6 +78,7 @@ pub struct BounceConfigSpec {
     /// The worker image (`repository:tag` or `repository@digest`). Absent: the operator's
     /// default, set by its `--worker-image` flag (the Helm chart's `worker.image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
 }
 
@@ -87,9 +88,11 @@ pub struct BounceConfigSpec {
 pub struct Resources {
     /// Guaranteed amounts, e.g. `{cpu: 50m, memory: 64Mi}`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 64}))]
     pub requests: std::collections::BTreeMap<String, String>,
     /// Upper bounds, e.g. `{memory: 256Mi}`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 64}))]
     pub limits: std::collections::BTreeMap<String, String>,
 }
 
@@ -98,8 +101,10 @@ pub struct Resources {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub struct SecretRef {
     /// Name of the Secret, in the BounceConfig's namespace.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Key inside the Secret.
+    #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
 
@@ -183,6 +188,7 @@ pub struct RulesSpec {
     /// Count only bounces newer than this duration (e.g. `720h`). Absent: every bounce
     /// counts, as in listmonk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub window: Option<String>,
     /// Keep storing bounces once the threshold is passed (listmonk stops storing them).
     #[serde(default)]
@@ -330,6 +336,7 @@ pub struct MailboxSpec {
     pub password_secret_ref: Option<SecretRef>,
     /// IMAP folder to scan.
     #[serde(default = "defaults::inbox")]
+    #[schemars(length(min = 1, max = 255))]
     pub folder: String,
     /// IMAP only: move each message whose bounce was recorded into this folder (created
     /// when missing) instead of deleting it. Absent: the message is flagged \Deleted and
@@ -340,6 +347,7 @@ pub struct MailboxSpec {
     pub move_to: Option<String>,
     /// Time between scans, e.g. `15m`.
     #[serde(default = "defaults::scan_interval")]
+    #[schemars(length(min = 1, max = 64))]
     pub scan_interval: String,
     /// Most messages read in one scan; the rest wait for the next one.
     #[serde(default = "defaults::max_messages_per_scan")]
@@ -389,12 +397,15 @@ pub struct IngressSpec {
     pub enabled: bool,
     /// Public host name providers post to, e.g. bounces.example.com.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub host: Option<String>,
     /// IngressClass to use; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub class_name: Option<String>,
     /// Secret of type kubernetes.io/tls with the host's certificate; plain HTTP when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub tls_secret_name: Option<String>,
 }
 

@@ -20,11 +20,13 @@ pub struct SesProvider {
     /// SNS topic ARNs accepted; messages of any other topic are refused. Empty accepts every
     /// topic (the worker warns at start-up).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
     pub topic_arns: Vec<String>,
     /// Regular expression the whole `SigningCertURL` must match before the certificate is
     /// fetched. Default: `https://sns.<region>.amazonaws.com(.cn)/SimpleNotificationService-<id>.pem`.
     /// URLs with user info, a query or a fragment are refused whatever the pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub cert_url_pattern: Option<String>,
 }
 
@@ -136,6 +138,7 @@ pub struct AzureProvider {
     pub shared_secret_ref: Option<SecretRef>,
     /// Header that may carry the shared secret (an Event Grid delivery property).
     #[serde(default = "default_azure_header")]
+    #[schemars(length(min = 1, max = 256))]
     pub secret_header: String,
 }
 

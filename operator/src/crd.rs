@@ -8,7 +8,104 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 pub fn crd() -> CustomResourceDefinition {
-    BounceConfig::crd()
+    let mut crd = BounceConfig::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            let mut value = serde_json::to_value(&*schema).expect("a schema is JSON");
+            drop_unknown_formats(&mut value);
+            *schema = serde_json::from_value(value).expect("a schema stays a schema");
+        }
+    }
+    crd
+}
+
+/// The `format`s an API server knows (apiextensions' supported formats); it warns on every
+/// apply for any other, such as schemars' `uint16`/`uint32`/`uint64` for unsigned integers.
+const KNOWN_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "date-time",
+    "int32",
+    "int64",
+    "float",
+    "double",
+];
+
+/// Removes formats the API server does not know. An unsigned integer keeps what the format
+/// meant through the `minimum: 0` schemars already writes beside it.
+fn drop_unknown_formats(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            if map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !KNOWN_FORMATS.contains(&f))
+            {
+                map.remove("format");
+            }
+            map.values_mut().for_each(drop_unknown_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_unknown_formats),
+        _ => {}
+    }
+}
+
+/// Strings, lists and maps of the spec without an upper bound. The API server prices each
+/// CEL rule by the largest input the schema allows; an unbounded string under a rule is
+/// priced at the request size limit, and the CRD is refused for exceeding the cost budget.
+pub fn unbounded(node: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(map) = node.as_object() else { return };
+    match map.get("type").and_then(Value::as_str) {
+        Some("string") if !map.contains_key("maxLength") && !map.contains_key("enum") => {
+            out.push(format!("{path}: string without maxLength"))
+        }
+        Some("array") if !map.contains_key("maxItems") => {
+            out.push(format!("{path}: list without maxItems"))
+        }
+        Some("object")
+            if map.contains_key("additionalProperties") && !map.contains_key("maxProperties") =>
+        {
+            out.push(format!("{path}: map without maxProperties"))
+        }
+        _ => {}
+    }
+    if let Some(props) = map.get("properties").and_then(Value::as_object) {
+        for (k, v) in props {
+            unbounded(v, &format!("{path}.{k}"), out);
+        }
+    }
+    if let Some(items) = map.get("items") {
+        unbounded(items, &format!("{path}[]"), out);
+    }
+    if let Some(values) = map.get("additionalProperties") {
+        unbounded(values, &format!("{path}{{}}"), out);
+    }
 }
 
 pub fn crd_yaml() -> String {
@@ -332,6 +429,49 @@ mod tests {
                 "missing {needle:?} in {v:#?}"
             );
         }
+    }
+
+    #[test]
+    fn every_spec_string_list_and_map_is_bounded() {
+        let mut v = Vec::new();
+        unbounded(&schema()["properties"]["spec"], "spec", &mut v);
+        assert!(v.is_empty(), "{v:#?}");
+        let mut bad = Vec::new();
+        unbounded(
+            &json!({"type": "object", "properties": {
+                "s": {"type": "string"}, "e": {"type": "string", "enum": ["a"]},
+                "l": {"type": "array", "items": {"type": "string", "maxLength": 3}},
+                "m": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}}}}),
+            "$",
+            &mut bad,
+        );
+        assert_eq!(
+            bad,
+            [
+                "$.l: list without maxItems",
+                "$.m: map without maxProperties",
+                "$.s: string without maxLength"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_formats_the_api_server_knows() {
+        let text = serde_json::to_string(&crd()).unwrap();
+        for f in ["uint8", "uint16", "uint32", "uint64"] {
+            assert!(
+                !text.contains(&format!("\"format\":\"{f}\"")),
+                "format {f} left in the CRD"
+            );
+        }
+        let mut with = json!({"a": {"type": "integer", "format": "uint32", "minimum": 0},
+                              "b": [{"format": "int64"}, {"format": "date-time"}]});
+        drop_unknown_formats(&mut with);
+        assert_eq!(
+            with,
+            json!({"a": {"type": "integer", "minimum": 0},
+                                "b": [{"format": "int64"}, {"format": "date-time"}]})
+        );
     }
 
     #[test]

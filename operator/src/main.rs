@@ -124,7 +124,11 @@ async fn run_as_leader(
         .with_identity(&identity)
         .with_duration(15)
         .with_grace(5)
-        .with_field_manager(bounce_operator::MANAGER)
+        // One field manager per replica: taking a free Lease is a server-side apply without
+        // force, and only distinct managers make the second of two simultaneous takers get
+        // a conflict. With a shared manager both applies succeed and both replicas lead
+        // until the next renewal (seen on a real API server, never on the mocked one).
+        .with_field_manager(format!("{}-{identity}", bounce_operator::MANAGER))
         .build()
         .await
         .context("cannot set up the leader Lease")?;

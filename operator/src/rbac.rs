@@ -5,16 +5,17 @@ use crate::reconcile::desired::ChildKind;
 
 /// (API group, resource, verbs) as RBAC names them.
 pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
-    // controller.rs: the main watch; status.rs: patch_status.
-    ("bounceops.io", "bounceconfigs", &["get", "list", "watch"]),
+    // controller.rs: the main watch (list, watch; never a get); status.rs: patch_status.
+    ("bounceops.io", "bounceconfigs", &["list", "watch"]),
     ("bounceops.io", "bounceconfigs/status", &["patch"]),
     // secrets.rs: get; controller.rs: metadata watch.
     ("", "secrets", &["get", "list", "watch"]),
     // apply.rs: get, apply (patch; create when new), delete; controller.rs: owns() watch.
+    // The ConfigMap is wanted by every spec, so it is never pruned: no delete.
     (
         "",
         "configmaps",
-        &["get", "list", "watch", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch"],
     ),
     (
         "",
@@ -123,6 +124,9 @@ mod tests {
         for kind in ChildKind::ALL {
             let verbs = for_child(kind).unwrap_or_else(|| panic!("{kind:?} has no permissions"));
             for v in CHILD_VERBS {
+                if kind == ChildKind::ConfigMap && *v == "delete" {
+                    continue; // every spec wants it; the garbage collector removes it
+                }
                 assert!(verbs.contains(v), "{kind:?} lacks {v}");
             }
         }

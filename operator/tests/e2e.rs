@@ -1,13 +1,16 @@
-//! End-to-end against a real cluster: runs when `KUBECONFIG` is set, otherwise prints
-//! that it skipped and passes. It must also pass against a bare API server (no nodes, no
-//! controller-manager): pod readiness is asserted only where nodes exist, and deletion
-//! by the garbage collector only where a controller-manager runs.
+//! The operator against a real API server, as the chart's ServiceAccount with exactly the
+//! chart's RBAC: runs when `KUBECONFIG` is set (`scripts/test.sh` starts a control plane
+//! on loopback), otherwise prints that it skipped.
 //!
-//! What it does: installs `crds/`, runs the operator (in-process, watching one fresh
-//! namespace), applies a BounceConfig before its Secrets (Degraded: SecretMissing), adds
-//! the Secrets, waits for the children and conditions, changes the spec (replicas, a
-//! mailbox removed, a Secret rotated), checks convergence, deletes and checks cleanup.
+//! One scenario, first on a cluster without the Prometheus operator's ServiceMonitor CRD
+//! (most clusters), then with it: Secrets missing then present, children and owner
+//! references, a spec change that prunes, a rotated Secret, a deleted Secret, an invalid
+//! spec, deletion by the garbage collector. Pods never start on a node-less API server, so
+//! `Ready` must say that the workers are unavailable, and no `Degraded` may appear. Where
+//! the server's audit log is ours (envtest), every request the ServiceAccount made is
+//! read back: none refused, and every verb the chart grants was needed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,45 +18,88 @@ use bounce_operator::controller::{self, Scope};
 use bounce_operator::metrics::Metrics;
 use bounce_operator::reconcile::desired::{HASH_ANNOTATION, Settings};
 use bounceops_api::{BounceConfig, ConditionStatus};
+use bounceops_tests::cluster::{self, ChartRbac, TestNamespace, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
-use serde_json::json;
+use serde_json::{Value, json};
 
+const SUITE: &str = "operator e2e";
 const TIMEOUT: Duration = Duration::from_secs(90);
 const NAME: &str = "newsletter";
+const SM_CRD: &str = "servicemonitors.monitoring.coreos.com";
 
-#[tokio::test]
-async fn operator_end_to_end() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        println!(
-            "e2e skipped: KUBECONFIG is not set (point it at a cluster or a bare API server to run it)"
-        );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_end_to_end_as_the_charts_service_account() {
+    let Some(admin) = cluster::admin(SUITE).await else {
         return;
-    }
-    let client = Client::try_default()
+    };
+    cluster::install_crd(&admin, &cluster::bounceconfig_crd()).await;
+    let operator_ns = TestNamespace::create(&admin, "bounceops-operator").await;
+    let release = format!("e2e{}", std::process::id());
+    let rbac = ChartRbac::install(&admin, &release, &operator_ns.name, &[]).await;
+    let dir = std::env::temp_dir();
+    let (_, operator_client) =
+        cluster::service_account_identity(&admin, &operator_ns.name, &rbac.service_account, &dir)
+            .await;
+    let nodes = !Api::<Node>::all(admin.clone())
+        .list(&ListParams::default().limit(1))
         .await
-        .expect("a client from KUBECONFIG");
-    let ns = format!("bounceops-e2e-{}", std::process::id());
-    install_crd(&client).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .expect("create the test namespace");
+        .expect("list nodes")
+        .items
+        .is_empty();
+    println!("{SUITE}: nodes: {nodes}");
 
+    // Without the ServiceMonitor CRD, as most clusters are; a real Prometheus operator's
+    // CRD is never removed, so on such a cluster this half is skipped.
+    if cluster::crd_owner_is_us(&admin, SM_CRD).await == Some(false) {
+        println!(
+            "{SUITE}: the cluster has its own ServiceMonitor CRD: the run without one is skipped"
+        );
+    } else {
+        remove_service_monitor_crd(&admin).await;
+        let ns = TestNamespace::create(&admin, "e2e-plain").await;
+        with_operator(
+            &operator_client,
+            &ns.name,
+            scenario(&admin, &ns.name, nodes, false),
+        )
+        .await;
+    }
+
+    // With it: the ServiceMonitor is made, and pruned when no longer asked for.
+    cluster::ensure_monitoring_crds(&admin).await;
+    let ns = TestNamespace::create(&admin, "e2e-monitored").await;
+    with_operator(
+        &operator_client,
+        &ns.name,
+        scenario(&admin, &ns.name, nodes, true),
+    )
+    .await;
+
+    let username = format!(
+        "system:serviceaccount:{}:{}",
+        operator_ns.name, rbac.service_account
+    );
+    match cluster::audited(&username) {
+        None => println!(
+            "{SUITE}: no audit log to read (BOUNCEOPS_KUBE_AUDIT_LOG unset): RBAC checked only by the scenario passing"
+        ),
+        Some(requests) => check_rbac_use(&requests, &rbac.cluster_grants),
+    }
+}
+
+/// Runs the operator in this process, as `client`, watching `ns`, while `work` runs.
+async fn with_operator(client: &Client, ns: &str, work: impl Future<Output = ()> + Send + 'static) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(controller::run(
         client.clone(),
-        Scope(Some(ns.clone())),
+        Scope(Some(ns.to_owned())),
         Settings::default(),
         "e2e".into(),
         Arc::new(Metrics::new()),
@@ -61,214 +107,280 @@ async fn operator_end_to_end() {
             let _ = stop_rx.await;
         },
     ));
-
-    let result = tokio::spawn(scenario(client.clone(), ns.clone())).await;
-
+    let result = tokio::spawn(work).await;
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
 }
 
-async fn scenario(client: Client, ns: String) {
-    let configs: Api<BounceConfig> = Api::namespaced(client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    let nodes = !Api::<Node>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-        .map(|l| l.items.is_empty())
-        .unwrap_or(true);
-    let gc = Api::<Lease>::namespaced(client.clone(), "kube-system")
-        .get_opt("kube-controller-manager")
-        .await
-        .ok()
-        .flatten()
-        .is_some();
-    println!("e2e: namespace {ns}, nodes: {nodes}, garbage collector: {gc}");
+fn scenario(
+    admin: &Client,
+    ns: &str,
+    nodes: bool,
+    monitored: bool,
+) -> impl Future<Output = ()> + Send + 'static {
+    let (client, ns) = (admin.clone(), ns.to_owned());
+    async move {
+        let configs: Api<BounceConfig> = Api::namespaced(client.clone(), &ns);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+        let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+        let monitors: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &bounce_operator::reconcile::desired::service_monitor_resource(),
+        );
 
-    // 1. The config arrives before its Secrets: Degraded, no children.
-    let spec = json!({
-        "database": {"urlSecretRef": {"name": "listmonk-db", "key": "url"}},
-        "api": {"credentialsSecretRef": {"name": "bounce-api", "key": "credentials"}},
-        "mailboxes": [{"name": "bounces", "protocol": "pop3", "host": "pop.example.com", "port": 995,
-                       "usernameSecretRef": {"name": "mailbox", "key": "username"},
-                       "passwordSecretRef": {"name": "mailbox", "key": "password"}}],
-        "webhook": {"replicas": 2, "ingress": {"enabled": true, "host": "bounces.example.com"}},
-    });
-    apply_config(&configs, spec.clone()).await;
-    wait("Degraded=True SecretMissing", || async {
-        condition(&configs, "Degraded").await
-            == Some((ConditionStatus::True, "SecretMissing".into()))
-    })
-    .await;
-    assert!(
-        deployments
-            .get_opt(&format!("{NAME}-webhook"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-
-    // 2. Secrets appear: the Secret watch re-queues the config; children converge.
-    put_secret(
-        &secrets,
-        "listmonk-db",
-        json!({"url": "postgres://u:p@db/listmonk"}),
-    )
-    .await;
-    put_secret(&secrets, "bounce-api", json!({"credentials": "demo:token"})).await;
-    put_secret(
-        &secrets,
-        "mailbox",
-        json!({"username": "bounces", "password": "hunter2"}),
-    )
-    .await;
-    wait("Degraded=False", || async {
-        condition(&configs, "Degraded").await.map(|c| c.0) == Some(ConditionStatus::False)
-    })
-    .await;
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .get(&format!("{NAME}-config"))
-        .await
-        .unwrap();
-    let text = &cm.data.unwrap()["config.yaml"];
-    assert!(
-        !text.contains("hunter2") && !text.contains("postgres://"),
-        "no secret value in the ConfigMap"
-    );
-    let owner_uid = configs.get(NAME).await.unwrap().meta().uid.clone().unwrap();
-    for (kind, owners) in [
-        (
-            "webhook Deployment",
-            deployments
-                .get(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .metadata
-                .owner_references,
-        ),
-        (
-            "mailbox Deployment",
-            deployments
-                .get(&format!("{NAME}-mailbox"))
-                .await
-                .unwrap()
-                .metadata
-                .owner_references,
-        ),
-        (
-            "Service",
-            Api::<Service>::namespaced(client.clone(), &ns)
-                .get(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .metadata
-                .owner_references,
-        ),
-        (
-            "Ingress",
-            Api::<Ingress>::namespaced(client.clone(), &ns)
-                .get(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .metadata
-                .owner_references,
-        ),
-        (
-            "PodDisruptionBudget",
-            pdbs.get(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .metadata
-                .owner_references,
-        ),
-    ] {
+        // 1. The config arrives before its Secrets: Degraded, an Event, no children.
+        let spec = json!({
+            "database": {"urlSecretRef": {"name": "listmonk-db", "key": "url"}},
+            "api": {"credentialsSecretRef": {"name": "bounce-api", "key": "credentials"}},
+            "mailboxes": [{"name": "bounces", "protocol": "pop3", "host": "pop.example.com", "port": 995,
+                           "usernameSecretRef": {"name": "mailbox", "key": "username"},
+                           "passwordSecretRef": {"name": "mailbox", "key": "password"}}],
+            "webhook": {"replicas": 2, "ingress": {"enabled": true, "host": "bounces.example.com"}},
+            "metrics": {"serviceMonitor": monitored},
+        });
+        apply_config(&configs, spec.clone()).await;
+        wait("Degraded=True SecretMissing", || async {
+            condition(&configs, "Degraded").await
+                == Some((ConditionStatus::True, "SecretMissing".into()))
+        })
+        .await;
+        wait("a SecretMissing Event", || async {
+            has_event(&client, &ns, "SecretMissing").await
+        })
+        .await;
         assert!(
+            deployments
+                .get_opt(&format!("{NAME}-webhook"))
+                .await
+                .unwrap()
+                .is_none(),
+            "no workers before their Secrets exist"
+        );
+
+        // 2. The Secrets appear: the Secret watch re-queues the config; children converge.
+        put_secret(
+            &secrets,
+            "listmonk-db",
+            json!({"url": "postgres://u:p@db/listmonk"}),
+        )
+        .await;
+        put_secret(&secrets, "bounce-api", json!({"credentials": "demo:token"})).await;
+        put_secret(
+            &secrets,
+            "mailbox",
+            json!({"username": "bounces", "password": "hunter2"}),
+        )
+        .await;
+        wait("Degraded=False", || async {
+            condition(&configs, "Degraded").await.map(|c| c.0) == Some(ConditionStatus::False)
+        })
+        .await;
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .get(&format!("{NAME}-config"))
+            .await
+            .unwrap();
+        let text = &cm.data.unwrap()["config.yaml"];
+        assert!(
+            !text.contains("hunter2") && !text.contains("postgres://"),
+            "no secret value in the ConfigMap"
+        );
+        let owner_uid = configs.get(NAME).await.unwrap().meta().uid.clone().unwrap();
+        let owned = |owners: Option<
+            Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+        >| {
             owners
                 .unwrap_or_default()
                 .iter()
-                .any(|o| o.uid == owner_uid && o.controller == Some(true)),
-            "{kind} is owned by the BounceConfig"
+                .any(|o| o.uid == owner_uid && o.controller == Some(true))
+        };
+        let webhook = format!("{NAME}-webhook");
+        assert!(
+            owned(
+                deployments
+                    .get(&webhook)
+                    .await
+                    .unwrap()
+                    .metadata
+                    .owner_references
+            ),
+            "webhook Deployment owned"
         );
-    }
-    let status = configs.get(NAME).await.unwrap().status.unwrap();
-    assert_eq!(
-        status.webhook_url.as_deref(),
-        Some("http://bounces.example.com/webhooks")
-    );
-    if nodes {
-        wait("Ready=True", || async {
-            condition(&configs, "Ready").await.map(|c| c.0) == Some(ConditionStatus::True)
+        assert!(
+            owned(
+                deployments
+                    .get(&format!("{NAME}-mailbox"))
+                    .await
+                    .unwrap()
+                    .metadata
+                    .owner_references
+            ),
+            "mailbox Deployment owned"
+        );
+        assert!(
+            owned(
+                Api::<Service>::namespaced(client.clone(), &ns)
+                    .get(&webhook)
+                    .await
+                    .unwrap()
+                    .metadata
+                    .owner_references
+            ),
+            "Service owned"
+        );
+        assert!(
+            owned(
+                ingresses
+                    .get(&webhook)
+                    .await
+                    .unwrap()
+                    .metadata
+                    .owner_references
+            ),
+            "Ingress owned"
+        );
+        assert!(
+            owned(pdbs.get(&webhook).await.unwrap().metadata.owner_references),
+            "PodDisruptionBudget owned"
+        );
+        if monitored {
+            wait("ServiceMonitor created", || async {
+                monitors.get_opt(&webhook).await.unwrap().is_some()
+            })
+            .await;
+            assert_eq!(
+                condition(&configs, "ServiceMonitorReady").await,
+                Some((ConditionStatus::True, "Created".into()))
+            );
+        } else {
+            assert_eq!(condition(&configs, "ServiceMonitorReady").await, None);
+        }
+        let status = configs.get(NAME).await.unwrap().status.unwrap();
+        assert_eq!(
+            status.webhook_url.as_deref(),
+            Some("http://bounces.example.com/webhooks")
+        );
+        if nodes {
+            wait("Ready=True", || async {
+                condition(&configs, "Ready").await.map(|c| c.0) == Some(ConditionStatus::True)
+            })
+            .await;
+        } else {
+            // Pods cannot run without nodes: Ready waits on the workers, and says so.
+            wait("Ready=False WorkersUnavailable", || async {
+                condition(&configs, "Ready").await
+                    == Some((ConditionStatus::False, "WorkersUnavailable".into()))
+            })
+            .await;
+        }
+
+        // 3. Spec change: one replica, no mailbox, no Ingress, no ServiceMonitor: pruned.
+        let hash_before = pod_hash(&deployments).await;
+        let mut smaller = spec.clone();
+        smaller["webhook"] = json!({"replicas": 1});
+        smaller["mailboxes"] = json!([]);
+        smaller["metrics"] = json!({"serviceMonitor": false});
+        apply_config(&configs, smaller.clone()).await;
+        wait(
+            "mailbox Deployment, PDB, Ingress and ServiceMonitor pruned; replicas 1",
+            || async {
+                deployments
+                    .get_opt(&format!("{NAME}-mailbox"))
+                    .await
+                    .unwrap()
+                    .is_none()
+                    && pdbs.get_opt(&webhook).await.unwrap().is_none()
+                    && ingresses.get_opt(&webhook).await.unwrap().is_none()
+                    && (!monitored || monitors.get_opt(&webhook).await.unwrap().is_none())
+                    && deployments
+                        .get(&webhook)
+                        .await
+                        .unwrap()
+                        .spec
+                        .unwrap()
+                        .replicas
+                        == Some(1)
+            },
+        )
+        .await;
+        wait("status observes the new generation", || async {
+            let c = configs.get(NAME).await.unwrap();
+            c.status.and_then(|s| s.observed_generation) == c.metadata.generation
         })
         .await;
-    }
+        assert_ne!(
+            condition(&configs, "Degraded").await.map(|c| c.0),
+            Some(ConditionStatus::True)
+        );
 
-    // 3. Spec change: one replica, no mailbox -> PDB and mailbox Deployment pruned.
-    let hash_before = pod_hash(&deployments).await;
-    let mut smaller = spec.clone();
-    smaller["webhook"]["replicas"] = json!(1);
-    smaller["mailboxes"] = json!([]);
-    apply_config(&configs, smaller).await;
-    wait("mailbox Deployment and PDB pruned, replicas 1", || async {
-        deployments
-            .get_opt(&format!("{NAME}-mailbox"))
+        // 4. A rotated Secret rolls the pods (the template hash changes).
+        let hash_mid = pod_hash(&deployments).await;
+        assert_ne!(
+            hash_before, hash_mid,
+            "the mailbox Secret is no longer mounted"
+        );
+        put_secret(
+            &secrets,
+            "listmonk-db",
+            json!({"url": "postgres://u:rotated@db/listmonk"}),
+        )
+        .await;
+        wait("pod template hash follows the rotated Secret", || async {
+            pod_hash(&deployments).await != hash_mid
+        })
+        .await;
+
+        // 5. A deleted Secret: Degraded SecretMissing again, with an Event; workers stay.
+        secrets
+            .delete("bounce-api", &DeleteParams::default())
             .await
-            .unwrap()
-            .is_none()
-            && pdbs
-                .get_opt(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .is_none()
-            && deployments
-                .get(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .spec
-                .unwrap()
-                .replicas
-                == Some(1)
-    })
-    .await;
-    wait("status observes the new generation", || async {
-        let c = configs.get(NAME).await.unwrap();
-        c.status.and_then(|s| s.observed_generation) == c.metadata.generation
-    })
-    .await;
+            .unwrap();
+        wait(
+            "Degraded=True SecretMissing after the Secret is deleted",
+            || async {
+                condition(&configs, "Degraded").await
+                    == Some((ConditionStatus::True, "SecretMissing".into()))
+            },
+        )
+        .await;
+        assert!(deployments.get_opt(&webhook).await.unwrap().is_some());
+        put_secret(&secrets, "bounce-api", json!({"credentials": "demo:token"})).await;
+        wait("Degraded=False once the Secret is back", || async {
+            condition(&configs, "Degraded").await.map(|c| c.0) == Some(ConditionStatus::False)
+        })
+        .await;
 
-    // 4. A rotated Secret rolls the pods (the template hash changes).
-    let hash_mid = pod_hash(&deployments).await;
-    assert_ne!(
-        hash_before, hash_mid,
-        "the mailbox Secret is no longer mounted"
-    );
-    put_secret(
-        &secrets,
-        "listmonk-db",
-        json!({"url": "postgres://u:rotated@db/listmonk"}),
-    )
-    .await;
-    wait("pod template hash follows the rotated Secret", || async {
-        pod_hash(&deployments).await != hash_mid
-    })
-    .await;
+        // 6. A spec the schema accepts but the operator cannot use: InvalidSpec.
+        let mut invalid = smaller.clone();
+        invalid["rules"] = json!({"window": "a fortnight"});
+        apply_config(&configs, invalid).await;
+        wait("Degraded=True InvalidSpec", || async {
+            condition(&configs, "Degraded").await
+                == Some((ConditionStatus::True, "InvalidSpec".into()))
+        })
+        .await;
+        wait("an InvalidSpec Event", || async {
+            has_event(&client, &ns, "InvalidSpec").await
+        })
+        .await;
+        apply_config(&configs, smaller).await;
+        wait("Degraded=False once the spec is fixed", || async {
+            condition(&configs, "Degraded").await.map(|c| c.0) == Some(ConditionStatus::False)
+        })
+        .await;
 
-    // 5. Delete: everything the config owned goes (where a garbage collector runs).
-    configs
-        .delete(NAME, &DeleteParams::default())
-        .await
-        .unwrap();
-    if gc {
+        // 7. Delete: the garbage collector removes what the config owned.
+        configs
+            .delete(NAME, &DeleteParams::default())
+            .await
+            .unwrap();
         wait("children garbage-collected", || async {
-            deployments
-                .get_opt(&format!("{NAME}-webhook"))
-                .await
-                .unwrap()
-                .is_none()
+            deployments.get_opt(&webhook).await.unwrap().is_none()
                 && Api::<ConfigMap>::namespaced(client.clone(), &ns)
                     .get_opt(&format!("{NAME}-config"))
                     .await
@@ -276,78 +388,88 @@ async fn scenario(client: Client, ns: String) {
                     .is_none()
         })
         .await;
-    } else {
-        println!(
-            "e2e: no controller-manager, so no garbage collector: cleanup rests on the owner references checked above"
-        );
     }
 }
 
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd: CustomResourceDefinition =
-        serde_yaml::from_str(include_str!("../../crds/bounceconfig.yaml"))
-            .expect("crds/bounceconfig.yaml parses");
-    crds.patch(
-        "bounceconfigs.bounceops.io",
-        &PatchParams::apply("bounceops-e2e").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install the CRD");
-    wait("CRD established", || async {
-        crds.get("bounceconfigs.bounceops.io")
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
+/// Every request the operator's ServiceAccount made was allowed, and every verb the chart's
+/// ClusterRole grants was used (a verb never used is a privilege to remove).
+fn check_rbac_use(requests: &[cluster::Audited], granted: &BTreeSet<(String, String, String)>) {
+    assert!(
+        !requests.is_empty(),
+        "the audit log has no request of the operator"
+    );
+    let refused: Vec<_> = requests.iter().filter(|r| r.code == 403).collect();
+    assert!(
+        refused.is_empty(),
+        "requests the chart's RBAC refused: {refused:#?}"
+    );
+    let mut used: BTreeSet<(String, String, String)> = requests
+        .iter()
+        .map(|r| (r.group.clone(), r.resource.clone(), r.verb.clone()))
+        .collect();
+    // Server-side apply of a new object is a `patch` that the server also authorizes as
+    // `create`; the audit log records only the patch (answered 201).
+    for r in requests
+        .iter()
+        .filter(|r| r.verb == "patch" && r.code == 201)
+    {
+        used.insert((r.group.clone(), r.resource.clone(), "create".into()));
+    }
+    let unused: Vec<_> = granted
+        .iter()
+        .filter(|g| g.1 != "leases" && !used.contains(*g))
+        .collect();
+    println!(
+        "{SUITE}: the operator used {} (group, resource, verb) grants",
+        used.len()
+    );
+    assert!(
+        unused.is_empty(),
+        "the chart grants what the operator never used (remove it from operator/rbac.yaml and the chart): {unused:#?}"
+    );
+}
+
+async fn remove_service_monitor_crd(admin: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    let _ = crds.delete(SM_CRD, &DeleteParams::default()).await;
+    wait("the ServiceMonitor type is no longer served", || async {
+        crds.get_opt(SM_CRD).await.unwrap().is_none()
+            && !bounce_operator::reconcile::apply::service_monitor_served(admin)
+                .await
+                .expect("discovery answers")
     })
     .await;
 }
 
-async fn apply_config(api: &Api<BounceConfig>, spec: serde_json::Value) {
+async fn apply_config(api: &Api<BounceConfig>, spec: Value) {
     let obj = json!({"apiVersion": "bounceops.io/v1alpha1", "kind": "BounceConfig",
                      "metadata": {"name": NAME}, "spec": spec});
     api.patch(
         NAME,
-        &PatchParams::apply("bounceops-e2e").force(),
+        &PatchParams::apply(cluster::MANAGER).force(),
         &Patch::Apply(&obj),
     )
     .await
     .expect("apply the BounceConfig");
 }
 
-async fn put_secret(api: &Api<Secret>, name: &str, values: serde_json::Value) {
+async fn put_secret(api: &Api<Secret>, name: &str, values: Value) {
     // `data` rather than `stringData`: server-side apply tracks `data`, so a rotation by
     // the same field manager replaces the value cleanly.
-    let data = values
+    let data: serde_json::Map<String, Value> = values
         .as_object()
         .unwrap()
         .iter()
         .map(|(k, v)| {
-            (
-                k.clone(),
-                k8s_openapi::ByteString(v.as_str().unwrap().as_bytes().to_vec()),
-            )
+            let bytes = k8s_openapi::ByteString(v.as_str().unwrap().as_bytes().to_vec());
+            (k.clone(), serde_json::to_value(bytes).unwrap())
         })
         .collect();
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Default::default()
-    };
-    let mut obj = serde_json::to_value(&secret).unwrap();
-    obj["apiVersion"] = json!("v1");
-    obj["kind"] = json!("Secret");
+    let obj =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data});
     api.patch(
         name,
-        &PatchParams::apply("bounceops-e2e").force(),
+        &PatchParams::apply(cluster::MANAGER).force(),
         &Patch::Apply(&obj),
     )
     .await
@@ -356,9 +478,21 @@ async fn put_secret(api: &Api<Secret>, name: &str, values: serde_json::Value) {
 
 async fn condition(api: &Api<BounceConfig>, type_: &str) -> Option<(ConditionStatus, String)> {
     let c = api.get(NAME).await.ok()?;
-    let s = c.status?;
-    let cond = s.condition(type_)?;
-    Some((cond.status, cond.reason.clone()))
+    let cond = c.status?.condition(type_)?.clone();
+    Some((cond.status, cond.reason))
+}
+
+async fn has_event(client: &Client, ns: &str, reason: &str) -> bool {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+            })
+        })
+        .unwrap_or(false)
 }
 
 async fn pod_hash(api: &Api<Deployment>) -> Option<String> {
@@ -373,21 +507,11 @@ async fn pod_hash(api: &Api<Deployment>) -> Option<String> {
         .cloned()
 }
 
-async fn wait<F, Fut>(what: &str, mut check: F)
+async fn wait<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if check().await {
-            println!("e2e: {what}");
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until(what, TIMEOUT, check).await;
+    println!("{SUITE}: {what}");
 }

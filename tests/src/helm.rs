@@ -35,16 +35,38 @@ pub fn helm() -> PathBuf {
 /// Runs helm in the repository root, with no user state: helm must not read or write the
 /// caller's repositories, cache or cluster.
 fn output(args: &[&str]) -> std::process::Output {
-    let state = std::env::temp_dir().join("bounceops-helm");
-    Command::new(helm())
-        .args(args)
-        .current_dir(repo_root())
-        .env("HELM_CACHE_HOME", state.join("cache"))
-        .env("HELM_CONFIG_HOME", state.join("config"))
-        .env("HELM_DATA_HOME", state.join("data"))
+    command(args)
         .env_remove("KUBECONFIG")
         .output()
         .unwrap_or_else(|e| panic!("cannot run helm: {e}"))
+}
+
+fn command(args: &[&str]) -> Command {
+    let state = std::env::temp_dir().join("bounceops-helm");
+    let mut cmd = Command::new(helm());
+    cmd.args(args)
+        .current_dir(repo_root())
+        .env("HELM_CACHE_HOME", state.join("cache"))
+        .env("HELM_CONFIG_HOME", state.join("config"))
+        .env("HELM_DATA_HOME", state.join("data"));
+    cmd
+}
+
+/// Runs helm against the cluster `KUBECONFIG` names (install, upgrade, uninstall);
+/// returns (stdout, stderr), panics with both on failure.
+pub fn on_cluster(args: &[&str]) -> (String, String) {
+    let out = command(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "helm {} failed ({}):\n{stderr}\n{stdout}",
+        args.join(" "),
+        out.status
+    );
+    (stdout, stderr)
 }
 
 /// Runs helm; returns stdout, panics with stderr on failure.
@@ -75,9 +97,19 @@ pub fn run_failing(args: &[&str]) -> String {
 /// `helm template` of the chart into `namespace`, with these values files and `--set`s;
 /// `--include-crds` so the CRD is among the manifests.
 pub fn template(namespace: &str, values: &[&str], sets: &[&str]) -> Manifests {
+    template_release("bounceops", namespace, values, sets)
+}
+
+/// `helm template` as [`template`] does, under the release name `release`.
+pub fn template_release(
+    release: &str,
+    namespace: &str,
+    values: &[&str],
+    sets: &[&str],
+) -> Manifests {
     let mut args = vec![
         "template",
-        "bounceops",
+        release,
         CHART,
         "--namespace",
         namespace,

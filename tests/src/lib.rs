@@ -1,7 +1,9 @@
 //! Shared helpers of the repository-wide checks in `tests/tests/`: where the repository
 //! is, running helm, and the BounceConfig reference generator (`docgen`).
 
+pub mod cluster;
 pub mod helm;
+pub mod invalid_specs;
 pub mod metrics;
 pub mod reference;
 

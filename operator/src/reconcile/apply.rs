@@ -96,9 +96,9 @@ pub async fn apply(
         let ar = kind.api_resource();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         // A ServiceMonitor whose CRD is absent cannot exist; asking would be a 404 anyway.
-        let existing = match api.get_opt(name).await {
-            Ok(o) => o,
-            Err(kube::Error::Api(s)) if s.is_not_found() => None,
+        let existing = match api.get(name).await {
+            Ok(o) => Some(o),
+            Err(e) if is_absent(&e) => None,
             Err(e) => return Err(e),
         };
         // Only what this config owns: a same-named object someone else made stays.
@@ -108,7 +108,7 @@ pub async fn apply(
             metrics.write("delete");
             match api.delete(name, &DeleteParams::background()).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                Err(e) if is_absent(&e) => {}
                 Err(e) => return Err(e),
             }
             out.pruned.push(format!("{}/{name}", ar.kind));
@@ -140,9 +140,17 @@ pub async fn service_monitor_served(client: &Client) -> Result<bool, kube::Error
         .await
     {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
-        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),
+        Err(e) if is_absent(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The API server's two ways of saying "not there": a `NotFound` Status for a missing
+/// object, and a plain-text `404 page not found` for a path it does not serve (a group or
+/// resource type whose CRD is not installed). kube's `is_not_found()` recognises only the
+/// first: it falls back to the HTTP code only for reasons it does not know.
+pub fn is_absent(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.is_not_found() || s.code == 404)
 }
 
 #[cfg(test)]

@@ -204,6 +204,9 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         let name = kind.name(&owner);
         match wanted.remove(&kind) {
             Some(object) => apply.push(Child { kind, name, object }),
+            // Without the CRD no ServiceMonitor can exist, and the server answers a request
+            // for one with a plain 404 for the whole resource type.
+            None if kind == ChildKind::ServiceMonitor && !inputs.service_monitor_crd => {}
             None => prune.push((kind, name)),
         }
     }

@@ -180,8 +180,9 @@ async fn run_phases(
     }
 
     // 3. build
-    let sm_crd =
-        config.spec.metrics.service_monitor && apply::service_monitor_served(&ctx.client).await?;
+    // Asked even when this config wants no ServiceMonitor: one it created earlier must be
+    // pruned, and only a served type can be asked about.
+    let sm_crd = apply::service_monitor_served(&ctx.client).await?;
     let desired = desired::build(&desired::Inputs {
         config,
         secret_versions: &resolved.versions,

@@ -1,0 +1,198 @@
+//! The CRD and every BounceConfig the repository shows, on a real API server: the CRD is
+//! accepted and Established without a warning, every example is accepted without a
+//! warning, and every invalid spec of the table is refused with the words the docs promise.
+//! This is where the server's CEL cost estimator and CEL rules really run.
+//!
+//! Runs when `KUBECONFIG` is set (scripts/test.sh starts a control plane); else skips.
+
+use bounceops_tests::cluster::{self, TestNamespace};
+use bounceops_tests::invalid_specs;
+use bounceops_tests::{read, repo_root};
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+
+const SUITE: &str = "apiserver CRD suite";
+
+/// Creates the object as `kubectl apply` creates a new one (a POST with
+/// `fieldValidation=Strict`, so unknown fields are refused), with `dryRun=All`: the
+/// server validates (schema, CEL, admission) and stores nothing.
+async fn try_apply(client: &kube::Client, ns: &str, object: &Value) -> cluster::Answer {
+    cluster::request(
+        client,
+        "POST",
+        &format!(
+            "/apis/bounceops.io/v1alpha1/namespaces/{ns}/bounceconfigs?fieldManager={}&dryRun=All&fieldValidation=Strict",
+            cluster::MANAGER
+        ),
+        "application/json",
+        object,
+    )
+    .await
+}
+
+fn config(name: &str, ns: &str, spec: Value) -> Value {
+    json!({"apiVersion": "bounceops.io/v1alpha1", "kind": "BounceConfig",
+           "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+/// Every BounceConfig document in examples/, deploy/ and the docs' YAML blocks, with
+/// where it came from.
+fn shown_configs() -> Vec<(String, Value)> {
+    let root = repo_root();
+    let mut out = Vec::new();
+    for dir in ["examples", "deploy", "docs"] {
+        let mut files = Vec::new();
+        collect(&root.join(dir), &mut files);
+        for path in files {
+            let rel = path.strip_prefix(&root).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let yamls: Vec<String> = if rel.ends_with(".md") {
+                fenced_yaml(&text)
+            } else if rel.ends_with(".yaml") || rel.ends_with(".yml") {
+                vec![text]
+            } else {
+                continue;
+            };
+            for y in yamls {
+                for doc in serde_yaml::Deserializer::from_str(&y) {
+                    let v =
+                        Value::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: not YAML: {e}"));
+                    if v["kind"] == "BounceConfig" {
+                        out.push((rel.clone(), v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+}
+
+/// The bodies of the ```yaml blocks of a Markdown text.
+fn fenced_yaml(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match &mut current {
+            None if line.trim_start().starts_with("```yaml") => current = Some(String::new()),
+            Some(_) if line.trim_start().starts_with("```") => out.extend(current.take()),
+            Some(body) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_crd_is_established_without_warnings() {
+    let Some(client) = cluster::admin(SUITE).await else {
+        return;
+    };
+    let warnings = cluster::install_crd(&client, &cluster::bounceconfig_crd()).await;
+    assert!(warnings.is_empty(), "the CRD drew warnings: {warnings:#?}");
+}
+
+#[tokio::test]
+async fn every_bounceconfig_the_repository_shows_is_accepted_without_warnings() {
+    let Some(client) = cluster::admin(SUITE).await else {
+        return;
+    };
+    cluster::install_crd(&client, &cluster::bounceconfig_crd()).await;
+    let ns = TestNamespace::create(&client, "examples").await;
+    let shown = shown_configs();
+    for file in [
+        "examples/bounceconfig.yaml",
+        "examples/bounceconfig-mailbox.yaml",
+        "examples/bounceconfig-providers.yaml",
+        "deploy/dev/bounceconfig.yaml",
+        "docs/install.md",
+    ] {
+        assert!(
+            shown.iter().any(|(f, _)| f == file),
+            "no BounceConfig found in {file}"
+        );
+    }
+    let mut failures = Vec::new();
+    for (file, mut obj) in shown {
+        obj["metadata"]["namespace"] = json!(ns.name);
+        let answer = try_apply(&client, &ns.name, &obj).await;
+        if answer.status >= 300 || !answer.warnings.is_empty() {
+            failures.push(format!(
+                "{file}: {} {} {:?}",
+                answer.status,
+                answer.message(),
+                answer.warnings
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn invalid_bounceconfigs_are_refused_with_the_documented_message() {
+    let table = invalid_specs::table();
+    assert!(table.len() >= 25, "the table has {} rows", table.len());
+    let docs = read("docs/validation.md");
+    let undocumented: Vec<_> = table
+        .iter()
+        .filter(|row| !docs.contains(row.message))
+        .map(|row| format!("{}: {:?}", row.case, row.message))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "docs/validation.md does not quote these refusals: {undocumented:#?}"
+    );
+    let Some(client) = cluster::admin(SUITE).await else {
+        return;
+    };
+    cluster::install_crd(&client, &cluster::bounceconfig_crd()).await;
+    let ns = TestNamespace::create(&client, "invalid").await;
+
+    let valid = try_apply(
+        &client,
+        &ns.name,
+        &config("valid", &ns.name, invalid_specs::valid_spec()),
+    )
+    .await;
+    assert!(
+        valid.status < 300 && valid.warnings.is_empty(),
+        "the table's starting spec must be valid: {} {} {:?}",
+        valid.status,
+        valid.message(),
+        valid.warnings
+    );
+
+    let mut wrong = Vec::new();
+    for row in table {
+        let answer = try_apply(&client, &ns.name, &config("invalid", &ns.name, row.spec)).await;
+        let message = answer.message();
+        let names_field = message.contains(&format!("{}:", row.field))
+            || message.contains(&format!("{}\"", row.field))
+            || message.contains(&format!(".{}", row.field.trim_start_matches("spec")));
+        println!("{}: {} {message}", row.case, answer.status);
+        // 422 Invalid for what the schema and CEL refuse; 400 for an unknown field, which
+        // strict decoding refuses before validation.
+        let refused = answer.status == 422 || answer.status == 400;
+        if !refused || !message.contains(row.message) || !names_field {
+            wrong.push(format!(
+                "{}: expected 422 naming {} with {:?}, got {} {message}",
+                row.case, row.field, row.message, answer.status
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
