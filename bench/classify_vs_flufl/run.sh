@@ -2,10 +2,13 @@
 # bounce-classify against flufl.bounce (the parser Mailman uses) on the same corpus
 # files, in one run, each pinned to one core:
 #   bash bench/classify_vs_flufl/run.sh [CORPUS_DIR] [MIN_SECONDS]
+# CORPUS_DIR (holding expected.jsonl and emails/) defaults to $BOUNCEOPS_CORPUS.
 # Needs: a Rust toolchain, python3 with `pip install flufl.bounce`, taskset (util-linux).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-corpus="$(cd "${1:-$here/../../../shared/corpus}" && pwd)"
+corpus="${1:-${BOUNCEOPS_CORPUS:-}}"
+[ -n "$corpus" ] || { echo "usage: $0 CORPUS_DIR [MIN_SECONDS] (or set BOUNCEOPS_CORPUS)" >&2; exit 2; }
+corpus="$(cd "$corpus" && pwd)"
 secs="${2:-5}"
 python3 -c 'import flufl.bounce' 2>/dev/null || { echo "pip install flufl.bounce first" >&2; exit 1; }
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"

@@ -1,6 +1,7 @@
-//! Prints the classifier's figures on the bounce corpus.
+//! Prints the classifier's figures on an external bounce corpus (a folder holding
+//! `expected.jsonl` and `emails/`), given as the argument or by `BOUNCEOPS_CORPUS`.
 //!
-//! `cargo run -p bounce-classify --release --example corpus_report -- ../shared/corpus [--verbose]`
+//! `cargo run -p bounce-classify --release --example corpus_report -- /path/to/corpus [--verbose]`
 
 #[path = "../tests/measure/mod.rs"]
 mod measure;
@@ -17,7 +18,13 @@ fn main() -> ExitCode {
             other => root = Some(PathBuf::from(other)),
         }
     }
-    let root = root.unwrap_or_else(|| PathBuf::from("../shared/corpus"));
+    let Some(root) = root.or_else(measure::root_from_env) else {
+        eprintln!(
+            "usage: corpus_report CORPUS_DIR [--verbose] (or set {})",
+            measure::CORPUS_VAR
+        );
+        return ExitCode::FAILURE;
+    };
     let f = match measure::measure(&root) {
         Ok(f) => f,
         Err(e) => {

@@ -52,7 +52,14 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
     let db = TestDb::new().await;
     let (carol, carol_uuid) = db.subscriber("carol@example.net").await;
     let (dave, _) = db.subscriber("dave@example.net").await;
-    let (unknown_user, _) = db.subscriber("userunknown@bouncehammer.jp").await;
+    let (amelie, _) = db.subscriber("amelie.roux@example.net").await;
+    // The X-Listmonk-Subscriber header of the DSN fixture below names her.
+    sqlx::query("UPDATE subscribers SET uuid = $1 WHERE id = $2")
+        .bind(uuid::Uuid::parse_str("3f2b8c1e-7d4a-4c9b-a1e2-5b6c7d8e9f01").unwrap())
+        .bind(amelie)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let (campaign, campaign_uuid) = db.campaign("november").await;
 
     // Found by listmonk's headers although the report names a forwarding address.
@@ -70,9 +77,10 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         USER,
         &listmonk_bounce("dave@example.net", "4.2.2", None, None),
     );
-    // Real mail from the corpus: a Sendmail DSN, and an ARF complaint for nobody we know.
-    dovecot.deliver(USER, &corpus("rfc3464-01.eml"));
-    dovecot.deliver(USER, &corpus("arf-01.eml"));
+    // The classifier's fixtures: a Sendmail DSN whose listmonk headers name her and a
+    // campaign this database lacks (so no campaign), and an ARF complaint for nobody we know.
+    dovecot.deliver(USER, &fixture("sendmail-dsn-user-unknown.eml"));
+    dovecot.deliver(USER, &fixture("arf-abuse-complaint.eml"));
     let keep = [human_reply(), newsletter(), vacation()];
     for m in &keep {
         dovecot.deliver(USER, m);
@@ -98,6 +106,12 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         bounce_rows(&db).await,
         vec![
             (
+                "amelie.roux@example.net".into(),
+                "hard".into(),
+                "mailbox:bounces".into(),
+                None
+            ),
+            (
                 "carol@example.net".into(),
                 "hard".into(),
                 "mailbox:bounces".into(),
@@ -109,19 +123,10 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
                 "mailbox:bounces".into(),
                 None
             ),
-            (
-                "userunknown@bouncehammer.jp".into(),
-                "hard".into(),
-                "mailbox:bounces".into(),
-                None
-            ),
         ]
     );
     assert_eq!(db.status(carol).await.as_deref(), Some("blocklisted"));
-    assert_eq!(
-        db.status(unknown_user).await.as_deref(),
-        Some("blocklisted")
-    );
+    assert_eq!(db.status(amelie).await.as_deref(), Some("blocklisted"));
     assert_eq!(db.status(dave).await.as_deref(), Some("enabled"));
     let unmatched: (String, String) = sqlx::query_as("SELECT email, type FROM bounceops.unmatched")
         .fetch_one(&db.pool)
@@ -129,7 +134,10 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
         .unwrap();
     assert_eq!(
         unmatched,
-        ("redacted@example.net".into(), "complaint".into())
+        (
+            "erik.lindqvist@mailbox-example.net".into(),
+            "complaint".into()
+        )
     );
     if protocol == IMAP {
         // Read with BODY.PEEK: what is left in place is not marked as read.

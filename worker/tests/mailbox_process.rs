@@ -5,7 +5,7 @@
 mod common;
 mod mailbox_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -302,17 +302,16 @@ fn once_is_refused_for_the_webhook_role_and_mailbox_role_needs_mailboxes() {
 
 #[test]
 fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
-    let corpus =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/emails/maildir/bsd");
+    let dsn = fixture_path("sendmail-dsn-user-unknown.eml");
     let dir = tempfile::tempdir().unwrap();
     let reply = dir.path().join("reply.eml");
     std::fs::write(&reply, human_reply()).unwrap();
     let missing = dir.path().join("missing.eml");
     let out = worker()
         .args(["parse", "--json"])
-        .arg(corpus.join("rfc3464-01.eml"))
+        .arg(&dsn)
         .arg(&missing)
-        .arg(corpus.join("arf-01.eml"))
+        .arg(fixture_path("arf-abuse-complaint.eml"))
         .arg(&reply)
         .output()
         .unwrap();
@@ -325,29 +324,36 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
         .collect();
     assert_eq!(lines.len(), 3, "{}", text(&out));
     let bounce = &lines[0];
-    assert!(bounce["file"].as_str().unwrap().ends_with("rfc3464-01.eml"));
+    assert!(
+        bounce["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("sendmail-dsn-user-unknown.eml")
+    );
     assert_eq!(bounce["kind"], "bounce");
     assert_eq!(
         bounce["recipients"],
         serde_json::json!([{
-            "email": "userunknown@bouncehammer.jp",
+            "email": "amelie.roux@example.net",
             "status": "5.1.1",
             "action": "failed",
-            "diagnostic": "550 5.1.1 <userunknown@bouncehammer.jp>... User Unknown",
+            "diagnostic": "550 5.1.1 <amelie.roux@example.net>... User unknown",
             "type": "hard",
         }])
     );
-    assert!(bounce["subscriber_uuid"].is_null() && bounce["campaign_uuid"].is_null());
+    assert_eq!(
+        (&bounce["subscriber_uuid"], &bounce["campaign_uuid"]),
+        (
+            &serde_json::json!("3f2b8c1e-7d4a-4c9b-a1e2-5b6c7d8e9f01"),
+            &serde_json::json!("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
+        )
+    );
     assert_eq!(lines[1]["kind"], "complaint");
     assert_eq!(lines[1]["recipients"][0]["type"], "complaint");
     assert_eq!(lines[2]["kind"], "unknown");
     assert_eq!(lines[2]["recipients"], serde_json::json!([]));
 
-    let human = worker()
-        .arg("parse")
-        .arg(corpus.join("rfc3464-01.eml"))
-        .output()
-        .unwrap();
+    let human = worker().arg("parse").arg(&dsn).output().unwrap();
     assert!(human.status.success());
     let shown = String::from_utf8_lossy(&human.stdout);
     assert!(

@@ -1,14 +1,26 @@
 //! Owns the corpus measurement shared by `tests/corpus.rs` and
-//! `examples/corpus_report.rs`: runs the classifier over every message of
-//! `shared/corpus` and scores it against `expected.jsonl`.
+//! `examples/corpus_report.rs`: runs the classifier over every message of an
+//! external bounce corpus (a folder holding `expected.jsonl` and `emails/`,
+//! named by `BOUNCEOPS_CORPUS`) and scores it against `expected.jsonl`.
 
 // Each includer uses part of it (the test has no use for throughput).
 #![allow(dead_code)]
 
 use bounce_classify::{BounceType, Classification, Kind, classify};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The environment variable naming the external corpus folder.
+pub const CORPUS_VAR: &str = "BOUNCEOPS_CORPUS";
+
+/// The corpus folder named by `BOUNCEOPS_CORPUS`, or `None` when the variable is
+/// unset or empty (the corpus is not part of the repository).
+pub fn root_from_env() -> Option<PathBuf> {
+    std::env::var_os(CORPUS_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
 
 /// Sisimai's own pseudo-statuses (`5.0.9xx`) encode its reason vocabulary;
 /// they never appear in the message, so no classifier can "agree" with them.
@@ -75,7 +87,7 @@ pub fn measure(root: &Path) -> Result<Figures, String> {
     let expected_path = root.join("expected.jsonl");
     let expected = std::fs::read_to_string(&expected_path).map_err(|e| {
         format!(
-            "corpus not readable at {} ({e}); the corpus lives in shared/corpus next to the repository clone",
+            "corpus not readable at {} ({e}); {CORPUS_VAR} must name a folder holding expected.jsonl and emails/ (an absolute path)",
             expected_path.display()
         )
     })?;

@@ -328,12 +328,18 @@ impl Drop for Dovecot {
     }
 }
 
-/// A corpus message (`shared/corpus/emails/maildir/bsd/<name>`).
-pub fn corpus(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus/emails/maildir/bsd")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("corpus message {}: {e}", path.display()))
+/// One of the classifier's fixture messages (`classify/tests/fixtures/<name>`), where
+/// `classify/tests/fixtures/expected.jsonl` says what each one is.
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../classify/tests/fixtures")
+        .join(name)
+}
+
+/// The bytes of [`fixture_path`].
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture message {}: {e}", path.display()))
 }
 
 /// A DSN as Postfix writes it, for a campaign mail listmonk sent: the original's headers
