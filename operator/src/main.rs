@@ -23,6 +23,10 @@ struct Args {
     /// Image of the worker pods.
     #[arg(long, env = "BOUNCEOPS_WORKER_IMAGE", default_value_t = default_worker_image())]
     worker_image: String,
+    /// imagePullPolicy of the worker containers (default: the cluster's). `Never` for
+    /// images imported into the nodes by hand, where no registry serves them.
+    #[arg(long, env = "BOUNCEOPS_WORKER_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    worker_image_pull_policy: Option<String>,
     /// Address of /healthz and /metrics.
     #[arg(long, env = "BOUNCEOPS_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -77,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
 
     let settings = Settings {
         worker_image: args.worker_image.clone(),
+        worker_image_pull_policy: args.worker_image_pull_policy.clone(),
     };
     let scope = Scope(args.namespace.clone());
     let result = if args.leader_election {

@@ -42,6 +42,7 @@ fn context(client: Client) -> Arc<Context> {
             client,
             Settings {
                 worker_image: "registry.test/bounce-worker:1".into(),
+                worker_image_pull_policy: None,
             },
             recorder,
             Arc::new(Metrics::new()),

@@ -151,6 +151,11 @@ fn defaults_render_one_operator_without_leader_election() {
         env(&m, "BOUNCEOPS_WORKER_IMAGE").as_deref(),
         Some("ghcr.io/bounceops/bounce-worker:0.1.0")
     );
+    assert_eq!(
+        env(&m, "BOUNCEOPS_WORKER_IMAGE_PULL_POLICY"),
+        None,
+        "the cluster's default pull policy"
+    );
     let c = operator_container(&m);
     assert_eq!(
         str_at(c, &["image"]),
@@ -267,6 +272,10 @@ fn full_values_render_every_option() {
             "registry.example.com/bounceops/bounce-worker@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         ),
         "a digest wins over the tag"
+    );
+    assert_eq!(
+        env(&m, "BOUNCEOPS_WORKER_IMAGE_PULL_POLICY").as_deref(),
+        Some("IfNotPresent")
     );
     let c = operator_container(&m);
     assert_eq!(

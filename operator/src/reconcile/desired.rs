@@ -45,12 +45,17 @@ const WORKER_UID: i64 = 65532;
 pub struct Settings {
     /// Worker image, e.g. `ghcr.io/bounceops/bounce-worker:0.1.0`.
     pub worker_image: String,
+    /// `imagePullPolicy` of the worker containers; `None`: the cluster's default (which
+    /// pulls `:latest` always and other tags when missing). `Never` for images loaded into
+    /// the nodes by hand, as on clusters without a registry.
+    pub worker_image_pull_policy: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             worker_image: default_worker_image(),
+            worker_image_pull_policy: None,
         }
     }
 }
@@ -433,6 +438,7 @@ fn deployment(
                 .clone()
                 .unwrap_or_else(|| settings.worker_image.clone()),
         ),
+        image_pull_policy: settings.worker_image_pull_policy.clone(),
         args: Some(
             [
                 "run",

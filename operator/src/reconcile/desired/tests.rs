@@ -44,6 +44,7 @@ fn build_with(cfg: &BounceConfig, versions: &BTreeMap<String, String>, sm_crd: b
         service_monitor_crd: sm_crd,
         settings: &Settings {
             worker_image: "registry.test/bounce-worker:1".into(),
+            worker_image_pull_policy: None,
         },
     })
 }
@@ -131,13 +132,19 @@ fn each_shape_of_spec_gets_exactly_its_children() {
     for (extra, sm, want) in cases {
         let d = build_with(&config(&format!("{BASE}{extra}")), &versions(), *sm);
         assert_eq!(kinds(&d), *want, "spec extra: {extra:?}");
-        // What is not applied is pruned: together they cover every kind exactly once.
+        // What is not applied is pruned: together they cover every kind exactly once,
+        // but for a ServiceMonitor where the cluster serves none (nothing to prune, and
+        // asking for one is a 404 for the whole type).
         let mut all: Vec<ChildKind> = kinds(&d)
             .into_iter()
             .chain(d.prune.iter().map(|(k, _)| *k))
             .collect();
         all.sort();
-        assert_eq!(all, ChildKind::ALL, "spec extra: {extra:?}");
+        let expected: Vec<ChildKind> = ChildKind::ALL
+            .into_iter()
+            .filter(|k| *sm || *k != ServiceMonitor)
+            .collect();
+        assert_eq!(all, expected, "spec extra: {extra:?}");
     }
 }
 
@@ -409,4 +416,36 @@ fn full_example_snapshot() {
         })
         .collect();
     insta::assert_yaml_snapshot!(objects);
+}
+
+#[test]
+fn worker_pull_policy_reaches_every_worker_container() {
+    let cfg = config(FULL);
+    let built = build(&Inputs {
+        config: &cfg,
+        secret_versions: &versions(),
+        service_monitor_crd: false,
+        settings: &Settings {
+            worker_image: "localhost/bounceops/bounce-worker:dev".into(),
+            worker_image_pull_policy: Some("Never".into()),
+        },
+    });
+    let mut seen = 0;
+    for child in &built.apply {
+        let spec = &child.object["spec"]["template"]["spec"];
+        for list in ["containers", "initContainers"] {
+            for c in spec[list].as_array().into_iter().flatten() {
+                assert_eq!(
+                    c["imagePullPolicy"], "Never",
+                    "{} {}",
+                    child.name, c["name"]
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= 4,
+        "webhook and mailbox pods, worker and migrate containers: {seen}"
+    );
 }
