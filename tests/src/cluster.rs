@@ -37,6 +37,18 @@ pub fn kubeconfig(suite: &str) -> Option<PathBuf> {
     }
 }
 
+/// An admin client for the cluster of the kubeconfig file `path`.
+pub async fn client_for(path: &Path) -> Client {
+    let kc = Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("read the kubeconfig {}: {e}", path.display()));
+    Client::try_from(
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("a config from the kubeconfig"),
+    )
+    .expect("a client")
+}
+
 /// An admin client for the cluster `KUBECONFIG` names, or `None` (skipped, said why).
 pub async fn admin(suite: &str) -> Option<Client> {
     kubeconfig(suite)?;
@@ -51,11 +63,25 @@ pub async fn admin(suite: &str) -> Option<Client> {
 /// outlives a crashed test is harmless and named for the test that made it).
 pub struct TestNamespace {
     pub name: String,
+    /// The cluster's kubeconfig when it is not `KUBECONFIG`'s, for the cleanup.
+    kubeconfig: Option<PathBuf>,
 }
 
 impl TestNamespace {
     pub async fn create(client: &Client, prefix: &str) -> TestNamespace {
         Self::create_labelled(client, prefix, json!({})).await
+    }
+
+    /// A namespace on the cluster of `kubeconfig` (not `KUBECONFIG`'s).
+    pub async fn create_on(
+        client: &Client,
+        kubeconfig: &Path,
+        prefix: &str,
+        labels: Value,
+    ) -> TestNamespace {
+        let mut ns = Self::create_labelled(client, prefix, labels).await;
+        ns.kubeconfig = Some(kubeconfig.to_owned());
+        ns
     }
 
     pub async fn create_labelled(client: &Client, prefix: &str, labels: Value) -> TestNamespace {
@@ -67,14 +93,17 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
-        TestNamespace { name }
+        TestNamespace {
+            name,
+            kubeconfig: None,
+        }
     }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let name = self.name.clone();
-        cleanup(move |client| async move {
+        cleanup(self.kubeconfig.clone(), move |client| async move {
             let _ = Api::<Namespace>::all(client)
                 .delete(&name, &DeleteParams::background())
                 .await;
@@ -85,7 +114,7 @@ impl Drop for TestNamespace {
 /// Runs `work` to completion from a `Drop`, which cannot await: on a thread of its own,
 /// with its own runtime and its own client. (The test's client cannot serve there: its
 /// connection task lives on the test's runtime, which this very drop is blocking.)
-fn cleanup<F, Fut>(work: F)
+fn cleanup<F, Fut>(kubeconfig: Option<PathBuf>, work: F)
 where
     F: FnOnce(Client) -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
@@ -96,7 +125,11 @@ where
             .build()
             .expect("a runtime");
         rt.block_on(async move {
-            if let Ok(client) = Client::try_default().await {
+            let client = match kubeconfig {
+                Some(path) => Some(client_for(&path).await),
+                None => Client::try_default().await.ok(),
+            };
+            if let Some(client) = client {
                 let _ = tokio::time::timeout(Duration::from_secs(30), work(client)).await;
             }
         });
@@ -374,7 +407,7 @@ impl ChartRbac {
 impl Drop for ChartRbac {
     fn drop(&mut self) {
         let paths = std::mem::take(&mut self.cluster_scoped);
-        cleanup(move |client| async move {
+        cleanup(None, move |client| async move {
             for p in paths {
                 let _ = request(&client, "DELETE", &p, "application/json", &json!({})).await;
             }

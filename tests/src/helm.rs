@@ -55,7 +55,16 @@ fn command(args: &[&str]) -> Command {
 /// Runs helm against the cluster `KUBECONFIG` names (install, upgrade, uninstall);
 /// returns (stdout, stderr), panics with both on failure.
 pub fn on_cluster(args: &[&str]) -> (String, String) {
-    let out = command(args)
+    on(None, args)
+}
+
+/// [`on_cluster`] against the cluster of `kubeconfig` when given.
+pub fn on(kubeconfig: Option<&std::path::Path>, args: &[&str]) -> (String, String) {
+    let mut cmd = command(args);
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
