@@ -14,6 +14,9 @@ pub(crate) struct Record {
     pub(crate) action: Option<String>,
     pub(crate) status: Option<String>,
     pub(crate) diagnostic: Option<String>,
+    /// The comment after the Status code (`4.0.0 (host name lookup
+    /// failure)`), which some MTAs write instead of a Diagnostic-Code.
+    pub(crate) status_note: Option<String>,
 }
 
 impl Record {
@@ -148,7 +151,14 @@ impl Draft {
             .find_map(|v| address::first(after_type(v)));
         let diagnostic = d.diagnostic.map(|v| after_type(&v).trim().to_string());
         let status = status::dsn_status(d.status.as_deref(), diagnostic.as_deref());
+        let status_note = d
+            .status
+            .as_deref()
+            .and_then(|s| s.split_once('('))
+            .map(|(_, note)| note.trim_end().trim_end_matches(')').trim().to_string())
+            .filter(|note| !note.is_empty());
         out.push(Record {
+            status_note,
             email,
             action: d
                 .action
@@ -183,6 +193,19 @@ mod tests {
             Some("550 5.1.1 <a@example.com>... User unknown")
         );
         assert!(r[1].is_delayed());
+        assert_eq!(r[0].status_note, None);
+    }
+
+    #[test]
+    fn status_comment_is_kept_as_a_note() {
+        let r = parse(
+            "Final-Recipient: rfc822; a@example.net\nAction: delayed\nStatus: 4.0.0 (example.net: host name lookup failure)\n",
+        );
+        assert_eq!(r[0].status.as_deref(), Some("4.0.0"));
+        assert_eq!(
+            r[0].status_note.as_deref(),
+            Some("example.net: host name lookup failure")
+        );
     }
 
     #[test]

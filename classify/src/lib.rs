@@ -14,9 +14,11 @@ mod embedded;
 mod mime;
 mod phrases;
 mod plaintext;
+pub mod reason;
 mod ses;
 mod status;
 
+pub use reason::{Reason, Side};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -58,6 +60,8 @@ pub struct Recipient {
     pub diagnostic: Option<String>,
     #[serde(rename = "type")]
     pub bounce_type: BounceType,
+    /// Why it failed (`feedback` for a complaint); see `docs/reasons.md`.
+    pub reason: Reason,
 }
 
 impl Recipient {
@@ -68,6 +72,7 @@ impl Recipient {
             action: None,
             diagnostic: None,
             bounce_type: BounceType::Complaint,
+            reason: Reason::Feedback,
         }
     }
 }
@@ -134,8 +139,10 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         if failed.is_empty() {
             return (Kind::Delivery, Vec::new());
         }
+        let single = failed.len() == 1;
         let mut recipients: Vec<Recipient> = Vec::new();
-        // Only read for a missing or generic status: built on first use.
+        // Read for a missing or generic status, and for the reason of a lone
+        // recipient whose diagnostic names no cause; built on first use.
         let text = || plaintext::report_text(mail);
         for r in failed {
             let Some(email) = r.email.clone() else {
@@ -161,6 +168,15 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                     reply,
                     &diagnostic,
                     r.is_delayed(),
+                ),
+                reason: reason::decide_with_report(
+                    status.as_deref(),
+                    reply,
+                    r.diagnostic
+                        .as_deref()
+                        .or(r.status_note.as_deref())
+                        .unwrap_or(""),
+                    || single.then(text),
                 ),
                 email,
                 status,

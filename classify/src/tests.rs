@@ -75,6 +75,7 @@ fn assert_dsn_result(c: &Classification) {
     assert_eq!(r.status.as_deref(), Some("5.1.1"));
     assert_eq!(r.action.as_deref(), Some("failed"));
     assert_eq!(r.bounce_type, BounceType::Hard);
+    assert_eq!(r.reason, Reason::UserUnknown);
     assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
     assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
 }
@@ -129,6 +130,7 @@ fn arf_report_is_a_complaint() {
     assert_eq!(c.recipients.len(), 1);
     assert_eq!(c.recipients[0].email, "kijitora@example.jp");
     assert_eq!(c.recipients[0].bounce_type, BounceType::Complaint);
+    assert_eq!(c.recipients[0].reason, Reason::Feedback);
     assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
     assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
 }
@@ -202,6 +204,7 @@ fn serializes_as_the_parse_json_contract() {
     assert_eq!(v["kind"], "bounce");
     assert_eq!(v["recipients"][0]["type"], "hard");
     assert_eq!(v["recipients"][0]["email"], "kijitora@example.jp");
+    assert_eq!(v["recipients"][0]["reason"], "userunknown");
     assert_eq!(v["subscriber_uuid"], SUB);
 }
 

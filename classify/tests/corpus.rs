@@ -65,6 +65,13 @@ fn corpus_figures() {
     assert_eq!(f.arf_complaint, f.arf_total, "{report}");
     assert_eq!(f.not_bounce_ok, f.not_bounce_total, "{report}");
     assert_eq!(f.hard_ok, f.hard_total, "{report}");
+    // Reason agreement with Sisimai: 369/408 reached, goal 0.90.
+    assert!(
+        f.reason_agreement() >= 0.90,
+        "reason agreement fell: {}/{}\n{report}",
+        f.reason_agree,
+        f.reason_expected
+    );
 }
 
 /// Every corpus message cut short at several points must still classify:

@@ -339,6 +339,7 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
             "action": "failed",
             "diagnostic": "550 5.1.1 <amelie.roux@example.net>... User unknown",
             "type": "hard",
+            "reason": "userunknown",
         }])
     );
     assert_eq!(
@@ -350,6 +351,7 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
     );
     assert_eq!(lines[1]["kind"], "complaint");
     assert_eq!(lines[1]["recipients"][0]["type"], "complaint");
+    assert_eq!(lines[1]["recipients"][0]["reason"], "feedback");
     assert_eq!(lines[2]["kind"], "unknown");
     assert_eq!(lines[2]["recipients"], serde_json::json!([]));
 

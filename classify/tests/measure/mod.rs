@@ -8,6 +8,7 @@
 
 use bounce_classify::{BounceType, Classification, Kind, classify};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,14 @@ pub struct Figures {
     pub bounce_kind_ok: usize,
     pub hard_total: usize,
     pub hard_ok: usize,
+    /// Found recipients whose expected reason is a bounce reason (not
+    /// `feedback`, `vacation` or `delivered`), and those given the same one.
+    pub reason_expected: usize,
+    pub reason_agree: usize,
+    /// Per expected reason: (found recipients, agreeing).
+    pub reason_by_expected: BTreeMap<String, (usize, usize)>,
+    /// (expected, got) -> count, for the disagreements.
+    pub reason_confusion: BTreeMap<(String, String), usize>,
     pub misses: Vec<String>,
 }
 
@@ -62,6 +71,20 @@ impl Figures {
     }
     pub fn status_agreement(&self) -> f64 {
         ratio(self.status_agree, self.status_expected)
+    }
+    pub fn reason_agreement(&self) -> f64 {
+        ratio(self.reason_agree, self.reason_expected)
+    }
+    /// The `n` largest disagreements, largest first: (expected, got, count).
+    pub fn top_confusions(&self, n: usize) -> Vec<(&str, &str, usize)> {
+        let mut all: Vec<(&str, &str, usize)> = self
+            .reason_confusion
+            .iter()
+            .map(|((want, got), c)| (want.as_str(), got.as_str(), *c))
+            .collect();
+        all.sort_by(|a, b| b.2.cmp(&a.2).then(a.cmp(b)));
+        all.truncate(n);
+        all
     }
     pub fn per_second(&self) -> f64 {
         self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -202,6 +225,29 @@ fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
                 }
             }
         }
+        let want_reason = r["reason"].as_str().unwrap_or("");
+        if let Some(h) = hit
+            && !NOT_BOUNCE_REASONS.contains(&want_reason)
+        {
+            let got_reason = h.reason.as_str();
+            f.reason_expected += 1;
+            let per = f
+                .reason_by_expected
+                .entry(want_reason.to_string())
+                .or_default();
+            per.0 += 1;
+            if got_reason == want_reason {
+                f.reason_agree += 1;
+                per.1 += 1;
+            } else {
+                *f.reason_confusion
+                    .entry((want_reason.to_string(), got_reason.to_string()))
+                    .or_default() += 1;
+                miss(format!(
+                    "{want}: reason {got_reason}, expected {want_reason}"
+                ));
+            }
+        }
         if r["hardbounce"].as_bool() == Some(true) {
             f.hard_total += 1;
             if hit.is_some_and(|h| h.bounce_type == BounceType::Hard) {
@@ -224,3 +270,6 @@ fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
         }
     }
 }
+
+/// Sisimai's reasons for what is not a bounce; reason agreement leaves them out.
+const NOT_BOUNCE_REASONS: [&str; 3] = ["feedback", "vacation", "delivered"];

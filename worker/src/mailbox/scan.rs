@@ -292,6 +292,7 @@ mod tests {
             action: Some("failed".into()),
             diagnostic: Some("x".repeat(5000)),
             bounce_type: t,
+            reason: bounce_classify::Reason::UserUnknown,
         }
     }
 
