@@ -35,10 +35,11 @@ fn main() -> ExitCode {
     let pct = |a: usize, b: usize| 100.0 * a as f64 / (b.max(1)) as f64;
     println!("messages                  {}", f.messages);
     println!(
-        "recipient recall          {:.2}% ({}/{})",
+        "recipient recall          {:.2}% ({}/{}; {} of them by the Original-Recipient where Sisimai names the Final-Recipient)",
         100.0 * f.recall(),
         f.found_recipients,
-        f.expected_recipients
+        f.expected_recipients,
+        f.found_via_original
     );
     println!(
         "recipient precision       {:.2}% ({}/{})",

@@ -140,17 +140,25 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             return (Kind::Delivery, Vec::new());
         }
         let single = failed.len() == 1;
+        // Addresses the message reached. An alias that expanded one address
+        // into several repeats its Original-Recipient in each of them: when one
+        // was delivered, the address that was mailed did not bounce, and the
+        // failed ones are reported under their own (final) addresses.
+        let reached: Vec<&str> = records
+            .iter()
+            .filter(|r| r.is_success())
+            .filter_map(|r| r.email.as_deref())
+            .collect();
         let mut recipients: Vec<Recipient> = Vec::new();
         // Read for a missing or generic status, and for the reason of a lone
         // recipient whose diagnostic names no cause; built on first use.
         let text = || plaintext::report_text(mail);
         for r in failed {
-            let Some(email) = r.email.clone() else {
-                continue;
+            let email = match (&r.email, &r.final_email) {
+                (Some(e), Some(f)) if reached.contains(&e.as_str()) => f.clone(),
+                (Some(e), _) => e.clone(),
+                (None, _) => continue,
             };
-            if recipients.iter().any(|x| x.email == email) {
-                continue;
-            }
             // `x.0.0` says only "permanent" or "transient"; the report's own
             // words often name the real code for the same class.
             let status = match r.status.as_deref() {
@@ -162,7 +170,7 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             };
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
             let reply = status::find_reply_code(&diagnostic);
-            recipients.push(Recipient {
+            let recipient = Recipient {
                 bounce_type: status::bounce_type(
                     status.as_deref(),
                     reply,
@@ -182,7 +190,15 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                 status,
                 action: r.action.clone(),
                 diagnostic: r.diagnostic.clone(),
-            });
+            };
+            // One address reported twice (an alias expanded into several
+            // recipients that all failed, or an MTA repeating itself) is
+            // reported once, by its worst record.
+            match recipients.iter_mut().find(|x| x.email == recipient.email) {
+                Some(x) if severity(&recipient) > severity(x) => *x = recipient,
+                Some(_) => {}
+                None => recipients.push(recipient),
+            }
         }
         if recipients.is_empty() {
             recipients = plaintext::recipients(mail, is_delay_notice(mail));
@@ -204,6 +220,15 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         return (Kind::Autoreply, Vec::new());
     }
     (Kind::Unknown, Vec::new())
+}
+
+/// How bad a failure is, for keeping the worst of one address's records:
+/// hard over soft, then a final failure over a delay.
+fn severity(r: &Recipient) -> (bool, bool) {
+    (
+        r.bounce_type == BounceType::Hard,
+        r.action.as_deref() != Some("delayed"),
+    )
 }
 
 /// A "still trying" warning rather than a final failure.
