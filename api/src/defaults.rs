@@ -41,3 +41,8 @@ pub fn scan_interval() -> String {
 pub fn max_messages_per_scan() -> u32 {
     1000
 }
+/// 10 MiB: far above any real bounce (a DSN with its original rarely reaches 1 MiB),
+/// far below what a mailbox pod's memory limit must hold.
+pub fn max_message_bytes() -> u64 {
+    10 << 20
+}

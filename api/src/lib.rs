@@ -353,6 +353,13 @@ pub struct MailboxSpec {
     #[serde(default = "defaults::max_messages_per_scan")]
     #[schemars(range(min = 1))]
     pub max_messages_per_scan: u32,
+    /// Largest message downloaded, in bytes (the size the server lists: POP3 `LIST`, IMAP
+    /// `RFC822.SIZE`); 10 MiB when absent, at least 64 KiB, at most 1 GiB. A larger message
+    /// is never downloaded: it is left in place (IMAP with `moveTo`: moved there), counted
+    /// once as `kind="oversized"`, and logged once. It bounds the scanner's memory.
+    #[serde(default = "defaults::max_message_bytes")]
+    #[schemars(range(min = 65536, max = 1073741824))]
+    pub max_message_bytes: u64,
 }
 
 /// The webhook workers: a Deployment behind a Service, optionally an Ingress.
@@ -491,6 +498,7 @@ spec:
         assert_eq!(cfg.spec.rules.window.as_deref(), Some("720h"));
         assert_eq!(cfg.spec.mailboxes[0].protocol, MailboxProtocol::Pop3);
         assert_eq!(cfg.spec.mailboxes[0].folder, "INBOX");
+        assert_eq!(cfg.spec.mailboxes[0].max_message_bytes, 10 << 20);
         assert_eq!(cfg.spec.webhook.replicas, 2);
         assert!(cfg.spec.metrics.service_monitor);
     }

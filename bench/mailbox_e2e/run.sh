@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
 # End to end: N bounce messages (default 10,000) in a dovecot POP3 mailbox are scanned,
 # classified, recorded in Postgres and deleted by one `bounce-worker run --role mailbox
-# --once`, timed from start to exit.
-#   bash bench/mailbox_e2e/run.sh [N]
-# Needs: dovecot-core + dovecot-pop3d, psql, a Postgres reachable at
+# --once`, timed from start to exit, with the worker's peak RSS.
+#   bash bench/mailbox_e2e/run.sh [N] [--protocol pop3|imap] [--large BYTES]
+# --large adds one message of BYTES bytes (a reply with a long text), over maxMessageBytes
+# (10 MiB) when BYTES is: it must stay in the mailbox, unread, while the rest is processed.
+# BOUNCEOPS_BENCH_WORKER=<binary> measures that binary instead of building one.
+# Needs: dovecot-core + dovecot-pop3d (+ dovecot-imapd), psql, a Postgres reachable at
 # BOUNCEOPS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
 # a throwaway database is created and dropped. Run as root or as a user that can start
 # dovecot on a high port.
 set -euo pipefail
-n="${1:-10000}"
+n=10000 protocol=pop3 large=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --protocol) protocol="$2"; shift 2 ;;
+        --large) large="$2"; shift 2 ;;
+        -*) echo "unknown option $1" >&2; exit 2 ;;
+        *) n="$1"; shift ;;
+    esac
+done
+case "$protocol" in pop3|imap) ;; *) echo "--protocol: pop3 or imap" >&2; exit 2 ;; esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 admin="${BOUNCEOPS_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 dovecot=/usr/sbin/dovecot
 [ -x "$dovecot" ] || { echo "install dovecot-core dovecot-pop3d" >&2; exit 1; }
 
-echo "building bounce-worker (release)" >&2
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p bounce-worker
-worker="${CARGO_TARGET_DIR:-$repo/target}/release/bounce-worker"
+worker="${BOUNCEOPS_BENCH_WORKER:-}"
+if [ -z "$worker" ]; then
+    echo "building bounce-worker (release)" >&2
+    cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p bounce-worker
+    worker="${CARGO_TARGET_DIR:-$repo/target}/release/bounce-worker"
+fi
 
 work="$(mktemp -d /tmp/mbxbench.XXXXXX)"
 db="bounceops_bench_$$"
@@ -39,7 +54,7 @@ cat > "$work/dovecot.conf" <<CONF
 base_dir = $work/run
 state_dir = $work/state
 log_path = $work/dovecot.log
-protocols = pop3
+protocols = $protocol
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -56,12 +71,12 @@ userdb {
 }
 service pop3-login {
   inet_listener pop3 {
-    port = $port
+    port = $([ "$protocol" = pop3 ] && echo "$port" || echo 0)
   }
 }
 service imap-login {
   inet_listener imap {
-    port = 0
+    port = $([ "$protocol" = imap ] && echo "$port" || echo 0)
   }
 }
 CONF
@@ -87,6 +102,20 @@ for i in range(n):
     with open(f"{folder}/{1700000000 + i}.M{i}P1.bench", "w", newline="") as f:
         f.write(msg)
 PY
+if [ "$large" -gt 0 ]; then
+    echo "writing one message of $large bytes" >&2
+    python3 - "$work/mail/bench/new" "$large" <<'PY'
+import sys
+folder, size = sys.argv[1], int(sys.argv[2])
+line = "archive " * 9 + "\r\n"
+with open(f"{folder}/1800000000.Mlarge.bench", "w", newline="") as f:
+    f.write("From: Carol <carol@example.org>\r\nTo: bounces@example.com\r\n"
+            "Subject: Re: the whole archive\r\nContent-Type: text/plain\r\n\r\n")
+    chunk = line * 10000
+    for _ in range(size // len(chunk)):
+        f.write(chunk)
+PY
+fi
 chown -R "$uid:$uid" "$work/mail" "$work/home"
 
 "$dovecot" -c "$work/dovecot.conf"
@@ -107,13 +136,13 @@ spec:
   api: {credentialsSecretRef: {name: api, key: credentials}}
   mailboxes:
     - name: bench
-      protocol: pop3
+      protocol: $protocol
       host: 127.0.0.1
       port: $port
       tls: none
       usernameSecretRef: {name: mbox, key: username}
       passwordSecretRef: {name: mbox, key: password}
-      maxMessagesPerScan: $n
+      maxMessagesPerScan: $((n + 1))
 YAML
 args=(--config "$work/config.yaml" --secrets-dir "$work/secrets")
 "$worker" migrate "${args[@]}" 2>/dev/null
@@ -121,17 +150,23 @@ psql -q "$dburl" -c "INSERT INTO subscribers (uuid, email, name)
     SELECT gen_random_uuid(), 'sub' || g || '@example.net', 's' FROM generate_series(0, $n - 1) g" >/dev/null
 
 echo "scanning" >&2
-start="$(date +%s.%N)"
-BOUNCEOPS_LOG_FORMAT=text RUST_LOG=warn "$worker" run --role mailbox --once "${args[@]}"
-end="$(date +%s.%N)"
+# The child's peak RSS (ru_maxrss, KiB) and wall time, from one Python parent.
+measured="$(BOUNCEOPS_LOG_FORMAT=text RUST_LOG=warn python3 - "$worker" run --role mailbox --once "${args[@]}" <<'PY'
+import resource, subprocess, sys, time
+start = time.monotonic()
+rc = subprocess.run(sys.argv[1:]).returncode
+print(rc, time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+)"
 
 bounces="$(psql -tA "$dburl" -c 'SELECT COUNT(*) FROM bounces')"
 left="$(find "$work/mail/bench/new" "$work/mail/bench/cur" -type f | wc -l)"
-python3 - "$start" "$end" "$n" "$bounces" "$left" <<'PY'
+expected_left=0; [ "$large" -gt 0 ] && expected_left=1
+python3 - $measured "$n" "$bounces" "$left" "$expected_left" "$protocol" <<'PY'
 import sys
-start, end, n, bounces, left = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-s = end - start
-print(f"messages {n}  recorded {bounces}  left in mailbox {left}  "
-      f"time {s:.2f} s  ({n / s:.0f} messages/s)")
-sys.exit(0 if bounces == n and left == 0 else 1)
+rc, s, rss_kib = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+n, bounces, left, expected_left = map(int, sys.argv[4:8])
+print(f"{sys.argv[8]}: messages {n}  recorded {bounces}  left in mailbox {left}  "
+      f"time {s:.2f} s  ({n / s:.0f} messages/s)  peak RSS {rss_kib / 1024:.1f} MiB  exit {rc}")
+sys.exit(0 if rc == 0 and bounces == n and left == expected_left else 1)
 PY

@@ -35,10 +35,11 @@ fn main() -> ExitCode {
     let pct = |a: usize, b: usize| 100.0 * a as f64 / (b.max(1)) as f64;
     println!("messages                  {}", f.messages);
     println!(
-        "recipient recall          {:.2}% ({}/{})",
+        "recipient recall          {:.2}% ({}/{}; {} of them by the Original-Recipient where Sisimai names the Final-Recipient)",
         100.0 * f.recall(),
         f.found_recipients,
-        f.expected_recipients
+        f.expected_recipients,
+        f.found_via_original
     );
     println!(
         "recipient precision       {:.2}% ({}/{})",
@@ -79,10 +80,26 @@ fn main() -> ExitCode {
         f.hard_total
     );
     println!(
+        "reason agreement          {:.2}% ({}/{}; found recipients whose expected reason is a bounce reason)",
+        100.0 * f.reason_agreement(),
+        f.reason_agree,
+        f.reason_expected
+    );
+    println!(
         "throughput (one thread)   {:.0} messages/s ({:.1} ms total)",
         f.per_second(),
         f.elapsed.as_secs_f64() * 1000.0
     );
+    println!("\nreason agreement per expected reason:");
+    let mut per: Vec<_> = f.reason_by_expected.iter().collect();
+    per.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+    for (reason, (n, ok)) in per {
+        println!("  {reason:<16} {:>6.1}% ({ok}/{n})", pct(*ok, *n));
+    }
+    println!("\nlargest disagreements (expected -> got: count):");
+    for (want, got, n) in f.top_confusions(15) {
+        println!("  {want:<16} -> {got:<16} {n}");
+    }
     if verbose {
         println!("\nmisses ({}):", f.misses.len());
         for m in &f.misses {

@@ -27,6 +27,21 @@ pub(crate) fn first(text: &str) -> Option<String> {
         .find(|a| plausible(a))
 }
 
+/// `text` when it is exactly one address (optionally in angle brackets),
+/// lower-cased: for fields that must hold an address and nothing else.
+pub(crate) fn exact(text: &str) -> Option<String> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(text)
+        .trim();
+    let m = ADDR.find(text)?;
+    let whole = m.start() == 0 && m.end() == text.len();
+    let addr = clean(text);
+    (whole && addr.len() == text.len() && plausible(&addr)).then_some(addr)
+}
+
 fn clean(addr: &str) -> String {
     addr.trim_matches(|c: char| c == '.' || c == '-')
         .to_ascii_lowercase()
@@ -87,6 +102,31 @@ mod tests {
     #[test]
     fn rejects_message_id_like_tokens() {
         assert!(first("<20050329.12345@192.0.2.1>").is_none());
+    }
+
+    #[test]
+    fn exact_accepts_only_a_whole_address() {
+        assert_eq!(
+            exact(" Emma@Example.COM ").as_deref(),
+            Some("emma@example.com")
+        );
+        assert_eq!(
+            exact("<emma@example.com>").as_deref(),
+            Some("emma@example.com")
+        );
+        for bad in [
+            "",
+            "<>",
+            "emma",
+            "emma@localhost",
+            "emma@example.com, ben@example.com",
+            "Emma <emma@example.com>",
+            "emma@example.com (Emma)",
+            "@relay.example.net:emma@example.com",
+            "emma@example.com.",
+        ] {
+            assert_eq!(exact(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

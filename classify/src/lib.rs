@@ -14,9 +14,11 @@ mod embedded;
 mod mime;
 mod phrases;
 mod plaintext;
+pub mod reason;
 mod ses;
 mod status;
 
+pub use reason::{Reason, Side};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -58,6 +60,8 @@ pub struct Recipient {
     pub diagnostic: Option<String>,
     #[serde(rename = "type")]
     pub bounce_type: BounceType,
+    /// Why it failed (`feedback` for a complaint); see `docs/reasons.md`.
+    pub reason: Reason,
 }
 
 impl Recipient {
@@ -68,6 +72,7 @@ impl Recipient {
             action: None,
             diagnostic: None,
             bounce_type: BounceType::Complaint,
+            reason: Reason::Feedback,
         }
     }
 }
@@ -134,16 +139,26 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         if failed.is_empty() {
             return (Kind::Delivery, Vec::new());
         }
+        let single = failed.len() == 1;
+        // Addresses the message reached. An alias that expanded one address
+        // into several repeats its Original-Recipient in each of them: when one
+        // was delivered, the address that was mailed did not bounce, and the
+        // failed ones are reported under their own (final) addresses.
+        let reached: Vec<&str> = records
+            .iter()
+            .filter(|r| r.is_success())
+            .filter_map(|r| r.email.as_deref())
+            .collect();
         let mut recipients: Vec<Recipient> = Vec::new();
-        // Only read for a missing or generic status: built on first use.
+        // Read for a missing or generic status, and for the reason of a lone
+        // recipient whose diagnostic names no cause; built on first use.
         let text = || plaintext::report_text(mail);
         for r in failed {
-            let Some(email) = r.email.clone() else {
-                continue;
+            let email = match (&r.email, &r.final_email) {
+                (Some(e), Some(f)) if reached.contains(&e.as_str()) => f.clone(),
+                (Some(e), _) => e.clone(),
+                (None, _) => continue,
             };
-            if recipients.iter().any(|x| x.email == email) {
-                continue;
-            }
             // `x.0.0` says only "permanent" or "transient"; the report's own
             // words often name the real code for the same class.
             let status = match r.status.as_deref() {
@@ -155,18 +170,35 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             };
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
             let reply = status::find_reply_code(&diagnostic);
-            recipients.push(Recipient {
+            let recipient = Recipient {
                 bounce_type: status::bounce_type(
                     status.as_deref(),
                     reply,
                     &diagnostic,
                     r.is_delayed(),
                 ),
+                reason: reason::decide_with_report(
+                    status.as_deref(),
+                    reply,
+                    r.diagnostic
+                        .as_deref()
+                        .or(r.status_note.as_deref())
+                        .unwrap_or(""),
+                    || single.then(text),
+                ),
                 email,
                 status,
                 action: r.action.clone(),
                 diagnostic: r.diagnostic.clone(),
-            });
+            };
+            // One address reported twice (an alias expanded into several
+            // recipients that all failed, or an MTA repeating itself) is
+            // reported once, by its worst record.
+            match recipients.iter_mut().find(|x| x.email == recipient.email) {
+                Some(x) if severity(&recipient) > severity(x) => *x = recipient,
+                Some(_) => {}
+                None => recipients.push(recipient),
+            }
         }
         if recipients.is_empty() {
             recipients = plaintext::recipients(mail, is_delay_notice(mail));
@@ -188,6 +220,15 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         return (Kind::Autoreply, Vec::new());
     }
     (Kind::Unknown, Vec::new())
+}
+
+/// How bad a failure is, for keeping the worst of one address's records:
+/// hard over soft, then a final failure over a delay.
+fn severity(r: &Recipient) -> (bool, bool) {
+    (
+        r.bounce_type == BounceType::Hard,
+        r.action.as_deref() != Some("delayed"),
+    )
 }
 
 /// A "still trying" warning rather than a final failure.

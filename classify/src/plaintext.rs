@@ -645,6 +645,9 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         } else {
             BounceType::Soft
         };
+    // When the paragraph is empty the context already is the whole report.
+    let report = (single && !std::ptr::eq(context, text)).then_some(text);
+    let reason = crate::reason::decide_with_report(status.as_deref(), reply, context, || report);
     let diagnostic = squash(&paragraph);
     Recipient {
         email,
@@ -652,6 +655,7 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         action: None,
         diagnostic: (!diagnostic.is_empty()).then_some(diagnostic),
         bounce_type,
+        reason,
     }
 }
 
@@ -787,6 +791,7 @@ mod tests {
         assert_eq!(r[0].email, "kijitora@example.jp");
         assert_eq!(r[0].status.as_deref(), Some("5.1.1"));
         assert_eq!(r[0].bounce_type, BounceType::Hard);
+        assert_eq!(r[0].reason, crate::Reason::UserUnknown);
     }
 
     #[test]
@@ -798,6 +803,7 @@ mod tests {
         assert_eq!(r[0].email, "a@example.net");
         assert_eq!(r[0].status.as_deref(), Some("4.2.2"));
         assert_eq!(r[0].bounce_type, BounceType::Soft);
+        assert_eq!(r[0].reason, crate::Reason::MailboxFull);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::mime::Mail;
 use crate::{BounceType, Kind, Recipient};
+use crate::{reason, status};
 use serde_json::Value;
 
 /// What an SES JSON body says, if the message carries one.
@@ -109,11 +110,15 @@ fn bounced(v: &Value) -> Vec<Recipient> {
             // listmonk promotes a Transient bounce with 5.4.4 (no route to
             // the domain) to hard; follow it so both agree.
             let hard = permanent || status.as_deref() == Some("5.4.4");
+            let diagnostic = s("diagnosticCode");
+            let text = diagnostic.as_deref().unwrap_or("");
+            let reason = reason::decide(status.as_deref(), status::find_reply_code(text), text);
             Some(Recipient {
+                reason,
                 email,
                 status,
                 action: s("action"),
-                diagnostic: s("diagnosticCode"),
+                diagnostic,
                 bounce_type: if hard {
                     BounceType::Hard
                 } else {
@@ -146,6 +151,7 @@ mod tests {
         assert_eq!(n.kind, Kind::Bounce);
         assert_eq!(n.recipients[0].email, "a@example.com");
         assert_eq!(n.recipients[0].bounce_type, BounceType::Hard);
+        assert_eq!(n.recipients[0].reason, crate::Reason::UserUnknown);
         assert_eq!(
             n.campaign.as_deref(),
             Some("0f0e0d0c-2222-4b3c-8d4e-abcdefabcdef")

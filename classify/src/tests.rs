@@ -75,6 +75,7 @@ fn assert_dsn_result(c: &Classification) {
     assert_eq!(r.status.as_deref(), Some("5.1.1"));
     assert_eq!(r.action.as_deref(), Some("failed"));
     assert_eq!(r.bounce_type, BounceType::Hard);
+    assert_eq!(r.reason, Reason::UserUnknown);
     assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
     assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
 }
@@ -129,6 +130,7 @@ fn arf_report_is_a_complaint() {
     assert_eq!(c.recipients.len(), 1);
     assert_eq!(c.recipients[0].email, "kijitora@example.jp");
     assert_eq!(c.recipients[0].bounce_type, BounceType::Complaint);
+    assert_eq!(c.recipients[0].reason, Reason::Feedback);
     assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
     assert_eq!(c.campaign_uuid.as_deref(), Some(CAMP));
 }
@@ -202,6 +204,7 @@ fn serializes_as_the_parse_json_contract() {
     assert_eq!(v["kind"], "bounce");
     assert_eq!(v["recipients"][0]["type"], "hard");
     assert_eq!(v["recipients"][0]["email"], "kijitora@example.jp");
+    assert_eq!(v["recipients"][0]["reason"], "userunknown");
     assert_eq!(v["subscriber_uuid"], SUB);
 }
 
@@ -297,4 +300,88 @@ fn a_plain_stub_does_not_hide_the_html_report() {
 <p>&lt;kijitora@example.jp&gt;: user unknown</p>",
     );
     assert_eq!(emails, ["kijitora@example.jp"]);
+}
+
+/// A multipart/report whose delivery-status part holds `groups` (the
+/// per-recipient field groups) and whose original carries listmonk's headers.
+fn alias_dsn(groups: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.com\nTo: bounces@sender.example\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: text/plain\n\nThe mail system\n\n--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.com\n\n{groups}\n--b\nContent-Type: text/rfc822-headers\n\nFrom: news@sender.example\nTo: emma@example.com\nX-Listmonk-Subscriber: {SUB}\nX-Listmonk-Campaign: {CAMP}\n\n--b--\n"
+    )
+}
+
+const EMMA_UNKNOWN: &str = "Final-Recipient: rfc822; emma.watts@backend.example.com\nOriginal-Recipient: rfc822;emma@example.com\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <emma.watts@backend.example.com>: User unknown\n";
+const EMMA_FULL: &str = "Final-Recipient: rfc822; emma@archive.example.net\nOriginal-Recipient: rfc822;emma@example.com\nAction: delayed\nStatus: 4.2.2\nDiagnostic-Code: smtp; 452 4.2.2 Mailbox full\n";
+const EMMA_DELIVERED: &str = "Final-Recipient: rfc822; emma@archive.example.net\nOriginal-Recipient: rfc822;emma@example.com\nAction: delivered\nStatus: 2.0.0\n";
+
+#[test]
+fn an_alias_bounce_names_the_address_that_was_mailed() {
+    let c = classify(alias_dsn(EMMA_UNKNOWN).as_bytes());
+    assert_eq!(c.kind, Kind::Bounce);
+    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(emails, ["emma@example.com"]);
+    assert_eq!(c.recipients[0].bounce_type, BounceType::Hard);
+    assert_eq!(c.recipients[0].reason, Reason::UserUnknown);
+    // The JSON contract is unchanged: no field for the rewritten address.
+    let v = serde_json::to_value(&c).unwrap();
+    let keys: Vec<&str> = v["recipients"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["action", "diagnostic", "email", "reason", "status", "type"]
+    );
+}
+
+#[test]
+fn an_alias_expanded_into_several_failures_is_reported_once_by_its_worst() {
+    // Whichever order the MTA lists them in, the hard failure wins over the delay.
+    for groups in [
+        format!("{EMMA_FULL}\n{EMMA_UNKNOWN}"),
+        format!("{EMMA_UNKNOWN}\n{EMMA_FULL}"),
+    ] {
+        let c = classify(alias_dsn(&groups).as_bytes());
+        assert_eq!(c.recipients.len(), 1, "{groups}");
+        let r = &c.recipients[0];
+        assert_eq!(r.email, "emma@example.com");
+        assert_eq!(r.status.as_deref(), Some("5.1.1"), "{groups}");
+        assert_eq!(r.action.as_deref(), Some("failed"), "{groups}");
+        assert_eq!(r.bounce_type, BounceType::Hard, "{groups}");
+        assert_eq!(r.reason, Reason::UserUnknown, "{groups}");
+        assert!(r.diagnostic.as_deref().unwrap().contains("User unknown"));
+        // One recipient: the worker may trust the subscriber header.
+        assert_eq!(c.subscriber_uuid.as_deref(), Some(SUB));
+    }
+    // Two delays: still one recipient, soft.
+    let second_delay = EMMA_FULL.replace("archive.example.net", "spare.example.org");
+    let c = classify(alias_dsn(&format!("{EMMA_FULL}\n{second_delay}")).as_bytes());
+    assert_eq!(c.recipients.len(), 1);
+    assert_eq!(c.recipients[0].bounce_type, BounceType::Soft);
+    assert_eq!(c.recipients[0].action.as_deref(), Some("delayed"));
+}
+
+#[test]
+fn an_alias_delivered_elsewhere_does_not_bounce_the_address_that_was_mailed() {
+    // emma@example.com reached one of its two destinations: the other one's
+    // failure is reported under its own address, never against emma's.
+    for groups in [
+        format!("{EMMA_UNKNOWN}\n{EMMA_DELIVERED}"),
+        format!("{EMMA_DELIVERED}\n{EMMA_UNKNOWN}"),
+    ] {
+        let c = classify(alias_dsn(&groups).as_bytes());
+        assert_eq!(c.kind, Kind::Bounce);
+        let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(emails, ["emma.watts@backend.example.com"], "{groups}");
+        assert_eq!(c.recipients[0].status.as_deref(), Some("5.1.1"));
+    }
+    // A delivered recipient with another original address changes nothing.
+    let other = "Final-Recipient: rfc822; ben@example.com\nAction: delivered\nStatus: 2.0.0\n";
+    let c = classify(alias_dsn(&format!("{EMMA_UNKNOWN}\n{other}")).as_bytes());
+    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(emails, ["emma@example.com"]);
 }

@@ -547,8 +547,9 @@ async fn each_mailbox_is_scanned_on_its_own_interval() {
     assert!(dovecot.messages("other").is_empty());
 }
 
+/// The classifier runs off the async threads, and a panic in it costs one message.
 #[tokio::test]
-async fn a_message_that_panics_the_classifier_costs_only_itself() {
+async fn a_message_that_panics_the_classifier_costs_only_itself_off_the_async_threads() {
     // Debug builds of mail-parser 0.11.9 panic on this message (a `debug_assert!` found by
     // the fuzzer); release builds classify it. Either way the scan goes on.
     let poison = std::fs::read(concat!(
@@ -556,6 +557,17 @@ async fn a_message_that_panics_the_classifier_costs_only_itself() {
         "/../classify/fuzz/regressions/mail-parser-0.11.9-debug-assert.eml"
     ))
     .unwrap();
+    // This test's runtime has one thread, this one, which runs every task: a panic on any
+    // other thread comes from the blocking pool.
+    let async_thread = std::thread::current().id();
+    let panicked_on = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = panicked_on.clone();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.lock().unwrap().push(std::thread::current().id());
+        default_hook(info);
+    }));
+
     let dovecot = Dovecot::start();
     let db = TestDb::new().await;
     let (id, _) = db.subscriber("x@example.net").await;
@@ -563,6 +575,119 @@ async fn a_message_that_panics_the_classifier_costs_only_itself() {
     dovecot.deliver(USER, &listmonk_bounce("x@example.net", "5.1.1", None, None));
     let mailbox = dovecot.mailbox("poison", POP3, TlsMode::None);
     let summary = scan(&mailbox, &deps(&db)).await.expect("the scan survives");
+    let _ = std::panic::take_hook();
     assert_eq!(summary.read, 2, "{summary:?}");
     assert_eq!(db.bounce_count(id).await, 1);
+    let panicked_on = panicked_on.lock().unwrap().clone();
+    assert_eq!(
+        panicked_on.len(),
+        1,
+        "the classifier panics on this message in a debug build"
+    );
+    assert_ne!(
+        panicked_on[0], async_thread,
+        "the classifier ran on the async thread"
+    );
+}
+
+/// 300 KiB: over the smallest `maxMessageBytes`, which the tests below set.
+const LARGE: usize = 300 << 10;
+
+fn oversized_count(deps: &Deps, mailbox: &str) -> u64 {
+    deps.mailbox_metrics
+        .messages
+        .with_label_values(&[mailbox, scan::OVERSIZED])
+        .get()
+}
+
+/// A message over `maxMessageBytes` is not downloaded: it stays where it is, counts once
+/// as `oversized`, and every other message is processed; later scans skip it.
+async fn oversized_message_is_left_in_place(protocol: MailboxProtocol) {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let mut ids = soft_bounces(&db, &dovecot, 2).await;
+    dovecot.deliver_large(USER, LARGE);
+    ids.push(db.subscriber("late@example.net").await.0);
+    dovecot.deliver(
+        USER,
+        &listmonk_bounce("late@example.net", "5.1.1", None, None),
+    );
+    let mut mailbox = dovecot.mailbox("large", protocol, TlsMode::None);
+    mailbox.max_message_bytes = 256 << 10;
+    let deps = deps(&db);
+
+    let summary = scan(&mailbox, &deps).await.expect("scan");
+    assert_eq!(
+        (
+            summary.read,
+            summary.removed,
+            summary.kept,
+            summary.oversized
+        ),
+        (3, 3, 0, 1),
+        "{summary:?}"
+    );
+    each_counted_once(&db, &ids).await;
+    let left = dovecot.message_sizes(USER, None);
+    assert!(
+        left.len() == 1 && left[0] as usize >= LARGE,
+        "the large message stays: {left:?}"
+    );
+    assert_eq!(oversized_count(&deps, "large"), 1);
+    let kept = state::kept(&db.pool, &mailbox.key).await.unwrap();
+    assert_eq!(kept.len(), 1, "remembered: {kept:?}");
+
+    let again = scan(&mailbox, &deps).await.expect("second scan");
+    assert_eq!((again.read, again.oversized), (0, 0), "{again:?}");
+    assert_eq!(oversized_count(&deps, "large"), 1, "counted once");
+    assert_eq!(dovecot.message_sizes(USER, None), left);
+}
+
+#[tokio::test]
+async fn pop3_oversized_message_is_left_in_place_and_counted_once() {
+    oversized_message_is_left_in_place(POP3).await;
+}
+
+#[tokio::test]
+async fn imap_oversized_message_is_left_in_place_and_counted_once() {
+    oversized_message_is_left_in_place(IMAP).await;
+}
+
+#[tokio::test]
+async fn imap_oversized_message_is_moved_to_move_to() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    let ids = soft_bounces(&db, &dovecot, 2).await;
+    dovecot.deliver_large(USER, LARGE);
+    let mut mailbox = dovecot.mailbox("large", IMAP, TlsMode::None);
+    mailbox.max_message_bytes = 256 << 10;
+    mailbox.move_to = Some("Processed".into());
+    let deps = deps(&db);
+
+    let summary = scan(&mailbox, &deps).await.expect("scan");
+    assert_eq!(
+        (summary.read, summary.removed, summary.oversized),
+        (2, 2, 1),
+        "{summary:?}"
+    );
+    each_counted_once(&db, &ids).await;
+    assert!(dovecot.messages(USER).is_empty());
+    let moved = dovecot.message_sizes(USER, Some("Processed"));
+    assert_eq!(
+        moved.len(),
+        3,
+        "the bounces and the large message: {moved:?}"
+    );
+    assert!(moved[2] as usize >= LARGE, "{moved:?}");
+    assert_eq!(oversized_count(&deps, "large"), 1);
+    assert!(
+        state::kept(&db.pool, &mailbox.key)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let again = scan(&mailbox, &deps).await.expect("second scan");
+    assert_eq!((again.read, again.oversized), (0, 0), "{again:?}");
+    assert_eq!(oversized_count(&deps, "large"), 1, "counted once");
 }

@@ -6,14 +6,30 @@ mod common;
 mod mailbox_support;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestDb, write_config};
+use common::{TestDb, metric_value, write_config};
 use mailbox_support::*;
 
 fn worker() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bounce-worker"));
+    with_test_env(Command::new(env!("CARGO_BIN_EXE_bounce-worker")))
+}
+
+/// The worker with its address space limited to `bytes` (`prlimit --as`): an allocation
+/// past it fails, and the worker aborts.
+fn limited(bytes: u64) -> Command {
+    let mut c = Command::new("prlimit");
+    c.arg(format!("--as={bytes}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_bounce-worker"))
+        // Each runtime thread reserves address space (its stack, allocator pages): fixed,
+        // so the limit means the same on a machine of any size.
+        .env("TOKIO_WORKER_THREADS", "2");
+    with_test_env(c)
+}
+
+fn with_test_env(mut c: Command) -> Command {
     c.env_remove("DATABASE_URL")
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info");
@@ -21,7 +37,7 @@ fn worker() -> Command {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     config: PathBuf,
     secrets: PathBuf,
 }
@@ -32,7 +48,7 @@ fn setup(db: &TestDb, dovecot: &Dovecot, protocol: &str, tls: &str, password: &s
     let yaml = dovecot.mailbox_yaml(&secrets, "bounces", protocol, tls, password);
     let (config, secrets) = write_config(dir.path(), &db.url, &yaml);
     Setup {
-        _dir: dir,
+        dir,
         config,
         secrets,
     }
@@ -215,35 +231,8 @@ async fn role_all_serves_webhooks_and_scans_with_metrics() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = worker()
-        .args(["run", "--role", "all", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(&s.config)
-        .arg("--secrets-dir")
-        .arg(&s.secrets)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The first scan is over when its duration is observed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let metrics = loop {
-        assert!(child.try_wait().unwrap().is_none(), "the worker exited");
-        assert!(Instant::now() < deadline, "no scan completed");
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-            let text = r.text().await.unwrap_or_default();
-            if text.contains("bounceops_mailbox_scan_duration_seconds_count{mailbox=\"bounces\"}") {
-                break text;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (mut child, port) = serve(worker(), "all", &s, Stdio::null());
+    let metrics = scrape_after_scans(&mut child, port, 1.0).await;
     assert_eq!(db.bounce_count(id).await, 1);
     for name in [
         "bounceops_mailbox_scans_total{mailbox=\"bounces\",result=\"ok\"}",
@@ -258,20 +247,135 @@ async fn role_all_serves_webhooks_and_scans_with_metrics() {
         .await
         .unwrap();
     assert!(health.status().is_success());
+    let status = terminate(child).await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// `run --role <role>` on a free loopback port; `stderr` takes its log.
+fn serve(mut worker: Command, role: &str, s: &Setup, stderr: Stdio) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = worker
+        .args(["run", "--role", role, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(&s.config)
+        .arg("--secrets-dir")
+        .arg(&s.secrets)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (child, port)
+}
+
+/// The worker's `/metrics` once `scans` scans of the mailbox are over (their durations
+/// observed); fails if the worker exits first.
+async fn scrape_after_scans(child: &mut Child, port: u16, scans: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the worker exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "{scans} scans did not complete");
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            let text = r.text().await.unwrap_or_default();
+            let series = "bounceops_mailbox_scan_duration_seconds_count{mailbox=\"bounces\"}";
+            if metric_value(&text, series) >= scans {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGTERM, and the exit status once the worker has stopped.
+async fn terminate(mut child: Child) -> std::process::ExitStatus {
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
     let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         assert!(Instant::now() < deadline, "no clean stop on SIGTERM");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 256 MiB of address space: twice what the worker needs to scan this mailbox
+/// (`bench/mailbox_e2e/run.sh` passes under 128 MiB), and not enough for the whole
+/// download of [`HUGE`], which took it to 440 MiB resident (BENCHMARKS.md).
+const ADDRESS_SPACE: u64 = 256 << 20;
+/// Eight times the default `maxMessageBytes`.
+const HUGE: usize = 80 << 20;
+
+/// A message far over `maxMessageBytes` neither kills the worker nor stops the others:
+/// under a memory limit that its download would break, the worker records every other
+/// bounce, leaves it in the mailbox, counts and logs it once (over several scans and
+/// processes), and exits 0.
+async fn oversized_under_a_memory_limit(protocol: &str) {
+    const N: usize = 60; // more than one batch
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    soft_bounces(&db, &dovecot, N).await;
+    dovecot.deliver_large(USER, HUGE);
+    let s = setup(&db, &dovecot, protocol, "none", PASSWORD);
+    let log = s.dir.path().join("worker.log");
+    let log_count = || {
+        let text = std::fs::read_to_string(&log).unwrap();
+        (text.matches("larger than maxMessageBytes").count(), text)
     };
-    assert!(status.success(), "{status:?}");
+
+    let stderr = std::fs::File::create(&log).unwrap();
+    let (mut child, port) = serve(limited(ADDRESS_SPACE), "mailbox", &s, stderr.into());
+    // Two scans (scanInterval: 1s): the second must skip the message.
+    let metrics = scrape_after_scans(&mut child, port, 2.0).await;
+    let status = terminate(child).await;
+    assert!(status.success(), "{status:?}\n{}", log_count().1);
+    let oversized = "bounceops_mailbox_messages_total{kind=\"oversized\",mailbox=\"bounces\"}";
+    assert_eq!(metric_value(&metrics, oversized), 1.0, "{metrics}");
+    each_counted_once(&db, N).await;
+    let left = dovecot.message_sizes(USER, None);
+    assert!(
+        left.len() == 1 && left[0] as usize >= HUGE,
+        "the huge message stays: {left:?}"
+    );
+    let (logged, log_text) = log_count();
+    assert_eq!(logged, 1, "logged once:\n{log_text}");
+
+    // A new process: the message is remembered, not logged again.
+    let out = limited(ADDRESS_SPACE)
+        .args(["run", "--role", "mailbox", "--once", "--config"])
+        .arg(&s.config)
+        .arg("--secrets-dir")
+        .arg(&s.secrets)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("larger than maxMessageBytes"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(dovecot.message_sizes(USER, None), left);
+    each_counted_once(&db, N).await;
+}
+
+#[tokio::test]
+async fn pop3_message_far_over_the_limit_under_a_memory_limit() {
+    oversized_under_a_memory_limit("pop3").await;
+}
+
+#[tokio::test]
+async fn imap_message_far_over_the_limit_under_a_memory_limit() {
+    oversized_under_a_memory_limit("imap").await;
 }
 
 #[test]
@@ -339,6 +443,7 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
             "action": "failed",
             "diagnostic": "550 5.1.1 <amelie.roux@example.net>... User unknown",
             "type": "hard",
+            "reason": "userunknown",
         }])
     );
     assert_eq!(
@@ -350,6 +455,7 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
     );
     assert_eq!(lines[1]["kind"], "complaint");
     assert_eq!(lines[1]["recipients"][0]["type"], "complaint");
+    assert_eq!(lines[1]["recipients"][0]["reason"], "feedback");
     assert_eq!(lines[2]["kind"], "unknown");
     assert_eq!(lines[2]["recipients"], serde_json::json!([]));
 

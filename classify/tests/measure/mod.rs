@@ -8,6 +8,7 @@
 
 use bounce_classify::{BounceType, Classification, Kind, classify};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ pub struct Figures {
     pub elapsed: Duration,
     pub expected_recipients: usize,
     pub found_recipients: usize,
+    /// Of `found_recipients`, those reported by the DSN's Original-Recipient
+    /// (the address that was mailed, before an alias or forward rewrote it)
+    /// where Sisimai expects the Final-Recipient.
+    pub found_via_original: usize,
     pub reported_recipients: usize,
     pub correct_reported: usize,
     pub status_expected: usize,
@@ -50,6 +55,14 @@ pub struct Figures {
     pub bounce_kind_ok: usize,
     pub hard_total: usize,
     pub hard_ok: usize,
+    /// Found recipients whose expected reason is a bounce reason (not
+    /// `feedback`, `vacation` or `delivered`), and those given the same one.
+    pub reason_expected: usize,
+    pub reason_agree: usize,
+    /// Per expected reason: (found recipients, agreeing).
+    pub reason_by_expected: BTreeMap<String, (usize, usize)>,
+    /// (expected, got) -> count, for the disagreements.
+    pub reason_confusion: BTreeMap<(String, String), usize>,
     pub misses: Vec<String>,
 }
 
@@ -62,6 +75,20 @@ impl Figures {
     }
     pub fn status_agreement(&self) -> f64 {
         ratio(self.status_agree, self.status_expected)
+    }
+    pub fn reason_agreement(&self) -> f64 {
+        ratio(self.reason_agree, self.reason_expected)
+    }
+    /// The `n` largest disagreements, largest first: (expected, got, count).
+    pub fn top_confusions(&self, n: usize) -> Vec<(&str, &str, usize)> {
+        let mut all: Vec<(&str, &str, usize)> = self
+            .reason_confusion
+            .iter()
+            .map(|((want, got), c)| (want.as_str(), got.as_str(), *c))
+            .collect();
+        all.sort_by(|a, b| b.2.cmp(&a.2).then(a.cmp(b)));
+        all.truncate(n);
+        all
     }
     pub fn per_second(&self) -> f64 {
         self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -149,6 +176,8 @@ fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
     accepted.extend(lower_list(&e["recipient_alternates"]));
     accepted.extend(lower_list(&e["original_recipient"]));
     let alternates = lower_list(&e["recipient_alternates"]);
+    let expected_recipients = lower_list(&e["recipient"]);
+    let originals = lower_list(&e["original_recipient"]);
     let got_emails: Vec<String> = got
         .recipients
         .iter()
@@ -176,7 +205,20 @@ fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
         }
         seen.push(want.clone());
         f.expected_recipients += 1;
-        let hit = find(&want);
+        // Sisimai names the Final-Recipient; the classifier names the
+        // Original-Recipient when the DSN gives one (RFC 3464 §2.3.1: the
+        // address the sender mailed, the one listmonk knows). That stands for
+        // the expected recipient, unless it is itself an expected recipient.
+        let via_original = || {
+            got.recipients.iter().find(|r| {
+                let email = r.email.to_ascii_lowercase();
+                originals.contains(&email) && !expected_recipients.contains(&email)
+            })
+        };
+        let hit = match find(&want) {
+            Some(h) => Some(h),
+            None => via_original().inspect(|_| f.found_via_original += 1),
+        };
         match hit {
             Some(_) => f.found_recipients += 1,
             None => miss(format!("recipient {want} not found (got {got_emails:?})")),
@@ -202,6 +244,29 @@ fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
                 }
             }
         }
+        let want_reason = r["reason"].as_str().unwrap_or("");
+        if let Some(h) = hit
+            && !NOT_BOUNCE_REASONS.contains(&want_reason)
+        {
+            let got_reason = h.reason.as_str();
+            f.reason_expected += 1;
+            let per = f
+                .reason_by_expected
+                .entry(want_reason.to_string())
+                .or_default();
+            per.0 += 1;
+            if got_reason == want_reason {
+                f.reason_agree += 1;
+                per.1 += 1;
+            } else {
+                *f.reason_confusion
+                    .entry((want_reason.to_string(), got_reason.to_string()))
+                    .or_default() += 1;
+                miss(format!(
+                    "{want}: reason {got_reason}, expected {want_reason}"
+                ));
+            }
+        }
         if r["hardbounce"].as_bool() == Some(true) {
             f.hard_total += 1;
             if hit.is_some_and(|h| h.bounce_type == BounceType::Hard) {
@@ -224,3 +289,6 @@ fn score(f: &mut Figures, e: &Value, file: &str, got: &Classification) {
         }
     }
 }
+
+/// Sisimai's reasons for what is not a bounce; reason agreement leaves them out.
+const NOT_BOUNCE_REASONS: [&str; 3] = ["feedback", "vacation", "delivered"];

@@ -5,12 +5,18 @@
 //! Messages are read with `BODY.PEEK[]`, so mail that is left in place keeps its \Seen
 //! state for the humans who read the mailbox too. A recorded bounce is either deleted
 //! (flagged \Deleted and expunged) or, with `moveTo`, moved to that folder.
+//!
+//! Sizes come with the listing (`RFC822.SIZE`), and bodies are fetched as the partial
+//! `BODY.PEEK[]<0.max+1>`: even a server whose listed size is wrong sends at most one byte
+//! more than `maxMessageBytes` of a message, and that byte tells it is oversized.
+
+use std::collections::BTreeMap;
 
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
 
 use super::net::{self, Stream, timed};
-use super::{Listed, MailboxConfig, ScanError};
+use super::{Fetched, Listed, MailboxConfig, ScanError};
 use bounceops_api::TlsMode;
 
 pub struct Imap {
@@ -21,6 +27,7 @@ pub struct Imap {
     /// (RFC 6851) or only COPY.
     move_to: Option<String>,
     can_move: bool,
+    max_message_bytes: u64,
 }
 
 impl Imap {
@@ -72,46 +79,61 @@ impl Imap {
             uidplus,
             move_to: cfg.move_to.clone(),
             can_move,
+            max_message_bytes: cfg.max_message_bytes,
         })
     }
 
-    /// Every message of the folder, oldest UID first.
+    /// Every message of the folder with its size, oldest UID first.
     pub async fn list(&mut self) -> Result<Vec<Listed>, ScanError> {
-        let mut uids: Vec<u32> = timed("UID SEARCH", self.session.uid_search("ALL"))
-            .await?
-            .into_iter()
-            .collect();
-        uids.sort_unstable();
-        Ok(uids
-            .into_iter()
-            .map(|uid| Listed {
-                id: format!("{}:{uid}", self.uid_validity),
-                handle: uid,
-            })
-            .collect())
-    }
-
-    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ScanError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let set = uid_set(uids);
-        let fetches: Vec<async_imap::types::Fetch> = timed("UID FETCH", async {
+        // On an empty folder `1:*` matches nothing and the answer is a plain OK.
+        let sizes: BTreeMap<u32, u64> = timed("UID FETCH", async {
             self.session
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .uid_fetch("1:*", "(UID RFC822.SIZE)")
                 .await?
+                // Unsolicited FETCH responses (flag changes by other clients) carry no size.
+                .try_filter_map(|f| async move { Ok(f.uid.zip(f.size)) })
+                .map_ok(|(uid, size)| (uid, u64::from(size)))
                 .try_collect()
                 .await
         })
         .await?;
-        let mut out = Vec::with_capacity(fetches.len());
-        for f in fetches {
-            // Unsolicited FETCH responses (flag changes by other clients) carry no body.
-            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                out.push((uid, body.to_vec()));
-            }
+        Ok(sizes
+            .into_iter()
+            .map(|(uid, size)| Listed {
+                id: format!("{}:{uid}", self.uid_validity),
+                handle: uid,
+                size,
+            })
+            .collect())
+    }
+
+    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Fetched)>, ScanError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let set = uid_set(uids);
+        let max = self.max_message_bytes;
+        let query = format!("(UID BODY.PEEK[]<0.{}>)", max + 1);
+        timed("UID FETCH", async {
+            // Each answer is copied out and dropped as it arrives, so the batch is held
+            // once, not twice.
+            self.session
+                .uid_fetch(&set, &query)
+                .await?
+                .try_filter_map(|f| async move {
+                    // Unsolicited FETCH responses (flag changes by other clients) carry no body.
+                    Ok(match (f.uid, f.body()) {
+                        (Some(uid), Some(body)) if body.len() as u64 > max => {
+                            Some((uid, Fetched::Oversized))
+                        }
+                        (Some(uid), Some(body)) => Some((uid, Fetched::Whole(body.to_vec()))),
+                        _ => None,
+                    })
+                })
+                .try_collect()
+                .await
+        })
+        .await
     }
 
     /// Whether the server offered MOVE; without it, `remove` copies and deletes.
@@ -121,21 +143,32 @@ impl Imap {
 
     /// Takes the messages out of the folder: moved to `moveTo` when set, else deleted.
     pub async fn remove(&mut self, uids: &[u32]) -> Result<(), ScanError> {
-        if uids.is_empty() {
+        if uids.is_empty() || self.set_aside(uids).await? {
             return Ok(());
         }
-        let set = uid_set(uids);
-        if let Some(target) = &self.move_to {
-            if self.can_move {
-                // One atomic step: the message is never in both folders or in neither.
-                return timed("UID MOVE", self.session.uid_mv(&set, target)).await;
-            }
-            // Without MOVE: copy, then delete. If the deletion fails (a crash, a dropped
-            // connection), the next scan reads the message again: its bounce counts once
-            // (the event id), but the folder gets a second copy of it.
-            timed("UID COPY", self.session.uid_copy(&set, target)).await?;
+        self.delete(&uid_set(uids)).await
+    }
+
+    /// Moves the messages to `moveTo`; false, touching nothing, when it is not set.
+    pub async fn set_aside(&mut self, uids: &[u32]) -> Result<bool, ScanError> {
+        let Some(target) = &self.move_to else {
+            return Ok(false);
+        };
+        if uids.is_empty() {
+            return Ok(true);
         }
-        self.delete(&set).await
+        let set = uid_set(uids);
+        if self.can_move {
+            // One atomic step: the message is never in both folders or in neither.
+            timed("UID MOVE", self.session.uid_mv(&set, target)).await?;
+            return Ok(true);
+        }
+        // Without MOVE: copy, then delete. If the deletion fails (a crash, a dropped
+        // connection), the next scan reads the message again: its bounce counts once
+        // (the event id), but the folder gets a second copy of it.
+        timed("UID COPY", self.session.uid_copy(&set, target)).await?;
+        self.delete(&set).await?;
+        Ok(true)
     }
 
     /// Flags the messages \Deleted and expunges exactly them (UID EXPUNGE when the server

@@ -9,7 +9,8 @@ pub struct MailboxMetrics {
     /// auth_error, protocol_error, database_error.
     pub scans: IntCounterVec,
     pub scan_duration: HistogramVec,
-    /// Messages read, by mailbox and kind (bounce, complaint, autoreply, delivery, unknown).
+    /// Messages read, by mailbox and kind (bounce, complaint, autoreply, delivery, unknown),
+    /// and messages over `maxMessageBytes` not read (oversized), each counted once.
     pub messages: IntCounterVec,
     /// Messages removed from the mailbox after their bounces were committed.
     pub removed: IntCounterVec,
@@ -32,7 +33,7 @@ impl MailboxMetrics {
         )?;
         let messages = counter(
             "bounceops_mailbox_messages_total",
-            "Messages read from mailboxes, by mailbox and kind (bounce, complaint, autoreply, delivery, unknown).",
+            "Messages read from mailboxes, by mailbox and kind (bounce, complaint, autoreply, delivery, unknown); oversized: over maxMessageBytes, not read, counted once.",
             &["mailbox", "kind"],
         )?;
         let removed = counter(
@@ -93,7 +94,14 @@ impl MailboxMetrics {
         ] {
             self.scans.with_label_values(&[mailbox, result]);
         }
-        for kind in ["bounce", "complaint", "autoreply", "delivery", "unknown"] {
+        for kind in [
+            "bounce",
+            "complaint",
+            "autoreply",
+            "delivery",
+            "unknown",
+            super::scan::OVERSIZED,
+        ] {
             self.messages.with_label_values(&[mailbox, kind]);
         }
         self.removed.with_label_values(&[mailbox]);

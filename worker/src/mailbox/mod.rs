@@ -98,6 +98,8 @@ pub struct MailboxConfig {
     pub move_to: Option<String>,
     pub scan_interval: Duration,
     pub max_messages_per_scan: usize,
+    /// Messages listed larger than this are not downloaded (`maxMessageBytes`).
+    pub max_message_bytes: u64,
     /// The mailbox's identity (protocol, user, host, port, folder): the key of its scan
     /// lock, of its kept messages and of its event ids. Two configurations naming the same
     /// mailbox differently still share one lock.
@@ -161,6 +163,14 @@ impl MailboxConfig {
                 field("maxMessagesPerScan")
             ));
         }
+        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&spec.max_message_bytes) {
+            return Err(format!(
+                "{}: {} is out of range: at least {MIN_MESSAGE_BYTES} (64 KiB), at most \
+                 {MAX_MESSAGE_BYTES} (1 GiB)",
+                field("maxMessageBytes"),
+                spec.max_message_bytes
+            ));
+        }
         if let Some(target) = &spec.move_to {
             if spec.protocol != MailboxProtocol::Imap {
                 return Err(format!(
@@ -211,6 +221,7 @@ impl MailboxConfig {
             move_to: spec.move_to.clone(),
             scan_interval,
             max_messages_per_scan: spec.max_messages_per_scan as usize,
+            max_message_bytes: spec.max_message_bytes,
             key,
         })
     }
@@ -253,17 +264,35 @@ impl MailboxConfig {
             move_to: None,
             scan_interval: Duration::from_secs(60),
             max_messages_per_scan: 10,
+            max_message_bytes: bounceops_api::defaults::max_message_bytes(),
             key: format!("pop3://u@127.0.0.1:110/{name}"),
         }
     }
 }
 
+/// The bounds of `maxMessageBytes`, as the CRD states them: below 64 KiB real bounces
+/// (a DSN quoting its original) would be refused; above 1 GiB the pod's memory limit,
+/// not this setting, would decide what happens.
+pub const MIN_MESSAGE_BYTES: u64 = 64 << 10;
+pub const MAX_MESSAGE_BYTES: u64 = 1 << 30;
+
 /// A message as listed by the server: `id` is stable across sessions (UIDL, or
-/// `UIDVALIDITY:UID`); `handle` addresses it within this session.
+/// `UIDVALIDITY:UID`); `handle` addresses it within this session; `size` is what the
+/// server says it weighs (POP3 `LIST`, IMAP `RFC822.SIZE`).
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub id: String,
     pub handle: u32,
+    pub size: u64,
+}
+
+/// One message as downloaded.
+#[derive(Debug, PartialEq)]
+pub enum Fetched {
+    Whole(Vec<u8>),
+    /// The server sent more than `maxMessageBytes` although it listed less; reading
+    /// stopped there. Nothing of it is kept.
+    Oversized,
 }
 
 /// An open, logged-in mailbox session of either protocol.
@@ -287,7 +316,9 @@ impl Session {
         }
     }
 
-    pub async fn fetch(&mut self, handles: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ScanError> {
+    /// The messages `handles`, each bounded by `maxMessageBytes`; a message missing from
+    /// the answer was expunged meanwhile (IMAP) or follows an oversized one (POP3).
+    pub async fn fetch(&mut self, handles: &[u32]) -> Result<Vec<(u32, Fetched)>, ScanError> {
         match self {
             Session::Pop3(s) => s.fetch(handles).await,
             Session::Imap(s) => s.fetch(handles).await,
@@ -298,6 +329,15 @@ impl Session {
         match self {
             Session::Pop3(s) => s.remove(handles).await,
             Session::Imap(s) => s.remove(handles).await,
+        }
+    }
+
+    /// Moves messages that are not bounces out of the way, into the `moveTo` folder; returns
+    /// false, touching nothing, when there is none (always for POP3).
+    pub async fn set_aside(&mut self, handles: &[u32]) -> Result<bool, ScanError> {
+        match self {
+            Session::Pop3(_) => Ok(false),
+            Session::Imap(s) => s.set_aside(handles).await,
         }
     }
 
@@ -378,6 +418,7 @@ fn log_scan(mailbox: &MailboxConfig, result: Result<Summary, ScanError>) -> bool
                 read = s.read,
                 removed = s.removed,
                 kept = s.kept,
+                oversized = s.oversized,
                 events = s.events,
                 "mailbox scanned"
             );
@@ -470,5 +511,26 @@ mod tests {
         assert!(err.contains("only ASCII"), "{err}");
         // Names other than INBOX are case-sensitive: a different folder.
         assert!(resolve("protocol: imap, folder: Bounces, moveTo: bounces").is_ok());
+    }
+
+    #[test]
+    fn max_message_bytes_defaults_to_10_mib_within_64_kib_and_1_gib() {
+        assert_eq!(
+            resolve("protocol: pop3").unwrap().max_message_bytes,
+            10 << 20
+        );
+        assert_eq!(
+            resolve("protocol: pop3, maxMessageBytes: 65536")
+                .unwrap()
+                .max_message_bytes,
+            65536
+        );
+        for bad in ["65535", "0", "1073741825"] {
+            let err = resolve(&format!("protocol: pop3, maxMessageBytes: {bad}")).unwrap_err();
+            assert!(
+                err.contains("spec.mailboxes[0].maxMessageBytes") && err.contains("out of range"),
+                "{err}"
+            );
+        }
     }
 }

@@ -8,15 +8,38 @@
 //!
 //! Deletion in POP3 happens only at a successful QUIT: a session that drops before it
 //! deletes nothing, which is what makes "delete only after commit" safe here.
+//!
+//! Every multi-line answer is read under a cap, so no server, honest or not, can make the
+//! scanner hold more than that in memory: a message whose RETR runs past `maxMessageBytes`
+//! plus slack is abandoned mid-answer, and with it the session (its end is unknown).
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+use std::collections::HashMap;
+
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream,
+};
 
 use super::net::{self, Stream, timed};
-use super::{Listed, MailboxConfig, ScanError};
+use super::{Fetched, Listed, MailboxConfig, ScanError};
 use bounceops_api::TlsMode;
+
+/// Most bytes of a LIST or UIDL answer: 30 bytes a line for a million messages.
+const LISTING_CAP: u64 = 32 << 20;
 
 pub struct Pop3 {
     io: BufStream<Stream>,
+    /// Most bytes read of one RETR answer.
+    retr_cap: u64,
+    /// The message whose answer was abandoned: the rest of it is still on the wire, so
+    /// the session can send no further command.
+    abandoned: Option<u32>,
+}
+
+/// The RETR cap for `maxMessageBytes`: servers may list sizes with LF line ends (as the
+/// file is stored) and send CRLF, so an honest answer may exceed its LIST size; an eighth
+/// covers lines of 8 bytes and more.
+pub fn retr_cap(max_message_bytes: u64) -> u64 {
+    max_message_bytes + max_message_bytes / 8
 }
 
 impl Pop3 {
@@ -39,11 +62,10 @@ impl Pop3 {
                 // The server says nothing more until the handshake, so no buffered bytes
                 // are lost by unwrapping the plain stream; no new greeting follows (RFC 2595).
                 let stream = tls(plain.into_inner()).await.map_err(ScanError::Connect)?;
-                Pop3 {
-                    io: BufStream::new(Box::new(stream)),
-                }
+                Pop3::new(Box::new(stream))
             }
         };
+        session.retr_cap = retr_cap(cfg.max_message_bytes);
         if let Some((user, password)) = &cfg.credentials {
             session
                 .command(&format!("USER {user}"))
@@ -57,38 +79,77 @@ impl Pop3 {
         Ok(session)
     }
 
-    async fn greeted(stream: Stream) -> Result<Pop3, ScanError> {
-        let mut io = BufStream::new(stream);
-        status(&mut io, "greeting").await?;
-        Ok(Pop3 { io })
+    fn new(stream: Stream) -> Pop3 {
+        Pop3 {
+            io: BufStream::new(stream),
+            retr_cap: retr_cap(bounceops_api::defaults::max_message_bytes()),
+            abandoned: None,
+        }
     }
 
-    /// Every message with its UIDL, in mailbox order.
+    async fn greeted(stream: Stream) -> Result<Pop3, ScanError> {
+        let mut session = Pop3::new(stream);
+        status(&mut session.io, "greeting").await?;
+        Ok(session)
+    }
+
+    /// Every message with its UIDL and LIST size, in mailbox order.
     pub async fn list(&mut self) -> Result<Vec<Listed>, ScanError> {
-        self.command("UIDL").await?;
-        let body = self.multiline("UIDL").await?;
+        let sizes: HashMap<u32, u64> = self
+            .listing("LIST")
+            .await?
+            .into_iter()
+            .filter_map(|(n, size)| Some((n, size.parse().ok()?)))
+            .collect();
+        Ok(self
+            .listing("UIDL")
+            .await?
+            .into_iter()
+            .map(|(n, uid)| Listed {
+                id: uid,
+                handle: n,
+                // A server that lists no size for a message still cannot send more than
+                // the RETR cap of it.
+                size: sizes.get(&n).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// The `<number> <value>` lines of a LIST or UIDL answer.
+    async fn listing(&mut self, command: &str) -> Result<Vec<(u32, String)>, ScanError> {
+        self.command(command).await?;
+        let Some(body) = self.multiline(command, LISTING_CAP).await? else {
+            return Err(ScanError::Protocol(format!(
+                "{command}: the answer is longer than {LISTING_CAP} bytes"
+            )));
+        };
         let mut out = Vec::new();
         for line in String::from_utf8_lossy(&body).lines() {
             let mut parts = line.split_ascii_whitespace();
-            let (Some(n), Some(uid)) = (parts.next(), parts.next()) else {
+            let (Some(n), Some(value)) = (parts.next(), parts.next()) else {
                 continue;
             };
             let n: u32 = n
                 .parse()
-                .map_err(|_| ScanError::Protocol(format!("UIDL: bad line {line:?}")))?;
-            out.push(Listed {
-                id: uid.to_owned(),
-                handle: n,
-            });
+                .map_err(|_| ScanError::Protocol(format!("{command}: bad line {line:?}")))?;
+            out.push((n, value.to_owned()));
         }
         Ok(out)
     }
 
-    pub async fn fetch(&mut self, handles: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ScanError> {
+    /// RETR of each message in turn; stops after one whose answer runs past the cap.
+    pub async fn fetch(&mut self, handles: &[u32]) -> Result<Vec<(u32, Fetched)>, ScanError> {
         let mut out = Vec::with_capacity(handles.len());
         for &n in handles {
             self.command(&format!("RETR {n}")).await?;
-            out.push((n, self.multiline("RETR").await?));
+            match self.multiline("RETR", self.retr_cap).await? {
+                Some(raw) => out.push((n, Fetched::Whole(raw))),
+                None => {
+                    self.abandoned = Some(n);
+                    out.push((n, Fetched::Oversized));
+                    break;
+                }
+            }
         }
         Ok(out)
     }
@@ -113,27 +174,43 @@ impl Pop3 {
 
     /// Sends `line`; errors name the command as `shown` so a password never reaches a log.
     async fn command_hidden(&mut self, line: &str, shown: &str) -> Result<String, ScanError> {
+        if let Some(n) = self.abandoned {
+            return Err(ScanError::Protocol(format!(
+                "{shown}: not sent: the server sent message {n} past its LIST size and \
+                 maxMessageBytes, and the session was given up in the middle of it"
+            )));
+        }
         send(&mut self.io, line, shown).await?;
         status(&mut self.io, shown).await
     }
 
-    /// Reads a multi-line answer up to the lone dot, undoing dot-stuffing.
-    async fn multiline(&mut self, what: &str) -> Result<Vec<u8>, ScanError> {
+    /// Reads a multi-line answer up to the lone dot, undoing dot-stuffing; `None` once it
+    /// holds more than `cap` bytes, having read at most a few bytes more (no line, however
+    /// long, is read whole past the cap).
+    async fn multiline(&mut self, what: &str, cap: u64) -> Result<Option<Vec<u8>>, ScanError> {
         let mut out = Vec::new();
         let mut line = Vec::new();
         loop {
             line.clear();
-            let n = timed(what, self.io.read_until(b'\n', &mut line)).await?;
-            if n == 0 {
+            // Room for the rest of the cap and the terminating ".\r\n".
+            let room = cap.saturating_sub(out.len() as u64) + 3;
+            let n = timed(what, (&mut self.io).take(room).read_until(b'\n', &mut line)).await?;
+            if !line.ends_with(b"\n") {
+                if n as u64 == room {
+                    return Ok(None);
+                }
                 return Err(ScanError::Protocol(format!(
                     "{what}: the server closed the connection mid-answer"
                 )));
             }
             if line == b".\r\n" || line == b".\n" {
-                return Ok(out);
+                return Ok(Some(out));
             }
             let start = usize::from(line.starts_with(b".."));
             out.extend_from_slice(&line[start..]);
+            if out.len() as u64 > cap {
+                return Ok(None);
+            }
         }
     }
 }
@@ -180,35 +257,105 @@ mod tests {
     async fn session(answers: &[u8]) -> (Pop3, DuplexStream) {
         let (client, mut server) = tokio::io::duplex(1 << 16);
         server.write_all(answers).await.unwrap();
-        (
-            Pop3 {
-                io: BufStream::new(Box::new(client)),
-            },
-            server,
-        )
+        (Pop3::new(Box::new(client)), server)
+    }
+
+    /// Everything the client sent, once it is gone.
+    async fn sent(s: Pop3, mut server: DuplexStream) -> String {
+        drop(s);
+        let mut sent = String::new();
+        server.read_to_string(&mut sent).await.unwrap();
+        sent
     }
 
     #[tokio::test]
     async fn retr_undoes_dot_stuffing_and_stops_at_the_lone_dot() {
-        let (mut s, mut server) =
+        let (mut s, server) =
             session(b"+OK 30 octets\r\nSubject: x\r\n\r\n..leading dot\r\n.\r\n").await;
         let got = s.fetch(&[7]).await.unwrap();
         assert_eq!(
             got,
-            vec![(7, b"Subject: x\r\n\r\n.leading dot\r\n".to_vec())]
+            vec![(
+                7,
+                Fetched::Whole(b"Subject: x\r\n\r\n.leading dot\r\n".to_vec())
+            )]
         );
-        drop(s);
-        let mut sent = String::new();
-        server.read_to_string(&mut sent).await.unwrap();
-        assert_eq!(sent, "RETR 7\r\n");
+        assert_eq!(sent(s, server).await, "RETR 7\r\n");
     }
 
     #[tokio::test]
-    async fn uidl_lists_numbers_and_ids() {
-        let (mut s, _server) = session(b"+OK\r\n1 000000016b0973d6\r\n2 abc\r\n.\r\n").await;
+    async fn list_joins_uidl_ids_and_list_sizes() {
+        let (mut s, server) = session(
+            b"+OK 2 messages\r\n1 120\r\n2 99999999\r\n.\r\n\
+              +OK\r\n1 000000016b0973d6\r\n2 abc\r\n.\r\n",
+        )
+        .await;
         let listed = s.list().await.unwrap();
-        let got: Vec<(u32, &str)> = listed.iter().map(|l| (l.handle, l.id.as_str())).collect();
-        assert_eq!(got, vec![(1, "000000016b0973d6"), (2, "abc")]);
+        let got: Vec<(u32, &str, u64)> = listed
+            .iter()
+            .map(|l| (l.handle, l.id.as_str(), l.size))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, "000000016b0973d6", 120), (2, "abc", 99_999_999)]
+        );
+        assert_eq!(sent(s, server).await, "LIST\r\nUIDL\r\n");
+    }
+
+    /// A server that sends far more than it listed: reading stops just past the cap, the
+    /// message is reported oversized, and the session refuses further commands (the rest
+    /// of the answer is still on the wire).
+    #[tokio::test]
+    async fn retr_past_the_cap_is_oversized_and_ends_the_session() {
+        const CAP: u64 = 4096;
+        for body in [
+            // Many short lines, and one endless line without a line break.
+            format!("{}\r\n", "x".repeat(68)).repeat(1000),
+            "y".repeat(1 << 20),
+        ] {
+            let (client, mut server) = tokio::io::duplex(1 << 12);
+            let mut s = Pop3::new(Box::new(client));
+            s.retr_cap = CAP;
+            let answer = format!("+OK\r\n{body}\r\n.\r\n+OK\r\n").into_bytes();
+            let writer = tokio::spawn(async move {
+                let mut written = 0usize;
+                for chunk in answer.chunks(1024) {
+                    if server.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                    written += chunk.len();
+                }
+                written
+            });
+            let got = s.fetch(&[3, 4]).await.unwrap();
+            assert_eq!(
+                got,
+                vec![(3, Fetched::Oversized)],
+                "message 4 is not asked for"
+            );
+            let err = s.remove(&[1]).await.unwrap_err();
+            assert!(
+                matches!(&err, ScanError::Protocol(m) if m.contains("given up")),
+                "{err:?}"
+            );
+            drop(s);
+            let written = writer.await.unwrap() as u64;
+            // The duplex buffer (4 KiB) and BufStream (8 KiB) hold what was sent ahead.
+            assert!(
+                written <= CAP + (16 << 10),
+                "read {written} bytes of a {} byte answer",
+                body.len()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_of_exactly_the_cap_is_whole() {
+        let body = format!("{}\r\n", "z".repeat(4094));
+        let (mut s, _server) = session(format!("+OK\r\n{body}.\r\n").as_bytes()).await;
+        s.retr_cap = body.len() as u64;
+        let got = s.fetch(&[1]).await.unwrap();
+        assert_eq!(got, vec![(1, Fetched::Whole(body.into_bytes()))]);
     }
 
     #[tokio::test]

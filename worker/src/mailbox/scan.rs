@@ -3,15 +3,21 @@
 //! Order of a scan, chosen so that a crash at any point loses nothing and counts nothing
 //! twice:
 //! 1. take the mailbox's advisory lock (or skip: another replica is scanning);
-//! 2. list the messages and drop those already read and kept;
-//! 3. per batch: fetch, classify, record the bounces in one transaction, remember the
-//!    messages kept, and only then mark the recorded messages for removal;
+//! 2. list the messages with their sizes and drop those already read and kept;
+//! 3. per batch: fetch (all but the messages over `maxMessageBytes`), classify, record the
+//!    bounces in one transaction, remember the messages kept, and only then mark the
+//!    recorded messages for removal;
 //! 4. end the session (POP3 deletes at QUIT; IMAP has expunged per batch).
 //!
 //! A crash after a commit and before the removal leaves the message in the mailbox; the
 //! next scan reads it again, and its events carry the same ids (derived from the mailbox
 //! and the message's bytes), so the store reports them as duplicates and the message is
 //! removed then.
+//!
+//! Memory: a batch is bounded by count and by listed bytes, a message by `maxMessageBytes`
+//! (larger ones are not downloaded: moved to `moveTo`, or left in place and remembered like
+//! other kept mail), and the classifier runs on
+//! tokio's blocking pool, dropping each body once classified.
 
 use std::time::Instant;
 
@@ -21,7 +27,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::metrics::MailboxMetrics;
-use super::{Listed, MailboxConfig, ScanError, Session, state};
+use super::{Fetched, Listed, MailboxConfig, ScanError, Session, state};
 use crate::event::{BounceEvent, BounceType};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
@@ -31,6 +37,13 @@ use crate::store::record::record;
 /// Messages fetched and committed together: large enough that one transaction carries
 /// many bounces, small enough that a crash repeats little work.
 pub const BATCH: usize = 50;
+
+/// Listed bytes fetched together: with [`BATCH`], what one batch holds in memory. A
+/// message larger than this (up to `maxMessageBytes`) is fetched on its own.
+pub const BATCH_BYTES: u64 = 8 << 20;
+
+/// The `kind` of a message over `maxMessageBytes`, in metrics and `mailbox_kept`.
+pub const OVERSIZED: &str = "oversized";
 
 /// Longest diagnostic kept in a bounce's `meta`: MTAs sometimes quote whole transcripts.
 const MAX_DIAGNOSTIC: usize = 1000;
@@ -45,6 +58,9 @@ pub struct Summary {
     pub removed: usize,
     pub kept: usize,
     pub events: usize,
+    /// Messages over `maxMessageBytes` met for the first time: not downloaded, left in
+    /// place (or moved to `moveTo`) and counted once.
+    pub oversized: usize,
 }
 
 /// What to do with one message.
@@ -123,6 +139,57 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
 /// must cost one message, not the mailbox's scanner.
 pub fn classify_guarded(raw: &[u8]) -> Option<Classification> {
     std::panic::catch_unwind(|| bounce_classify::classify(raw)).ok()
+}
+
+/// Splits `items` into consecutive batches of at most `count` items weighing at most
+/// `bytes` together; an item heavier than `bytes` alone makes a batch of one.
+pub fn batches<T>(items: &[T], count: usize, bytes: u64, weight: impl Fn(&T) -> u64) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut load) = (0, 0u64);
+    for (i, item) in items.iter().enumerate() {
+        let w = weight(item);
+        if i > start && (i - start == count || load + w > bytes) {
+            out.push(&items[start..i]);
+            (start, load) = (i, 0);
+        }
+        load += w;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// What the classifier made of one downloaded message.
+enum Read {
+    Classified(Classification, String),
+    /// The classifier panicked on it.
+    Unreadable,
+    /// The server sent more than `maxMessageBytes` of it.
+    Oversized,
+}
+
+/// Classifies a batch on tokio's blocking pool: a large message can keep the classifier
+/// busy for seconds, which on the async threads would stall every other mailbox's session
+/// and the HTTP server. Each body is dropped as soon as it is classified and hashed.
+async fn classify_batch(fetched: Vec<(u32, Fetched)>) -> Result<Vec<(u32, Read)>, ScanError> {
+    tokio::task::spawn_blocking(move || {
+        fetched
+            .into_iter()
+            .map(|(handle, f)| {
+                let read = match f {
+                    Fetched::Oversized => Read::Oversized,
+                    Fetched::Whole(raw) => match classify_guarded(&raw) {
+                        Some(c) => Read::Classified(c, digest(&raw)),
+                        None => Read::Unreadable,
+                    },
+                };
+                (handle, read)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ScanError::Protocol(format!("the classifier task failed: {e}")))
 }
 
 fn digest(raw: &[u8]) -> String {
@@ -221,33 +288,47 @@ async fn scan_locked(
         .collect();
 
     let mut summary = Summary::default();
-    for batch in todo.chunks(BATCH) {
+    let max = mailbox.max_message_bytes;
+    // Oversized messages weigh nothing: they are not fetched.
+    let weight = |l: &&Listed| if l.size > max { 0 } else { l.size };
+    for batch in batches(&todo, BATCH, BATCH_BYTES, weight) {
         if *stop.borrow() {
             tracing::info!(mailbox = name, "stopping the scan after a whole batch");
             break;
         }
-        let handles: Vec<u32> = batch.iter().map(|l| l.handle).collect();
-        let fetched = session.fetch(&handles).await?;
+        let (mut oversized, wanted): (Vec<&Listed>, Vec<&Listed>) =
+            batch.iter().partition(|l| l.size > max);
+        let handles: Vec<u32> = wanted.iter().map(|l| l.handle).collect();
+        let fetched = classify_batch(session.fetch(&handles).await?).await?;
         let mut events = Vec::new();
         let mut remove = Vec::new();
         let mut keep = Vec::new();
-        for (handle, raw) in &fetched {
-            let Some(listed) = batch.iter().find(|l| l.handle == *handle) else {
+        for (handle, read) in fetched {
+            let Some(listed) = wanted.iter().find(|l| l.handle == handle) else {
                 continue;
             };
-            let Some(c) = classify_guarded(raw) else {
-                tracing::error!(mailbox = name, message = %listed.id, "the classifier failed on this message; left in place");
-                m.messages.with_label_values(&[name, "unknown"]).inc();
-                keep.push((listed.id.clone(), "unreadable"));
-                continue;
+            let (c, digest) = match read {
+                Read::Classified(c, digest) => (c, digest),
+                Read::Oversized => {
+                    oversized.push(listed);
+                    continue;
+                }
+                Read::Unreadable => {
+                    summary.read += 1;
+                    tracing::error!(mailbox = name, message = %listed.id, "the classifier failed on this message; left in place");
+                    m.messages.with_label_values(&[name, "unknown"]).inc();
+                    keep.push((listed.id.clone(), "unreadable"));
+                    continue;
+                }
             };
+            summary.read += 1;
             m.messages
                 .with_label_values(&[name, kind_label(&c.kind)])
                 .inc();
-            match plan(mailbox, &digest(raw), &c) {
+            match plan(mailbox, &digest, &c) {
                 Plan::Record(e) => {
                     events.extend(e);
-                    remove.push(*handle);
+                    remove.push(handle);
                 }
                 Plan::Keep(kind) => keep.push((listed.id.clone(), kind)),
             }
@@ -261,13 +342,32 @@ async fn scan_locked(
             })?;
             deps.metrics.observe_outcomes(&events, &outcomes);
         }
+        let kept = keep.len();
+        let handles: Vec<u32> = oversized.iter().map(|l| l.handle).collect();
+        let moved = session.set_aside(&handles).await?;
+        if !moved {
+            keep.extend(oversized.iter().map(|l| (l.id.clone(), OVERSIZED)));
+        }
         state::remember(pool, &mailbox.key, &keep).await?;
+        // Counted and logged only now that they are moved or remembered: a later scan
+        // skips them, so each is counted and logged once.
+        for l in &oversized {
+            m.messages.with_label_values(&[name, OVERSIZED]).inc();
+            tracing::warn!(
+                mailbox = name,
+                message = %l.id,
+                listed_bytes = l.size,
+                max_message_bytes = max,
+                "message larger than maxMessageBytes, not downloaded; {}",
+                if moved { "moved to moveTo" } else { "left in place" }
+            );
+        }
         // Committed above: from here on, removing the messages cannot lose a bounce.
         session.remove(&remove).await?;
-        summary.read += fetched.len();
         summary.removed += remove.len();
-        summary.kept += keep.len();
+        summary.kept += kept;
         summary.events += events.len();
+        summary.oversized += oversized.len();
     }
     session.finish().await?;
     m.removed
@@ -292,6 +392,7 @@ mod tests {
             action: Some("failed".into()),
             diagnostic: Some("x".repeat(5000)),
             bounce_type: t,
+            reason: bounce_classify::Reason::UserUnknown,
         }
     }
 
@@ -358,6 +459,22 @@ mod tests {
                 .all(|e| e.bounce_type == BounceType::Complaint)
         );
         assert_ne!(events[0].event_id, events[1].event_id);
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        let sizes = |bs: Vec<&[u64]>| bs.into_iter().map(<[u64]>::to_vec).collect::<Vec<_>>();
+        let by_count = batches(&[1, 1, 1, 1, 1], 2, 100, |w| *w);
+        assert_eq!(sizes(by_count), vec![vec![1, 1], vec![1, 1], vec![1]]);
+        let by_bytes = batches(&[4, 4, 4, 1, 9, 2], 50, 8, |w| *w);
+        assert_eq!(
+            sizes(by_bytes),
+            vec![vec![4, 4], vec![4, 1], vec![9], vec![2]],
+            "a message over the byte bound goes alone"
+        );
+        let weightless = batches(&[0, 0, 0], 2, 8, |w| *w);
+        assert_eq!(sizes(weightless), vec![vec![0, 0], vec![0]]);
+        assert!(batches(&[] as &[u64], 2, 8, |w| *w).is_empty());
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use bounce_worker::mailbox::{MailboxConfig, Password};
 use bounceops_api::{MailboxProtocol, TlsMode};
+use std::io::Write as _;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
@@ -201,6 +203,35 @@ impl Dovecot {
 
     /// Delivers a message as an MTA would: written to tmp/, then renamed into new/.
     pub fn deliver(&self, user: &str, raw: &[u8]) {
+        self.deliver_with(user, |file| file.write_all(raw));
+    }
+
+    /// Delivers a message of `bytes` bytes (give or take a line): a reply carrying a
+    /// large text, written line by line, never held in memory.
+    pub fn deliver_large(&self, user: &str, bytes: usize) {
+        self.deliver_with(user, |file| {
+            let mut file = std::io::BufWriter::new(file);
+            write!(
+                file,
+                "From: Carol <carol@example.org>\r\nTo: bounces@example.com\r\n\
+                 Subject: Re: Our November issue, with the whole archive\r\n\
+                 Message-ID: <{}@example.org>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\
+                 Content-Type: text/plain\r\n\r\n",
+                Uuid::new_v4()
+            )?;
+            let line = format!("{}\r\n", "archive ".repeat(9));
+            for _ in 0..bytes / line.len() {
+                file.write_all(line.as_bytes())?;
+            }
+            file.flush()
+        });
+    }
+
+    fn deliver_with(
+        &self,
+        user: &str,
+        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "{}.M{}P{}.test",
@@ -209,37 +240,59 @@ impl Dovecot {
             std::process::id()
         );
         let tmp = self.maildir(user).join("tmp").join(&name);
-        std::fs::write(&tmp, raw).unwrap();
+        let mut file = std::fs::File::create(&tmp).unwrap();
+        write(&mut file).unwrap();
+        drop(file);
         chown(&tmp, self.uid);
         std::fs::rename(&tmp, self.maildir(user).join("new").join(&name)).unwrap();
     }
 
     /// The messages in the mailbox (new/ and cur/), as bytes, sorted.
     pub fn messages(&self, user: &str) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            for e in std::fs::read_dir(self.maildir(user).join(sub)).unwrap() {
-                out.push(std::fs::read(e.unwrap().path()).unwrap());
-            }
-        }
+        self.read_all(&self.maildir(user))
+    }
+
+    /// The messages of one of the user's folders other than INBOX (Maildir++: `.<name>`).
+    pub fn folder_messages(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
+        self.read_all(&self.maildir(user).join(format!(".{folder}")))
+    }
+
+    fn read_all(&self, dir: &Path) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = self
+            .files(dir)
+            .iter()
+            .map(|f| std::fs::read(f).unwrap())
+            .collect();
         out.sort();
         out
+    }
+
+    /// The sizes of the messages in INBOX (`None`) or a folder, sorted; for mailboxes
+    /// too large to read into memory.
+    pub fn message_sizes(&self, user: &str, folder: Option<&str>) -> Vec<u64> {
+        let dir = match folder {
+            None => self.maildir(user),
+            Some(f) => self.maildir(user).join(format!(".{f}")),
+        };
+        let mut out: Vec<u64> = self
+            .files(&dir)
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The message files of a maildir folder (new/ and cur/); none when it does not exist.
+    fn files(&self, dir: &Path) -> Vec<PathBuf> {
+        ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(dir.join(sub)).into_iter().flatten())
+            .map(|e| e.unwrap().path())
+            .collect()
     }
 
     /// File names in cur/ (their `:2,` suffix carries the IMAP flags).
-    /// The messages of one of the user's folders other than INBOX (Maildir++: `.<name>`).
-    pub fn folder_messages(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
-        let dir = self.maildir(user).join(format!(".{folder}"));
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten() {
-                out.push(std::fs::read(e.unwrap().path()).unwrap());
-            }
-        }
-        out.sort();
-        out
-    }
-
     pub fn cur_names(&self, user: &str) -> Vec<String> {
         std::fs::read_dir(self.maildir(user).join("cur"))
             .unwrap()
@@ -303,6 +356,7 @@ pub fn mailbox_at(name: &str, protocol: MailboxProtocol, tls: TlsMode, port: u16
         move_to: None,
         scan_interval: Duration::from_secs(60),
         max_messages_per_scan: 100_000,
+        max_message_bytes: bounceops_api::defaults::max_message_bytes(),
         key: format!("{p}://{USER}@127.0.0.1:{port}/INBOX-{}", Uuid::new_v4()),
     }
 }

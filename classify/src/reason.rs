@@ -1,0 +1,891 @@
+//! Owns "why it bounced": one [`Reason`] per failed recipient, in Sisimai's
+//! vocabulary, decided from the DSN status, the SMTP reply code and the
+//! diagnostic text (`docs/reasons.md` describes each reason and the order of
+//! the evidence).
+//!
+//! The order: words that name a cause outright (DMARC, a block list, a full
+//! mailbox) outrank the status, because servers put those words on any
+//! 5.7.1 or 5.0.0; then a status whose detail is specific (5.1.1, 5.2.2,
+//! 4.4.7); then weaker words ("user unknown", "host not found"); then what
+//! the status class and subject alone suggest; then the reply code.
+
+use crate::phrases::Phrases;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+/// Declares [`Reason`] from one list of (variant, name), so the enum, its
+/// serialized names, `as_str` and `ALL` cannot drift apart.
+macro_rules! reasons {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Why a recipient's mail failed (or, for the last three, what the
+        /// message was instead). The serialized names are Sisimai's, so its
+        /// documentation describes each one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum Reason {
+            $(#[serde(rename = $name)] $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, in the order of the vocabulary.
+            pub const ALL: &[Reason] = &[$(Reason::$variant,)*];
+
+            /// The serialized name (`userunknown`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    UserUnknown => "userunknown",
+    MailboxFull => "mailboxfull",
+    HostUnknown => "hostunknown",
+    Filtered => "filtered",
+    Blocked => "blocked",
+    SpamDetected => "spamdetected",
+    Expired => "expired",
+    Suspend => "suspend",
+    Rejected => "rejected",
+    PolicyViolation => "policyviolation",
+    AuthFailure => "authfailure",
+    RequirePtr => "requireptr",
+    NoRelaying => "norelaying",
+    TooManyConn => "toomanyconn",
+    Speeding => "speeding",
+    MesgTooBig => "mesgtoobig",
+    ExceedLimit => "exceedlimit",
+    ContentError => "contenterror",
+    SecurityError => "securityerror",
+    VirusDetected => "virusdetected",
+    BadReputation => "badreputation",
+    SystemError => "systemerror",
+    NetworkError => "networkerror",
+    NotAccept => "notaccept",
+    HasMoved => "hasmoved",
+    SyntaxError => "syntaxerror",
+    MailerError => "mailererror",
+    NotCompliantRfc => "notcompliantrfc",
+    OnHold => "onhold",
+    Undefined => "undefined",
+    Feedback => "feedback",
+    Vacation => "vacation",
+    Delivered => "delivered",
+}
+
+/// Whose problem a reason usually is: the recipient's mailbox or domain, the
+/// sender's reputation or setup, or neither for sure (the network, the
+/// receiving system, or too little said).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Recipient,
+    Sender,
+    Unknown,
+}
+
+impl Reason {
+    /// The reason named `name` (as serialized), if it is one.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// Who usually has to act. A recipient-side reason says the address
+    /// itself is the problem (gone, full, disabled); a sender-side one says
+    /// the sending system's reputation, authentication or content is, and
+    /// removing the address would hide it.
+    pub fn side(self) -> Side {
+        match self {
+            Reason::UserUnknown
+            | Reason::MailboxFull
+            | Reason::HostUnknown
+            | Reason::Filtered
+            | Reason::Suspend
+            | Reason::HasMoved
+            | Reason::NotAccept
+            | Reason::ExceedLimit
+            | Reason::Speeding
+            | Reason::Vacation => Side::Recipient,
+            Reason::Blocked
+            | Reason::SpamDetected
+            | Reason::Rejected
+            | Reason::PolicyViolation
+            | Reason::AuthFailure
+            | Reason::RequirePtr
+            | Reason::NoRelaying
+            | Reason::TooManyConn
+            | Reason::MesgTooBig
+            | Reason::ContentError
+            | Reason::SecurityError
+            | Reason::VirusDetected
+            | Reason::BadReputation
+            | Reason::SyntaxError
+            | Reason::NotCompliantRfc
+            | Reason::Feedback => Side::Sender,
+            Reason::Expired
+            | Reason::SystemError
+            | Reason::NetworkError
+            | Reason::MailerError
+            | Reason::OnHold
+            | Reason::Undefined
+            | Reason::Delivered => Side::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Phrases that name a cause outright, most telling first: where two lists
+/// match one text, the earlier wins ("Virus detected; content rejected" is
+/// a virus, not a spam verdict; a DMARC rejection that mentions the sender's
+/// domain is an authentication failure, not a refused sender). They outrank
+/// any status.
+const DECISIVE: &[(Reason, &[&str])] = &[
+    (Reason::VirusDetected, &["virus", "malware", "infected"]),
+    (
+        Reason::SpamDetected,
+        &[
+            "spam classification",
+            // A URL block list judges the message, not the sending host.
+            "blacklisted url",
+            "content rejected",
+            "detected as spam",
+            "considered spam",
+            "looks like spam",
+            "likely spam",
+            "spam message",
+            ", ube,",
+        ],
+    ),
+    (
+        Reason::NotCompliantRfc,
+        &[
+            "duplicate header",
+            "addresses in from: header",
+            "not rfc 5322",
+            "not rfc5322",
+            "rfc 5322 compliant",
+            "malformed header",
+        ],
+    ),
+    (
+        Reason::AuthFailure,
+        &[
+            "dmarc",
+            "spf record",
+            "spf check",
+            "bad spf",
+            "spf fail",
+            "dkim signature failed",
+            "unauthenticated email",
+            "sender policy framework",
+        ],
+    ),
+    (
+        Reason::HostUnknown,
+        // cPanel's wording for a domain with no usable DNS; it goes on to
+        // mention block lists as another possibility.
+        &["the account or domain may not exist"],
+    ),
+    (
+        Reason::RequirePtr,
+        &[
+            "ptr record",
+            "ptr resource record",
+            "reverse dns",
+            "rdns",
+            "ip name lookup failed",
+            "no ptr",
+            "reverse lookup",
+        ],
+    ),
+    (
+        Reason::PolicyViolation,
+        &[
+            "policy violation",
+            "policy reasons",
+            "protocol violation",
+            "content presents a potential",
+            "header error",
+        ],
+    ),
+    (
+        Reason::BadReputation,
+        &["reputation", "unexpected volume or user complaints"],
+    ),
+    (
+        Reason::TooManyConn,
+        &[
+            "too many connections",
+            "connection rate limit",
+            "frequency limited",
+            "too many simultaneous",
+            "too many concurrent",
+            // Spectrum (Charter): its codes 1310-1340 are connection and rate
+            // limits, whatever the reply's text says ("sender rejected").
+            "aup#in-1310",
+            "aup#in-1320",
+            "aup#in-1330",
+            "aup#in-1340",
+        ],
+    ),
+    (
+        Reason::Speeding,
+        &[
+            "receiving mail at a rate",
+            "rate limited",
+            "sending rate",
+            "too many messages in a",
+        ],
+    ),
+    (
+        Reason::NoRelaying,
+        &[
+            "relay access denied",
+            // Amazon SES relays only for verified sender identities.
+            "email address is not verified",
+            "no relaying",
+            "relaying denied",
+            "relay denied",
+            "relay not permitted",
+            "relaying not allowed",
+            "not configured to relay",
+            "unable to relay",
+            "we do not relay",
+        ],
+    ),
+    (
+        Reason::Suspend,
+        &[
+            "disabled",
+            "discontinued",
+            "account suspended",
+            "account has been suspended",
+            "account is suspended",
+            "mailbox suspended",
+            "frozen",
+            "temporary locked",
+            "temporarily locked",
+            "account is blocked",
+            "account is inactive",
+            "inactive account",
+        ],
+    ),
+    (
+        Reason::MailboxFull,
+        &[
+            "mailbox full",
+            "mailbox is full",
+            "mailfolder is full",
+            "over quota",
+            "overquota",
+            "quota exceeded",
+            "disk quota",
+            "storage quota",
+            "mailbox exceeds",
+            "exceeds allowed size",
+            "mailbox size limit",
+            "insufficient storage",
+            "exceeded storage",
+        ],
+    ),
+    (
+        Reason::Rejected,
+        &[
+            "sender address rejected",
+            "sender rejected",
+            "sender was rejected",
+            "domain of sender address",
+            "sender domain",
+            "sending to/from an address",
+            "permission to post",
+            "not allowed to post",
+            // Gmail refusing a From address set up with "Send mail as".
+            "'send mail as'",
+        ],
+    ),
+    (
+        Reason::Blocked,
+        &[
+            "blacklist",
+            "blocklist",
+            "block list",
+            "dnsbl",
+            "spamhaus",
+            "spamcop",
+            "blocked using",
+            "banned sending ip",
+            "client host blocked",
+            "blocked for abuse",
+            "bloquee",
+            "smtp server of your isp",
+            "weren't sent",
+            "open relay",
+            "invalid ip for sending",
+            "relay quota",
+            "refused to talk to me",
+            "service refuse",
+            "after initial connection",
+            "blocked - see",
+            // qmail: the server refused the sending host's HELO name.
+            "my name was rejected",
+        ],
+    ),
+    (
+        Reason::SecurityError,
+        &[
+            "authentication required",
+            "authrequired",
+            "auth required",
+            "tls required",
+            "must issue a starttls",
+            "encryption required",
+        ],
+    ),
+    (
+        Reason::HasMoved,
+        &[
+            "no longer on server",
+            "has moved",
+            "address has changed",
+            // RFC 5321 551: the user is not local, try the address given.
+            "not our user",
+            "user not local",
+        ],
+    ),
+    (
+        Reason::NotAccept,
+        &[
+            "null mx",
+            "does not accept mail",
+            "doesn't receive email",
+            "does not receive email",
+            "no mx record",
+            "no smtp service",
+            "couldn't find a mail exchanger",
+        ],
+    ),
+    (
+        Reason::NetworkError,
+        &[
+            "no route to host",
+            "name lookup failure",
+            "lost connection",
+            "hop count exceeded",
+            "routing loop",
+            "mail loop",
+            "dns query failed",
+            "name server reply",
+            "network is unreachable",
+        ],
+    ),
+    (
+        Reason::ContentError,
+        &[
+            "8-bit data",
+            "8bit data",
+            "invalid mime",
+            "content error",
+            "media error",
+        ],
+    ),
+    (
+        Reason::SyntaxError,
+        &[
+            "syntax error",
+            "command parameter not implemented",
+            "command not recognized",
+            "bad sequence of commands",
+        ],
+    ),
+    (Reason::MailerError, &["pipe to |", "mailer error"]),
+];
+
+/// Phrases that a specific status overrides (an unknown *sender* domain is
+/// "no such domain" under 5.1.7; "message too large" under 5.2.3 is the
+/// recipient's own size limit), in the same order of precedence.
+const SUGGESTIVE: &[(Reason, &[&str])] = &[
+    (
+        Reason::Rejected,
+        &[
+            // The server refused the envelope sender, whatever it said after.
+            "after mail from",
+            "in reply to mail from",
+            // Google Groups signs its refusals of a post, in the sender's
+            // language; what the group refuses is the sender.
+            "google groups",
+        ],
+    ),
+    (
+        Reason::Filtered,
+        &[
+            // au (KDDI) and others answer a domain-filter rejection after DATA
+            // with the address left out: "550 : User unknown".
+            " : user unknown",
+            "rejected by the domain filter",
+            // EZweb's wording for its recipients' domain filters.
+            "each of the following recipients was rejected by a remote mail server",
+            "user not exist",
+        ],
+    ),
+    (
+        Reason::UserUnknown,
+        &[
+            "user unknown",
+            "unknown user",
+            "unknown or illegal user",
+            "no such user",
+            "no such mailbox",
+            "no such recipient",
+            "unknown recipient",
+            "recipient unknown",
+            "recipient not found",
+            "recipientnotfound",
+            "recipnotfound",
+            "user not found",
+            "mailbox not found",
+            "mailbox unavailable",
+            "mailbox does not exist",
+            "address does not exist",
+            "account does not exist",
+            "invalid recipient",
+            "invalid mailbox",
+            "is not a valid mailbox",
+            "recipient name is not recognized",
+            "address wasn't found",
+            "address wasn\u{2019}t found",
+            "couldn't be found",
+            "doesn't have a",
+            "not listed in",
+            // Microsoft's directory check refuses unknown addresses this way.
+            "recipient address rejected: access denied",
+            "recipient address rejected.",
+            "user does not exist",
+            "account that you tried to reach does not exist",
+            "check if address is correct",
+            "adresse destinataire invalide",
+        ],
+    ),
+    (
+        Reason::HostUnknown,
+        &[
+            "host unknown",
+            "unknown host",
+            "host not found",
+            "domain not found",
+            "domain name not found",
+            "no such domain",
+            "domain is not reachable",
+            "unrouteable address",
+            "unroutable address",
+            "nxdomain",
+            // A user, mailbox or account that "does not exist" is matched
+            // above; what is left is a host or a domain.
+            "does not exist",
+        ],
+    ),
+    (
+        Reason::MesgTooBig,
+        &[
+            "message too large",
+            "message too big",
+            "message size exceeds",
+            "message is too large",
+            "too much data",
+            "mail size limit exceeded",
+        ],
+    ),
+    (
+        Reason::ExceedLimit,
+        &["exceeds limit", "size limit", "exceeds the limit"],
+    ),
+    (
+        Reason::Expired,
+        &[
+            "message expired",
+            "retry timeout exceeded",
+            "will be retried",
+            "could not deliver for the last",
+            "still undelivered after",
+            "did not accept our requests to connect",
+            "timed out",
+            "too long in queue",
+            "in the queue too long",
+            "host not reachable",
+        ],
+    ),
+    (
+        Reason::SystemError,
+        &[
+            "service currently unavailable",
+            "transaction failed",
+            "system error",
+            "internal error",
+            "local error",
+            "could not load",
+            "multiple retries",
+        ],
+    ),
+];
+
+/// One automaton over every phrase of both tables, and per pattern its
+/// rank: the index of its list, `DECISIVE` first.
+struct Table {
+    phrases: Phrases,
+    rank: Vec<usize>,
+    reasons: Vec<Reason>,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let mut pats = Vec::new();
+    let mut rank = Vec::new();
+    let mut reasons = Vec::new();
+    for (i, (reason, list)) in DECISIVE.iter().chain(SUGGESTIVE).enumerate() {
+        reasons.push(*reason);
+        for p in *list {
+            pats.push(*p);
+            rank.push(i);
+        }
+    }
+    Table {
+        phrases: Phrases::new(&pats),
+        rank,
+        reasons,
+    }
+});
+
+/// The best-ranked reason any phrase of `text` names, and whether it came
+/// from `DECISIVE`.
+fn by_phrase(text: &str) -> Option<(Reason, bool)> {
+    let t = &*TABLE;
+    let best = t
+        .phrases
+        .find_overlapping(text)
+        .map(|m| t.rank[m.pattern().as_usize()])
+        .min()?;
+    Some((t.reasons[best], best < DECISIVE.len()))
+}
+
+/// A status split into class, subject and detail (`5.1.1` -> 5, 1, 1).
+fn parts(status: &str) -> Option<(u8, u16, u16)> {
+    let mut it = status.split('.');
+    let class = it.next()?.parse().ok()?;
+    let subject = it.next()?.parse().ok()?;
+    let detail = it.next()?.parse().ok()?;
+    Some((class, subject, detail))
+}
+
+/// Statuses whose detail names one cause whatever the text adds
+/// (RFC 3463, RFC 7372 and the 5.7.x codes of large providers).
+fn by_specific_status(class: u8, subject: u16, detail: u16) -> Option<Reason> {
+    Some(match (class, subject, detail) {
+        (5, 1, 1) | (5, 1, 10) => Reason::UserUnknown,
+        (5, 1, 2) => Reason::HostUnknown,
+        (5, 1, 6) => Reason::HasMoved,
+        (5, 1, 7) | (5, 1, 8) => Reason::Rejected,
+        (_, 2, 2) => Reason::MailboxFull,
+        (_, 2, 3) => Reason::ExceedLimit,
+        (_, 3, 4) => Reason::MesgTooBig,
+        (_, 3, 2) => Reason::NotAccept,
+        (_, 4, 7) => Reason::Expired,
+        (_, 7, 25) => Reason::RequirePtr,
+        // RFC 7372 (SPF, DKIM, DMARC) and Microsoft's DMARC rejection.
+        (_, 7, 23 | 24 | 26 | 509 | 510) => Reason::AuthFailure,
+        (_, 7, 27) => Reason::NotAccept,
+        (_, 7, 13) => Reason::Suspend,
+        (_, 7, 606..=608) => Reason::Blocked,
+        (_, 7, 650..=652) => Reason::BadReputation,
+        _ => return None,
+    })
+}
+
+/// What the status class and subject suggest when nothing more specific
+/// was said. `X.Y.0` is "other or undefined" in every subject but routing,
+/// so it mostly says nothing and the recipient is `onhold`.
+fn by_status_subject(class: u8, subject: u16, detail: u16) -> Option<Reason> {
+    Some(match (class, subject, detail) {
+        // X.1.x: the address; a permanent one names no mailbox that takes mail.
+        (5, 1, _) => Reason::UserUnknown,
+        // X.2.1: mailbox disabled, not accepting messages.
+        (_, 2, 1) => Reason::Suspend,
+        (_, 3, 1..) => Reason::SystemError,
+        (5, 4, 4) => Reason::HostUnknown,
+        // X.4.0-X.4.2: no answer or a bad connection, until the MTA gave up.
+        (_, 4, 0..=2) => Reason::Expired,
+        (_, 4, 5) => Reason::TooManyConn,
+        (_, 4, _) => Reason::NetworkError,
+        (_, 5, 1 | 2 | 4) => Reason::SyntaxError,
+        (_, 5, _) => Reason::SystemError,
+        (_, 6, _) => Reason::ContentError,
+        (_, 7, _) => Reason::SecurityError,
+        _ => return None,
+    })
+}
+
+/// What a bare SMTP reply code says (RFC 5321 §4.2).
+fn by_reply(code: u16) -> Option<Reason> {
+    Some(match code {
+        500..=504 => Reason::SyntaxError,
+        551 => Reason::HasMoved,
+        552 => Reason::MailboxFull,
+        _ => return None,
+    })
+}
+
+/// The reason for one failed recipient, from its status (`5.1.1`), the SMTP
+/// reply code and the diagnostic text. Never fails: `onhold` when the
+/// report says something but not why, `undefined` when it says nothing.
+pub fn decide(status: Option<&str>, reply: Option<u16>, diagnostic: &str) -> Reason {
+    decide_with_report(status, reply, diagnostic, || None)
+}
+
+/// [`decide`], with the report's own text (`report`: `None` unless the
+/// report is about this recipient alone) standing in for a diagnostic that
+/// names no cause: some MTAs explain the failure in a paragraph of its own,
+/// away from the recipient's address. Read only when needed.
+pub(crate) fn decide_with_report<'a>(
+    status: Option<&str>,
+    reply: Option<u16>,
+    diagnostic: &str,
+    report: impl Fn() -> Option<&'a str>,
+) -> Reason {
+    let phrase = by_phrase(diagnostic);
+    // The report's own words stand in for a diagnostic that names nothing.
+    let (phrase, source) = match phrase {
+        Some(p) => (Some(p), diagnostic),
+        None => match report() {
+            Some(text) => (by_phrase(text), text),
+            None => (None, diagnostic),
+        },
+    };
+    if let Some((reason, true)) = phrase {
+        return reason;
+    }
+    let parts = status.and_then(parts);
+    if let Some(r) = parts.and_then(|(c, s, d)| by_specific_status(c, s, d)) {
+        return r;
+    }
+    if let Some((reason, _)) = phrase {
+        return adjust(reason, parts, || {
+            after_data(source) || report().is_some_and(after_data)
+        });
+    }
+    if let Some(r) = parts.and_then(|(c, s, d)| by_status_subject(c, s, d)) {
+        return r;
+    }
+    if let Some(r) = reply.and_then(by_reply) {
+        return r;
+    }
+    if status.is_some() || reply.is_some() || !diagnostic.trim().is_empty() {
+        Reason::OnHold
+    } else {
+        Reason::Undefined
+    }
+}
+
+/// What a phrase means in the light of the status.
+fn adjust(
+    reason: Reason,
+    parts: Option<(u8, u16, u16)>,
+    after_data: impl FnOnce() -> bool,
+) -> Reason {
+    let class = parts.map(|(c, _, _)| c);
+    let subject = parts.map(|(_, s, _)| s);
+    match reason {
+        // A host that cannot be found "for now" is a DNS failure on the way,
+        // not a domain that does not exist.
+        Reason::HostUnknown if class == Some(4) => Reason::NetworkError,
+        // An address refused under a security or policy status, or only
+        // after the message itself was sent, was refused by a filter: a
+        // mailbox that does not exist is refused at RCPT TO.
+        Reason::UserUnknown if subject == Some(7) || after_data() => Reason::Filtered,
+        r => r,
+    }
+}
+
+fn after_data(text: &str) -> bool {
+    static DATA: LazyLock<Phrases> = LazyLock::new(|| {
+        Phrases::new(&[
+            "after end of data",
+            "in reply to end of data",
+            "after data",
+            ">>> data",
+        ])
+    });
+    DATA.is_match(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decide_table() {
+        // (status, reply code, diagnostic, reason): at least one row per
+        // reason `decide` gives, each able to fail on its own.
+        #[rustfmt::skip]
+        let rows: &[(Option<&str>, Option<u16>, &str, Reason)] = &[
+            (Some("5.1.1"), Some(550), "550 5.1.1 <a@b.example>... User unknown", Reason::UserUnknown),
+            (None, None, "550 Requested action not taken: mailbox unavailable", Reason::UserUnknown),
+            (Some("5.2.2"), Some(552), "552 5.2.2 Over quota", Reason::MailboxFull),
+            (Some("5.0.0"), None, "user is over quota", Reason::MailboxFull),
+            (Some("5.1.1"), Some(552), "552 mailbox is over quota temporarily (#5.1.1)", Reason::MailboxFull),
+            (Some("5.1.2"), None, "", Reason::HostUnknown),
+            (None, None, "Host or domain name not found", Reason::HostUnknown),
+            (Some("4.4.3"), None, "Domain name not found: example.invalid", Reason::NetworkError),
+            (Some("5.0.0"), Some(550), "550 : User unknown", Reason::Filtered),
+            (Some("5.7.1"), Some(550), "550 5.7.1 550 User Unknown: a@b.example", Reason::Filtered),
+            (None, None, "SMTP error after end of data: 550 Unknown user a@b.example", Reason::Filtered),
+            (Some("5.7.1"), Some(554), "554 5.7.1 Service unavailable; client blocked using dnsbl.example", Reason::Blocked),
+            (Some("5.0.0"), Some(550), "SMTP error from remote mail server after initial connection: 550 Access denied", Reason::Blocked),
+            (Some("5.7.1"), Some(550), "550 5.7.1 Message content rejected, UBE, id=1", Reason::SpamDetected),
+            (Some("4.4.7"), None, "", Reason::Expired),
+            (None, None, "delivery retry timeout exceeded", Reason::Expired),
+            (Some("5.2.1"), Some(550), "The email account that you tried to reach is disabled.", Reason::Suspend),
+            (Some("5.0.0"), Some(550), "550 Mailbox is frozen.", Reason::Suspend),
+            (Some("5.1.8"), Some(501), "501 5.1.8 Sender address rejected", Reason::Rejected),
+            (Some("5.1.0"), Some(553), "SMTP error after MAIL FROM:<s@x.example>: 553 5.1.0 x.example does not exist", Reason::Rejected),
+            (Some("5.7.0"), Some(550), "550 5.7.0 Local Policy Violation", Reason::PolicyViolation),
+            (Some("5.7.26"), Some(550), "550-5.7.26 Unauthenticated email is not accepted", Reason::AuthFailure),
+            (Some("5.7.1"), Some(554), "554 5.7.1 rejected due to example.org's DMARC policy", Reason::AuthFailure),
+            (Some("5.7.25"), Some(550), "", Reason::RequirePtr),
+            (Some("5.7.1"), Some(554), "554 5.7.1 Reverse DNS lookup for host 192.0.2.1 failed", Reason::RequirePtr),
+            (Some("5.7.1"), Some(554), "554 5.7.1 <a@b.example>: Relay access denied", Reason::NoRelaying),
+            (Some("4.3.2"), Some(452), "452 4.3.2 Connection rate limit exceeded.", Reason::TooManyConn),
+            (Some("5.1.0"), Some(550), "550 5.1.0 <a@b.example> sender rejected. AUP#In-1310", Reason::TooManyConn),
+            (Some("5.2.1"), Some(550), "receiving mail at a rate that prevents additional messages", Reason::Speeding),
+            (Some("5.3.4"), Some(552), "552 5.3.4 Message too large", Reason::MesgTooBig),
+            (Some("5.2.3"), Some(550), "550 5.2.3 message too large for this recipient", Reason::ExceedLimit),
+            (Some("5.6.9"), Some(550), "550 5.6.9 improper use of 8-bit data in message header", Reason::ContentError),
+            (Some("5.6.0"), None, "", Reason::ContentError),
+            (Some("5.7.1"), Some(550), "550 5.7.1 RESOLVER.RST.AuthRequired; authentication required", Reason::SecurityError),
+            (Some("5.0.0"), Some(550), "550 Virus Detected; Content Rejected", Reason::VirusDetected),
+            (Some("4.7.650"), Some(451), "451 4.7.650 The mail server has been temporarily rate limited due to IP reputation", Reason::BadReputation),
+            (Some("5.0.0"), Some(554), "554 Service currently unavailable", Reason::SystemError),
+            (Some("5.3.5"), None, "", Reason::SystemError),
+            (Some("4.3.0"), Some(451), "451 4.3.0 please try again later", Reason::OnHold),
+            (Some("4.4.1"), None, "connect to mx.example[192.0.2.2]:25: No route to host", Reason::NetworkError),
+            (Some("5.3.2"), None, "", Reason::NotAccept),
+            (None, None, "No mx record found for domain=example.org", Reason::NotAccept),
+            (Some("5.1.6"), Some(550), "550 5.1.6 recipient no longer on server", Reason::HasMoved),
+            (None, Some(551), "551 not our user", Reason::HasMoved),
+            (Some("5.0.0"), Some(504), "504 Command parameter not implemented", Reason::SyntaxError),
+            (None, Some(501), "501 bad address", Reason::SyntaxError),
+            (None, None, "pipe to |/usr/local/bin/filter generated by a@b.example", Reason::MailerError),
+            (Some("5.0.0"), Some(554), "554 Transaction failed: Duplicate header 'DKIM-Signature'.", Reason::NotCompliantRfc),
+            (Some("5.0.0"), Some(550), "550 nothing useful here", Reason::OnHold),
+            (Some("4.0.0"), None, "", Reason::OnHold),
+            (None, None, "", Reason::Undefined),
+            (None, None, "  \n", Reason::Undefined),
+        ];
+        let wrong: Vec<String> = rows
+            .iter()
+            .filter_map(|(status, reply, text, want)| {
+                let got = decide(*status, *reply, text);
+                (got != *want)
+                    .then(|| format!("{status:?} {reply:?} {text:?}: got {got}, want {want}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_report_is_read_only_when_the_recipient_says_nothing() {
+        let report = "Recipient address rejected: No relaying.";
+        assert_eq!(
+            decide_with_report(
+                Some("5.7.0"),
+                Some(550),
+                "error delivering your mail",
+                || Some(report)
+            ),
+            Reason::NoRelaying
+        );
+        // A specific status outranks the report's weaker words.
+        assert_eq!(
+            decide_with_report(Some("5.2.2"), None, "", || Some("User unknown")),
+            Reason::MailboxFull
+        );
+        // So do the recipient's own words.
+        assert_eq!(
+            decide_with_report(None, None, "550 5.1.1 User unknown", || Some(report)),
+            Reason::UserUnknown
+        );
+        // A transcript showing the refusal came after DATA makes it a filter.
+        assert_eq!(
+            decide_with_report(None, Some(550), "550 Unknown user a@b.example", || Some(
+                ">>> DATA\n<<< 550 Unknown user a@b.example"
+            )),
+            Reason::Filtered
+        );
+    }
+
+    #[test]
+    fn names_are_sisimais_and_unique() {
+        for &r in Reason::ALL {
+            let json = serde_json::to_value(r).unwrap();
+            assert_eq!(json, r.as_str(), "{r:?}");
+            assert_eq!(Reason::from_name(r.as_str()), Some(r));
+            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase()));
+        }
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reason::ALL.len());
+        assert_eq!(Reason::from_name("nosuchreason"), None);
+        // The vocabulary of issue 13, as users read it in Sisimai's docs.
+        let mut issue = [
+            "userunknown",
+            "mailboxfull",
+            "hostunknown",
+            "filtered",
+            "blocked",
+            "spamdetected",
+            "expired",
+            "suspend",
+            "rejected",
+            "policyviolation",
+            "authfailure",
+            "requireptr",
+            "norelaying",
+            "toomanyconn",
+            "speeding",
+            "mesgtoobig",
+            "exceedlimit",
+            "contenterror",
+            "securityerror",
+            "virusdetected",
+            "badreputation",
+            "systemerror",
+            "networkerror",
+            "notaccept",
+            "hasmoved",
+            "syntaxerror",
+            "mailererror",
+            "notcompliantrfc",
+            "onhold",
+            "undefined",
+            "feedback",
+            "vacation",
+            "delivered",
+        ];
+        issue.sort_unstable();
+        assert_eq!(names, issue);
+    }
+
+    #[test]
+    fn who_is_at_fault() {
+        assert_eq!(Reason::UserUnknown.side(), Side::Recipient);
+        assert_eq!(Reason::MailboxFull.side(), Side::Recipient);
+        assert_eq!(Reason::Blocked.side(), Side::Sender);
+        assert_eq!(Reason::AuthFailure.side(), Side::Sender);
+        assert_eq!(Reason::Expired.side(), Side::Unknown);
+        assert_eq!(Reason::Undefined.side(), Side::Unknown);
+    }
+}
