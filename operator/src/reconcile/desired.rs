@@ -549,7 +549,10 @@ fn deployment(
 }
 
 /// The webhook workers' resources come from `spec.webhook.resources` when given; the
-/// defaults suit one worker's idle footprint (about 15 MiB) with room for bursts.
+/// defaults suit one worker's idle footprint (about 15 MiB) with room for bursts. The
+/// scanner's memory limit grows with the largest message it may download: a scan holds
+/// about 30 MiB plus six times `maxMessageBytes` at its peak (BENCHMARKS.md), so a limit
+/// fixed at 256 MiB would get it OOM-killed on every scan of a mailbox allowed larger mail.
 fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
     let quantities = |m: &BTreeMap<String, String>| {
         (!m.is_empty()).then(|| {
@@ -571,11 +574,28 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
             ])),
             limits: Some(BTreeMap::from([(
                 "memory".into(),
-                Quantity("256Mi".into()),
+                Quantity(format!("{}Mi", memory_limit_mib(cfg, role))),
             )])),
             ..ResourceRequirements::default()
         },
     }
+}
+
+/// 256 MiB, or for the scanner 64 MiB plus eight times its largest `maxMessageBytes`
+/// when that is more.
+fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {
+    const DEFAULT_MIB: u64 = 256;
+    let largest = match role {
+        Role::Webhook => 0,
+        Role::Mailbox => cfg
+            .spec
+            .mailboxes
+            .iter()
+            .map(|m| m.max_message_bytes)
+            .max()
+            .unwrap_or(0),
+    };
+    DEFAULT_MIB.max(64 + (8 * largest).div_ceil(1 << 20))
 }
 
 fn service(cfg: &BounceConfig, role: Role) -> Value {

@@ -449,3 +449,35 @@ fn worker_pull_policy_reaches_every_worker_container() {
         "webhook and mailbox pods, worker and migrate containers: {seen}"
     );
 }
+
+#[test]
+fn scanner_memory_limit_follows_the_largest_message_it_may_download() {
+    let limit = |spec: &str, kind: ChildKind| {
+        let d = build_with(&config(spec), &versions(), false);
+        child(&d, kind)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+            ["memory"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mailbox = |bytes: u64| {
+        format!(
+            "{BASE}mailboxes: [{{name: a, protocol: imap, host: h, port: 993, usernameSecretRef: {{name: m, key: u}}, passwordSecretRef: {{name: m, key: p}}, maxMessageBytes: {bytes}}}]\n"
+        )
+    };
+    // The default 10 MiB fits the default limit.
+    assert_eq!(
+        limit(&mailbox(10 << 20), ChildKind::MailboxDeployment),
+        "256Mi"
+    );
+    // 100 MiB messages: 64 + 8 x 100 MiB.
+    assert_eq!(
+        limit(&mailbox(100 << 20), ChildKind::MailboxDeployment),
+        "864Mi"
+    );
+    // The webhook workers never download mail.
+    assert_eq!(
+        limit(&mailbox(100 << 20), ChildKind::WebhookDeployment),
+        "256Mi"
+    );
+}
