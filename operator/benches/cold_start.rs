@@ -159,21 +159,8 @@ async fn against_api_server(n: usize, steady: Duration) {
     futures::future::join_all(puts).await;
 
     let kubeconfig = std::env::var_os("KUBECONFIG").unwrap();
-    let metrics_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let started = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bounce-operator"))
-        .args([
-            "--leader-election=false",
-            "--listen",
-            &format!("127.0.0.1:{metrics_port}"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start bounce-operator");
+    let (mut child, metrics_port) = start_operator(kubeconfig.as_ref());
     let converged_count = || async {
         let mut done = 0;
         for ns in &namespaces {
@@ -216,14 +203,7 @@ async fn against_api_server(n: usize, steady: Duration) {
     let at_converge = scrape(metrics_port).await;
     tokio::time::sleep(steady).await;
     let after = scrape(metrics_port).await;
-    let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let hwm = vm_hwm_kib(child.id());
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -276,21 +256,8 @@ async fn as_process(n: usize, steady: Duration) {
         ),
     )
     .unwrap();
-    let metrics_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let started = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bounce-operator"))
-        .args([
-            "--leader-election=false",
-            "--listen",
-            &format!("127.0.0.1:{metrics_port}"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start bounce-operator");
+    let (mut child, metrics_port) = start_operator(kubeconfig.as_ref());
     while ready_count(&fake, &names) < n {
         assert!(
             started.elapsed() < Duration::from_secs(120),
@@ -310,18 +277,7 @@ async fn as_process(n: usize, steady: Duration) {
     let steady_writes = fake.writes_since(mark).len();
     let steady_calls = fake.log_len() - mark;
     let metrics = scrape(metrics_port).await;
-    let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0);
+    let hwm = vm_hwm_kib(child.id());
     // Graceful shutdown on SIGTERM, as Kubernetes stops a pod.
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -356,6 +312,38 @@ async fn as_process(n: usize, steady: Duration) {
     println!("exit on SIGTERM:          {exit}");
     assert_eq!(steady_writes, 0, "steady state writes nothing");
     assert!(exit.success(), "graceful shutdown");
+}
+
+/// The `bounce-operator` binary, started cold against the cluster of `kubeconfig` without
+/// leader election; returns it and the port of its /metrics.
+fn start_operator(kubeconfig: &std::ffi::OsStr) -> (std::process::Child, u16) {
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bounce-operator"))
+        .args([
+            "--leader-election=false",
+            "--listen",
+            &format!("127.0.0.1:{metrics_port}"),
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start bounce-operator");
+    (child, metrics_port)
+}
+
+/// Peak RSS (VmHWM) of process `pid`, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 async fn scrape(port: u16) -> String {

@@ -80,6 +80,17 @@ impl Drop for Operator {
     }
 }
 
+/// The replicas of the config's webhook Deployment; `None` until it exists.
+async fn webhook_replicas(deployments: &Api<Deployment>) -> Option<i32> {
+    deployments
+        .get_opt("news-webhook")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .replicas
+}
+
 async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases
         .get_opt("bounce-operator")
@@ -142,14 +153,7 @@ async fn one_leader_and_a_takeover_after_sigkill() {
     wait_until(
         "the leader reconciles the config",
         Duration::from_secs(60),
-        || async {
-            deployments
-                .get_opt("news-webhook")
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-        },
+        || async { webhook_replicas(&deployments).await.is_some() },
     )
     .await;
     wait_until(
@@ -202,15 +206,7 @@ async fn one_leader_and_a_takeover_after_sigkill() {
     wait_until(
         "the new leader reconciles a change",
         Duration::from_secs(60),
-        || async {
-            deployments
-                .get_opt("news-webhook")
-                .await
-                .ok()
-                .flatten()
-                .and_then(|d| d.spec?.replicas)
-                == Some(3)
-        },
+        || async { webhook_replicas(&deployments).await == Some(3) },
     )
     .await;
     assert!(follower.writes().await.unwrap_or(0.0) > 0.0);
