@@ -92,6 +92,42 @@ pub fn run(args: &[&str]) -> String {
     stdout
 }
 
+/// An installed release, uninstalled (`--wait`) when dropped, so a failed assertion
+/// leaves no cluster-scoped objects behind. `kubeconfig`: the cluster's, when it is not
+/// `KUBECONFIG`'s.
+pub struct Release {
+    kubeconfig: Option<PathBuf>,
+    name: String,
+    namespace: String,
+}
+
+impl Release {
+    pub fn new(kubeconfig: Option<&std::path::Path>, name: &str, namespace: &str) -> Release {
+        Release {
+            kubeconfig: kubeconfig.map(ToOwned::to_owned),
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+        }
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            on(
+                self.kubeconfig.as_deref(),
+                &[
+                    "uninstall",
+                    &self.name,
+                    "--namespace",
+                    &self.namespace,
+                    "--wait",
+                ],
+            )
+        });
+    }
+}
+
 /// Runs helm expecting failure; returns stderr.
 pub fn run_failing(args: &[&str]) -> String {
     let out = output(args);

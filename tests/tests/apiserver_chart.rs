@@ -20,15 +20,18 @@ use serde_json::json;
 
 const SUITE: &str = "helm on the API server";
 
-/// helm's output carries the server's warnings (client-go's `warnings.go` lines); there
-/// must be none.
-fn assert_no_warnings(what: &str, stderr: &str) {
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("arning")).collect();
+/// Runs helm on the cluster; returns its stdout. Its stderr carries the server's warnings
+/// (client-go's `warnings.go` lines): there must be none.
+fn helm_without_warnings(args: &[&str]) -> String {
+    let (out, err) = helm::on_cluster(args);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("arning")).collect();
     assert!(
         warnings.is_empty(),
-        "{what} drew warnings:\n{}",
+        "helm {} drew warnings:\n{}",
+        args[0],
         warnings.join("\n")
     );
+    out
 }
 
 fn args_of(d: &Deployment) -> Vec<String> {
@@ -52,8 +55,7 @@ async fn helm_install_upgrade_and_uninstall_with_default_values() {
     };
     let ns = TestNamespace::create(&admin, "helm-default").await;
     let release = format!("bo{}", std::process::id());
-    let (out, err) = helm::on_cluster(&["install", &release, CHART, "--namespace", &ns.name]);
-    assert_no_warnings("helm install", &err);
+    let out = helm_without_warnings(&["install", &release, CHART, "--namespace", &ns.name]);
     assert!(
         out.contains(&format!("bounce-operator runs in namespace {}", ns.name))
             && out.contains("watches BounceConfigs in every namespace")
@@ -102,7 +104,7 @@ async fn helm_install_upgrade_and_uninstall_with_default_values() {
         .expect("the chart's ClusterRole");
 
     // Upgrade with changed values: two replicas turn leader election on.
-    let (_, err) = helm::on_cluster(&[
+    helm_without_warnings(&[
         "upgrade",
         &release,
         CHART,
@@ -113,7 +115,6 @@ async fn helm_install_upgrade_and_uninstall_with_default_values() {
         "--set",
         "logLevel=debug",
     ]);
-    assert_no_warnings("helm upgrade", &err);
     let operator = find_one(&deployments, &release).await;
     assert_eq!(operator.spec.as_ref().unwrap().replicas, Some(2));
     let args = args_of(&operator);
@@ -123,8 +124,7 @@ async fn helm_install_upgrade_and_uninstall_with_default_values() {
     );
 
     // Uninstall: everything of the release goes, the CRD stays (Helm never deletes CRDs).
-    let (_, err) = helm::on_cluster(&["uninstall", &release, "--namespace", &ns.name, "--wait"]);
-    assert_no_warnings("helm uninstall", &err);
+    helm_without_warnings(&["uninstall", &release, "--namespace", &ns.name, "--wait"]);
     wait_until(
         "the release's objects are gone",
         Duration::from_secs(60),
@@ -164,7 +164,7 @@ async fn helm_install_with_full_values() {
         ensure_namespace(&admin, name).await;
     }
     let ns = TestNamespace::create(&admin, "helm-full").await;
-    let (out, err) = helm::on_cluster(&[
+    let out = helm_without_warnings(&[
         "install",
         "bounceops",
         CHART,
@@ -173,8 +173,7 @@ async fn helm_install_with_full_values() {
         "--values",
         FULL_VALUES,
     ]);
-    let uninstall = Uninstall(ns.name.clone());
-    assert_no_warnings("helm install (full values)", &err);
+    let uninstall = helm::Release::new(None, "bounceops", &ns.name);
     assert!(
         out.contains("watches BounceConfigs in namespace mail only"),
         "NOTES:\n{out}"
@@ -208,17 +207,6 @@ async fn helm_install_with_full_values() {
         "the dashboard ConfigMap is in the monitoring namespace"
     );
     drop(uninstall);
-}
-
-/// `helm uninstall` on drop, so a failed assertion leaves no cluster-scoped objects.
-struct Uninstall(String);
-
-impl Drop for Uninstall {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| {
-            helm::on_cluster(&["uninstall", "bounceops", "--namespace", &self.0, "--wait"])
-        });
-    }
 }
 
 async fn ensure_namespace(admin: &Client, name: &str) {

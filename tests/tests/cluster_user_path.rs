@@ -70,8 +70,8 @@ fn split_image(image: &str) -> (&str, &str) {
     image.rsplit_once(':').expect("an image with a tag")
 }
 
-/// A database with listmonk-shaped tables and one subscriber, created for this test.
-async fn database() -> (String, PgPool) {
+/// A database with listmonk-shaped tables, created for this test; returns its URL.
+async fn database() -> (url::Url, PgPool) {
     let admin_url = std::env::var("BOUNCEOPS_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin = PgPoolOptions::new()
@@ -87,11 +87,11 @@ async fn database() -> (String, PgPool) {
         .execute(&admin)
         .await
         .expect("create the test database");
-    let (base, _) = admin_url.rsplit_once('/').expect("a URL with a database");
-    let url = format!("{base}/{name}");
+    let mut url = url::Url::parse(&admin_url).expect("BOUNCEOPS_TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect(&url)
+        .connect(url.as_str())
         .await
         .expect("connect");
     bounce_worker::store::migrate::run(&pool, true)
@@ -119,17 +119,6 @@ async fn relay(listen: &str, target: SocketAddr) -> SocketAddr {
     addr
 }
 
-fn postgres_addr(url: &str) -> SocketAddr {
-    let rest = url.split_once("@").map(|x| x.1).unwrap_or(url);
-    let hostport = rest.split('/').next().unwrap();
-    let hostport = hostport.replace("localhost", "127.0.0.1");
-    if hostport.contains(':') {
-        hostport.parse().unwrap()
-    } else {
-        format!("{hostport}:5432").parse().unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_then_bounces_through_the_service() {
     let Some(setup) = setup() else {
@@ -140,16 +129,24 @@ async fn helm_install_then_bounces_through_the_service() {
     let started = Instant::now();
 
     // Postgres for the pods: a database of our own, relayed on the host address.
-    let (db_url, pool) = database().await;
-    let relayed = relay(&setup.host, postgres_addr(&db_url)).await;
-    let db_name = db_url.rsplit('/').next().unwrap();
-    let user = db_url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split_once('@'))
-        .map(|(u, _)| u.to_owned())
-        .unwrap_or_else(|| "postgres".into());
-    let pod_db_url = format!("postgres://{user}@{relayed}/{db_name}");
+    let (mut pod_db_url, pool) = database().await;
+    let host = match pod_db_url.host_str() {
+        Some("localhost") | None => "127.0.0.1",
+        Some(h) => h,
+    };
+    let server: SocketAddr = format!("{host}:{}", pod_db_url.port().unwrap_or(5432))
+        .parse()
+        .expect("Postgres at an IP address");
+    // The same URL, credentials and database, with the relay's address in place of the
+    // server's.
+    let relayed = relay(&setup.host, server).await;
+    pod_db_url
+        .set_ip_host(relayed.ip())
+        .expect("a URL with a host");
+    pod_db_url
+        .set_port(Some(relayed.port()))
+        .expect("a URL with a port");
+    let pod_db_url = pod_db_url.to_string();
     let subscriber: uuid::Uuid = sqlx::query_scalar(
         "INSERT INTO subscribers (uuid, email, name) VALUES (gen_random_uuid(), 'gone@example.com', 'Gone') RETURNING uuid",
     )
@@ -183,11 +180,7 @@ async fn helm_install_then_bounces_through_the_service() {
             "3m",
         ],
     );
-    let _uninstall = Uninstall {
-        kubeconfig: setup.kubeconfig.clone(),
-        release: release.clone(),
-        namespace: system.name.clone(),
-    };
+    let _uninstall = helm::Release::new(Some(&setup.kubeconfig), &release, &system.name);
     let operator = Api::<Deployment>::namespaced(admin.clone(), &system.name)
         .list(&ListParams::default())
         .await
@@ -357,24 +350,5 @@ async fn helm_install_then_bounces_through_the_service() {
             p.status.as_ref().and_then(|s| s.phase.clone())
         );
     }
-    drop(configs);
     pool.close().await;
-}
-
-/// `helm uninstall` on drop, so a failure leaves no release behind.
-struct Uninstall {
-    kubeconfig: std::path::PathBuf,
-    release: String,
-    namespace: String,
-}
-
-impl Drop for Uninstall {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| {
-            helm::on(
-                Some(&self.kubeconfig),
-                &["uninstall", &self.release, "--namespace", &self.namespace],
-            )
-        });
-    }
 }
