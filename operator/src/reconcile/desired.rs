@@ -11,9 +11,9 @@ use bounceops_api::BounceConfig;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -353,6 +353,27 @@ fn secret_volume_name(secret: &str) -> String {
     format!("secret-{hex}")
 }
 
+/// Seconds a terminating webhook pod keeps serving before it is sent SIGTERM.
+pub const DRAIN_SECONDS: i64 = 5;
+
+/// A webhook pod that is being deleted leaves the Service's endpoints at once, but each
+/// node's kube-proxy (or an ingress controller) stops sending it connections only when it
+/// has seen that, a moment later. Stopping at once on SIGTERM refuses the connections of
+/// that moment: the cluster suite saw senders' requests fail while pods rolled. A preStop
+/// sleep (no shell needed: the kubelet sleeps) keeps it serving meanwhile; the worker then
+/// drains in-flight requests on SIGTERM as before. The mailbox scanner takes no traffic.
+fn drain_delay(role: Role) -> Option<Lifecycle> {
+    (role == Role::Webhook).then(|| Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: DRAIN_SECONDS,
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    })
+}
+
 fn deployment(
     cfg: &BounceConfig,
     settings: &Settings,
@@ -462,6 +483,7 @@ fn deployment(
         }]),
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/healthz", 10)),
+        lifecycle: drain_delay(role),
         resources: Some(resources(cfg, role)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -496,6 +518,7 @@ fn deployment(
         ports: None,
         readiness_probe: None,
         liveness_probe: None,
+        lifecycle: None,
         ..container.clone()
     };
 

@@ -222,6 +222,9 @@ fn webhook_deployment_runs_the_worker_safely() {
     );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    // Serves on while kube-proxy learns that a deleted pod left the endpoints.
+    assert_eq!(c["lifecycle"]["preStop"]["sleep"]["seconds"], DRAIN_SECONDS);
+    assert!(pod["initContainers"][0].get("lifecycle").is_none());
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["runAsNonRoot"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
@@ -312,6 +315,12 @@ fn mailbox_deployment_is_one_recreated_scanner() {
         .as_array()
         .unwrap();
     assert_eq!(args[args.len() - 2..], [json!("--role"), json!("mailbox")]);
+    // No Service sends it traffic: nothing to keep serving while terminating.
+    assert!(
+        dep["spec"]["template"]["spec"]["containers"][0]
+            .get("lifecycle")
+            .is_none()
+    );
     assert_eq!(d.mailbox_replicas, Some(1));
 
     let off = build_with(
