@@ -481,6 +481,15 @@ pub fn monitoring_crd(kind: &str) -> Value {
     })
 }
 
+/// Whether the cluster has the CRD `name` (Helm leaves `crds/` in place on uninstall).
+pub async fn has_crd(client: &Client, name: &str) -> bool {
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .get_opt(name)
+        .await
+        .expect("read CRDs")
+        .is_some()
+}
+
 /// Who owns the CRD `name`: `None` when absent, `Some(true)` when it is our fixture,
 /// `Some(false)` when someone else installed it (a real Prometheus operator: never touch).
 pub async fn crd_owner_is_us(client: &Client, name: &str) -> Option<bool> {

@@ -99,6 +99,7 @@ pub struct Release {
     kubeconfig: Option<PathBuf>,
     name: String,
     namespace: String,
+    uninstalled: bool,
 }
 
 impl Release {
@@ -107,24 +108,35 @@ impl Release {
             kubeconfig: kubeconfig.map(ToOwned::to_owned),
             name: name.to_owned(),
             namespace: namespace.to_owned(),
+            uninstalled: false,
         }
+    }
+
+    /// `helm uninstall --wait`, failing the test if helm fails.
+    pub fn uninstall(mut self) {
+        self.uninstalled = true;
+        self.run_uninstall();
+    }
+
+    fn run_uninstall(&self) {
+        on(
+            self.kubeconfig.as_deref(),
+            &[
+                "uninstall",
+                &self.name,
+                "--namespace",
+                &self.namespace,
+                "--wait",
+            ],
+        );
     }
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| {
-            on(
-                self.kubeconfig.as_deref(),
-                &[
-                    "uninstall",
-                    &self.name,
-                    "--namespace",
-                    &self.namespace,
-                    "--wait",
-                ],
-            )
-        });
+        if !self.uninstalled {
+            let _ = std::panic::catch_unwind(|| self.run_uninstall());
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! is, running helm, and the BounceConfig reference generator (`docgen`).
 
 pub mod cluster;
+pub mod dovecot;
 pub mod helm;
 pub mod invalid_specs;
 pub mod metrics;

@@ -143,13 +143,7 @@ async fn helm_install_upgrade_and_uninstall_with_default_values() {
         },
     )
     .await;
-    assert!(
-        Api::<CustomResourceDefinition>::all(admin.clone())
-            .get_opt("bounceconfigs.bounceops.io")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(cluster::has_crd(&admin, "bounceconfigs.bounceops.io").await);
 }
 
 #[tokio::test]
