@@ -16,6 +16,12 @@
 #   CARGO_TARGET_DIR   where cargo builds (default: <repo>/target)
 #   IMAGE_TAG          tag of both images (default: dev)
 #   IMAGES_OUT         where the archives go (default: <repo>/target/images)
+#   IMAGES             which images to build (default: "bounce-worker bounce-operator")
+#   IMAGE_REF          with one image in IMAGES: its whole reference instead of
+#                      localhost/bounceops/<image>:<IMAGE_TAG> (Tilt passes $EXPECTED_REF)
+#   CONTAINERD_IMPORT  1: also import each archive into containerd's k8s.io namespace (the
+#                      images of a cluster whose nodes run that containerd, with no registry)
+#   CONTAINERD_ADDRESS its socket (default /run/containerd/containerd.sock)
 #   STORAGE_DRIVER     buildah's storage driver: `vfs` where overlay is unavailable (inside
 #                      another container); buildah reads it itself
 set -euo pipefail
@@ -30,8 +36,14 @@ tag="${IMAGE_TAG:-dev}"
 out="${IMAGES_OUT:-$repo/target/images}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 # Image names: the Dockerfile's final stages, each named after its entrypoint binary.
-images=(bounce-worker bounce-operator)
-rootfs_image="localhost/bounceops/image-rootfs:$tag"
+read -r -a images <<<"${IMAGES:-bounce-worker bounce-operator}"
+for image in "${images[@]}"; do
+    case "$image" in bounce-worker | bounce-operator) ;; *) die "IMAGES: unknown image $image" ;; esac
+done
+[ -z "${IMAGE_REF:-}" ] || [ "${#images[@]}" -eq 1 ] || die "IMAGE_REF names one image: set IMAGES to one"
+# Per build, so that two builds at once (Tilt builds both images in parallel) do not
+# remove each other's.
+rootfs_image="localhost/bounceops/image-rootfs:$tag-$$"
 
 [ "$(id -u)" -eq 0 ] || die "run as root: buildah stores images under /var/lib/containers and the rootfs check uses chroot"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: a Rust toolchain is needed (rust-version in Cargo.toml)"
@@ -84,7 +96,7 @@ container=""
 # when ROOTFS_FROM names an image.
 mkdir -p "$work/context" "$out"
 for image in "${images[@]}"; do
-    ref="localhost/bounceops/$image:$tag"
+    ref="${IMAGE_REF:-localhost/bounceops/$image:$tag}"
     archive="$out/$image.tar"
     log "building $ref (Dockerfile target $image)"
     # Untag the previous build so rebuilding does not pile up unnamed images. --squash: buildah
@@ -99,5 +111,10 @@ for image in "${images[@]}"; do
         || die "could not write $archive"
     log "$ref: user $(buildah inspect --format '{{.OCIv1.Config.User}}' "$ref"), entrypoint $(buildah inspect --format '{{.OCIv1.Config.Entrypoint}}' "$ref")"
     log "$archive: $(stat -c %s "$archive") bytes; rootfs $(du -sb "$work/out/$image" | cut -f1) bytes; gzipped (about what a registry stores) $(gzip -6 -c "$archive" | wc -c) bytes"
+    if [ "${CONTAINERD_IMPORT:-}" = 1 ]; then
+        ctr -a "${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}" -n k8s.io images import "$archive" >/dev/null \
+            || die "could not import $archive into containerd"
+        log "$ref imported into containerd (k8s.io)"
+    fi
 done
 log "done: $(printf '%s ' "${images[@]/%/.tar}")in $out"
