@@ -8,8 +8,11 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod decode;
 pub mod defaults;
+pub mod durations;
 pub mod providers;
+pub mod validate;
 
 pub use providers::{
     AzureProvider, ForwardemailProvider, LettermintProvider, MailgunProvider, PostmarkProvider,
@@ -18,6 +21,7 @@ pub use providers::{
 pub mod status;
 
 pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
+pub use validate::{Problem, validate};
 
 /// How one BounceOps installation processes bounces: where to store them, which rules to
 /// apply, which providers and mailboxes feed it, and how the workers run.
@@ -185,8 +189,8 @@ pub struct RulesSpec {
     /// Spam complaints. listmonk's default: 1, blocklist.
     #[serde(default = "defaults::complaint_rule")]
     pub complaint: Rule,
-    /// Count only bounces newer than this duration (e.g. `720h`). Absent: every bounce
-    /// counts, as in listmonk.
+    /// Count only bounces newer than this duration (e.g. `720h` or `30d`; longer than zero).
+    /// Absent: every bounce counts, as in listmonk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub window: Option<String>,
@@ -288,20 +292,25 @@ pub enum TlsMode {
     None,
 }
 
-/// `userpass`: log in with the username and password Secrets; `none`: no login.
+/// How the worker logs in: `userpass` (POP3 `USER`/`PASS`, IMAP `LOGIN`) with the username and
+/// password Secrets.
+///
+/// There is no `none`: POP3 has no unauthenticated state that reaches mail (RFC 1939), and
+/// IMAP's only login-free path, a `PREAUTH` greeting, is offered on connections the server
+/// already trusts (a local pipe, an SSH tunnel), never on the TCP port a worker connects
+/// to. A mailbox without a login could only fail, so the value is refused up front rather
+/// than at every scan. The field stays, as the place for a future method (e.g. XOAUTH2).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MailboxAuth {
     #[default]
     Userpass,
-    None,
 }
 
 /// A bounce mailbox. Only messages whose bounce was committed are removed from it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "(has(self.auth) && self.auth == 'none') || (has(self.usernameSecretRef) && has(self.passwordSecretRef))", "message": "auth userpass needs usernameSecretRef and passwordSecretRef"},
     {"rule": "!has(self.moveTo) || self.protocol == 'imap'", "message": "moveTo is for IMAP mailboxes only"},
     {"rule": "!has(self.moveTo) || self.moveTo.trim() != ''", "message": "moveTo must not be blank"},
     {"rule": "!has(self.moveTo) || (self.moveTo != (has(self.folder) ? self.folder : 'INBOX') && !(self.moveTo.lowerAscii() == 'inbox' && (has(self.folder) ? self.folder : 'INBOX').lowerAscii() == 'inbox'))", "message": "moveTo must differ from folder (INBOX in any case is one folder)"}
@@ -325,15 +334,13 @@ pub struct MailboxSpec {
     /// Accept any server certificate (for self-signed test servers only).
     #[serde(default)]
     pub tls_skip_verify: bool,
-    /// `userpass` (default) or `none`.
+    /// `userpass`, the only method: every POP3 and IMAP server asks for a login.
     #[serde(default)]
     pub auth: MailboxAuth,
-    /// Secret key holding the login name; required with `auth: userpass`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_secret_ref: Option<SecretRef>,
-    /// Secret key holding the password; required with `auth: userpass`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_secret_ref: Option<SecretRef>,
+    /// Secret key holding the login name.
+    pub username_secret_ref: SecretRef,
+    /// Secret key holding the password.
+    pub password_secret_ref: SecretRef,
     /// IMAP folder to scan.
     #[serde(default = "defaults::inbox")]
     #[schemars(length(min = 1, max = 255))]
@@ -345,7 +352,7 @@ pub struct MailboxSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub move_to: Option<String>,
-    /// Time between scans, e.g. `15m`.
+    /// Time between scans, e.g. `15m` or `1h30m`; at least `1s`.
     #[serde(default = "defaults::scan_interval")]
     #[schemars(length(min = 1, max = 64))]
     pub scan_interval: String,

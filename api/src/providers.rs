@@ -195,6 +195,13 @@ fn default_azure_header() -> String {
     "X-Listmonk-Webhook-Secret".to_owned()
 }
 
+/// The regular expression of `ses.certUrlPattern`, anchored whatever the user wrote: a
+/// pattern must describe the whole URL, or `https://evil.example/?sns.amazonaws.com` would
+/// match. Here so that the check of the spec and the worker's use compile the same text.
+pub fn cert_url_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
 impl crate::ProvidersSpec {
     /// The secrets that the enabled providers reference, for mounting them into the worker.
     pub fn secret_refs(&self) -> Vec<&SecretRef> {

@@ -518,7 +518,7 @@ mod tests {
         let text = serde_json::to_string(&crd).unwrap();
         for rule in [
             "self >= 1 && self <= 1000",
-            "has(self.usernameSecretRef)",
+            "self.protocol == 'imap'",
             "has(self.host)",
             "self <= 65535",
         ] {
@@ -529,6 +529,11 @@ mod tests {
             mb["x-kubernetes-list-type"], "map",
             "mailbox names are unique by list-map key"
         );
+        // Every mailbox logs in: the API server asks for both references.
+        let required = mb["items"]["required"].as_array().unwrap();
+        for field in ["usernameSecretRef", "passwordSecretRef"] {
+            assert!(required.contains(&json!(field)), "{field} is not required");
+        }
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! One table of invalid BounceConfig specs: each row changes a valid spec in one way and
-//! names the field the refusal must point at and the words `docs/validation.md` promises.
-//! The API server suite (tests/tests/apiserver_crd.rs) sends every row to a real server.
+//! names the field at fault. Every row runs in four places:
+//!
+//! - `api/tests/invalid_specs.rs`: decoding then `bounceops_api::validate` name `field`;
+//! - `worker/tests/invalid_specs.rs`: the `bounce-worker` binary refuses to start, naming
+//!   the config file and `field`;
+//! - `tests/tests/apiserver_crd.rs`: a real API server refuses the row as `server` says,
+//!   or stores it when `server` is `None`;
+//! - `operator/tests/invalid_specs.rs`: for the rows the server stores (the others never
+//!   reach an operator), the operator sets `Degraded` with reason `InvalidSpec` naming
+//!   `field`, publishes an Event, and creates no child.
 
 use serde_json::{Value, json};
 
@@ -9,10 +17,27 @@ pub struct Invalid {
     pub case: &'static str,
     /// The spec, in full.
     pub spec: Value,
-    /// The field path the refusal names.
+    /// The field the worker and the operator name: what `bounceops_api::validate` reports,
+    /// or decoding, for a value the types cannot hold.
     pub field: &'static str,
-    /// Words of the refusal, as `docs/validation.md` quotes them.
+    /// How the API server refuses it; `None` when the server stores it, and only the
+    /// operator's status and the worker's start-up say it is wrong.
+    pub server: Option<Refusal>,
+}
+
+/// The API server's answer to a row.
+pub struct Refusal {
+    /// The field path its message names.
+    pub field: &'static str,
+    /// Words of the message, as `docs/validation.md` quotes them.
     pub message: &'static str,
+}
+
+impl Invalid {
+    /// Whether a real API server stores it, so that an operator sees it.
+    pub fn reaches_the_operator(&self) -> bool {
+        self.server.is_none()
+    }
 }
 
 /// A valid spec that every row starts from: a database, API credentials, one POP3 and one
@@ -65,48 +90,54 @@ pub fn merge(mut base: Value, patch: Value) -> Value {
     }
 }
 
-fn row(case: &'static str, patch: Value, field: &'static str, message: &'static str) -> Invalid {
+/// A row the API server refuses: its path, then its words.
+type Server = (&'static str, &'static str);
+
+fn row(case: &'static str, patch: Value, field: &'static str, server: Option<Server>) -> Invalid {
     Invalid {
         case,
         spec: merge(valid_spec(), patch),
         field,
-        message,
+        server: server.map(|(field, message)| Refusal { field, message }),
     }
 }
 
+/// A row whose change is to the first mailbox (POP3).
 fn mailbox_row(
     case: &'static str,
     pop3_extra: Value,
     field: &'static str,
-    message: &'static str,
+    server: Option<Server>,
 ) -> Invalid {
     row(
         case,
         json!({"mailboxes": [pop3(pop3_extra), imap(json!({}))]}),
         field,
-        message,
+        server,
     )
 }
 
+/// A row whose change is to the second mailbox (IMAP).
 fn imap_row(
     case: &'static str,
     extra: Value,
     field: &'static str,
-    message: &'static str,
+    server: Option<Server>,
 ) -> Invalid {
     row(
         case,
         json!({"mailboxes": [pop3(json!({})), imap(extra)]}),
         field,
-        message,
+        server,
     )
 }
 
+/// A row where `name` is the only provider, enabled without its secret.
 fn provider_row(
     case: &'static str,
     name: &str,
     field: &'static str,
-    message: &'static str,
+    server_message: &'static str,
 ) -> Invalid {
     let mut spec = valid_spec();
     spec["providers"] = json!({ name: {"enabled": true} });
@@ -114,7 +145,10 @@ fn provider_row(
         case,
         spec,
         field,
-        message,
+        server: Some(Refusal {
+            field: "spec.providers",
+            message: server_message,
+        }),
     }
 }
 
@@ -125,258 +159,389 @@ pub fn table() -> Vec<Invalid> {
     let many_limits: serde_json::Map<String, Value> = (0..17)
         .map(|i| (format!("example.com/r{i}"), json!("1")))
         .collect();
+    let azure = |header: &str| {
+        json!({"providers": {"azure": {"enabled": true, "secretHeader": header,
+                                       "sharedSecretRef": {"name": "azure", "key": "secret"}}}})
+    };
     vec![
+        // Database and rules.
         row(
             "no database",
             json!({"database": null}),
             "spec.database",
-            "Required value",
+            Some(("spec.database", "Required value")),
         ),
         row(
             "no database secret name",
             json!({"database": {"urlSecretRef": {"name": ""}}}),
             "spec.database.urlSecretRef.name",
-            "should be at least 1 chars long",
+            Some((
+                "spec.database.urlSecretRef.name",
+                "should be at least 1 chars long",
+            )),
         ),
         row(
             "unknown database schema",
             json!({"database": {"schema": "mysql"}}),
             "spec.database.schema",
-            "Unsupported value: \"mysql\"",
+            Some(("spec.database.schema", "Unsupported value: \"mysql\"")),
         ),
         row(
             "one database connection",
             json!({"database": {"maxConnections": 1}}),
             "spec.database.maxConnections",
-            "should be greater than or equal to 2",
+            Some((
+                "spec.database.maxConnections",
+                "should be greater than or equal to 2",
+            )),
         ),
         row(
             "hard count 0",
             json!({"rules": {"hard": {"count": 0}}}),
             "spec.rules.hard.count",
-            "count must be between 1 and 1000",
+            Some(("spec.rules.hard.count", "count must be between 1 and 1000")),
         ),
         row(
             "soft count 1001",
             json!({"rules": {"soft": {"count": 1001}}}),
             "spec.rules.soft.count",
-            "count must be between 1 and 1000",
+            Some(("spec.rules.soft.count", "count must be between 1 and 1000")),
         ),
         row(
             "unknown action",
             json!({"rules": {"complaint": {"count": 1, "action": "explode"}}}),
             "spec.rules.complaint.action",
-            "Unsupported value: \"explode\"",
+            Some((
+                "spec.rules.complaint.action",
+                "Unsupported value: \"explode\"",
+            )),
         ),
         row(
             "window too long",
             json!({"rules": {"window": "1".repeat(65)}}),
             "spec.rules.window",
-            "may not be more than 64 bytes",
+            Some(("spec.rules.window", "may not be more than 64 bytes")),
+        ),
+        row(
+            "window not a duration",
+            json!({"rules": {"window": "a fortnight"}}),
+            "spec.rules.window",
+            None,
+        ),
+        row(
+            "window of zero",
+            json!({"rules": {"window": "0s"}}),
+            "spec.rules.window",
+            None,
+        ),
+        row(
+            "no API credentials",
+            json!({"api": null}),
+            "spec.api.credentialsSecretRef",
+            None,
         ),
         row(
             "unknown field",
             json!({"replicas": 3}),
             "spec.replicas",
-            "unknown field \"spec.replicas\"",
+            Some(("spec.replicas", "unknown field \"spec.replicas\"")),
         ),
+        // Mailboxes.
         mailbox_row(
             "mailbox port 0",
             json!({"port": 0}),
             "spec.mailboxes[0].port",
-            "port must be between 1 and 65535",
+            Some(("spec.mailboxes[0].port", "port must be between 1 and 65535")),
         ),
         mailbox_row(
             "mailbox port 70000",
             json!({"port": 70000}),
             "spec.mailboxes[0].port",
-            "port must be between 1 and 65535",
+            Some(("spec.mailboxes[0].port", "port must be between 1 and 65535")),
         ),
         mailbox_row(
             "unknown protocol",
             json!({"protocol": "smtp"}),
             "spec.mailboxes[0].protocol",
-            "Unsupported value: \"smtp\"",
+            Some(("spec.mailboxes[0].protocol", "Unsupported value: \"smtp\"")),
         ),
         mailbox_row(
             "unknown tls mode",
             json!({"tls": "ssl"}),
             "spec.mailboxes[0].tls",
-            "Unsupported value: \"ssl\"",
+            Some(("spec.mailboxes[0].tls", "Unsupported value: \"ssl\"")),
         ),
         mailbox_row(
-            "userpass without secrets",
-            json!({"usernameSecretRef": null, "passwordSecretRef": null}),
-            "spec.mailboxes[0]",
-            "auth userpass needs usernameSecretRef and passwordSecretRef",
+            "auth none",
+            json!({"auth": "none"}),
+            "spec.mailboxes[0].auth",
+            Some(("spec.mailboxes[0].auth", "Unsupported value: \"none\"")),
+        ),
+        mailbox_row(
+            "no password secret",
+            json!({"passwordSecretRef": null}),
+            "spec.mailboxes[0].passwordSecretRef",
+            Some(("spec.mailboxes[0].passwordSecretRef", "Required value")),
         ),
         mailbox_row(
             "empty mailbox name",
             json!({"name": ""}),
             "spec.mailboxes[0].name",
-            "should be at least 1 chars long",
+            Some(("spec.mailboxes[0].name", "should be at least 1 chars long")),
+        ),
+        mailbox_row(
+            "blank mailbox name",
+            json!({"name": "  "}),
+            "spec.mailboxes[0].name",
+            None,
         ),
         mailbox_row(
             "host too long",
             json!({"host": "h".repeat(254)}),
             "spec.mailboxes[0].host",
-            "may not be more than 253 bytes",
+            Some(("spec.mailboxes[0].host", "may not be more than 253 bytes")),
+        ),
+        mailbox_row(
+            "blank host",
+            json!({"host": " "}),
+            "spec.mailboxes[0].host",
+            None,
         ),
         mailbox_row(
             "moveTo on POP3",
             json!({"moveTo": "Processed"}),
-            "spec.mailboxes[0]",
-            "moveTo is for IMAP mailboxes only",
+            "spec.mailboxes[0].moveTo",
+            Some(("spec.mailboxes[0]", "moveTo is for IMAP mailboxes only")),
         ),
         mailbox_row(
             "no messages per scan",
             json!({"maxMessagesPerScan": 0}),
             "spec.mailboxes[0].maxMessagesPerScan",
-            "should be greater than or equal to 1",
+            Some((
+                "spec.mailboxes[0].maxMessagesPerScan",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        mailbox_row(
+            "message limit under 64 KiB",
+            json!({"maxMessageBytes": 1024}),
+            "spec.mailboxes[0].maxMessageBytes",
+            Some((
+                "spec.mailboxes[0].maxMessageBytes",
+                "should be greater than or equal to 65536",
+            )),
+        ),
+        mailbox_row(
+            "scanInterval too long",
+            json!({"scanInterval": "1".repeat(65)}),
+            "spec.mailboxes[0].scanInterval",
+            Some((
+                "spec.mailboxes[0].scanInterval",
+                "may not be more than 64 bytes",
+            )),
+        ),
+        mailbox_row(
+            "scanInterval not a duration",
+            json!({"scanInterval": "soon"}),
+            "spec.mailboxes[0].scanInterval",
+            None,
+        ),
+        mailbox_row(
+            "scanInterval under a second",
+            json!({"scanInterval": "500ms"}),
+            "spec.mailboxes[0].scanInterval",
+            None,
         ),
         imap_row(
             "blank moveTo",
             json!({"moveTo": "  "}),
-            "spec.mailboxes[1]",
-            "moveTo must not be blank",
+            "spec.mailboxes[1].moveTo",
+            Some(("spec.mailboxes[1]", "moveTo must not be blank")),
         ),
         imap_row(
             "moveTo is the folder",
             json!({"folder": "Bounces", "moveTo": "Bounces"}),
-            "spec.mailboxes[1]",
-            "moveTo must differ from folder",
+            "spec.mailboxes[1].moveTo",
+            Some(("spec.mailboxes[1]", "moveTo must differ from folder")),
         ),
         imap_row(
             "moveTo inbox, folder INBOX",
             json!({"moveTo": "inbox"}),
-            "spec.mailboxes[1]",
-            "moveTo must differ from folder",
+            "spec.mailboxes[1].moveTo",
+            Some(("spec.mailboxes[1]", "moveTo must differ from folder")),
+        ),
+        imap_row(
+            "moveTo not ASCII",
+            json!({"moveTo": "Erledigt-ä"}),
+            "spec.mailboxes[1].moveTo",
+            None,
+        ),
+        imap_row(
+            "moveTo with a line break",
+            json!({"moveTo": "Done\r\nA1 DELETE INBOX"}),
+            "spec.mailboxes[1].moveTo",
+            None,
         ),
         imap_row(
             "folder too long",
             json!({"folder": "f".repeat(256)}),
             "spec.mailboxes[1].folder",
-            "may not be more than 255 bytes",
+            Some(("spec.mailboxes[1].folder", "may not be more than 255 bytes")),
         ),
         row(
             "two mailboxes, one name",
             json!({"mailboxes": [pop3(json!({})), imap(json!({"name": "bounces"}))]}),
-            "spec.mailboxes[1]",
-            "Duplicate value",
+            "spec.mailboxes[1].name",
+            Some(("spec.mailboxes[1]", "Duplicate value")),
         ),
         row(
             "33 mailboxes",
             json!({"mailboxes": many}),
             "spec.mailboxes",
-            "must have at most 32 items",
+            Some(("spec.mailboxes", "must have at most 32 items")),
         ),
+        // Providers.
         provider_row(
             "sendgrid without key",
             "sendgrid",
-            "spec.providers",
+            "spec.providers.sendgrid.publicKeySecretRef",
             "providers.sendgrid.publicKeySecretRef is required when enabled",
         ),
         provider_row(
             "postmark without credentials",
             "postmark",
-            "spec.providers",
+            "spec.providers.postmark.credentialsSecretRef",
             "providers.postmark.credentialsSecretRef is required when enabled",
         ),
         provider_row(
             "forwardemail without key",
             "forwardemail",
-            "spec.providers",
+            "spec.providers.forwardemail.keySecretRef",
             "providers.forwardemail.keySecretRef is required when enabled",
         ),
         provider_row(
             "mailgun without key",
             "mailgun",
-            "spec.providers",
+            "spec.providers.mailgun.signingKeySecretRef",
             "providers.mailgun.signingKeySecretRef is required when enabled",
         ),
         provider_row(
             "lettermint without key",
             "lettermint",
-            "spec.providers",
+            "spec.providers.lettermint.signingKeySecretRef",
             "providers.lettermint.signingKeySecretRef is required when enabled",
         ),
         provider_row(
             "azure without secret",
             "azure",
-            "spec.providers",
+            "spec.providers.azure.sharedSecretRef",
             "providers.azure.sharedSecretRef is required when enabled",
         ),
         provider_row(
             "resend without secret",
             "resend",
-            "spec.providers",
+            "spec.providers.resend.signingSecretRef",
             "providers.resend.signingSecretRef is required when enabled",
         ),
         provider_row(
             "brevo without credentials",
             "brevo",
-            "spec.providers",
+            "spec.providers.brevo",
             "providers.brevo needs tokenSecretRef or credentialsSecretRef when enabled",
         ),
         provider_row(
             "mailjet without credentials",
             "mailjet",
-            "spec.providers",
+            "spec.providers.mailjet",
             "providers.mailjet needs tokenSecretRef or credentialsSecretRef when enabled",
         ),
         provider_row(
             "sparkpost without credentials",
             "sparkpost",
-            "spec.providers",
+            "spec.providers.sparkpost",
             "providers.sparkpost needs tokenSecretRef or credentialsSecretRef when enabled",
         ),
         row(
             "sendgrid tolerance 0",
             json!({"providers": {"sendgrid": {"toleranceSeconds": 0}}}),
             "spec.providers.sendgrid.toleranceSeconds",
-            "should be greater than or equal to 1",
+            Some((
+                "spec.providers.sendgrid.toleranceSeconds",
+                "should be greater than or equal to 1",
+            )),
         ),
         row(
             "too many SES topics",
             json!({"providers": {"ses": {"enabled": true, "topicArns": vec!["arn:aws:sns:eu-west-1:1:t"; 65]}}}),
             "spec.providers.ses.topicArns",
-            "must have at most 64 items",
+            Some(("spec.providers.ses.topicArns", "must have at most 64 items")),
         ),
+        row(
+            "SES topic not an ARN",
+            json!({"providers": {"ses": {"enabled": true, "topicArns": ["ses-bounces"]}}}),
+            "spec.providers.ses.topicArns[0]",
+            None,
+        ),
+        row(
+            "SES certificate pattern not a regular expression",
+            json!({"providers": {"ses": {"enabled": true, "certUrlPattern": "https://(sns"}}}),
+            "spec.providers.ses.certUrlPattern",
+            None,
+        ),
+        row(
+            "Azure secret header not a header name",
+            azure("X Webhook Secret"),
+            "spec.providers.azure.secretHeader",
+            None,
+        ),
+        // Workers.
         row(
             "ingress without host",
             json!({"webhook": {"ingress": {"host": null}}}),
-            "spec.webhook.ingress",
-            "an enabled ingress needs a host",
+            "spec.webhook.ingress.host",
+            Some(("spec.webhook.ingress", "an enabled ingress needs a host")),
         ),
         row(
             "101 replicas",
             json!({"webhook": {"replicas": 101}}),
             "spec.webhook.replicas",
-            "should be less than or equal to 100",
+            Some((
+                "spec.webhook.replicas",
+                "should be less than or equal to 100",
+            )),
         ),
         row(
             "negative replicas",
             json!({"webhook": {"replicas": -1}}),
             "spec.webhook.replicas",
-            "should be greater than or equal to 0",
+            Some((
+                "spec.webhook.replicas",
+                "should be greater than or equal to 0",
+            )),
         ),
         row(
             "tiny body limit",
             json!({"webhook": {"maxBodyBytes": 100}}),
             "spec.webhook.maxBodyBytes",
-            "should be greater than or equal to 1024",
+            Some((
+                "spec.webhook.maxBodyBytes",
+                "should be greater than or equal to 1024",
+            )),
         ),
         row(
             "17 resource limits",
             json!({"webhook": {"resources": {"limits": many_limits}}}),
             "spec.webhook.resources.limits",
-            "must have at most 16 items",
+            Some((
+                "spec.webhook.resources.limits",
+                "must have at most 16 items",
+            )),
         ),
         row(
             "empty image",
             json!({"image": ""}),
             "spec.image",
-            "should be at least 1 chars long",
+            Some(("spec.image", "should be at least 1 chars long")),
         ),
     ]
 }

@@ -33,6 +33,9 @@ fn config_error_names_file_and_field_and_exits_non_zero() {
     assert!(err.contains("bounceconfig.yaml"), "{err}");
     assert!(err.contains("spec.rules.hard.count"), "{err}");
 
+    // A valid spec whose Secret cannot be read: named by the field that refers to it.
+    let valid = tempfile::tempdir().unwrap();
+    let (config, _) = write_config(valid.path(), "postgres://postgres@127.0.0.1:5432/x", "");
     let out = worker()
         .args(["migrate", "--config"])
         .arg(&config)

@@ -329,7 +329,7 @@ async fn bad_credentials_are_a_clear_error_and_a_metric() {
     let deps = deps(&db);
     for protocol in [POP3, IMAP] {
         let mut mailbox = dovecot.mailbox("wrong", protocol, TlsMode::None);
-        mailbox.credentials = Some((USER.into(), bounce_worker::mailbox::Password::new("nope")));
+        mailbox.credentials = (USER.into(), bounce_worker::mailbox::Password::new("nope"));
         let err = scan(&mailbox, &deps).await.expect_err("wrong password");
         assert!(matches!(err, ScanError::Auth(_)), "{err:?}");
         let text = err.to_string();
@@ -502,10 +502,10 @@ async fn each_mailbox_is_scanned_on_its_own_interval() {
     first.scan_interval = Duration::from_secs(1);
     let mut second = dovecot.mailbox("second", IMAP, TlsMode::None);
     second.scan_interval = Duration::from_secs(1);
-    second.credentials = Some((
+    second.credentials = (
         "other".into(),
         bounce_worker::mailbox::Password::new("other-pw"),
-    ));
+    );
     let deps = deps(&db);
     let scanners = Scanners::start(vec![first, second], deps.clone());
 

@@ -1,7 +1,7 @@
 //! The reconcile of one BounceConfig, as named phases run in order:
 //!
 //! 1. [`secrets`]  resolve: find every referenced Secret, check it and its keys exist
-//! 2. [`validate`] validate: what the schema cannot say
+//! 2. [`validate`] validate: `bounceops_api::validate`, and what a cluster adds
 //! 3. [`desired`]  build: the desired children (pure)
 //! 4. [`apply`]    apply: server-side apply what differs, prune what is no longer wanted
 //! 5. [`status`]   status: compute conditions and patch only when they changed
@@ -159,7 +159,8 @@ async fn run_phases(
     // 2. validate
     let invalid = validate::problems(config);
     let problem = if !invalid.is_empty() {
-        Some(Problem::InvalidSpec(invalid.join("; ")))
+        let texts: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+        Some(Problem::InvalidSpec(texts.join("; ")))
     } else if !resolved.missing.is_empty() {
         Some(Problem::SecretMissing(resolved.missing.join("; ")))
     } else {

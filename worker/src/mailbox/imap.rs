@@ -50,11 +50,7 @@ impl Imap {
         if cfg.tls != TlsMode::Starttls {
             greeting(&mut client).await?;
         }
-        let Some((user, password)) = &cfg.credentials else {
-            return Err(ScanError::Auth(
-                "auth: none is not supported for IMAP (a LOGIN is required)".into(),
-            ));
-        };
+        let (user, password) = &cfg.credentials;
         let login = tokio::time::timeout(net::IO_TIMEOUT, client.login(user, password.expose()))
             .await
             .map_err(|_| ScanError::Protocol("LOGIN: no answer".into()))?;

@@ -19,7 +19,7 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bounceops_api::{MailboxAuth, MailboxProtocol, MailboxSpec, TlsMode};
+use bounceops_api::{MailboxProtocol, MailboxSpec, TlsMode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -91,8 +91,8 @@ pub struct MailboxConfig {
     pub port: u16,
     pub tls: TlsMode,
     pub tls_skip_verify: bool,
-    /// `None` for `auth: none`.
-    pub credentials: Option<(String, Password)>,
+    /// The user name and password of the login.
+    pub credentials: (String, Password),
     pub folder: String,
     /// IMAP: where recorded bounces are moved; `None`: they are deleted.
     pub move_to: Option<String>,
@@ -107,103 +107,42 @@ pub struct MailboxConfig {
 }
 
 impl MailboxConfig {
-    /// Checks `spec.mailboxes[index]` and reads its secrets; errors name the field.
+    /// Reads the secrets of `spec.mailboxes[index]`; errors name the field. The spec was
+    /// validated with the rest of the configuration (`Settings::load`): what is left to
+    /// check is what the secrets hold.
     pub fn resolve(
         spec: &MailboxSpec,
         index: usize,
         secrets: &SecretsDir,
     ) -> Result<MailboxConfig, String> {
         let field = |f: &str| format!("spec.mailboxes[{index}].{f}");
-        if spec.name.trim().is_empty() {
-            return Err(format!("{}: must not be empty", field("name")));
-        }
-        if spec.host.trim().is_empty() {
-            return Err(format!("{}: must not be empty", field("host")));
-        }
-        let credentials = match spec.auth {
-            MailboxAuth::None => {
-                return Err(format!(
-                    "{}: none is not supported: POP3 and IMAP servers need a login \
-                     (use userpass)",
-                    field("auth")
-                ));
-            }
-            MailboxAuth::Userpass => {
-                let read = |f: &str, r: &Option<bounceops_api::SecretRef>| match r {
-                    None => Err(format!("{}: required with auth: userpass", field(f))),
-                    Some(r) => secrets
-                        .read(r)
-                        .map_err(|e| format!("{}: secret {}/{}: {e}", field(f), r.name, r.key)),
-                };
-                let user = read("usernameSecretRef", &spec.username_secret_ref)?;
-                let password = read("passwordSecretRef", &spec.password_secret_ref)?;
-                if user.contains(['\r', '\n', ' ']) {
-                    return Err(format!(
-                        "{}: the user name contains spaces or line breaks",
-                        field("usernameSecretRef")
-                    ));
-                }
-                if password.contains(['\r', '\n']) {
-                    return Err(format!(
-                        "{}: the password contains line breaks",
-                        field("passwordSecretRef")
-                    ));
-                }
-                Some((user, Password(password)))
-            }
+        let read = |f: &str, r: &bounceops_api::SecretRef| {
+            secrets
+                .read(r)
+                .map_err(|e| format!("{}: secret {}/{}: {e}", field(f), r.name, r.key))
         };
-        let scan_interval = humantime::parse_duration(&spec.scan_interval)
-            .map_err(|e| format!("{}: {:?}: {e}", field("scanInterval"), spec.scan_interval))?;
-        if scan_interval < Duration::from_secs(1) {
-            return Err(format!("{}: must be at least 1s", field("scanInterval")));
-        }
-        if spec.max_messages_per_scan == 0 {
+        let user = read("usernameSecretRef", &spec.username_secret_ref)?;
+        let password = read("passwordSecretRef", &spec.password_secret_ref)?;
+        // Either would end the USER/PASS or LOGIN command early and send the rest as
+        // another command.
+        if user.contains(['\r', '\n', ' ']) {
             return Err(format!(
-                "{}: must be at least 1",
-                field("maxMessagesPerScan")
+                "{}: the user name contains spaces or line breaks",
+                field("usernameSecretRef")
             ));
         }
-        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&spec.max_message_bytes) {
+        if password.contains(['\r', '\n']) {
             return Err(format!(
-                "{}: {} is out of range: at least {MIN_MESSAGE_BYTES} (64 KiB), at most \
-                 {MAX_MESSAGE_BYTES} (1 GiB)",
-                field("maxMessageBytes"),
-                spec.max_message_bytes
+                "{}: the password contains line breaks",
+                field("passwordSecretRef")
             ));
         }
-        if let Some(target) = &spec.move_to {
-            if spec.protocol != MailboxProtocol::Imap {
-                return Err(format!(
-                    "{}: only IMAP mailboxes can move messages (POP3 has no folders)",
-                    field("moveTo")
-                ));
-            }
-            if target.trim().is_empty() {
-                return Err(format!("{}: must not be empty", field("moveTo")));
-            }
-            // IMAP names other than INBOX travel as modified UTF-7, which is not
-            // implemented here: a non-ASCII name would reach the server as raw UTF-8.
-            if !target.is_ascii() || target.contains(['\r', '\n']) {
-                return Err(format!(
-                    "{}: {target:?}: only ASCII folder names are supported",
-                    field("moveTo")
-                ));
-            }
-            // INBOX is case-insensitive (RFC 3501 5.1); every other name is not.
-            let inbox = |f: &str| f.eq_ignore_ascii_case("INBOX");
-            if *target == spec.folder || (inbox(target) && inbox(&spec.folder)) {
-                return Err(format!(
-                    "{}: must differ from folder {:?}",
-                    field("moveTo"),
-                    spec.folder
-                ));
-            }
-        }
+        let scan_interval = bounceops_api::durations::scan_interval(&spec.scan_interval)
+            .map_err(|e| format!("{}: {e}", field("scanInterval")))?;
         let protocol = match spec.protocol {
             MailboxProtocol::Pop3 => "pop3",
             MailboxProtocol::Imap => "imap",
         };
-        let user = credentials.as_ref().map(|c| c.0.as_str()).unwrap_or("");
         let folder = match spec.protocol {
             MailboxProtocol::Pop3 => "",
             MailboxProtocol::Imap => spec.folder.as_str(),
@@ -216,7 +155,7 @@ impl MailboxConfig {
             port: spec.port,
             tls: spec.tls,
             tls_skip_verify: spec.tls_skip_verify,
-            credentials,
+            credentials: (user, Password(password)),
             folder: spec.folder.clone(),
             move_to: spec.move_to.clone(),
             scan_interval,
@@ -226,23 +165,16 @@ impl MailboxConfig {
         })
     }
 
-    /// Every mailbox of the configuration; names must be unique (they label metrics).
+    /// Every mailbox of the configuration.
     pub fn resolve_all(
         specs: &[MailboxSpec],
         secrets: &SecretsDir,
     ) -> Result<Vec<MailboxConfig>, String> {
-        let mut out: Vec<MailboxConfig> = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let m = MailboxConfig::resolve(spec, i, secrets)?;
-            if out.iter().any(|o| o.name == m.name) {
-                return Err(format!(
-                    "spec.mailboxes[{i}].name: {:?} is used twice",
-                    m.name
-                ));
-            }
-            out.push(m);
-        }
-        Ok(out)
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| MailboxConfig::resolve(spec, i, secrets))
+            .collect()
     }
 
     /// The `source` of this mailbox's bounces.
@@ -259,7 +191,7 @@ impl MailboxConfig {
             port: 110,
             tls: TlsMode::None,
             tls_skip_verify: false,
-            credentials: None,
+            credentials: ("u".into(), Password::new("p")),
             folder: "INBOX".into(),
             move_to: None,
             scan_interval: Duration::from_secs(60),
@@ -269,12 +201,6 @@ impl MailboxConfig {
         }
     }
 }
-
-/// The bounds of `maxMessageBytes`, as the CRD states them: below 64 KiB real bounces
-/// (a DSN quoting its original) would be refused; above 1 GiB the pod's memory limit,
-/// not this setting, would decide what happens.
-pub const MIN_MESSAGE_BYTES: u64 = 64 << 10;
-pub const MAX_MESSAGE_BYTES: u64 = 1 << 30;
 
 /// A message as listed by the server: `id` is stable across sessions (UIDL, or
 /// `UIDVALIDITY:UID`); `handle` addresses it within this session; `size` is what the
@@ -479,12 +405,11 @@ pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> any
 mod tests {
     use super::*;
 
-    fn resolve(yaml: &str) -> Result<MailboxConfig, String> {
+    fn resolve(yaml: &str, user: &str, password: &str) -> Result<MailboxConfig, String> {
         let dir = tempfile::tempdir().unwrap();
-        for key in ["username", "password"] {
-            std::fs::create_dir_all(dir.path().join("mbox")).unwrap();
-            std::fs::write(dir.path().join("mbox").join(key), "bounces").unwrap();
-        }
+        std::fs::create_dir_all(dir.path().join("mbox")).unwrap();
+        std::fs::write(dir.path().join("mbox/username"), user).unwrap();
+        std::fs::write(dir.path().join("mbox/password"), password).unwrap();
         let spec: MailboxSpec = serde_yaml::from_str(&format!(
             "{{name: b, host: 127.0.0.1, port: 143, usernameSecretRef: {{name: mbox, key: username}}, \
              passwordSecretRef: {{name: mbox, key: password}}, {yaml}}}"
@@ -494,43 +419,35 @@ mod tests {
     }
 
     #[test]
-    fn move_to_is_an_imap_folder_other_than_the_scanned_one() {
-        let m = resolve("protocol: imap, moveTo: Processed").unwrap();
-        assert_eq!(m.move_to.as_deref(), Some("Processed"));
-        assert_eq!(resolve("protocol: imap").unwrap().move_to, None);
-
-        let err = resolve("protocol: pop3, moveTo: Processed").unwrap_err();
-        assert!(err.contains("spec.mailboxes[0].moveTo: only IMAP"), "{err}");
-        let err = resolve("protocol: imap, folder: Bounces, moveTo: Bounces").unwrap_err();
-        assert!(err.contains("must differ from folder"), "{err}");
-        let err = resolve("protocol: imap, moveTo: inbox").unwrap_err();
-        assert!(err.contains("must differ from folder"), "{err}");
-        let err = resolve("protocol: imap, moveTo: ' '").unwrap_err();
-        assert!(err.contains("must not be empty"), "{err}");
-        let err = resolve("protocol: imap, moveTo: Erledigt-ä").unwrap_err();
-        assert!(err.contains("only ASCII"), "{err}");
-        // Names other than INBOX are case-sensitive: a different folder.
-        assert!(resolve("protocol: imap, folder: Bounces, moveTo: bounces").is_ok());
+    fn resolves_the_secrets_and_the_identity() {
+        let m = resolve(
+            "protocol: imap, folder: Bounces, scanInterval: 1m",
+            "bounces",
+            "pw",
+        )
+        .unwrap();
+        assert_eq!(m.credentials.0, "bounces");
+        assert_eq!(m.credentials.1.expose(), "pw");
+        assert_eq!(m.scan_interval, Duration::from_secs(60));
+        assert_eq!(m.key, "imap://bounces@127.0.0.1:143/Bounces");
+        assert_eq!(m.max_message_bytes, 10 << 20);
+        // POP3 has no folders: the folder is not part of its identity.
+        let m = resolve("protocol: pop3, folder: Bounces", "bounces", "pw").unwrap();
+        assert_eq!(m.key, "pop3://bounces@127.0.0.1:143/");
     }
 
     #[test]
-    fn max_message_bytes_defaults_to_10_mib_within_64_kib_and_1_gib() {
-        assert_eq!(
-            resolve("protocol: pop3").unwrap().max_message_bytes,
-            10 << 20
+    fn secrets_that_would_break_the_login_command_are_refused() {
+        let err = resolve("protocol: pop3", "a b", "pw").unwrap_err();
+        assert!(
+            err.starts_with("spec.mailboxes[0].usernameSecretRef: the user name contains"),
+            "{err}"
         );
-        assert_eq!(
-            resolve("protocol: pop3, maxMessageBytes: 65536")
-                .unwrap()
-                .max_message_bytes,
-            65536
+        let err = resolve("protocol: pop3", "bounces", "pw\r\nDELE 1").unwrap_err();
+        assert!(
+            err.starts_with("spec.mailboxes[0].passwordSecretRef: the password contains"),
+            "{err}"
         );
-        for bad in ["65535", "0", "1073741825"] {
-            let err = resolve(&format!("protocol: pop3, maxMessageBytes: {bad}")).unwrap_err();
-            assert!(
-                err.contains("spec.mailboxes[0].maxMessageBytes") && err.contains("out of range"),
-                "{err}"
-            );
-        }
+        assert!(!err.contains("DELE"), "the password leaked: {err}");
     }
 }

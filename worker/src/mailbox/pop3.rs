@@ -66,16 +66,15 @@ impl Pop3 {
             }
         };
         session.retr_cap = retr_cap(cfg.max_message_bytes);
-        if let Some((user, password)) = &cfg.credentials {
-            session
-                .command(&format!("USER {user}"))
-                .await
-                .map_err(as_auth)?;
-            session
-                .command_hidden(&format!("PASS {}", password.expose()), "PASS")
-                .await
-                .map_err(as_auth)?;
-        }
+        let (user, password) = &cfg.credentials;
+        session
+            .command(&format!("USER {user}"))
+            .await
+            .map_err(as_auth)?;
+        session
+            .command_hidden(&format!("PASS {}", password.expose()), "PASS")
+            .await
+            .map_err(as_auth)?;
         Ok(session)
     }
 

@@ -30,12 +30,6 @@ impl Azure {
             "azure.sharedSecretRef",
             spec.shared_secret_ref.as_ref(),
         )?;
-        if axum::http::HeaderName::from_bytes(spec.secret_header.as_bytes()).is_err() {
-            return Err((
-                "spec.providers.azure.secretHeader".into(),
-                format!("{:?} is not a header name", spec.secret_header),
-            ));
-        }
         Ok(Some(Azure {
             secret,
             header: spec.secret_header.clone(),

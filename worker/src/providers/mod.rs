@@ -215,7 +215,9 @@ impl Registry {
 }
 
 /// Reads the secret an enabled provider requires; `field` is the path under
-/// `spec.providers.`, e.g. `sendgrid.publicKeySecretRef`.
+/// `spec.providers.`, e.g. `sendgrid.publicKeySecretRef`. `validate` refuses an enabled
+/// provider without its reference, so `None` only comes from a caller that skipped it:
+/// an error in the same words rather than a panic.
 pub fn required_secret(
     secrets: &SecretsDir,
     field: &str,

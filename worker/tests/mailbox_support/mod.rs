@@ -79,7 +79,7 @@ pub fn mailbox_at(name: &str, protocol: MailboxProtocol, tls: TlsMode, port: u16
         port,
         tls,
         tls_skip_verify: true,
-        credentials: Some((USER.into(), Password::new(PASSWORD))),
+        credentials: (USER.into(), Password::new(PASSWORD)),
         folder: "INBOX".into(),
         move_to: None,
         scan_interval: Duration::from_secs(60),

@@ -92,7 +92,7 @@ fn each_shape_of_spec_gets_exactly_its_children() {
             &[ConfigMap, WebhookDeployment, WebhookService],
         ),
         (
-            "mailboxes: [{name: a, protocol: imap, host: h, port: 993, auth: none}]",
+            "mailboxes: [{name: a, protocol: imap, host: h, port: 993, usernameSecretRef: {name: m, key: u}, passwordSecretRef: {name: m, key: p}}]",
             false,
             &[
                 ConfigMap,
