@@ -24,6 +24,11 @@ pub enum AuthError {
 }
 
 impl Credentials {
+    /// No entry: every request is refused (a process that serves no API).
+    pub fn none() -> Credentials {
+        Credentials(Vec::new())
+    }
+
     pub fn parse(text: &str) -> Result<Credentials, String> {
         let mut entries = Vec::new();
         for (i, line) in text.lines().enumerate() {

@@ -14,8 +14,10 @@ use crate::auth::Credentials;
 use crate::rules::Rules;
 use crate::secrets::SecretsDir;
 
-/// The worker's configuration, with every secret read and every value checked.
-#[derive(Debug, Clone)]
+/// The worker's configuration, with every secret read and every value checked. Its
+/// `Debug` hides the secrets (the database password; the credentials and provider keys
+/// print no value of their own).
+#[derive(Clone)]
 pub struct Settings {
     pub spec: BounceConfigSpec,
     pub database_url: String,
@@ -24,6 +26,34 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// The enabled provider webhooks, their secrets read and keys parsed.
     pub providers: crate::providers::Registry,
+    /// Which Secrets were read: with the database only, no webhook is served.
+    pub reads: Reads,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("spec", &self.spec)
+            .field("database_url", &redacted(&self.database_url))
+            .field("rules", &self.rules)
+            .field("credentials", &self.credentials)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("providers", &self.providers)
+            .field("reads", &self.reads)
+            .finish()
+    }
+}
+
+/// A database URL with its password replaced by `***` (all of it when it does not parse).
+pub fn redacted(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".into(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +83,36 @@ fn list(problems: &[Problem]) -> String {
     texts.join("; ")
 }
 
+/// The Secrets a process reads. Each role reads only those it uses, so that its pods need
+/// only those mounted (the operator mounts no others): the mailbox scanner and `migrate`
+/// never read the API credentials or the providers' keys. The whole spec is checked either
+/// way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// The database, the API credentials and the enabled providers' keys (webhooks, API).
+    Everything,
+    /// The database only; the API refuses every request and no provider is served.
+    DatabaseOnly,
+}
+
 impl Settings {
-    /// Reads and checks `file`; secrets come from `secrets`; `database_url_override` is the
-    /// `DATABASE_URL` environment variable, which wins over the database secret.
+    /// [`Settings::load_for`] reading every Secret the spec references.
     pub fn load(
         file: &Path,
         secrets: &SecretsDir,
         database_url_override: Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        Settings::load_for(file, secrets, database_url_override, Reads::Everything)
+    }
+
+    /// Reads and checks `file`; secrets come from `secrets`, those `reads` names only;
+    /// `database_url_override` is the `DATABASE_URL` environment variable, which wins over
+    /// the database secret.
+    pub fn load_for(
+        file: &Path,
+        secrets: &SecretsDir,
+        database_url_override: Option<String>,
+        reads: Reads,
     ) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
             file: file.to_owned(),
@@ -119,20 +172,25 @@ impl Settings {
             record_after_threshold: spec.rules.record_after_threshold,
         };
 
-        let api = spec
-            .api
-            .as_ref()
-            .expect("validate refuses a spec without spec.api");
-        let credentials_text =
-            read_secret("spec.api.credentialsSecretRef", &api.credentials_secret_ref)?;
-        let credentials = Credentials::parse(&credentials_text)
-            .map_err(|m| invalid("spec.api.credentialsSecretRef", m))?;
+        let (credentials, providers) = match reads {
+            Reads::DatabaseOnly => (Credentials::none(), crate::providers::Registry::default()),
+            Reads::Everything => {
+                let api = spec
+                    .api
+                    .as_ref()
+                    .expect("validate refuses a spec without spec.api");
+                let text =
+                    read_secret("spec.api.credentialsSecretRef", &api.credentials_secret_ref)?;
+                let credentials = Credentials::parse(&text)
+                    .map_err(|m| invalid("spec.api.credentialsSecretRef", m))?;
+                let providers = crate::providers::Registry::load(&spec.providers, secrets)
+                    .map_err(|(field, message)| invalid(&field, message))?;
+                (credentials, providers)
+            }
+        };
 
         // Beyond the address space (a 32-bit build) no body could be that large anyway.
         let max_body_bytes = usize::try_from(spec.webhook.max_body_bytes).unwrap_or(usize::MAX);
-
-        let providers = crate::providers::Registry::load(&spec.providers, secrets)
-            .map_err(|(field, message)| invalid(&field, message))?;
 
         Ok(Settings {
             spec,
@@ -141,6 +199,7 @@ impl Settings {
             credentials,
             max_body_bytes,
             providers,
+            reads,
         })
     }
 
@@ -186,6 +245,22 @@ mod tests {
         assert_eq!(s.database_url, "postgres://u@127.0.0.1/db");
         assert!(s.credentials.check("demo", "token"));
         assert_eq!(s.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let settings = load(
+            BASE,
+            Some("postgres://bounce:hunter2@db.example:5432/listmonk"),
+        )
+        .unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://bounce:***@db.example:5432/listmonk"),
+            "{printed}"
+        );
+        assert_eq!(redacted("not a url hunter2"), "<unparsable URL>");
     }
 
     #[test]

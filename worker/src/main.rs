@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use bounce_worker::config::Settings;
+use bounce_worker::config::{Reads, Settings};
 use bounce_worker::mailbox::{self, MailboxConfig};
 use bounce_worker::secrets::SecretsDir;
 use bounce_worker::server;
@@ -91,12 +91,13 @@ enum Role {
 }
 
 impl ConfigArgs {
-    fn load(&self) -> anyhow::Result<Settings> {
+    fn load(&self, reads: Reads) -> anyhow::Result<Settings> {
         let url = std::env::var("DATABASE_URL").ok();
-        Ok(Settings::load(
+        Ok(Settings::load_for(
             &self.config,
             &SecretsDir::new(&self.secrets_dir),
             url,
+            reads,
         )?)
     }
 }
@@ -132,7 +133,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         // Handled in main: it needs neither the runtime nor a configuration.
         Command::Parse { .. } => Ok(()),
         Command::Migrate { config, standalone } => {
-            let settings = config.load()?;
+            // Migrations need the database only: the init container of every role runs it.
+            let settings = config.load(Reads::DatabaseOnly)?;
             let store = Store::connect_lazy(&settings.database_url, 2)?;
             let report = migrate::run(store.pool(), standalone || settings.standalone()).await?;
             if report.created_listmonk_tables {
@@ -148,7 +150,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             role,
             once,
         } => {
-            let settings = config.load()?;
+            // The scanner reads its mailboxes' credentials, never the API's or providers'.
+            let settings = config.load(match role {
+                Role::Mailbox => Reads::DatabaseOnly,
+                Role::All | Role::Webhook => Reads::Everything,
+            })?;
             let mailboxes = match role {
                 Role::Webhook if once => {
                     anyhow::bail!("--once scans mailboxes: not with --role webhook")

@@ -68,7 +68,9 @@ pub async fn serve_with_mailboxes(
         ingest,
         credentials: settings.credentials.clone(),
         metrics,
-        generic_webhook: settings.spec.providers.generic.enabled,
+        // A process that read no API credentials (the mailbox scanner) serves no webhook.
+        generic_webhook: settings.spec.providers.generic.enabled
+            && settings.reads == crate::config::Reads::Everything,
         providers,
     });
     let router = http::router(app, settings.max_body_bytes);

@@ -190,6 +190,76 @@ async fn once_with_bad_credentials_exits_non_zero_with_a_clear_error() {
     assert!(!stderr.contains("wrong-password"), "{}", text(&out));
 }
 
+/// Each role reads only the Secrets it uses, so the operator can mount no others: the
+/// scanner (and `migrate`) start and work without the API credentials or a provider's key
+/// on disk; the webhook role still requires them.
+#[tokio::test]
+async fn each_role_reads_only_its_own_secrets() {
+    let dovecot = Dovecot::start();
+    let db = TestDb::new().await;
+    soft_bounces(&db, &dovecot, 1).await;
+    let s = setup(&db, &dovecot, "pop3", "none", PASSWORD);
+    // An enabled provider whose key file does not exist: only the webhook role reads it.
+    let config = std::fs::read_to_string(&s.config).unwrap()
+        + "  providers:\n    sendgrid: {enabled: true, publicKeySecretRef: {name: sendgrid, key: public-key}}\n";
+    std::fs::write(&s.config, config).unwrap();
+    std::fs::remove_dir_all(s.secrets.join("api")).unwrap();
+
+    let mut migrate = worker();
+    migrate
+        .args(["migrate", "--config"])
+        .arg(&s.config)
+        .arg("--secrets-dir")
+        .arg(&s.secrets);
+    let out = migrate.output().unwrap();
+    assert!(
+        out.status.success(),
+        "migrate with the database secret only: {}",
+        text(&out)
+    );
+    let out = once(&s).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the scanner without API or provider secrets: {}",
+        text(&out)
+    );
+    assert!(
+        dovecot.messages(USER).is_empty(),
+        "the bounce was scanned and removed"
+    );
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id WHERE s.email = $1",
+    )
+    .bind("k1@example.net")
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1);
+
+    // The webhook role serves the API: without its credentials it does not start.
+    let out = {
+        let mut c = worker();
+        c.args([
+            "run",
+            "--role",
+            "webhook",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&s.config)
+        .arg("--secrets-dir")
+        .arg(&s.secrets);
+        c.output().unwrap()
+    };
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("spec.api.credentialsSecretRef"),
+        "the webhook role reads the API credentials: {}",
+        text(&out)
+    );
+}
+
 #[tokio::test]
 async fn verified_tls_against_a_trusted_certificate() {
     let dovecot = Dovecot::start();

@@ -28,7 +28,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::secrets::{collect_refs, secret_names};
+use super::secrets::{refs_for_role, secret_names};
 
 /// Where the worker finds its files; the same paths the worker's flags name.
 pub const CONFIG_DIR: &str = "/etc/bounceops";
@@ -386,7 +386,7 @@ fn deployment(
         Role::Mailbox => ChildKind::MailboxDeployment,
     };
     let component = role.as_str();
-    let secrets = secret_names(&collect_refs(&cfg.spec));
+    let secrets = secret_names(&refs_for_role(&cfg.spec, role == Role::Mailbox));
 
     let mut volumes = vec![
         Volume {

@@ -69,6 +69,29 @@ fn as_secret_ref(v: &Value) -> Option<SecretRef> {
     })
 }
 
+/// The references a worker of one role reads (`mailbox`: the scanner, else the webhook
+/// pods), so its pods mount only those Secrets: the webhook pods the database, the API
+/// credentials and the enabled providers' keys; the scanner the database and its mailboxes'
+/// logins. Each role's worker reads no others (`bounce_worker::config::Reads`).
+pub fn refs_for_role(spec: &BounceConfigSpec, mailbox: bool) -> Vec<FoundRef> {
+    let value = serde_json::to_value(spec).expect("BounceConfigSpec serializes to JSON");
+    collect_refs(spec)
+        .into_iter()
+        .filter(|r| {
+            let mut path = r.field.split('.').skip(1);
+            match (path.next(), mailbox) {
+                (Some("database"), _) => true,
+                (Some(field), true) => field.starts_with("mailboxes["),
+                (Some("api"), false) => true,
+                (Some("providers"), false) => path
+                    .next()
+                    .is_some_and(|p| value["providers"][p]["enabled"] == Value::Bool(true)),
+                _ => false,
+            }
+        })
+        .collect()
+}
+
 /// Names of the Secrets the spec references, each once, sorted.
 pub fn secret_names(refs: &[FoundRef]) -> BTreeSet<String> {
     refs.iter().map(|r| r.secret.name.clone()).collect()
@@ -192,6 +215,27 @@ mod tests {
             secret_names(&refs).into_iter().collect::<Vec<_>>(),
             ["api", "db", "mb"]
         );
+    }
+
+    #[test]
+    fn each_role_gets_only_the_references_it_reads() {
+        let s = spec(
+            "database: {urlSecretRef: {name: db, key: url}}\n\
+             api: {credentialsSecretRef: {name: api, key: credentials}}\n\
+             providers:\n\
+             \x20 sendgrid: {enabled: true, publicKeySecretRef: {name: sg, key: public-key}}\n\
+             \x20 postmark: {enabled: false, credentialsSecretRef: {name: pm, key: credentials}}\n\
+             mailboxes:\n\
+             - {name: a, protocol: pop3, host: h, port: 995, usernameSecretRef: {name: mb, key: user}, passwordSecretRef: {name: mb, key: pass}}\n",
+        );
+        let names = |mailbox| {
+            secret_names(&refs_for_role(&s, mailbox))
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        // A disabled provider's key is read by nobody.
+        assert_eq!(names(false), ["api", "db", "sg"]);
+        assert_eq!(names(true), ["db", "mb"]);
     }
 
     #[test]

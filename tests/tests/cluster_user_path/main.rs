@@ -238,6 +238,26 @@ async fn helm_install_then_the_users_whole_path() {
     } = deployed;
     let ns = mail.name.clone();
 
+    // Each role's pods mount only the Secrets it reads.
+    for (component, secrets) in [
+        (
+            "webhook",
+            ["bounce-api", "listmonk-db", "sendgrid"].as_slice(),
+        ),
+        ("mailbox", ["listmonk-db", "mailbox"].as_slice()),
+    ] {
+        for pod in live_pods(&admin, &ns, component).await {
+            let mut mounted: Vec<String> = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .filter_map(|v| v.secret.as_ref().and_then(|s| s.secret_name.clone()))
+                .collect();
+            mounted.sort();
+            assert_eq!(mounted, secrets, "the Secrets of {}", pod.name_any());
+        }
+    }
+
     // 3. Bounces through the webhook Service (kube-proxy routes its ClusterIP).
     let http = reqwest::Client::new();
     let gone = subscribers(&pool, "gone", 1).await;
