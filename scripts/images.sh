@@ -36,9 +36,10 @@ tag="${IMAGE_TAG:-dev}"
 out="${IMAGES_OUT:-$repo/target/images}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 # Image names: the Dockerfile's final stages, each named after its entrypoint binary.
-read -r -a images <<<"${IMAGES:-bounce-worker bounce-operator}"
+all_images=(bounce-worker bounce-operator)
+read -r -a images <<<"${IMAGES:-${all_images[*]}}"
 for image in "${images[@]}"; do
-    case "$image" in bounce-worker | bounce-operator) ;; *) die "IMAGES: unknown image $image" ;; esac
+    [[ " ${all_images[*]} " == *" $image "* ]] || die "IMAGES: unknown image $image (known: ${all_images[*]})"
 done
 [ -z "${IMAGE_REF:-}" ] || [ "${#images[@]}" -eq 1 ] || die "IMAGE_REF names one image: set IMAGES to one"
 # Per build, so that two builds at once (Tilt builds both images in parallel) do not

@@ -5,6 +5,10 @@
 //! the row's field, a Warning Event says the same, and no child exists. A config that
 //! worked and turns invalid keeps its children exactly as they were.
 //!
+//! Also: a config whose child name is taken by an object it does not own is Degraded with
+//! reason Conflict naming that object, which is left exactly as it was, and nothing of the
+//! config is applied until the name is free.
+//!
 //! Runs when `KUBECONFIG` is set (`scripts/test.sh` starts a control plane on loopback);
 //! otherwise prints that it skipped.
 
@@ -67,6 +71,102 @@ async fn specs_only_the_operator_can_judge_are_degraded_and_create_nothing() {
         },
     ));
     let result = tokio::spawn(scenario(client.clone(), ns.name.clone(), rows)).await;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_name_taken_by_someone_else_is_a_conflict_and_left_alone() {
+    let Some(client) = cluster::admin(SUITE).await else {
+        return;
+    };
+    cluster::install_crd(&client, &cluster::bounceconfig_crd()).await;
+    let ns = TestNamespace::create(&client, "conflict").await;
+    let spec = invalid_specs::valid_spec();
+    let mut secrets = BTreeSet::new();
+    secret_refs(&spec, &mut secrets);
+    put_secrets(&client, &ns.name, &secrets).await;
+    // Someone's Service with the name the webhook Service of config "news" would take.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let theirs = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "news-webhook", "labels": {"team": "billing"}},
+        "spec": {"selector": {"app": "billing"}, "ports": [{"name": "web", "port": 8443}]}});
+    services
+        .patch(
+            "news-webhook",
+            &PatchParams::apply("billing").force(),
+            &Patch::Apply(&theirs),
+        )
+        .await
+        .expect("someone else's Service");
+    let before = services.get("news-webhook").await.unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(controller::run(
+        client.clone(),
+        Scope(Some(ns.name.clone())),
+        Settings::default(),
+        "conflict".into(),
+        Arc::new(Metrics::new()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let (c, n) = (client.clone(), ns.name.clone());
+    let result = tokio::spawn(async move {
+        let configs: Api<BounceConfig> = Api::namespaced(c.clone(), &n);
+        apply(&configs, "news", spec.clone()).await;
+        wait("the config is Degraded with reason Conflict", || async {
+            degraded(&configs, "news").await == Some((ConditionStatus::True, "Conflict".into()))
+        })
+        .await;
+        let status = configs.get("news").await.unwrap().status.unwrap();
+        let message = &status.condition("Degraded").unwrap().message;
+        assert!(message.contains("Service/news-webhook"), "{message}");
+        assert!(
+            events(&c, &n)
+                .await
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("Conflict")
+                    && e.note
+                        .as_deref()
+                        .is_some_and(|m| m.contains("Service/news-webhook"))),
+            "a Warning Event names the object"
+        );
+        let services: Api<Service> = Api::namespaced(c.clone(), &n);
+        let after = services.get("news-webhook").await.unwrap();
+        assert_eq!(
+            after.metadata.resource_version, before.metadata.resource_version,
+            "their Service was not touched"
+        );
+        assert!(
+            child_names(&c, &n).await.is_empty(),
+            "nothing of the config was applied: {:?}",
+            child_names(&c, &n).await
+        );
+
+        // Once the name is free (and the config touched, as a user would re-apply it),
+        // the config gets its children.
+        services
+            .delete("news-webhook", &Default::default())
+            .await
+            .unwrap();
+        let mut touched = spec.clone();
+        touched["webhook"]["replicas"] = json!(1);
+        apply(&configs, "news", touched).await;
+        wait(
+            "the config gets its children once the name is free",
+            || async {
+                degraded(&configs, "news").await.map(|d| d.0) == Some(ConditionStatus::False)
+                    && child_names(&c, &n).await.contains("news-webhook (Service)")
+            },
+        )
+        .await;
+    })
+    .await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
     if let Err(e) = result {

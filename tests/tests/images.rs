@@ -213,7 +213,7 @@ fn both_build_paths_run_the_same_rootfs_script() {
         "{IMAGES_SCRIPT} must build the Dockerfile's final stages from its own rootfs image"
     );
     let rootfs = rootfs_images(&read(ROOTFS_SCRIPT));
-    let listed = assignment(&images_sh, "images");
+    let listed = assignment(&images_sh, "all_images");
     let listed: Vec<&str> = listed
         .trim_start_matches('(')
         .trim_end_matches(')')
@@ -226,13 +226,16 @@ fn both_build_paths_run_the_same_rootfs_script() {
         rootfs.keys().map(String::as_str).collect::<Vec<_>>(),
         "{IMAGES_SCRIPT} builds other images than image-rootfs.sh assembles"
     );
+    // The Tiltfile's image() builds each through the Dockerfile target (docker) or
+    // IMAGES=<target> of this script (containerd).
     let tiltfile = read("Tiltfile");
     for image in listed {
         assert!(
-            tiltfile.contains(&format!("target='{image}'")),
+            tiltfile.contains(&format!("_IMAGE, '{image}'")),
             "the Tiltfile does not build the Dockerfile target {image}"
         );
     }
+    assert!(tiltfile.contains("target=target") && tiltfile.contains("IMAGES=%s"));
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub struct Applied {
     /// `Kind/name` of each child deleted.
     pub pruned: Vec<String>,
     pub deployments: BTreeMap<ChildKind, DeploymentState>,
+    /// `Kind/name` of each object that has a child's name but not this config as owner:
+    /// someone else's. When there is one, nothing at all is applied.
+    pub conflicts: Vec<String>,
 }
 
 /// `actual` holds every field of `wanted` with the same value. Lists must match element
@@ -63,11 +66,28 @@ pub async fn apply(
     metrics: &Metrics,
 ) -> Result<Applied, kube::Error> {
     let mut out = Applied::default();
-    let params = PatchParams::apply(crate::MANAGER).force();
+    // Server-side apply with force would take over any object of that name, whoever made
+    // it; so every child is read first, and an object this config does not own stops the
+    // whole apply (a half-applied config could route traffic to someone else's pods).
+    let mut found = Vec::with_capacity(desired.apply.len());
     for child in &desired.apply {
         let ar = child.kind.api_resource();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let existing = api.get_opt(&child.name).await?;
+        if let Some(obj) = &existing
+            && !owned_by(obj, owner_uid)
+        {
+            out.conflicts.push(format!("{}/{}", ar.kind, child.name));
+        }
+        found.push(existing);
+    }
+    if !out.conflicts.is_empty() {
+        return Ok(out);
+    }
+    let params = PatchParams::apply(crate::MANAGER).force();
+    for (child, existing) in desired.apply.iter().zip(found) {
+        let ar = child.kind.api_resource();
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let current = match existing {
             Some(obj)
                 if contains(
@@ -103,7 +123,7 @@ pub async fn apply(
         };
         // Only what this config owns: a same-named object someone else made stays.
         if let Some(obj) = existing
-            && obj.owner_references().iter().any(|o| o.uid == owner_uid)
+            && owned_by(&obj, owner_uid)
         {
             metrics.write("delete");
             match api.delete(name, &DeleteParams::background()).await {
@@ -115,6 +135,12 @@ pub async fn apply(
         }
     }
     Ok(out)
+}
+
+/// Whether `obj` names the config with `owner_uid` among its owners (every child is made
+/// with that reference).
+fn owned_by(obj: &DynamicObject, owner_uid: &str) -> bool {
+    obj.owner_references().iter().any(|o| o.uid == owner_uid)
 }
 
 fn deployment_state(current: &DynamicObject, wanted: &Value) -> DeploymentState {

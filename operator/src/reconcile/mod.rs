@@ -210,6 +210,30 @@ async fn run_phases(
             return Err(e.into());
         }
     };
+    if !applied.conflicts.is_empty() {
+        obs.problem = Some(Problem::Conflict(format!(
+            "{} already exist{} and belong{} to someone else: nothing was applied; delete or \
+             rename {}, or rename this BounceConfig",
+            applied.conflicts.join(", "),
+            if applied.conflicts.len() == 1 {
+                "s"
+            } else {
+                ""
+            },
+            if applied.conflicts.len() == 1 {
+                "s"
+            } else {
+                ""
+            },
+            if applied.conflicts.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        )));
+        finish_status(config, ctx, &obs).await?;
+        return Ok((Action::requeue(RESYNC), obs.problem));
+    }
     if !applied.changed.is_empty() {
         publish(
             ctx,

@@ -25,6 +25,8 @@ pub enum Problem {
     SecretMissing(String),
     InvalidSpec(String),
     ApplyFailed(String),
+    /// Objects with a child's name that this config does not own: left alone.
+    Conflict(String),
 }
 
 impl Problem {
@@ -33,11 +35,15 @@ impl Problem {
             Problem::SecretMissing(_) => "SecretMissing",
             Problem::InvalidSpec(_) => "InvalidSpec",
             Problem::ApplyFailed(_) => "ApplyFailed",
+            Problem::Conflict(_) => "Conflict",
         }
     }
     pub fn message(&self) -> &str {
         match self {
-            Problem::SecretMissing(m) | Problem::InvalidSpec(m) | Problem::ApplyFailed(m) => m,
+            Problem::SecretMissing(m)
+            | Problem::InvalidSpec(m)
+            | Problem::ApplyFailed(m)
+            | Problem::Conflict(m) => m,
         }
     }
 }
@@ -307,6 +313,7 @@ mod tests {
             ),
             (Problem::InvalidSpec("spec.x".into()), "InvalidSpec"),
             (Problem::ApplyFailed("500".into()), "ApplyFailed"),
+            (Problem::Conflict("Service/x".into()), "Conflict"),
         ] {
             let mut o = obs();
             o.problem = Some(p);
