@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -73,7 +74,14 @@ pub async fn serve_with_mailboxes(
             && settings.reads == crate::config::Reads::Everything,
         providers,
     });
-    let router = http::router(app, settings.max_body_bytes);
+    // Default 30 s: beyond every provider's own timeout (SES 15 s, SendGrid 30 s...), so a
+    // sender that gives up first retries anyway; BOUNCEOPS_REQUEST_TIMEOUT (seconds) for
+    // other set-ups.
+    let deadline = std::env::var("BOUNCEOPS_REQUEST_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs);
+    let router = http::router(app, settings.max_body_bytes, deadline);
     tracing::info!(addr = %listener.local_addr()?, writers, "listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -35,14 +36,16 @@ pub struct App {
 
 pub type AppState = Arc<App>;
 
-/// The full router. `max_body_bytes` bounds every request body (413 beyond it).
-pub fn router(app: AppState, max_body_bytes: usize) -> Router {
+/// The full router. `max_body_bytes` bounds every request body (413 beyond it);
+/// `deadline` bounds the time to an answer (503 with `Retry-After` beyond it).
+pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Router {
     Router::new()
         .merge(webhook::routes())
         .merge(crate::providers::routes())
         .merge(bounces::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(deadline, ops::deadline))
         .layer(middleware::from_fn_with_state(app.clone(), ops::track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)

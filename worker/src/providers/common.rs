@@ -54,7 +54,9 @@ pub fn check_timestamp(
         .trim()
         .parse()
         .map_err(|_| Rejection::Unauthorized("signature timestamp is not a number"))?;
-    if (now.timestamp() - t).abs() > i64::from(tolerance_seconds) {
+    // abs_diff: the timestamp is the sender's, any i64 at all; `(now - t).abs()` overflows
+    // (a panic in a debug build) for t near i64::MIN or MAX.
+    if now.timestamp().abs_diff(t) > u64::from(tolerance_seconds) {
         return Err(Rejection::Unauthorized(
             "signature timestamp outside the tolerance",
         ));
@@ -399,5 +401,9 @@ mod tests {
         assert!(check_timestamp("999699", now, 300).is_err());
         assert!(check_timestamp("1000301", now, 300).is_err());
         assert!(check_timestamp("soon", now, 300).is_err());
+        // Any i64 a sender puts there is refused, never an overflow.
+        for extreme in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert!(check_timestamp(&extreme.to_string(), now, u32::MAX).is_err());
+        }
     }
 }
