@@ -10,15 +10,15 @@
 //! the server's audit log is ours (envtest), every request the ServiceAccount made is
 //! read back: none refused, and every verb the chart grants was needed.
 
+mod in_process;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bounce_operator::controller::{self, Scope};
-use bounce_operator::metrics::Metrics;
-use bounce_operator::reconcile::desired::{HASH_ANNOTATION, Settings};
+use bounce_operator::reconcile::desired::HASH_ANNOTATION;
 use bounceops_api::{BounceConfig, ConditionStatus};
 use bounceops_tests::cluster::{self, ChartRbac, TestNamespace, wait_until};
+use in_process::with_operator;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -67,6 +67,7 @@ async fn operator_end_to_end_as_the_charts_service_account() {
         with_operator(
             &operator_client,
             &ns.name,
+            "e2e",
             scenario(&admin, &ns.name, nodes, false),
         )
         .await;
@@ -78,6 +79,7 @@ async fn operator_end_to_end_as_the_charts_service_account() {
     with_operator(
         &operator_client,
         &ns.name,
+        "e2e",
         scenario(&admin, &ns.name, nodes, true),
     )
     .await;
@@ -91,27 +93,6 @@ async fn operator_end_to_end_as_the_charts_service_account() {
             "{SUITE}: no audit log to read (BOUNCEOPS_KUBE_AUDIT_LOG unset): RBAC checked only by the scenario passing"
         ),
         Some(requests) => check_rbac_use(&requests, &rbac.cluster_grants),
-    }
-}
-
-/// Runs the operator in this process, as `client`, watching `ns`, while `work` runs.
-async fn with_operator(client: &Client, ns: &str, work: impl Future<Output = ()> + Send + 'static) {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(
-        client.clone(),
-        Scope(Some(ns.to_owned())),
-        Settings::default(),
-        "e2e".into(),
-        Arc::new(Metrics::new()),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let result = tokio::spawn(work).await;
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
     }
 }
 

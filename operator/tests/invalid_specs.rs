@@ -12,16 +12,15 @@
 //! Runs when `KUBECONFIG` is set (`scripts/test.sh` starts a control plane on loopback);
 //! otherwise prints that it skipped.
 
+mod in_process;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bounce_operator::controller::{self, Scope};
-use bounce_operator::metrics::Metrics;
-use bounce_operator::reconcile::desired::Settings;
 use bounceops_api::{BounceConfig, ConditionStatus};
 use bounceops_tests::cluster::{self, TestNamespace, wait_until};
 use bounceops_tests::invalid_specs::{self, Invalid};
+use in_process::with_operator;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -59,23 +58,13 @@ async fn specs_only_the_operator_can_judge_are_degraded_and_create_nothing() {
     }
     put_secrets(&client, &ns.name, &secrets).await;
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(
-        client.clone(),
-        Scope(Some(ns.name.clone())),
-        Settings::default(),
-        "invalid-specs".into(),
-        Arc::new(Metrics::new()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let result = tokio::spawn(scenario(client.clone(), ns.name.clone(), rows)).await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    with_operator(
+        &client,
+        &ns.name,
+        "invalid-specs",
+        scenario(client.clone(), ns.name.clone(), rows),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,19 +93,8 @@ async fn a_child_name_taken_by_someone_else_is_a_conflict_and_left_alone() {
         .expect("someone else's Service");
     let before = services.get("news-webhook").await.unwrap();
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(
-        client.clone(),
-        Scope(Some(ns.name.clone())),
-        Settings::default(),
-        "conflict".into(),
-        Arc::new(Metrics::new()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
     let (c, n) = (client.clone(), ns.name.clone());
-    let result = tokio::spawn(async move {
+    with_operator(&client, &ns.name, "conflict", async move {
         let configs: Api<BounceConfig> = Api::namespaced(c.clone(), &n);
         apply(&configs, "news", spec.clone()).await;
         wait("the config is Degraded with reason Conflict", || async {
@@ -167,11 +145,6 @@ async fn a_child_name_taken_by_someone_else_is_a_conflict_and_left_alone() {
         .await;
     })
     .await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 async fn scenario(client: Client, ns: String, rows: Vec<Invalid>) {
