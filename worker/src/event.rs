@@ -46,8 +46,11 @@ pub struct BounceEvent {
     pub meta: serde_json::Value,
     /// When the bounce happened; `None` means now.
     pub created_at: Option<DateTime<Utc>>,
-    /// The provider's id of this event, for exactly-once recording of retries.
-    pub event_id: Option<String>,
+    /// This event's identity, unique within its `source`: the provider's id, a digest of
+    /// the mailbox message, the client's `Idempotency-Key`, or one made when the event was
+    /// received. Claimed in the transaction that records the event, so no retry (the
+    /// sender's, or the worker's own after a lost commit answer) records it twice.
+    pub event_id: String,
 }
 
 /// What happened to one event. Every variant means the event is durably handled.
@@ -64,8 +67,11 @@ pub enum Outcome {
     OverThreshold { action: Option<Action> },
     /// No such subscriber: kept in the worker's unmatched table.
     Unmatched,
-    /// The same provider event was recorded before.
+    /// The same event was recorded before.
     Duplicate,
+    /// Recorded by an attempt whose commit answer was lost (the connection dropped after
+    /// COMMIT); the worker checked that it is committed, but not what it did.
+    Committed,
 }
 
 impl Outcome {
@@ -77,6 +83,7 @@ impl Outcome {
             Outcome::OverThreshold { .. } => "over_threshold",
             Outcome::Unmatched => "unmatched",
             Outcome::Duplicate => "duplicate",
+            Outcome::Committed => "committed",
         }
     }
 
@@ -86,4 +93,10 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+/// An identity for an event whose sender gave none: unique, so it only guards against the
+/// worker's own retries (a sender's retry of such an event is a new event).
+pub fn received_id() -> String {
+    format!("received:{}", Uuid::new_v4())
 }

@@ -8,23 +8,45 @@
 //! lone event is written at once, without waiting for company.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::event::{BounceEvent, Outcome};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::store::{Store, record};
+use crate::store::record::{self, RecordError};
+use crate::store::{self, Store};
 
 const MAX_BATCH_EVENTS: usize = 128;
 const QUEUE_JOBS: usize = 4096;
 
+/// How long an event's identity is remembered: twice the longest provider retry window.
+const EVENT_IDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Forgetting runs this often, so each run deletes little; every replica runs it, which is
+/// harmless (the same DELETE).
+const FORGET_EVERY: Duration = Duration::from_secs(600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The database refused the batch for a reason of its own.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database is unreachable (or was while the batch was written): retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("the worker is shutting down")]
     Closed,
+}
+
+impl From<sqlx::Error> for IngestError {
+    fn from(e: sqlx::Error) -> Self {
+        if store::is_unavailable(&e) {
+            IngestError::Unavailable(e.to_string())
+        } else {
+            IngestError::Database(e)
+        }
+    }
 }
 
 struct Job {
@@ -50,6 +72,7 @@ impl Ingest {
                 metrics.clone(),
             ));
         }
+        tokio::spawn(forget_old_event_ids(store, queue.downgrade()));
         Ingest { queue }
     }
 
@@ -102,14 +125,18 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
     // can be kilobytes), and where each job's share of it ends.
     let mut events: Vec<BounceEvent> =
         Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
-    let mut shares = Vec::with_capacity(jobs.len());
+    let mut shares: Vec<(std::ops::Range<usize>, Reply)> = Vec::with_capacity(jobs.len());
     for job in jobs {
         let start = events.len();
         events.extend(job.events);
         shares.push((start..events.len(), job.reply));
     }
     metrics.batch_size.observe(events.len() as f64);
-    match record::record(store.pool(), rules, &events).await {
+    let result = match record::record(store.pool(), rules, &events).await {
+        Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, &events, e).await,
+        other => other,
+    };
+    match result {
         Ok(outcomes) => {
             for (range, reply) in shares {
                 let mine = outcomes[range.clone()].to_vec();
@@ -118,18 +145,78 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
             }
         }
         // One bad job must not fail its neighbours: retry each job in its own transaction.
-        Err(e) if shares.len() > 1 => {
+        // Not when the database itself is unreachable: every job would wait out the pool's
+        // timeout in turn, so the whole batch fails at once and its senders retry later.
+        Err(RecordError::NotCommitted(e))
+            if shares.len() > 1 && !store::is_connection_failure(&e) =>
+        {
             tracing::warn!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
             for (range, reply) in shares {
                 let mine = &events[range];
-                let result = record::record(store.pool(), rules, mine).await;
+                let result = match record::record(store.pool(), rules, mine).await {
+                    Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, mine, e).await,
+                    other => other,
+                };
                 finish(metrics, mine, reply, result);
             }
         }
         Err(e) => {
-            if let Some((_, reply)) = shares.into_iter().next() {
-                finish(metrics, &events, reply, Err(e));
+            let error = e.into_sqlx();
+            metrics.db_errors.with_label_values(&["record"]).inc();
+            tracing::error!(error = %error, events = events.len(), "recording bounces failed");
+            if shares.len() == 1 {
+                if let Some((_, reply)) = shares.pop() {
+                    let _ = reply.send(Err(IngestError::from(error)));
+                }
+                return;
             }
+            // Several jobs reach here only when the database is unreachable.
+            let message = error.to_string();
+            for (_, reply) in shares {
+                let _ = reply.send(Err(IngestError::Unavailable(message.clone())));
+            }
+        }
+    }
+}
+
+/// The connection broke after COMMIT was sent: asks the database whether the batch is in.
+/// Committed: every event is answered as recorded (`Outcome::Committed`), so its sender
+/// does not send it again. Not committed, or no answer: the batch failed as a whole.
+async fn settle_lost_commit(
+    store: &Store,
+    events: &[BounceEvent],
+    lost: sqlx::Error,
+) -> Result<Vec<Outcome>, RecordError> {
+    tracing::warn!(error = %lost, events = events.len(), "the answer to COMMIT was lost; asking the database whether the batch is in");
+    match record::committed(store.pool(), events).await {
+        Ok(true) => {
+            tracing::info!(
+                events = events.len(),
+                "the batch whose commit answer was lost is committed"
+            );
+            Ok(vec![Outcome::Committed; events.len()])
+        }
+        Ok(false) => Err(RecordError::NotCommitted(lost)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot tell whether the batch is committed; its senders will retry");
+            Err(RecordError::NotCommitted(lost))
+        }
+    }
+}
+
+/// Runs as long as the `Ingest` it was started with (`alive` upgrades).
+async fn forget_old_event_ids(store: Store, alive: mpsc::WeakSender<Job>) {
+    let mut every = tokio::time::interval(FORGET_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if alive.upgrade().is_none() {
+            return;
+        }
+        match record::forget_old_event_ids(store.pool(), EVENT_IDS_KEPT).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "forgot event ids older than 7 days"),
+            Err(e) => tracing::warn!(error = %e, "cannot forget old event ids; will try again"),
         }
     }
 }
@@ -140,7 +227,7 @@ fn finish(
     metrics: &Metrics,
     events: &[BounceEvent],
     reply: Reply,
-    result: Result<Vec<Outcome>, sqlx::Error>,
+    result: Result<Vec<Outcome>, RecordError>,
 ) {
     match result {
         Ok(outcomes) => {
@@ -150,7 +237,7 @@ fn finish(
         Err(e) => {
             metrics.db_errors.with_label_values(&["record"]).inc();
             tracing::error!(error = %e, "recording bounces failed");
-            let _ = reply.send(Err(IngestError::Database(e)));
+            let _ = reply.send(Err(IngestError::from(e.into_sqlx())));
         }
     }
 }

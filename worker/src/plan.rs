@@ -133,7 +133,7 @@ mod tests {
             source: "t".into(),
             meta: serde_json::json!({}),
             created_at: None,
-            event_id: None,
+            event_id: crate::event::received_id(),
         }
     }
 

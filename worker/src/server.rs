@@ -40,13 +40,6 @@ pub async fn serve_with_mailboxes(
         tracing::warn!(%why, "starting while not ready; /readyz reports it until it is fixed");
     }
     let metrics = Metrics::new();
-    let scanners = match mailboxes.is_empty() {
-        true => None,
-        false => {
-            let deps = mailbox::Deps::new(settings, store.clone(), metrics.clone())?;
-            Some(mailbox::Scanners::start(mailboxes, deps))
-        }
-    };
     // One writer by default: while it commits a batch, the next batch gathers, so batches
     // grow by themselves when the database is slow and stay small when it is fast. On
     // 2 cores it measured 1.09x the baseline against 0.82-0.88x with two writers (see
@@ -63,6 +56,13 @@ pub async fn serve_with_mailboxes(
         metrics.clone(),
         writers,
     );
+    let scanners = match mailboxes.is_empty() {
+        true => None,
+        false => {
+            let deps = mailbox::Deps::new(store.clone(), ingest.clone(), metrics.clone())?;
+            Some(mailbox::Scanners::start(mailboxes, deps))
+        }
+    };
     let providers = Providers::new(settings.providers.clone(), store.clone(), &metrics);
     let app = Arc::new(App {
         store: store.clone(),

@@ -8,6 +8,7 @@ mod mailbox_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bounce_worker::ingest::Ingest;
 use bounce_worker::mailbox::scan::{self, Deps, Summary};
 use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, Session, state};
 use bounce_worker::metrics::Metrics;
@@ -24,7 +25,7 @@ fn deps(db: &TestDb) -> Deps {
     let metrics = Metrics::new();
     Deps {
         store: db.store(),
-        rules: Arc::new(Rules::default()),
+        ingest: Ingest::start(db.store(), Arc::new(Rules::default()), metrics.clone(), 1),
         mailbox_metrics: MailboxMetrics::register(metrics.registry()).unwrap(),
         metrics,
     }

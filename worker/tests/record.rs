@@ -23,7 +23,7 @@ fn event(email: &str, t: BounceType) -> BounceEvent {
         source: "test".into(),
         meta: serde_json::json!({}),
         created_at: None,
-        event_id: None,
+        event_id: bounce_worker::event::received_id(),
     }
 }
 
@@ -336,7 +336,7 @@ async fn provider_retries_are_recorded_once() {
     let db = TestDb::new().await;
     let (id, _) = db.subscriber("g@example.com").await;
     let mut e = event("g@example.com", BounceType::Soft);
-    e.event_id = Some("evt-1".into());
+    e.event_id = "evt-1".into();
     let rules = Rules::default();
     // Twice in one batch, then again later.
     let outcomes = record(&db.pool, &rules, &[e.clone(), e.clone()])

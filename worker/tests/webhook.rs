@@ -439,3 +439,76 @@ async fn graceful_stop_finishes_in_flight_requests() {
         "every 200 is committed, nothing else is"
     );
 }
+
+/// A sender that retries with the same `Idempotency-Key` (after a timeout, or a worker
+/// killed between its commit and its answer) gets 200 and the bounce is stored once.
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_is_recorded_once() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("k@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let body = json!({"email": "k@example.com", "type": "soft", "source": "api"});
+    let post = |key: Option<&'static str>| {
+        let mut r = w
+            .client
+            .post(w.url("/webhooks/bounce"))
+            .header("Authorization", w.auth())
+            .json(&body);
+        if let Some(key) = key {
+            r = r.header("Idempotency-Key", key);
+        }
+        r.send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            post(Some("campaign-7/k@example.com"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(db.bounce_count(id).await, 1, "one key, one bounce");
+    assert_eq!(post(None).await.unwrap().status(), 200);
+    assert_eq!(db.bounce_count(id).await, 2, "without a key, a new bounce");
+    let bad = post(Some("two words")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(db.bounce_count(id).await, 2);
+    let metrics = w.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "bounceops_events_total{outcome=\"duplicate\",source=\"api\",type=\"soft\"}"
+        ),
+        2.0
+    );
+}
+
+/// While the database is unreachable (connections hang, as in a network partition), a
+/// batch of many senders' bounces fails at once: every sender gets 503 after one
+/// connection timeout, instead of job after job each waiting out the pool's timeout until
+/// the request deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_fails_a_whole_batch_at_once() {
+    let db = TestDb::new().await;
+    db.subscriber("a@example.com").await;
+    let proxy = Proxy::start(server_addr(&db.url)).await;
+    let w = TestWorker::start(&proxy.url_for(&db.url), "").await;
+    let body = json!({"email": "a@example.com", "type": "soft", "source": "x"});
+    assert_eq!(w.post_bounce(&body).await.status(), 200);
+
+    proxy.stall();
+    let started = std::time::Instant::now();
+    let posts = (0..64).map(|_| w.post_bounce(&body));
+    let answers = futures::future::join_all(posts).await;
+    let took = started.elapsed();
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    // One pool timeout is 3 s; a batch or two of them. Job by job, 64 senders would wait
+    // 3 s each in turn, until the 30 s request deadline.
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "64 senders were answered in {took:?}"
+    );
+    assert_eq!(db.total_bounces().await, 1);
+}

@@ -70,7 +70,7 @@ impl IntoResponse for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         tracing::error!(error = %e, "database error");
-        if is_unavailable(&e) {
+        if crate::store::is_unavailable(&e) {
             ApiError::Unavailable
         } else {
             ApiError::Internal
@@ -82,26 +82,12 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Database(e) => e.into(),
+            IngestError::Unavailable(why) => {
+                tracing::error!(error = %why, "database unavailable");
+                ApiError::Unavailable
+            }
             IngestError::Closed => ApiError::Unavailable,
         }
-    }
-}
-
-/// Whether the error means "the database cannot serve now" (so a retry may succeed), as
-/// opposed to a statement it refused. SQLSTATE classes: 08 connection, 53 resources,
-/// 57 operator intervention (shutdown), 40 serialization/deadlock.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| ["08", "53", "57", "40"].iter().any(|p| c.starts_with(p))),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        _ => false,
     }
 }
 

@@ -3,8 +3,14 @@
 //! The body is `{email | subscriber_uuid, campaign_uuid?, type, source, meta?, created_at?}`;
 //! the answer is `{"data": true}` once the bounce is committed, 400 with a message for bad
 //! input, 503 when the database cannot take it (the sender should retry).
+//!
+//! A sender that retries should send an `Idempotency-Key` header (the IETF httpapi draft's
+//! name): a bounce is recorded once per key, so a retry after a lost answer (a timeout, a
+//! worker killed between its commit and its reply) is acknowledged without being counted
+//! again. Without the header every request is a new bounce, as in listmonk.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -14,7 +20,10 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, Authenticated};
-use crate::event::{BounceEvent, BounceType};
+use crate::event::{BounceEvent, BounceType, received_id};
+
+/// Longest `Idempotency-Key` taken: a UUID or a hash fits many times over.
+const MAX_KEY_BYTES: usize = 200;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/webhooks/bounce", post(receive))
@@ -43,6 +52,7 @@ struct GenericBounce {
 async fn receive(
     State(app): State<AppState>,
     _: Authenticated,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !app.generic_webhook {
@@ -50,7 +60,10 @@ async fn receive(
             "the generic webhook is not enabled".into(),
         ));
     }
-    let event = parse(&body?)?;
+    let mut event = parse(&body?)?;
+    if let Some(key) = idempotency_key(&headers)? {
+        event.event_id = format!("idempotency-key:{key}");
+    }
     app.ingest.record(vec![event]).await?;
     Ok(Json(serde_json::json!({ "data": true })))
 }
@@ -118,8 +131,25 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
         source: b.source,
         meta,
         created_at,
-        event_id: None,
+        event_id: received_id(),
     })
+}
+
+/// The sender's `Idempotency-Key`, if any: 1 to 200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "invalid Idempotency-Key: 1 to {MAX_KEY_BYTES} visible ASCII characters"
+        ))
+    };
+    let key = value.to_str().map_err(|_| bad())?.trim();
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key))
 }
 
 fn optional_uuid(s: &str) -> Result<Option<Uuid>, uuid::Error> {
@@ -194,6 +224,26 @@ mod tests {
         assert_eq!(e.subscriber_uuid, None);
         assert_eq!(e.campaign_uuid, None);
         assert_eq!(e.meta, serde_json::json!({}));
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("idempotency-key", v.parse().unwrap());
+            idempotency_key(&h).map(|k| k.map(str::to_owned))
+        };
+        assert_eq!(idempotency_key(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(with(" 8e3b-1 ").unwrap().as_deref(), Some("8e3b-1"));
+        for bad in ["", "a b", &"k".repeat(MAX_KEY_BYTES + 1)] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn events_without_a_key_get_their_own_identity() {
+        let body = br#"{"email":"a@b.c","type":"soft"}"#;
+        assert_ne!(parse(body).unwrap().event_id, parse(body).unwrap().event_id);
     }
 
     #[test]

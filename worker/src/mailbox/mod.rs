@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::ingest::{Ingest, IngestError};
 use crate::metrics::Metrics;
 use crate::secrets::SecretsDir;
 use crate::store::Store;
@@ -49,6 +50,8 @@ pub enum ScanError {
     Protocol(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("recording bounces: {0}")]
+    Record(#[from] IngestError),
 }
 
 impl ScanError {
@@ -57,7 +60,7 @@ impl ScanError {
             ScanError::Connect(_) => "connect_error",
             ScanError::Auth(_) => "auth_error",
             ScanError::Rejected(_) | ScanError::Protocol(_) => "protocol_error",
-            ScanError::Database(_) => "database_error",
+            ScanError::Database(_) | ScanError::Record(_) => "database_error",
         }
     }
 }
@@ -359,11 +362,11 @@ fn log_scan(mailbox: &MailboxConfig, result: Result<Summary, ScanError>) -> bool
 
 impl Deps {
     /// Registers the mailbox metrics into `metrics`' registry (once per registry).
-    pub fn new(settings: &Settings, store: Store, metrics: Metrics) -> anyhow::Result<Deps> {
+    pub fn new(store: Store, ingest: Ingest, metrics: Metrics) -> anyhow::Result<Deps> {
         let mailbox_metrics = MailboxMetrics::register(metrics.registry())?;
         Ok(Deps {
             store,
-            rules: Arc::new(settings.rules.clone()),
+            ingest,
             metrics,
             mailbox_metrics,
         })
@@ -377,7 +380,14 @@ pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> any
         &settings.database_url,
         settings.spec.database.max_connections,
     )?;
-    let deps = Deps::new(settings, store.clone(), Metrics::new())?;
+    let metrics = Metrics::new();
+    let ingest = Ingest::start(
+        store.clone(),
+        Arc::new(settings.rules.clone()),
+        metrics.clone(),
+        1,
+    );
+    let deps = Deps::new(store.clone(), ingest, metrics)?;
     let (_stop, stopped) = watch::channel(false);
     let scans = mailboxes.iter().map(|m| {
         let (deps, stopped) = (&deps, &stopped);

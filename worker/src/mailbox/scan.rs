@@ -29,10 +29,9 @@ use uuid::Uuid;
 use super::metrics::MailboxMetrics;
 use super::{Fetched, Listed, MailboxConfig, ScanError, Session, state};
 use crate::event::{BounceEvent, BounceType};
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::rules::Rules;
 use crate::store::Store;
-use crate::store::record::record;
 
 /// Messages fetched and committed together: large enough that one transaction carries
 /// many bounces, small enough that a crash repeats little work.
@@ -127,7 +126,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
                 source: mailbox.source(),
                 meta: serde_json::Value::Object(meta),
                 created_at: None,
-                event_id: Some(format!("{}/{digest}/{}", mailbox.key, r.email)),
+                event_id: format!("{}/{digest}/{}", mailbox.key, r.email),
             }
         })
         .collect();
@@ -211,7 +210,9 @@ pub fn kind_label(kind: &Kind) -> &'static str {
 #[derive(Clone)]
 pub struct Deps {
     pub store: Store,
-    pub rules: std::sync::Arc<Rules>,
+    /// Bounces are recorded through the same group commit as the webhooks' (one write
+    /// path, one set of metrics).
+    pub ingest: Ingest,
     pub metrics: Metrics,
     pub mailbox_metrics: MailboxMetrics,
 }
@@ -300,7 +301,7 @@ async fn scan_locked(
             batch.iter().partition(|l| l.size > max);
         let handles: Vec<u32> = wanted.iter().map(|l| l.handle).collect();
         let fetched = classify_batch(session.fetch(&handles).await?).await?;
-        let mut events = Vec::new();
+        let mut events: Vec<BounceEvent> = Vec::new();
         let mut remove = Vec::new();
         let mut keep = Vec::new();
         for (handle, read) in fetched {
@@ -333,14 +334,10 @@ async fn scan_locked(
                 Plan::Keep(kind) => keep.push((listed.id.clone(), kind)),
             }
         }
+        let recorded = events.len();
         if !events.is_empty() {
-            let outcomes = record(pool, &deps.rules, &events).await.inspect_err(|_| {
-                deps.metrics
-                    .db_errors
-                    .with_label_values(&["mailbox_record"])
-                    .inc();
-            })?;
-            deps.metrics.observe_outcomes(&events, &outcomes);
+            // Ingest counts the outcomes and the database errors.
+            deps.ingest.record(events).await?;
         }
         let kept = keep.len();
         let handles: Vec<u32> = oversized.iter().map(|l| l.handle).collect();
@@ -366,7 +363,7 @@ async fn scan_locked(
         session.remove(&remove).await?;
         summary.removed += remove.len();
         summary.kept += kept;
-        summary.events += events.len();
+        summary.events += recorded;
         summary.oversized += oversized.len();
     }
     session.finish().await?;
@@ -436,7 +433,7 @@ mod tests {
         assert_eq!(e.campaign_uuid, None, "a malformed UUID is ignored");
         assert_eq!(e.source, "mailbox:bounces");
         assert_eq!(e.meta["diagnostic"].as_str().unwrap().len(), MAX_DIAGNOSTIC);
-        assert!(e.event_id.as_deref().unwrap().ends_with("/abc/a@x.org"));
+        assert!(e.event_id.ends_with("/abc/a@x.org"));
     }
 
     #[test]

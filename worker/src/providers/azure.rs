@@ -110,7 +110,7 @@ pub fn event_of(ev: Value) -> Option<BounceEvent> {
     let created_at = time(ev.pointer("/data/deliveryAttemptTimeStamp"))
         .or_else(|| time(ev.pointer("/data/deliveryAttemptTimestamp")))
         .or_else(|| time(ev.get("eventTime")));
-    let mut e = event(NAME, email, t, ev, Some(id));
+    let mut e = event(NAME, email, t, ev, id);
     e.created_at = created_at;
     Some(e)
 }

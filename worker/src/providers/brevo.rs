@@ -38,7 +38,7 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
     let campaign = campaign_in_text(str_at(&item, "/X-Mailin-custom"))
         .or_else(|| campaign_in(item.get("headers")));
     let created_at = time(item.get("ts_event")).or_else(|| time(item.get("date")));
-    let mut e = event(NAME, email, t, item, Some(id));
+    let mut e = event(NAME, email, t, item, id);
     e.campaign_uuid = campaign;
     e.created_at = created_at;
     Some(e)

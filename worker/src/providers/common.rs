@@ -213,7 +213,7 @@ pub fn event(
     email: String,
     bounce_type: BounceType,
     meta: Value,
-    event_id: Option<String>,
+    event_id: String,
 ) -> BounceEvent {
     BounceEvent {
         email: Some(email),

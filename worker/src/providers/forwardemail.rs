@@ -83,7 +83,7 @@ pub fn event_of(body: Value, id: String) -> Option<BounceEvent> {
     let campaign = campaign_in(body.get("headers"));
     let subscriber = subscriber_in(body.get("headers"));
     let created_at = time(body.get("bounced_at"));
-    let mut e = event(NAME, email, t, body, Some(id));
+    let mut e = event(NAME, email, t, body, id);
     e.campaign_uuid = campaign;
     e.subscriber_uuid = subscriber;
     e.created_at = created_at;

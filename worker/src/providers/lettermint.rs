@@ -100,7 +100,7 @@ pub fn event_of(body: Value) -> Option<BounceEvent> {
     let campaign = campaign_in(headers).or_else(|| campaign_in(metadata));
     let subscriber = subscriber_in(headers).or_else(|| subscriber_in(metadata));
     let created_at = time(body.get("timestamp"));
-    let mut e = event(NAME, email, t, body, Some(id));
+    let mut e = event(NAME, email, t, body, id);
     e.campaign_uuid = campaign;
     e.subscriber_uuid = subscriber;
     e.created_at = created_at;

@@ -113,7 +113,7 @@ pub fn event_of(data: Value) -> Option<BounceEvent> {
         .or_else(|| campaign_in(data.pointer("/message/headers")));
     let subscriber = subscriber_in(data.get("user-variables"));
     let created_at = time(data.get("timestamp"));
-    let mut e = event(NAME, email, t, data, Some(id));
+    let mut e = event(NAME, email, t, data, id);
     e.campaign_uuid = campaign;
     e.subscriber_uuid = subscriber;
     e.created_at = created_at;

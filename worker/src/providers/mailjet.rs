@@ -46,7 +46,7 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
     let campaign = campaign_in_text(str_at(&item, "/Payload"))
         .or_else(|| campaign_in_text(str_at(&item, "/CustomID")));
     let created_at = time(item.get("time"));
-    let mut e = event(NAME, email, t, item, Some(id));
+    let mut e = event(NAME, email, t, item, id);
     e.campaign_uuid = campaign;
     e.created_at = created_at;
     Some(e)

@@ -87,7 +87,7 @@ pub fn events(record: Value) -> Option<BounceEvent> {
     };
     let campaign = campaign_in(record.get("Metadata"));
     let created_at = time(record.get("BouncedAt"));
-    let mut e = event(NAME, email, t, record, Some(id));
+    let mut e = event(NAME, email, t, record, id);
     e.campaign_uuid = campaign;
     e.created_at = created_at;
     Some(e)

@@ -120,7 +120,7 @@ pub fn events(svix_id: &str, body: Value) -> Vec<BounceEvent> {
             } else {
                 format!("{svix_id}:{email}")
             };
-            let mut e = event(NAME, email, t, body.clone(), Some(id));
+            let mut e = event(NAME, email, t, body.clone(), id);
             e.campaign_uuid = campaign;
             e.subscriber_uuid = if single { subscriber } else { None };
             e.created_at = created_at;

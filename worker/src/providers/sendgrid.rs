@@ -143,7 +143,7 @@ pub fn events(body: Value) -> Result<Vec<BounceEvent>, Rejection> {
         // Custom args arrive as top-level keys of the event.
         let campaign = campaign_in(Some(&item));
         let created_at = time(item.get("timestamp"));
-        let mut e = event(NAME, email, t, item, Some(id));
+        let mut e = event(NAME, email, t, item, id);
         e.campaign_uuid = campaign;
         e.created_at = created_at;
         out.push(e);

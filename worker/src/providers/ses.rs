@@ -411,7 +411,7 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
             } else {
                 message.clone().unwrap_or_default()
             };
-            let mut e = event(NAME, email, t, meta, Some(id));
+            let mut e = event(NAME, email, t, meta, id);
             e.campaign_uuid = campaign;
             e.subscriber_uuid = if one_recipient { subscriber } else { None };
             e.created_at = created_at;
@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].bounce_type, BounceType::Hard);
         assert_eq!(events[1].bounce_type, BounceType::Soft);
-        assert_eq!(events[0].event_id.as_deref(), Some("m-1:a@example.com"));
+        assert_eq!(events[0].event_id, "m-1:a@example.com");
         assert_eq!(events[1].campaign_uuid.unwrap().to_string(), campaign);
         assert!(events[0].created_at.is_some());
     }
@@ -510,7 +510,7 @@ mod tests {
         let e = events("m-2", msg).unwrap();
         assert_eq!(e[0].bounce_type, BounceType::Complaint);
         assert_eq!(e[0].campaign_uuid, None);
-        assert_eq!(e[0].event_id.as_deref(), Some("m-2"));
+        assert_eq!(e[0].event_id, "m-2");
         assert!(
             events("m-3", json!({"notificationType": "Delivery"}))
                 .unwrap()

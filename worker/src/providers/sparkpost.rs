@@ -58,7 +58,7 @@ pub fn event_of(ev: Value) -> Option<BounceEvent> {
     let campaign = campaign_in(ev.get("rcpt_meta"));
     let subscriber = subscriber_in(ev.get("rcpt_meta"));
     let created_at = time(ev.get("timestamp"));
-    let mut e = event(NAME, email, t, ev, Some(id));
+    let mut e = event(NAME, email, t, ev, id);
     e.campaign_uuid = campaign;
     e.subscriber_uuid = subscriber;
     e.created_at = created_at;

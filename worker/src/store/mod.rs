@@ -15,6 +15,32 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+/// Whether the error means "the database cannot serve now" (so a retry may succeed), as
+/// opposed to a statement it refused: a connection failure, or SQLSTATE class 40
+/// (serialization failure, deadlock).
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    is_connection_failure(e)
+        || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("40")))
+}
+
+/// Whether the error is the database (or the way to it) failing, whatever the statement:
+/// no connection, a broken one, or SQLSTATE classes 08 (connection), 53 (resources) and
+/// 57 (operator intervention: shutdown, restart).
+pub fn is_connection_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| ["08", "53", "57"].iter().any(|p| c.starts_with(p))),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,

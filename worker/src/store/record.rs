@@ -29,13 +29,36 @@ use crate::rules::Rules;
 /// namespace keeps our locks apart from any other application's on the same database.
 const SUBSCRIBER_LOCK_NAMESPACE: i32 = 0x626f_756e; // "boun"
 
+/// Why a batch is not known to be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Nothing of the batch was committed.
+    #[error("{0}")]
+    NotCommitted(#[from] sqlx::Error),
+    /// COMMIT was sent and its answer never came (the connection broke): the batch is
+    /// either wholly committed or not at all, and only the database knows which
+    /// ([`committed`] asks it).
+    #[error("the answer to COMMIT was lost: {0}")]
+    CommitUnknown(sqlx::Error),
+}
+
+impl RecordError {
+    /// The underlying error, once it no longer matters whether the commit happened.
+    pub fn into_sqlx(self) -> sqlx::Error {
+        match self {
+            RecordError::NotCommitted(e) | RecordError::CommitUnknown(e) => e,
+        }
+    }
+}
+
 /// Records `events` in one transaction and returns one outcome per event, in order.
-/// On error nothing of the batch is committed.
+/// On error nothing of the batch is committed, unless the error is
+/// [`RecordError::CommitUnknown`].
 pub async fn record(
     pool: &PgPool,
     rules: &Rules,
     events: &[BounceEvent],
-) -> Result<Vec<Outcome>, sqlx::Error> {
+) -> Result<Vec<Outcome>, RecordError> {
     let mut tx = pool.begin().await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 
@@ -67,7 +90,12 @@ pub async fn record(
         .filter(|i| steps[i] == Step::Unmatched)
         .collect();
     insert_unmatched(&mut tx, events, &unmatched).await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(|e| match e {
+        // The server refused the commit (a deferred check, a serialization failure):
+        // rolled back, for sure.
+        sqlx::Error::Database(_) => RecordError::NotCommitted(e),
+        _ => RecordError::CommitUnknown(e),
+    })?;
 
     let applied = |id: i32, action: Option<Action>| action.filter(|a| changed.contains(&(id, *a)));
     for i in pending {
@@ -95,23 +123,15 @@ pub async fn record(
         .collect())
 }
 
-/// Inserts the provider event ids of the batch; returns the indexes of events whose id was
-/// already recorded (by an earlier commit, or earlier in this batch). Ids are inserted in
-/// sorted order so that concurrent batches sharing ids cannot deadlock on them.
+/// Claims the events' ids in `bounceops.processed_events`; returns the indexes of events
+/// whose id was claimed before (by an earlier commit, or earlier in this batch). Ids are
+/// inserted in sorted order so that concurrent batches sharing ids cannot deadlock on them.
 async fn claim_event_ids(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
 ) -> Result<Vec<usize>, sqlx::Error> {
-    let keyed: Vec<(usize, &str, &str)> = events
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| e.event_id.as_deref().map(|id| (i, e.source.as_str(), id)))
-        .collect();
-    if keyed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sources: Vec<&str> = keyed.iter().map(|k| k.1).collect();
-    let ids: Vec<&str> = keyed.iter().map(|k| k.2).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let fresh: Vec<(String, String)> = sqlx::query_as(
         "INSERT INTO bounceops.processed_events (source, event_id)
          SELECT s, e FROM unnest($1::text[], $2::text[]) AS t(s, e) ORDER BY s, e
@@ -122,12 +142,48 @@ async fn claim_event_ids(
     .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
-    let mut unclaimed: std::collections::HashSet<(String, String)> = fresh.into_iter().collect();
-    Ok(keyed
-        .into_iter()
-        .filter(|(_, s, id)| !unclaimed.remove(&((*s).to_owned(), (*id).to_owned())))
-        .map(|(i, _, _)| i)
+    let mut unclaimed: HashSet<(String, String)> = fresh.into_iter().collect();
+    Ok(events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !unclaimed.remove(&(e.source.clone(), e.event_id.clone())))
+        .map(|(i, _)| i)
         .collect())
+}
+
+/// After [`RecordError::CommitUnknown`]: whether that batch is committed. It tries to claim
+/// the batch's ids again, in a transaction it then rolls back. An insert waits for any
+/// transaction still holding one of those ids (the lost one, if its server has not ended
+/// it yet) and then conflicts with a committed id, so the answer is exact: the batch is
+/// committed exactly when none of its ids can be claimed. (Ids that were duplicates of
+/// earlier commits conflict either way; a batch of nothing but those is all recorded.)
+pub async fn committed(pool: &PgPool, events: &[BounceEvent]) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // A lost transaction whose server never notices its client is gone would make the
+    // insert wait forever; past this the caller answers "retry later" instead.
+    sqlx::query("SET LOCAL lock_timeout = '10s'")
+        .execute(&mut *tx)
+        .await?;
+    let claimable = claim_event_ids(&mut tx, events).await?.len() < events.len();
+    tx.rollback().await?;
+    Ok(!claimable)
+}
+
+/// Forgets event ids claimed more than `keep` ago; returns how many. A retry older than
+/// that is recorded again: providers stop retrying within 3 days (SendGrid's 72 hours is
+/// the longest), and a mailbox message whose removal failed is read again at the next scan.
+pub async fn forget_old_event_ids(
+    pool: &PgPool,
+    keep: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM bounceops.processed_events
+         WHERE received_at < NOW() - make_interval(secs => $1)",
+    )
+    .bind(keep.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Maps event index -> subscriber id for the events whose subscriber exists, and takes each

@@ -2,10 +2,12 @@
 //! in-process worker listening on loopback, and a TCP proxy that can cut the database.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod commit_trap;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use bounce_worker::config::Settings;
 use bounce_worker::secrets::SecretsDir;
@@ -310,55 +312,77 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 }
 
 /// A TCP proxy in front of Postgres. `cut()` closes every connection and refuses new ones,
-/// as a database outage does; `restore()` lets connections through again.
+/// as a database outage does; `stall()` closes them and lets new ones hang unanswered, as
+/// a network partition does (a client waits for its own timeout); `restore()` lets
+/// connections through again.
 pub struct Proxy {
     pub port: u16,
-    open: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
 }
+
+const OPEN: u8 = 0;
+const REFUSE: u8 = 1;
+const STALL: u8 = 2;
 
 impl Proxy {
     pub async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
+        let mode = Arc::new(AtomicU8::new(OPEN));
         let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
-        let (open2, gen2) = (open.clone(), generation.clone());
+        let (mode2, gen2) = (mode.clone(), generation.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
                 };
-                if !open2.load(Ordering::SeqCst) {
-                    drop(client); // refused: closed straight away
-                    continue;
-                }
                 let mut cut = gen2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
+                match mode2.load(Ordering::SeqCst) {
+                    REFUSE => drop(client), // refused: closed straight away
+                    STALL => {
+                        // Held open, never answered, until the next change of mode.
+                        tokio::spawn(async move {
+                            let _ = cut.changed().await;
+                            drop(client);
+                        });
                     }
-                });
+                    _ => {
+                        tokio::spawn(async move {
+                            let Ok(mut server) = TcpStream::connect(target).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = cut.changed() => {}
+                            }
+                        });
+                    }
+                }
             }
         });
         Proxy {
             port,
-            open,
+            mode,
             generation,
         }
     }
 
     pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
+        self.set(REFUSE);
+    }
+
+    pub fn stall(&self) {
+        self.set(STALL);
     }
 
     pub fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
+        self.set(OPEN);
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
     }
 
     /// `url` with its host and port replaced by the proxy's.

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Exactly-once soak (issue 12, point 5): 16 clients post generic-webhook bounces to a worker
+# for SECONDS (default 600) and retry each until it is answered 2xx, while this script
+#   - restarts Postgres (pg_ctl restart -m fast) every minute, 15 s in,
+#   - stops Postgres for 3 s every minute, 40 s in,
+#   - SIGKILLs the worker 3 times (at 20%, 50% and 80% of the run, 25 s into that minute)
+#     and starts it again at once, as the kubelet would.
+# Then it prints what the senders saw and what the database holds, as one JSON object:
+# sent, answered_2xx, lost (answered but not stored), doubled (stored twice), unanswered.
+#
+# Postgres here is a cluster of its own (initdb in a temporary directory, 127.0.0.1:55432),
+# so that restarting it disturbs nothing else on the machine.
+#
+# Usage: bash bench/soak/run.sh [SECONDS] [--no-keys]
+#   --no-keys: senders send no Idempotency-Key (a retry is a new request, as listmonk-style
+#   senders do); by default each bounce carries one.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+seconds="${1:-600}"
+keys="--idempotency-keys"
+[ "${2:-}" = "--no-keys" ] && keys=""
+port="${SOAK_PORT:-9321}"
+pg_port="${SOAK_PG_PORT:-55432}"
+
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+[ -x "$pg_bin/pg_ctl" ] || { log "no PostgreSQL server binaries under /usr/lib/postgresql"; exit 1; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+log "building (release)"
+cargo build -q --release -p bounce-worker --bin bounce-worker --example soak
+
+work="$(mktemp -d)"
+chmod 755 "$work"
+pgdata="$work/pgdata"
+mkdir -p "$pgdata"
+[ "$(id -u)" -eq 0 ] && chown postgres "$pgdata"
+pg() { as_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w "$@" >/dev/null; }
+cleanup() {
+    [ -n "${worker_pid:-}" ] && kill -KILL "$worker_pid" 2>/dev/null || true
+    pg stop -m immediate 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+log "starting a Postgres of its own on 127.0.0.1:$pg_port"
+as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres --auth=trust >/dev/null
+pg start -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1"
+db_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
+
+mkdir -p "$work/secrets/db" "$work/secrets/api"
+printf '%s\n' "$db_url" >"$work/secrets/db/url"
+printf 'bench:bench-token\n' >"$work/secrets/api/credentials"
+# Every soft bounce is stored (recordAfterThreshold), so each one can be counted.
+cat >"$work/config.yaml" <<YAML
+database: {urlSecretRef: {name: db, key: url}, schema: standalone, maxConnections: 8}
+api: {credentialsSecretRef: {name: api, key: credentials}}
+rules:
+  soft: {count: 1000000, action: none}
+  recordAfterThreshold: true
+YAML
+"$worker_bin" migrate --config "$work/config.yaml" --secrets-dir "$work/secrets" 2>/dev/null
+psql "$db_url" -qX <<SQL
+INSERT INTO lists (uuid, name, type) VALUES (gen_random_uuid(), 'soak', 'public');
+INSERT INTO subscribers (uuid, email, name)
+  SELECT gen_random_uuid(), 'user' || i || '@soak.test', 'User ' || i FROM generate_series(1, 1000) i;
+INSERT INTO subscriber_lists (subscriber_id, list_id, status) SELECT id, 1, 'confirmed' FROM subscribers;
+SQL
+
+start() {
+    "$worker_bin" run --config "$work/config.yaml" --secrets-dir "$work/secrets" \
+        --listen "127.0.0.1:$port" 2>>"$work/worker.log" &
+    worker_pid=$!
+}
+start
+
+"$target/release/examples/soak" --url "http://127.0.0.1:$port/webhooks/bounce" \
+    --database-url "$db_url" --seconds "$seconds" $keys >"$work/result.json" &
+senders=$!
+
+# The fault schedule: "second kind" lines, in order.
+{
+    for ((m = 0; m * 60 < seconds; m++)); do
+        echo "$((m * 60 + 15)) pg-restart"
+        echo "$((m * 60 + 40)) pg-stop-3s"
+    done
+    for pct in 20 50 80; do
+        echo "$((seconds * pct / 100 / 60 * 60 + 25)) worker-kill"
+    done
+} | sort -n >"$work/schedule"
+began=$(date +%s)
+restarts=0 stops=0 kills=0
+while read -r at kind; do
+    [ "$at" -lt "$seconds" ] || continue
+    now=$(($(date +%s) - began))
+    [ "$at" -gt "$now" ] && sleep $((at - now))
+    case "$kind" in
+        pg-restart) pg restart -m fast -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1"; restarts=$((restarts + 1)) ;;
+        pg-stop-3s) pg stop -m fast; sleep 3; pg start -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1"; stops=$((stops + 1)) ;;
+        worker-kill) kill -KILL "$worker_pid"; wait "$worker_pid" 2>/dev/null || true; start; kills=$((kills + 1)) ;;
+    esac
+    log "t=${at}s $kind"
+done <"$work/schedule"
+
+wait "$senders"
+log "faults: $restarts Postgres restarts, $stops 3-second stops, $kills worker SIGKILLs"
+python3 - "$work/result.json" "$restarts" "$stops" "$kills" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["faults"] = {"pg_restarts": int(sys.argv[2]), "pg_stops_3s": int(sys.argv[3]), "worker_sigkills": int(sys.argv[4])}
+print(json.dumps(r, indent=1))
+PY
