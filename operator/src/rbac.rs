@@ -5,9 +5,9 @@ use crate::reconcile::desired::ChildKind;
 
 /// (API group, resource, verbs) as RBAC names them.
 pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
-    // controller.rs: the main watch (list, watch; never a get); status.rs: patch_status.
+    // controller.rs: the main watch (list, watch; never a get); status.rs: replace_status.
     ("bounceops.io", "bounceconfigs", &["list", "watch"]),
-    ("bounceops.io", "bounceconfigs/status", &["patch"]),
+    ("bounceops.io", "bounceconfigs/status", &["update"]),
     // secrets.rs: get; controller.rs: metadata watch.
     ("", "secrets", &["get", "list", "watch"]),
     // apply.rs: get, apply (patch; create when new), delete; controller.rs: owns() watch.

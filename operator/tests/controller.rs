@@ -175,6 +175,36 @@ async fn a_stale_cached_object_does_not_rewrite_the_status() {
 }
 
 #[tokio::test]
+async fn a_status_change_seen_on_a_stale_cached_object_is_written_without_a_conflict() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    let stale = Arc::new(fake.config(NS, "news"));
+    reconcile::reconcile(stale.clone(), ctx.clone())
+        .await
+        .unwrap();
+    // The world changes before the watch delivers the status write: the next write must
+    // be based on the object that write made, not on the stale copy's resourceVersion.
+    fake.remove("/api/v1/namespaces/mail/secrets/bounce-api");
+    let mark = fake.log_len();
+    assert_eq!(
+        reconcile::reconcile(stale, ctx.clone()).await.unwrap(),
+        Action::requeue(reconcile::RESYNC)
+    );
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        (ConditionStatus::True, "SecretMissing".into())
+    );
+    let status_writes: Vec<_> = fake
+        .writes_since(mark)
+        .into_iter()
+        .filter(|c| c.path.ends_with("/status"))
+        .collect();
+    assert_eq!(status_writes.len(), 1, "{status_writes:?}");
+}
+
+#[tokio::test]
 async fn missing_secret_is_degraded_with_an_event_and_no_children() {
     let (client, fake) = FakeApi::start();
     fake.put_secret(NS, "listmonk-db", &["url"]);
@@ -280,14 +310,25 @@ async fn api_errors_are_retried_with_growing_backoff() {
     );
     assert!(fake.events(NS).iter().any(|e| e["reason"] == "ApplyFailed"));
 
-    // 409 on the status write: an error too, retried.
-    fake.fail(Method::PATCH, "/status", 409, 1);
-    let err = reconcile_once(&fake, &ctx)
-        .await
-        .expect_err("409 on status");
+    // 409 on the status write: someone changed the object, no failure; looked at again
+    // soon, and the backoff starts over.
+    fake.fail(Method::PUT, "/status", 409, 1);
+    assert_eq!(
+        reconcile_once(&fake, &ctx)
+            .await
+            .expect("a conflict is no error"),
+        Action::requeue(reconcile::CONFLICT_RETRY)
+    );
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        (ConditionStatus::True, "ApplyFailed".into()),
+        "nothing written"
+    );
+    fake.fail(Method::GET, "/secrets/", 500, 1);
+    let err = reconcile_once(&fake, &ctx).await.expect_err("500 on read");
     assert_eq!(
         reconcile::error_policy(Arc::new(fake.config(NS, "news")), &err, ctx.clone()),
-        Action::requeue(Duration::from_secs(20))
+        Action::requeue(Duration::from_secs(5))
     );
 
     // The API recovers: the next reconcile converges and the backoff starts over.

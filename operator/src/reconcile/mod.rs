@@ -4,7 +4,7 @@
 //! 2. [`validate`] validate: `bounceops_api::validate`, and what a cluster adds
 //! 3. [`desired`]  build: the desired children (pure)
 //! 4. [`apply`]    apply: server-side apply what differs, prune what is no longer wanted
-//! 5. [`status`]   status: compute conditions and patch only when they changed
+//! 5. [`status`]   status: compute conditions and write the whole status only when it changed
 //!
 //! A problem in 1 or 2 stops before 4, so a missing Secret never yields pods that cannot
 //! start: the config is Degraded, an Event says why, and the Secret watch re-queues it
@@ -29,11 +29,16 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use desired::Settings;
-use status::{Observation, Problem, ServiceMonitorState};
+use status::{Observation, Problem, ServiceMonitorState, Written};
 
 /// How often a healthy config is looked at again even without a watch event: catches
 /// drift the watches cannot see (e.g. a ServiceMonitor CRD installed later).
 pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// How soon a config whose status write met a newer object is looked at again. The watch
+/// event of that newer object re-queues it anyway; this is the fallback, and a conflict is
+/// no failure, so it takes no backoff.
+pub const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,6 +46,13 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the BounceConfig has no namespace")]
     NoNamespace,
+}
+
+/// A status write as [`Context`] remembers it.
+struct StatusWrite {
+    based_on: String,
+    made: String,
+    status: bounceops_api::BounceConfigStatus,
 }
 
 /// What every reconcile shares.
@@ -51,8 +63,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per config, for the error policy's backoff.
     failures: Mutex<HashMap<ObjectRef<BounceConfig>, u32>>,
-    /// Per config: the resourceVersion a status write was based on, and what it wrote.
-    written: Mutex<HashMap<ObjectRef<BounceConfig>, (String, bounceops_api::BounceConfigStatus)>>,
+    /// Per config: the resourceVersion a status write was based on, the one it made, and
+    /// what it wrote.
+    written: Mutex<HashMap<ObjectRef<BounceConfig>, StatusWrite>>,
     /// The clock used for condition transition times; tests pin it.
     now: fn() -> String,
 }
@@ -176,8 +189,8 @@ async fn run_phases(
         enabled: config.spec.enabled,
     };
     if obs.problem.is_some() {
-        finish_status(config, ctx, &obs).await?;
-        return Ok((Action::requeue(RESYNC), obs.problem));
+        let action = finish_status(config, ctx, &obs).await?;
+        return Ok((action, obs.problem));
     }
 
     // 3. build
@@ -231,8 +244,8 @@ async fn run_phases(
                 "them"
             },
         )));
-        finish_status(config, ctx, &obs).await?;
-        return Ok((Action::requeue(RESYNC), obs.problem));
+        let action = finish_status(config, ctx, &obs).await?;
+        return Ok((action, obs.problem));
     }
     if !applied.changed.is_empty() {
         publish(
@@ -266,30 +279,37 @@ async fn run_phases(
         .collect();
 
     // 5. status
-    finish_status(config, ctx, &obs).await?;
-    Ok((Action::requeue(RESYNC), None))
+    Ok((finish_status(config, ctx, &obs).await?, None))
 }
 
 /// Computes and writes the status; publishes a Warning Event when a problem appears or
 /// changes (not on every retry, so a lasting problem does not flood the Event list).
+/// Returns when to look at the config again.
 async fn finish_status(
     config: &BounceConfig,
     ctx: &Context,
     obs: &Observation,
-) -> Result<(), Error> {
+) -> Result<Action, Error> {
     // The object may come from a watch cache that has not yet seen this operator's last
     // status write. If it is exactly the object that write was based on, the status we
     // wrote is the truth: comparing with the stale copy would rewrite the same status
-    // (and repeat its Events) once per echo.
+    // (and repeat its Events) once per echo, and a write based on its resourceVersion
+    // would only meet a conflict.
     let key = ObjectRef::from_obj(config);
     let remembered = {
         let written = ctx.written.lock().expect("written lock");
         written
             .get(&key)
-            .filter(|(based_on, _)| config.metadata.resource_version.as_ref() == Some(based_on))
-            .map(|(_, s)| s.clone())
+            .filter(|w| config.metadata.resource_version.as_ref() == Some(&w.based_on))
+            .map(|w| (w.made.clone(), w.status.clone()))
     };
-    let prior = remembered.as_ref().or(config.status.as_ref());
+    let (resource_version, prior) = match &remembered {
+        Some((made, status)) => (Some(made.as_str()), Some(status)),
+        None => (
+            config.metadata.resource_version.as_deref(),
+            config.status.as_ref(),
+        ),
+    };
     let new = status::compute(prior, obs, &(ctx.now)());
     let was = prior.and_then(|p| p.condition(status::DEGRADED));
     let now = new.condition(status::DEGRADED);
@@ -332,15 +352,35 @@ async fn finish_status(
                 .collect(),
         ),
     );
-    if status::patch_if_changed(&ctx.client, config, prior, &new, &ctx.metrics).await?
-        && let Some(rv) = config.metadata.resource_version.clone()
-    {
-        ctx.written
-            .lock()
-            .expect("written lock")
-            .insert(key, (rv, new));
+    let written = status::write_if_changed(
+        &ctx.client,
+        config,
+        resource_version,
+        prior,
+        &new,
+        &ctx.metrics,
+    )
+    .await?;
+    match written {
+        Written::Wrote(made) => {
+            if let Some(based_on) = config.metadata.resource_version.clone() {
+                ctx.written.lock().expect("written lock").insert(
+                    key,
+                    StatusWrite {
+                        based_on,
+                        made,
+                        status: new,
+                    },
+                );
+            }
+        }
+        Written::Unchanged => {}
+        Written::Conflict => {
+            tracing::debug!("the status write met a newer object; looking again");
+            return Ok(Action::requeue(CONFLICT_RETRY));
+        }
     }
-    Ok(())
+    Ok(Action::requeue(RESYNC))
 }
 
 async fn publish(

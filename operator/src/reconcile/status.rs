@@ -1,5 +1,5 @@
 //! Phase 5, "status": what the BounceConfig's `status` should say, computed purely from
-//! the earlier phases, and the patch that writes it only when it changed.
+//! the earlier phases, and the write that replaces it only when it changed.
 //!
 //! Conditions (see docs/operator.md): Ready, Progressing, Degraded, and
 //! ServiceMonitorReady when `metrics.serviceMonitor` is set. A condition keeps its
@@ -7,9 +7,8 @@
 //! identical status and no write.
 
 use bounceops_api::{BounceConfig, BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 
 use super::apply::DeploymentState;
 use super::desired::ChildKind;
@@ -210,45 +209,60 @@ pub fn compute(
     }
 }
 
-/// Writes `status` unless it equals `prior` (what the resource has). Returns whether it
-/// wrote.
-pub async fn patch_if_changed(
+/// What [`write_if_changed`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The status already said this: nothing was sent.
+    Unchanged,
+    /// Written; the object's resourceVersion after the write.
+    Wrote(String),
+    /// The object changed after the copy the status was computed from was read: nothing
+    /// was written, and a reconcile of the newer copy will decide again.
+    Conflict,
+}
+
+/// Writes `status` unless it equals `prior` (what the resource has), as the whole status
+/// of `config` at `resource_version`.
+///
+/// The write replaces the status (PUT to the status subresource), so whatever the new
+/// status lacks is gone afterwards, however it got there, with no list of fields to keep
+/// up to date. Server-side apply would not do: an apply removes only the fields its own
+/// manager owned, and the fields an operator before this one wrote by merge patch belong
+/// to that patch's Update manager, so an operator upgraded in place would leave them
+/// stale for good. The resourceVersion makes the write conditional: the status was
+/// computed from the one read (transition times, last seen workloads) and must not
+/// overwrite a newer one.
+pub async fn write_if_changed(
     client: &Client,
     config: &BounceConfig,
+    resource_version: Option<&str>,
     prior: Option<&BounceConfigStatus>,
     status: &BounceConfigStatus,
     metrics: &crate::metrics::Metrics,
-) -> Result<bool, kube::Error> {
+) -> Result<Written, kube::Error> {
     if prior == Some(status) {
-        return Ok(false);
+        return Ok(Written::Unchanged);
     }
+    let name = config.name_any();
     let api: Api<BounceConfig> =
         Api::namespaced(client.clone(), &config.namespace().unwrap_or_default());
-    // A merge patch replaces lists wholesale, which is what conditions need here: the
-    // operator owns the whole status.
-    let mut body = serde_json::to_value(status).unwrap_or_default();
-    // A merge patch keeps what it does not mention: absent fields are sent as null, so a
-    // removed mailbox Deployment also leaves the status.
-    if let Some(map) = body.as_object_mut() {
-        for key in [
-            "observedGeneration",
-            "conditions",
-            "webhookUrl",
-            "mailboxes",
-            "webhook",
-            "mailbox",
-        ] {
-            map.entry(key).or_insert(serde_json::Value::Null);
-        }
-    }
+    // The server takes only the status from this object: spec and metadata stay as
+    // stored whatever it says of them.
+    let mut body = BounceConfig::new(&name, config.spec.clone());
+    body.metadata.resource_version = resource_version.map(str::to_owned);
+    body.status = Some(status.clone());
     metrics.write("status");
-    api.patch_status(
-        &config.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": body })),
-    )
-    .await?;
-    Ok(true)
+    let params = PostParams {
+        field_manager: Some(crate::MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match api.replace_status(&name, &params, &body).await {
+        Ok(written) => Ok(Written::Wrote(
+            written.resource_version().unwrap_or_default(),
+        )),
+        Err(kube::Error::Api(s)) if s.is_conflict() => Ok(Written::Conflict),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! ([`FakeApi::start_streaming`]) and plain HTTP on 127.0.0.1 ([`FakeApi::serve_http`]).
 //! The operator's real client talks to it; tests read its request log and objects.
 //!
-//! It does what the operator needs and no more: GET, LIST, WATCH, server-side apply and
-//! merge PATCH (including `/status`), POST, DELETE, discovery of the ServiceMonitor group,
+//! It does what the operator needs and no more: GET, LIST, WATCH, server-side apply, merge
+//! PATCH, PUT of `/status` (whole status, resourceVersion checked), POST, DELETE, discovery
+//! of the ServiceMonitor group,
 //! and a stand-in Deployment controller that marks replicas ready (as on a cluster with
 //! nodes) unless told otherwise. Failures can be injected per method and path.
 
@@ -295,23 +296,37 @@ impl FakeApi {
                 st.emit(&path, type_, &obj);
                 ok(obj)
             }
-            Method::PATCH => {
-                let (key, sub) = match path.strip_suffix("/status") {
-                    Some(k) => (k.to_owned(), true),
-                    None => (path.clone(), false),
-                };
+            Method::PUT if path.ends_with("/status") => {
+                let key = path.trim_end_matches("/status").to_owned();
                 let Some(mut obj) = st.objects.get(&key).cloned() else {
                     return status(404, "not found");
                 };
-                if sub {
-                    merge(&mut obj["status"], &body["status"]);
-                } else {
-                    merge(&mut obj, &body);
+                if body["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"] {
+                    return status(409, "the object has been modified");
+                }
+                match body.get("status") {
+                    Some(s) => obj["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = obj.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
                 }
                 st.rv += 1;
                 obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
                 st.objects.insert(key.clone(), obj.clone());
                 st.emit(&key, "MODIFIED", &obj);
+                ok(obj)
+            }
+            Method::PATCH => {
+                let Some(mut obj) = st.objects.get(&path).cloned() else {
+                    return status(404, "not found");
+                };
+                merge(&mut obj, &body);
+                st.rv += 1;
+                obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+                st.objects.insert(path.clone(), obj.clone());
+                st.emit(&path, "MODIFIED", &obj);
                 ok(obj)
             }
             Method::DELETE => match st.objects.remove(&path) {
