@@ -497,8 +497,7 @@ providers:
                 now: chrono::Utc::now(),
             };
             let provider = registry.get(name).unwrap();
-            provider.verify(&incoming, &ctx).await.unwrap();
-            provider.parse(&incoming).unwrap();
+            provider.receive(&incoming, &ctx).await.unwrap();
         }
         let us = started.elapsed().as_secs_f64() * 1e6 / events as f64;
         eprintln!("bench: worker CPU for {name:>16}: {us:.1} us/event (verify + parse)");

@@ -132,7 +132,7 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
         shares.push((start..events.len(), job.reply));
     }
     metrics.batch_size.observe(events.len() as f64);
-    let result = match record::record(store.pool(), rules, &events).await {
+    let result = match record::record(store, rules, &events).await {
         Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, &events, e).await,
         other => other,
     };
@@ -153,7 +153,7 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
             tracing::warn!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
             for (range, reply) in shares {
                 let mine = &events[range];
-                let result = match record::record(store.pool(), rules, mine).await {
+                let result = match record::record(store, rules, mine).await {
                     Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, mine, e).await,
                     other => other,
                 };
@@ -188,7 +188,7 @@ async fn settle_lost_commit(
     lost: sqlx::Error,
 ) -> Result<Vec<Outcome>, RecordError> {
     tracing::warn!(error = %lost, events = events.len(), "the answer to COMMIT was lost; asking the database whether the batch is in");
-    match record::committed(store.pool(), events).await {
+    match record::committed(store, events).await {
         Ok(true) => {
             tracing::info!(
                 events = events.len(),
@@ -213,7 +213,7 @@ async fn forget_old_event_ids(store: Store, alive: mpsc::WeakSender<Job>) {
         if alive.upgrade().is_none() {
             return;
         }
-        match record::forget_old_event_ids(store.pool(), EVENT_IDS_KEPT).await {
+        match record::forget_old_event_ids(&store, EVENT_IDS_KEPT).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(forgotten = n, "forgot event ids older than 7 days"),
             Err(e) => tracing::warn!(error = %e, "cannot forget old event ids; will try again"),

@@ -16,7 +16,7 @@ use bounce_worker::config::{Reads, Settings};
 use bounce_worker::mailbox::{self, MailboxConfig};
 use bounce_worker::secrets::SecretsDir;
 use bounce_worker::server;
-use bounce_worker::store::{Store, migrate};
+use bounce_worker::store::Store;
 use bounce_worker::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -136,7 +136,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             // Migrations need the database only: the init container of every role runs it.
             let settings = config.load(Reads::DatabaseOnly)?;
             let store = Store::connect_lazy(&settings.database_url, 2)?;
-            let report = migrate::run(store.pool(), standalone || settings.standalone()).await?;
+            let report = store.migrate(standalone || settings.standalone()).await?;
             if report.created_listmonk_tables {
                 tracing::info!("created listmonk-shaped tables (standalone)");
             }

@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::http::providers::Providers;
 use crate::http::{self, App};
 use crate::ingest::Ingest;
 use crate::mailbox::{self, MailboxConfig};
 use crate::metrics::Metrics;
-use crate::providers::Providers;
 use crate::store::Store;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish

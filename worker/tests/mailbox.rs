@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use bounce_worker::ingest::Ingest;
 use bounce_worker::mailbox::scan::{self, Deps, Summary};
-use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, Session, state};
+use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, Session};
 use bounce_worker::metrics::Metrics;
 use bounce_worker::rules::Rules;
+use bounce_worker::store::mailbox as state;
 use bounceops_api::{MailboxProtocol, TlsMode};
 use common::TestDb;
 use mailbox_support::*;
@@ -452,7 +453,7 @@ async fn a_second_scanner_skips_a_mailbox_being_scanned() {
     let deps = deps(&db);
 
     // Another replica holds the mailbox.
-    let other = state::ScanLock::try_take(&db.pool, &mailbox.key)
+    let other = state::ScanLock::try_take(&db.store(), &mailbox.key)
         .await
         .unwrap()
         .expect("lock is free");
@@ -635,7 +636,7 @@ async fn oversized_message_is_left_in_place(protocol: MailboxProtocol) {
         "the large message stays: {left:?}"
     );
     assert_eq!(oversized_count(&deps, "large"), 1);
-    let kept = state::kept(&db.pool, &mailbox.key).await.unwrap();
+    let kept = state::kept(&db.store(), &mailbox.key).await.unwrap();
     assert_eq!(kept.len(), 1, "remembered: {kept:?}");
 
     let again = scan(&mailbox, &deps).await.expect("second scan");
@@ -682,7 +683,7 @@ async fn imap_oversized_message_is_moved_to_move_to() {
     assert!(moved[2] as usize >= LARGE, "{moved:?}");
     assert_eq!(oversized_count(&deps, "large"), 1);
     assert!(
-        state::kept(&db.pool, &mailbox.key)
+        state::kept(&db.store(), &mailbox.key)
             .await
             .unwrap()
             .is_empty()

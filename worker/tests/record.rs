@@ -38,7 +38,7 @@ fn rules_with(t: BounceType, rule: Rule) -> Rules {
 }
 
 async fn one(db: &TestDb, rules: &Rules, e: BounceEvent) -> Outcome {
-    record(&db.pool, rules, &[e]).await.unwrap()[0]
+    record(&db.store(), rules, &[e]).await.unwrap()[0]
 }
 
 /// Every type x action x threshold, bounce after bounce, checked against a model of
@@ -339,7 +339,7 @@ async fn provider_retries_are_recorded_once() {
     e.event_id = "evt-1".into();
     let rules = Rules::default();
     // Twice in one batch, then again later.
-    let outcomes = record(&db.pool, &rules, &[e.clone(), e.clone()])
+    let outcomes = record(&db.store(), &rules, &[e.clone(), e.clone()])
         .await
         .unwrap();
     assert!(matches!(outcomes[0], Outcome::Recorded { .. }));
@@ -373,7 +373,7 @@ async fn a_batch_mixing_subscribers_keeps_arrival_order_per_subscriber() {
         event("b@example.com", BounceType::Hard),
         event("b@example.com", BounceType::Hard),
     ];
-    let outcomes = record(&db.pool, &rules, &batch).await.unwrap();
+    let outcomes = record(&db.store(), &rules, &batch).await.unwrap();
     assert!(matches!(
         outcomes[0],
         Outcome::Recorded { action: None, .. }

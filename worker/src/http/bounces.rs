@@ -112,7 +112,7 @@ async fn list(
         offset: per_page.map_or(0, |n| (page - 1) * n),
         ..Default::default()
     };
-    let found = bounces::list(app.store.pool(), &query).await?;
+    let found = bounces::list(&app.store, &query).await?;
     Ok(Json(json!({
         "data": {
             "results": found.results,
@@ -131,7 +131,7 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = id_path(&id)?;
-    let record = bounces::get(app.store.pool(), id)
+    let record = bounces::get(&app.store, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("bounce {id} not found")))?;
     Ok(Json(json!({ "data": record })))
@@ -143,7 +143,7 @@ async fn delete_one(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = id_path(&id)?;
-    bounces::delete(app.store.pool(), Selection::Ids(&[id])).await?;
+    bounces::delete(&app.store, Selection::Ids(&[id])).await?;
     Ok(Json(json!({ "data": true })))
 }
 
@@ -168,7 +168,7 @@ async fn delete_many(
             ));
         }
     };
-    bounces::delete(app.store.pool(), selection).await?;
+    bounces::delete(&app.store, selection).await?;
     Ok(Json(json!({ "data": true })))
 }
 
@@ -178,7 +178,7 @@ async fn subscriber_bounces(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = id_path(&id)?;
-    if !bounces::subscriber_exists(app.store.pool(), id).await? {
+    if !bounces::subscriber_exists(&app.store, id).await? {
         return Err(ApiError::NotFound(format!("subscriber {id} not found")));
     }
     let query = ListQuery {
@@ -186,7 +186,7 @@ async fn subscriber_bounces(
         limit: None,
         ..Default::default()
     };
-    let found = bounces::list(app.store.pool(), &query).await?;
+    let found = bounces::list(&app.store, &query).await?;
     Ok(Json(json!({ "data": found.results })))
 }
 
@@ -196,7 +196,7 @@ async fn delete_subscriber_bounces(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = id_path(&id)?;
-    bounces::delete(app.store.pool(), Selection::Subscriber(id)).await?;
+    bounces::delete(&app.store, Selection::Subscriber(id)).await?;
     Ok(Json(json!({ "data": true })))
 }
 

@@ -1,6 +1,7 @@
 //! The worker's HTTP interface: one router built from small routers per area.
 //!
 //! - `webhook`: listmonk's generic bounce webhook.
+//! - `providers`: the provider webhooks' route and metrics.
 //! - `bounces`: listmonk's bounce API and the streaming export.
 //! - `ops`: metrics, health, readiness, and the request metrics middleware.
 //! - `error`: the one error type every handler returns.
@@ -8,6 +9,7 @@
 pub mod bounces;
 pub mod error;
 pub mod ops;
+pub mod providers;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -31,7 +33,7 @@ pub struct App {
     pub credentials: Credentials,
     pub metrics: Metrics,
     pub generic_webhook: bool,
-    pub providers: crate::providers::Providers,
+    pub providers: providers::Providers,
 }
 
 pub type AppState = Arc<App>;
@@ -41,7 +43,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Router {
     Router::new()
         .merge(webhook::routes())
-        .merge(crate::providers::routes())
+        .merge(providers::routes())
         .merge(bounces::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -3,7 +3,7 @@
 //!
 //! - `scan`: one scan and the per-message decision (record, then remove; or keep);
 //! - `pop3`, `imap`: the protocol sessions; `net`, `tls`: the streams under them;
-//! - `state`: the scan lock and the memory of messages left in place;
+//! - the scan lock and the memory of messages left in place are `store::mailbox`;
 //! - `metrics`: `bounceops_mailbox_*`;
 //! - `parse`: what `bounce-worker parse` prints.
 
@@ -13,7 +13,6 @@ pub mod net;
 pub mod parse;
 pub mod pop3;
 pub mod scan;
-pub mod state;
 pub mod tls;
 
 use std::sync::Arc;

@@ -27,11 +27,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::metrics::MailboxMetrics;
-use super::{Fetched, Listed, MailboxConfig, ScanError, Session, state};
+use super::{Fetched, Listed, MailboxConfig, ScanError, Session};
 use crate::event::{BounceEvent, BounceType};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// Messages fetched and committed together: large enough that one transaction carries
 /// many bounces, small enough that a crash repeats little work.
@@ -228,7 +228,8 @@ pub async fn scan(
     let m = &deps.mailbox_metrics;
     let name = mailbox.name.as_str();
     let result = async {
-        let Some(lock) = state::ScanLock::try_take(deps.store.pool(), &mailbox.key).await? else {
+        let Some(lock) = store::mailbox::ScanLock::try_take(&deps.store, &mailbox.key).await?
+        else {
             return Ok(Summary {
                 locked: true,
                 ..Summary::default()
@@ -274,14 +275,13 @@ async fn scan_locked(
     deps: &Deps,
     stop: &watch::Receiver<bool>,
 ) -> Result<Summary, ScanError> {
-    let pool = deps.store.pool();
     let m = &deps.mailbox_metrics;
     let name = mailbox.name.as_str();
     let mut session = Session::open(mailbox).await?;
     let listed = session.list().await?;
-    let kept = state::kept(pool, &mailbox.key).await?;
+    let kept = store::mailbox::kept(&deps.store, &mailbox.key).await?;
     let present: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
-    state::forget_missing(pool, &mailbox.key, &present).await?;
+    store::mailbox::forget_missing(&deps.store, &mailbox.key, &present).await?;
     let todo: Vec<&Listed> = listed
         .iter()
         .filter(|l| !kept.contains(&l.id))
@@ -345,7 +345,7 @@ async fn scan_locked(
         if !moved {
             keep.extend(oversized.iter().map(|l| (l.id.clone(), OVERSIZED)));
         }
-        state::remember(pool, &mailbox.key, &keep).await?;
+        store::mailbox::remember(&deps.store, &mailbox.key, &keep).await?;
         // Counted and logged only now that they are moved or remembered: a later scan
         // skips them, so each is counted and logged once.
         for l in &oversized {

@@ -52,6 +52,8 @@ impl Azure {
 }
 
 impl Provider for Azure {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -64,7 +66,7 @@ impl Provider for Azure {
         Box::pin(std::future::ready(self.check(req)))
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
         let events = one_or_many(json(&req.body)?)?;
         if req.header("aeg-event-type") == Some("SubscriptionValidation")
             || events

@@ -324,6 +324,8 @@ impl TokenAuthWebhook {
 }
 
 impl super::Provider for TokenAuthWebhook {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         self.name
     }
@@ -336,7 +338,7 @@ impl super::Provider for TokenAuthWebhook {
         Box::pin(std::future::ready(self.credentials.verify(req)))
     }
 
-    fn parse(&self, req: &super::Incoming) -> Result<super::Received, Rejection> {
+    fn parse(&self, req: &super::Incoming, _: ()) -> Result<super::Received, Rejection> {
         let items = one_or_many(json(&req.body)?)?;
         Ok(super::Received::Events(
             items.into_iter().filter_map(self.event_of).collect(),

@@ -42,6 +42,8 @@ impl Forwardemail {
 }
 
 impl Provider for Forwardemail {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -61,7 +63,7 @@ impl Provider for Forwardemail {
         Box::pin(std::future::ready(result))
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
         let body = json_object(&req.body)?;
         // Forward Email sends no event id; a retry repeats the body byte for byte.
         let id = format!("sha256:{}", sha256_hex(&req.body));

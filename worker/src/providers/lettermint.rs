@@ -66,6 +66,8 @@ impl Lettermint {
 }
 
 impl Provider for Lettermint {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -78,7 +80,7 @@ impl Provider for Lettermint {
         Box::pin(std::future::ready(self.check(req)))
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
         let body = json_object(&req.body)?;
         Ok(Received::Events(event_of(body).into_iter().collect()))
     }

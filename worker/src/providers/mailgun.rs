@@ -57,6 +57,9 @@ impl Mailgun {
 }
 
 impl Provider for Mailgun {
+    /// The body, parsed to find the signature inside it.
+    type Verified = Value;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -65,7 +68,7 @@ impl Provider for Mailgun {
         &'a self,
         req: &'a Incoming,
         ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
+    ) -> BoxFuture<'a, Result<Value, Rejection>> {
         Box::pin(async move {
             let body = json(&req.body)?;
             let (timestamp, token, signature) = Mailgun::signature(&body)?;
@@ -81,12 +84,11 @@ impl Provider for Mailgun {
             if !fresh {
                 return Err(Rejection::Unauthorized("signature token already used"));
             }
-            Ok(())
+            Ok(body)
         })
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let body = json(&req.body)?;
+    fn parse(&self, _: &Incoming, body: Value) -> Result<Received, Rejection> {
         let data = body
             .get("event-data")
             .ok_or_else(|| Rejection::Malformed("missing event-data".into()))?;

@@ -1,12 +1,13 @@
-//! Provider webhooks, `POST /webhooks/service/{provider}`: the interface every provider
-//! adapter implements, the registry of enabled adapters, the route handler and the
-//! per-provider metrics.
+//! Provider webhooks: the interface every provider adapter implements, the registry of
+//! enabled adapters, and their domain errors. Nothing here knows HTTP: the route, the
+//! metrics and the mapping of a `Rejection` to a status code are `http::providers`'.
 //!
 //! A request goes through the same steps for every provider: the adapter `verify`s the raw
 //! request (headers and body bytes, nothing parsed that the signature does not cover yet),
-//! then `parse`s it into bounce events or a handshake; the handler records the events and
-//! answers 2xx only once they are committed. Adding a provider is one file implementing
-//! `Provider` plus one line in `Registry::load`.
+//! then `parse`s it into bounce events or a handshake, taking over whatever `verify` had
+//! to parse (each body is parsed once); the route records the events and answers 2xx only
+//! once they are committed. Adding a provider is one file implementing `Provider` plus one
+//! line in `Registry::load` (docs/providers.md says what else a new provider touches).
 //!
 //! - `common`: helpers the adapters share (HMAC, constant-time comparison, timestamps,
 //!   finding listmonk's campaign in headers or metadata, Basic/token credentials).
@@ -29,30 +30,25 @@ pub mod sparkpost;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use bounceops_api::{ProvidersSpec, SecretRef};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use prometheus::{IntCounterVec, Opts};
+// The header type only (from the `http` crate, through axum): adapters read headers.
+use axum::http::HeaderMap;
 
-use crate::event::{BounceEvent, Outcome};
-use crate::http::AppState;
-use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::event::BounceEvent;
 use crate::secrets::SecretsDir;
 use crate::store::Store;
 
 /// One provider's adapter.
 pub trait Provider: Send + Sync + 'static {
+    /// What `verify` hands to `parse`: the body, when the signature lives inside it and
+    /// had to be parsed to be checked (SNS, Mailgun); `()` when the signature covers the
+    /// raw bytes.
+    type Verified: Send;
+
     /// The path segment, the `source` of its bounces and the `provider` metric label.
     fn name(&self) -> &'static str;
 
@@ -62,14 +58,46 @@ pub trait Provider: Send + Sync + 'static {
         &'a self,
         req: &'a Incoming,
         ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>>;
+    ) -> BoxFuture<'a, Result<Self::Verified, Rejection>>;
 
-    /// Turns a verified request into what the handler should do. Pure: no I/O.
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection>;
+    /// Turns a verified request into what the route should do. Pure: no I/O.
+    fn parse(&self, req: &Incoming, verified: Self::Verified) -> Result<Received, Rejection>;
 
     /// Configuration that is allowed but risky, logged once at start-up.
     fn warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// A provider as the registry holds it, whatever its `Verified` type: verify, then parse.
+pub trait Adapter: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn receive<'a>(
+        &'a self,
+        req: &'a Incoming,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Received, Rejection>>;
+    fn warnings(&self) -> Vec<String>;
+}
+
+impl<P: Provider> Adapter for P {
+    fn name(&self) -> &'static str {
+        Provider::name(self)
+    }
+
+    fn receive<'a>(
+        &'a self,
+        req: &'a Incoming,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Received, Rejection>> {
+        Box::pin(async move {
+            let verified = self.verify(req, ctx).await?;
+            self.parse(req, verified)
+        })
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        Provider::warnings(self)
     }
 }
 
@@ -109,52 +137,22 @@ pub enum Received {
 /// Why a request is refused.
 #[derive(Debug)]
 pub enum Rejection {
-    /// 401: the named check failed.
+    /// The named check failed (401).
     Unauthorized(&'static str),
-    /// 400: the body is not what the provider sends.
+    /// The body is not what the provider sends (400).
     Malformed(String),
-    /// 502: a handshake with the provider failed; the provider retries.
+    /// A handshake with the provider failed; the provider retries (502).
     Upstream(String),
-    /// 503: something the check needs is unreachable for now (a signing certificate); the
-    /// provider retries, as it does while the database is down.
+    /// Something the check needs is unreachable for now (a signing certificate); the
+    /// provider retries, as it does while the database is down (503).
     Retry(&'static str),
-    /// Anything the rest of the HTTP layer reports (503 when the database is down).
-    Api(ApiError),
-}
-
-impl From<ApiError> for Rejection {
-    fn from(e: ApiError) -> Self {
-        Rejection::Api(e)
-    }
+    /// The store failed (single-use tokens).
+    Store(sqlx::Error),
 }
 
 impl From<sqlx::Error> for Rejection {
     fn from(e: sqlx::Error) -> Self {
-        Rejection::Api(e.into())
-    }
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            Rejection::Unauthorized(check) => (StatusCode::UNAUTHORIZED, check.to_owned()),
-            Rejection::Malformed(m) => (StatusCode::BAD_REQUEST, m),
-            Rejection::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
-            Rejection::Retry(m) => {
-                let mut response = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(serde_json::json!({ "message": m })),
-                )
-                    .into_response();
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from_static("30"),
-                );
-                return response;
-            }
-            Rejection::Api(e) => return e.into_response(),
-        };
-        (status, Json(serde_json::json!({ "message": message }))).into_response()
+        Rejection::Store(e)
     }
 }
 
@@ -170,7 +168,7 @@ pub type ConfigIssue = (String, String);
 
 /// The enabled providers, resolved from the configuration (secrets read, keys parsed).
 #[derive(Clone, Default)]
-pub struct Registry(BTreeMap<&'static str, Arc<dyn Provider>>);
+pub struct Registry(BTreeMap<&'static str, Arc<dyn Adapter>>);
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,11 +199,11 @@ impl Registry {
 
     fn add<P: Provider>(&mut self, provider: Option<P>) {
         if let Some(p) = provider {
-            self.0.insert(p.name(), Arc::new(p));
+            self.0.insert(Provider::name(&p), Arc::new(p));
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Adapter>> {
         self.0.get(name)
     }
 
@@ -233,185 +231,4 @@ pub fn required_secret(
     secrets
         .read(r)
         .map_err(|e| (field, format!("secret {}/{}: {e}", r.name, r.key)))
-}
-
-/// Provider metrics, registered into the worker's one registry.
-#[derive(Clone)]
-pub struct ProviderMetrics {
-    pub requests: IntCounterVec,
-    pub events: IntCounterVec,
-    pub signature_failures: IntCounterVec,
-    pub duplicates: IntCounterVec,
-}
-
-impl ProviderMetrics {
-    fn new(metrics: &Metrics) -> ProviderMetrics {
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            metrics
-                .registry()
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        ProviderMetrics {
-            requests: counter(
-                "bounceops_provider_requests_total",
-                "Provider webhook requests by provider and response status.",
-                &["provider", "status"],
-            ),
-            events: counter(
-                "bounceops_provider_events_total",
-                "Bounce events committed from provider webhooks, by provider and type.",
-                &["provider", "type"],
-            ),
-            signature_failures: counter(
-                "bounceops_provider_signature_failures_total",
-                "Provider requests refused by signature or credential checks, by provider and check.",
-                &["provider", "check"],
-            ),
-            duplicates: counter(
-                "bounceops_provider_duplicates_total",
-                "Provider events already recorded before (retries), by provider.",
-                &["provider"],
-            ),
-        }
-    }
-}
-
-/// The providers at run time: the registry plus what the handler needs around it.
-pub struct Providers {
-    registry: Registry,
-    metrics: ProviderMetrics,
-    ctx: Context,
-}
-
-/// Certificate fetches and subscription confirmations must not hold a request for long.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl Providers {
-    pub fn new(registry: Registry, store: Store, metrics: &Metrics) -> Providers {
-        for name in registry.names() {
-            for warning in registry.get(name).map(|p| p.warnings()).unwrap_or_default() {
-                tracing::warn!(provider = name, "{warning}");
-            }
-        }
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .connect_timeout(HTTP_TIMEOUT)
-            // A redirect would lead away from the URL whose shape was checked.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client with a static configuration");
-        Providers {
-            registry,
-            metrics: ProviderMetrics::new(metrics),
-            ctx: Context { store, http },
-        }
-    }
-}
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/webhooks/service/{provider}", post(receive))
-}
-
-async fn receive(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let providers = &app.providers;
-    let Some(provider) = providers.registry.get(&name) else {
-        providers
-            .metrics
-            .requests
-            .with_label_values(&["not_enabled", "404"])
-            .inc();
-        return ApiError::NotFound(format!("provider {name:?} is not enabled")).into_response();
-    };
-    let label = provider.name();
-    let response = match handle(&app, provider.as_ref(), headers, query, body).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Rejection::Unauthorized(check) = &e {
-                providers
-                    .metrics
-                    .signature_failures
-                    .with_label_values(&[label, check])
-                    .inc();
-            }
-            e.into_response()
-        }
-    };
-    providers
-        .metrics
-        .requests
-        .with_label_values(&[label, response.status().as_str()])
-        .inc();
-    response
-}
-
-async fn handle(
-    app: &AppState,
-    provider: &dyn Provider,
-    headers: HeaderMap,
-    query: Option<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Rejection> {
-    let providers = &app.providers;
-    let incoming = Incoming {
-        headers,
-        query,
-        body: body.map_err(ApiError::from)?,
-        now: Utc::now(),
-    };
-    provider.verify(&incoming, &providers.ctx).await?;
-    match provider.parse(&incoming)? {
-        Received::Events(events) => {
-            let kinds: Vec<_> = events.iter().map(|e| e.bounce_type).collect();
-            let outcomes = app.ingest.record(events).await.map_err(ApiError::from)?;
-            let name = provider.name();
-            for (kind, outcome) in kinds.iter().zip(&outcomes) {
-                if *outcome == Outcome::Duplicate {
-                    providers
-                        .metrics
-                        .duplicates
-                        .with_label_values(&[name])
-                        .inc();
-                } else {
-                    providers
-                        .metrics
-                        .events
-                        .with_label_values(&[name, kind.as_str()])
-                        .inc();
-                }
-            }
-            Ok(Json(serde_json::json!({ "data": true })).into_response())
-        }
-        Received::Reply(body) => Ok(Json(body).into_response()),
-        Received::Confirm(url) => {
-            let answer = providers.ctx.http.get(url).send().await;
-            match answer {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(provider = provider.name(), "subscription confirmed");
-                    Ok(Json(serde_json::json!({ "data": true })).into_response())
-                }
-                Ok(r) => Err(Rejection::Upstream(format!(
-                    "subscription confirmation answered {}",
-                    r.status()
-                ))),
-                Err(e) => Err(Rejection::Upstream(format!(
-                    "subscription confirmation failed: {}",
-                    without_url(e)
-                ))),
-            }
-        }
-    }
-}
-
-/// Subscription URLs carry a token; errors are reported without it.
-fn without_url(e: reqwest::Error) -> String {
-    e.without_url().to_string()
 }

@@ -34,6 +34,8 @@ impl Postmark {
 }
 
 impl Provider for Postmark {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -53,7 +55,7 @@ impl Provider for Postmark {
         Box::pin(std::future::ready(result))
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
         let record = json(&req.body)?;
         if !record.is_object() {
             return Err(Rejection::Malformed(

@@ -1,15 +1,11 @@
 //! Single-use signature tokens, shared by every replica through Postgres
-//! (`bounceops.provider_nonces`, migration 0003).
-//!
-//! This is the one place outside `store` that runs SQL: the table belongs to the provider
-//! webhooks alone and the check must happen before parsing, so it stays next to its only
-//! caller rather than widening the store's interface.
+//! (`store::nonces`): a token is accepted for one request body only.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::store::Store;
+use crate::store::{Store, nonces};
 
 /// Purge old tokens at most this often per process.
 const PURGE_EVERY_SECONDS: i64 = 600;
@@ -32,19 +28,7 @@ impl Nonces {
         keep_seconds: u32,
     ) -> Result<bool, sqlx::Error> {
         let hash = Sha256::digest(body).to_vec();
-        let seen: Option<Vec<u8>> = sqlx::query_scalar(
-            "WITH ins AS (
-                 INSERT INTO bounceops.provider_nonces (source, nonce, body_sha256)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING body_sha256)
-             SELECT COALESCE((SELECT body_sha256 FROM ins),
-                             (SELECT body_sha256 FROM bounceops.provider_nonces
-                               WHERE source = $1 AND nonce = $2))",
-        )
-        .bind(source)
-        .bind(nonce)
-        .bind(&hash)
-        .fetch_one(store.pool())
-        .await?;
+        let seen = nonces::claim(store, source, nonce, &hash).await?;
         self.maybe_purge(store, keep_seconds).await;
         // None: a concurrent request inserted it and has not committed yet; refusing is
         // safe, the provider retries and then finds the committed row.
@@ -64,13 +48,7 @@ impl Nonces {
         }
         // Twice the tolerance: a token is refused by its timestamp long before it goes.
         let keep = f64::from(keep_seconds) * 2.0;
-        if let Err(e) = sqlx::query(
-            "DELETE FROM bounceops.provider_nonces WHERE received_at < NOW() - make_interval(secs => $1)",
-        )
-        .bind(keep)
-        .execute(store.pool())
-        .await
-        {
+        if let Err(e) = nonces::purge(store, keep).await {
             tracing::warn!(error = %e, "cannot purge old provider nonces");
         }
     }

@@ -72,6 +72,8 @@ impl Resend {
 }
 
 impl Provider for Resend {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -84,7 +86,7 @@ impl Provider for Resend {
         Box::pin(std::future::ready(self.check(req)))
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
         let body = json_object(&req.body)?;
         let id = req.header("svix-id").unwrap_or_default();
         Ok(Received::Events(events(id, body)))

@@ -66,6 +66,8 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
 }
 
 impl Provider for Sendgrid {
+    type Verified = ();
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -78,7 +80,7 @@ impl Provider for Sendgrid {
         Box::pin(std::future::ready(self.check(req)))
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
         Ok(Received::Events(events(json(&req.body)?)?))
     }
 }

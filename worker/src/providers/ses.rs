@@ -184,7 +184,7 @@ impl CertUrlPolicy {
 /// The SNS message envelope. Field names are SNS's.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Envelope {
+pub struct Envelope {
     #[serde(rename = "Type")]
     kind: String,
     message_id: String,
@@ -253,6 +253,9 @@ impl Envelope {
 }
 
 impl Provider for Ses {
+    /// The SNS envelope, parsed to check its signature.
+    type Verified = Envelope;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -269,7 +272,7 @@ impl Provider for Ses {
         &'a self,
         req: &'a Incoming,
         ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
+    ) -> BoxFuture<'a, Result<Envelope, Rejection>> {
         Box::pin(async move {
             let header = req
                 .header("x-amz-sns-message-type")
@@ -295,12 +298,11 @@ impl Provider for Ses {
                     .map_err(|_| Rejection::Unauthorized("SigningCertURL is not a URL"))?;
                 same_origin(url, &cert_url)?;
             }
-            Ok(())
+            Ok(env)
         })
     }
 
-    fn parse(&self, req: &Incoming) -> Result<Received, Rejection> {
-        let env = Envelope::parse(&req.body)?;
+    fn parse(&self, _: &Incoming, env: Envelope) -> Result<Received, Rejection> {
         match env.kind.as_str() {
             "SubscriptionConfirmation" => {
                 let url = env.subscribe_url.as_deref().unwrap_or_default();

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::FromRow;
+
+use super::Store;
 use uuid::Uuid;
 
 /// One bounce as listmonk's API shows it.
@@ -115,7 +117,7 @@ pub struct Page {
     pub results: Vec<BounceRecord>,
 }
 
-pub async fn list(pool: &PgPool, q: &ListQuery) -> Result<Page, sqlx::Error> {
+pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, sqlx::Error> {
     // Only the ORDER BY is spliced in, and only from the fixed names above.
     let direction = if q.descending { "DESC" } else { "ASC" };
     let sql = format!(
@@ -140,7 +142,7 @@ pub async fn list(pool: &PgPool, q: &ListQuery) -> Result<Page, sqlx::Error> {
         .bind(&q.source)
         .bind(q.limit)
         .bind(q.offset)
-        .fetch_all(pool)
+        .fetch_all(&store.pool)
         .await?;
     Ok(Page {
         total: rows.first().map_or(0, |r| r.total),
@@ -148,12 +150,12 @@ pub async fn list(pool: &PgPool, q: &ListQuery) -> Result<Page, sqlx::Error> {
     })
 }
 
-pub async fn get(pool: &PgPool, id: i32) -> Result<Option<BounceRecord>, sqlx::Error> {
+pub async fn get(store: &Store, id: i32) -> Result<Option<BounceRecord>, sqlx::Error> {
     let q = ListQuery {
         id: Some(id),
         ..Default::default()
     };
-    Ok(list(pool, &q).await?.results.into_iter().next())
+    Ok(list(store, &q).await?.results.into_iter().next())
 }
 
 /// Which bounces a delete removes.
@@ -163,28 +165,32 @@ pub enum Selection<'a> {
     Subscriber(i32),
 }
 
-pub async fn delete(pool: &PgPool, which: Selection<'_>) -> Result<u64, sqlx::Error> {
+pub async fn delete(store: &Store, which: Selection<'_>) -> Result<u64, sqlx::Error> {
     let done = match which {
-        Selection::All => sqlx::query("DELETE FROM bounces").execute(pool).await?,
+        Selection::All => {
+            sqlx::query("DELETE FROM bounces")
+                .execute(&store.pool)
+                .await?
+        }
         Selection::Ids(ids) => {
             sqlx::query("DELETE FROM bounces WHERE id = ANY($1)")
                 .bind(ids)
-                .execute(pool)
+                .execute(&store.pool)
                 .await?
         }
         Selection::Subscriber(id) => {
             sqlx::query("DELETE FROM bounces WHERE subscriber_id = $1")
                 .bind(id)
-                .execute(pool)
+                .execute(&store.pool)
                 .await?
         }
     };
     Ok(done.rows_affected())
 }
 
-pub async fn subscriber_exists(pool: &PgPool, id: i32) -> Result<bool, sqlx::Error> {
+pub async fn subscriber_exists(store: &Store, id: i32) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = $1)")
         .bind(id)
-        .fetch_one(pool)
+        .fetch_one(&store.pool)
         .await
 }

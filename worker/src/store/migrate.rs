@@ -16,7 +16,8 @@ pub struct Report {
 pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     // Two workers starting at once must not both create tables: serialise on a lock.
-    sqlx::query("SELECT pg_advisory_lock(hashtext('bounceops.migrate'))")
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(super::locks::MIGRATE)
         .execute(&mut *conn)
         .await?;
     let result = async {
@@ -44,7 +45,8 @@ pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error>
         Ok::<_, sqlx::Error>(report)
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtext('bounceops.migrate'))")
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(super::locks::MIGRATE)
         .execute(&mut *conn)
         .await?;
     result

@@ -4,10 +4,18 @@
 //! - `record`: recording bounces with listmonk's rules, race-free across replicas.
 //! - `bounces`: listmonk's bounce API queries.
 //! - `export`: streaming CSV / NDJSON export.
+//! - `mailbox`: the mailbox scanner's lock and the messages it leaves in place.
+//! - `nonces`: the provider webhooks' single-use signature tokens.
+//! - `locks`: every advisory-lock key, in one place.
+//!
+//! The pool is the store's own: other modules call these functions with a `Store`.
 
 pub mod bounces;
 pub mod export;
+pub mod locks;
+pub mod mailbox;
 pub mod migrate;
+pub mod nonces;
 pub mod record;
 
 use std::time::Duration;
@@ -61,8 +69,15 @@ impl Store {
         Ok(Store { pool })
     }
 
-    pub fn pool(&self) -> &PgPool {
+    /// For the export until it has connections of its own. Nothing outside `store` runs
+    /// SQL.
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs the worker's migrations (and creates listmonk's tables when `standalone`).
+    pub async fn migrate(&self, standalone: bool) -> Result<migrate::Report, sqlx::Error> {
+        migrate::run(&self.pool, standalone).await
     }
 
     pub async fn close(&self) {

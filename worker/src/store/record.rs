@@ -18,16 +18,13 @@ use std::collections::{HashMap, HashSet};
 
 use bounceops_api::Action;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::Store;
 use crate::event::{BounceEvent, Outcome};
 use crate::plan::{Step, SubscriberState, plan};
 use crate::rules::Rules;
-
-/// First key of the two-key advisory lock on a subscriber; the second is its id. A fixed
-/// namespace keeps our locks apart from any other application's on the same database.
-const SUBSCRIBER_LOCK_NAMESPACE: i32 = 0x626f_756e; // "boun"
 
 /// Why a batch is not known to be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +52,11 @@ impl RecordError {
 /// On error nothing of the batch is committed, unless the error is
 /// [`RecordError::CommitUnknown`].
 pub async fn record(
-    pool: &PgPool,
+    store: &Store,
     rules: &Rules,
     events: &[BounceEvent],
 ) -> Result<Vec<Outcome>, RecordError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.pool.begin().await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 
     for i in claim_event_ids(&mut tx, events).await? {
@@ -157,8 +154,8 @@ async fn claim_event_ids(
 /// it yet) and then conflicts with a committed id, so the answer is exact: the batch is
 /// committed exactly when none of its ids can be claimed. (Ids that were duplicates of
 /// earlier commits conflict either way; a batch of nothing but those is all recorded.)
-pub async fn committed(pool: &PgPool, events: &[BounceEvent]) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sqlx::Error> {
+    let mut tx = store.pool.begin().await?;
     // A lost transaction whose server never notices its client is gone would make the
     // insert wait forever; past this the caller answers "retry later" instead.
     sqlx::query("SET LOCAL lock_timeout = '10s'")
@@ -173,7 +170,7 @@ pub async fn committed(pool: &PgPool, events: &[BounceEvent]) -> Result<bool, sq
 /// that is recorded again: providers stop retrying within 3 days (SendGrid's 72 hours is
 /// the longest), and a mailbox message whose removal failed is read again at the next scan.
 pub async fn forget_old_event_ids(
-    pool: &PgPool,
+    store: &Store,
     keep: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
@@ -181,7 +178,7 @@ pub async fn forget_old_event_ids(
          WHERE received_at < NOW() - make_interval(secs => $1)",
     )
     .bind(keep.as_secs_f64())
-    .execute(pool)
+    .execute(&store.pool)
     .await?;
     Ok(done.rows_affected())
 }
@@ -217,7 +214,7 @@ async fn find_and_lock_subscribers(
     .bind(&idx)
     .bind(&uuids)
     .bind(&emails)
-    .bind(SUBSCRIBER_LOCK_NAMESPACE)
+    .bind(super::locks::SUBSCRIBER)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows

@@ -1,14 +1,12 @@
-//! The scanner's own bookkeeping in Postgres: the per-mailbox scan lock and the messages
+//! The mailbox scanner's own bookkeeping: the per-mailbox scan lock and the messages
 //! deliberately left in a mailbox (`bounceops.mailbox_kept`, migration 0002). Bounces
-//! themselves go through `store::record` like every other input.
+//! themselves go through `record` like every other input.
 
 use std::collections::HashSet;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
-/// First key of the two-key advisory lock on a mailbox; the second is a hash of the
-/// mailbox's identity. Apart from the store's subscriber locks ("boun").
-const MAILBOX_LOCK_NAMESPACE: i32 = 0x6d62_6f78; // "mbox"
+use super::{Store, locks};
 
 /// A session-level advisory lock held on a connection of its own, taken out of the pool:
 /// closing that connection is what releases the lock, so a scanner that dies (or loses
@@ -20,10 +18,10 @@ pub struct ScanLock {
 
 impl ScanLock {
     /// `None` when another scanner (another replica) holds the mailbox right now.
-    pub async fn try_take(pool: &PgPool, mailbox: &str) -> Result<Option<ScanLock>, sqlx::Error> {
-        let mut conn = pool.acquire().await?.detach();
+    pub async fn try_take(store: &Store, mailbox: &str) -> Result<Option<ScanLock>, sqlx::Error> {
+        let mut conn = store.pool.acquire().await?.detach();
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(MAILBOX_LOCK_NAMESPACE)
+            .bind(locks::MAILBOX)
             .bind(mailbox)
             .fetch_one(&mut conn)
             .await?;
@@ -42,7 +40,7 @@ impl ScanLock {
     /// after the client goes, and the next scan must not find the mailbox still locked.
     pub async fn release(mut self) {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
-            .bind(MAILBOX_LOCK_NAMESPACE)
+            .bind(locks::MAILBOX)
             .bind(&self.mailbox)
             .execute(&mut self.conn)
             .await;
@@ -51,11 +49,11 @@ impl ScanLock {
 }
 
 /// The ids of messages of `mailbox` already read and left in place.
-pub async fn kept(pool: &PgPool, mailbox: &str) -> Result<HashSet<String>, sqlx::Error> {
+pub async fn kept(store: &Store, mailbox: &str) -> Result<HashSet<String>, sqlx::Error> {
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT message_id FROM bounceops.mailbox_kept WHERE mailbox = $1")
             .bind(mailbox)
-            .fetch_all(pool)
+            .fetch_all(&store.pool)
             .await?;
     Ok(ids.into_iter().collect())
 }
@@ -63,7 +61,7 @@ pub async fn kept(pool: &PgPool, mailbox: &str) -> Result<HashSet<String>, sqlx:
 /// Forgets kept messages that are no longer in the mailbox (a human deleted them, or
 /// UIDVALIDITY changed), so the table stays as large as the mailbox.
 pub async fn forget_missing(
-    pool: &PgPool,
+    store: &Store,
     mailbox: &str,
     present: &[&str],
 ) -> Result<(), sqlx::Error> {
@@ -73,14 +71,14 @@ pub async fn forget_missing(
     )
     .bind(mailbox)
     .bind(present)
-    .execute(pool)
+    .execute(&store.pool)
     .await?;
     Ok(())
 }
 
 /// Remembers messages left in place, with the kind that made us leave them.
 pub async fn remember(
-    pool: &PgPool,
+    store: &Store,
     mailbox: &str,
     kept: &[(String, &'static str)],
 ) -> Result<(), sqlx::Error> {
@@ -97,7 +95,7 @@ pub async fn remember(
     .bind(mailbox)
     .bind(&ids)
     .bind(&kinds)
-    .execute(pool)
+    .execute(&store.pool)
     .await?;
     Ok(())
 }
