@@ -13,6 +13,7 @@ use bounceops_api::{BounceConfigSpec, DatabaseSchema, Problem, SecretRef};
 use crate::auth::Credentials;
 use crate::rules::Rules;
 use crate::secrets::SecretsDir;
+use crate::store::ExportLimits;
 
 /// The worker's configuration, with every secret read and every value checked. Its
 /// `Debug` hides the secrets (the database password; the credentials and provider keys
@@ -28,6 +29,9 @@ pub struct Settings {
     pub providers: crate::providers::Registry,
     /// Which Secrets were read: with the database only, no webhook is served.
     pub reads: Reads,
+    /// The export's connections and timeouts: from the environment, not the spec (they
+    /// tune one worker process, like `BOUNCEOPS_WRITERS`).
+    pub export: ExportLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -40,6 +44,7 @@ impl std::fmt::Debug for Settings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("providers", &self.providers)
             .field("reads", &self.reads)
+            .field("export", &self.export)
             .finish()
     }
 }
@@ -200,6 +205,7 @@ impl Settings {
             max_body_bytes,
             providers,
             reads,
+            export: ExportLimits::from_env(),
         })
     }
 

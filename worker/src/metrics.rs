@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::event::{BounceEvent, Outcome};
@@ -27,6 +28,7 @@ pub struct Inner {
     pub http_duration: HistogramVec,
     pub db_errors: IntCounterVec,
     pub batch_size: Histogram,
+    pub exports_refused: IntCounter,
     sources: Mutex<HashSet<String>>,
 }
 
@@ -103,6 +105,14 @@ impl Metrics {
         registry
             .register(Box::new(batch_size.clone()))
             .expect("unique metric");
+        let exports_refused = IntCounter::new(
+            "bounceops_exports_refused_total",
+            "Exports refused with 503 because every export connection was in use.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(exports_refused.clone()))
+            .expect("unique metric");
         Metrics(Arc::new(Inner {
             registry,
             events,
@@ -112,6 +122,7 @@ impl Metrics {
             http_duration,
             db_errors,
             batch_size,
+            exports_refused,
             sources: Mutex::new(HashSet::new()),
         }))
     }

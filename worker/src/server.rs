@@ -32,9 +32,10 @@ pub async fn serve_with_mailboxes(
     shutdown: impl Future<Output = ()> + Send + 'static,
     mailboxes: Vec<MailboxConfig>,
 ) -> anyhow::Result<()> {
-    let store = Store::connect_lazy(
+    let store = Store::connect_lazy_with(
         &settings.database_url,
         settings.spec.database.max_connections,
+        settings.export,
     )?;
     if let Err(why) = store.readiness().await {
         tracing::warn!(%why, "starting while not ready; /readyz reports it until it is fixed");

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
 use super::{AppState, Authenticated};
@@ -228,7 +227,14 @@ async fn export(
         since: p.time("since")?,
         until: p.time("until")?,
     };
-    let chunks = export::start(app.store.pool(), filter, format).await?;
+    let chunks = match export::start(&app.store, filter, format).await {
+        Ok(chunks) => chunks,
+        Err(export::StartError::Busy(connections)) => {
+            app.metrics.exports_refused.inc();
+            return Err(ApiError::ExportsBusy(connections));
+        }
+        Err(export::StartError::Database(e)) => return Err(e.into()),
+    };
     let extension = if format == export::Format::Csv {
         "csv"
     } else {
@@ -242,7 +248,7 @@ async fn export(
                 format!("attachment; filename=\"bounces.{extension}\""),
             ),
         ],
-        Body::from_stream(ReceiverStream::new(chunks)),
+        Body::from_stream(chunks),
     )
         .into_response())
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// The database cannot be reached or failed: the caller should retry later.
     #[error("database unavailable, retry later")]
     Unavailable,
+    /// Every export connection is streaming an export: the caller should retry later.
+    #[error("all {0} export connections are in use by other exports, retry later")]
+    ExportsBusy(u32),
     /// A fault of ours (a query the database refused): logged, never detailed to callers.
     #[error("internal error")]
     Internal,
@@ -35,7 +38,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::ExportsBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,7 +59,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"bounceops\""),
                 );
             }
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::ExportsBusy(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

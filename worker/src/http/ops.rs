@@ -137,6 +137,38 @@ mod tests {
         assert_eq!(fast.status(), StatusCode::OK);
     }
 
+    /// The deadline bounds the time to the answer's head only: a body streamed for longer
+    /// (a large export) arrives whole.
+    #[tokio::test(start_paused = true)]
+    async fn a_streamed_body_may_outlast_the_deadline() {
+        use futures::StreamExt as _;
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route(
+                "/stream",
+                axum::routing::get(|| async {
+                    let lines = futures::stream::iter(0..6).then(|i| async move {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        Ok::<_, std::convert::Infallible>(format!("{i}\n"))
+                    });
+                    axum::body::Body::from_stream(lines)
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_secs(30),
+                deadline,
+            ));
+        let request = axum::http::Request::get("/stream")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(body, "0\n1\n2\n3\n4\n5\n");
+    }
+
     #[test]
     fn the_method_label_has_a_bounded_set_of_values() {
         assert_eq!(method_label(&axum::http::Method::POST), "POST");

@@ -5,18 +5,87 @@
 //! bounded channel to the HTTP response, so a slow client slows the query instead of
 //! filling memory. COPY takes no bind parameters, so the filters travel as transaction-
 //! local settings (`set_config`) that the query reads back: no value is spliced into SQL.
+//!
+//! Since a slow client holds its connection for as long as it dawdles, exports run on
+//! connections of their own ([`ExportLimits`]), and a client that stops reading is cut off.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use sqlx::{Acquire, PgPool};
+use futures::{Stream, StreamExt};
+use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Store;
 use crate::event::BounceType;
 
 /// Size of the pieces sent to the client: large enough to amortise the per-chunk cost,
 /// small enough that the bounded channel keeps memory flat (8 of them in flight).
 const CHUNK_BYTES: usize = 64 * 1024;
+
+/// How exports use the database. `from_env` documents the defaults' reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Connections, hence exports at the same time, per worker (taken out of
+    /// `spec.database.maxConnections`: at most a quarter of it, at least one).
+    pub connections: u32,
+    /// How long a new export waits for a free connection before it is refused with 503.
+    pub wait: Duration,
+    /// How long the client may leave a chunk unread before the export is cut off.
+    pub stall: Duration,
+    /// The longest one export may take, however steadily the client reads.
+    pub deadline: Duration,
+}
+
+impl Default for ExportLimits {
+    /// Two connections: exports are rare (an operator's download, a nightly job), and each
+    /// streams some 200,000 rows a second, so a third caller waits seconds at most. 30 s
+    /// without reading 64 KiB is a client that stopped, not a slow link. 30 minutes is
+    /// some 300 million rows at the measured rate (BENCHMARKS.md): only a client that
+    /// reads just fast enough to dodge the stall timeout reaches it.
+    fn default() -> Self {
+        ExportLimits {
+            connections: 2,
+            wait: Duration::from_secs(2),
+            stall: Duration::from_secs(30),
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl ExportLimits {
+    /// The defaults, overridden by `BOUNCEOPS_EXPORT_CONNECTIONS`,
+    /// `BOUNCEOPS_EXPORT_STALL_TIMEOUT` and `BOUNCEOPS_EXPORT_TIMEOUT` (seconds); a value
+    /// that does not parse keeps the default, as the worker's other tuning variables do.
+    pub fn from_env() -> ExportLimits {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let d = ExportLimits::default();
+        ExportLimits {
+            connections: var("BOUNCEOPS_EXPORT_CONNECTIONS")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(d.connections),
+            stall: var("BOUNCEOPS_EXPORT_STALL_TIMEOUT").map_or(d.stall, Duration::from_secs),
+            deadline: var("BOUNCEOPS_EXPORT_TIMEOUT").map_or(d.deadline, Duration::from_secs),
+            ..d
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Every export connection is taken: the caller should retry later.
+    #[error("all {0} export connections are in use")]
+    Busy(u32),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The error that ends an export's body when the export did not run to its end, so that
+/// the client sees a broken download rather than a short one that looks complete.
+#[derive(Debug, thiserror::Error)]
+#[error("the export was cut off before its end")]
+pub struct Incomplete;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -76,28 +145,55 @@ fn copy_statement(format: Format) -> String {
     }
 }
 
-/// Starts an export. Returns once Postgres has accepted the query (so a database error
-/// becomes an HTTP error, not a truncated 200), then streams chunks through the receiver.
+/// Why an export stopped before its end.
+enum Cut {
+    ClientGone,
+    Stalled,
+    PastDeadline,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Cut {
+    fn from(e: sqlx::Error) -> Self {
+        Cut::Database(e)
+    }
+}
+
+/// Starts an export on one of the export's connections. Returns once Postgres has
+/// accepted the query (so a database error becomes an HTTP error, not a truncated 200),
+/// then streams chunks; the stream ends with [`Incomplete`] unless the export ran to its
+/// end.
 pub async fn start(
-    pool: &PgPool,
+    store: &Store,
     filter: Filter,
     format: Format,
-) -> Result<mpsc::Receiver<Result<Bytes, sqlx::Error>>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+) -> Result<impl Stream<Item = Result<Bytes, Incomplete>> + use<>, StartError> {
+    let limits = store.export_limits;
+    let slot = tokio::time::timeout(limits.wait, store.export_slots.clone().acquire_owned())
+        .await
+        .map_err(|_| StartError::Busy(limits.connections))?
+        .expect("the export semaphore is never closed");
+    let mut conn = store.export_pool.acquire().await?;
     let (started_tx, started_rx) = oneshot::channel();
     let (chunks_tx, chunks_rx) = mpsc::channel(8);
+    let (completed_tx, completed_rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let mut started = Some(started_tx);
-        let mut finished = false;
-        let result: Result<(), sqlx::Error> = async {
+        let result: Result<(), Cut> = async {
             let mut tx = conn.begin().await?;
+            // Backstops only: a COPY waiting on a reader cannot be cancelled by Postgres
+            // (it acts on statement_timeout between writes, never while one is blocked),
+            // so the worker's own timers below are what end a stalled export.
+            let deadline = format!("{}ms", limits.deadline.as_millis());
             sqlx::query(
                 "SELECT set_config('bounceops.export_type', $1, true),
                         set_config('bounceops.export_source', $2, true),
                         set_config('bounceops.export_campaign', $3, true),
                         set_config('bounceops.export_since', $4, true),
                         set_config('bounceops.export_until', $5, true),
-                        set_config('TimeZone', 'UTC', true)",
+                        set_config('TimeZone', 'UTC', true),
+                        set_config('statement_timeout', $6, true),
+                        set_config('idle_in_transaction_session_timeout', $6, true)",
             )
             .bind(filter.bounce_type.map_or("", |t| t.as_str()))
             .bind(filter.source.as_deref().unwrap_or(""))
@@ -109,54 +205,96 @@ pub async fn start(
             )
             .bind(filter.since.map(|t| t.to_rfc3339()).unwrap_or_default())
             .bind(filter.until.map(|t| t.to_rfc3339()).unwrap_or_default())
+            .bind(&deadline)
             .execute(&mut *tx)
             .await?;
             let mut stream = tx.copy_out_raw(&copy_statement(format)).await?;
             if let Some(s) = started.take() {
                 let _ = s.send(Ok(()));
             }
-            // Postgres sends one CopyData message per row; forwarding each as its own
-            // HTTP chunk would cost a channel hand-off and a chunk header per row.
-            let mut buf = BytesMut::with_capacity(CHUNK_BYTES);
-            while let Some(row) = stream.next().await {
-                buf.extend_from_slice(&row?);
-                if buf.len() >= CHUNK_BYTES
-                    && chunks_tx.send(Ok(buf.split().freeze())).await.is_err()
-                {
-                    return Ok(()); // the client went away
+            let chunks_tx = &chunks_tx;
+            let send = move |chunk: Bytes| async move {
+                match tokio::time::timeout(limits.stall, chunks_tx.send(chunk)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Cut::ClientGone),
+                    Err(_) => Err(Cut::Stalled),
                 }
-            }
-            if !buf.is_empty() && chunks_tx.send(Ok(buf.freeze())).await.is_err() {
-                return Ok(());
-            }
+            };
+            let copy = async {
+                // Postgres sends one CopyData message per row; forwarding each as its own
+                // HTTP chunk would cost a channel hand-off and a chunk header per row.
+                let mut buf = BytesMut::with_capacity(CHUNK_BYTES);
+                while let Some(row) = stream.next().await {
+                    buf.extend_from_slice(&row?);
+                    if buf.len() >= CHUNK_BYTES {
+                        send(buf.split().freeze()).await?;
+                    }
+                }
+                if !buf.is_empty() {
+                    send(buf.freeze()).await?;
+                }
+                Ok::<(), Cut>(())
+            };
+            tokio::time::timeout(limits.deadline, copy)
+                .await
+                .map_err(|_| Cut::PastDeadline)??;
             drop(stream);
             tx.commit().await?;
-            finished = true;
             Ok(())
         }
         .await;
-        if let Err(e) = result {
-            match started.take() {
-                Some(s) => {
-                    let _ = s.send(Err(e));
+        match result {
+            Ok(()) => {
+                let _ = completed_tx.send(());
+                drop(conn); // back to the export pool
+            }
+            Err(cut) => {
+                match cut {
+                    Cut::Database(e) => match started.take() {
+                        Some(s) => {
+                            let _ = s.send(Err(e));
+                        }
+                        None => tracing::warn!(error = %e, "export failed mid-stream"),
+                    },
+                    Cut::Stalled => tracing::warn!(
+                        stall = ?limits.stall,
+                        "export cut off: the client stopped reading"
+                    ),
+                    Cut::PastDeadline => tracing::warn!(
+                        deadline = ?limits.deadline,
+                        "export cut off: past its deadline"
+                    ),
+                    Cut::ClientGone => {}
                 }
-                None => {
-                    // Mid-stream: the client sees the body end with an error, never a
-                    // silently short export that looks complete.
-                    tracing::warn!(error = %e, "export failed mid-stream");
-                    let _ = chunks_tx.send(Err(e)).await;
-                }
+                // A COPY abandoned half-way leaves the connection mid-protocol; close it
+                // rather than hand it back to the pool.
+                let _ = conn.close().await;
             }
         }
-        if !finished {
-            // A COPY abandoned half-way leaves the connection mid-protocol; close it
-            // rather than hand it back to the pool.
-            let _ = conn.close().await;
-        }
+        // Only now may the next export start: its connection is free.
+        drop(slot);
     });
     match started_rx.await {
-        Ok(Ok(())) => Ok(chunks_rx),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(sqlx::Error::WorkerCrashed),
+        Ok(Ok(())) => Ok(body(chunks_rx, completed_rx)),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(sqlx::Error::WorkerCrashed.into()),
     }
+}
+
+/// The response body: the chunks, then an error unless the export signalled its end.
+/// Without that, a cut-off export (the sender dropped) would end like a complete one.
+fn body(
+    chunks: mpsc::Receiver<Bytes>,
+    completed: oneshot::Receiver<()>,
+) -> impl Stream<Item = Result<Bytes, Incomplete>> {
+    futures::stream::unfold(Some((chunks, completed)), |state| async move {
+        let (mut chunks, completed) = state?;
+        match chunks.recv().await {
+            Some(chunk) => Some((Ok(chunk), Some((chunks, completed)))),
+            None => match completed.await {
+                Ok(()) => None,
+                Err(_) => Some((Err(Incomplete), None)),
+            },
+        }
+    })
 }

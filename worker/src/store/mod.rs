@@ -18,10 +18,14 @@ pub mod migrate;
 pub mod nonces;
 pub mod record;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+use tokio::sync::Semaphore;
+
+pub use export::ExportLimits;
 
 /// Whether the error means "the database cannot serve now" (so a retry may succeed), as
 /// opposed to a statement it refused: a connection failure, or SQLSTATE class 40
@@ -52,21 +56,53 @@ pub fn is_connection_failure(e: &sqlx::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// The export's own connections: a client that reads an export slowly holds one of
+    /// these, never one that ingest needs.
+    export_pool: PgPool,
+    /// One permit per export connection, so that "every export is busy" is told apart from
+    /// "the database is unreachable" (both would be a pool timeout).
+    export_slots: Arc<Semaphore>,
+    /// As asked for, but `connections` as granted.
+    export_limits: ExportLimits,
 }
 
 impl Store {
-    /// A pool that connects lazily: the worker starts (and reports not ready) while the
-    /// database is down, and requests fail fast with 503 instead of hanging.
+    /// [`Store::connect_lazy_with`] the default export limits.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, sqlx::Error> {
+        Store::connect_lazy_with(url, max_connections, ExportLimits::default())
+    }
+
+    /// Pools that connect lazily: the worker starts (and reports not ready) while the
+    /// database is down, and requests fail fast with 503 instead of hanging. The export's
+    /// connections are taken out of `max_connections`, so that it stays the bound of what a
+    /// worker opens: at most a quarter of them, at least one.
+    pub fn connect_lazy_with(
+        url: &str,
+        max_connections: u32,
+        export: ExportLimits,
+    ) -> Result<Store, sqlx::Error> {
         let options: PgConnectOptions = url
             .parse::<PgConnectOptions>()?
             .application_name("bounce-worker")
             .log_statements(tracing::log::LevelFilter::Trace);
+        let export_connections = export.connections.min(max_connections / 4).max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(max_connections.saturating_sub(export_connections).max(1))
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options.clone());
+        let export_pool = PgPoolOptions::new()
+            .max_connections(export_connections)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(options);
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            export_pool,
+            export_slots: Arc::new(Semaphore::new(export_connections as usize)),
+            export_limits: ExportLimits {
+                connections: export_connections,
+                ..export
+            },
+        })
     }
 
     /// For the export until it has connections of its own. Nothing outside `store` runs
@@ -81,7 +117,8 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await
+        self.pool.close().await;
+        self.export_pool.close().await;
     }
 
     /// Ready when the database answers and the tables the worker needs exist.

@@ -219,9 +219,21 @@ pub struct TestWorker {
 
 impl TestWorker {
     pub async fn start(database_url: &str, extra_spec: &str) -> TestWorker {
+        TestWorker::start_with(database_url, extra_spec, |_| {}).await
+    }
+
+    /// [`TestWorker::start`], with settings that the environment would give (export
+    /// limits, ...) changed by `tune` before the worker starts.
+    pub async fn start_with(
+        database_url: &str,
+        extra_spec: &str,
+        tune: impl FnOnce(&mut Settings),
+    ) -> TestWorker {
         let dir = tempfile::tempdir().unwrap();
         let (config, secrets) = write_config(dir.path(), database_url, extra_spec);
-        let settings = Settings::load(&config, &SecretsDir::new(secrets), None).expect("config");
+        let mut settings =
+            Settings::load(&config, &SecretsDir::new(secrets), None).expect("config");
+        tune(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
