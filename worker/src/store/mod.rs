@@ -105,12 +105,6 @@ impl Store {
         })
     }
 
-    /// For the export until it has connections of its own. Nothing outside `store` runs
-    /// SQL.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Runs the worker's migrations (and creates listmonk's tables when `standalone`).
     pub async fn migrate(&self, standalone: bool) -> Result<migrate::Report, sqlx::Error> {
         migrate::run(&self.pool, standalone).await
