@@ -51,6 +51,9 @@ pub struct BounceEvent {
     /// received. Claimed in the transaction that records the event, so no retry (the
     /// sender's, or the worker's own after a lost commit answer) records it twice.
     pub event_id: String,
+    /// Why it bounced, in the classifier's vocabulary (docs/reasons.md), where known: from
+    /// the bounce mail, or from the provider's own codes.
+    pub reason: Option<bounce_classify::Reason>,
 }
 
 /// What happened to one event. Every variant means the event is durably handled.

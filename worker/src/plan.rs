@@ -134,6 +134,7 @@ mod tests {
             meta: serde_json::json!({}),
             created_at: None,
             event_id: crate::event::received_id(),
+            reason: None,
         }
     }
 

@@ -26,6 +26,7 @@ fn bounce(email: &str) -> BounceEvent {
         meta: serde_json::json!({}),
         created_at: None,
         event_id: received_id(),
+        reason: None,
     }
 }
 

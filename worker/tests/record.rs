@@ -24,6 +24,7 @@ fn event(email: &str, t: BounceType) -> BounceEvent {
         meta: serde_json::json!({}),
         created_at: None,
         event_id: bounce_worker::event::received_id(),
+        reason: None,
     }
 }
 

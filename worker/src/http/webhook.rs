@@ -132,6 +132,7 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
         meta,
         created_at,
         event_id: received_id(),
+        reason: None,
     })
 }
 

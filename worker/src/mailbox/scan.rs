@@ -108,6 +108,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
             };
             let mut meta = serde_json::Map::new();
             meta.insert("mailbox".into(), mailbox.name.clone().into());
+            meta.insert("reason".into(), r.reason.as_str().into());
             for (key, value) in [
                 ("status", &r.status),
                 ("action", &r.action),
@@ -127,6 +128,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
                 meta: serde_json::Value::Object(meta),
                 created_at: None,
                 event_id: format!("{}/{digest}/{}", mailbox.key, r.email),
+                reason: Some(r.reason),
             }
         })
         .collect();
@@ -434,6 +436,8 @@ mod tests {
         assert_eq!(e.source, "mailbox:bounces");
         assert_eq!(e.meta["diagnostic"].as_str().unwrap().len(), MAX_DIAGNOSTIC);
         assert!(e.event_id.ends_with("/abc/a@x.org"));
+        assert_eq!(e.reason, Some(bounce_classify::Reason::UserUnknown));
+        assert_eq!(e.meta["reason"], "userunknown");
     }
 
     #[test]

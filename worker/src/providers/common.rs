@@ -228,6 +228,7 @@ pub fn event(
         },
         created_at: None,
         event_id,
+        reason: None,
     }
 }
 
