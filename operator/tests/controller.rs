@@ -10,7 +10,7 @@ use std::time::Duration;
 use bounce_operator::metrics::Metrics;
 use bounce_operator::reconcile::desired::Settings;
 use bounce_operator::reconcile::{self, Context};
-use bounceops_api::ConditionStatus;
+use bounceops_api::{BounceConfig, ConditionStatus};
 use common::{FakeApi, config_path, deployment_path};
 use http::Method;
 use kube::Client;
@@ -152,17 +152,23 @@ async fn unchanged_state_performs_no_writes() {
     assert!(fake.log_len() > mark, "it did look");
 }
 
-#[tokio::test]
-async fn a_stale_cached_object_does_not_rewrite_the_status() {
+/// One reconcile of a fresh config, and the object as the watch cache still holds it:
+/// from before that reconcile's status write.
+async fn reconciled_once_with_a_stale_copy() -> (FakeApi, Arc<Context>, Arc<BounceConfig>) {
     let (client, fake) = FakeApi::start();
     secrets(&fake);
     fake.put_config(NS, "news", SPEC);
     let ctx = context(client);
-    // The watch cache still holds the object as it was before the status write.
     let stale = Arc::new(fake.config(NS, "news"));
     reconcile::reconcile(stale.clone(), ctx.clone())
         .await
         .unwrap();
+    (fake, ctx, stale)
+}
+
+#[tokio::test]
+async fn a_stale_cached_object_does_not_rewrite_the_status() {
+    let (fake, ctx, stale) = reconciled_once_with_a_stale_copy().await;
     let mark = fake.log_len();
     reconcile::reconcile(stale, ctx.clone()).await.unwrap();
     assert_eq!(
@@ -176,14 +182,7 @@ async fn a_stale_cached_object_does_not_rewrite_the_status() {
 
 #[tokio::test]
 async fn a_status_change_seen_on_a_stale_cached_object_is_written_without_a_conflict() {
-    let (client, fake) = FakeApi::start();
-    secrets(&fake);
-    fake.put_config(NS, "news", SPEC);
-    let ctx = context(client);
-    let stale = Arc::new(fake.config(NS, "news"));
-    reconcile::reconcile(stale.clone(), ctx.clone())
-        .await
-        .unwrap();
+    let (fake, ctx, stale) = reconciled_once_with_a_stale_copy().await;
     // The world changes before the watch delivers the status write: the next write must
     // be based on the object that write made, not on the stale copy's resourceVersion.
     fake.remove("/api/v1/namespaces/mail/secrets/bounce-api");

@@ -241,14 +241,21 @@ async fn sixteen_simultaneous_webhooks_for_one_subscriber() {
     assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_down_gives_503_then_recovers() {
+/// A worker whose database connections go through a proxy the test can cut or stall, with
+/// one bounce (`body`) recorded through it.
+async fn worker_behind_proxy() -> (TestDb, Proxy, TestWorker, serde_json::Value) {
     let db = TestDb::new().await;
     db.subscriber("a@example.com").await;
     let proxy = Proxy::start(server_addr(&db.url)).await;
     let w = TestWorker::start(&proxy.url_for(&db.url), "").await;
     let body = json!({"email": "a@example.com", "type": "soft", "source": "x"});
     assert_eq!(w.post_bounce(&body).await.status(), 200);
+    (db, proxy, w, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_gives_503_then_recovers() {
+    let (db, proxy, w, body) = worker_behind_proxy().await;
 
     proxy.cut();
     let r = w.post_bounce(&body).await;
@@ -490,12 +497,7 @@ async fn a_retry_with_the_same_idempotency_key_is_recorded_once() {
 /// the request deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_fails_a_whole_batch_at_once() {
-    let db = TestDb::new().await;
-    db.subscriber("a@example.com").await;
-    let proxy = Proxy::start(server_addr(&db.url)).await;
-    let w = TestWorker::start(&proxy.url_for(&db.url), "").await;
-    let body = json!({"email": "a@example.com", "type": "soft", "source": "x"});
-    assert_eq!(w.post_bounce(&body).await.status(), 200);
+    let (db, proxy, w, body) = worker_behind_proxy().await;
 
     proxy.stall();
     let started = std::time::Instant::now();
