@@ -54,10 +54,10 @@ cat >"$work/config.yaml" <<YAML
 database: {urlSecretRef: {name: db, key: url}, schema: standalone, maxConnections: 8}
 api: {credentialsSecretRef: {name: api, key: credentials}}
 rules:
-  soft: {count: 1000000, action: none}
+  soft: {count: 1000, action: none}
   recordAfterThreshold: true
 YAML
-"$worker_bin" migrate --config "$work/config.yaml" --secrets-dir "$work/secrets" 2>/dev/null
+"$worker_bin" migrate --config "$work/config.yaml" --secrets-dir "$work/secrets" 2>"$work/migrate.log" || { cat "$work/migrate.log" >&2; exit 1; }
 psql "$db_url" -qX <<SQL
 INSERT INTO lists (uuid, name, type) VALUES (gen_random_uuid(), 'soak', 'public');
 INSERT INTO subscribers (uuid, email, name)
