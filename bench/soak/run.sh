@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 log "starting a Postgres of its own on 127.0.0.1:$pg_port"
 as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres --auth=trust >/dev/null
-pg start -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1"
+pg start -o "-p $pg_port -k $pgdata -c listen_addresses=127.0.0.1" || { cat "$pgdata/server.log" >&2; exit 1; }
 db_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
 
 mkdir -p "$work/secrets/db" "$work/secrets/api"
