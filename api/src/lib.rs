@@ -12,6 +12,7 @@ pub mod decode;
 pub mod defaults;
 pub mod durations;
 pub mod providers;
+pub mod reasons;
 pub mod validate;
 
 pub use providers::{
@@ -20,6 +21,7 @@ pub use providers::{
 };
 pub mod status;
 
+pub use reasons::{REASONS, ReasonRule, ReasonType};
 pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
 pub use validate::{Problem, validate};
 
@@ -197,6 +199,19 @@ pub struct RulesSpec {
     /// Keep storing bounces once the threshold is passed (listmonk stops storing them).
     #[serde(default)]
     pub record_after_threshold: bool,
+    /// Rules by reason: a bounce whose reason (the classifier's, docs/reasons.md) is a key
+    /// here counts as the `type` given instead of the type it was reported with; with
+    /// `type: ignore` it is neither counted nor acted upon nor stored in listmonk's
+    /// `bounces`, only kept in `bounceops.ignored`. E.g.
+    /// `{blocked: {type: ignore}, mailboxfull: {type: soft}}`. Bounces without a reason,
+    /// or with one not listed, count as their own type. Empty by default, as in listmonk;
+    /// docs/reasons.md proposes a profile for sender-side reasons.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = REASONS.len(),
+        "x-kubernetes-validations" = [{"rule": reasons::cel_rule(), "message": reasons::UNKNOWN_REASON}]
+    ))]
+    pub reasons: std::collections::BTreeMap<String, ReasonRule>,
 }
 
 impl Default for RulesSpec {
@@ -207,6 +222,7 @@ impl Default for RulesSpec {
             complaint: defaults::complaint_rule(),
             window: None,
             record_after_threshold: false,
+            reasons: Default::default(),
         }
     }
 }
@@ -464,6 +480,7 @@ mod tests {
         );
         assert_eq!(spec.rules.window, None);
         assert!(!spec.rules.record_after_threshold);
+        assert!(spec.rules.reasons.is_empty());
         assert_eq!(spec.database.schema, DatabaseSchema::Listmonk);
         assert!(spec.providers.generic.enabled);
         assert_eq!(spec.webhook.max_body_bytes, 1 << 20);
@@ -486,6 +503,9 @@ spec:
     complaint: {count: 1, action: blocklist}
     window: 720h
     recordAfterThreshold: false
+    reasons:
+      blocked: {type: ignore}
+      mailboxfull: {type: soft}
   api:
     credentialsSecretRef: {name: bounce-api, key: credentials}
   mailboxes:
@@ -503,6 +523,14 @@ spec:
 "#;
         let cfg: BounceConfig = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(cfg.spec.rules.window.as_deref(), Some("720h"));
+        assert_eq!(
+            cfg.spec.rules.reasons["blocked"].treat_as,
+            ReasonType::Ignore
+        );
+        assert_eq!(
+            cfg.spec.rules.reasons["mailboxfull"].treat_as,
+            ReasonType::Soft
+        );
         assert_eq!(cfg.spec.mailboxes[0].protocol, MailboxProtocol::Pop3);
         assert_eq!(cfg.spec.mailboxes[0].folder, "INBOX");
         assert_eq!(cfg.spec.mailboxes[0].max_message_bytes, 10 << 20);

@@ -235,6 +235,30 @@ pub fn table() -> Vec<Invalid> {
             None,
         ),
         row(
+            "unknown reason",
+            json!({"rules": {"reasons": {"blacklisted": {"type": "ignore"}}}}),
+            "spec.rules.reasons.blacklisted",
+            Some((
+                "spec.rules.reasons",
+                "keys must be reasons listed in docs/reasons.md",
+            )),
+        ),
+        row(
+            "reason rule of an unknown type",
+            json!({"rules": {"reasons": {"blocked": {"type": "drop"}}}}),
+            "spec.rules.reasons.blocked.type",
+            Some((
+                "spec.rules.reasons.blocked.type",
+                "Unsupported value: \"drop\"",
+            )),
+        ),
+        row(
+            "reason rule without a type",
+            json!({"rules": {"reasons": {"blocked": {}}}}),
+            "spec.rules.reasons.blocked.type",
+            Some(("spec.rules.reasons.blocked.type", "Required value")),
+        ),
+        row(
             "no API credentials",
             json!({"api": null}),
             "spec.api.credentialsSecretRef",

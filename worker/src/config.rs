@@ -169,12 +169,24 @@ impl Settings {
                     .map_err(|m| invalid("spec.rules.window", m.into()))?,
             ),
         };
+        let mut reasons = std::collections::HashMap::new();
+        for (name, rule) in &spec.rules.reasons {
+            // validate refuses unknown names; this only guards a classifier that lost one.
+            let reason = bounce_classify::Reason::from_name(name).ok_or_else(|| {
+                invalid(
+                    &format!("spec.rules.reasons.{name}"),
+                    "not a reason listed in docs/reasons.md".into(),
+                )
+            })?;
+            reasons.insert(reason, rule.treat_as);
+        }
         let rules = Rules {
             soft: spec.rules.soft,
             hard: spec.rules.hard,
             complaint: spec.rules.complaint,
             window,
             record_after_threshold: spec.rules.record_after_threshold,
+            reasons,
         };
 
         let (credentials, providers) = match reads {
@@ -282,6 +294,25 @@ mod tests {
             s.rules.window,
             Some(std::time::Duration::from_secs(30 * 86400))
         );
+    }
+
+    #[test]
+    fn reason_rules_are_read_by_reason() {
+        use bounce_classify::Reason;
+        use bounceops_api::ReasonType;
+        let s = load(
+            &format!("{BASE}  rules: {{reasons: {{blocked: {{type: ignore}}, mailboxfull: {{type: soft}}}}}}\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.rules.reasons,
+            std::collections::HashMap::from([
+                (Reason::Blocked, ReasonType::Ignore),
+                (Reason::MailboxFull, ReasonType::Soft),
+            ])
+        );
+        assert!(load(BASE, None).unwrap().rules.reasons.is_empty());
     }
 
     /// The judgement itself is bounceops_api's (api/tests/invalid_specs.rs runs the whole

@@ -70,6 +70,9 @@ pub enum Outcome {
     OverThreshold { action: Option<Action> },
     /// No such subscriber: kept in the worker's unmatched table.
     Unmatched,
+    /// Its reason is ignored by `spec.rules.reasons`: kept in `bounceops.ignored`, neither
+    /// counted nor acted upon.
+    Ignored,
     /// The same event was recorded before.
     Duplicate,
     /// Recorded by an attempt whose commit answer was lost (the connection dropped after
@@ -85,6 +88,7 @@ impl Outcome {
             Outcome::Blocklisted => "blocklisted",
             Outcome::OverThreshold { .. } => "over_threshold",
             Outcome::Unmatched => "unmatched",
+            Outcome::Ignored => "ignored",
             Outcome::Duplicate => "duplicate",
             Outcome::Committed => "committed",
         }

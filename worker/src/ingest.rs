@@ -131,6 +131,8 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
         events.extend(job.events);
         shares.push((start..events.len(), job.reply));
     }
+    // Here rather than only in the store, so that metrics name the type counted.
+    crate::plan::retype(&mut events, rules);
     metrics.batch_size.observe(events.len() as f64);
     let result = match record::record(store, rules, &events).await {
         Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, &events, e).await,

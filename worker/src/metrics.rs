@@ -57,7 +57,7 @@ impl Metrics {
         };
         let events = counter(
             "bounceops_events_total",
-            "Bounce events handled, by source, type and outcome (recorded, blocklisted, over_threshold, unmatched, duplicate).",
+            "Bounce events handled, by source, type and outcome (recorded, blocklisted, over_threshold, unmatched, ignored, duplicate, committed).",
             &["source", "type", "outcome"],
         );
         let actions = counter(

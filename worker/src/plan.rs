@@ -6,10 +6,11 @@
 //! make. The store carries them out with one statement per kind of write, so a batch of a
 //! hundred events costs about as many statements as a batch of one.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bounceops_api::Action;
+use bounceops_api::{Action, ReasonType};
 use chrono::{DateTime, Utc};
 
 use crate::event::{BounceEvent, BounceType};
@@ -52,6 +53,51 @@ pub enum Step {
     },
     /// No such subscriber (or deleted earlier in this batch): keep it unmatched.
     Unmatched,
+    /// Its reason is ignored (`spec.rules.reasons`): kept apart, whoever the subscriber is.
+    Ignored,
+}
+
+/// What the rules by reason make of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment {
+    /// Counted, and stored, as this type: its own, or its reason's.
+    Count(BounceType),
+    /// Neither counted nor acted upon.
+    Ignore,
+}
+
+/// An event without a reason, or with one the rules do not list, counts as its own type.
+pub fn treatment(event: &BounceEvent, rules: &Rules) -> Treatment {
+    match event.reason.and_then(|r| rules.reasons.get(&r)) {
+        None => Treatment::Count(event.bounce_type),
+        Some(ReasonType::Hard) => Treatment::Count(BounceType::Hard),
+        Some(ReasonType::Soft) => Treatment::Count(BounceType::Soft),
+        Some(ReasonType::Complaint) => Treatment::Count(BounceType::Complaint),
+        Some(ReasonType::Ignore) => Treatment::Ignore,
+    }
+}
+
+/// Gives each event the type it counts as, so that what is stored, and what metrics call
+/// it, is the type its rule was applied as. Ignored events keep theirs.
+pub fn retype(events: &mut [BounceEvent], rules: &Rules) {
+    for event in events {
+        if let Treatment::Count(t) = treatment(event, rules) {
+            event.bounce_type = t;
+        }
+    }
+}
+
+/// [`retype`] on a copy, made only when some type changes (never without rules by
+/// reason, nor for a batch the ingest queue already retyped).
+pub fn retyped<'a>(events: &'a [BounceEvent], rules: &Rules) -> Cow<'a, [BounceEvent]> {
+    let changes =
+        |e: &BounceEvent| matches!(treatment(e, rules), Treatment::Count(t) if t != e.bounce_type);
+    if !events.iter().any(changes) {
+        return Cow::Borrowed(events);
+    }
+    let mut owned = events.to_vec();
+    retype(&mut owned, rules);
+    Cow::Owned(owned)
 }
 
 /// Plays `events` (those listed in `order`, in that order) against the loaded `state`.
@@ -71,6 +117,10 @@ pub fn plan(
     let mut unsubscribed: std::collections::HashSet<i32> = Default::default();
     for &i in order {
         let event = &events[i];
+        let Treatment::Count(bounce_type) = treatment(event, rules) else {
+            steps.insert(i, Step::Ignored);
+            continue;
+        };
         let Some(&id) = subscriber_of.get(&i) else {
             steps.insert(i, Step::Unmatched);
             continue;
@@ -79,15 +129,15 @@ pub fn plan(
             steps.insert(i, Step::Unmatched);
             continue;
         };
-        let rule = rules.for_type(event.bounce_type);
-        let n = *sub.count(event.bounce_type) + 1;
+        let rule = rules.for_type(bounce_type);
+        let n = *sub.count(bounce_type) + 1;
         let decision = decide(n, rule, sub.blocklisted, rules.record_after_threshold);
         let mut action = decision.action;
         if action == Some(Action::Unsubscribe) && !unsubscribed.insert(id) {
             action = None;
         }
         if decision.insert && counts_in_window(event.created_at.unwrap_or(now), now, rules.window) {
-            *sub.count(event.bounce_type) += 1;
+            *sub.count(bounce_type) += 1;
         }
         let step = match (decision.insert, sub.blocklisted) {
             (true, _) => Step::Insert {
@@ -122,6 +172,7 @@ fn counts_in_window(at: DateTime<Utc>, now: DateTime<Utc>, window: Option<Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bounce_classify::Reason;
     use bounceops_api::Rule;
 
     fn ev(t: BounceType) -> BounceEvent {
@@ -318,6 +369,149 @@ mod tests {
                 subscriber_id: 7,
                 action: Some(Action::Blocklist)
             }
+        );
+    }
+
+    fn with_reason(t: BounceType, reason: Reason) -> BounceEvent {
+        BounceEvent {
+            reason: Some(reason),
+            ..ev(t)
+        }
+    }
+
+    fn by_reason(pairs: &[(Reason, ReasonType)]) -> Rules {
+        Rules {
+            reasons: pairs.iter().copied().collect(),
+            ..Rules::default()
+        }
+    }
+
+    #[test]
+    fn a_reason_rule_changes_the_type_counted() {
+        // Default rules: hard {1, blocklist}, soft {2, none}.
+        let rules = by_reason(&[(Reason::MailboxFull, ReasonType::Soft)]);
+        let full = with_reason(BounceType::Hard, Reason::MailboxFull);
+        let steps = run(&vec![full; 3], &rules, SubscriberState::default());
+        let insert = Step::Insert {
+            subscriber_id: 7,
+            action: None,
+        };
+        assert_eq!(
+            steps,
+            vec![
+                insert,
+                insert,
+                Step::OverThreshold {
+                    subscriber_id: 7,
+                    action: None
+                }
+            ],
+            "counted as soft: no blocklist, and stored up to soft's count"
+        );
+        // And against the stored count of its new type, not of the reported one.
+        let state = SubscriberState {
+            complaint: 1,
+            ..Default::default()
+        };
+        let rules = by_reason(&[(Reason::MailboxFull, ReasonType::Complaint)]);
+        let steps = run(
+            &[with_reason(BounceType::Soft, Reason::MailboxFull)],
+            &rules,
+            state,
+        );
+        assert_eq!(
+            steps,
+            vec![Step::OverThreshold {
+                subscriber_id: 7,
+                action: Some(Action::Blocklist)
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ignored_reason_is_not_counted_nor_acted_upon() {
+        let rules = by_reason(&[(Reason::Blocked, ReasonType::Ignore)]);
+        let blocked = with_reason(BounceType::Hard, Reason::Blocked);
+        let steps = run(
+            &[
+                blocked.clone(),
+                blocked,
+                ev(BounceType::Soft),
+                ev(BounceType::Soft),
+            ],
+            &rules,
+            SubscriberState::default(),
+        );
+        assert_eq!(
+            steps,
+            vec![
+                Step::Ignored,
+                Step::Ignored,
+                // The soft count starts from zero: the ignored bounces added nothing.
+                Step::Insert {
+                    subscriber_id: 7,
+                    action: None
+                },
+                Step::Insert {
+                    subscriber_id: 7,
+                    action: None
+                }
+            ]
+        );
+        // Whoever the subscriber is, or is not.
+        let steps = plan(
+            &[with_reason(BounceType::Hard, Reason::Blocked)],
+            &[0],
+            &HashMap::new(),
+            HashMap::new(),
+            &rules,
+            Utc::now(),
+        );
+        assert_eq!(steps[&0], Step::Ignored);
+    }
+
+    #[test]
+    fn without_a_rule_for_its_reason_an_event_counts_as_its_own_type() {
+        let listmonk = Rules::default();
+        let rules = by_reason(&[(Reason::Blocked, ReasonType::Ignore)]);
+        let events = [
+            with_reason(BounceType::Hard, Reason::UserUnknown),
+            ev(BounceType::Hard),
+        ];
+        let want = run(&events, &listmonk, SubscriberState::default());
+        assert_eq!(
+            want[0],
+            Step::Insert {
+                subscriber_id: 7,
+                action: Some(Action::Blocklist)
+            }
+        );
+        assert_eq!(run(&events, &rules, SubscriberState::default()), want);
+        assert_eq!(
+            treatment(&events[0], &rules),
+            Treatment::Count(BounceType::Hard)
+        );
+        assert!(matches!(retyped(&events, &rules), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn retyping_gives_the_counted_type_and_leaves_ignored_ones() {
+        let rules = by_reason(&[
+            (Reason::Blocked, ReasonType::Ignore),
+            (Reason::MailboxFull, ReasonType::Soft),
+        ]);
+        let events = [
+            with_reason(BounceType::Hard, Reason::MailboxFull),
+            with_reason(BounceType::Hard, Reason::Blocked),
+            ev(BounceType::Complaint),
+        ];
+        let types: Vec<BounceType> = retyped(&events, &rules)
+            .iter()
+            .map(|e| e.bounce_type)
+            .collect();
+        assert_eq!(
+            types,
+            [BounceType::Soft, BounceType::Hard, BounceType::Complaint]
         );
     }
 

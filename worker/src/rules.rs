@@ -3,9 +3,11 @@
 //! The store runs this under the subscriber's lock; keeping it pure lets every case of
 //! listmonk's semantics (DESIGN §3) be tested without a database.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use bounceops_api::{Action, Rule};
+use bounce_classify::Reason;
+use bounceops_api::{Action, ReasonType, Rule};
 
 use crate::event::BounceType;
 
@@ -18,6 +20,9 @@ pub struct Rules {
     pub window: Option<Duration>,
     /// Store bounces past the threshold too (listmonk stops storing them).
     pub record_after_threshold: bool,
+    /// `spec.rules.reasons`: what a bounce with one of these reasons counts as. Empty, as
+    /// listmonk has no such rules.
+    pub reasons: HashMap<Reason, ReasonType>,
 }
 
 impl Default for Rules {
@@ -29,6 +34,7 @@ impl Default for Rules {
             complaint: spec.complaint,
             window: None,
             record_after_threshold: false,
+            reasons: HashMap::new(),
         }
     }
 }

@@ -2,15 +2,17 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bounce_classify::Reason;
 use bounce_worker::event::{BounceEvent, BounceType, Outcome};
 use bounce_worker::ingest::Ingest;
 use bounce_worker::metrics::Metrics;
 use bounce_worker::rules::Rules;
 use bounce_worker::store::record::record;
-use bounceops_api::{Action, Rule};
+use bounceops_api::{Action, ReasonType, Rule};
 use common::TestDb;
 use uuid::Uuid;
 
@@ -293,6 +295,120 @@ async fn unknown_subscriber_is_kept_unmatched_and_unknown_campaign_is_null() {
             .await
             .unwrap();
     assert_eq!(campaigns, vec![Some(campaign_id), None]);
+}
+
+/// The blocklisted-IP incident of docs/reasons.md: every recipient's server answers
+/// "5.7.1 blocked". With the sender-side profile those bounces touch no subscriber.
+#[tokio::test]
+async fn an_ignored_sender_side_bounce_leaves_the_subscriber_alone() {
+    let db = TestDb::new().await;
+    let (id, uuid) = db.subscriber("erin@example.com").await;
+    let (_, campaign) = db.campaign("December").await;
+    // hard {1, blocklist}
+    let rules = Rules {
+        reasons: HashMap::from([(Reason::Blocked, ReasonType::Ignore)]),
+        ..Rules::default()
+    };
+
+    let mut blocked = event("erin@example.com", BounceType::Hard);
+    blocked.reason = Some(Reason::Blocked);
+    blocked.campaign_uuid = Some(campaign);
+    blocked.meta = serde_json::json!({"diagnostic": "550 5.7.1 blocked using zen.spamhaus.org"});
+    let mut unknown = blocked.clone();
+    unknown.email = Some("nobody@example.com".into());
+    unknown.event_id = bounce_worker::event::received_id();
+    let outcomes = record(&db.store(), &rules, &[blocked.clone(), unknown])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [Outcome::Ignored, Outcome::Ignored]);
+    assert_eq!(db.status(id).await.as_deref(), Some("enabled"));
+    assert_eq!(db.list_statuses(id).await, vec!["confirmed"]);
+    assert_eq!(db.total_bounces().await, 0);
+    assert_eq!(db.unmatched_count().await, 0, "ignored, whoever it is for");
+    let rows: Vec<(String, String, String, Uuid, serde_json::Value)> = sqlx::query_as(
+        "SELECT email, type, reason, campaign_uuid, meta FROM bounceops.ignored ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "erin@example.com".to_owned(),
+                "hard".to_owned(),
+                "blocked".to_owned(),
+                campaign,
+                blocked.meta.clone()
+            ),
+            (
+                "nobody@example.com".to_owned(),
+                "hard".to_owned(),
+                "blocked".to_owned(),
+                campaign,
+                blocked.meta.clone()
+            ),
+        ]
+    );
+    // A provider's retry of an ignored event is a duplicate, like any other.
+    assert_eq!(one(&db, &rules, blocked.clone()).await, Outcome::Duplicate);
+
+    // Without the rule, the very same bounce blocklists her: listmonk's semantics.
+    blocked.event_id = bounce_worker::event::received_id();
+    blocked.subscriber_uuid = Some(uuid);
+    assert!(matches!(
+        one(&db, &Rules::default(), blocked).await,
+        Outcome::Recorded {
+            action: Some(Action::Blocklist),
+            ..
+        }
+    ));
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
+}
+
+#[tokio::test]
+async fn a_reason_counted_as_soft_does_not_fire_the_hard_rule() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("frank@example.com").await;
+    // hard {1, blocklist}, soft {2, none}
+    let rules = Rules {
+        reasons: HashMap::from([(Reason::MailboxFull, ReasonType::Soft)]),
+        ..Rules::default()
+    };
+
+    let full = || {
+        let mut e = event("frank@example.com", BounceType::Hard);
+        e.reason = Some(Reason::MailboxFull);
+        e
+    };
+    for _ in 0..3 {
+        let outcome = one(&db, &rules, full()).await;
+        assert_eq!(outcome.action(), None, "{outcome:?}");
+    }
+    assert_eq!(db.status(id).await.as_deref(), Some("enabled"));
+    let types: Vec<String> =
+        sqlx::query_scalar("SELECT type::text FROM bounces WHERE subscriber_id = $1")
+            .bind(id)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        types,
+        ["soft", "soft"],
+        "stored as soft, up to soft's count"
+    );
+
+    // A hard bounce of another reason still counts as hard.
+    let mut unknown_user = event("frank@example.com", BounceType::Hard);
+    unknown_user.reason = Some(Reason::UserUnknown);
+    assert!(matches!(
+        one(&db, &rules, unknown_user).await,
+        Outcome::Recorded {
+            action: Some(Action::Blocklist),
+            ..
+        }
+    ));
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
 }
 
 #[tokio::test]

@@ -89,6 +89,24 @@ fn rules(rules: &RulesSpec, r: &mut Report) {
     {
         r.add("spec.rules.window", e);
     }
+    // More entries than there are reasons means unknown keys too; the count is the one
+    // problem then, as the CRD's maxProperties is the API server's.
+    let known = crate::REASONS;
+    if rules.reasons.len() > known.len() {
+        r.add(
+            "spec.rules.reasons",
+            format!("at most {} entries", known.len()),
+        );
+    } else {
+        for name in rules.reasons.keys() {
+            if !known.contains(&name.as_str()) {
+                r.add(
+                    &format!("spec.rules.reasons.{name}"),
+                    "not a reason listed in docs/reasons.md",
+                );
+            }
+        }
+    }
 }
 
 fn ingress(ingress: &IngressSpec, r: &mut Report) {

@@ -14,7 +14,8 @@ fn full() -> Value {
         "database": {"urlSecretRef": r("db"), "schema": "listmonk", "maxConnections": 16},
         "rules": {"soft": {"count": 2, "action": "none"}, "hard": {"count": 1, "action": "blocklist"},
                   "complaint": {"count": 1, "action": "blocklist"}, "window": "720h",
-                  "recordAfterThreshold": false},
+                  "recordAfterThreshold": false,
+                  "reasons": {"blocked": {"type": "ignore"}, "mailboxfull": {"type": "soft"}}},
         "api": {"credentialsSecretRef": r("api")},
         "providers": {
             "generic": {"enabled": true},
@@ -141,9 +142,17 @@ fn walk(node: &Value, field: &str, pointer: &str, full: &Value, out: &mut Vec<Br
     }
     if node["additionalProperties"].is_object() {
         let key = here.as_object().unwrap().keys().next().unwrap().clone();
+        // An entry of a map of objects is named as decoding and the API server name it
+        // (`reasons.blocked.type`); of a map of strings, whose keys hold dots and slashes
+        // (`example.com/gpu`), as `requests[key]`.
+        let entry = if node["additionalProperties"]["type"] == "object" {
+            format!("{field}.{key}")
+        } else {
+            format!("{field}[{key}]")
+        };
         walk(
             &node["additionalProperties"],
-            &format!("{field}[{key}]"),
+            &entry,
             &format!("{pointer}/{key}"),
             full,
             out,
@@ -268,6 +277,29 @@ fn provider_values_are_usable_by_the_worker() {
     assert_eq!(
         with("providers: {ses: {enabled: false, topicArns: [bounces]}}"),
         ["spec.providers.ses.topicArns[0]: not an ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)"]
+    );
+}
+
+#[test]
+fn reason_rules_take_only_known_reasons() {
+    assert_eq!(
+        with(
+            "rules: {reasons: {requireptr: {type: ignore}, filtered: {type: hard}, expired: {type: complaint}}}"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with("rules: {reasons: {blacklisted: {type: ignore}, Blocked: {type: ignore}}}"),
+        [
+            "spec.rules.reasons.Blocked: not a reason listed in docs/reasons.md",
+            "spec.rules.reasons.blacklisted: not a reason listed in docs/reasons.md",
+        ]
+    );
+    assert_eq!(
+        with("rules: {reasons: {blocked: {type: drop}}}")[0]
+            .split(": ")
+            .next(),
+        Some("spec.rules.reasons.blocked.type")
     );
 }
 

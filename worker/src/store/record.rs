@@ -7,7 +7,11 @@
 //!    subscriber found, in ascending id order, so two transactions never wait in a cycle;
 //! 3. load those subscribers' status and bounce counts, let `plan` play the events in
 //!    arrival order in memory, and write the result: one multi-row insert of bounces, one
-//!    statement per action, one insert of unmatched events.
+//!    statement per action, one insert of unmatched events, one of ignored ones.
+//!
+//! Events whose reason `spec.rules.reasons` ignores skip steps 2 and 3: no subscriber is
+//! looked up or locked for them. The others are first given the type their reason counts
+//! as, so that the bounce row says what its rule was applied as.
 //!
 //! Under the lock, the counts a transaction sees include every committed bounce of those
 //! subscribers, so no two replicas can both see the same `n` and skip or double an action.
@@ -23,7 +27,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::event::{BounceEvent, Outcome};
-use crate::plan::{Step, SubscriberState, plan};
+use crate::plan::{Step, SubscriberState, Treatment, plan, retyped, treatment};
 use crate::rules::Rules;
 
 /// Why a batch is not known to be recorded.
@@ -56,6 +60,8 @@ pub async fn record(
     rules: &Rules,
     events: &[BounceEvent],
 ) -> Result<Vec<Outcome>, RecordError> {
+    let retyped = retyped(events, rules);
+    let events: &[BounceEvent] = &retyped;
     let mut tx = store.pool.begin().await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 
@@ -66,7 +72,11 @@ pub async fn record(
     let pending: Vec<usize> = (0..events.len())
         .filter(|&i| outcomes[i].is_none())
         .collect();
-    let subscriber_ids = find_and_lock_subscribers(&mut tx, events, &pending).await?;
+    let (ignored, counted): (Vec<usize>, Vec<usize>) = pending
+        .iter()
+        .copied()
+        .partition(|&i| treatment(&events[i], rules) == Treatment::Ignore);
+    let subscriber_ids = find_and_lock_subscribers(&mut tx, events, &counted).await?;
     let mut locked: Vec<i32> = subscriber_ids.values().copied().collect();
     locked.sort_unstable();
     locked.dedup();
@@ -87,6 +97,7 @@ pub async fn record(
         .filter(|i| steps[i] == Step::Unmatched)
         .collect();
     insert_unmatched(&mut tx, events, &unmatched).await?;
+    insert_ignored(&mut tx, events, &ignored).await?;
     tx.commit().await.map_err(|e| match e {
         // The server refused the commit (a deferred check, a serialization failure):
         // rolled back, for sure.
@@ -112,6 +123,7 @@ pub async fn record(
                 action: applied(subscriber_id, action),
             },
             Step::Unmatched => Outcome::Unmatched,
+            Step::Ignored => Outcome::Ignored,
         });
     }
     Ok(outcomes
@@ -397,7 +409,43 @@ async fn insert_unmatched(
     Ok(())
 }
 
-/// The columns shared by a batch's bounce and unmatched rows, one array per column, as
+/// Keeps the ignored events, with their reason, out of listmonk's tables.
+async fn insert_ignored(
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[BounceEvent],
+    order: &[usize],
+) -> Result<(), sqlx::Error> {
+    if order.is_empty() {
+        return Ok(());
+    }
+    let emails: Vec<Option<&str>> = order.iter().map(|&i| events[i].email.as_deref()).collect();
+    let subscribers: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].subscriber_uuid).collect();
+    let reasons: Vec<&str> = order
+        .iter()
+        .map(|&i| events[i].reason.map_or("", |r| r.as_str()))
+        .collect();
+    let c = Columns::of(events, order);
+    sqlx::query(
+        "INSERT INTO bounceops.ignored
+            (email, subscriber_uuid, campaign_uuid, type, reason, source, meta, bounced_at)
+         SELECT e, u, c, t, r, s, m, COALESCE(a, NOW())
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                     $7::jsonb[], $8::timestamptz[]) AS x(e, u, c, t, r, s, m, a)",
+    )
+    .bind(&emails)
+    .bind(&subscribers)
+    .bind(&c.campaigns)
+    .bind(&c.types)
+    .bind(&reasons)
+    .bind(&c.sources)
+    .bind(&c.metas)
+    .bind(&c.times)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The columns shared by a batch's bounce, unmatched and ignored rows, one array per column, as
 /// `unnest` takes them.
 struct Columns<'a> {
     campaigns: Vec<Option<Uuid>>,

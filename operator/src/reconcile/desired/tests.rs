@@ -15,6 +15,7 @@ database: {urlSecretRef: {name: listmonk-db, key: url}, schema: listmonk}
 rules:
   soft: {count: 2, action: none}
   window: 720h
+  reasons: {blocked: {type: ignore}, mailboxfull: {type: soft}}
 api: {credentialsSecretRef: {name: bounce-api, key: credentials}}
 providers:
   sendgrid: {enabled: true, publicKeySecretRef: {name: sendgrid, key: public-key}}
@@ -189,6 +190,11 @@ fn config_map_is_the_resource_and_holds_no_secret_value() {
         .to_owned();
     let back: BounceConfig = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(back.spec, cfg.spec, "the worker reads the very same spec");
+    assert_eq!(
+        back.spec.rules.reasons.len(),
+        2,
+        "rules by reason pass through"
+    );
     assert_eq!(back.metadata.name.as_deref(), Some("news"));
     assert!(yaml.contains("urlSecretRef"));
     assert!(
