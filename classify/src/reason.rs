@@ -645,6 +645,21 @@ pub fn decide(status: Option<&str>, reply: Option<u16>, diagnostic: &str) -> Rea
     decide_with_report(status, reply, diagnostic, || None)
 }
 
+/// [`decide`] for a failure known only by the remote server's reply, as e-mail
+/// services pass it on: `status` and `reply` where the service gives them,
+/// else read from the text (whose own status is preferred to `status` when
+/// both agree on the class, as for a DSN's Diagnostic-Code). Returns the
+/// reason and the status it went by.
+pub fn decide_reply(
+    status: Option<&str>,
+    reply: Option<u16>,
+    diagnostic: &str,
+) -> (Reason, Option<String>) {
+    let status = crate::status::dsn_status(status, Some(diagnostic));
+    let reply = reply.or_else(|| crate::status::find_reply_code(diagnostic));
+    (decide(status.as_deref(), reply, diagnostic), status)
+}
+
 /// [`decide`], with the report's own text (`report`: `None` unless the
 /// report is about this recipient alone) standing in for a diagnostic that
 /// names no cause: some MTAs explain the failure in a paragraph of its own,

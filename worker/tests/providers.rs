@@ -689,6 +689,19 @@ async fn postmark_basic_auth_bounce_and_complaint() {
         bounces(&db, &emails[1]).await,
         vec![("complaint".to_owned(), None, "postmark".to_owned())]
     );
+    // The reason reaches the stored meta, beside the record Postmark sent.
+    let meta: Vec<(Value,)> = sqlx::query_as(
+        "SELECT b.meta FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id
+          WHERE s.email = ANY($1) ORDER BY s.email",
+    )
+    .bind(emails.clone())
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(meta[0].0["reason"], "userunknown");
+    assert_eq!(meta[0].0["status"], "5.1.1");
+    assert_eq!(meta[0].0["Type"], "HardBounce");
+    assert_eq!(meta[1].0["reason"], "feedback");
     // A soft type and a record type that is not a failure.
     let soft = bounce
         .replace("HardBounce", "SoftBounce")

@@ -44,9 +44,6 @@ pub const BATCH_BYTES: u64 = 8 << 20;
 /// The `kind` of a message over `maxMessageBytes`, in metrics and `mailbox_kept`.
 pub const OVERSIZED: &str = "oversized";
 
-/// Longest diagnostic kept in a bounce's `meta`: MTAs sometimes quote whole transcripts.
-const MAX_DIAGNOSTIC: usize = 1000;
-
 /// What one scan did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -115,8 +112,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
                 ("diagnostic", &r.diagnostic),
             ] {
                 if let Some(v) = value {
-                    let v: String = v.chars().take(MAX_DIAGNOSTIC).collect();
-                    meta.insert(key.into(), v.into());
+                    meta.insert(key.into(), crate::providers::common::clip(v).into());
                 }
             }
             BounceEvent {
@@ -434,7 +430,10 @@ mod tests {
         assert!(e.subscriber_uuid.is_some());
         assert_eq!(e.campaign_uuid, None, "a malformed UUID is ignored");
         assert_eq!(e.source, "mailbox:bounces");
-        assert_eq!(e.meta["diagnostic"].as_str().unwrap().len(), MAX_DIAGNOSTIC);
+        assert_eq!(
+            e.meta["diagnostic"].as_str().unwrap().len(),
+            crate::providers::common::MAX_DIAGNOSTIC
+        );
         assert!(e.event_id.ends_with("/abc/a@x.org"));
         assert_eq!(e.reason, Some(bounce_classify::Reason::UserUnknown));
         assert_eq!(e.meta["reason"], "userunknown");

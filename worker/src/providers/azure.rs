@@ -6,7 +6,9 @@ use bounceops_api::AzureProvider;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{content_id, ct_eq, event, json, one_or_many, recipient, str_at, time};
+use super::common::{
+    Reason, Why, content_id, ct_eq, event, json, lookup, one_or_many, recipient, str_at, time,
+};
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
@@ -14,6 +16,20 @@ use crate::secrets::SecretsDir;
 pub const NAME: &str = "azure";
 const DELIVERY_REPORT: &str = "Microsoft.Communication.EmailDeliveryReportReceived";
 const VALIDATION: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
+
+/// `data.status` of a delivery report (Event Grid, "Azure Communication Services - Email
+/// events",
+/// https://learn.microsoft.com/azure/event-grid/communication-services-email-events).
+/// Bounced and Failed say nothing more: the server's reply in
+/// `deliveryStatusDetails.statusMessage` decides.
+pub const STATUSES: &[(&str, Reason)] = &[
+    ("Bounced", Reason::OnHold),
+    ("Failed", Reason::OnHold),
+    // The resource's suppression list: Azure's own refusal, for a reason it does not say.
+    ("Suppressed", Reason::OnHold),
+    ("FilteredSpam", Reason::SpamDetected),
+    ("Quarantined", Reason::SpamDetected),
+];
 
 pub struct Azure {
     secret: String,
@@ -112,8 +128,15 @@ pub fn event_of(ev: Value) -> Option<BounceEvent> {
     let created_at = time(ev.pointer("/data/deliveryAttemptTimeStamp"))
         .or_else(|| time(ev.pointer("/data/deliveryAttemptTimestamp")))
         .or_else(|| time(ev.get("eventTime")));
+    let category = lookup(STATUSES, Some(&status));
+    let mut why = Why::from_reply(category, None, None, Some(details));
+    // On its own suppression list Azure never tried: the message is Azure's, not a reply.
+    if status == "suppressed" {
+        why.reason = category.unwrap_or(Reason::OnHold);
+    }
     let mut e = event(NAME, email, t, ev, id);
     e.created_at = created_at;
+    why.apply(&mut e);
     Some(e)
 }
 
@@ -136,6 +159,59 @@ fn enhanced_status_class(text: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use serde_json::json;
+
+    fn report(status: &str, message: &str) -> Option<BounceEvent> {
+        event_of(json!({"id": "1", "eventType": DELIVERY_REPORT,
+            "eventTime": "2026-01-02T03:04:06Z",
+            "data": {"sender": "news@example.com", "recipient": "a@example.com",
+                "messageId": "m", "status": status,
+                "deliveryStatusDetails": {"statusMessage": message},
+                "deliveryAttemptTimeStamp": "2026-01-02T03:04:05.000Z"}}))
+    }
+
+    #[test]
+    fn statuses_row_by_row() {
+        let rows = [
+            ("Bounced", Reason::OnHold),
+            ("Failed", Reason::OnHold),
+            ("Suppressed", Reason::OnHold),
+            ("FilteredSpam", Reason::SpamDetected),
+            ("Quarantined", Reason::SpamDetected),
+        ];
+        assert_eq!(rows.len(), STATUSES.len(), "a row is untested");
+        for (status, want) in rows {
+            let e = report(status, GENERIC_REPLY).unwrap();
+            assert_eq!(e.reason, Some(want), "{status}");
+            assert_eq!(e.meta["reason"], want.as_str(), "{status}");
+        }
+        // On its suppression list Azure never tried: a status in its message does not decide.
+        let e = report("Suppressed", "550 5.1.1 recipient suppressed").unwrap();
+        assert_eq!(e.reason, Some(Reason::OnHold));
+    }
+
+    #[test]
+    fn full_reports_carry_reason_status_and_diagnostic() {
+        let vars = [
+            ("ID", "ev"),
+            ("EMAIL1", "a@example.net"),
+            ("EMAIL2", "b@example.net"),
+            ("EMAIL3", "c@example.net"),
+        ];
+        let Value::Array(items) = fixture("azure-delivery-reports.json", &vars) else {
+            panic!("an array");
+        };
+        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
+        assert_eq!(e.len(), 2, "Delivered gives no event");
+        assert_eq!(e[0].reason, Some(Reason::UserUnknown));
+        assert_eq!(e[0].meta["reason"], "userunknown");
+        assert_eq!(e[0].meta["status"], "5.1.1");
+        assert_eq!(e[0].meta["diagnostic"], "550 5.1.1 mailbox unavailable");
+        assert_eq!(e[1].reason, Some(Reason::MailboxFull));
+        assert_eq!(e[1].meta["status"], "4.2.2");
+        assert_eq!(e[1].meta["data"]["status"], "Failed");
+    }
 
     #[test]
     fn status_class_in_text() {

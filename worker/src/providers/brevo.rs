@@ -6,12 +6,26 @@ use serde_json::Value;
 
 use super::ConfigIssue;
 use super::common::{
-    TokenAuthWebhook, campaign_in, campaign_in_text, content_id, event, recipient, str_at, time,
+    Reason, TokenAuthWebhook, Why, campaign_in, campaign_in_text, content_id, event, lookup,
+    recipient, str_at, time,
 };
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "brevo";
+
+/// `event` (Transactional webhooks, https://developers.brevo.com/docs/transactional-webhooks).
+/// For the two bounces, Brevo passes the server's reply in `reason`, which decides; the
+/// others are Brevo's own refusals to send, so the event alone decides.
+pub const EVENTS: &[(&str, Reason)] = &[
+    ("hard_bounce", Reason::OnHold),
+    ("soft_bounce", Reason::OnHold),
+    // The contact is on Brevo's blocklist: an earlier bounce, unsubscription or complaint.
+    ("blocked", Reason::OnHold),
+    ("invalid_email", Reason::UserUnknown),
+    ("spam", Reason::Feedback),
+    ("complaint", Reason::Feedback),
+];
 
 /// The Brevo webhook, enabled by `spec`.
 pub fn load(
@@ -38,8 +52,72 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
     let campaign = campaign_in_text(str_at(&item, "/X-Mailin-custom"))
         .or_else(|| campaign_in(item.get("headers")));
     let created_at = time(item.get("ts_event")).or_else(|| time(item.get("date")));
+    let category = lookup(EVENTS, Some(kind));
+    let why = match kind {
+        "hard_bounce" | "soft_bounce" => {
+            Why::from_reply(category, None, None, str_at(&item, "/reason"))
+        }
+        _ => Why::of(category.unwrap_or(Reason::OnHold)),
+    };
     let mut e = event(NAME, email, t, item, id);
     e.campaign_uuid = campaign;
     e.created_at = created_at;
+    why.apply(&mut e);
     Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use serde_json::json;
+
+    #[test]
+    fn events_row_by_row() {
+        let rows = [
+            ("hard_bounce", Reason::OnHold),
+            ("soft_bounce", Reason::OnHold),
+            ("blocked", Reason::OnHold),
+            ("invalid_email", Reason::UserUnknown),
+            ("spam", Reason::Feedback),
+            ("complaint", Reason::Feedback),
+        ];
+        assert_eq!(rows.len(), EVENTS.len(), "a row is untested");
+        for (kind, want) in rows {
+            let item = json!({"event": kind, "email": "a@example.com", "id": 26224,
+                "date": "2026-01-02 04:04:05", "message-id": "<1@smtp-relay.mailin.fr>",
+                "ts_event": 1767323045, "subject": "Newsletter", "reason": GENERIC_REPLY});
+            let e = event_of(item).unwrap();
+            assert_eq!(e.reason, Some(want), "{kind}");
+            assert_eq!(e.meta["bounce_reason"], want.as_str(), "{kind}");
+        }
+        // Brevo's blocklist is its refusal: a reply it quotes does not decide.
+        let item = json!({"event": "blocked", "email": "a@example.com",
+            "reason": "550 5.1.1 user unknown"});
+        assert_eq!(event_of(item).unwrap().reason, Some(Reason::OnHold));
+    }
+
+    #[test]
+    fn full_events_carry_reason_status_and_diagnostic() {
+        let vars = [
+            ("EMAIL1", "a@example.net"),
+            ("EMAIL2", "b@example.net"),
+            ("EMAIL3", "c@example.net"),
+            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+        ];
+        let Value::Array(items) = fixture("brevo-events.json", &vars) else {
+            panic!("an array");
+        };
+        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
+        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        assert_eq!(
+            reasons,
+            [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
+        );
+        assert_eq!(e[1].meta["reason"], "452 4.2.2 mailbox full");
+        assert_eq!(e[1].meta["bounce_reason"], "mailboxfull");
+        assert_eq!(e[1].meta["status"], "4.2.2");
+        assert_eq!(e[1].meta["diagnostic"], "452 4.2.2 mailbox full");
+        assert_eq!(e[2].meta["reason"], "feedback");
+    }
 }

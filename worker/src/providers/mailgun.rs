@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, json, recipient,
-    str_at, subscriber_in, time,
+    Reason, Why, campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, json,
+    lookup, recipient, str_at, subscriber_in, time,
 };
 use super::replay::Nonces;
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
@@ -17,6 +17,21 @@ use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "mailgun";
+
+/// `reason` of `failed` events, Mailgun's own word for the failure (Events,
+/// https://documentation.mailgun.com/docs/mailgun/user-manual/events/). For `bounce` and
+/// `generic` the server's reply in `delivery-status` decides; other values are `onhold`.
+pub const REASONS: &[(&str, Reason)] = &[
+    ("bounce", Reason::OnHold),
+    ("generic", Reason::OnHold),
+    // Mailgun's IPs are blocked by the recipient's provider.
+    ("espblock", Reason::Blocked),
+    // Retried until the message was too old to send.
+    ("old", Reason::Expired),
+    ("suppress-bounce", Reason::OnHold),
+    ("suppress-complaint", Reason::Feedback),
+    ("suppress-unsubscribe", Reason::OnHold),
+];
 
 pub struct Mailgun {
     key: Vec<u8>,
@@ -115,9 +130,114 @@ pub fn event_of(data: Value) -> Option<BounceEvent> {
         .or_else(|| campaign_in(data.pointer("/message/headers")));
     let subscriber = subscriber_in(data.get("user-variables"));
     let created_at = time(data.get("timestamp"));
+    let why = why(&data, t);
     let mut e = event(NAME, email, t, data, id);
     e.campaign_uuid = campaign;
     e.subscriber_uuid = subscriber;
     e.created_at = created_at;
+    why.apply(&mut e);
     Some(e)
+}
+
+/// Why a `failed` or `complained` event happened.
+fn why(data: &Value, t: BounceType) -> Why {
+    if t == BounceType::Complaint {
+        return Why::of(Reason::Feedback);
+    }
+    let reason = str_at(data, "/reason");
+    let category = lookup(REASONS, reason);
+    // A suppression is Mailgun's own refusal to send; its `delivery-status` is Mailgun's
+    // sentence ("Not delivering to previously bounced address"), not a server's reply.
+    if reason.is_some_and(|r| r.starts_with("suppress-")) {
+        return Why::of(category.unwrap_or(Reason::OnHold));
+    }
+    let status = data.get("delivery-status");
+    let text = |key: &str| {
+        status
+            .and_then(|s| s.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let code = status
+        .and_then(|s| s.get("code"))
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok());
+    // `message` is the server's reply; Mailgun leaves it empty for some failures and puts
+    // its own account of them in `description`.
+    Why::from_reply(
+        category,
+        text("enhanced-code"),
+        code,
+        text("message").or_else(|| text("description")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use serde_json::json;
+
+    fn failed(reason: &str, code: u16, message: &str) -> Value {
+        json!({"id": "ev-1", "event": "failed", "severity": "permanent", "reason": reason,
+            "timestamp": 1767323045.5, "recipient": "a@example.com",
+            "delivery-status": {"attempt-no": 1, "code": code, "message": message,
+                "description": ""}})
+    }
+
+    #[test]
+    fn reasons_row_by_row() {
+        let rows = [
+            ("bounce", Reason::OnHold),
+            ("generic", Reason::OnHold),
+            ("espblock", Reason::Blocked),
+            ("old", Reason::Expired),
+            ("suppress-bounce", Reason::OnHold),
+            ("suppress-complaint", Reason::Feedback),
+            ("suppress-unsubscribe", Reason::OnHold),
+        ];
+        assert_eq!(rows.len(), REASONS.len(), "a row is untested");
+        for (reason, want) in rows {
+            let e = event_of(failed(reason, 550, GENERIC_REPLY)).unwrap();
+            assert_eq!(e.reason, Some(want), "{reason}");
+            // Mailgun's own `reason` stays; the name goes beside it.
+            assert_eq!(e.meta["reason"], reason);
+            assert_eq!(e.meta["bounce_reason"], want.as_str(), "{reason}");
+        }
+    }
+
+    #[test]
+    fn the_reply_decides_unless_mailgun_refused_to_send() {
+        let blocked =
+            "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org";
+        let e = event_of(failed("generic", 554, blocked)).unwrap();
+        assert_eq!(e.reason, Some(Reason::Blocked));
+        assert_eq!(e.meta["status"], "5.7.1");
+        assert_eq!(e.meta["diagnostic"], blocked);
+        let e = event_of(failed("suppress-bounce", 605, "550 5.1.1 user unknown")).unwrap();
+        assert_eq!(e.reason, Some(Reason::OnHold));
+        let e = event_of(json!({"id": "c", "event": "complained", "recipient": "a@example.com"}));
+        assert_eq!(e.unwrap().reason, Some(Reason::Feedback));
+    }
+
+    #[test]
+    fn a_full_event_carries_reason_and_diagnostic() {
+        let vars = [
+            ("TIMESTAMP", "1767323045"),
+            ("TOKEN", "t"),
+            ("SIGNATURE", "s"),
+            ("ID", "ev-2"),
+            ("SEVERITY", "permanent"),
+            ("EMAIL1", "a@example.net"),
+            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+        ];
+        let body = fixture("mailgun-failed.json", &vars);
+        let e = event_of(body["event-data"].clone()).unwrap();
+        // The message is empty; the description and the code 550 are what Mailgun gave.
+        assert_eq!(e.reason, Some(Reason::UserUnknown));
+        assert_eq!(e.meta["bounce_reason"], "userunknown");
+        assert_eq!(e.meta["reason"], "bounce");
+        assert_eq!(e.meta["diagnostic"], "No such mailbox");
+        assert!(e.meta.get("status").is_none());
+    }
 }

@@ -6,12 +6,53 @@ use serde_json::Value;
 
 use super::ConfigIssue;
 use super::common::{
-    TokenAuthWebhook, campaign_in_text, content_id, event, recipient, str_at, time,
+    Reason, TokenAuthWebhook, Why, campaign_in_text, content_id, event, lookup, recipient, str_at,
+    time,
 };
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "mailjet";
+
+/// `error` of `bounce` and `blocked` events (Event tracking, "Possible values for errors",
+/// https://dev.mailjet.com/email/guides/webhooks/). Mailjet passes on no server reply,
+/// only these words, so they decide; `error_related_to` ([`RELATED`]) when the error is
+/// not one of them.
+pub const ERRORS: &[(&str, Reason)] = &[
+    ("user unknown", Reason::UserUnknown),
+    ("mailbox inactive", Reason::Suspend),
+    ("quota exceeded", Reason::MailboxFull),
+    // The sender's own blocklist in Mailjet, for a reason it does not say.
+    ("blacklisted", Reason::OnHold),
+    ("spam reporter", Reason::Feedback),
+    ("invalid domain", Reason::HostUnknown),
+    ("no mail host", Reason::NotAccept),
+    // "The recipient's server refused to talk to us".
+    ("relay/access denied", Reason::Blocked),
+    ("sender blocked", Reason::Blocked),
+    ("content blocked", Reason::SpamDetected),
+    ("policy issue", Reason::PolicyViolation),
+    ("system issue", Reason::SystemError),
+    ("protocol issue", Reason::SyntaxError),
+    ("connection issue", Reason::NetworkError),
+    ("timeout", Reason::Expired),
+    ("typofix", Reason::HostUnknown),
+    ("bad or empty template", Reason::ContentError),
+    ("error in template language", Reason::ContentError),
+    // Mailjet's own refusals: an address it knows to be bad, or sent twice.
+    ("preblocked", Reason::OnHold),
+    ("duplicate in campaign", Reason::OnHold),
+];
+
+/// `error_related_to`, for an `error` that [`ERRORS`] does not know.
+pub const RELATED: &[(&str, Reason)] = &[
+    ("recipient", Reason::OnHold),
+    ("domain", Reason::HostUnknown),
+    ("content", Reason::ContentError),
+    ("spam", Reason::SpamDetected),
+    ("system", Reason::SystemError),
+    ("mailjet", Reason::OnHold),
+];
 
 /// The Mailjet webhook, enabled by `spec`.
 pub fn load(
@@ -46,8 +87,109 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
     let campaign = campaign_in_text(str_at(&item, "/Payload"))
         .or_else(|| campaign_in_text(str_at(&item, "/CustomID")));
     let created_at = time(item.get("time"));
+    let why = Why::of(if t == BounceType::Complaint {
+        Reason::Feedback
+    } else {
+        lookup(ERRORS, str_at(&item, "/error"))
+            .or_else(|| lookup(RELATED, str_at(&item, "/error_related_to")))
+            .unwrap_or(Reason::OnHold)
+    });
     let mut e = event(NAME, email, t, item, id);
     e.campaign_uuid = campaign;
     e.created_at = created_at;
+    why.apply(&mut e);
     Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::common::testing::fixture;
+    use serde_json::json;
+
+    fn bounce(related: &str, error: &str) -> Reason {
+        let item = json!({"event": "bounce", "time": 1767323045, "MessageID": 19421777835146490u64,
+            "email": "a@example.com", "mj_campaign_id": 7257, "CustomID": "", "Payload": "",
+            "blocked": false, "hard_bounce": true, "error_related_to": related, "error": error});
+        let e = event_of(item).unwrap();
+        assert_eq!(e.meta["reason"], e.reason.unwrap().as_str());
+        e.reason.unwrap()
+    }
+
+    #[test]
+    fn errors_row_by_row() {
+        let rows = [
+            ("recipient", "user unknown", Reason::UserUnknown),
+            ("recipient", "mailbox inactive", Reason::Suspend),
+            ("recipient", "quota exceeded", Reason::MailboxFull),
+            ("recipient", "blacklisted", Reason::OnHold),
+            ("recipient", "spam reporter", Reason::Feedback),
+            ("domain", "invalid domain", Reason::HostUnknown),
+            ("domain", "no mail host", Reason::NotAccept),
+            ("domain", "relay/access denied", Reason::Blocked),
+            ("spam", "sender blocked", Reason::Blocked),
+            ("spam", "content blocked", Reason::SpamDetected),
+            ("spam", "policy issue", Reason::PolicyViolation),
+            ("system", "system issue", Reason::SystemError),
+            ("system", "protocol issue", Reason::SyntaxError),
+            ("system", "connection issue", Reason::NetworkError),
+            ("system", "timeout", Reason::Expired),
+            ("domain", "typofix", Reason::HostUnknown),
+            ("content", "bad or empty template", Reason::ContentError),
+            (
+                "content",
+                "error in template language",
+                Reason::ContentError,
+            ),
+            ("mailjet", "preblocked", Reason::OnHold),
+            ("mailjet", "duplicate in campaign", Reason::OnHold),
+        ];
+        assert_eq!(rows.len(), ERRORS.len(), "a row is untested");
+        for (related, error, want) in rows {
+            assert_eq!(bounce(related, error), want, "{error}");
+        }
+    }
+
+    #[test]
+    fn related_row_by_row() {
+        let rows = [
+            ("recipient", Reason::OnHold),
+            ("domain", Reason::HostUnknown),
+            ("content", Reason::ContentError),
+            ("spam", Reason::SpamDetected),
+            ("system", Reason::SystemError),
+            ("mailjet", Reason::OnHold),
+        ];
+        assert_eq!(rows.len(), RELATED.len(), "a row is untested");
+        for (related, want) in rows {
+            assert_eq!(
+                bounce(related, "an error Mailjet added later"),
+                want,
+                "{related}"
+            );
+        }
+    }
+
+    #[test]
+    fn full_events_carry_their_reason() {
+        let vars = [
+            ("EMAIL1", "a@example.net"),
+            ("EMAIL2", "b@example.net"),
+            ("EMAIL3", "c@example.net"),
+            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+        ];
+        let Value::Array(items) = fixture("mailjet-events.json", &vars) else {
+            panic!("an array");
+        };
+        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
+        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        assert_eq!(
+            reasons,
+            [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
+        );
+        assert_eq!(e[1].meta["reason"], "mailboxfull");
+        assert_eq!(e[1].meta["error"], "quota exceeded");
+        // Mailjet passes on no server reply.
+        assert!(e[1].meta.get("diagnostic").is_none());
+    }
 }

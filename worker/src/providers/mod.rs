@@ -232,3 +232,95 @@ pub fn required_secret(
         .read(r)
         .map_err(|e| (field, format!("secret {}/{}: {e}", r.name, r.key)))
 }
+
+/// Every reason table, under the name its copy in docs/providers.md carries (the line
+/// `<!-- reasons: NAME -->` before it). Resend maps with SES's table.
+#[cfg(test)]
+const DOC_TABLES: &[(&str, &[(&str, bounce_classify::Reason)])] = &[
+    ("ses bounceSubType", ses::SUB_TYPES),
+    ("sendgrid bounce_classification", sendgrid::CLASSIFICATIONS),
+    ("sendgrid dropped reason", sendgrid::DROPPED),
+    ("postmark Type", postmark::TYPES),
+    ("forwardemail bounce.category", forwardemail::CATEGORIES),
+    ("mailgun reason", mailgun::REASONS),
+    ("lettermint event", lettermint::EVENTS),
+    ("azure data.status", azure::STATUSES),
+    ("brevo event", brevo::EVENTS),
+    ("mailjet error", mailjet::ERRORS),
+    ("mailjet error_related_to", mailjet::RELATED),
+    ("sparkpost bounce_class", sparkpost::CLASSES),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::DOC_TABLES;
+
+    /// The tables of docs/providers.md: (name, rows of (value, reason name)), in order.
+    fn doc_tables(doc: &str) -> Vec<(String, Vec<(String, String)>)> {
+        let mut out = Vec::new();
+        let mut lines = doc.lines();
+        while let Some(line) = lines.next() {
+            let Some(name) = line
+                .trim()
+                .strip_prefix("<!-- reasons:")
+                .and_then(|l| l.strip_suffix("-->"))
+            else {
+                continue;
+            };
+            let cell = |c: &str| c.trim().trim_matches('`').to_owned();
+            let rows = lines
+                .by_ref()
+                .take_while(|l| l.starts_with('|'))
+                .skip(2) // the header and the separator
+                .map(|l| {
+                    let cells: Vec<&str> = l.split('|').collect();
+                    assert_eq!(cells.len(), 4, "{name}: {l:?} is not a two-column row");
+                    (cell(cells[1]), cell(cells[2]))
+                })
+                .collect();
+            out.push((name.trim().to_owned(), rows));
+        }
+        out
+    }
+
+    #[test]
+    fn docs_tables_are_the_code_tables() {
+        let doc = include_str!("../../../docs/providers.md");
+        let docs = doc_tables(doc);
+        let code: Vec<(String, Vec<(String, String)>)> = DOC_TABLES
+            .iter()
+            .map(|(name, rows)| {
+                let rows = rows
+                    .iter()
+                    .map(|(k, r)| ((*k).to_owned(), r.as_str().to_owned()))
+                    .collect();
+                ((*name).to_owned(), rows)
+            })
+            .collect();
+        for (name, rows) in &code {
+            let found = docs.iter().find(|(n, _)| n == name);
+            let Some((_, doc_rows)) = found else {
+                panic!("docs/providers.md has no table `<!-- reasons: {name} -->`");
+            };
+            assert_eq!(doc_rows, rows, "docs/providers.md, table {name}");
+        }
+        assert_eq!(
+            docs.len(),
+            code.len(),
+            "a table in the docs has no code table"
+        );
+    }
+
+    #[test]
+    fn a_doc_table_is_read_as_written() {
+        let doc =
+            "x\n<!-- reasons: p f -->\n| `f` | reason |\n|---|---|\n| `A b` | `onhold` |\n\nafter";
+        assert_eq!(
+            doc_tables(doc),
+            [(
+                "p f".to_owned(),
+                vec![("A b".to_owned(), "onhold".to_owned())]
+            )]
+        );
+    }
+}

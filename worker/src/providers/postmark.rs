@@ -5,13 +5,33 @@ use bounceops_api::PostmarkProvider;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{campaign_in, event, json, recipient, time};
+use super::common::{Reason, Why, campaign_in, event, json, lookup, recipient, str_at, time};
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::auth::{AuthError, Credentials};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "postmark";
+
+/// `Type` of the bounce records that give an event (Bounce API, "Bounce types",
+/// https://postmarkapp.com/developer/api/bounce-api#bounce-types). HardBounce, SoftBounce
+/// and Transient are Postmark's catch-alls: `onhold` here, so the remote server's reply
+/// in `Details` decides. The reply is read first for every type, since it can name what a
+/// type only suggests.
+pub const TYPES: &[(&str, Reason)] = &[
+    ("HardBounce", Reason::OnHold),
+    ("SoftBounce", Reason::OnHold),
+    ("Transient", Reason::OnHold),
+    ("DnsError", Reason::NetworkError),
+    ("SpamNotification", Reason::SpamDetected),
+    ("VirusNotification", Reason::VirusDetected),
+    ("DMARCPolicy", Reason::AuthFailure),
+    // Postmark did not send: the address is not one.
+    ("BadEmailAddress", Reason::UserUnknown),
+    // Deactivated by a user of the Postmark account, for a reason Postmark does not keep.
+    ("ManuallyDeactivated", Reason::OnHold),
+    ("SpamComplaint", Reason::Feedback),
+];
 
 pub struct Postmark {
     credentials: Credentials,
@@ -89,8 +109,83 @@ pub fn events(record: Value) -> Option<BounceEvent> {
     };
     let campaign = campaign_in(record.get("Metadata"));
     let created_at = time(record.get("BouncedAt"));
+    let why = if t == BounceType::Complaint {
+        Why::of(Reason::Feedback)
+    } else {
+        Why::from_reply(
+            lookup(TYPES, Some(kind)),
+            None,
+            None,
+            str_at(&record, "/Details"),
+        )
+    };
     let mut e = event(NAME, email, t, record, id);
     e.campaign_uuid = campaign;
     e.created_at = created_at;
+    why.apply(&mut e);
     Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use serde_json::json;
+
+    #[test]
+    fn types_row_by_row() {
+        let rows = [
+            ("HardBounce", Reason::OnHold),
+            ("SoftBounce", Reason::OnHold),
+            ("Transient", Reason::OnHold),
+            ("DnsError", Reason::NetworkError),
+            ("SpamNotification", Reason::SpamDetected),
+            ("VirusNotification", Reason::VirusDetected),
+            ("DMARCPolicy", Reason::AuthFailure),
+            ("BadEmailAddress", Reason::UserUnknown),
+            ("ManuallyDeactivated", Reason::OnHold),
+            ("SpamComplaint", Reason::Feedback),
+        ];
+        assert_eq!(rows.len(), TYPES.len(), "a row is untested");
+        for (kind, want) in rows {
+            let record = json!({"RecordType": "Bounce", "ID": 42, "Type": kind,
+                "Email": "a@example.com", "BouncedAt": "2026-01-02T03:04:05Z",
+                "Details": format!("smtp;{GENERIC_REPLY}")});
+            let e = events(record).unwrap();
+            assert_eq!(e.reason, Some(want), "{kind}");
+            assert_eq!(e.meta["reason"], want.as_str(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn details_outrank_a_catch_all_type() {
+        let record = json!({"RecordType": "Bounce", "ID": 1, "Type": "HardBounce",
+            "Email": "a@example.com",
+            "Details": "smtp;554 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org"});
+        let e = events(record).unwrap();
+        assert_eq!(e.reason, Some(Reason::Blocked));
+        assert_eq!(e.meta["status"], "5.7.1");
+    }
+
+    #[test]
+    fn full_records_carry_reason_status_and_diagnostic() {
+        let vars = [
+            ("ID", "4323372036854775807"),
+            ("EMAIL1", "a@example.net"),
+            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+        ];
+        let e = events(fixture("postmark-bounce.json", &vars)).unwrap();
+        assert_eq!(e.reason, Some(Reason::UserUnknown));
+        assert_eq!(e.meta["reason"], "userunknown");
+        assert_eq!(e.meta["status"], "5.1.1");
+        assert_eq!(
+            e.meta["diagnostic"],
+            "smtp;550 5.1.1 The email account that you tried to reach does not exist."
+        );
+        assert_eq!(e.meta["Type"], "HardBounce");
+        let e = events(fixture("postmark-complaint.json", &vars)).unwrap();
+        assert_eq!(e.reason, Some(Reason::Feedback));
+        assert_eq!(e.meta["reason"], "feedback");
+        assert!(e.meta.get("diagnostic").is_none());
+    }
 }

@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, recipient, str_at,
-    subscriber_in, time,
+    Reason, Why, campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, lookup,
+    recipient, str_at, subscriber_in, time,
 };
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
@@ -113,6 +113,7 @@ pub fn events(svix_id: &str, body: Value) -> Vec<BounceEvent> {
     let campaign = campaign_in(headers).or_else(|| campaign_in(tags));
     let subscriber = subscriber_in(headers).or_else(|| subscriber_in(tags));
     let created_at = time(body.get("created_at"));
+    let why = why(&body, t);
     let single = recipients.len() == 1;
     recipients
         .into_iter()
@@ -126,7 +127,93 @@ pub fn events(svix_id: &str, body: Value) -> Vec<BounceEvent> {
             e.campaign_uuid = campaign;
             e.subscriber_uuid = if single { subscriber } else { None };
             e.created_at = created_at;
+            why.clone().apply(&mut e);
             e
         })
         .collect()
+}
+
+/// Resend sends through Amazon SES and passes on SES's `bounceSubType` as `bounce.subType`
+/// (Event types, "email.bounced", https://resend.com/docs/dashboard/webhooks/event-types):
+/// SES's table ([`super::ses::SUB_TYPES`]) maps it, with `bounce.message` read first, as
+/// for SES, except on SES's own suppressions.
+fn why(body: &Value, t: BounceType) -> Why {
+    if t == BounceType::Complaint {
+        return Why::of(Reason::Feedback);
+    }
+    let sub_type = str_at(body, "/data/bounce/subType");
+    let category = lookup(super::ses::SUB_TYPES, sub_type);
+    let mut why = Why::from_reply(category, None, None, str_at(body, "/data/bounce/message"));
+    if let Some(c) = category
+        && sub_type.is_some_and(|s| {
+            super::ses::REFUSALS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(s))
+        })
+    {
+        why.reason = c;
+    }
+    why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use serde_json::json;
+
+    #[test]
+    fn sub_types_row_by_row() {
+        let rows = [
+            ("Undetermined", Reason::OnHold),
+            ("General", Reason::OnHold),
+            ("NoEmail", Reason::UserUnknown),
+            ("Suppressed", Reason::UserUnknown),
+            ("OnAccountSuppressionList", Reason::OnHold),
+            ("MailboxFull", Reason::MailboxFull),
+            ("MessageTooLarge", Reason::MesgTooBig),
+            ("ContentRejected", Reason::ContentError),
+            ("AttachmentRejected", Reason::ContentError),
+        ];
+        assert_eq!(rows.len(), super::super::ses::SUB_TYPES.len());
+        for (sub_type, want) in rows {
+            let body = json!({"type": "email.bounced", "created_at": "2026-01-02T03:04:05.000Z",
+                "data": {"email_id": "e", "from": "news@example.com", "to": ["a@example.com"],
+                    "subject": "Newsletter",
+                    "bounce": {"type": "Permanent", "subType": sub_type, "message": GENERIC_REPLY}}});
+            let e = events("msg_1", body).remove(0);
+            assert_eq!(e.reason, Some(want), "{sub_type}");
+            assert_eq!(e.meta["reason"], want.as_str(), "{sub_type}");
+        }
+    }
+
+    #[test]
+    fn full_events_carry_reason_and_diagnostic() {
+        let vars = [
+            ("EMAIL1", "a@example.net"),
+            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+            ("BOUNCE_TYPE", "Permanent"),
+        ];
+        let e = events("msg_2", fixture("resend-bounced.json", &vars)).remove(0);
+        assert_eq!(e.reason, Some(Reason::UserUnknown));
+        assert_eq!(e.meta["reason"], "userunknown");
+        assert!(
+            e.meta["diagnostic"]
+                .as_str()
+                .unwrap()
+                .starts_with("The recipient's email address is on the suppression list")
+        );
+        assert_eq!(e.meta["data"]["bounce"]["subType"], "Suppressed");
+        let dmarc = json!({"type": "email.bounced", "data": {"to": ["a@example.com"],
+            "bounce": {"type": "Permanent", "subType": "General",
+                "message": "550 5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy"}}});
+        let e = events("msg_3", dmarc).remove(0);
+        assert_eq!(e.reason, Some(Reason::AuthFailure));
+        assert_eq!(e.meta["status"], "5.7.26");
+        let complaint = json!({"type": "email.complained", "data": {"to": ["a@example.com"]}});
+        assert_eq!(
+            events("msg_4", complaint).remove(0).reason,
+            Some(Reason::Feedback)
+        );
+    }
 }

@@ -9,7 +9,10 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 
-use super::common::{campaign_in, check_timestamp, content_id, event, json, recipient, time};
+use super::common::{
+    Reason, Why, campaign_in, check_timestamp, content_id, event, json, lookup, recipient, str_at,
+    time,
+};
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
@@ -24,6 +27,34 @@ const SOFT_CLASSIFICATIONS: &[&str] = &[
     "Content",
     "Reputation",
     "Frequency or Volume Too High",
+];
+
+/// `bounce_classification` of `bounce` events ("Bounce and block classifications",
+/// https://www.twilio.com/docs/sendgrid/ui/analytics-and-reporting/bounce-and-block-classifications).
+/// SendGrid derives it from the same reply it passes in `reason`, which is read first: the
+/// classification lumps together what the reply tells apart (a block list and a low
+/// reputation are both "Reputation").
+pub const CLASSIFICATIONS: &[(&str, Reason)] = &[
+    ("Invalid Address", Reason::UserUnknown),
+    // "Mailbox full, disabled or inactive": a full mailbox says so in the reply.
+    ("Mailbox Unavailable", Reason::Suspend),
+    ("Technical Failure", Reason::SystemError),
+    ("Content", Reason::SpamDetected),
+    ("Reputation", Reason::BadReputation),
+    ("Frequency or Volume Too High", Reason::TooManyConn),
+    ("Unclassified", Reason::OnHold),
+];
+
+/// `reason` of `dropped` events: SendGrid's own refusal to send, for an address on one of
+/// its suppression lists (Event Webhook reference, "dropped",
+/// https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event). No server
+/// replied, so this table alone decides; other values are `onhold`.
+pub const DROPPED: &[(&str, Reason)] = &[
+    // The bounce list holds any earlier bounce, whatever its cause.
+    ("Bounced Address", Reason::OnHold),
+    ("Spam Reporting Address", Reason::Feedback),
+    ("Unsubscribed Address", Reason::OnHold),
+    ("Invalid", Reason::UserUnknown),
 ];
 
 pub struct Sendgrid {
@@ -145,17 +176,36 @@ pub fn events(body: Value) -> Result<Vec<BounceEvent>, Rejection> {
         // Custom args arrive as top-level keys of the event.
         let campaign = campaign_in(Some(&item));
         let created_at = time(item.get("timestamp"));
+        let why = why(&item);
         let mut e = event(NAME, email, t, item, id);
         e.campaign_uuid = campaign;
         e.created_at = created_at;
+        why.apply(&mut e);
         out.push(e);
     }
     Ok(out)
 }
 
+/// Why a failure or complaint event happened.
+pub fn why(item: &Value) -> Why {
+    match str_at(item, "/event") {
+        Some("spamreport") => Why::of(Reason::Feedback),
+        Some("dropped") => {
+            Why::of(lookup(DROPPED, str_at(item, "/reason")).unwrap_or(Reason::OnHold))
+        }
+        _ => Why::from_reply(
+            lookup(CLASSIFICATIONS, str_at(item, "/bounce_classification")),
+            str_at(item, "/status"),
+            None,
+            str_at(item, "/reason"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
     use serde_json::json;
 
     #[test]
@@ -182,5 +232,84 @@ mod tests {
         );
         assert!(e[3].campaign_uuid.is_some());
         assert!(events(json!({"event": "bounce"})).is_err());
+    }
+
+    fn reason_of(item: Value) -> Reason {
+        let e = events(json!([item])).unwrap().remove(0);
+        assert_eq!(e.meta["bounce_reason"], e.reason.unwrap().as_str());
+        e.reason.unwrap()
+    }
+
+    #[test]
+    fn classifications_row_by_row() {
+        let rows = [
+            ("Invalid Address", Reason::UserUnknown),
+            ("Mailbox Unavailable", Reason::Suspend),
+            ("Technical Failure", Reason::SystemError),
+            ("Content", Reason::SpamDetected),
+            ("Reputation", Reason::BadReputation),
+            ("Frequency or Volume Too High", Reason::TooManyConn),
+            ("Unclassified", Reason::OnHold),
+        ];
+        assert_eq!(rows.len(), CLASSIFICATIONS.len(), "a row is untested");
+        for (class, want) in rows {
+            let item = json!({"event": "bounce", "type": "bounce", "email": "a@example.com",
+                "sg_event_id": "1", "timestamp": 1767323045, "status": "5.0.0",
+                "reason": GENERIC_REPLY, "bounce_classification": class});
+            assert_eq!(reason_of(item), want, "{class}");
+        }
+    }
+
+    #[test]
+    fn dropped_row_by_row() {
+        let rows = [
+            ("Bounced Address", Reason::OnHold),
+            ("Spam Reporting Address", Reason::Feedback),
+            ("Unsubscribed Address", Reason::OnHold),
+            ("Invalid", Reason::UserUnknown),
+        ];
+        assert_eq!(rows.len(), DROPPED.len(), "a row is untested");
+        for (reason, want) in rows {
+            let item = json!({"event": "dropped", "email": "a@example.com", "sg_event_id": "1",
+                "timestamp": 1767323045, "status": "5.0.0", "reason": reason});
+            assert_eq!(reason_of(item), want, "{reason}");
+        }
+        // No server replied: a status SendGrid puts on its refusal says nothing.
+        let item = json!({"event": "dropped", "email": "a@example.com", "sg_event_id": "1",
+            "status": "5.1.1", "reason": "Recipient List over Package Quota"});
+        assert_eq!(reason_of(item), Reason::OnHold);
+    }
+
+    #[test]
+    fn a_full_batch_carries_reason_status_and_diagnostic() {
+        let vars = [
+            ("EMAIL1", "a@example.net"),
+            ("EMAIL2", "b@example.net"),
+            ("EMAIL3", "c@example.net"),
+            ("EMAIL4", "d@example.net"),
+            ("ID", "ev"),
+            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+        ];
+        let e = events(fixture("sendgrid-batch.json", &vars)).unwrap();
+        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        assert_eq!(
+            reasons,
+            [
+                Reason::UserUnknown,
+                // "421 try again later" names nothing: the classification decides.
+                Reason::BadReputation,
+                Reason::Feedback,
+                Reason::OnHold
+            ]
+        );
+        // SendGrid's own `reason` and `status` stay as sent; the name goes beside them.
+        assert_eq!(e[0].meta["reason"], "550 5.1.1 user unknown");
+        assert_eq!(e[0].meta["bounce_reason"], "userunknown");
+        assert_eq!(e[0].meta["status"], "5.1.1");
+        assert_eq!(e[0].meta["diagnostic"], "550 5.1.1 user unknown");
+        assert_eq!(e[1].meta["diagnostic"], "421 try again later");
+        assert_eq!(e[2].meta["reason"], "feedback");
+        assert_eq!(e[3].meta["reason"], "Bounced Address");
+        assert_eq!(e[3].meta["bounce_reason"], "onhold");
     }
 }

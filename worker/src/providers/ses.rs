@@ -18,7 +18,7 @@ use serde_json::Value;
 use x509_cert::der::DecodePem;
 use x509_cert::der::oid::db::rfc5912::RSA_ENCRYPTION;
 
-use super::common::{campaign_in, event, recipient, subscriber_in, time};
+use super::common::{Reason, Why, campaign_in, event, lookup, recipient, subscriber_in, time};
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 
@@ -325,6 +325,32 @@ impl Provider for Ses {
     }
 }
 
+/// `bounce.bounceSubType` (SES Developer Guide, "Amazon SES notification contents",
+/// https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html#bounce-types).
+/// `General` and `Undetermined` say nothing: the recipient's `diagnosticCode` decides then.
+pub const SUB_TYPES: &[(&str, Reason)] = &[
+    ("Undetermined", Reason::OnHold),
+    ("General", Reason::OnHold),
+    ("NoEmail", Reason::UserUnknown),
+    // "A recent history of bouncing as an invalid address".
+    ("Suppressed", Reason::UserUnknown),
+    // The account's own list, which holds complaints and manual entries too.
+    ("OnAccountSuppressionList", Reason::OnHold),
+    ("MailboxFull", Reason::MailboxFull),
+    ("MessageTooLarge", Reason::MesgTooBig),
+    ("ContentRejected", Reason::ContentError),
+    ("AttachmentRejected", Reason::ContentError),
+];
+
+/// Sub-types where SES itself refused to send: its `diagnosticCode` is then SES's own
+/// sentence, not a server's reply, so the sub-type decides.
+pub const REFUSALS: &[&str] = &["Suppressed", "OnAccountSuppressionList"];
+
+/// Whether a sub-type is one of [`REFUSALS`] (compared as `lookup` does).
+pub fn is_refusal(sub_type: &str) -> bool {
+    REFUSALS.iter().any(|r| r.eq_ignore_ascii_case(sub_type))
+}
+
 /// The SubscribeURL must point at the host that signed it, so a signature can never make
 /// the worker call elsewhere.
 fn same_origin(raw: &str, cert_url: &Url) -> Result<(), Rejection> {
@@ -353,7 +379,7 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
         .and_then(|m| m.get("headers"));
     let campaign = campaign_in(headers);
     let subscriber = subscriber_in(headers);
-    let mut found: Vec<(String, BounceType, Option<&Value>)> = Vec::new();
+    let mut found: Vec<(String, BounceType, Option<&Value>, Why)> = Vec::new();
     match kind {
         "Bounce" => {
             let bounce = message.get("bounce");
@@ -361,6 +387,12 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
                 .and_then(|b| b.get("bounceType"))
                 .and_then(Value::as_str)
                 .unwrap_or("Undetermined");
+            let sub_type = bounce
+                .and_then(|b| b.get("bounceSubType"))
+                .and_then(Value::as_str);
+            let category = lookup(SUB_TYPES, sub_type);
+            let refused =
+                sub_type.is_some_and(|s| REFUSALS.iter().any(|r| r.eq_ignore_ascii_case(s)));
             for r in list(bounce, "bouncedRecipients") {
                 let Some(email) = recipient(r.get("emailAddress").and_then(Value::as_str)) else {
                     continue;
@@ -373,7 +405,14 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
                     "Transient" if status.trim() == "5.4.4" => BounceType::Hard,
                     _ => BounceType::Soft,
                 };
-                found.push((email, t, bounce.and_then(|b| b.get("timestamp"))));
+                let diagnostic = r.get("diagnosticCode").and_then(Value::as_str);
+                let mut why = Why::from_reply(category, Some(status), None, diagnostic);
+                if let Some(c) = category
+                    && refused
+                {
+                    why.reason = c;
+                }
+                found.push((email, t, bounce.and_then(|b| b.get("timestamp")), why));
             }
         }
         "Complaint" => {
@@ -384,6 +423,7 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
                         email,
                         BounceType::Complaint,
                         complaint.and_then(|c| c.get("timestamp")),
+                        Why::of(Reason::Feedback),
                     ));
                 }
             }
@@ -392,16 +432,16 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
     }
     let one_recipient = found.len() == 1;
     // The timestamps borrow from `message`, which the last event then takes as its meta.
-    let found: Vec<(String, BounceType, _)> = found
+    let found: Vec<(String, BounceType, _, Why)> = found
         .into_iter()
-        .map(|(email, t, at)| (email, t, time(at)))
+        .map(|(email, t, at, why)| (email, t, time(at), why))
         .collect();
     let mut message = Some(message);
     let last = found.len().saturating_sub(1);
     Ok(found
         .into_iter()
         .enumerate()
-        .map(|(i, (email, t, created_at))| {
+        .map(|(i, (email, t, created_at, why))| {
             // Each recipient is its own bounce; a retry repeats MessageId and recipient.
             let id = if one_recipient {
                 message_id.to_owned()
@@ -417,6 +457,7 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
             e.campaign_uuid = campaign;
             e.subscriber_uuid = if one_recipient { subscriber } else { None };
             e.created_at = created_at;
+            why.apply(&mut e);
             e
         })
         .collect())
@@ -434,6 +475,91 @@ fn list<'a>(parent: Option<&'a Value>, key: &str) -> impl Iterator<Item = &'a Va
 mod tests {
     use super::*;
     use serde_json::json;
+
+    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+
+    fn bounce(sub_type: &str, status: &str, diagnostic: &str) -> Value {
+        json!({
+            "notificationType": "Bounce",
+            "bounce": {"bounceType": "Transient", "bounceSubType": sub_type,
+                "timestamp": "2026-01-02T03:04:05.000Z",
+                "bouncedRecipients": [{"emailAddress": "a@example.com", "action": "failed",
+                    "status": status, "diagnosticCode": format!("smtp; {diagnostic}")}]},
+            "mail": {"messageId": "m", "headersTruncated": false, "headers": []}
+        })
+    }
+
+    #[test]
+    fn sub_types_row_by_row() {
+        let rows = [
+            ("Undetermined", Reason::OnHold),
+            ("General", Reason::OnHold),
+            ("NoEmail", Reason::UserUnknown),
+            ("Suppressed", Reason::UserUnknown),
+            ("OnAccountSuppressionList", Reason::OnHold),
+            ("MailboxFull", Reason::MailboxFull),
+            ("MessageTooLarge", Reason::MesgTooBig),
+            ("ContentRejected", Reason::ContentError),
+            ("AttachmentRejected", Reason::ContentError),
+        ];
+        assert_eq!(
+            rows.len(),
+            SUB_TYPES.len(),
+            "a row of SUB_TYPES is untested"
+        );
+        for (sub_type, want) in rows {
+            let e = &events("m", bounce(sub_type, "5.0.0", GENERIC_REPLY)).unwrap()[0];
+            assert_eq!(e.reason, Some(want), "{sub_type}");
+            assert_eq!(e.meta["reason"], want.as_str(), "{sub_type}");
+        }
+    }
+
+    #[test]
+    fn the_reply_outranks_the_sub_type_except_on_ses_suppressions() {
+        let dmarc = "550 5.7.1 rejected due to example.org's DMARC policy";
+        let e = &events("m", bounce("NoEmail", "5.7.1", dmarc)).unwrap()[0];
+        assert_eq!(e.reason, Some(Reason::AuthFailure));
+        // SES's own sentence under a 5.1.1 does not make the account's list "userunknown".
+        let ses = "Amazon SES did not send the message to this address because it is on the suppression list for your account.";
+        let e = &events("m", bounce("OnAccountSuppressionList", "5.1.1", ses)).unwrap()[0];
+        assert_eq!(e.reason, Some(Reason::OnHold));
+        assert_eq!(e.meta["status"], "5.1.1");
+    }
+
+    #[test]
+    fn full_notifications_carry_reason_status_and_diagnostic() {
+        let campaign = "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f";
+        let vars = [
+            ("EMAIL1", "a@example.net"),
+            ("EMAIL2", "b@example.net"),
+            ("CAMPAIGN", campaign),
+        ];
+        let events = events("m-1", fixture("ses-bounce.json", &vars)).unwrap();
+        assert_eq!(events.len(), 2);
+        for e in &events {
+            assert_eq!(e.reason, Some(Reason::UserUnknown));
+            assert_eq!(e.meta["reason"], "userunknown");
+            assert_eq!(e.meta["status"], "5.1.1");
+            assert_eq!(e.meta["diagnostic"], "smtp; 550 5.1.1 user unknown");
+            // The notification is still all there.
+            assert_eq!(e.meta["bounce"]["bounceSubType"], "General");
+            assert_eq!(e.meta["mail"]["messageId"], "0100017f-mail-message-id");
+        }
+        let complaint = events_of_complaint(&vars);
+        assert_eq!(complaint.reason, Some(Reason::Feedback));
+        assert_eq!(complaint.meta["reason"], "feedback");
+        assert!(complaint.meta.get("status").is_none());
+        assert_eq!(
+            complaint.meta["complaint"]["complaintFeedbackType"],
+            "abuse"
+        );
+    }
+
+    fn events_of_complaint(vars: &[(&str, &str)]) -> BounceEvent {
+        events("m-2", fixture("ses-complaint-event.json", vars))
+            .unwrap()
+            .remove(0)
+    }
 
     fn default_policy() -> CertUrlPolicy {
         CertUrlPolicy::new(DEFAULT_CERT_URL_PATTERN).unwrap()
