@@ -35,9 +35,11 @@ trap stop EXIT
 
 log "waiting for tilt up to have everything healthy"
 deadline=$((SECONDS + 120))
-until "$tilt" get --port="$port" uiresources >/dev/null 2>&1; do
+# Until the Tiltfile is loaded, tilt's API answers but knows no dev-smoke, and `tilt wait`
+# gives up at once on a resource it does not know: wait for the resource to exist first.
+until "$tilt" get --port="$port" uiresource/dev-smoke >/dev/null 2>&1; do
     kill -0 "$tilt_pid" 2>/dev/null || die "tilt up exited"
-    [ "$SECONDS" -lt "$deadline" ] || die "tilt up's API did not answer on port $port"
+    [ "$SECONDS" -lt "$deadline" ] || die "tilt up did not load the Tiltfile's dev-smoke within 120 s (port $port)"
     sleep 1
 done
 "$tilt" wait --port="$port" --for=condition=Ready uiresource/dev-smoke --timeout=900s >/dev/null \
