@@ -134,11 +134,7 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
     // Here rather than only in the store, so that metrics name the type counted.
     crate::plan::retype(&mut events, rules);
     metrics.batch_size.observe(events.len() as f64);
-    let result = match record::record(store, rules, &events).await {
-        Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, &events, e).await,
-        other => other,
-    };
-    match result {
+    match record_settled(store, rules, &events).await {
         Ok(outcomes) => {
             for (range, reply) in shares {
                 let mine = outcomes[range.clone()].to_vec();
@@ -155,10 +151,7 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
             tracing::warn!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
             for (range, reply) in shares {
                 let mine = &events[range];
-                let result = match record::record(store, rules, mine).await {
-                    Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, mine, e).await,
-                    other => other,
-                };
+                let result = record_settled(store, rules, mine).await;
                 finish(metrics, mine, reply, result);
             }
         }
@@ -178,6 +171,19 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
                 let _ = reply.send(Err(IngestError::Unavailable(message.clone())));
             }
         }
+    }
+}
+
+/// [`record::record`], with a lost commit answer settled: the result never says
+/// `CommitUnknown`.
+async fn record_settled(
+    store: &Store,
+    rules: &Rules,
+    events: &[BounceEvent],
+) -> Result<Vec<Outcome>, RecordError> {
+    match record::record(store, rules, events).await {
+        Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, events, e).await,
+        other => other,
     }
 }
 

@@ -387,8 +387,6 @@ async fn insert_unmatched(
     if order.is_empty() {
         return Ok(());
     }
-    let emails: Vec<Option<&str>> = order.iter().map(|&i| events[i].email.as_deref()).collect();
-    let subscribers: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].subscriber_uuid).collect();
     let c = Columns::of(events, order);
     sqlx::query(
         "INSERT INTO bounceops.unmatched
@@ -397,8 +395,8 @@ async fn insert_unmatched(
          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[],
                      $7::timestamptz[]) AS x(e, u, c, t, s, m, a)",
     )
-    .bind(&emails)
-    .bind(&subscribers)
+    .bind(&c.emails)
+    .bind(&c.subscribers)
     .bind(&c.campaigns)
     .bind(&c.types)
     .bind(&c.sources)
@@ -418,8 +416,6 @@ async fn insert_ignored(
     if order.is_empty() {
         return Ok(());
     }
-    let emails: Vec<Option<&str>> = order.iter().map(|&i| events[i].email.as_deref()).collect();
-    let subscribers: Vec<Option<Uuid>> = order.iter().map(|&i| events[i].subscriber_uuid).collect();
     let reasons: Vec<&str> = order
         .iter()
         .map(|&i| events[i].reason.map_or("", |r| r.as_str()))
@@ -432,8 +428,8 @@ async fn insert_ignored(
          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                      $7::jsonb[], $8::timestamptz[]) AS x(e, u, c, t, r, s, m, a)",
     )
-    .bind(&emails)
-    .bind(&subscribers)
+    .bind(&c.emails)
+    .bind(&c.subscribers)
     .bind(&c.campaigns)
     .bind(&c.types)
     .bind(&reasons)
@@ -445,9 +441,11 @@ async fn insert_ignored(
     Ok(())
 }
 
-/// The columns shared by a batch's bounce, unmatched and ignored rows, one array per column, as
-/// `unnest` takes them.
+/// The columns of a batch's bounce, unmatched and ignored rows, one array per column, as
+/// `unnest` takes them (bounces use the subscriber's id instead of the first two).
 struct Columns<'a> {
+    emails: Vec<Option<&'a str>>,
+    subscribers: Vec<Option<Uuid>>,
     campaigns: Vec<Option<Uuid>>,
     types: Vec<&'a str>,
     sources: Vec<&'a str>,
@@ -459,6 +457,8 @@ impl<'a> Columns<'a> {
     fn of(events: &'a [BounceEvent], order: &[usize]) -> Columns<'a> {
         let picked = || order.iter().map(|&i| &events[i]);
         Columns {
+            emails: picked().map(|e| e.email.as_deref()).collect(),
+            subscribers: picked().map(|e| e.subscriber_uuid).collect(),
             campaigns: picked().map(|e| e.campaign_uuid).collect(),
             types: picked().map(|e| e.bounce_type.as_str()).collect(),
             sources: picked().map(|e| e.source.as_str()).collect(),
