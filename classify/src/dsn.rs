@@ -19,6 +19,8 @@ pub(crate) struct Record {
     pub(crate) action: Option<String>,
     pub(crate) status: Option<String>,
     pub(crate) diagnostic: Option<String>,
+    /// The Remote-MTA field: the server that refused the message, by name or address.
+    pub(crate) remote_mta: Option<String>,
     /// The comment after the Status code (`4.0.0 (host name lookup
     /// failure)`), which some MTAs write instead of a Diagnostic-Code.
     pub(crate) status_note: Option<String>,
@@ -123,6 +125,10 @@ pub(crate) fn parse(text: &str) -> Vec<Record> {
                     cur.diagnostic = Some(value);
                     cur.after_final = cur.final_rcpt.is_some();
                 }
+                "remote-mta" => {
+                    cur.remote_mta = Some(value);
+                    cur.after_final = cur.final_rcpt.is_some();
+                }
                 _ => {}
             }
         }
@@ -139,6 +145,7 @@ struct Draft {
     action: Option<String>,
     status: Option<String>,
     diagnostic: Option<String>,
+    remote_mta: Option<String>,
     /// A per-recipient field followed Final-Recipient, so an Original-Recipient
     /// now belongs to the next recipient.
     after_final: bool,
@@ -181,6 +188,10 @@ impl Draft {
                 .map(|a| a.split_whitespace().next().unwrap_or("").to_string()),
             status,
             diagnostic: diagnostic.filter(|d| !d.is_empty()),
+            remote_mta: d
+                .remote_mta
+                .map(|v| after_type(&v).trim().to_string())
+                .filter(|v| !v.is_empty()),
         });
     }
 }

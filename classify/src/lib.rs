@@ -62,6 +62,9 @@ pub struct Recipient {
     pub bounce_type: BounceType,
     /// Why it failed (`feedback` for a complaint); see `docs/reasons.md`.
     pub reason: Reason,
+    /// The server that refused the message (a DSN's Remote-MTA), where the report names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_mta: Option<String>,
 }
 
 impl Recipient {
@@ -73,6 +76,7 @@ impl Recipient {
             diagnostic: None,
             bounce_type: BounceType::Complaint,
             reason: Reason::Feedback,
+            remote_mta: None,
         }
     }
 }
@@ -190,6 +194,7 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                 status,
                 action: r.action.clone(),
                 diagnostic: r.diagnostic.clone(),
+                remote_mta: r.remote_mta.clone(),
             };
             // One address reported twice (an alias expanded into several
             // recipients that all failed, or an MTA repeating itself) is

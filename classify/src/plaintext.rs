@@ -656,6 +656,7 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         diagnostic: (!diagnostic.is_empty()).then_some(diagnostic),
         bounce_type,
         reason,
+        remote_mta: None,
     }
 }
 

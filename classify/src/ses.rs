@@ -119,6 +119,7 @@ fn bounced(v: &Value) -> Vec<Recipient> {
                 status,
                 action: s("action"),
                 diagnostic,
+                remote_mta: None,
                 bounce_type: if hard {
                     BounceType::Hard
                 } else {

@@ -385,3 +385,24 @@ fn an_alias_delivered_elsewhere_does_not_bounce_the_address_that_was_mailed() {
     let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
     assert_eq!(emails, ["emma@example.com"]);
 }
+
+#[test]
+fn the_remote_mta_of_each_recipient_is_kept() {
+    let groups = "Final-Recipient: rfc822; ann@example.com\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx1.example.com\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\nFinal-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\n";
+    let c = classify(alias_dsn(groups).as_bytes());
+    let mtas: Vec<_> = c
+        .recipients
+        .iter()
+        .map(|r| (r.email.as_str(), r.remote_mta.as_deref()))
+        .collect();
+    assert_eq!(
+        mtas,
+        [
+            ("ann@example.com", Some("mx1.example.com")),
+            ("bob@example.com", None)
+        ]
+    );
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["recipients"][0]["remote_mta"], "mx1.example.com");
+    assert!(v["recipients"][1].get("remote_mta").is_none());
+}

@@ -57,8 +57,8 @@ impl Metrics {
         };
         let events = counter(
             "bounceops_events_total",
-            "Bounce events handled, by source, type and outcome (recorded, blocklisted, over_threshold, unmatched, ignored, duplicate, committed).",
-            &["source", "type", "outcome"],
+            "Bounce events handled, by source, type, outcome (recorded, blocklisted, over_threshold, unmatched, ignored, duplicate, committed) and reason (docs/reasons.md; other when none is known).",
+            &["source", "type", "outcome", "reason"],
         );
         let actions = counter(
             "bounceops_actions_total",
@@ -131,8 +131,11 @@ impl Metrics {
         for (event, outcome) in events.iter().zip(outcomes) {
             let source = self.source_label(&event.source);
             let kind = event.bounce_type.as_str();
+            // The reason is an enum, so the label takes at most the vocabulary's 33 values
+            // and `other`; never the free text of a diagnostic.
+            let reason = event.reason.map_or("other", |r| r.as_str());
             self.events
-                .with_label_values(&[source.as_str(), kind, outcome.label()])
+                .with_label_values(&[source.as_str(), kind, outcome.label(), reason])
                 .inc();
             if let Outcome::Unmatched = outcome {
                 self.unmatched.with_label_values(&[source.as_str()]).inc();

@@ -298,7 +298,10 @@ async fn csv_export_quotes_and_filters() {
             "campaign_id",
             "campaign_name",
             "created_at",
-            "meta"
+            "meta",
+            "reason",
+            "status",
+            "diagnostic"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -404,4 +407,71 @@ async fn large_export_streams_and_abandoned_downloads_are_harmless() {
     let (status, body) = w.get_text("/api/bounces/export?format=ndjson").await;
     assert_eq!(status, 200);
     assert_eq!(body.lines().count(), 50_000);
+}
+
+/// Why it bounced, from the webhook to the API and the export: `meta.reason` is a column and
+/// a filter; an unknown name is refused rather than matching nothing.
+#[tokio::test]
+async fn reasons_are_columns_and_filters() {
+    let db = TestDb::new().await;
+    for email in ["ann@example.com", "bob@example.com", "cat@example.com"] {
+        db.subscriber(email).await;
+    }
+    let w = TestWorker::start(&db.url, "").await;
+    let blocked =
+        "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org";
+    for body in [
+        json!({"email": "ann@example.com", "type": "hard", "source": "mta",
+               "meta": {"reason": "blocked", "status": "5.7.1", "diagnostic": blocked}}),
+        json!({"email": "bob@example.com", "type": "soft", "source": "mta",
+               "meta": {"reason": "mailboxfull", "status": "4.2.2"}}),
+        json!({"email": "cat@example.com", "type": "hard", "source": "mta"}),
+    ] {
+        assert_eq!(w.post_bounce(&body).await.status(), 200);
+    }
+
+    let (status, body) = w.get_json("/api/bounces?reason=blocked").await;
+    assert_eq!(status, 200);
+    let results = body["data"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{body}");
+    assert_eq!(results[0]["email"], "ann@example.com");
+    assert_eq!(results[0]["meta"]["diagnostic"], blocked);
+    assert_eq!(body["data"]["total"], 1);
+    let (status, body) = w.get_json("/api/bounces?reason=userunknown").await;
+    assert_eq!((status, &body["data"]["total"]), (200, &json!(0)));
+    let (status, body) = w.get_json("/api/bounces?reason=Blocked").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("invalid reason"));
+
+    let (status, csv_text) = w.get_text("/api/bounces/export?format=csv").await;
+    assert_eq!(status, 200);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let by_email = |email: &str| rows.iter().find(|r| &r[column("email")] == email).unwrap();
+    let ann = by_email("ann@example.com");
+    assert_eq!(&ann[column("reason")], "blocked");
+    assert_eq!(&ann[column("status")], "5.7.1");
+    assert_eq!(&ann[column("diagnostic")], blocked);
+    let bob = by_email("bob@example.com");
+    assert_eq!(&bob[column("reason")], "mailboxfull");
+    assert_eq!(&bob[column("diagnostic")], "", "no diagnostic: empty");
+    assert_eq!(&by_email("cat@example.com")[column("reason")], "");
+
+    let (status, ndjson) = w
+        .get_text("/api/bounces/export?format=ndjson&reason=mailboxfull")
+        .await;
+    assert_eq!(status, 200);
+    let lines: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["email"], "bob@example.com");
+    assert_eq!(lines[0]["reason"], "mailboxfull");
+    assert_eq!(lines[0]["status"], "4.2.2");
+    assert_eq!(lines[0]["diagnostic"], Value::Null);
+    let (status, _) = w.get_text("/api/bounces/export?reason=nope").await;
+    assert_eq!(status, 400);
 }

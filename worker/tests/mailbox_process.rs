@@ -309,7 +309,7 @@ async fn role_all_serves_webhooks_and_scans_with_metrics() {
         "bounceops_mailbox_messages_total{kind=\"bounce\",mailbox=\"bounces\"} 1",
         "bounceops_mailbox_scan_duration_seconds_count{mailbox=\"bounces\"}",
         "bounceops_mailbox_auth_failures_total{mailbox=\"bounces\"} 0",
-        "bounceops_events_total{outcome=\"recorded\",source=\"mailbox:bounces\",type=\"hard\"} 1",
+        "bounceops_events_total{outcome=\"recorded\",reason=\"userunknown\",source=\"mailbox:bounces\",type=\"hard\"} 1",
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
@@ -514,6 +514,7 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
             "diagnostic": "550 5.1.1 <amelie.roux@example.net>... User unknown",
             "type": "hard",
             "reason": "userunknown",
+            "remote_mta": "mailstore.example.net",
         }])
     );
     assert_eq!(

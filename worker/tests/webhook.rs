@@ -304,7 +304,7 @@ async fn metrics_move_with_events() {
     assert_eq!(
         metric(
             &before,
-            "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"
+            "bounceops_events_total{outcome=\"recorded\",reason=\"other\",source=\"api\",type=\"hard\"}"
         ),
         0.0
     );
@@ -315,6 +315,11 @@ async fn metrics_move_with_events() {
         .await;
     w.post_bounce(&json!({"email": "nobody@example.com", "type": "soft", "source": "api"}))
         .await;
+    w.post_bounce(
+        &json!({"email": "nobody@example.com", "type": "hard", "source": "api",
+                          "meta": {"reason": "blocked"}}),
+    )
+    .await;
     w.client
         .post(w.url("/webhooks/bounce"))
         .send()
@@ -325,27 +330,35 @@ async fn metrics_move_with_events() {
     assert_eq!(
         metric(
             &after,
-            "bounceops_events_total{outcome=\"recorded\",source=\"api\",type=\"hard\"}"
+            "bounceops_events_total{outcome=\"recorded\",reason=\"other\",source=\"api\",type=\"hard\"}"
         ),
         1.0
     );
     assert_eq!(
         metric(
             &after,
-            "bounceops_events_total{outcome=\"blocklisted\",source=\"api\",type=\"hard\"}"
+            "bounceops_events_total{outcome=\"blocklisted\",reason=\"other\",source=\"api\",type=\"hard\"}"
         ),
         1.0
     );
     assert_eq!(
         metric(
             &after,
-            "bounceops_events_total{outcome=\"unmatched\",source=\"api\",type=\"soft\"}"
+            "bounceops_events_total{outcome=\"unmatched\",reason=\"other\",source=\"api\",type=\"soft\"}"
         ),
         1.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "bounceops_events_total{outcome=\"unmatched\",reason=\"blocked\",source=\"api\",type=\"hard\"}"
+        ),
+        1.0,
+        "a known reason is its own label value"
     );
     assert_eq!(
         metric(&after, "bounceops_unmatched_total{source=\"api\"}"),
-        1.0
+        2.0
     );
     assert_eq!(
         metric(
@@ -359,7 +372,7 @@ async fn metrics_move_with_events() {
             &after,
             "bounceops_http_requests_total{method=\"POST\",route=\"/webhooks/bounce\",status=\"200\"}"
         ),
-        3.0
+        4.0
     );
     assert_eq!(
         metric(
@@ -485,7 +498,7 @@ async fn a_retry_with_the_same_idempotency_key_is_recorded_once() {
     assert_eq!(
         metric_value(
             &metrics,
-            "bounceops_events_total{outcome=\"duplicate\",source=\"api\",type=\"soft\"}"
+            "bounceops_events_total{outcome=\"duplicate\",reason=\"other\",source=\"api\",type=\"soft\"}"
         ),
         2.0
     );

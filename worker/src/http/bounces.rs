@@ -58,6 +58,22 @@ impl Params {
             .transpose()
     }
 
+    /// A reason name from the vocabulary (docs/reasons.md): a misspelt one would silently
+    /// match nothing.
+    fn reason(&self) -> Result<Option<String>, ApiError> {
+        self.get("reason")
+            .map(|r| {
+                bounce_classify::Reason::from_name(r)
+                    .map(|r| r.as_str().to_owned())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "invalid reason {r:?}: one of the names in docs/reasons.md"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
     fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.get(key)
             .map(|v| {
@@ -105,6 +121,7 @@ async fn list(
     let query = ListQuery {
         campaign_id: p.number("campaign_id")?,
         source: p.get("source").map(str::to_owned),
+        reason: p.reason()?,
         order_by,
         descending,
         limit: per_page,
@@ -224,6 +241,7 @@ async fn export(
             .transpose()?,
         source: p.get("source").map(str::to_owned),
         campaign_id: p.number("campaign_id")?,
+        reason: p.reason()?,
         since: p.time("since")?,
         until: p.time("until")?,
     };

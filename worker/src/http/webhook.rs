@@ -123,6 +123,13 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
             "invalid source: longer than 200 bytes".into(),
         ));
     }
+    // A sender that knows why (its own MTA's classifier) may say so in `meta.reason`, in the
+    // vocabulary of docs/reasons.md; rules by reason then apply as to any other input. Any
+    // other value is the sender's own and stays in meta untouched.
+    let reason = meta
+        .get("reason")
+        .and_then(serde_json::Value::as_str)
+        .and_then(bounce_classify::Reason::from_name);
     Ok(BounceEvent {
         email,
         subscriber_uuid,
@@ -132,7 +139,7 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
         meta,
         created_at,
         event_id: received_id(),
-        reason: None,
+        reason,
     })
 }
 
@@ -198,6 +205,19 @@ mod tests {
             "2026-01-02T03:04:05+00:00"
         );
         assert!(e.campaign_uuid.is_some());
+    }
+
+    #[test]
+    fn a_reason_name_in_meta_is_the_events_reason() {
+        let e = parse(br#"{"email":"a@b.c","type":"hard","meta":{"reason":"blocked"}}"#).unwrap();
+        assert_eq!(e.reason, Some(bounce_classify::Reason::Blocked));
+        let e = parse(br#"{"email":"a@b.c","type":"hard","meta":{"reason":"IP listed"}}"#).unwrap();
+        assert_eq!(e.reason, None);
+        assert_eq!(e.meta["reason"], "IP listed");
+        assert_eq!(
+            parse(br#"{"email":"a@b.c","type":"hard"}"#).unwrap().reason,
+            None
+        );
     }
 
     #[test]

@@ -110,6 +110,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
                 ("status", &r.status),
                 ("action", &r.action),
                 ("diagnostic", &r.diagnostic),
+                ("remote_mta", &r.remote_mta),
             ] {
                 if let Some(v) = value {
                     meta.insert(key.into(), crate::providers::common::clip(v).into());
@@ -388,6 +389,7 @@ mod tests {
             diagnostic: Some("x".repeat(5000)),
             bounce_type: t,
             reason: bounce_classify::Reason::UserUnknown,
+            remote_mta: Some("mx.example.net".into()),
         }
     }
 
@@ -437,6 +439,7 @@ mod tests {
         assert!(e.event_id.ends_with("/abc/a@x.org"));
         assert_eq!(e.reason, Some(bounce_classify::Reason::UserUnknown));
         assert_eq!(e.meta["reason"], "userunknown");
+        assert_eq!(e.meta["remote_mta"], "mx.example.net");
     }
 
     #[test]

@@ -89,7 +89,7 @@ mod tests {
                 "ts_event": 1767323045, "subject": "Newsletter", "reason": GENERIC_REPLY});
             let e = event_of(item).unwrap();
             assert_eq!(e.reason, Some(want), "{kind}");
-            assert_eq!(e.meta["bounce_reason"], want.as_str(), "{kind}");
+            assert_eq!(e.meta["reason"], want.as_str(), "{kind}");
         }
         // Brevo's blocklist is its refusal: a reply it quotes does not decide.
         let item = json!({"event": "blocked", "email": "a@example.com",
@@ -114,8 +114,9 @@ mod tests {
             reasons,
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
-        assert_eq!(e[1].meta["reason"], "452 4.2.2 mailbox full");
-        assert_eq!(e[1].meta["bounce_reason"], "mailboxfull");
+        // Brevo's `reason` is the reply: it is the diagnostic, not repeated.
+        assert_eq!(e[1].meta["reason"], "mailboxfull");
+        assert!(e[1].meta.get("provider_reason").is_none());
         assert_eq!(e[1].meta["status"], "4.2.2");
         assert_eq!(e[1].meta["diagnostic"], "452 4.2.2 mailbox full");
         assert_eq!(e[2].meta["reason"], "feedback");

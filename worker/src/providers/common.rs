@@ -261,6 +261,8 @@ pub struct Why {
     pub status: Option<String>,
     /// The remote server's reply, as the provider passed it on.
     pub diagnostic: Option<String>,
+    /// The server that refused the message, where the provider names it.
+    pub remote_mta: Option<String>,
 }
 
 impl Why {
@@ -271,6 +273,7 @@ impl Why {
             reason,
             status: None,
             diagnostic: None,
+            remote_mta: None,
         }
     }
 
@@ -301,30 +304,45 @@ impl Why {
             reason,
             status: found.or_else(|| status.map(str::to_owned)),
             diagnostic: diagnostic.map(clip),
+            remote_mta: None,
         }
     }
 
+    /// The server the provider tried to deliver to, for `meta.remote_mta`.
+    pub fn remote_mta(mut self, host: Option<&str>) -> Why {
+        self.remote_mta = host.map(clip).filter(|h| !h.is_empty());
+        self
+    }
+
     /// Sets the event's reason and adds `reason` (the name), `status` and `diagnostic` to its
-    /// `meta`. A key the provider's own payload already holds keeps the provider's value
-    /// (listmonk shows `meta` as it is, and users read those fields): the name then goes
-    /// under `bounce_reason`, and a status or diagnostic the payload already has is not
-    /// repeated.
+    /// `meta`, the keys the export's columns and the API's `reason` filter read.
+    ///
+    /// `meta.reason` is always the name, so that one key means one thing whatever the
+    /// source. Where the provider's own event has a `reason` of its own (SendGrid, Brevo and
+    /// SparkPost put the reply there, Mailgun a word such as `bounce`), that value moves to
+    /// `provider_reason`, unless it is the reply `diagnostic` already holds. The event as the
+    /// provider sent it is kept whole as the bounce's evidence. A `status` the payload
+    /// already has keeps the provider's value.
     pub fn apply(self, e: &mut BounceEvent) {
         e.reason = Some(self.reason);
         let Some(meta) = e.meta.as_object_mut() else {
             return;
         };
         let name = Value::from(self.reason.as_str());
-        match meta.get("reason") {
-            None => {
-                meta.insert("reason".into(), name);
-            }
-            Some(v) if *v == name => {}
-            Some(_) => {
-                meta.insert("bounce_reason".into(), name);
+        if let Some(own) = meta.insert("reason".into(), name.clone()) {
+            let repeats_diagnostic = matches!(
+                (own.as_str(), self.diagnostic.as_deref()),
+                (Some(own), Some(d)) if clip(own) == d
+            );
+            if own != name && !repeats_diagnostic {
+                meta.insert("provider_reason".into(), own);
             }
         }
-        for (key, value) in [("status", self.status), ("diagnostic", self.diagnostic)] {
+        for (key, value) in [
+            ("status", self.status),
+            ("diagnostic", self.diagnostic),
+            ("remote_mta", self.remote_mta),
+        ] {
             if let Some(v) = value {
                 meta.entry(key).or_insert_with(|| v.into());
             }
@@ -524,21 +542,29 @@ mod tests {
     }
 
     #[test]
-    fn meta_keeps_every_key_the_provider_sent() {
+    fn meta_reason_is_the_name_and_the_providers_own_is_kept() {
         let meta = json!({"reason": "550 5.1.1 user unknown", "status": "5.1.1", "x": 1});
         let mut e = event("p", "a@x.test".into(), BounceType::Hard, meta, "1".into());
         Why {
             reason: Reason::UserUnknown,
             status: Some("5.1.1".into()),
             diagnostic: Some("550 5.1.1 user unknown".into()),
+            remote_mta: None,
         }
         .apply(&mut e);
         assert_eq!(e.reason, Some(Reason::UserUnknown));
         assert_eq!(
             e.meta,
-            json!({"reason": "550 5.1.1 user unknown", "status": "5.1.1", "x": 1,
-                   "bounce_reason": "userunknown", "diagnostic": "550 5.1.1 user unknown"})
+            json!({"reason": "userunknown", "status": "5.1.1", "x": 1,
+                   "diagnostic": "550 5.1.1 user unknown"})
         );
+        // A provider's own reason that is not the reply (Mailgun's word) is kept beside it.
+        let meta = json!({"reason": "bounce"});
+        let mut e = event("p", "a@x.test".into(), BounceType::Hard, meta, "3".into());
+        Why::from_reply(None, None, Some(550), Some("No such mailbox")).apply(&mut e);
+        assert_eq!(e.meta["reason"], "userunknown");
+        assert_eq!(e.meta["provider_reason"], "bounce");
+        assert_eq!(e.meta["diagnostic"], "No such mailbox");
         let mut e = event(
             "p",
             "a@x.test".into(),

@@ -170,6 +170,7 @@ fn why(data: &Value, t: BounceType) -> Why {
         code,
         text("message").or_else(|| text("description")),
     )
+    .remote_mta(text("mx-host"))
 }
 
 #[cfg(test)]
@@ -200,9 +201,9 @@ mod tests {
         for (reason, want) in rows {
             let e = event_of(failed(reason, 550, GENERIC_REPLY)).unwrap();
             assert_eq!(e.reason, Some(want), "{reason}");
-            // Mailgun's own `reason` stays; the name goes beside it.
-            assert_eq!(e.meta["reason"], reason);
-            assert_eq!(e.meta["bounce_reason"], want.as_str(), "{reason}");
+            // The name takes `reason`; Mailgun's own word moves beside it.
+            assert_eq!(e.meta["reason"], want.as_str(), "{reason}");
+            assert_eq!(e.meta["provider_reason"], reason);
         }
     }
 
@@ -235,9 +236,10 @@ mod tests {
         let e = event_of(body["event-data"].clone()).unwrap();
         // The message is empty; the description and the code 550 are what Mailgun gave.
         assert_eq!(e.reason, Some(Reason::UserUnknown));
-        assert_eq!(e.meta["bounce_reason"], "userunknown");
-        assert_eq!(e.meta["reason"], "bounce");
+        assert_eq!(e.meta["reason"], "userunknown");
+        assert_eq!(e.meta["provider_reason"], "bounce");
         assert_eq!(e.meta["diagnostic"], "No such mailbox");
+        assert_eq!(e.meta["remote_mta"], "mx.example.net");
         assert!(e.meta.get("status").is_none());
     }
 }

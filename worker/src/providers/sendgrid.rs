@@ -236,7 +236,7 @@ mod tests {
 
     fn reason_of(item: Value) -> Reason {
         let e = events(json!([item])).unwrap().remove(0);
-        assert_eq!(e.meta["bounce_reason"], e.reason.unwrap().as_str());
+        assert_eq!(e.meta["reason"], e.reason.unwrap().as_str());
         e.reason.unwrap()
     }
 
@@ -303,13 +303,13 @@ mod tests {
             ]
         );
         // SendGrid's own `reason` and `status` stay as sent; the name goes beside them.
-        assert_eq!(e[0].meta["reason"], "550 5.1.1 user unknown");
-        assert_eq!(e[0].meta["bounce_reason"], "userunknown");
+        assert_eq!(e[0].meta["reason"], "userunknown");
+        assert!(e[0].meta.get("provider_reason").is_none());
         assert_eq!(e[0].meta["status"], "5.1.1");
         assert_eq!(e[0].meta["diagnostic"], "550 5.1.1 user unknown");
         assert_eq!(e[1].meta["diagnostic"], "421 try again later");
         assert_eq!(e[2].meta["reason"], "feedback");
-        assert_eq!(e[3].meta["reason"], "Bounced Address");
-        assert_eq!(e[3].meta["bounce_reason"], "onhold");
+        assert_eq!(e[3].meta["reason"], "onhold");
+        assert_eq!(e[3].meta["provider_reason"], "Bounced Address");
     }
 }

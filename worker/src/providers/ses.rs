@@ -406,7 +406,12 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
                     _ => BounceType::Soft,
                 };
                 let diagnostic = r.get("diagnosticCode").and_then(Value::as_str);
-                let mut why = Why::from_reply(category, Some(status), None, diagnostic);
+                // SES names the receiving server by address only, for the whole bounce.
+                let remote = bounce
+                    .and_then(|b| b.get("remoteMtaIp"))
+                    .and_then(Value::as_str);
+                let mut why =
+                    Why::from_reply(category, Some(status), None, diagnostic).remote_mta(remote);
                 if let Some(c) = category
                     && refused
                 {
@@ -541,6 +546,7 @@ mod tests {
             assert_eq!(e.meta["reason"], "userunknown");
             assert_eq!(e.meta["status"], "5.1.1");
             assert_eq!(e.meta["diagnostic"], "smtp; 550 5.1.1 user unknown");
+            assert_eq!(e.meta["remote_mta"], "192.0.2.25");
             // The notification is still all there.
             assert_eq!(e.meta["bounce"]["bounceSubType"], "General");
             assert_eq!(e.meta["mail"]["messageId"], "0100017f-mail-message-id");

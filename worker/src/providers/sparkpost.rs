@@ -199,8 +199,8 @@ mod tests {
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
         // SparkPost's own `reason` stays; the name goes beside it.
-        assert_eq!(e[0].meta["reason"], "550 5.1.1 user unknown");
-        assert_eq!(e[0].meta["bounce_reason"], "userunknown");
+        assert_eq!(e[0].meta["reason"], "userunknown");
+        assert!(e[0].meta.get("provider_reason").is_none());
         assert_eq!(e[0].meta["status"], "5.1.1");
         assert_eq!(e[0].meta["diagnostic"], "550 5.1.1 user unknown");
         assert_eq!(e[1].meta["reason"], "mailboxfull");

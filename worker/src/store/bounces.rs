@@ -105,6 +105,8 @@ pub struct ListQuery {
     pub campaign_id: Option<i32>,
     pub subscriber_id: Option<i32>,
     pub source: Option<String>,
+    /// A reason name (docs/reasons.md), compared with `meta.reason`.
+    pub reason: Option<String>,
     pub order_by: OrderBy,
     pub descending: bool,
     /// `None` returns every row (listmonk's `per_page=all`).
@@ -131,6 +133,7 @@ pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, sqlx::Error> {
            AND ($2::int4 IS NULL OR b.campaign_id = $2)
            AND ($3::int4 IS NULL OR b.subscriber_id = $3)
            AND ($4::text IS NULL OR b.source = $4)
+           AND ($7::text IS NULL OR b.meta->>'reason' = $7)
          ORDER BY {col} {direction} NULLS LAST, b.id {direction}
          LIMIT $5 OFFSET $6",
         col = q.order_by.column(),
@@ -142,6 +145,7 @@ pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, sqlx::Error> {
         .bind(&q.source)
         .bind(q.limit)
         .bind(q.offset)
+        .bind(&q.reason)
         .fetch_all(&store.pool)
         .await?;
     Ok(Page {

@@ -98,6 +98,8 @@ pub struct Filter {
     pub bounce_type: Option<BounceType>,
     pub source: Option<String>,
     pub campaign_id: Option<i32>,
+    /// A reason name (docs/reasons.md), compared with `meta.reason`.
+    pub reason: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
 }
@@ -109,14 +111,23 @@ const FROM_WHERE: &str = "
     CROSS JOIN (SELECT NULLIF(current_setting('bounceops.export_type'), '') AS type,
                        NULLIF(current_setting('bounceops.export_source'), '') AS source,
                        NULLIF(current_setting('bounceops.export_campaign'), '')::int4 AS campaign,
+                       NULLIF(current_setting('bounceops.export_reason'), '') AS reason,
                        NULLIF(current_setting('bounceops.export_since'), '')::timestamptz AS since,
                        NULLIF(current_setting('bounceops.export_until'), '')::timestamptz AS until) f
     WHERE (f.type IS NULL OR b.type::text = f.type)
       AND (f.source IS NULL OR b.source = f.source)
       AND (f.campaign IS NULL OR b.campaign_id = f.campaign)
+      AND (f.reason IS NULL OR b.meta->>'reason' = f.reason)
       AND (f.since IS NULL OR b.created_at >= f.since)
       AND (f.until IS NULL OR b.created_at < f.until)
     ORDER BY b.id";
+
+/// Why it bounced, from the keys every input writes into `meta` (docs/reasons.md). The CSV
+/// has them after `meta`, so the columns of earlier versions keep their places.
+const WHY: &str = "b.meta->>'reason' AS reason, b.meta->>'status' AS status,
+                   b.meta->>'diagnostic' AS diagnostic";
+const WHY_JSON: &str = "'reason', b.meta->>'reason', 'status', b.meta->>'status',
+                        'diagnostic', b.meta->>'diagnostic'";
 
 fn copy_statement(format: Format) -> String {
     match format {
@@ -124,7 +135,7 @@ fn copy_statement(format: Format) -> String {
             "COPY (SELECT b.id, b.type, b.source, s.email, s.uuid AS subscriber_uuid,
                           b.subscriber_id, s.status AS subscriber_status, b.campaign_id,
                           c.name AS campaign_name, to_json(b.created_at) #>> '{{}}' AS created_at,
-                          b.meta
+                          b.meta, {WHY}
                    {FROM_WHERE})
              TO STDOUT WITH (FORMAT csv, HEADER true)"
         ),
@@ -136,7 +147,7 @@ fn copy_statement(format: Format) -> String {
                      'id', b.id, 'type', b.type, 'source', b.source, 'meta', b.meta,
                      'created_at', b.created_at, 'email', s.email,
                      'subscriber_uuid', s.uuid, 'subscriber_id', b.subscriber_id,
-                     'subscriber_status', s.status,
+                     'subscriber_status', s.status, {WHY_JSON},
                      'campaign', CASE WHEN c.id IS NULL THEN NULL
                                       ELSE json_build_object('id', c.id, 'name', c.name) END)
                    {FROM_WHERE})
@@ -191,9 +202,10 @@ pub async fn start(
                         set_config('bounceops.export_campaign', $3, true),
                         set_config('bounceops.export_since', $4, true),
                         set_config('bounceops.export_until', $5, true),
+                        set_config('bounceops.export_reason', $6, true),
                         set_config('TimeZone', 'UTC', true),
-                        set_config('statement_timeout', $6, true),
-                        set_config('idle_in_transaction_session_timeout', $6, true)",
+                        set_config('statement_timeout', $7, true),
+                        set_config('idle_in_transaction_session_timeout', $7, true)",
             )
             .bind(filter.bounce_type.map_or("", |t| t.as_str()))
             .bind(filter.source.as_deref().unwrap_or(""))
@@ -205,6 +217,7 @@ pub async fn start(
             )
             .bind(filter.since.map(|t| t.to_rfc3339()).unwrap_or_default())
             .bind(filter.until.map(|t| t.to_rfc3339()).unwrap_or_default())
+            .bind(filter.reason.as_deref().unwrap_or(""))
             .bind(&deadline)
             .execute(&mut *tx)
             .await?;
