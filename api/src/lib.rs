@@ -458,13 +458,14 @@ pub struct MetricsSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EvidenceSpec {
-    /// Days each original is kept; 0 keeps none. 30 when absent, at most 3650.
+    /// Days each original is kept, then the workers delete it; 0 keeps none (and deletes
+    /// what was kept before).
     #[serde(default = "defaults::evidence_keep_days")]
     #[schemars(range(min = 0, max = 3650))]
     pub keep_days: u32,
-    /// Most bytes kept of one original (before compression); 1 MiB when absent, at least
-    /// 1 KiB, at most 64 MiB. Of a larger original the first `maxBytes` bytes are kept, and
-    /// the API marks it `BounceOps-Evidence-Truncated: true`.
+    /// Most bytes kept of one original, before compression (1 MiB when absent, 1 KiB to
+    /// 64 MiB). Of a larger original the first `maxBytes` bytes are kept, served with
+    /// `BounceOps-Evidence-Truncated: true`.
     #[serde(default = "defaults::evidence_max_bytes")]
     #[schemars(range(min = 1024, max = 67108864))]
     pub max_bytes: u64,

@@ -239,10 +239,7 @@ async fn settle_lost_commit(
 
 /// Keeps (or drops) the events' originals by `policy`, so that the store sees only kept
 /// evidence. Large originals are compressed on the blocking pool, small ones here.
-async fn seal(
-    policy: Policy,
-    mut events: Vec<BounceEvent>,
-) -> Result<Vec<BounceEvent>, IngestError> {
+async fn seal(policy: Policy, events: Vec<BounceEvent>) -> Result<Vec<BounceEvent>, IngestError> {
     let original_bytes: usize = events
         .iter()
         .map(|e| match &e.evidence {
@@ -257,8 +254,7 @@ async fn seal(
         events
     };
     if original_bytes <= evidence::INLINE_BYTES {
-        events = seal_all(events);
-        return Ok(events);
+        return Ok(seal_all(events));
     }
     tokio::task::spawn_blocking(move || seal_all(events))
         .await

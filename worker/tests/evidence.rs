@@ -194,6 +194,36 @@ async fn a_webhook_bounce_serves_the_posted_json() {
     assert_eq!(String::from_utf8(served).unwrap(), posted);
 }
 
+/// Over 64 KiB of originals in one request are compressed on the blocking pool: the same
+/// result.
+#[tokio::test]
+async fn a_large_original_is_kept_whole() {
+    let db = TestDb::new().await;
+    let (sub, _) = db.subscriber("kim@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let posted = serde_json::to_vec(&json!({
+        "email": "kim@example.com", "type": "soft", "source": "relay",
+        "meta": {"transcript": "250 ok\r\n".repeat(20_000)},
+    }))
+    .unwrap();
+    assert!(posted.len() > bounce_worker::evidence::INLINE_BYTES);
+    let r = w
+        .client
+        .post(w.url("/webhooks/bounce"))
+        .header("Authorization", w.auth())
+        .body(posted.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, body) = w.get_json(&format!("/api/subscribers/{sub}/bounces")).await;
+    let id = body["data"][0]["id"].as_i64().unwrap();
+    let (status, headers, served) = get(&w, &format!("/api/bounces/{id}/message")).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "bounceops-evidence-truncated"), None);
+    assert!(served == posted);
+}
+
 #[tokio::test]
 async fn past_max_bytes_the_first_bytes_are_served_and_marked() {
     let db = TestDb::new().await;
