@@ -46,3 +46,11 @@ pub fn max_messages_per_scan() -> u32 {
 pub fn max_message_bytes() -> u64 {
     10 << 20
 }
+/// A month: long enough to look into a blocklisting reported by a subscriber weeks later.
+pub fn evidence_keep_days() -> u32 {
+    30
+}
+/// 1 MiB: a whole DSN with its original's headers, and the first part of a large one.
+pub fn evidence_max_bytes() -> u64 {
+    1 << 20
+}

@@ -81,6 +81,10 @@ pub struct BounceConfigSpec {
     /// Metrics scraping.
     #[serde(default)]
     pub metrics: MetricsSpec,
+    /// What is kept of each bounce's origin (the bounce mail, the provider's JSON event),
+    /// served at `GET /api/bounces/{id}/message`, and for how long.
+    #[serde(default)]
+    pub evidence: EvidenceSpec,
     /// The worker image (`repository:tag` or `repository@digest`). Absent: the operator's
     /// default, set by its `--worker-image` flag (the Helm chart's `worker.image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -448,6 +452,34 @@ pub struct MetricsSpec {
     pub service_monitor: bool,
 }
 
+/// The evidence kept with each bounce: the bounce mail a mailbox received (served as
+/// `message/rfc822`) or the provider's original JSON event (`application/json`), compressed,
+/// stored beside listmonk's bounce row in `bounceops.evidence` and purged by the workers.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceSpec {
+    /// Days each original is kept, then the workers delete it; 0 keeps none (and deletes
+    /// what was kept before).
+    #[serde(default = "defaults::evidence_keep_days")]
+    #[schemars(range(min = 0, max = 3650))]
+    pub keep_days: u32,
+    /// Most bytes kept of one original, before compression (1 MiB when absent, 1 KiB to
+    /// 64 MiB). Of a larger original the first `maxBytes` bytes are kept, served with
+    /// `BounceOps-Evidence-Truncated: true`.
+    #[serde(default = "defaults::evidence_max_bytes")]
+    #[schemars(range(min = 1024, max = 67108864))]
+    pub max_bytes: u64,
+}
+
+impl Default for EvidenceSpec {
+    fn default() -> Self {
+        EvidenceSpec {
+            keep_days: defaults::evidence_keep_days(),
+            max_bytes: defaults::evidence_max_bytes(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +516,8 @@ mod tests {
         assert_eq!(spec.database.schema, DatabaseSchema::Listmonk);
         assert!(spec.providers.generic.enabled);
         assert_eq!(spec.webhook.max_body_bytes, 1 << 20);
+        assert_eq!(spec.evidence.keep_days, 30);
+        assert_eq!(spec.evidence.max_bytes, 1 << 20);
     }
 
     #[test]

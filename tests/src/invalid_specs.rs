@@ -552,6 +552,34 @@ pub fn table() -> Vec<Invalid> {
                 "should be greater than or equal to 1024",
             )),
         ),
+        // Evidence.
+        row(
+            "evidence kept over ten years",
+            json!({"evidence": {"keepDays": 3651}}),
+            "spec.evidence.keepDays",
+            Some((
+                "spec.evidence.keepDays",
+                "should be less than or equal to 3650",
+            )),
+        ),
+        row(
+            "evidence under 1 KiB",
+            json!({"evidence": {"maxBytes": 100}}),
+            "spec.evidence.maxBytes",
+            Some((
+                "spec.evidence.maxBytes",
+                "should be greater than or equal to 1024",
+            )),
+        ),
+        row(
+            "evidence over 64 MiB",
+            json!({"evidence": {"maxBytes": 67108865}}),
+            "spec.evidence.maxBytes",
+            Some((
+                "spec.evidence.maxBytes",
+                "should be less than or equal to 67108864",
+            )),
+        ),
         row(
             "17 resource limits",
             json!({"webhook": {"resources": {"limits": many_limits}}}),

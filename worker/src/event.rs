@@ -54,6 +54,9 @@ pub struct BounceEvent {
     /// Why it bounced, in the classifier's vocabulary (docs/reasons.md), where known: from
     /// the bounce mail, or from the provider's own codes.
     pub reason: Option<bounce_classify::Reason>,
+    /// What caused the event, kept with its bounce row (`crate::evidence`): the bounce
+    /// mail, or the sender's JSON event.
+    pub evidence: Option<crate::evidence::Evidence>,
 }
 
 /// What happened to one event. Every variant means the event is durably handled.

@@ -6,6 +6,11 @@
 //! new requests queue up; the next free writer takes them all (up to `MAX_BATCH_EVENTS`),
 //! so under load many events share one transaction and one WAL flush, and when idle a
 //! lone event is written at once, without waiting for company.
+//!
+//! Every event comes through here, so this is also where `spec.evidence` applies: the
+//! originals that providers and the generic webhook hand over are kept (bounded and
+//! compressed) or dropped before they are queued, and the kept ones are purged after
+//! `keepDays`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::event::{BounceEvent, Outcome};
+use crate::evidence::{self, Evidence, Policy};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::record::{self, RecordError};
@@ -24,7 +30,7 @@ const QUEUE_JOBS: usize = 4096;
 /// How long an event's identity is remembered: twice the longest provider retry window.
 const EVENT_IDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Forgetting runs this often, so each run deletes little; every replica runs it, which is
-/// harmless (the same DELETE).
+/// harmless (the same DELETE). Purging old evidence runs with it.
 const FORGET_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +63,24 @@ struct Job {
 #[derive(Clone)]
 pub struct Ingest {
     queue: mpsc::Sender<Job>,
+    evidence: Policy,
 }
 
 impl Ingest {
-    /// Starts `writers` writer tasks; each holds at most one database connection.
+    /// [`Ingest::start_keeping`] evidence by the default policy (`spec.evidence` absent).
     pub fn start(store: Store, rules: Arc<Rules>, metrics: Metrics, writers: usize) -> Ingest {
+        Ingest::start_keeping(store, rules, metrics, writers, Policy::default())
+    }
+
+    /// Starts `writers` writer tasks; each holds at most one database connection. Evidence
+    /// is kept, and purged, by `evidence`.
+    pub fn start_keeping(
+        store: Store,
+        rules: Arc<Rules>,
+        metrics: Metrics,
+        writers: usize,
+        evidence: Policy,
+    ) -> Ingest {
         let (queue, rx) = mpsc::channel(QUEUE_JOBS);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..writers.max(1) {
@@ -72,8 +91,13 @@ impl Ingest {
                 metrics.clone(),
             ));
         }
-        tokio::spawn(forget_old_event_ids(store, queue.downgrade()));
-        Ingest { queue }
+        tokio::spawn(forget_old_event_ids(store, queue.downgrade(), evidence));
+        Ingest { queue, evidence }
+    }
+
+    /// How evidence is kept (`spec.evidence`).
+    pub fn evidence(&self) -> Policy {
+        self.evidence
     }
 
     /// Records `events`; returns when they are committed (or failed, with nothing of them
@@ -82,6 +106,7 @@ impl Ingest {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let events = seal(self.evidence, events).await?;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { events, reply })
@@ -212,8 +237,32 @@ async fn settle_lost_commit(
     }
 }
 
+/// Keeps (or drops) the events' originals by `policy`, so that the store sees only kept
+/// evidence. Large originals are compressed on the blocking pool, small ones here.
+async fn seal(policy: Policy, events: Vec<BounceEvent>) -> Result<Vec<BounceEvent>, IngestError> {
+    let original_bytes: usize = events
+        .iter()
+        .map(|e| match &e.evidence {
+            Some(Evidence::Original { bytes, .. }) => bytes.len(),
+            _ => 0,
+        })
+        .sum();
+    let seal_all = move |mut events: Vec<BounceEvent>| {
+        for e in &mut events {
+            e.evidence = policy.seal(e.evidence.take());
+        }
+        events
+    };
+    if original_bytes <= evidence::INLINE_BYTES {
+        return Ok(seal_all(events));
+    }
+    tokio::task::spawn_blocking(move || seal_all(events))
+        .await
+        .map_err(|_| IngestError::Closed)
+}
+
 /// Runs as long as the `Ingest` it was started with (`alive` upgrades).
-async fn forget_old_event_ids(store: Store, alive: mpsc::WeakSender<Job>) {
+async fn forget_old_event_ids(store: Store, alive: mpsc::WeakSender<Job>, evidence: Policy) {
     let mut every = tokio::time::interval(FORGET_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -225,6 +274,16 @@ async fn forget_old_event_ids(store: Store, alive: mpsc::WeakSender<Job>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(forgotten = n, "forgot event ids older than 7 days"),
             Err(e) => tracing::warn!(error = %e, "cannot forget old event ids; will try again"),
+        }
+        match store::evidence::purge(&store, evidence.keep_days).await {
+            Ok(p) if p.is_empty() => {}
+            Ok(p) => tracing::info!(
+                expired = p.expired,
+                orphaned = p.orphaned,
+                keep_days = evidence.keep_days,
+                "purged kept bounce messages"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old evidence; will try again"),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod event;
+pub mod evidence;
 pub mod http;
 pub mod ingest;
 pub mod mailbox;

@@ -186,6 +186,7 @@ mod tests {
             created_at: None,
             event_id: crate::event::received_id(),
             reason: None,
+            evidence: None,
         }
     }
 

@@ -51,11 +51,12 @@ pub async fn serve_with_mailboxes(
         .unwrap_or(1usize)
         .min(settings.spec.database.max_connections as usize / 2)
         .max(1);
-    let ingest = Ingest::start(
+    let ingest = Ingest::start_keeping(
         store.clone(),
         Arc::new(settings.rules.clone()),
         metrics.clone(),
         writers,
+        (&settings.spec.evidence).into(),
     );
     let scanners = match mailboxes.is_empty() {
         true => None,

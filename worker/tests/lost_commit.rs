@@ -27,6 +27,7 @@ fn bounce(email: &str) -> BounceEvent {
         created_at: None,
         event_id: received_id(),
         reason: None,
+        evidence: None,
     }
 }
 

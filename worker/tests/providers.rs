@@ -717,6 +717,55 @@ async fn postmark_basic_auth_bounce_and_complaint() {
     assert_eq!(w.post("postmark", &auth("s3cret"), "[1]").await.0, 400);
 }
 
+/// The provider's own event is kept as it came, before the adapter added its findings
+/// (`reason`, `status`) to the bounce's meta, and served as JSON.
+#[tokio::test]
+async fn a_provider_bounce_serves_its_original_event() {
+    let db = TestDb::new().await;
+    let emails = subscribers(&db, "pmo", 1).await;
+    let w = Worker::start(
+        &db.url,
+        "    postmark: {enabled: true, credentialsSecretRef: {name: postmark, key: credentials}}\n",
+        &[("postmark", "credentials", "postmark:s3cret")],
+    )
+    .await;
+    let bounce = fixture(
+        "postmark-bounce.json",
+        &[
+            ("EMAIL1", &emails[0]),
+            ("CAMPAIGN", &Uuid::new_v4().to_string()),
+            ("ID", "77"),
+        ],
+    );
+    let auth = vec![("authorization", basic("postmark", "s3cret"))];
+    assert_eq!(w.post("postmark", &auth, &bounce).await.0, 200);
+    let (id, meta): (i32, Value) = sqlx::query_as("SELECT id, meta FROM bounces")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["reason"], "userunknown",
+        "the adapter's findings are in meta"
+    );
+
+    let r = w
+        .client
+        .get(format!("http://{}/api/bounces/{id}/message", w.addr))
+        .header(
+            "Authorization",
+            format!("token {}:{}", common::USER, common::TOKEN),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let served: Value = r.json().await.unwrap();
+    let sent: Value = serde_json::from_str(&bounce).unwrap();
+    assert_eq!(served, sent, "the event as Postmark sent it");
+    assert!(served.get("reason").is_none());
+}
+
 // ---------------------------------------------------------------------------------------
 // Forward Email
 

@@ -27,6 +27,7 @@ fn event(email: &str, t: BounceType) -> BounceEvent {
         created_at: None,
         event_id: bounce_worker::event::received_id(),
         reason: None,
+        evidence: None,
     }
 }
 

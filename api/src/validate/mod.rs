@@ -70,6 +70,13 @@ pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
     if let Some(resources) = &spec.webhook.resources {
         self::resources(resources, &mut r);
     }
+    r.range("spec.evidence.keepDays", spec.evidence.keep_days, 0, 3650);
+    r.range(
+        "spec.evidence.maxBytes",
+        spec.evidence.max_bytes,
+        1024,
+        64 << 20,
+    );
     r.optional_text("spec.image", spec.image.as_deref(), 512);
     secret_refs::check(spec, &mut r);
     r.0

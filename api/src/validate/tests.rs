@@ -42,6 +42,7 @@ fn full() -> Value {
                                 "tlsSecretName": "bounces-tls"},
                     "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}},
         "metrics": {"serviceMonitor": true},
+        "evidence": {"keepDays": 30, "maxBytes": 1048576},
         "image": "ghcr.io/bounceops/bounce-worker:0.1.0",
     })
 }

@@ -85,7 +85,7 @@ impl Params {
     }
 }
 
-fn id_path(id: &str) -> Result<i32, ApiError> {
+pub(super) fn id_path(id: &str) -> Result<i32, ApiError> {
     id.parse::<i32>()
         .ok()
         .filter(|id| *id > 0)

@@ -25,6 +25,10 @@ pub enum ApiError {
     /// Every export connection is streaming an export: the caller should retry later.
     #[error("all {0} export connections are in use by other exports, retry later")]
     ExportsBusy(u32),
+    /// Stored data that cannot be served (a kept message that does not decompress): a
+    /// fault of ours, named so that the caller can report it.
+    #[error("{0}")]
+    Damaged(String),
     /// A fault of ours (a query the database refused): logged, never detailed to callers.
     #[error("internal error")]
     Internal,
@@ -39,7 +43,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable | ApiError::ExportsBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Damaged(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -3,11 +3,13 @@
 //! - `webhook`: listmonk's generic bounce webhook.
 //! - `providers`: the provider webhooks' route and metrics.
 //! - `bounces`: listmonk's bounce API and the streaming export.
+//! - `evidence`: the mail (or provider event) that caused a bounce.
 //! - `ops`: metrics, health, readiness, and the request metrics middleware.
 //! - `error`: the one error type every handler returns.
 
 pub mod bounces;
 pub mod error;
+pub mod evidence;
 pub mod ops;
 pub mod providers;
 pub mod webhook;
@@ -45,6 +47,7 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
         .merge(webhook::routes())
         .merge(providers::routes())
         .merge(bounces::routes())
+        .merge(evidence::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(deadline, ops::deadline))

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::{AppState, Authenticated};
 use crate::event::{BounceEvent, BounceType, received_id};
+use crate::evidence::Evidence;
 
 /// Longest `Idempotency-Key` taken: a UUID or a hash fits many times over.
 const MAX_KEY_BYTES: usize = 200;
@@ -60,7 +61,10 @@ async fn receive(
             "the generic webhook is not enabled".into(),
         ));
     }
-    let mut event = parse(&body?)?;
+    let body = body?;
+    let mut event = parse(&body)?;
+    // The body is the sender's own event: kept as it came, byte for byte.
+    event.evidence = Some(Evidence::json_bytes(body));
     if let Some(key) = idempotency_key(&headers)? {
         event.event_id = format!("idempotency-key:{key}");
     }
@@ -140,6 +144,7 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
         created_at,
         event_id: received_id(),
         reason,
+        evidence: None,
     })
 }
 

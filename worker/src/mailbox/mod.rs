@@ -380,11 +380,12 @@ pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> any
         settings.spec.database.max_connections,
     )?;
     let metrics = Metrics::new();
-    let ingest = Ingest::start(
+    let ingest = Ingest::start_keeping(
         store.clone(),
         Arc::new(settings.rules.clone()),
         metrics.clone(),
         1,
+        (&settings.spec.evidence).into(),
     );
     let deps = Deps::new(store.clone(), ingest, metrics)?;
     let (_stop, stopped) = watch::channel(false);

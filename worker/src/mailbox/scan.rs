@@ -17,7 +17,8 @@
 //! Memory: a batch is bounded by count and by listed bytes, a message by `maxMessageBytes`
 //! (larger ones are not downloaded: moved to `moveTo`, or left in place and remembered like
 //! other kept mail), and the classifier runs on
-//! tokio's blocking pool, dropping each body once classified.
+//! tokio's blocking pool, dropping each body once classified; of a bounce only its
+//! compressed copy stays, kept with its bounce rows as evidence (`crate::evidence`).
 
 use std::time::Instant;
 
@@ -29,6 +30,7 @@ use uuid::Uuid;
 use super::metrics::MailboxMetrics;
 use super::{Fetched, Listed, MailboxConfig, ScanError, Session};
 use crate::event::{BounceEvent, BounceType};
+use crate::evidence::{Evidence, Kept, Kind as EvidenceKind, Policy};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
@@ -126,6 +128,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
                 created_at: None,
                 event_id: format!("{}/{digest}/{}", mailbox.key, r.email),
                 reason: Some(r.reason),
+                evidence: None,
             }
         })
         .collect();
@@ -160,7 +163,9 @@ pub fn batches<T>(items: &[T], count: usize, bytes: u64, weight: impl Fn(&T) -> 
 
 /// What the classifier made of one downloaded message.
 enum Read {
-    Classified(Classification, String),
+    /// With the message's digest, and its kept copy when it is a bounce and evidence is
+    /// kept.
+    Classified(Classification, String, Option<Kept>),
     /// The classifier panicked on it.
     Unreadable,
     /// The server sent more than `maxMessageBytes` of it.
@@ -169,8 +174,12 @@ enum Read {
 
 /// Classifies a batch on tokio's blocking pool: a large message can keep the classifier
 /// busy for seconds, which on the async threads would stall every other mailbox's session
-/// and the HTTP server. Each body is dropped as soon as it is classified and hashed.
-async fn classify_batch(fetched: Vec<(u32, Fetched)>) -> Result<Vec<(u32, Read)>, ScanError> {
+/// and the HTTP server. Each body is dropped as soon as it is classified and hashed, and,
+/// for a bounce, compressed: so is compression, for the same reason.
+async fn classify_batch(
+    fetched: Vec<(u32, Fetched)>,
+    evidence: Policy,
+) -> Result<Vec<(u32, Read)>, ScanError> {
     tokio::task::spawn_blocking(move || {
         fetched
             .into_iter()
@@ -178,7 +187,16 @@ async fn classify_batch(fetched: Vec<(u32, Fetched)>) -> Result<Vec<(u32, Read)>
                 let read = match f {
                     Fetched::Oversized => Read::Oversized,
                     Fetched::Whole(raw) => match classify_guarded(&raw) {
-                        Some(c) => Read::Classified(c, digest(&raw)),
+                        Some(c) => {
+                            // Only what will be recorded: mail left in the mailbox is its
+                            // own evidence.
+                            let recorded = matches!(c.kind, Kind::Bounce | Kind::Complaint)
+                                && !c.recipients.is_empty();
+                            let kept = recorded
+                                .then(|| evidence.keep(EvidenceKind::Message, &raw))
+                                .flatten();
+                            Read::Classified(c, digest(&raw), kept)
+                        }
                         None => Read::Unreadable,
                     },
                 };
@@ -299,7 +317,8 @@ async fn scan_locked(
         let (mut oversized, wanted): (Vec<&Listed>, Vec<&Listed>) =
             batch.iter().partition(|l| l.size > max);
         let handles: Vec<u32> = wanted.iter().map(|l| l.handle).collect();
-        let fetched = classify_batch(session.fetch(&handles).await?).await?;
+        let fetched =
+            classify_batch(session.fetch(&handles).await?, deps.ingest.evidence()).await?;
         let mut events: Vec<BounceEvent> = Vec::new();
         let mut remove = Vec::new();
         let mut keep = Vec::new();
@@ -307,8 +326,8 @@ async fn scan_locked(
             let Some(listed) = wanted.iter().find(|l| l.handle == handle) else {
                 continue;
             };
-            let (c, digest) = match read {
-                Read::Classified(c, digest) => (c, digest),
+            let (c, digest, kept) = match read {
+                Read::Classified(c, digest, kept) => (c, digest, kept),
                 Read::Oversized => {
                     oversized.push(listed);
                     continue;
@@ -327,7 +346,12 @@ async fn scan_locked(
                 .inc();
             match plan(mailbox, &digest, &c) {
                 Plan::Record(e) => {
-                    events.extend(e);
+                    // A report naming several recipients is kept once per bounce row; the
+                    // compressed copy itself is shared until then.
+                    events.extend(e.into_iter().map(|e| BounceEvent {
+                        evidence: kept.clone().map(Evidence::Kept),
+                        ..e
+                    }));
                     remove.push(handle);
                 }
                 Plan::Keep(kind) => keep.push((listed.id.clone(), kind)),

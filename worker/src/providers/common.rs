@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{ConfigIssue, Incoming, Rejection, required_secret};
 use crate::auth::{AuthError, Credentials};
 use crate::event::{BounceEvent, BounceType};
+use crate::evidence::Evidence;
 use crate::secrets::SecretsDir;
 
 pub const CAMPAIGN_HEADER: &str = "X-Listmonk-Campaign";
@@ -210,7 +211,9 @@ pub fn campaign_in_text(text: Option<&str>) -> Option<Uuid> {
     campaign_in(Some(&parsed))
 }
 
-/// Builds an event with the provider as `source`.
+/// Builds an event with the provider as `source`. `meta` is the provider's own event (or
+/// what the adapter made of it): it is kept as the bounce's evidence as it is now, before
+/// the adapter adds its findings to it.
 pub fn event(
     source: &str,
     email: String,
@@ -219,6 +222,7 @@ pub fn event(
     event_id: String,
 ) -> BounceEvent {
     BounceEvent {
+        evidence: Some(Evidence::json(&meta)),
         email: Some(email),
         subscriber_uuid: None,
         campaign_uuid: None,

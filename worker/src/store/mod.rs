@@ -4,6 +4,8 @@
 //! - `record`: recording bounces with listmonk's rules, race-free across replicas.
 //! - `bounces`: listmonk's bounce API queries.
 //! - `export`: streaming CSV / NDJSON export.
+//! - `evidence`: what caused each bounce (the bounce mail, the provider's event), kept
+//!   beside its row, and its purge.
 //! - `mailbox`: the mailbox scanner's lock and the messages it leaves in place.
 //! - `nonces`: the provider webhooks' single-use signature tokens.
 //! - `locks`: every advisory-lock key, in one place.
@@ -11,6 +13,7 @@
 //! The pool is the store's own: other modules call these functions with a `Store`.
 
 pub mod bounces;
+pub mod evidence;
 pub mod export;
 pub mod locks;
 pub mod mailbox;

@@ -6,8 +6,9 @@
 //!    and, in the same statement, take a transaction-level advisory lock on every
 //!    subscriber found, in ascending id order, so two transactions never wait in a cycle;
 //! 3. load those subscribers' status and bounce counts, let `plan` play the events in
-//!    arrival order in memory, and write the result: one multi-row insert of bounces, one
-//!    statement per action, one insert of unmatched events, one of ignored ones.
+//!    arrival order in memory, and write the result: one multi-row insert of bounces and
+//!    one of their evidence, one statement per action, one insert of unmatched events, one
+//!    of ignored ones.
 //!
 //! Events whose reason `spec.rules.reasons` ignores skip steps 2 and 3: no subscriber is
 //! looked up or locked for them. The others are first given the type their reason counts
@@ -27,6 +28,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::event::{BounceEvent, Outcome};
+use crate::evidence::{Evidence, Kept};
 use crate::plan::{Step, SubscriberState, Treatment, plan, retyped, treatment};
 use crate::rules::Rules;
 
@@ -90,6 +92,15 @@ pub async fn record(
         .filter(|i| matches!(steps[i], Step::Insert { .. }))
         .collect();
     let bounce_ids = insert_bounces(&mut tx, events, &inserts, &steps).await?;
+    // Before the actions, so that a `delete` in this batch takes this batch's evidence too.
+    let kept: Vec<(i32, &Kept)> = inserts
+        .iter()
+        .filter_map(|i| match &events[*i].evidence {
+            Some(Evidence::Kept(k)) => Some((bounce_ids[i], k)),
+            _ => None,
+        })
+        .collect();
+    super::evidence::insert(&mut tx, &kept).await?;
     let changed = apply_actions(&mut tx, &pending, &steps).await?;
     let unmatched: Vec<usize> = pending
         .iter()
@@ -356,6 +367,9 @@ async fn apply_actions(
         let Some(ids) = wanted.get(&action) else {
             continue;
         };
+        if action == Action::Delete {
+            super::evidence::forget_subscribers(tx, ids).await?;
+        }
         let sql = match action {
             Action::Blocklist => {
                 "UPDATE subscribers SET status = 'blocklisted'
