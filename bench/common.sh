@@ -23,8 +23,10 @@ bench_database() {
     cat >"$bench_dir/config.yaml" <<YAML
 database: {urlSecretRef: {name: db, key: url}, schema: standalone, maxConnections: ${BENCH_MAX_CONNECTIONS:-24}}
 api: {credentialsSecretRef: {name: api, key: credentials}}
+${BENCH_EXTRA_SPEC:-}
 YAML
-    "$worker_bin" migrate --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" 2>/dev/null
+    "$worker_bin" migrate --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
+        2>"$bench_dir/migrate.log" || { cat "$bench_dir/migrate.log" >&2; return 1; }
 }
 
 # Starts the worker on $1 (port) and waits until it is ready; sets worker_pid.

@@ -12,7 +12,7 @@ port="${BENCH_PORT:-9311}"
 
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 log "building (release)"
-cargo build -q --release -p bounce-worker --example loadgen
+cargo build -q --release -p bounce-worker --bin bounce-worker --example loadgen
 loadgen="$target/release/examples/loadgen"
 
 bench_database bounceops_bench_ingest
@@ -25,7 +25,7 @@ INSERT INTO subscriber_lists (subscriber_id, list_id, status) SELECT id, 1, 'con
 VACUUM ANALYZE;
 SQL
 reset_state() {
-    psql "$DATABASE_URL" -qX -c "TRUNCATE bounces, bounceops.unmatched" \
+    psql "$DATABASE_URL" -qX -c "TRUNCATE bounces, bounceops.unmatched, bounceops.evidence" \
         -c "UPDATE subscribers SET status = 'enabled' WHERE status <> 'enabled'" -c "CHECKPOINT" >/dev/null
 }
 

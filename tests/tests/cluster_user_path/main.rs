@@ -7,7 +7,8 @@
 //!    Security Standard: webhook pods (2) and a mailbox pod whose `migrate` init containers
 //!    meet a real Postgres; `status` Ready with the replica counts.
 //! 3. Through the webhook Service: a generic bounce, a signed SendGrid batch (a forgery
-//!    refused, a retry not counted twice), the bounce API and the CSV export; the Ingress
+//!    refused, a retry not counted twice), the bounce API and the CSV export, a bounce found
+//!    by its reason and the provider event that caused it; the Ingress
 //!    routes to that Service's port.
 //! 4. A dovecot on the host holding 100 bounces, emptied by the mailbox pod.
 //! 5. Changes: scaling to 3; a webhook pod deleted while 8 clients post; the API
@@ -278,6 +279,7 @@ async fn helm_install_then_the_users_whole_path() {
     sendgrid_through_the_service(&http, &base, &pool, &sendgrid, "sendgrid").await;
     unmatched_through_the_service(&http, &base).await;
     bounce_api_and_export(&http, &base, &gone[0].1).await;
+    reason_and_evidence_through_the_service(&http, &base).await;
     ingress_routes_to_the_webhook_service(&admin, &ns).await;
 
     // 4. The mailbox pod empties the host's mailbox, recording every bounce.
@@ -697,6 +699,41 @@ async fn bounce_api_and_export(http: &reqwest::Client, base: &str, email: &str) 
         .await
         .unwrap();
     assert!(csv.contains(email), "{csv}");
+}
+
+/// Why it bounced and what caused it, through the Service: the SendGrid bounce above is
+/// found by its reason, and the event SendGrid sent is served as it came.
+async fn reason_and_evidence_through_the_service(http: &reqwest::Client, base: &str) {
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .header("Authorization", format!("token {TOKEN}"))
+            .send()
+    };
+    let list: Value = get("/api/bounces?reason=userunknown&source=sendgrid&per_page=all".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = list["data"]["results"].as_array().expect("results");
+    let bounce = results
+        .iter()
+        .find(|b| b["meta"]["sg_event_id"] == "sendgrid-1")
+        .unwrap_or_else(|| panic!("the SendGrid bounce, by its reason: {list}"));
+    assert_eq!(bounce["meta"]["reason"], "userunknown");
+    assert_eq!(bounce["meta"]["diagnostic"], "550 5.1.1 user unknown");
+    let res = get(format!("/api/bounces/{}/message", bounce["id"]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let original: Value = res.json().await.unwrap();
+    assert_eq!(original["sg_event_id"], "sendgrid-1");
+    assert_eq!(
+        original["reason"], "550 5.1.1 user unknown",
+        "the event as SendGrid sent it"
+    );
+    assert!(original.get("diagnostic").is_none(), "{original}");
 }
 
 /// No ingress controller image exists on this cluster, so nothing serves the Ingress
