@@ -35,6 +35,31 @@ async fn get(w: &TestWorker, path: &str) -> (u16, reqwest::header::HeaderMap, Ve
     (status, headers, r.bytes().await.unwrap().to_vec())
 }
 
+/// Posts `body` to the generic webhook, then fetches what was kept of the subscriber's
+/// (only) bounce: its id, and the answer to `GET /api/bounces/{id}/message`.
+async fn posted_then_kept(
+    w: &TestWorker,
+    subscriber: i32,
+    body: &[u8],
+) -> (i64, u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = w
+        .client
+        .post(w.url("/webhooks/bounce"))
+        .header("Authorization", w.auth())
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, bounces) = w
+        .get_json(&format!("/api/subscribers/{subscriber}/bounces"))
+        .await;
+    let id = bounces["data"][0]["id"].as_i64().unwrap();
+    let (status, headers, served) = get(w, &format!("/api/bounces/{id}/message")).await;
+    (id, status, headers, served)
+}
+
 fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap())
 }
@@ -172,19 +197,7 @@ async fn a_webhook_bounce_serves_the_posted_json() {
     let w = TestWorker::start(&db.url, "").await;
     let posted = r#"{"email": "dora@example.com", "type": "hard", "source": "relay",
         "meta": {"smtp": "550 5.1.1 no such user"}}"#;
-    let r = w
-        .client
-        .post(w.url("/webhooks/bounce"))
-        .header("Authorization", w.auth())
-        .header("Content-Type", "application/json")
-        .body(posted)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let (_, body) = w.get_json(&format!("/api/subscribers/{sub}/bounces")).await;
-    let id = body["data"][0]["id"].as_i64().unwrap();
-    let (status, headers, served) = get(&w, &format!("/api/bounces/{id}/message")).await;
+    let (id, status, headers, served) = posted_then_kept(&w, sub, posted.as_bytes()).await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some("application/json"));
     assert_eq!(
@@ -207,18 +220,7 @@ async fn a_large_original_is_kept_whole() {
     }))
     .unwrap();
     assert!(posted.len() > bounce_worker::evidence::INLINE_BYTES);
-    let r = w
-        .client
-        .post(w.url("/webhooks/bounce"))
-        .header("Authorization", w.auth())
-        .body(posted.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let (_, body) = w.get_json(&format!("/api/subscribers/{sub}/bounces")).await;
-    let id = body["data"][0]["id"].as_i64().unwrap();
-    let (status, headers, served) = get(&w, &format!("/api/bounces/{id}/message")).await;
+    let (_, status, headers, served) = posted_then_kept(&w, sub, &posted).await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "bounceops-evidence-truncated"), None);
     assert!(served == posted);
@@ -234,18 +236,7 @@ async fn past_max_bytes_the_first_bytes_are_served_and_marked() {
         "meta": {"transcript": "x".repeat(3000)},
     }))
     .unwrap();
-    let r = w
-        .client
-        .post(w.url("/webhooks/bounce"))
-        .header("Authorization", w.auth())
-        .body(posted.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let (_, body) = w.get_json(&format!("/api/subscribers/{sub}/bounces")).await;
-    let id = body["data"][0]["id"].as_i64().unwrap();
-    let (status, headers, served) = get(&w, &format!("/api/bounces/{id}/message")).await;
+    let (_, status, headers, served) = posted_then_kept(&w, sub, &posted).await;
     assert_eq!(status, 200);
     assert_eq!(
         header(&headers, "bounceops-evidence-truncated"),

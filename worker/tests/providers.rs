@@ -643,17 +643,22 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", b64(format!("{user}:{password}").as_bytes()))
 }
 
+/// A worker with Postmark enabled, its Basic credentials `postmark:s3cret`.
+async fn postmark_worker(db: &TestDb) -> Worker {
+    Worker::start(
+        &db.url,
+        "    postmark: {enabled: true, credentialsSecretRef: {name: postmark, key: credentials}}\n",
+        &[("postmark", "credentials", "postmark:s3cret")],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn postmark_basic_auth_bounce_and_complaint() {
     let db = TestDb::new().await;
     let (campaign_id, campaign) = db.campaign("c").await;
     let emails = subscribers(&db, "pm", 2).await;
-    let w = Worker::start(
-        &db.url,
-        "    postmark: {enabled: true, credentialsSecretRef: {name: postmark, key: credentials}}\n",
-        &[("postmark", "credentials", "postmark:s3cret")],
-    )
-    .await;
+    let w = postmark_worker(&db).await;
     let bounce = fixture(
         "postmark-bounce.json",
         &[
@@ -723,12 +728,7 @@ async fn postmark_basic_auth_bounce_and_complaint() {
 async fn a_provider_bounce_serves_its_original_event() {
     let db = TestDb::new().await;
     let emails = subscribers(&db, "pmo", 1).await;
-    let w = Worker::start(
-        &db.url,
-        "    postmark: {enabled: true, credentialsSecretRef: {name: postmark, key: credentials}}\n",
-        &[("postmark", "credentials", "postmark:s3cret")],
-    )
-    .await;
+    let w = postmark_worker(&db).await;
     let bounce = fixture(
         "postmark-bounce.json",
         &[

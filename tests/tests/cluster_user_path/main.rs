@@ -673,14 +673,19 @@ async fn unmatched_through_the_service(http: &reqwest::Client, base: &str) {
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
 }
 
-/// The bounce API and the CSV export answer through the Service.
-async fn bounce_api_and_export(http: &reqwest::Client, base: &str, email: &str) {
-    let list: Value = http
-        .get(format!("{base}/api/bounces?per_page=all"))
+/// `GET {base}{path}` with the API credentials.
+async fn api_get(http: &reqwest::Client, base: &str, path: &str) -> reqwest::Response {
+    http.get(format!("{base}{path}"))
         .header("Authorization", format!("token {TOKEN}"))
         .send()
         .await
         .unwrap()
+}
+
+/// The bounce API and the CSV export answer through the Service.
+async fn bounce_api_and_export(http: &reqwest::Client, base: &str, email: &str) {
+    let list: Value = api_get(http, base, "/api/bounces?per_page=all")
+        .await
         .json()
         .await
         .unwrap();
@@ -689,12 +694,8 @@ async fn bounce_api_and_export(http: &reqwest::Client, base: &str, email: &str) 
         results.iter().any(|b| b["email"] == email),
         "the bounce API lists {email}: {list}"
     );
-    let csv = http
-        .get(format!("{base}/api/bounces/export?format=csv"))
-        .header("Authorization", format!("token {TOKEN}"))
-        .send()
+    let csv = api_get(http, base, "/api/bounces/export?format=csv")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -704,17 +705,15 @@ async fn bounce_api_and_export(http: &reqwest::Client, base: &str, email: &str) 
 /// Why it bounced and what caused it, through the Service: the SendGrid bounce above is
 /// found by its reason, and the event SendGrid sent is served as it came.
 async fn reason_and_evidence_through_the_service(http: &reqwest::Client, base: &str) {
-    let get = |path: String| {
-        http.get(format!("{base}{path}"))
-            .header("Authorization", format!("token {TOKEN}"))
-            .send()
-    };
-    let list: Value = get("/api/bounces?reason=userunknown&source=sendgrid&per_page=all".into())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = api_get(
+        http,
+        base,
+        "/api/bounces?reason=userunknown&source=sendgrid&per_page=all",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let results = list["data"]["results"].as_array().expect("results");
     let bounce = results
         .iter()
@@ -722,9 +721,12 @@ async fn reason_and_evidence_through_the_service(http: &reqwest::Client, base: &
         .unwrap_or_else(|| panic!("the SendGrid bounce, by its reason: {list}"));
     assert_eq!(bounce["meta"]["reason"], "userunknown");
     assert_eq!(bounce["meta"]["diagnostic"], "550 5.1.1 user unknown");
-    let res = get(format!("/api/bounces/{}/message", bounce["id"]))
-        .await
-        .unwrap();
+    let res = api_get(
+        http,
+        base,
+        &format!("/api/bounces/{}/message", bounce["id"]),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/json");
     let original: Value = res.json().await.unwrap();
