@@ -91,7 +91,7 @@ impl Ingest {
                 metrics.clone(),
             ));
         }
-        tokio::spawn(forget_old_event_ids(store, queue.downgrade(), evidence));
+        tokio::spawn(forget_old(store, queue.downgrade(), evidence));
         Ingest { queue, evidence }
     }
 
@@ -261,8 +261,9 @@ async fn seal(policy: Policy, events: Vec<BounceEvent>) -> Result<Vec<BounceEven
         .map_err(|_| IngestError::Closed)
 }
 
-/// Runs as long as the `Ingest` it was started with (`alive` upgrades).
-async fn forget_old_event_ids(store: Store, alive: mpsc::WeakSender<Job>, evidence: Policy) {
+/// Forgets old event ids and purges old evidence, every [`FORGET_EVERY`], as long as the
+/// `Ingest` it was started with runs (`alive` upgrades).
+async fn forget_old(store: Store, alive: mpsc::WeakSender<Job>, evidence: Policy) {
     let mut every = tokio::time::interval(FORGET_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

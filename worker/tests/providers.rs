@@ -13,6 +13,7 @@ use base64::Engine;
 use bounce_worker::config::Settings;
 use bounce_worker::secrets::SecretsDir;
 use chrono::Utc;
+use common::fixture_text::fixture_text as fixture;
 use common::{Proxy, TestDb, server_addr, write_config};
 use p256::pkcs8::EncodePublicKey;
 use rsa::RsaPrivateKey;
@@ -98,20 +99,6 @@ impl Drop for Worker {
             let _ = stop.send(());
         }
     }
-}
-
-/// A fixture with its `{{NAME}}` placeholders replaced.
-fn fixture(name: &str, vars: &[(&str, &str)]) -> String {
-    let path = format!(
-        "{}/tests/fixtures/providers/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    for (k, v) in vars {
-        text = text.replace(&format!("{{{{{k}}}}}"), v);
-    }
-    assert!(!text.contains("{{"), "{name}: a placeholder is left");
-    text
 }
 
 /// `n` subscribers named after the test; returns their addresses.

@@ -70,17 +70,22 @@ pub enum Plan {
     Keep(&'static str),
 }
 
+/// Whether [`plan`] records `c` (and the message is removed): a bounce or complaint that
+/// names its recipients. Also decides which messages' copies are kept as evidence.
+fn recorded(c: &Classification) -> bool {
+    matches!(c.kind, Kind::Bounce | Kind::Complaint) && !c.recipients.is_empty()
+}
+
 /// The pure decision for one classified message. `digest` identifies the message's bytes.
 pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
-    match c.kind {
-        Kind::Bounce | Kind::Complaint => {}
-        Kind::Autoreply => return Plan::Keep("autoreply"),
-        Kind::Delivery => return Plan::Keep("delivery"),
-        Kind::Unknown => return Plan::Keep("unknown"),
-    }
-    if c.recipients.is_empty() {
-        // A failure report naming nobody: left for a human, never guessed at.
-        return Plan::Keep("unreadable-report");
+    if !recorded(c) {
+        return Plan::Keep(match c.kind {
+            Kind::Autoreply => "autoreply",
+            Kind::Delivery => "delivery",
+            Kind::Unknown => "unknown",
+            // A failure report naming nobody: left for a human, never guessed at.
+            Kind::Bounce | Kind::Complaint => "unreadable-report",
+        });
     }
     let campaign_uuid = c
         .campaign_uuid
@@ -190,9 +195,7 @@ async fn classify_batch(
                         Some(c) => {
                             // Only what will be recorded: mail left in the mailbox is its
                             // own evidence.
-                            let recorded = matches!(c.kind, Kind::Bounce | Kind::Complaint)
-                                && !c.recipients.is_empty();
-                            let kept = recorded
+                            let kept = recorded(&c)
                                 .then(|| evidence.keep(EvidenceKind::Message, &raw))
                                 .flatten();
                             Read::Classified(c, digest(&raw), kept)

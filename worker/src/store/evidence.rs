@@ -145,44 +145,51 @@ impl Purged {
 /// time skip each other's rows (`SKIP LOCKED`), so concurrent runs neither wait nor fail;
 /// one run alone deletes everything due.
 pub async fn purge(store: &Store, keep_days: u32) -> Result<Purged, sqlx::Error> {
-    let mut purged = Purged::default();
+    let expired = delete_in_batches(
+        store,
+        "DELETE FROM bounceops.evidence WHERE bounce_id IN (
+            SELECT bounce_id FROM bounceops.evidence
+            WHERE created_at < NOW() - make_interval(days => $1)
+            ORDER BY created_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED)",
+        |query| query.bind(keep_days as i32).bind(PURGE_BATCH),
+    )
+    .await?;
+    // A bounce row and its evidence are committed together, so a snapshot that sees the
+    // evidence without its bounce means the bounce was deleted.
+    let orphaned = delete_in_batches(
+        store,
+        "DELETE FROM bounceops.evidence WHERE bounce_id IN (
+            SELECT e.bounce_id FROM bounceops.evidence e
+            WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = e.bounce_id)
+            LIMIT $1
+            FOR UPDATE OF e SKIP LOCKED)",
+        |query| query.bind(PURGE_BATCH),
+    )
+    .await?;
+    Ok(Purged { expired, orphaned })
+}
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Runs `sql` (a DELETE of at most [`PURGE_BATCH`] rows, its parameters bound by `bind`),
+/// each time in its own transaction, until a run deletes fewer than that; returns the
+/// rows deleted in all.
+async fn delete_in_batches(
+    store: &Store,
+    sql: &str,
+    bind: impl for<'q> Fn(Query<'q>) -> Query<'q>,
+) -> Result<u64, sqlx::Error> {
+    let mut deleted = 0;
     loop {
-        let done = sqlx::query(
-            "DELETE FROM bounceops.evidence WHERE bounce_id IN (
-                 SELECT bounce_id FROM bounceops.evidence
-                 WHERE created_at < NOW() - make_interval(days => $1)
-                 ORDER BY created_at
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(keep_days as i32)
-        .bind(PURGE_BATCH)
-        .execute(&store.pool)
-        .await?
-        .rows_affected();
-        purged.expired += done;
+        let done = bind(sqlx::query(sql))
+            .execute(&store.pool)
+            .await?
+            .rows_affected();
+        deleted += done;
         if done < PURGE_BATCH as u64 {
-            break;
+            return Ok(deleted);
         }
     }
-    loop {
-        // A bounce row and its evidence are committed together, so a snapshot that sees
-        // the evidence without its bounce means the bounce was deleted.
-        let done = sqlx::query(
-            "DELETE FROM bounceops.evidence WHERE bounce_id IN (
-                 SELECT e.bounce_id FROM bounceops.evidence e
-                 WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = e.bounce_id)
-                 LIMIT $1
-                 FOR UPDATE OF e SKIP LOCKED)",
-        )
-        .bind(PURGE_BATCH)
-        .execute(&store.pool)
-        .await?
-        .rows_affected();
-        purged.orphaned += done;
-        if done < PURGE_BATCH as u64 {
-            break;
-        }
-    }
-    Ok(purged)
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod commit_trap;
+pub mod fixture_text;
 
 use std::net::SocketAddr;
 use std::path::Path;
