@@ -75,7 +75,6 @@ pub struct Stored {
     pub gzip: Vec<u8>,
     pub original_bytes: i64,
     pub truncated: bool,
-    pub kept_at: DateTime<Utc>,
 }
 
 /// The bounce `id` with its evidence; `None` when there is no such bounce.
@@ -87,42 +86,33 @@ pub async fn get(store: &Store, id: i32) -> Result<Option<Found>, sqlx::Error> {
         Option<Vec<u8>>,
         Option<i64>,
         Option<bool>,
-        Option<DateTime<Utc>>,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT b.created_at, b.source, e.content_type, e.gzip, e.original_bytes, e.truncated,
-                e.created_at
+        "SELECT b.created_at, b.source, e.content_type, e.gzip, e.original_bytes, e.truncated
          FROM bounces b LEFT JOIN bounceops.evidence e ON e.bounce_id = b.id
          WHERE b.id = $1",
     )
     .bind(id)
     .fetch_optional(&store.pool)
     .await?;
-    Ok(
-        row.map(|(created_at, source, ct, gzip, size, truncated, kept_at)| {
-            let evidence = match (ct, gzip, size, truncated, kept_at) {
-                (
-                    Some(content_type),
-                    Some(gzip),
-                    Some(original_bytes),
-                    Some(truncated),
-                    Some(kept_at),
-                ) => Some(Stored {
+    Ok(row.map(|(created_at, source, ct, gzip, size, truncated)| {
+        let evidence = match (ct, gzip, size, truncated) {
+            (Some(content_type), Some(gzip), Some(original_bytes), Some(truncated)) => {
+                Some(Stored {
                     content_type,
                     gzip,
                     original_bytes,
                     truncated,
-                    kept_at,
-                }),
-                _ => None,
-            };
-            Found {
-                bounce_created_at: created_at,
-                source,
-                evidence,
+                })
             }
-        }),
-    )
+            _ => None,
+        };
+        Found {
+            bounce_created_at: created_at,
+            source,
+            evidence,
+        }
+    }))
 }
 
 /// What one purge deleted.
