@@ -537,3 +537,71 @@ async fn metrics_count_reconciles_and_conditions() {
         "{text}"
     );
 }
+
+/// A server older than the oldest supported one would refuse the children (1.29 refuses
+/// the webhook Deployment's `preStop` sleep as an empty handler) or keep them half: the
+/// operator applies nothing and every config says why, until the control plane is
+/// upgraded, which it notices without a restart.
+#[tokio::test]
+async fn an_api_server_older_than_the_minimum_gets_no_children_and_every_config_says_why() {
+    let (client, fake) = FakeApi::start();
+    fake.set_version("1", "29", "v1.29.14");
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    fake.put_secret("other", "listmonk-db", &["url"]);
+    fake.put_secret("other", "bounce-api", &["credentials"]);
+    fake.put_config(
+        "other",
+        "digest",
+        "database: {urlSecretRef: {name: listmonk-db, key: url}}\napi: {credentialsSecretRef: {name: bounce-api, key: credentials}}\n",
+    );
+    let ctx = context(client);
+
+    for (ns, name) in [(NS, "news"), ("other", "digest")] {
+        let action = reconcile::reconcile(Arc::new(fake.config(ns, name)), ctx.clone())
+            .await
+            .expect("an old server is a condition, not a reconcile error");
+        assert_eq!(action, Action::requeue(reconcile::RESYNC));
+        let status = fake.config(ns, name).status.expect("status written");
+        let degraded = status.condition("Degraded").expect("Degraded");
+        assert_eq!(
+            (&degraded.status, degraded.reason.as_str()),
+            (&ConditionStatus::True, "UnsupportedKubernetesVersion")
+        );
+        assert!(
+            degraded.message.contains("v1.29.14") && degraded.message.contains("1.33"),
+            "the message names the server and the minimum: {}",
+            degraded.message
+        );
+        let ready = status.condition("Ready").expect("Ready");
+        assert_eq!(ready.status, ConditionStatus::False);
+        let events = fake.events(ns);
+        assert_eq!(events.len(), 1, "one Warning, not one per retry");
+        assert_eq!(events[0]["reason"], "UnsupportedKubernetesVersion");
+        assert_eq!(events[0]["type"], "Warning");
+    }
+    assert_eq!(
+        applied_paths(&fake.log()),
+        Vec::<String>::new(),
+        "nothing the old server would refuse is sent"
+    );
+
+    // Looked at again on the resync: still old, nothing new written.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+
+    // The control plane is upgraded (a provider's version string): the next look heals it.
+    fake.set_version("1", "33+", "v1.33.2-eks-4096722");
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(applied_paths(&fake.writes_since(mark)).len(), 7);
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into())
+    );
+    // Once a server is known to be new enough it is not asked again.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert!(fake.log()[mark..].iter().all(|c| c.path != "/version"));
+}

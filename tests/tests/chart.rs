@@ -464,3 +464,40 @@ fn notes_tell_the_next_step() {
     assert!(out.contains("kind: BounceConfig"), "{out}");
     assert!(out.contains("status.webhookUrl"), "{out}");
 }
+
+/// The oldest Kubernetes supported is the one k8s-openapi is compiled for (its `v1_*`
+/// feature in the workspace manifest; the operator's `reconcile::server::MINIMUM` follows
+/// it). The chart refuses older clusters with that number, and the pages a user reads
+/// first say the same.
+#[test]
+fn the_minimum_kubernetes_is_the_compiled_one_everywhere() {
+    let cargo = read("Cargo.toml");
+    let feature = cargo
+        .lines()
+        .find(|l| l.trim_start().starts_with("k8s-openapi"))
+        .and_then(|l| l.split('"').find(|w| w.starts_with("v1_")))
+        .expect("a v1_* feature on k8s-openapi in Cargo.toml");
+    let minor: u32 = feature["v1_".len()..].parse().expect("v1_NN");
+    let minimum = format!("1.{minor}");
+
+    let chart: Value = serde_yaml::from_str(&read("charts/bounceops/Chart.yaml")).unwrap();
+    assert_eq!(str_at(&chart, &["kubeVersion"]), format!(">={minimum}.0-0"));
+    let older = format!("1.{}.9", minor - 1);
+    let refused = helm::run_failing(&["template", "bounceops", CHART, "--kube-version", &older]);
+    assert!(
+        refused.contains("kubeVersion") || refused.contains("incompatible"),
+        "helm names the version requirement: {refused}"
+    );
+    helm::run(&[
+        "template",
+        "bounceops",
+        CHART,
+        "--kube-version",
+        &format!("{minimum}.0"),
+    ]);
+
+    let said = format!("Kubernetes {minimum} or newer");
+    for page in ["README.md", "docs/install.md"] {
+        assert!(read(page).contains(&said), "{page} says \"{said}\"");
+    }
+}

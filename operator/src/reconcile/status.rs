@@ -26,6 +26,8 @@ pub enum Problem {
     ApplyFailed(String),
     /// Objects with a child's name that this config does not own: left alone.
     Conflict(String),
+    /// The API server is older than the oldest Kubernetes supported.
+    UnsupportedKubernetesVersion(String),
 }
 
 impl Problem {
@@ -35,6 +37,7 @@ impl Problem {
             Problem::InvalidSpec(_) => "InvalidSpec",
             Problem::ApplyFailed(_) => "ApplyFailed",
             Problem::Conflict(_) => "Conflict",
+            Problem::UnsupportedKubernetesVersion(_) => "UnsupportedKubernetesVersion",
         }
     }
     pub fn message(&self) -> &str {
@@ -42,7 +45,8 @@ impl Problem {
             Problem::SecretMissing(m)
             | Problem::InvalidSpec(m)
             | Problem::ApplyFailed(m)
-            | Problem::Conflict(m) => m,
+            | Problem::Conflict(m)
+            | Problem::UnsupportedKubernetesVersion(m) => m,
         }
     }
 }
