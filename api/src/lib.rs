@@ -438,9 +438,15 @@ pub struct IngressSpec {
     #[schemars(length(min = 1, max = 253))]
     pub class_name: Option<String>,
     /// Secret of type kubernetes.io/tls with the host's certificate; plain HTTP when absent.
+    /// With cert-manager, name the Secret it should create and set its annotation below.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub tls_secret_name: Option<String>,
+    /// Annotations put on the Ingress, for the ingress controller or cert-manager, e.g.
+    /// `cert-manager.io/cluster-issuer: letsencrypt`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 4096}))]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// How Prometheus finds the workers' `/metrics`.

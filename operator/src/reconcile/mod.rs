@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use desired::Settings;
-use status::{Observation, Problem, ServiceMonitorState, Written};
+use status::{IngressState, Observation, Problem, ServiceMonitorState, Written};
 
 /// How often a healthy config is looked at again even without a watch event: catches
 /// drift the watches cannot see (e.g. a ServiceMonitor CRD installed later).
@@ -174,7 +174,16 @@ async fn run_phases(
 
     // 1. resolve
     let refs = secrets::collect_refs(&config.spec);
-    let observed = secrets::observe(&ctx.client, &ns, &secrets::secret_names(&refs)).await?;
+    // The Ingress's TLS Secret is looked at too, to say when it is missing; the workers
+    // do not read it, so it is no SecretMissing problem and no part of their hash.
+    let ingress = &config.spec.webhook.ingress;
+    let tls_secret = ingress
+        .tls_secret_name
+        .clone()
+        .filter(|_| ingress.enabled && config.spec.enabled);
+    let mut names = secrets::secret_names(&refs);
+    names.extend(tls_secret.clone());
+    let observed = secrets::observe(&ctx.client, &ns, &names).await?;
     let resolved = secrets::check(&refs, &observed);
 
     // 2. validate
@@ -195,7 +204,9 @@ async fn run_phases(
         problem,
         deployments: Vec::new(),
         service_monitor: ServiceMonitorState::NotRequested,
+        ingress: IngressState::NotRequested,
         webhook_url: None,
+        applied_secrets: None,
         enabled: config.spec.enabled,
     };
     if obs.problem.is_some() {
@@ -281,6 +292,24 @@ async fn run_phases(
             ),
         )
         .await;
+    }
+    obs.applied_secrets = Some((resolved.versions.clone(), desired.hash.clone()));
+    if ingress.enabled && config.spec.enabled {
+        obs.ingress = match (&tls_secret, &applied.ingress_address) {
+            (Some(secret), _) if observed.get(secret).is_none_or(Option::is_none) => {
+                IngressState::TlsSecretMissing {
+                    secret: secret.clone(),
+                    cert_manager: ingress
+                        .annotations
+                        .keys()
+                        .any(|k| k.starts_with("cert-manager.io/")),
+                }
+            }
+            (_, Some(address)) => IngressState::Admitted(address.clone()),
+            (_, None) => IngressState::NoAddress {
+                class: ingress.class_name.clone(),
+            },
+        };
     }
     obs.deployments = applied
         .deployments
