@@ -3,6 +3,7 @@
 //! - `webhook`: listmonk's generic bounce webhook.
 //! - `providers`: the provider webhooks' route and metrics.
 //! - `bounces`: listmonk's bounce API and the streaming export.
+//! - `paging`: listmonk's `page` / `per_page`, read as listmonk reads them.
 //! - `evidence`: the mail (or provider event) that caused a bounce.
 //! - `ops`: metrics, health, readiness, and the request metrics middleware.
 //! - `error`: the one error type every handler returns.
@@ -11,6 +12,7 @@ pub mod bounces;
 pub mod error;
 pub mod evidence;
 pub mod ops;
+pub mod paging;
 pub mod providers;
 pub mod webhook;
 
