@@ -34,10 +34,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Query parameters in order, repeated keys kept (`?id=1&id=2`).
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(raw: Option<String>) -> Params {
+    pub(super) fn new(raw: Option<String>) -> Params {
         Params(
             form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
@@ -47,14 +47,14 @@ impl Params {
 
     /// The first value of `key`, empty or not, as Go's `url.Values.Get` (and so listmonk)
     /// takes it.
-    fn first(&self, key: &str) -> Option<&str> {
+    pub(super) fn first(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == key && !v.is_empty())
@@ -72,7 +72,7 @@ impl Params {
 
     /// A reason name from the vocabulary (docs/reasons.md): a misspelt one would silently
     /// match nothing.
-    fn reason(&self) -> Result<Option<String>, ApiError> {
+    pub(super) fn reason(&self) -> Result<Option<String>, ApiError> {
         self.get("reason")
             .map(|r| {
                 bounce_classify::Reason::from_name(r)
