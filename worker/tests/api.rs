@@ -623,6 +623,8 @@ async fn listmonk_answers_for_unknown_ids() {
             .send()
     };
     // DeleteBounce and DeleteBounces with ids that match nothing: 200, `{"data": true}`.
+    // (Beyond 32 bits listmonk's `int` parameter fails with 500; here such an id is one more
+    // id that matches nothing, docs/listmonk.md.)
     for path in ["/api/bounces/99999999999", "/api/bounces?id=99999999999"] {
         let r = del(path).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
