@@ -217,6 +217,18 @@ async fn the_worker_purges_by_spec_retention_and_serves_the_rest() {
     let (status, body) = w.get_json("/api/ignored?reason=nope").await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("invalid reason"));
+    for (query, field) in [
+        ("email=a%00b", "invalid email"),
+        ("source=%00", "invalid source"),
+        ("page=9223372036854775807", "invalid page"),
+    ] {
+        let (status, body) = w.get_json(&format!("/api/unmatched?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(field),
+            "{body}"
+        );
+    }
 
     let r = w.client.get(w.url("/api/unmatched")).send().await.unwrap();
     assert_eq!(r.status(), 401, "authenticated like the other routes");

@@ -44,8 +44,8 @@ async fn list(
     let p = Params::new(raw);
     let paging = Paging::parse(p.first("page"), p.first("per_page"))?;
     let query = ListQuery {
-        email: p.get("email").map(str::to_owned),
-        source: p.get("source").map(str::to_owned),
+        email: storable(&p, "email")?,
+        source: storable(&p, "source")?,
         reason: p.reason()?,
         ascending: p.first("order") == Some("asc"),
         limit: paging.limit(),
@@ -53,4 +53,15 @@ async fn list(
     };
     let found = kept::list(&app.store, table, &query).await?;
     Ok(Json(paging.answer(found.results, found.total)))
+}
+
+/// A text filter, refused when Postgres could not even compare it: a NUL character, which
+/// no stored text holds.
+fn storable(p: &Params, key: &str) -> Result<Option<String>, ApiError> {
+    match p.get(key) {
+        Some(v) if v.contains('\0') => Err(ApiError::BadRequest(format!(
+            "invalid {key}: contains a NUL character"
+        ))),
+        v => Ok(v.map(str::to_owned)),
+    }
 }
