@@ -492,7 +492,7 @@ impl Default for EvidenceSpec {
 pub struct RetentionSpec {
     /// Days a bounce of an unknown subscriber is kept in `bounceops.unmatched` (90 when
     /// absent, 1 to 3650): time to find why it matched no one (a wrong database, a subscriber
-    /// deleted too early) and to replay it.
+    /// deleted too early).
     #[serde(default = "defaults::unmatched_days")]
     #[schemars(range(min = 1, max = 3650))]
     pub unmatched_days: u32,
