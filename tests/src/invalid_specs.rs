@@ -600,6 +600,43 @@ pub fn table() -> Vec<Invalid> {
                 "should be less than or equal to 67108864",
             )),
         ),
+        // Retention of the bounces kept in the workers' own tables.
+        row(
+            "unmatched bounces kept no day",
+            json!({"retention": {"unmatchedDays": 0}}),
+            "spec.retention.unmatchedDays",
+            Some((
+                "spec.retention.unmatchedDays",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        row(
+            "unmatched bounces kept over ten years",
+            json!({"retention": {"unmatchedDays": 3651}}),
+            "spec.retention.unmatchedDays",
+            Some((
+                "spec.retention.unmatchedDays",
+                "should be less than or equal to 3650",
+            )),
+        ),
+        row(
+            "ignored bounces kept no day",
+            json!({"retention": {"ignoredDays": 0}}),
+            "spec.retention.ignoredDays",
+            Some((
+                "spec.retention.ignoredDays",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        row(
+            "ignored bounces kept over ten years",
+            json!({"retention": {"ignoredDays": 3651}}),
+            "spec.retention.ignoredDays",
+            Some((
+                "spec.retention.ignoredDays",
+                "should be less than or equal to 3650",
+            )),
+        ),
         row(
             "17 resource limits",
             json!({"webhook": {"resources": {"limits": many_limits}}}),

@@ -77,6 +77,18 @@ pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
         1024,
         64 << 20,
     );
+    r.range(
+        "spec.retention.unmatchedDays",
+        spec.retention.unmatched_days,
+        1,
+        3650,
+    );
+    r.range(
+        "spec.retention.ignoredDays",
+        spec.retention.ignored_days,
+        1,
+        3650,
+    );
     r.optional_text("spec.image", spec.image.as_deref(), 512);
     secret_refs::check(spec, &mut r);
     r.0
