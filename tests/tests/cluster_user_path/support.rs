@@ -27,9 +27,10 @@ pub fn setup() -> Option<Setup> {
     let Some(kubeconfig) =
         std::env::var_os("BOUNCEOPS_CLUSTER_KUBECONFIG").filter(|v| !v.is_empty())
     else {
-        println!(
-            "{SUITE}: SKIPPED: set BOUNCEOPS_CLUSTER_KUBECONFIG to the kubeconfig of a cluster \
-             with nodes that has the images of scripts/images.sh (docs/development.md)"
+        bounceops_tests::cluster::skipped(
+            SUITE,
+            "no cluster with nodes: set BOUNCEOPS_CLUSTER_KUBECONFIG to the kubeconfig of a \
+             cluster that has the images of scripts/images.sh (docs/development.md)",
         );
         return None;
     };
