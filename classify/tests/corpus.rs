@@ -36,7 +36,9 @@ fn corpus_figures() {
     let Some(root) = corpus_root("corpus_figures") else {
         return;
     };
-    let f = measure::measure(&root).unwrap_or_else(|e| panic!("{e}"));
+    let f = measure::measure(&root)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .all;
     let report = format!(
         "recall {:.4} ({} by Original-Recipient), precision {:.4}, status {:.4}, arf {}/{}, not-bounce {}/{}, hard {}/{}, bounce kind {}/{}\n{}",
         f.recall(),
