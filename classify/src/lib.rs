@@ -9,6 +9,7 @@
 mod address;
 mod arf;
 mod autoreply;
+mod command;
 mod dsn;
 mod embedded;
 mod mime;
@@ -188,7 +189,12 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                         .as_deref()
                         .or(r.status_note.as_deref())
                         .unwrap_or(""),
+                    r.is_delayed(),
                     || single.then(text),
+                    || match single {
+                        true => command::failed_command(text()),
+                        false => plaintext::command_near(text(), &email),
+                    },
                 ),
                 email,
                 status,
