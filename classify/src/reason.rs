@@ -162,6 +162,15 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "likely spam",
             "spam message",
             ", ube,",
+            // The usual words of content filters (SpamAssassin, Rspamd,
+            // appliances): the message, not the host, was judged.
+            "identified as spam",
+            "classified as spam",
+            "rejected as spam",
+            "spam detected",
+            "spam score",
+            "suspected spam",
+            "probable spam",
         ],
     ),
     (
@@ -204,6 +213,11 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "ip name lookup failed",
             "no ptr",
             "reverse lookup",
+            // Postfix's reject_unknown_client_hostname and
+            // reject_unknown_reverse_client_hostname.
+            "cannot find your hostname",
+            "cannot find your reverse hostname",
+            "cannot resolve your address",
         ],
     ),
     (
@@ -228,6 +242,12 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "frequency limited",
             "too many simultaneous",
             "too many concurrent",
+            "too many open connections",
+            "too many smtp sessions",
+            "too many sessions",
+            "concurrent connections",
+            "connection limit",
+            "maximum number of connections",
             // Spectrum (Charter): its codes 1310-1340 are connection and rate
             // limits, whatever the reply's text says ("sender rejected").
             "aup#in-1310",
@@ -276,6 +296,16 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "account is blocked",
             "account is inactive",
             "inactive account",
+            // Not "suspended" alone: Postfix says "delivery temporarily
+            // suspended" of a host it cannot reach.
+            "is suspended",
+            "been suspended",
+            "user suspended",
+            "deactivated",
+            "account expired",
+            "account has expired",
+            "account locked",
+            "mailbox locked",
         ],
     ),
     (
@@ -307,6 +337,19 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "sending to/from an address",
             "permission to post",
             "not allowed to post",
+            // The envelope sender's own checks: verification callouts,
+            // a null or unroutable return path.
+            "invalid sender",
+            "sender verify failed",
+            "sender verification",
+            "unroutable sender",
+            "null sender",
+            "empty envelope sender",
+            "unknown sender",
+            "sender unknown",
+            "sender denied",
+            "sender not allowed",
+            "sender is not allowed",
             // Gmail refusing a From address set up with "Send mail as".
             "'send mail as'",
         ],
@@ -334,6 +377,14 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "service refuse",
             "after initial connection",
             "blocked - see",
+            // Postfix's smtpd restrictions on the client and its HELO name
+            // refuse the sending host, whatever the rest of the reply says.
+            "client host rejected",
+            "helo command rejected",
+            "sender ip address",
+            "your ip address",
+            "from your ip",
+            "dynamic ip",
             // qmail: the server refused the sending host's HELO name.
             "my name was rejected",
         ],
@@ -347,6 +398,10 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "tls required",
             "must issue a starttls",
             "encryption required",
+            "requires tls",
+            "tls is required",
+            "starttls",
+            "certificate",
         ],
     ),
     (
@@ -367,6 +422,9 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "does not accept mail",
             "doesn't receive email",
             "does not receive email",
+            "not accepting mail",
+            "does not accept e-mail",
+            "does not accept email",
             "no mx record",
             "no smtp service",
             "couldn't find a mail exchanger",
@@ -402,6 +460,9 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "syntax error",
             "command parameter not implemented",
             "command not recognized",
+            "command unrecognized",
+            "unrecognized command",
+            "invalid command",
             "bad sequence of commands",
         ],
     ),
@@ -502,6 +563,12 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
     (
         Reason::ExceedLimit,
         &["exceeds limit", "size limit", "exceeds the limit"],
+    ),
+    (
+        Reason::SpamDetected,
+        // Any other mention of spam: a block list naming spam ("Spamhaus")
+        // or a decisive cause outranks it, a 5.7.1 or 5.6.x status does not.
+        &["spam"],
     ),
     (
         Reason::Expired,
@@ -771,11 +838,22 @@ pub(crate) fn decide_with_report<'a>(
     if delayed {
         // Still being retried, for no reason given: Sisimai's `expired`.
         Reason::Expired
-    } else if status.is_some() || reply.is_some() || !diagnostic.trim().is_empty() {
+    } else if says_something(diagnostic) {
         Reason::OnHold
     } else {
+        // A status or a reply code with no words at all: Sisimai's
+        // `undefined` (its `onhold` needs a diagnostic to have been given).
         Reason::Undefined
     }
+}
+
+/// Whether a diagnostic holds any word besides addresses (some reports
+/// list the failed address and nothing else).
+fn says_something(diagnostic: &str) -> bool {
+    diagnostic
+        .split(|c: char| c.is_ascii_whitespace() || c == '<' || c == '>')
+        .filter(|w| !w.contains('@'))
+        .any(|w| w.bytes().any(|b| b.is_ascii_alphabetic()))
 }
 
 /// What a weaker phrase means in the light of the status and of the SMTP
@@ -872,9 +950,33 @@ mod tests {
             (None, None, "pipe to |/usr/local/bin/filter generated by a@b.example", Reason::MailerError),
             (Some("5.0.0"), Some(554), "554 Transaction failed: Duplicate header 'DKIM-Signature'.", Reason::NotCompliantRfc),
             (Some("5.0.0"), Some(550), "550 nothing useful here", Reason::OnHold),
-            (Some("4.0.0"), None, "", Reason::OnHold),
+            (Some("4.0.0"), None, "", Reason::Undefined),
+            (None, Some(550), "* a@b.example", Reason::Undefined),
             (None, None, "", Reason::Undefined),
             (None, None, "  \n", Reason::Undefined),
+            // The refused command decides what "unknown user" means.
+            (Some("5.7.1"), Some(554), "SMTP error from remote mail server after RCPT TO:<a@b.example>: 554 5.7.1 <a@b.example>: Recipient address rejected: Access denied", Reason::UserUnknown),
+            (None, Some(550), "host mx.example said: 550 Unknown user (in reply to end of DATA command)", Reason::Filtered),
+            (Some("5.0.0"), Some(550), "SMTP error from remote mail server after EHLO mx.example: 550 Rejected", Reason::Blocked),
+            (Some("5.7.1"), Some(550), "host mx.example said: 550 5.7.1 Access denied (in reply to MAIL FROM command)", Reason::Rejected),
+            (Some("5.2.1"), Some(550), "550 5.2.1 <a@b.example>... User Unknown", Reason::Filtered),
+            // Status codes of the IANA registry, as Sisimai files them.
+            (Some("4.7.1"), Some(450), "450 4.7.1 try again later", Reason::Blocked),
+            (Some("5.5.4"), None, "", Reason::SystemError),
+            (Some("5.5.3"), None, "", Reason::TooManyConn),
+            (Some("5.7.28"), None, "", Reason::SpamDetected),
+            (Some("5.7.17"), None, "", Reason::HasMoved),
+            (Some("5.1.10"), None, "", Reason::NotAccept),
+            (Some("5.1.10"), Some(550), "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", Reason::UserUnknown),
+            // Sender-side words that outrank a generic status.
+            (Some("5.0.0"), Some(550), "550 5.0.0 Client host rejected: cannot find your hostname", Reason::RequirePtr),
+            (Some("5.7.1"), Some(554), "554 5.7.1 Client host rejected: Access denied", Reason::Blocked),
+            (Some("5.7.1"), Some(550), "550 5.7.1 Message rejected: identified as spam", Reason::SpamDetected),
+            (Some("5.6.0"), Some(554), "554 5.6.0 rejected by the anti-spam filter", Reason::SpamDetected),
+            (Some("5.0.0"), Some(550), "550 This mailbox is suspended", Reason::Suspend),
+            (Some("4.4.1"), None, "delivery temporarily suspended: connect to mx.example[192.0.2.1]:25: Connection timed out", Reason::Expired),
+            (Some("4.0.0"), Some(421), "421 Too many SMTP sessions for this host", Reason::TooManyConn),
+            (Some("5.0.0"), Some(553), "553 sender verify failed", Reason::Rejected),
         ];
         let wrong: Vec<String> = rows
             .iter()
@@ -936,6 +1038,19 @@ mod tests {
                 || command::failed_command(">>> DATA\n<<< 550 Unknown user a@b.example")
             ),
             Reason::Filtered
+        );
+    }
+
+    #[test]
+    fn a_delayed_report_with_no_cause_is_expired() {
+        assert_eq!(
+            decide_with_report(Some("4.0.0"), None, "", true, || None, || None),
+            Reason::Expired
+        );
+        // A cause named still decides.
+        assert_eq!(
+            decide_with_report(Some("4.2.2"), None, "", true, || None, || None),
+            Reason::MailboxFull
         );
     }
 
