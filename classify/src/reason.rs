@@ -228,6 +228,14 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "protocol violation",
             "content presents a potential",
             "header error",
+            "denied by policy",
+            "local policy",
+            "organization policy",
+            "organizational settings",
+            "members-only list",
+            "closed mailing list",
+            "illegal attachment",
+            "security policies",
         ],
     ),
     (
@@ -248,6 +256,15 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "concurrent connections",
             "connection limit",
             "maximum number of connections",
+            // Sending limits of the receiving service (Amazon SES's
+            // "Throttling failure: Maximum sending rate exceeded"), which
+            // would otherwise read as a full mailbox's "quota exceeded".
+            "throttling failure",
+            "message quota exceeded",
+            "maximum sending rate",
+            "emails per hour",
+            "too many recipients",
+            "too many errors from your ip",
             // Spectrum (Charter): its codes 1310-1340 are connection and rate
             // limits, whatever the reply's text says ("sender rejected").
             "aup#in-1310",
@@ -301,6 +318,11 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "is suspended",
             "been suspended",
             "user suspended",
+            "currently suspended",
+            "mailbox disabled",
+            "temporarily inactive",
+            "user is terminated",
+            "archived recipient",
             "deactivated",
             "account expired",
             "account has expired",
@@ -402,6 +424,10 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "tls is required",
             "starttls",
             "certificate",
+            "authentication failure",
+            "authentication credentials invalid",
+            "unauthenticated senders",
+            "insecure mail relay",
         ],
     ),
     (
@@ -442,6 +468,10 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "dns query failed",
             "name server reply",
             "network is unreachable",
+            "host is unreachable",
+            "too many hops",
+            "message looping",
+            "forwarding loop",
         ],
     ),
     (
@@ -582,6 +612,10 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
             "timed out",
             "too long in queue",
             "in the queue too long",
+            "giving up on",
+            "delivery expired",
+            "server did not respond",
+            "message timed out",
             "host not reachable",
         ],
     ),
@@ -593,6 +627,12 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
             "system error",
             "internal error",
             "local error",
+            "configuration error",
+            "config error",
+            "interrupted system call",
+            "queue file write error",
+            "temporary local problem",
+            "timeout waiting for input",
             "could not load",
             "multiple retries",
         ],
@@ -755,6 +795,10 @@ fn by_reply(code: u16) -> Option<Reason> {
         551 => Reason::HasMoved,
         // 552 Requested mail action aborted: exceeded storage allocation.
         552 => Reason::MailboxFull,
+        // 521 and 556: the host or domain does not accept mail (RFC 7504).
+        521 | 556 => Reason::NotAccept,
+        // 525: the user's account is disabled (Sisimai reads it as `suspend`).
+        525 => Reason::Suspend,
         _ => return None,
     })
 }
