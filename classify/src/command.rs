@@ -65,11 +65,16 @@ const PHRASES: &[(&str, Command)] = &[
     (">>> data", Command::Data),
     (">>> ehlo", Command::Helo),
     (">>> helo", Command::Helo),
-    // qmail-remote: "... does not like recipient." (RCPT TO), "... failed
-    // after I sent the message." (after DATA), "... didn't like sender".
+    // qmail-remote (qmail-remote.c): "Connected to 192.0.2.1 but my name was
+    // rejected." (HELO), "... but sender was rejected." (MAIL FROM), "... does
+    // not like recipient." (RCPT TO), "... failed on DATA command.", "...
+    // failed after I sent the message." (after DATA).
     ("does not like recipient", Command::RcptTo),
     ("failed after i sent the message", Command::Data),
     ("does not like sender", Command::MailFrom),
+    ("but my name was rejected", Command::Helo),
+    ("but sender was rejected", Command::MailFrom),
+    ("failed on data command", Command::Data),
     // Microsoft Exchange and others: "... after the message was sent"; OpenSMTPD and
     // Sisimai's transcripts: "during the DATA phase".
     ("data phase", Command::Data),

@@ -637,6 +637,31 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
             "multiple retries",
         ],
     ),
+    // The weakest words, after every phrase above (so "host not found" stays
+    // a host, "relay quota" a block): what a reply says when it names its
+    // cause in a word or two.
+    (
+        Reason::UserUnknown,
+        &[
+            "not found",
+            "not recognized",
+            "illegal user",
+            "invalid address",
+            "no such",
+        ],
+    ),
+    (Reason::MailboxFull, &["quota", "storage space"]),
+    (
+        Reason::Expired,
+        &[
+            "retry time",
+            "retries",
+            "been retried",
+            "undelivered after",
+            "could not deliver for",
+        ],
+    ),
+    (Reason::Blocked, &["blocked"]),
 ];
 
 /// One automaton over every phrase of both tables, and per pattern its
@@ -919,6 +944,13 @@ fn adjust(
         // was refused: the same words after DATA come from a filter that read
         // the message (Sisimai's definition of `filtered`); before RCPT TO
         // they refuse the sender or the sending host.
+        // Weaker words about the message or the mailbox mean little when the
+        // server refused the sending host before any address was given.
+        Reason::Expired | Reason::SystemError | Reason::SpamDetected | Reason::MailboxFull
+            if matches!(command(), Some(Command::Connect | Command::Helo)) =>
+        {
+            Reason::Blocked
+        }
         Reason::UserUnknown => match command() {
             Some(Command::RcptTo) => Reason::UserUnknown,
             Some(Command::Data) => Reason::Filtered,
@@ -1021,6 +1053,9 @@ mod tests {
             (Some("4.4.1"), None, "delivery temporarily suspended: connect to mx.example[192.0.2.1]:25: Connection timed out", Reason::Expired),
             (Some("4.0.0"), Some(421), "421 Too many SMTP sessions for this host", Reason::TooManyConn),
             (Some("5.0.0"), Some(553), "553 sender verify failed", Reason::Rejected),
+            (Some("5.0.0"), Some(501), "Connected to 192.0.2.1 but my name was rejected. Remote host said: 501 5.0.0 Invalid domain name. I'm not going to try again; this message has been in the queue too long.", Reason::Blocked),
+            (Some("5.0.0"), Some(550), "550 Requested action not taken: address not found", Reason::UserUnknown),
+            (Some("4.0.0"), Some(452), "452 storage quota reached", Reason::MailboxFull),
         ];
         let wrong: Vec<String> = rows
             .iter()
