@@ -662,6 +662,8 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
         ],
     ),
     (Reason::Blocked, &["blocked"]),
+    // A mailing list or group that does not take posts from this sender.
+    (Reason::Rejected, &["to post", "posting"]),
 ];
 
 /// One automaton over every phrase of both tables, and per pattern its
@@ -1056,6 +1058,7 @@ mod tests {
             (Some("5.0.0"), Some(501), "Connected to 192.0.2.1 but my name was rejected. Remote host said: 501 5.0.0 Invalid domain name. I'm not going to try again; this message has been in the queue too long.", Reason::Blocked),
             (Some("5.0.0"), Some(550), "550 Requested action not taken: address not found", Reason::UserUnknown),
             (Some("4.0.0"), Some(452), "452 storage quota reached", Reason::MailboxFull),
+            (None, None, "The group may not be open to posting.", Reason::Rejected),
         ];
         let wrong: Vec<String> = rows
             .iter()
