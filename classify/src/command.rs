@@ -83,7 +83,7 @@ const PHRASES: &[(&str, Command)] = &[
 ];
 
 static TABLE: LazyLock<Phrases> =
-    LazyLock::new(|| Phrases::rare(&PHRASES.iter().map(|(p, _)| *p).collect::<Vec<_>>()));
+    LazyLock::new(|| Phrases::new(&PHRASES.iter().map(|(p, _)| *p).collect::<Vec<_>>()));
 
 /// The latest SMTP phase `text` says a reply came in, if it names one.
 pub fn failed_command(text: &str) -> Option<Command> {

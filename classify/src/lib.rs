@@ -191,10 +191,10 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                         .unwrap_or(""),
                     r.is_delayed(),
                     || single.then(text),
-                    || match single {
-                        true => command::failed_command(text()),
-                        false => plaintext::command_near(text(), &email),
-                    },
+                    // Only this recipient's paragraph: the rest of a report
+                    // can quote other sessions (a Sendmail transcript of a
+                    // retry, another recipient's refusal).
+                    || plaintext::command_near(text(), &email),
                 ),
                 email,
                 status,

@@ -653,7 +653,9 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         context,
         delayed,
         || report,
-        || report.and_then(crate::command::failed_command),
+        // The paragraph about this recipient, where MTAs name the refused
+        // command, is the context already.
+        || None,
     );
     let diagnostic = squash(&paragraph);
     Recipient {

@@ -868,8 +868,8 @@ pub fn decide_reply(
 /// names no cause or no SMTP command: some MTAs explain the failure in a
 /// paragraph of its own, away from the recipient's address. Read only when
 /// needed. `delayed`: the report says delivery is still being tried.
-/// `command_elsewhere`: the SMTP command the rest of the report says this
-/// recipient's refusal answered, asked for when the diagnostic names none.
+/// `command_elsewhere`: the SMTP command that the report's paragraph about
+/// this recipient names, asked for when the diagnostic names none.
 pub(crate) fn decide_with_report<'a>(
     status: Option<&str>,
     reply: Option<u16>,
@@ -891,7 +891,11 @@ pub(crate) fn decide_with_report<'a>(
     if let Some(r) = parts.and_then(|(c, s, d)| by_specific_status(c, s, d)) {
         return r;
     }
-    let command = || command::failed_command(diagnostic).or_else(&command_elsewhere);
+    // Looked for once, and only when a rule below asks: it may mean a scan
+    // of the whole report.
+    let found = std::cell::OnceCell::new();
+    let command =
+        || *found.get_or_init(|| command::failed_command(diagnostic).or_else(&command_elsewhere));
     if let Some((reason, _)) = phrase {
         return adjust(reason, parts, command);
     }
