@@ -182,6 +182,8 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "not rfc5322",
             "rfc 5322 compliant",
             "malformed header",
+            // Gmail: "Messages with multiple addresses in From: header are not accepted."
+            "messages with multiple addresses",
         ],
     ),
     (
@@ -878,6 +880,8 @@ pub(crate) fn decide_with_report<'a>(
     report: impl Fn() -> Option<&'a str>,
     command_elsewhere: impl Fn() -> Option<Command>,
 ) -> Reason {
+    let joined = joined_reply(diagnostic);
+    let diagnostic = joined.as_ref();
     let phrase = by_phrase(diagnostic);
     // The report's own words stand in for a diagnostic that names nothing.
     let phrase = match phrase {
@@ -920,6 +924,23 @@ pub(crate) fn decide_with_report<'a>(
         // `undefined` (its `onhold` needs a diagnostic to have been given).
         Reason::Undefined
     }
+}
+
+/// The diagnostic with the codes that open each line of a multi-line SMTP
+/// reply (RFC 5321 §4.2.1: `550-5.7.1 Messages with multiple` then `550 5.7.1
+/// addresses in From: header ...`) taken out, so that a phrase broken across
+/// two lines of the reply is found. Most replies are one line: borrowed as is.
+fn joined_reply(diagnostic: &str) -> std::borrow::Cow<'_, str> {
+    static MULTILINE: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"(?-u)\b[245][0-9]{2}-").expect("static regex"));
+    static CONTINUATION: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?-u)\s+[245][0-9]{2}(?:-|\s+)(?:[245]\.[0-9]{1,3}\.[0-9]{1,3}\s+)?")
+            .expect("static regex")
+    });
+    if !diagnostic.contains('-') || !MULTILINE.is_match(diagnostic) {
+        return std::borrow::Cow::Borrowed(diagnostic);
+    }
+    CONTINUATION.replace_all(diagnostic, " ")
 }
 
 /// Whether a diagnostic holds any word besides addresses (some reports
@@ -1125,6 +1146,29 @@ mod tests {
             ),
             Reason::Filtered
         );
+    }
+
+    #[test]
+    fn a_multi_line_reply_is_read_as_one() {
+        assert_eq!(
+            joined_reply(
+                "550-5.7.1 [192.0.2.2      13] Messages with multiple 550\n    5.7.1 addresses in From: header are not accepted."
+            ),
+            "550-5.7.1 [192.0.2.2      13] Messages with multiple addresses in From: header are not accepted."
+        );
+        assert_eq!(
+            decide(
+                Some("5.7.1"),
+                Some(550),
+                "550-5.7.1 This message does not have authentication information 550-5.7.1 or fails to pass 550 5.7.1 authentication checks"
+            ),
+            Reason::SecurityError
+        );
+        let one_line = "550 5.1.1 <a@b.example>: Recipient address rejected";
+        assert!(matches!(
+            joined_reply(one_line),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
