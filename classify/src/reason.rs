@@ -263,6 +263,9 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             // would otherwise read as a full mailbox's "quota exceeded".
             "throttling failure",
             "message quota exceeded",
+            "sending quota",
+            "daily quota",
+            "hourly quota",
             "maximum sending rate",
             "emails per hour",
             "too many recipients",
@@ -665,7 +668,11 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
     ),
     (Reason::Blocked, &["blocked"]),
     // A mailing list or group that does not take posts from this sender.
-    (Reason::Rejected, &["to post", "posting"]),
+    // Not "to post" alone: reports ask to "send mail to postmaster".
+    (
+        Reason::Rejected,
+        &["to post to", "post messages", "posting"],
+    ),
 ];
 
 /// One automaton over every phrase of both tables, and per pattern its
@@ -1084,6 +1091,8 @@ mod tests {
             (Some("5.0.0"), Some(550), "550 Requested action not taken: address not found", Reason::UserUnknown),
             (Some("4.0.0"), Some(452), "452 storage quota reached", Reason::MailboxFull),
             (None, None, "The group may not be open to posting.", Reason::Rejected),
+            (None, Some(550), "550 failed. Please send mail to postmaster.", Reason::OnHold),
+            (Some("4.0.0"), Some(451), "451 Daily sending quota exceeded", Reason::TooManyConn),
         ];
         let wrong: Vec<String> = rows
             .iter()
