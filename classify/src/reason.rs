@@ -6,8 +6,12 @@
 //! The order: words that name a cause outright (DMARC, a block list, a full
 //! mailbox) outrank the status, because servers put those words on any
 //! 5.7.1 or 5.0.0; then a status whose detail is specific (5.1.1, 5.2.2,
-//! 4.4.7); then weaker words ("user unknown", "host not found"); then what
-//! the status class and subject alone suggest; then the reply code.
+//! 4.4.7); then weaker words ("user unknown", "host not found"), read with
+//! the SMTP command that was refused (`command`: an unknown user after DATA
+//! is `filtered`); then the refused command alone (HELO: `blocked`, MAIL
+//! FROM: `rejected`); then what the status class and subject alone suggest;
+//! then the reply code. The phrase tables and the status tables below are
+//! the data of each step, each entry with its source.
 
 use crate::command::{self, Command};
 use crate::phrases::Phrases;
@@ -902,8 +906,8 @@ pub(crate) fn decide_with_report<'a>(
     if let Some(r) = parts.and_then(|(c, s, d)| by_specific_status(c, s, d)) {
         return r;
     }
-    // Looked for once, and only when a rule below asks: it may mean a scan
-    // of the whole report.
+    // Looked for once, and only when a rule below asks: it may mean finding
+    // this recipient's paragraph in the report.
     let found = std::cell::OnceCell::new();
     let command =
         || *found.get_or_init(|| command::failed_command(diagnostic).or_else(&command_elsewhere));
@@ -974,10 +978,6 @@ fn adjust(
         Reason::HostUnknown if class == Some(4) => Reason::NetworkError,
         // "Does not exist" answered to MAIL FROM is about the sender's domain.
         Reason::HostUnknown if command() == Some(Command::MailFrom) => Reason::Rejected,
-        // An unknown user is a mailbox that does not exist only when RCPT TO
-        // was refused: the same words after DATA come from a filter that read
-        // the message (Sisimai's definition of `filtered`); before RCPT TO
-        // they refuse the sender or the sending host.
         // Weaker words about the message or the mailbox mean little when the
         // server refused the sending host before any address was given.
         Reason::Expired | Reason::SystemError | Reason::SpamDetected | Reason::MailboxFull
@@ -985,6 +985,10 @@ fn adjust(
         {
             Reason::Blocked
         }
+        // An unknown user is a mailbox that does not exist only when RCPT TO
+        // was refused: the same words after DATA come from a filter that read
+        // the message (Sisimai's definition of `filtered`); before RCPT TO
+        // they refuse the sender or the sending host.
         Reason::UserUnknown => match command() {
             Some(Command::RcptTo) => Reason::UserUnknown,
             Some(Command::Data) => Reason::Filtered,
