@@ -144,8 +144,7 @@ fn a_failure_is_said_once_in_plain_text() {
     let mut u = url::Url::parse(&common::admin_url()).unwrap();
     u.set_path(&format!("/{missing}"));
     let (config, secrets) = write_config(dir.path(), u.as_str(), "");
-    let out = Command::new(env!("CARGO_BIN_EXE_bounce-worker"))
-        .env_remove("DATABASE_URL")
+    let out = worker()
         .env_remove("NO_COLOR")
         .args(["migrate", "--config"])
         .arg(&config)
