@@ -138,12 +138,15 @@ const FROM_WHERE: &str = "
 /// COPY, so the export keeps its speed (BENCHMARKS.md). `type`, `subscriber_status`, the
 /// ids, the UUID and `created_at` cannot start a formula; `meta` is JSON text, which starts
 /// with `{`, `[`, `"`, a letter or a number (a `-` there is a negative number, not a
-/// formula), so it is left as stored too.
+/// formula), so it is left as stored too. The first character is compared by its code
+/// (`=`, `+`, `-`, `@`, TAB, CR), which copies no text: with `left(x, 1)` the default export
+/// took 18.6 s against 13.8 s for `raw=true`, with `ascii` 12.6 s against 12.3 s (one run
+/// each, BENCHMARKS.md).
 fn text_cell(expr: &str, name: &str, cells: Cells) -> String {
     match cells {
         Cells::AsStored => format!("{expr} AS {name}"),
         Cells::Neutralised => format!(
-            r#"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', E'\t', E'\r')
+            r#"CASE WHEN ascii({expr}) IN (61, 43, 45, 64, 9, 13)
                     THEN '''' || ({expr}) ELSE {expr} END AS {name}"#
         ),
     }
