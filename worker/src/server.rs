@@ -86,7 +86,14 @@ pub async fn serve_with_mailboxes(
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(30), Duration::from_secs);
     let router = http::router(app, settings.max_body_bytes, deadline);
-    tracing::info!(addr = %listener.local_addr()?, writers, "listening");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        writers,
+        header_read_timeout = ?settings.connections.header_read_timeout,
+        max_connections = settings.connections.max_connections,
+        shutdown_grace = ?settings.connections.shutdown_grace,
+        "listening"
+    );
     connections::serve(listener, router, settings.connections, shutdown).await;
     tracing::info!("stopped accepting; in-flight requests are done");
     if let Some(scanners) = scanners {
