@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use bounceops_api::{BounceConfigSpec, DatabaseSchema, Problem, SecretRef};
 
 use crate::auth::Credentials;
+use crate::connections::ConnectionLimits;
 use crate::rules::Rules;
 use crate::secrets::SecretsDir;
 use crate::store::ExportLimits;
@@ -32,6 +33,8 @@ pub struct Settings {
     /// The export's connections and timeouts: from the environment, not the spec (they
     /// tune one worker process, like `BOUNCEOPS_WRITERS`).
     pub export: ExportLimits,
+    /// The HTTP connections' timeouts and cap, from the environment likewise.
+    pub connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for Settings {
             .field("providers", &self.providers)
             .field("reads", &self.reads)
             .field("export", &self.export)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -61,6 +65,56 @@ pub fn redacted(database_url: &str) -> String {
     }
 }
 
+/// The largest configuration file read: a Kubernetes ConfigMap (where the operator puts it)
+/// holds 1 MiB at most, and a BounceConfig is a few KiB. Reading stops there, so a path
+/// such as `/dev/zero` fails at once instead of filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The most `[` and `{` a configuration file may hold. The YAML parser's time grows with
+/// nesting (200 KB of `[` took 16 s; 50,000 nested `{a: ` 94 s), and its own depth limit
+/// acts only after the whole document is parsed. Counting every bracket, quoted or not, is
+/// cruder than measuring the depth but cannot be fooled by brackets hidden in strings or
+/// comments; the examples hold at most 16, and 1,000 parse in milliseconds.
+pub const MAX_FLOW_COLLECTIONS: usize = 1000;
+
+/// Reads `file` up to [`MAX_CONFIG_BYTES`] and refuses, before any YAML is parsed, a text
+/// with more than [`MAX_FLOW_COLLECTIONS`] brackets.
+fn read_bounded(file: &Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let read_error = |source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    };
+    let shape = |message: String| ConfigError::Shape {
+        file: file.to_owned(),
+        message,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(shape(format!(
+            "larger than {} KiB: not a BounceConfig (a ConfigMap holds 1 MiB at most)",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        shape(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let brackets = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if brackets > MAX_FLOW_COLLECTIONS {
+        return Err(shape(format!(
+            "{brackets} `[` or `{{` (at most {MAX_FLOW_COLLECTIONS}): refused before parsing, \
+             as YAML nested that deep takes seconds to parse"
+        )));
+    }
+    Ok(text)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
@@ -68,6 +122,10 @@ pub enum ConfigError {
         file: PathBuf,
         source: std::io::Error,
     },
+    /// Refused before parsing: larger than [`MAX_CONFIG_BYTES`], or more flow collections
+    /// than [`MAX_FLOW_COLLECTIONS`].
+    #[error("{file}: {message}")]
+    Shape { file: PathBuf, message: String },
     /// The spec is wrong: what stopped it from decoding, or every problem `validate` found.
     #[error("{file}: {}", list(.problems))]
     Spec {
@@ -119,10 +177,7 @@ impl Settings {
         database_url_override: Option<String>,
         reads: Reads,
     ) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-            file: file.to_owned(),
-            source,
-        })?;
+        let text = read_bounded(file)?;
         let refused = |problems: Vec<Problem>| ConfigError::Spec {
             file: file.to_owned(),
             problems,
@@ -218,6 +273,7 @@ impl Settings {
             providers,
             reads,
             export: ExportLimits::from_env(),
+            connections: ConnectionLimits::from_env(),
         })
     }
 
@@ -340,6 +396,41 @@ mod tests {
             err.contains("config.yaml: spec.rules.recordAfterTreshold: unknown field"),
             "{err}"
         );
+    }
+
+    /// A path that never ends (`/dev/zero`) and YAML nested 200,000 deep are refused in
+    /// well under a second, naming the file; before, the first read until memory ran out
+    /// and the second took 16 s.
+    #[test]
+    fn an_endless_or_deeply_nested_file_is_refused_fast() {
+        let started = std::time::Instant::now();
+        let err = Settings::load(
+            Path::new("/dev/zero"),
+            &SecretsDir::new("/nonexistent"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "/dev/zero: larger than 1024 KiB: not a BounceConfig (a ConfigMap holds 1 MiB at most)"
+        );
+        for nested in ["[".repeat(200_000), "{a: ".repeat(50_000)] {
+            let err = load(&nested, None).unwrap_err().to_string();
+            assert!(err.contains("config.yaml: "), "{err}");
+            assert!(
+                err.contains("(at most 1000): refused before parsing"),
+                "{err}"
+            );
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // Brackets in strings and comments count too; a config far below the bound loads.
+        let inline = format!("{BASE}  # [{{ ]}}\n  rules: {{soft: {{count: 2, action: none}}}}\n");
+        assert!(load(&inline, None).is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod event;
 pub mod evidence;
 pub mod http;

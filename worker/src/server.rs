@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::connections;
 use crate::http::providers::Providers;
 use crate::http::{self, App};
 use crate::ingest::Ingest;
@@ -15,7 +16,8 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
-/// (their bounces are committed before they are answered), and closes the database pool.
+/// (their bounces are committed before they are answered) for up to the shutdown grace
+/// period, and closes the database pool.
 pub async fn serve(
     settings: &Settings,
     listener: TcpListener,
@@ -85,10 +87,15 @@ pub async fn serve_with_mailboxes(
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(30), Duration::from_secs);
     let router = http::router(app, settings.max_body_bytes, deadline);
-    tracing::info!(addr = %listener.local_addr()?, writers, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        writers,
+        header_read_timeout = ?settings.connections.header_read_timeout,
+        max_connections = settings.connections.max_connections,
+        shutdown_grace = ?settings.connections.shutdown_grace,
+        "listening"
+    );
+    connections::serve(listener, router, settings.connections, shutdown).await;
     tracing::info!("stopped accepting; in-flight requests are done");
     if let Some(scanners) = scanners {
         scanners.stop().await;

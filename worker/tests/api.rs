@@ -49,6 +49,13 @@ async fn seeded() -> (TestDb, TestWorker, Vec<i32>) {
     (db, w, ids)
 }
 
+/// The `id` of one NDJSON line.
+fn line_id(line: &str) -> i64 {
+    serde_json::from_str::<Value>(line).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 fn ids_of(body: &Value) -> Vec<i64> {
     body["data"]["results"]
         .as_array()
@@ -353,6 +360,18 @@ async fn ndjson_export_is_one_object_per_line() {
     assert_eq!(lines[0]["campaign"]["name"], "Alpha");
     assert_eq!(lines[0]["email"], "ann@example.com");
     assert!(lines.iter().all(|l| l["source"] == "ses"));
+    // Compact JSON: no space outside strings (Postgres writes `"id" : 1`).
+    for line in body.lines() {
+        assert!(
+            line.starts_with(&format!("{{\"id\":{},", line_id(line))),
+            "{line}"
+        );
+        assert!(!line.contains("\" : ") && !line.contains(", \""), "{line}");
+    }
+    assert!(
+        body.contains(r#""meta":{"text":"line1\nline2 \\ \"q\" \u0001 tab\t"}"#),
+        "{body}"
+    );
 
     let (status, _) = w.get_text("/api/bounces/export?format=xml").await;
     assert_eq!(status, 400);
@@ -720,4 +739,108 @@ async fn deliberate_refusals_stay_400() {
         );
     }
     assert_eq!(db.total_bounces().await, 0);
+}
+
+/// OWASP's advice against CSV injection: a free-text cell that begins with `=`, `+`, `-`,
+/// `@`, TAB or CR gets a leading `'`, unless `raw=true` asks for the cells as stored.
+#[tokio::test]
+async fn csv_cells_that_would_start_a_formula_are_neutralised_unless_raw() {
+    let (db, w, ids) = seeded().await;
+    let (camp, _) = db.campaign("@SUM(A1:A9)").await;
+    sqlx::query("UPDATE bounces SET source = $2, campaign_id = $3, meta = $4 WHERE id = $1")
+        .bind(ids[0])
+        .bind("=HYPERLINK(\"http://x\")")
+        .bind(camp)
+        .bind(json!({"diagnostic": "+1 cmd|calc", "status": "\tx", "reason": "\rr"}))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE subscribers SET email = '-2+3@example.com' WHERE email = 'ann@example.com'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let row_of = |body: &str| {
+        let mut reader = csv::Reader::from_reader(body.as_bytes());
+        reader
+            .records()
+            .map(Result::unwrap)
+            .find(|r| r[0] == ids[0].to_string())
+            .unwrap()
+    };
+    let (status, body) = w.get_text("/api/bounces/export?format=csv").await;
+    assert_eq!(status, 200);
+    let row = row_of(&body);
+    assert_eq!(&row[2], "'=HYPERLINK(\"http://x\")", "source");
+    assert_eq!(&row[3], "'-2+3@example.com", "email");
+    assert_eq!(&row[8], "'@SUM(A1:A9)", "campaign_name");
+    assert_eq!(&row[11], "'\rr", "reason");
+    assert_eq!(&row[12], "'\tx", "status");
+    assert_eq!(&row[13], "'+1 cmd|calc", "diagnostic");
+    // meta is JSON text (it starts with `{`), left as stored; other rows are untouched.
+    assert!(row[10].starts_with('{'), "{}", &row[10]);
+    assert!(!body.contains(",'ses,") && body.contains(",ses,"), "{body}");
+
+    let (status, raw) = w.get_text("/api/bounces/export?format=csv&raw=true").await;
+    assert_eq!(status, 200);
+    let row = row_of(&raw);
+    assert_eq!(&row[2], "=HYPERLINK(\"http://x\")");
+    assert_eq!(&row[3], "-2+3@example.com");
+    assert_eq!(&row[8], "@SUM(A1:A9)");
+    assert_eq!(&row[13], "+1 cmd|calc");
+    let (status, same) = w.get_text("/api/bounces/export?format=csv&raw=false").await;
+    assert_eq!((status, same), (200, body));
+    let (status, body) = w.get_json("/api/bounces/export?raw=yes").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "invalid raw \"yes\": true or false");
+}
+
+/// Values the database would refuse are the caller's mistake: 400 naming the field, never
+/// a 500.
+#[tokio::test]
+async fn out_of_range_query_values_are_400_naming_the_field() {
+    let (_db, w, _) = seeded().await;
+    let cases = [
+        (
+            "/api/bounces?page=9223372036854775807",
+            "invalid page: 9223372036854775807 is past any possible page",
+        ),
+        ("/api/bounces?page=4611686018427387904&per_page=all", ""),
+        (
+            "/api/bounces?source=%00",
+            "invalid source: contains a NUL character",
+        ),
+        (
+            "/api/bounces/export?source=a%00b",
+            "invalid source: contains a NUL character",
+        ),
+        (
+            "/api/bounces/export?since=0000-01-01T00:00:00Z",
+            "invalid since: out of range (years 0001 to 9999, in UTC)",
+        ),
+        (
+            "/api/bounces/export?until=0001-01-01T00:00:00%2B01:00",
+            "invalid until: out of range (years 0001 to 9999, in UTC)",
+        ),
+        (
+            "/api/bounces/export?until=9999-12-31T23:00:00-05:00",
+            "invalid until: out of range (years 0001 to 9999, in UTC)",
+        ),
+    ];
+    for (path, message) in cases {
+        let (status, body) = w.get_json(path).await;
+        match message {
+            // per_page=all has no offset: a page number beyond is page 1.
+            "" => assert_eq!(status, 200, "{path}: {body}"),
+            _ => {
+                assert_eq!(status, 400, "{path}: {body}");
+                assert_eq!(body["message"], message, "{path}");
+            }
+        }
+    }
+    let (status, _) = w
+        .get_text("/api/bounces/export?since=0001-01-01T00:00:00Z&until=9999-12-31T00:00:00Z")
+        .await;
+    assert_eq!(status, 200, "the first and last years are fine");
 }

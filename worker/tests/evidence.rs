@@ -200,6 +200,8 @@ async fn a_webhook_bounce_serves_the_posted_json() {
     let (id, status, headers, served) = posted_then_kept(&w, sub, posted.as_bytes()).await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    // Attacker-written text: no browser may take it for HTML.
+    assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
     assert_eq!(
         header(&headers, "content-disposition"),
         Some(format!("attachment; filename=\"bounce-{id}.json\"").as_str())

@@ -61,6 +61,19 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Free text compared with stored text: Postgres refuses a NUL in any text value, so
+    /// one here is the caller's mistake, not a database failure.
+    fn text(&self, key: &str) -> Result<Option<String>, ApiError> {
+        self.get(key)
+            .map(|v| match v.contains('\0') {
+                true => Err(ApiError::BadRequest(format!(
+                    "invalid {key}: contains a NUL character"
+                ))),
+                false => Ok(v.to_owned()),
+            })
+            .transpose()
+    }
+
     fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
         self.get(key)
             .map(|v| {
@@ -86,12 +99,21 @@ impl Params {
             .transpose()
     }
 
+    /// An RFC 3339 time in years 0001 to 9999 (in UTC): RFC 3339 writes four-digit years,
+    /// and Postgres has no year 0.
     fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        use chrono::Datelike as _;
         self.get(key)
             .map(|v| {
-                DateTime::parse_from_rfc3339(v)
+                let t = DateTime::parse_from_rfc3339(v)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::BadRequest(format!("invalid {key}: not RFC 3339")))
+                    .map_err(|_| ApiError::BadRequest(format!("invalid {key}: not RFC 3339")))?;
+                match (1..=9999).contains(&t.year()) {
+                    true => Ok(t),
+                    false => Err(ApiError::BadRequest(format!(
+                        "invalid {key}: out of range (years 0001 to 9999, in UTC)"
+                    ))),
+                }
             })
             .transpose()
     }
@@ -130,10 +152,8 @@ async fn list(
             .first("campaign_id")
             .map(paging::atoi)
             .filter(|id| *id != 0),
-        source: p
-            .first("source")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
+        // Empty is no filter; a NUL a 400 (Postgres stores none, so nothing could match).
+        source: p.text("source")?,
         reason: p.reason()?,
         order_by: p
             .first("order_by")
@@ -236,9 +256,19 @@ async fn export(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::new(raw);
-    let (format, content_type) = match p.get("format").unwrap_or("csv") {
-        "csv" => (export::Format::Csv, "text/csv; charset=utf-8"),
-        "ndjson" => (export::Format::Ndjson, "application/x-ndjson"),
+    // `raw=true`: CSV cells exactly as stored, formula-like ones included (export::Cells).
+    let cells = match p.get("raw") {
+        None | Some("false") => export::Cells::Neutralised,
+        Some("true") => export::Cells::AsStored,
+        Some(r) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid raw {r:?}: true or false"
+            )));
+        }
+    };
+    let (format, content_type, extension) = match p.get("format").unwrap_or("csv") {
+        "csv" => (export::Format::Csv(cells), "text/csv; charset=utf-8", "csv"),
+        "ndjson" => (export::Format::Ndjson, "application/x-ndjson", "ndjson"),
         f => {
             return Err(ApiError::BadRequest(format!(
                 "invalid format {f:?}: csv or ndjson"
@@ -253,7 +283,7 @@ async fn export(
                     .ok_or_else(|| ApiError::BadRequest(format!("invalid type: {t:?}")))
             })
             .transpose()?,
-        source: p.get("source").map(str::to_owned),
+        source: p.text("source")?,
         campaign_id: p.number("campaign_id")?,
         reason: p.reason()?,
         since: p.time("since")?,
@@ -266,11 +296,6 @@ async fn export(
             return Err(ApiError::ExportsBusy(connections));
         }
         Err(export::StartError::Database(e)) => return Err(e.into()),
-    };
-    let extension = if format == export::Format::Csv {
-        "csv"
-    } else {
-        "ndjson"
     };
     Ok((
         [

@@ -8,6 +8,7 @@
 //! - `evidence`: the mail (or provider event) that caused a bounce.
 //! - `ops`: metrics, health, readiness, and the request metrics middleware.
 //! - `error`: the one error type every handler returns.
+//! - `redact`: request URIs as they are logged, query credentials hidden.
 
 pub mod bounces;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod kept;
 pub mod ops;
 pub mod paging;
 pub mod providers;
+pub mod redact;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -24,7 +26,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use axum::middleware;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{AuthError, Credentials};
 use crate::ingest::Ingest;
@@ -57,7 +61,13 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(deadline, ops::deadline))
         .layer(middleware::from_fn_with_state(app.clone(), ops::track))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(redact::span))
+        // Browsers must not guess a type for what we serve: a kept bounce mail or provider
+        // event is attacker-written text.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .with_state(app)
 }
 

@@ -29,14 +29,15 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Unauthenticated, so it says only whether: the reason (a database's error text names
+/// hosts, users and schemas) goes to the log.
 async fn readyz(State(app): State<AppState>) -> Response {
     match app.store.readiness().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        )
-            .into_response(),
+        Err(why) => {
+            tracing::warn!(%why, "/readyz: not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        }
     }
 }
 
