@@ -804,7 +804,7 @@ async fn out_of_range_query_values_are_400_naming_the_field() {
     let cases = [
         (
             "/api/bounces?page=9223372036854775807",
-            "invalid page: 9223372036854775807 is past any possible page",
+            "invalid page: page 9223372036854775807 of 20 rows is beyond the largest offset",
         ),
         ("/api/bounces?page=4611686018427387904&per_page=all", ""),
         (
