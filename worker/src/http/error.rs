@@ -19,6 +19,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("request body too large")]
     TooLarge,
+    /// Well-formed, but not to be carried out: an `Idempotency-Key` reused for another
+    /// body, a bounce the database refuses to store (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The database cannot be reached or failed: the caller should retry later.
     #[error("database unavailable, retry later")]
     Unavailable,
@@ -42,6 +46,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable | ApiError::ExportsBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Damaged(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

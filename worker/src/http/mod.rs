@@ -3,11 +3,13 @@
 //! - `webhook`: listmonk's generic bounce webhook.
 //! - `providers`: the provider webhooks' route and metrics.
 //! - `bounces`: listmonk's bounce API and the streaming export.
+//! - `dead_letters`: the events the database refused, parked.
 //! - `evidence`: the mail (or provider event) that caused a bounce.
 //! - `ops`: metrics, health, readiness, and the request metrics middleware.
 //! - `error`: the one error type every handler returns.
 
 pub mod bounces;
+pub mod dead_letters;
 pub mod error;
 pub mod evidence;
 pub mod ops;
@@ -47,6 +49,7 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
         .merge(webhook::routes())
         .merge(providers::routes())
         .merge(bounces::routes())
+        .merge(dead_letters::routes())
         .merge(evidence::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))

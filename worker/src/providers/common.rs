@@ -68,8 +68,11 @@ pub fn check_timestamp(
     Ok(())
 }
 
+/// The body as JSON; a lone surrogate in one string is read as U+FFFD (`storable`), so
+/// that it does not make a whole batch unreadable.
 pub fn json(body: &[u8]) -> Result<Value, Rejection> {
-    serde_json::from_slice(body).map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))
+    crate::storable::parse_json(body)
+        .map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))
 }
 
 /// A body that must be one JSON object.
@@ -223,6 +226,7 @@ pub fn event(
 ) -> BounceEvent {
     BounceEvent {
         evidence: Some(Evidence::json(&meta)),
+        request_digest: None,
         email: Some(email),
         subscriber_uuid: None,
         campaign_uuid: None,

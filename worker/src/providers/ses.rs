@@ -316,9 +316,10 @@ impl Provider for Ses {
                 Ok(Received::Events(Vec::new()))
             }
             _ => {
-                let message: Value = serde_json::from_str(&env.message).map_err(|e| {
-                    Rejection::Malformed(format!("Message is not an SES notification: {e}"))
-                })?;
+                let message: Value =
+                    crate::storable::parse_json(env.message.as_bytes()).map_err(|e| {
+                        Rejection::Malformed(format!("Message is not an SES notification: {e}"))
+                    })?;
                 Ok(Received::Events(events(&env.message_id, message)?))
             }
         }

@@ -43,6 +43,16 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        TestDb::create("").await
+    }
+
+    /// A database whose encoding is LATIN1, which cannot hold most characters: a value
+    /// the database refuses, as any database refuses what its encoding lacks.
+    pub async fn latin1() -> TestDb {
+        TestDb::create(" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0").await
+    }
+
+    async fn create(options: &str) -> TestDb {
         let name = format!("bounceops_t_{}", Uuid::new_v4().simple());
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -55,7 +65,7 @@ impl TestDb {
                     admin_url()
                 )
             });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(&format!("CREATE DATABASE {name}{options}"))
             .execute(&admin)
             .await
             .expect("create test database");
