@@ -536,28 +536,16 @@ async fn an_idempotency_key_is_bound_to_its_body() {
     let (first, _) = db.subscriber("first@example.com").await;
     let (other, _) = db.subscriber("other@example.com").await;
     let w = TestWorker::start(&db.url, "").await;
-    let post = |body: serde_json::Value| {
-        w.client
-            .post(w.url("/webhooks/bounce"))
-            .header("Authorization", w.auth())
-            .header("Idempotency-Key", "k-1")
-            .json(&body)
-            .send()
-    };
     let one = json!({"email": "first@example.com", "type": "hard", "source": "api"});
     let two = json!({"email": "other@example.com", "type": "hard", "source": "api"});
-    assert_eq!(post(one.clone()).await.unwrap().status(), 200);
-    let reused = post(two).await.unwrap();
-    assert_eq!(reused.status(), 422);
-    let message = reused.json::<serde_json::Value>().await.unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(w.post_keyed("k-1", &one).await.0, 200);
+    let (status, message) = w.post_keyed("k-1", &two).await;
+    assert_eq!(status, 422);
     assert!(
         message.contains("Idempotency-Key") && message.contains("different request body"),
         "{message}"
     );
-    assert_eq!(post(one).await.unwrap().status(), 200, "a true retry");
+    assert_eq!(w.post_keyed("k-1", &one).await.0, 200, "a true retry");
     assert_eq!(db.bounce_count(first).await, 1);
     assert_eq!(
         db.bounce_count(other).await,
@@ -660,21 +648,9 @@ async fn a_bounce_the_database_refuses_is_a_422_and_a_dead_letter() {
     let w = TestWorker::start(&db.url, "").await;
     let body = json!({"email": "jp@example.com", "type": "hard", "source": "api",
                       "meta": {"diagnostic": "550 宛先不明"}});
-    let post = || {
-        w.client
-            .post(w.url("/webhooks/bounce"))
-            .header("Authorization", w.auth())
-            .header("Idempotency-Key", "jp-1")
-            .json(&body)
-            .send()
-    };
     for _ in 0..2 {
-        let r = post().await.unwrap();
-        assert_eq!(r.status(), 422);
-        let message = r.json::<serde_json::Value>().await.unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (status, message) = w.post_keyed("jp-1", &body).await;
+        assert_eq!(status, 422);
         assert!(
             message.contains("cannot be stored") && message.contains("22P05"),
             "{message}"

@@ -282,6 +282,24 @@ impl TestWorker {
             .unwrap()
     }
 
+    /// POSTs a generic webhook body with valid credentials and an `Idempotency-Key`;
+    /// returns the status and the answer's `message` (empty on success).
+    pub async fn post_keyed(&self, key: &str, body: &serde_json::Value) -> (u16, String) {
+        let r = self
+            .client
+            .post(self.url("/webhooks/bounce"))
+            .header("Authorization", self.auth())
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: serde_json::Value = r.json().await.unwrap_or_default();
+        let message = answer["message"].as_str().unwrap_or_default().to_owned();
+        (status, message)
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self
             .client
