@@ -150,18 +150,20 @@ const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-bounces";
 const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef.pem";
 
 /// A loopback stand-in for SNS: serves the signing certificate and counts subscription
-/// confirmations.
+/// confirmations, and requests for anything else (answered 404).
 struct SnsHost {
     base: String,
     cert_fetches: Arc<AtomicUsize>,
     confirmations: Arc<AtomicUsize>,
+    misses: Arc<AtomicUsize>,
 }
 
 impl SnsHost {
     async fn start(pem: String) -> SnsHost {
         let cert_fetches = Arc::new(AtomicUsize::new(0));
         let confirmations = Arc::new(AtomicUsize::new(0));
-        let (f, c) = (cert_fetches.clone(), confirmations.clone());
+        let misses = Arc::new(AtomicUsize::new(0));
+        let (f, c, m) = (cert_fetches.clone(), confirmations.clone(), misses.clone());
         let app = axum::Router::new()
             .route(
                 CERT_PATH,
@@ -177,7 +179,11 @@ impl SnsHost {
                     c.fetch_add(1, Ordering::SeqCst);
                     async { "<ConfirmSubscriptionResponse/>" }
                 }),
-            );
+            )
+            .fallback(move || {
+                m.fetch_add(1, Ordering::SeqCst);
+                async { axum::http::StatusCode::NOT_FOUND }
+            });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -185,6 +191,7 @@ impl SnsHost {
             base,
             cert_fetches,
             confirmations,
+            misses,
         }
     }
 
@@ -272,6 +279,11 @@ fn sns_sign(envelope: &mut Value, key: &RsaPrivateKey, version: u8) {
     envelope["Signature"] = json!(b64(&signature));
 }
 
+/// Now, as SNS writes its `Timestamp`.
+fn sns_now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn sns_notification(message: &str, cert_url: &str) -> Value {
     json!({
         "Type": "Notification",
@@ -279,7 +291,7 @@ fn sns_notification(message: &str, cert_url: &str) -> Value {
         "TopicArn": TOPIC,
         "Subject": "Amazon SES Email Event Notification",
         "Message": message,
-        "Timestamp": "2026-01-02T03:04:05.678Z",
+        "Timestamp": sns_now(),
         "SigningCertURL": cert_url,
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x"
     })
@@ -296,6 +308,18 @@ async fn post_sns(w: &Worker, envelope: &Value) -> (u16, Value) {
         &envelope.to_string(),
     )
     .await
+}
+
+/// SES's bounce of the first two of `emails`, for a campaign nobody knows.
+fn ses_bounce_of(emails: &[String]) -> String {
+    fixture(
+        "ses-bounce.json",
+        &[
+            ("EMAIL1", &emails[0]),
+            ("EMAIL2", &emails[1]),
+            ("CAMPAIGN", &Uuid::new_v4().to_string()),
+        ],
+    )
 }
 
 async fn ses_setup(db: &TestDb) -> (Worker, SnsHost, RsaPrivateKey) {
@@ -377,14 +401,7 @@ async fn ses_forgeries_are_refused_and_write_nothing() {
     let db = TestDb::new().await;
     let emails = subscribers(&db, "sesf", 2).await;
     let (w, host, key) = ses_setup(&db).await;
-    let message = fixture(
-        "ses-bounce.json",
-        &[
-            ("EMAIL1", &emails[0]),
-            ("EMAIL2", &emails[1]),
-            ("CAMPAIGN", &Uuid::new_v4().to_string()),
-        ],
-    );
+    let message = ses_bounce_of(&emails);
     let mut good = sns_notification(&message, &host.cert_url());
     sns_sign(&mut good, &key, 2);
 
@@ -460,6 +477,80 @@ async fn ses_forgeries_are_refused_and_write_nothing() {
     assert_eq!(db.total_bounces().await, 2);
 }
 
+/// A captured notification replayed later (or one dated in the future, or not dated) is
+/// refused however well signed, as the other providers refuse old timestamps; what needs no
+/// network (the signature version, the time) refuses before the certificate is fetched;
+/// a certificate that cannot be fetched is not fetched again for a while.
+#[tokio::test]
+async fn ses_refuses_messages_out_of_time_and_checks_before_fetching() {
+    let db = TestDb::new().await;
+    let emails = subscribers(&db, "sest", 2).await;
+    let (w, host, key) = ses_setup(&db).await;
+    let message = ses_bounce_of(&emails);
+    for (timestamp, check) in [
+        (
+            "2001-01-02T03:04:05.678Z",
+            "signature timestamp outside the tolerance",
+        ),
+        (
+            "2099-01-02T03:04:05.678Z",
+            "signature timestamp outside the tolerance",
+        ),
+        ("not a time", "signature timestamp is not a time"),
+    ] {
+        let mut old = sns_notification(&message, &host.cert_url());
+        old["Timestamp"] = json!(timestamp);
+        sns_sign(&mut old, &key, 2);
+        assert_refused(&post_sns(&w, &old).await, check);
+    }
+    assert_eq!(
+        host.cert_fetches.load(Ordering::SeqCst),
+        0,
+        "no fetch for them"
+    );
+
+    let mut unknown = sns_notification(&message, &host.cert_url());
+    sns_sign(&mut unknown, &key, 2);
+    unknown["SignatureVersion"] = json!("3");
+    assert_refused(
+        &post_sns(&w, &unknown).await,
+        "unsupported SignatureVersion",
+    );
+    assert_eq!(host.cert_fetches.load(Ordering::SeqCst), 0);
+
+    let missing = format!("{}/SimpleNotificationService-0000.pem", host.base);
+    for _ in 0..3 {
+        let mut n = sns_notification(&message, &missing);
+        sns_sign(&mut n, &key, 2);
+        assert_eq!(post_sns(&w, &n).await.0, 503);
+    }
+    assert_eq!(
+        host.misses.load(Ordering::SeqCst),
+        1,
+        "a failed fetch is remembered"
+    );
+    assert_eq!(db.total_bounces().await, 0);
+
+    // A fresh message goes through, with the tolerance configurable.
+    let mut fresh = sns_notification(&message, &host.cert_url());
+    sns_sign(&mut fresh, &key, 1);
+    assert_eq!(post_sns(&w, &fresh).await.0, 200);
+    assert_eq!(db.total_bounces().await, 2);
+    let strict = format!(
+        "    ses: {{enabled: true, topicArns: [\"{TOPIC}\"], certUrlPattern: '{}', toleranceSeconds: 60}}\n",
+        host.pattern()
+    );
+    let w = Worker::start(&db.url, &strict, &[]).await;
+    let mut minutes_old = sns_notification(&message, &host.cert_url());
+    let at = Utc::now() - chrono::Duration::seconds(120);
+    minutes_old["Timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    sns_sign(&mut minutes_old, &key, 2);
+    assert_refused(
+        &post_sns(&w, &minutes_old).await,
+        "signature timestamp outside the tolerance",
+    );
+}
+
 #[tokio::test]
 async fn ses_subscription_is_confirmed_through_the_verified_url() {
     let db = TestDb::new().await;
@@ -472,7 +563,7 @@ async fn ses_subscription_is_confirmed_through_the_verified_url() {
             "TopicArn": TOPIC,
             "Message": "You have chosen to subscribe to the topic. To confirm the subscription, visit the SubscribeURL included in this message.",
             "SubscribeURL": subscribe_url,
-            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "Timestamp": sns_now(),
             "SigningCertURL": host.cert_url(),
         })
     };
