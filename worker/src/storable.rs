@@ -40,8 +40,18 @@ pub fn event(e: &mut BounceEvent) {
     }
     text(&mut e.source);
     json(&mut e.meta);
-    if e.event_id.len() > MAX_EVENT_ID_BYTES || e.event_id.contains('\0') {
-        e.event_id = format!("sha256:{}", hex::encode(Sha256::digest(&e.event_id)));
+    if let std::borrow::Cow::Owned(id) = key(&e.event_id) {
+        e.event_id = id;
+    }
+}
+
+/// An identity as a key column stores it: as it is, or by its digest when it is long or
+/// holds a NUL (the same digest for the same identity, so it still finds its claim).
+pub fn key(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.len() > MAX_EVENT_ID_BYTES || id.contains('\0') {
+        format!("sha256:{}", hex::encode(Sha256::digest(id))).into()
+    } else {
+        id.into()
     }
 }
 

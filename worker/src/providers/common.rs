@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{ConfigIssue, Incoming, Rejection, required_secret};
+use super::{Admitted, ConfigIssue, Head, Rejection, required_secret};
 use crate::auth::{AuthError, Credentials};
 use crate::event::{BounceEvent, BounceType};
 use crate::evidence::Evidence;
@@ -412,7 +412,7 @@ impl UrlCredentials {
         Ok(UrlCredentials { basic, token })
     }
 
-    pub fn verify(&self, req: &Incoming) -> Result<(), Rejection> {
+    pub fn verify(&self, req: &Head<'_>) -> Result<(), Rejection> {
         let authorization = req.header("authorization");
         if let Some(token) = &self.token {
             let given = req.query_param("token").or_else(|| {
@@ -473,12 +473,18 @@ impl super::Provider for TokenAuthWebhook {
         self.name
     }
 
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        self.credentials.verify(head)?;
+        Ok(Admitted::Authenticated)
+    }
+
+    /// All is checked by `admit`.
     fn verify<'a>(
         &'a self,
-        req: &'a super::Incoming,
+        _: &'a super::Incoming,
         _: &'a super::Context,
     ) -> futures::future::BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.credentials.verify(req)))
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn parse(&self, req: &super::Incoming, _: ()) -> Result<super::Received, Rejection> {

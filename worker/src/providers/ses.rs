@@ -30,7 +30,7 @@ use super::common::{
     Reason, Why, campaign_in, check_rfc3339_timestamp, event, lookup, recipient, subscriber_in,
     time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
+use super::{Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 
 pub const NAME: &str = "ses";
@@ -343,6 +343,15 @@ impl Provider for Ses {
             vec!["spec.providers.ses.topicArns is empty: messages of any SNS topic are accepted; list your topics".into()]
         } else {
             Vec::new()
+        }
+    }
+
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        match head.header("x-amz-sns-message-type") {
+            Some(_) => Ok(Admitted::BodyToVerify),
+            None => Err(Rejection::Unauthorized(
+                "missing x-amz-sns-message-type header",
+            )),
         }
     }
 
