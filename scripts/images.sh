@@ -3,8 +3,10 @@
 # Debian, from the repository's Dockerfile:
 #   bash scripts/images.sh
 # writes target/images/bounce-worker.tar and target/images/bounce-operator.tar
-# (docker-archive), tagged localhost/bounceops/bounce-worker:dev and
-# localhost/bounceops/bounce-operator:dev, and leaves both images in buildah's store.
+# (docker-archive), tagged localhost/bounceops/bounce-worker:<version> and
+# localhost/bounceops/bounce-operator:<version>, the workspace version (Cargo.toml), which is
+# also the chart's appVersion and so its default image tag; and leaves both images in
+# buildah's store.
 #
 # Same recipe as a registry build (see the Dockerfile's header): cargo builds the release
 # binaries here instead of in rust:*-bookworm, scripts/image-rootfs.sh assembles the root
@@ -14,7 +16,7 @@
 # Runs as root on Debian 12 (installs buildah if it is missing; no stdin needed).
 # Knobs:
 #   CARGO_TARGET_DIR   where cargo builds (default: <repo>/target)
-#   IMAGE_TAG          tag of both images (default: dev)
+#   IMAGE_TAG          tag of both images (default: the workspace version, e.g. 0.1.0)
 #   IMAGES_OUT         where the archives go (default: <repo>/target/images)
 #   IMAGES             which images to build (default: "bounce-worker bounce-operator")
 #   IMAGE_REF          with one image in IMAGES: its whole reference instead of
@@ -32,7 +34,11 @@ die() { log "ERROR: $*"; exit 1; }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-tag="${IMAGE_TAG:-dev}"
+# The chart's default tag is its appVersion, which a test keeps equal to this version: the
+# offline images and `helm install` name the same tag without a --set.
+workspace_version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)"
+[ -n "$workspace_version" ] || die "no version in Cargo.toml's [workspace.package]"
+tag="${IMAGE_TAG:-$workspace_version}"
 out="${IMAGES_OUT:-$repo/target/images}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 # Image names: the Dockerfile's final stages, each named after its entrypoint binary.

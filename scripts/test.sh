@@ -91,6 +91,10 @@ ensure_helm() {
 envtest_started=0
 ensure_kubernetes() {
     local kubeconfig
+    # controller-runtime's convention: KUBEBUILDER_ASSETS, else its default folder.
+    if [ -z "${KUBEBUILDER_ASSETS:-}" ] && [ -x /usr/local/kubebuilder/bin/kube-apiserver ]; then
+        export KUBEBUILDER_ASSETS=/usr/local/kubebuilder/bin
+    fi
     if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
         log "starting a Kubernetes control plane from KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
         kubeconfig="$(bash scripts/envtest.sh start)" || die "scripts/envtest.sh start failed"
@@ -102,9 +106,10 @@ ensure_kubernetes() {
     elif [ -n "${KUBECONFIG:-}" ]; then
         log "Kubernetes suites use the cluster of KUBECONFIG=$KUBECONFIG"
     else
-        log "NOTE: neither KUBEBUILDER_ASSETS nor KUBECONFIG is set: the Kubernetes suites" \
-            "(CRD and examples on the API server, helm install, RBAC, operator e2e, leader" \
-            "election) will print SKIPPED"
+        log "NOTE: no Kubernetes binaries (KUBEBUILDER_ASSETS unset, none in" \
+            "/usr/local/kubebuilder/bin) and no KUBECONFIG: the Kubernetes suites (CRD and" \
+            "examples on the API server, helm install, RBAC, operator e2e, leader election)" \
+            "will be SKIPPED (docs/development.md says how to get the binaries)"
     fi
 }
 
@@ -126,7 +131,24 @@ ensure_nextest() {
     fi
 }
 
+# Every test that skips its suite appends "suite<TAB>why" to this file
+# (tests/src/cluster.rs, skipped); the run ends with a count of them.
+skipped_log="$repo/target/skipped-suites.log"
+summarise_skips() {
+    [ -s "$skipped_log" ] || { log "no suite was skipped"; return 0; }
+    local tests suites
+    tests="$(wc -l <"$skipped_log")"
+    suites="$(cut -f1 "$skipped_log" | sort -u | wc -l)"
+    log "SKIPPED: $tests test(s) of $suites suite(s) passed without running, for lack of what they need:"
+    sort "$skipped_log" | uniq -c | while read -r n line; do
+        log "  - ${line%%$'\t'*} ($n): ${line#*$'\t'}"
+    done
+}
+
 main() {
+    mkdir -p "$repo/target"
+    rm -f "$skipped_log"
+    export BOUNCEOPS_SKIPPED_LOG="$skipped_log"
     ensure_nextest
     ensure_postgres
     ensure_dovecot
@@ -137,6 +159,7 @@ main() {
     local status=0
     cargo nextest run --workspace --no-fail-fast "$@" || status=$?
     stop_kubernetes "$status"
+    summarise_skips
     return "$status"
 }
 

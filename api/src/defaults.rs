@@ -54,3 +54,13 @@ pub fn evidence_keep_days() -> u32 {
 pub fn evidence_max_bytes() -> u64 {
     1 << 20
 }
+/// A quarter: an unmatched bounce points at a setup mistake (a wrong database, subscribers
+/// deleted before their bounces came back), often noticed weeks later.
+pub fn unmatched_days() -> u32 {
+    90
+}
+/// A month, as the evidence: an ignored bounce is the record of a sender-side incident,
+/// looked into while it lasts.
+pub fn ignored_days() -> u32 {
+    30
+}

@@ -85,6 +85,11 @@ pub struct BounceConfigSpec {
     /// served at `GET /api/bounces/{id}/message`, and for how long.
     #[serde(default)]
     pub evidence: EvidenceSpec,
+    /// How long the bounces that never reach listmonk's `bounces` are kept: those of unknown
+    /// subscribers (`bounceops.unmatched`, served at `GET /api/unmatched`) and those whose
+    /// reason `rules.reasons` ignores (`bounceops.ignored`, `GET /api/ignored`).
+    #[serde(default)]
+    pub retention: RetentionSpec,
     /// The worker image (`repository:tag` or `repository@digest`). Absent: the operator's
     /// default, set by its `--worker-image` flag (the Helm chart's `worker.image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,9 +443,15 @@ pub struct IngressSpec {
     #[schemars(length(min = 1, max = 253))]
     pub class_name: Option<String>,
     /// Secret of type kubernetes.io/tls with the host's certificate; plain HTTP when absent.
+    /// With cert-manager, name the Secret it should create and set its annotation below.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub tls_secret_name: Option<String>,
+    /// Annotations put on the Ingress, for the ingress controller or cert-manager, e.g.
+    /// `cert-manager.io/cluster-issuer: letsencrypt`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 4096}))]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// How Prometheus finds the workers' `/metrics`.
@@ -476,6 +487,33 @@ impl Default for EvidenceSpec {
         EvidenceSpec {
             keep_days: defaults::evidence_keep_days(),
             max_bytes: defaults::evidence_max_bytes(),
+        }
+    }
+}
+
+/// Days the workers keep the bounces that stay in their own tables, counted from when a
+/// worker received each one; then they delete it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Days a bounce of an unknown subscriber is kept in `bounceops.unmatched` (90 when
+    /// absent, 1 to 3650): time to find why it matched no one (a wrong database, a subscriber
+    /// deleted too early).
+    #[serde(default = "defaults::unmatched_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub unmatched_days: u32,
+    /// Days a bounce whose reason is ignored is kept in `bounceops.ignored` (30 when absent,
+    /// 1 to 3650): the record of a sender-side incident, such as a block listing.
+    #[serde(default = "defaults::ignored_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub ignored_days: u32,
+}
+
+impl Default for RetentionSpec {
+    fn default() -> Self {
+        RetentionSpec {
+            unmatched_days: defaults::unmatched_days(),
+            ignored_days: defaults::ignored_days(),
         }
     }
 }
@@ -518,6 +556,8 @@ mod tests {
         assert_eq!(spec.webhook.max_body_bytes, 1 << 20);
         assert_eq!(spec.evidence.keep_days, 30);
         assert_eq!(spec.evidence.max_bytes, 1 << 20);
+        assert_eq!(spec.retention.unmatched_days, 90);
+        assert_eq!(spec.retention.ignored_days, 30);
     }
 
     #[test]

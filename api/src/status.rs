@@ -31,6 +31,16 @@ pub struct BounceConfigStatus {
     /// The mailbox scanner's Deployment; absent when no mailbox is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<WorkloadStatus>,
+    /// The resourceVersion of each referenced Secret as the operator last applied it to the
+    /// workers. After changing a Secret, wait until its entry shows the Secret's new
+    /// resourceVersion: from then on the workers' Deployments carry the change, and
+    /// `kubectl rollout status` follows their roll.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub observed_secrets: std::collections::BTreeMap<String, String>,
+    /// The hash of the config and those Secret versions that the workers' pod templates
+    /// carry (annotation `bounceops.io/config-hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
 }
 
 impl BounceConfigStatus {

@@ -9,6 +9,7 @@
 mod address;
 mod arf;
 mod autoreply;
+mod command;
 mod dsn;
 mod embedded;
 mod mime;
@@ -188,7 +189,12 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                         .as_deref()
                         .or(r.status_note.as_deref())
                         .unwrap_or(""),
+                    r.is_delayed(),
                     || single.then(text),
+                    // Only this recipient's paragraph: the rest of a report
+                    // can quote other sessions (a Sendmail transcript of a
+                    // retry, another recipient's refusal).
+                    || plaintext::command_near(text(), &email),
                 ),
                 email,
                 status,

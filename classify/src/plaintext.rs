@@ -647,7 +647,16 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         };
     // When the paragraph is empty the context already is the whole report.
     let report = (single && !std::ptr::eq(context, text)).then_some(text);
-    let reason = crate::reason::decide_with_report(status.as_deref(), reply, context, || report);
+    let reason = crate::reason::decide_with_report(
+        status.as_deref(),
+        reply,
+        context,
+        delayed,
+        || report,
+        // The paragraph about this recipient, where MTAs name the refused
+        // command, is the context already.
+        || None,
+    );
     let diagnostic = squash(&paragraph);
     Recipient {
         email,
@@ -658,6 +667,12 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         reason,
         remote_mta: None,
     }
+}
+
+/// The SMTP command the human-readable part says `email`'s refusal answered
+/// (Postfix writes "(in reply to RCPT TO command)" there, not in the DSN).
+pub(crate) fn command_near(text: &str, email: &str) -> Option<crate::command::Command> {
+    crate::command::failed_command(&paragraph_of(text, email)?)
 }
 
 /// The status the human-readable part gives for `email`, used when a DSN's

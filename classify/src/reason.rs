@@ -6,9 +6,14 @@
 //! The order: words that name a cause outright (DMARC, a block list, a full
 //! mailbox) outrank the status, because servers put those words on any
 //! 5.7.1 or 5.0.0; then a status whose detail is specific (5.1.1, 5.2.2,
-//! 4.4.7); then weaker words ("user unknown", "host not found"); then what
-//! the status class and subject alone suggest; then the reply code.
+//! 4.4.7); then weaker words ("user unknown", "host not found"), read with
+//! the SMTP command that was refused (`command`: an unknown user after DATA
+//! is `filtered`); then the refused command alone (HELO: `blocked`, MAIL
+//! FROM: `rejected`); then what the status class and subject alone suggest;
+//! then the reply code. The phrase tables and the status tables below are
+//! the data of each step, each entry with its source.
 
+use crate::command::{self, Command};
 use crate::phrases::Phrases;
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -161,6 +166,15 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "likely spam",
             "spam message",
             ", ube,",
+            // The usual words of content filters (SpamAssassin, Rspamd,
+            // appliances): the message, not the host, was judged.
+            "identified as spam",
+            "classified as spam",
+            "rejected as spam",
+            "spam detected",
+            "spam score",
+            "suspected spam",
+            "probable spam",
         ],
     ),
     (
@@ -172,6 +186,8 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "not rfc5322",
             "rfc 5322 compliant",
             "malformed header",
+            // Gmail: "Messages with multiple addresses in From: header are not accepted."
+            "messages with multiple addresses",
         ],
     ),
     (
@@ -203,6 +219,11 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "ip name lookup failed",
             "no ptr",
             "reverse lookup",
+            // Postfix's reject_unknown_client_hostname and
+            // reject_unknown_reverse_client_hostname.
+            "cannot find your hostname",
+            "cannot find your reverse hostname",
+            "cannot resolve your address",
         ],
     ),
     (
@@ -213,6 +234,14 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "protocol violation",
             "content presents a potential",
             "header error",
+            "denied by policy",
+            "local policy",
+            "organization policy",
+            "organizational settings",
+            "members-only list",
+            "closed mailing list",
+            "illegal attachment",
+            "security policies",
         ],
     ),
     (
@@ -227,6 +256,24 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "frequency limited",
             "too many simultaneous",
             "too many concurrent",
+            "too many open connections",
+            "too many smtp sessions",
+            "too many sessions",
+            "concurrent connections",
+            "connection limit",
+            "maximum number of connections",
+            // Sending limits of the receiving service (Amazon SES's
+            // "Throttling failure: Maximum sending rate exceeded"), which
+            // would otherwise read as a full mailbox's "quota exceeded".
+            "throttling failure",
+            "message quota exceeded",
+            "sending quota",
+            "daily quota",
+            "hourly quota",
+            "maximum sending rate",
+            "emails per hour",
+            "too many recipients",
+            "too many errors from your ip",
             // Spectrum (Charter): its codes 1310-1340 are connection and rate
             // limits, whatever the reply's text says ("sender rejected").
             "aup#in-1310",
@@ -275,6 +322,21 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "account is blocked",
             "account is inactive",
             "inactive account",
+            // Not "suspended" alone: Postfix says "delivery temporarily
+            // suspended" of a host it cannot reach.
+            "is suspended",
+            "been suspended",
+            "user suspended",
+            "currently suspended",
+            "mailbox disabled",
+            "temporarily inactive",
+            "user is terminated",
+            "archived recipient",
+            "deactivated",
+            "account expired",
+            "account has expired",
+            "account locked",
+            "mailbox locked",
         ],
     ),
     (
@@ -306,6 +368,19 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "sending to/from an address",
             "permission to post",
             "not allowed to post",
+            // The envelope sender's own checks: verification callouts,
+            // a null or unroutable return path.
+            "invalid sender",
+            "sender verify failed",
+            "sender verification",
+            "unroutable sender",
+            "null sender",
+            "empty envelope sender",
+            "unknown sender",
+            "sender unknown",
+            "sender denied",
+            "sender not allowed",
+            "sender is not allowed",
             // Gmail refusing a From address set up with "Send mail as".
             "'send mail as'",
         ],
@@ -333,6 +408,14 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "service refuse",
             "after initial connection",
             "blocked - see",
+            // Postfix's smtpd restrictions on the client and its HELO name
+            // refuse the sending host, whatever the rest of the reply says.
+            "client host rejected",
+            "helo command rejected",
+            "sender ip address",
+            "your ip address",
+            "from your ip",
+            "dynamic ip",
             // qmail: the server refused the sending host's HELO name.
             "my name was rejected",
         ],
@@ -346,6 +429,14 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "tls required",
             "must issue a starttls",
             "encryption required",
+            "requires tls",
+            "tls is required",
+            "starttls",
+            "certificate",
+            "authentication failure",
+            "authentication credentials invalid",
+            "unauthenticated senders",
+            "insecure mail relay",
         ],
     ),
     (
@@ -366,6 +457,9 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "does not accept mail",
             "doesn't receive email",
             "does not receive email",
+            "not accepting mail",
+            "does not accept e-mail",
+            "does not accept email",
             "no mx record",
             "no smtp service",
             "couldn't find a mail exchanger",
@@ -383,6 +477,10 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "dns query failed",
             "name server reply",
             "network is unreachable",
+            "host is unreachable",
+            "too many hops",
+            "message looping",
+            "forwarding loop",
         ],
     ),
     (
@@ -401,6 +499,9 @@ const DECISIVE: &[(Reason, &[&str])] = &[
             "syntax error",
             "command parameter not implemented",
             "command not recognized",
+            "command unrecognized",
+            "unrecognized command",
+            "invalid command",
             "bad sequence of commands",
         ],
     ),
@@ -414,9 +515,6 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
     (
         Reason::Rejected,
         &[
-            // The server refused the envelope sender, whatever it said after.
-            "after mail from",
-            "in reply to mail from",
             // Google Groups signs its refusals of a post, in the sender's
             // language; what the group refuses is the sender.
             "google groups",
@@ -506,6 +604,12 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
         &["exceeds limit", "size limit", "exceeds the limit"],
     ),
     (
+        Reason::SpamDetected,
+        // Any other mention of spam: a block list naming spam ("Spamhaus")
+        // or a decisive cause outranks it, a 5.7.1 or 5.6.x status does not.
+        &["spam"],
+    ),
+    (
         Reason::Expired,
         &[
             "message expired",
@@ -517,6 +621,10 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
             "timed out",
             "too long in queue",
             "in the queue too long",
+            "giving up on",
+            "delivery expired",
+            "server did not respond",
+            "message timed out",
             "host not reachable",
         ],
     ),
@@ -528,9 +636,46 @@ const SUGGESTIVE: &[(Reason, &[&str])] = &[
             "system error",
             "internal error",
             "local error",
+            "configuration error",
+            "config error",
+            "interrupted system call",
+            "queue file write error",
+            "temporary local problem",
+            "timeout waiting for input",
             "could not load",
             "multiple retries",
         ],
+    ),
+    // The weakest words, after every phrase above (so "host not found" stays
+    // a host, "relay quota" a block): what a reply says when it names its
+    // cause in a word or two.
+    (
+        Reason::UserUnknown,
+        &[
+            "not found",
+            "not recognized",
+            "illegal user",
+            "invalid address",
+            "no such",
+        ],
+    ),
+    (Reason::MailboxFull, &["quota", "storage space"]),
+    (
+        Reason::Expired,
+        &[
+            "retry time",
+            "retries",
+            "been retried",
+            "undelivered after",
+            "could not deliver for",
+        ],
+    ),
+    (Reason::Blocked, &["blocked"]),
+    // A mailing list or group that does not take posts from this sender.
+    // Not "to post" alone: reports ask to "send mail to postmaster".
+    (
+        Reason::Rejected,
+        &["to post to", "post messages", "posting"],
     ),
 ];
 
@@ -581,48 +726,100 @@ fn parts(status: &str) -> Option<(u8, u16, u16)> {
     Some((class, subject, detail))
 }
 
-/// Statuses whose detail names one cause whatever the text adds
-/// (RFC 3463, RFC 7372 and the 5.7.x codes of large providers).
+/// What an enhanced status code says when its detail names one cause,
+/// whatever the text adds. Each entry is a code of RFC 3463 or of the IANA
+/// registry "SMTP Enhanced Status Codes" (which adds RFC 7293, 7372, 7505
+/// and 8617), or a large provider's own, filed under the reason Sisimai's
+/// documentation gives it.
 fn by_specific_status(class: u8, subject: u16, detail: u16) -> Option<Reason> {
     Some(match (class, subject, detail) {
-        (5, 1, 1) | (5, 1, 10) => Reason::UserUnknown,
+        // X.1.1 Bad destination mailbox address (RFC 3463).
+        (5, 1, 1) => Reason::UserUnknown,
+        // X.1.2 Bad destination system address (RFC 3463).
         (5, 1, 2) => Reason::HostUnknown,
-        (5, 1, 6) => Reason::HasMoved,
-        (5, 1, 7) | (5, 1, 8) => Reason::Rejected,
+        // X.1.6 Destination mailbox has moved, no forwarding address (RFC 3463).
+        (_, 1, 6) => Reason::HasMoved,
+        // X.1.7 Bad sender's mailbox address syntax, X.1.8 bad sender's
+        // system address (RFC 3463): the envelope sender is refused.
+        (_, 1, 7 | 8) => Reason::Rejected,
+        // X.2.2 Mailbox full (RFC 3463).
         (_, 2, 2) => Reason::MailboxFull,
+        // X.2.3 Message length exceeds administrative limit (RFC 3463).
         (_, 2, 3) => Reason::ExceedLimit,
-        (_, 3, 4) => Reason::MesgTooBig,
+        // X.2.4 Mailing list expansion problem (RFC 3463): Sisimai's `filtered`.
+        (_, 2, 4) => Reason::Filtered,
+        // X.3.2 System not accepting network messages (RFC 3463).
         (_, 3, 2) => Reason::NotAccept,
+        // X.3.4 Message too big for system (RFC 3463).
+        (_, 3, 4) => Reason::MesgTooBig,
+        // X.4.7 Delivery time expired (RFC 3463).
         (_, 4, 7) => Reason::Expired,
-        (_, 7, 25) => Reason::RequirePtr,
-        // RFC 7372 (SPF, DKIM, DMARC) and Microsoft's DMARC rejection.
-        (_, 7, 23 | 24 | 26 | 509 | 510) => Reason::AuthFailure,
-        (_, 7, 27) => Reason::NotAccept,
+        // X.7.13 User account disabled (RFC 3463 via the IANA registry).
         (_, 7, 13) => Reason::Suspend,
+        // X.7.17 Mailbox owner has changed, X.7.18 domain owner has changed (RFC 7293).
+        (_, 7, 17 | 18) => Reason::HasMoved,
+        // X.7.20-22 no (acceptable, author-matched) DKIM signature, X.7.23
+        // SPF validation failed, X.7.24 SPF validation error, X.7.26 multiple
+        // authentication checks failed (RFC 7372); X.7.29 ARC validation
+        // failure (RFC 8617); 5.7.509 and 5.7.510, Microsoft's DMARC rejections.
+        (_, 7, 20..=24 | 26 | 29 | 509 | 510) => Reason::AuthFailure,
+        // X.7.25 Reverse DNS validation failed (RFC 7372).
+        (_, 7, 25) => Reason::RequirePtr,
+        // X.7.27 Sender address has null MX (RFC 7505): Sisimai's `notaccept`.
+        (_, 7, 27) => Reason::NotAccept,
+        // X.7.28 Mail flood detected (IANA registry).
+        (_, 7, 28) => Reason::SpamDetected,
+        // Microsoft's 5.7.606-608: the sending IP is on its block list.
         (_, 7, 606..=608) => Reason::Blocked,
+        // Microsoft's 4.7.650-652: the sending IP's reputation.
         (_, 7, 650..=652) => Reason::BadReputation,
         _ => return None,
     })
 }
 
-/// What the status class and subject suggest when nothing more specific
-/// was said. `X.Y.0` is "other or undefined" in every subject but routing,
-/// so it mostly says nothing and the recipient is `onhold`.
+/// What the status alone suggests when neither its detail nor any words
+/// named a cause: the rest of the IANA registry's codes and RFC 3463's
+/// subjects, filed as Sisimai's documentation files them. `X.Y.0` is
+/// "other or undefined" in most subjects, so it mostly says nothing and the
+/// recipient stays `onhold`.
 fn by_status_subject(class: u8, subject: u16, detail: u16) -> Option<Reason> {
     Some(match (class, subject, detail) {
+        // X.1.10 Recipient address has null MX (RFC 7505). Not specific:
+        // Microsoft answers unknown recipients with 5.1.10 too, in words.
+        (5, 1, 10) => Reason::NotAccept,
         // X.1.x: the address; a permanent one names no mailbox that takes mail.
         (5, 1, _) => Reason::UserUnknown,
-        // X.2.1: mailbox disabled, not accepting messages.
-        (_, 2, 1) => Reason::Suspend,
-        (_, 3, 1..) => Reason::SystemError,
+        // 4.2.1 Mailbox disabled for now: Sisimai's `blocked`; 5.2.0 and
+        // 5.2.1 (other mailbox status, mailbox disabled): its `filtered`, the
+        // mailbox refusing this message.
+        (4, 2, 1) => Reason::Blocked,
+        (5, 2, 0 | 1) => Reason::Filtered,
+        // X.3.x mail system status: 4.3.0 says only "try again".
+        (5, 3, _) | (4, 3, 1..) => Reason::SystemError,
+        // X.4.4 Unable to route: permanently, the domain has no usable DNS.
         (5, 4, 4) => Reason::HostUnknown,
-        // X.4.0-X.4.2: no answer or a bad connection, until the MTA gave up.
-        (_, 4, 0..=2) => Reason::Expired,
+        // X.4.3 Directory server failure.
+        (_, 4, 3) => Reason::SystemError,
+        // X.4.0-X.4.1: no answer, until the MTA gave up.
+        (4, 4, 0 | 1) => Reason::Expired,
+        // X.4.5 Mail system congestion.
         (_, 4, 5) => Reason::TooManyConn,
+        // X.4.2 bad connection, X.4.6 routing loop, X.4.8 retry on IPv4 and
+        // the rest of the network and routing subject.
         (_, 4, _) => Reason::NetworkError,
-        (_, 5, 1 | 2 | 4) => Reason::SyntaxError,
+        // 5.5.3 Too many recipients: Sisimai's `toomanyconn`.
+        (5, 5, 3) => Reason::TooManyConn,
+        // X.5.1 invalid command, X.5.2 syntax error, X.5.6 authentication
+        // exchange line too long (RFC 4954).
+        (_, 5, 1 | 2 | 6) => Reason::SyntaxError,
+        // X.5.4 invalid arguments, X.5.5 wrong protocol version, and the rest.
         (_, 5, _) => Reason::SystemError,
+        // X.6.x message content or media status.
         (_, 6, _) => Reason::ContentError,
+        // 4.7.1 and 4.7.2, delivery not authorized for now: Sisimai's
+        // `blocked` (greylisting and rate limits of the sending host).
+        (4, 7, 1 | 2) => Reason::Blocked,
+        // X.7.x security or policy status.
         (_, 7, _) => Reason::SecurityError,
         _ => return None,
     })
@@ -631,18 +828,37 @@ fn by_status_subject(class: u8, subject: u16, detail: u16) -> Option<Reason> {
 /// What a bare SMTP reply code says (RFC 5321 §4.2).
 fn by_reply(code: u16) -> Option<Reason> {
     Some(match code {
+        // 500-504: syntax error, command not recognised, not implemented,
+        // bad sequence, parameter not implemented.
         500..=504 => Reason::SyntaxError,
+        // 551 User not local; please try <forward-path>.
         551 => Reason::HasMoved,
+        // 552 Requested mail action aborted: exceeded storage allocation.
         552 => Reason::MailboxFull,
+        // 521 and 556: the host or domain does not accept mail (RFC 7504).
+        521 | 556 => Reason::NotAccept,
+        // 525: the user's account is disabled (Sisimai reads it as `suspend`).
+        525 => Reason::Suspend,
         _ => return None,
     })
+}
+
+/// What a refusal means by the command it answered, when nothing else
+/// said: the greeting and HELO/EHLO come before any address, so their
+/// refusal is of the sending host; MAIL FROM names only the sender.
+fn by_command(command: Command) -> Option<Reason> {
+    match command {
+        Command::Connect | Command::Helo => Some(Reason::Blocked),
+        Command::MailFrom => Some(Reason::Rejected),
+        Command::RcptTo | Command::Data => None,
+    }
 }
 
 /// The reason for one failed recipient, from its status (`5.1.1`), the SMTP
 /// reply code and the diagnostic text. Never fails: `onhold` when the
 /// report says something but not why, `undefined` when it says nothing.
 pub fn decide(status: Option<&str>, reply: Option<u16>, diagnostic: &str) -> Reason {
-    decide_with_report(status, reply, diagnostic, || None)
+    decide_with_report(status, reply, diagnostic, false, || None, || None)
 }
 
 /// [`decide`] for a failure known only by the remote server's reply, as e-mail
@@ -662,22 +878,26 @@ pub fn decide_reply(
 
 /// [`decide`], with the report's own text (`report`: `None` unless the
 /// report is about this recipient alone) standing in for a diagnostic that
-/// names no cause: some MTAs explain the failure in a paragraph of its own,
-/// away from the recipient's address. Read only when needed.
+/// names no cause or no SMTP command: some MTAs explain the failure in a
+/// paragraph of its own, away from the recipient's address. Read only when
+/// needed. `delayed`: the report says delivery is still being tried.
+/// `command_elsewhere`: the SMTP command that the report's paragraph about
+/// this recipient names, asked for when the diagnostic names none.
 pub(crate) fn decide_with_report<'a>(
     status: Option<&str>,
     reply: Option<u16>,
     diagnostic: &str,
+    delayed: bool,
     report: impl Fn() -> Option<&'a str>,
+    command_elsewhere: impl Fn() -> Option<Command>,
 ) -> Reason {
+    let joined = joined_reply(diagnostic);
+    let diagnostic = joined.as_ref();
     let phrase = by_phrase(diagnostic);
     // The report's own words stand in for a diagnostic that names nothing.
-    let (phrase, source) = match phrase {
-        Some(p) => (Some(p), diagnostic),
-        None => match report() {
-            Some(text) => (by_phrase(text), text),
-            None => (None, diagnostic),
-        },
+    let phrase = match phrase {
+        Some(p) => Some(p),
+        None => report().and_then(by_phrase),
     };
     if let Some((reason, true)) = phrase {
         return reason;
@@ -686,10 +906,18 @@ pub(crate) fn decide_with_report<'a>(
     if let Some(r) = parts.and_then(|(c, s, d)| by_specific_status(c, s, d)) {
         return r;
     }
+    // Looked for once, and only when a rule below asks: it may mean finding
+    // this recipient's paragraph in the report.
+    let found = std::cell::OnceCell::new();
+    let command =
+        || *found.get_or_init(|| command::failed_command(diagnostic).or_else(&command_elsewhere));
     if let Some((reason, _)) = phrase {
-        return adjust(reason, parts, || {
-            after_data(source) || report().is_some_and(after_data)
-        });
+        return adjust(reason, parts, command);
+    }
+    // The command outranks what the status class alone suggests: a 5.7.1
+    // answered to MAIL FROM refuses the sender, not a security requirement.
+    if let Some(r) = command().and_then(by_command) {
+        return r;
     }
     if let Some(r) = parts.and_then(|(c, s, d)| by_status_subject(c, s, d)) {
         return r;
@@ -697,18 +925,50 @@ pub(crate) fn decide_with_report<'a>(
     if let Some(r) = reply.and_then(by_reply) {
         return r;
     }
-    if status.is_some() || reply.is_some() || !diagnostic.trim().is_empty() {
+    if delayed {
+        // Still being retried, for no reason given: Sisimai's `expired`.
+        Reason::Expired
+    } else if says_something(diagnostic) {
         Reason::OnHold
     } else {
+        // A status or a reply code with no words at all: Sisimai's
+        // `undefined` (its `onhold` needs a diagnostic to have been given).
         Reason::Undefined
     }
 }
 
-/// What a phrase means in the light of the status.
+/// The diagnostic with the codes that open each line of a multi-line SMTP
+/// reply (RFC 5321 §4.2.1: `550-5.7.1 Messages with multiple` then `550 5.7.1
+/// addresses in From: header ...`) taken out, so that a phrase broken across
+/// two lines of the reply is found. Most replies are one line: borrowed as is.
+fn joined_reply(diagnostic: &str) -> std::borrow::Cow<'_, str> {
+    static MULTILINE: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"(?-u)\b[245][0-9]{2}-").expect("static regex"));
+    static CONTINUATION: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?-u)\s+[245][0-9]{2}(?:-|\s+)(?:[245]\.[0-9]{1,3}\.[0-9]{1,3}\s+)?")
+            .expect("static regex")
+    });
+    if !diagnostic.contains('-') || !MULTILINE.is_match(diagnostic) {
+        return std::borrow::Cow::Borrowed(diagnostic);
+    }
+    CONTINUATION.replace_all(diagnostic, " ")
+}
+
+/// Whether a diagnostic holds any word besides addresses (some reports
+/// list the failed address and nothing else).
+fn says_something(diagnostic: &str) -> bool {
+    diagnostic
+        .split(|c: char| c.is_ascii_whitespace() || c == '<' || c == '>')
+        .filter(|w| !w.contains('@'))
+        .any(|w| w.bytes().any(|b| b.is_ascii_alphabetic()))
+}
+
+/// What a weaker phrase means in the light of the status and of the SMTP
+/// command that was refused.
 fn adjust(
     reason: Reason,
     parts: Option<(u8, u16, u16)>,
-    after_data: impl FnOnce() -> bool,
+    command: impl Fn() -> Option<Command>,
 ) -> Reason {
     let class = parts.map(|(c, _, _)| c);
     let subject = parts.map(|(_, s, _)| s);
@@ -716,24 +976,33 @@ fn adjust(
         // A host that cannot be found "for now" is a DNS failure on the way,
         // not a domain that does not exist.
         Reason::HostUnknown if class == Some(4) => Reason::NetworkError,
-        // An address refused under a security or policy status, or only
-        // after the message itself was sent, was refused by a filter: a
-        // mailbox that does not exist is refused at RCPT TO.
-        Reason::UserUnknown if subject == Some(7) || after_data() => Reason::Filtered,
+        // "Does not exist" answered to MAIL FROM is about the sender's domain.
+        Reason::HostUnknown if command() == Some(Command::MailFrom) => Reason::Rejected,
+        // Weaker words about the message or the mailbox mean little when the
+        // server refused the sending host before any address was given.
+        Reason::Expired | Reason::SystemError | Reason::SpamDetected | Reason::MailboxFull
+            if matches!(command(), Some(Command::Connect | Command::Helo)) =>
+        {
+            Reason::Blocked
+        }
+        // An unknown user is a mailbox that does not exist only when RCPT TO
+        // was refused: the same words after DATA come from a filter that read
+        // the message (Sisimai's definition of `filtered`); before RCPT TO
+        // they refuse the sender or the sending host.
+        Reason::UserUnknown => match command() {
+            Some(Command::RcptTo) => Reason::UserUnknown,
+            Some(Command::Data) => Reason::Filtered,
+            Some(Command::MailFrom) => Reason::Rejected,
+            Some(Command::Connect | Command::Helo) => Reason::Blocked,
+            // No command named: the status decides, as Sisimai files it
+            // (5.2.x mailbox and 5.7.x policy statuses are a filter's). Taking
+            // the words alone as a filter's, as Sisimai does when no MTA
+            // module named the command, was tried: 93.5% -> 87.4% on half A.
+            None if matches!(subject, Some(2 | 7)) => Reason::Filtered,
+            None => Reason::UserUnknown,
+        },
         r => r,
     }
-}
-
-fn after_data(text: &str) -> bool {
-    static DATA: LazyLock<Phrases> = LazyLock::new(|| {
-        Phrases::new(&[
-            "after end of data",
-            "in reply to end of data",
-            "after data",
-            ">>> data",
-        ])
-    });
-    DATA.is_match(text)
 }
 
 #[cfg(test)]
@@ -795,9 +1064,39 @@ mod tests {
             (None, None, "pipe to |/usr/local/bin/filter generated by a@b.example", Reason::MailerError),
             (Some("5.0.0"), Some(554), "554 Transaction failed: Duplicate header 'DKIM-Signature'.", Reason::NotCompliantRfc),
             (Some("5.0.0"), Some(550), "550 nothing useful here", Reason::OnHold),
-            (Some("4.0.0"), None, "", Reason::OnHold),
+            (Some("4.0.0"), None, "", Reason::Undefined),
+            (None, Some(550), "* a@b.example", Reason::Undefined),
             (None, None, "", Reason::Undefined),
             (None, None, "  \n", Reason::Undefined),
+            // The refused command decides what "unknown user" means.
+            (Some("5.7.1"), Some(554), "SMTP error from remote mail server after RCPT TO:<a@b.example>: 554 5.7.1 <a@b.example>: Recipient address rejected: Access denied", Reason::UserUnknown),
+            (None, Some(550), "host mx.example said: 550 Unknown user (in reply to end of DATA command)", Reason::Filtered),
+            (Some("5.0.0"), Some(550), "SMTP error from remote mail server after EHLO mx.example: 550 Rejected", Reason::Blocked),
+            (Some("5.7.1"), Some(550), "host mx.example said: 550 5.7.1 Access denied (in reply to MAIL FROM command)", Reason::Rejected),
+            (Some("5.2.1"), Some(550), "550 5.2.1 <a@b.example>... User Unknown", Reason::Filtered),
+            // Status codes of the IANA registry, as Sisimai files them.
+            (Some("4.7.1"), Some(450), "450 4.7.1 try again later", Reason::Blocked),
+            (Some("5.5.4"), None, "", Reason::SystemError),
+            (Some("5.5.3"), None, "", Reason::TooManyConn),
+            (Some("5.7.28"), None, "", Reason::SpamDetected),
+            (Some("5.7.17"), None, "", Reason::HasMoved),
+            (Some("5.1.10"), None, "", Reason::NotAccept),
+            (Some("5.1.10"), Some(550), "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", Reason::UserUnknown),
+            // Sender-side words that outrank a generic status.
+            (Some("5.0.0"), Some(550), "550 5.0.0 Client host rejected: cannot find your hostname", Reason::RequirePtr),
+            (Some("5.7.1"), Some(554), "554 5.7.1 Client host rejected: Access denied", Reason::Blocked),
+            (Some("5.7.1"), Some(550), "550 5.7.1 Message rejected: identified as spam", Reason::SpamDetected),
+            (Some("5.6.0"), Some(554), "554 5.6.0 rejected by the anti-spam filter", Reason::SpamDetected),
+            (Some("5.0.0"), Some(550), "550 This mailbox is suspended", Reason::Suspend),
+            (Some("4.4.1"), None, "delivery temporarily suspended: connect to mx.example[192.0.2.1]:25: Connection timed out", Reason::Expired),
+            (Some("4.0.0"), Some(421), "421 Too many SMTP sessions for this host", Reason::TooManyConn),
+            (Some("5.0.0"), Some(553), "553 sender verify failed", Reason::Rejected),
+            (Some("5.0.0"), Some(501), "Connected to 192.0.2.1 but my name was rejected. Remote host said: 501 5.0.0 Invalid domain name. I'm not going to try again; this message has been in the queue too long.", Reason::Blocked),
+            (Some("5.0.0"), Some(550), "550 Requested action not taken: address not found", Reason::UserUnknown),
+            (Some("4.0.0"), Some(452), "452 storage quota reached", Reason::MailboxFull),
+            (None, None, "The group may not be open to posting.", Reason::Rejected),
+            (None, Some(550), "550 failed. Please send mail to postmaster.", Reason::OnHold),
+            (Some("4.0.0"), Some(451), "451 Daily sending quota exceeded", Reason::TooManyConn),
         ];
         let wrong: Vec<String> = rows
             .iter()
@@ -818,26 +1117,83 @@ mod tests {
                 Some("5.7.0"),
                 Some(550),
                 "error delivering your mail",
-                || Some(report)
+                false,
+                || Some(report),
+                || None
             ),
             Reason::NoRelaying
         );
         // A specific status outranks the report's weaker words.
         assert_eq!(
-            decide_with_report(Some("5.2.2"), None, "", || Some("User unknown")),
+            decide_with_report(
+                Some("5.2.2"),
+                None,
+                "",
+                false,
+                || Some("User unknown"),
+                || None
+            ),
             Reason::MailboxFull
         );
         // So do the recipient's own words.
         assert_eq!(
-            decide_with_report(None, None, "550 5.1.1 User unknown", || Some(report)),
+            decide_with_report(
+                None,
+                None,
+                "550 5.1.1 User unknown",
+                false,
+                || Some(report),
+                || None
+            ),
             Reason::UserUnknown
         );
         // A transcript showing the refusal came after DATA makes it a filter.
         assert_eq!(
-            decide_with_report(None, Some(550), "550 Unknown user a@b.example", || Some(
-                ">>> DATA\n<<< 550 Unknown user a@b.example"
-            )),
+            decide_with_report(
+                None,
+                Some(550),
+                "550 Unknown user a@b.example",
+                false,
+                || None,
+                || command::failed_command(">>> DATA\n<<< 550 Unknown user a@b.example")
+            ),
             Reason::Filtered
+        );
+    }
+
+    #[test]
+    fn a_multi_line_reply_is_read_as_one() {
+        assert_eq!(
+            joined_reply(
+                "550-5.7.1 [192.0.2.2      13] Messages with multiple 550\n    5.7.1 addresses in From: header are not accepted."
+            ),
+            "550-5.7.1 [192.0.2.2      13] Messages with multiple addresses in From: header are not accepted."
+        );
+        assert_eq!(
+            decide(
+                Some("5.7.1"),
+                Some(550),
+                "550-5.7.1 This message does not have authentication information 550-5.7.1 or fails to pass 550 5.7.1 authentication checks"
+            ),
+            Reason::SecurityError
+        );
+        let one_line = "550 5.1.1 <a@b.example>: Recipient address rejected";
+        assert!(matches!(
+            joined_reply(one_line),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn a_delayed_report_with_no_cause_is_expired() {
+        assert_eq!(
+            decide_with_report(Some("4.0.0"), None, "", true, || None, || None),
+            Reason::Expired
+        );
+        // A cause named still decides.
+        assert_eq!(
+            decide_with_report(Some("4.2.2"), None, "", true, || None, || None),
+            Reason::MailboxFull
         );
     }
 

@@ -6,6 +6,19 @@ const SUB: &str = "5c3ab9d1-1111-4a2b-9c3d-0123456789ab";
 const CAMP: &str = "0f0e0d0c-2222-4b3c-8d4e-abcdefabcdef";
 
 fn dsn(original_part: &str) -> String {
+    report(
+        "The original message was received and could not be delivered.\n",
+        "Final-Recipient: rfc822; Kijitora@example.jp\n\
+Action: failed\n\
+Status: 5.1.1\n\
+Diagnostic-Code: smtp; 550 5.1.1 <kijitora@example.jp>... User unknown\n",
+        original_part,
+    )
+}
+
+/// A multipart/report DSN: its human-readable text, its per-recipient
+/// fields (blank-line separated groups) and a last part (or nothing).
+fn report(text: &str, recipients: &str, last_part: &str) -> String {
     format!(
         "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>\n\
 To: news@sender.example\n\
@@ -16,20 +29,17 @@ Content-Type: multipart/report; report-type=delivery-status; boundary=\"BB\"\n\
 --BB\n\
 Content-Type: text/plain\n\
 \n\
-The original message was received and could not be delivered.\n\
+{text}\
 \n\
 --BB\n\
 Content-Type: message/delivery-status\n\
 \n\
 Reporting-MTA: dns; mx.example.org\n\
 \n\
-Final-Recipient: rfc822; Kijitora@example.jp\n\
-Action: failed\n\
-Status: 5.1.1\n\
-Diagnostic-Code: smtp; 550 5.1.1 <kijitora@example.jp>... User unknown\n\
+{recipients}\
 \n\
 --BB\n\
-{original_part}\n\
+{last_part}\n\
 --BB--\n"
     )
 }
@@ -405,4 +415,41 @@ fn the_remote_mta_of_each_recipient_is_kept() {
     let v = serde_json::to_value(&c).unwrap();
     assert_eq!(v["recipients"][0]["remote_mta"], "mx1.example.com");
     assert!(v["recipients"][1].get("remote_mta").is_none());
+}
+
+/// Postfix names the refused command in the human-readable part only: with
+/// two recipients, each one's own paragraph says whether RCPT TO or the
+/// message after DATA was refused, and the same words get two reasons.
+#[test]
+fn the_refused_command_is_read_from_each_recipients_paragraph() {
+    let raw = report(
+        "<mikeneko@example.jp>: host mx.example.jp[192.0.2.1] said: 550 5.2.1\n\
+    <mikeneko@example.jp>... User Unknown (in reply to RCPT TO command)\n\
+\n\
+<sabineko@example.jp>: host mx.example.jp[192.0.2.1] said: 550 5.2.1\n\
+    <sabineko@example.jp>... User Unknown (in reply to end of DATA command)\n",
+        "Final-Recipient: rfc822; mikeneko@example.jp\n\
+Action: failed\n\
+Status: 5.2.1\n\
+Diagnostic-Code: smtp; 550 5.2.1 <mikeneko@example.jp>... User Unknown\n\
+\n\
+Final-Recipient: rfc822; sabineko@example.jp\n\
+Action: failed\n\
+Status: 5.2.1\n\
+Diagnostic-Code: smtp; 550 5.2.1 <sabineko@example.jp>... User Unknown\n",
+        "",
+    );
+    let c = classify(raw.as_bytes());
+    let reasons: Vec<(&str, Reason)> = c
+        .recipients
+        .iter()
+        .map(|r| (r.email.as_str(), r.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("mikeneko@example.jp", Reason::UserUnknown),
+            ("sabineko@example.jp", Reason::Filtered)
+        ]
+    );
 }

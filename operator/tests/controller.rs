@@ -537,3 +537,167 @@ async fn metrics_count_reconciles_and_conditions() {
         "{text}"
     );
 }
+
+/// A server older than the oldest supported one would refuse the children (1.29 refuses
+/// the webhook Deployment's `preStop` sleep as an empty handler) or keep them half: the
+/// operator applies nothing and every config says why, until the control plane is
+/// upgraded, which it notices without a restart.
+#[tokio::test]
+async fn an_api_server_older_than_the_minimum_gets_no_children_and_every_config_says_why() {
+    let (client, fake) = FakeApi::start();
+    fake.set_version("1", "29", "v1.29.14");
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    fake.put_secret("other", "listmonk-db", &["url"]);
+    fake.put_secret("other", "bounce-api", &["credentials"]);
+    fake.put_config(
+        "other",
+        "digest",
+        "database: {urlSecretRef: {name: listmonk-db, key: url}}\napi: {credentialsSecretRef: {name: bounce-api, key: credentials}}\n",
+    );
+    let ctx = context(client);
+
+    for (ns, name) in [(NS, "news"), ("other", "digest")] {
+        let action = reconcile::reconcile(Arc::new(fake.config(ns, name)), ctx.clone())
+            .await
+            .expect("an old server is a condition, not a reconcile error");
+        assert_eq!(action, Action::requeue(reconcile::RESYNC));
+        let status = fake.config(ns, name).status.expect("status written");
+        let degraded = status.condition("Degraded").expect("Degraded");
+        assert_eq!(
+            (&degraded.status, degraded.reason.as_str()),
+            (&ConditionStatus::True, "UnsupportedKubernetesVersion")
+        );
+        assert!(
+            degraded.message.contains("v1.29.14") && degraded.message.contains("1.33"),
+            "the message names the server and the minimum: {}",
+            degraded.message
+        );
+        let ready = status.condition("Ready").expect("Ready");
+        assert_eq!(ready.status, ConditionStatus::False);
+        let events = fake.events(ns);
+        assert_eq!(events.len(), 1, "one Warning, not one per retry");
+        assert_eq!(events[0]["reason"], "UnsupportedKubernetesVersion");
+        assert_eq!(events[0]["type"], "Warning");
+    }
+    assert_eq!(
+        applied_paths(&fake.log()),
+        Vec::<String>::new(),
+        "nothing the old server would refuse is sent"
+    );
+
+    // Looked at again on the resync: still old, nothing new written.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+
+    // The control plane is upgraded (a provider's version string): the next look heals it.
+    fake.set_version("1", "33+", "v1.33.2-eks-4096722");
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(applied_paths(&fake.writes_since(mark)).len(), 7);
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into())
+    );
+    // Once a server is known to be new enough it is not asked again.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert!(fake.log()[mark..].iter().all(|c| c.path != "/version"));
+}
+
+/// An Ingress with nothing behind it is reported as such (issue: "Ready and a webhook URL
+/// with nothing behind them"): no TLS Secret yet, then no controller's address, then the
+/// address; each change of the Secret or the Ingress re-queues the config.
+#[tokio::test]
+async fn the_ingress_condition_says_what_the_ingress_lacks() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    let spec = SPEC.replace(
+        "className: nginx}",
+        "className: nginx, tlsSecretName: bounces-tls, annotations: {cert-manager.io/cluster-issuer: letsencrypt}}",
+    );
+    fake.put_config(NS, "news", &spec);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let ingress = fake
+        .get("/apis/networking.k8s.io/v1/namespaces/mail/ingresses/news-webhook")
+        .expect("the Ingress is applied");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt"
+    );
+    assert_eq!(
+        condition(&fake, "IngressReady"),
+        (ConditionStatus::False, "TLSSecretMissing".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into()),
+        "the workers serve the cluster whatever the Ingress"
+    );
+
+    // cert-manager issues the certificate: the Secret watch maps it to this config.
+    fake.put_secret(NS, "bounces-tls", &["tls.crt", "tls.key"]);
+    let cfg = Arc::new(fake.config(NS, "news"));
+    assert_eq!(
+        bounce_operator::reconcile::secrets::configs_using(&[cfg], NS, "bounces-tls").len(),
+        1
+    );
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "IngressReady"),
+        (ConditionStatus::False, "NoAddress".into())
+    );
+
+    // The ingress controller admits it (what a real one writes into the Ingress status).
+    let path = "/apis/networking.k8s.io/v1/namespaces/mail/ingresses/news-webhook";
+    let mut admitted = fake.get(path).unwrap();
+    admitted["status"] = serde_json::json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}});
+    fake.put(path, admitted);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "IngressReady"),
+        (ConditionStatus::True, "Admitted".into())
+    );
+}
+
+/// After a Secret changes, the status names the version the workers now carry, so
+/// `kubectl wait` can tell when the operator has rolled them (docs/install.md).
+#[tokio::test]
+async fn the_status_shows_the_secret_versions_applied_to_the_workers() {
+    let (client, fake) = FakeApi::start();
+    secrets(&fake);
+    fake.put_config(NS, "news", SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let secret_rv = |name: &str| {
+        fake.get(&format!("/api/v1/namespaces/{NS}/secrets/{name}"))
+            .unwrap()["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let status = fake.config(NS, "news").status.unwrap();
+    assert_eq!(
+        status.observed_secrets["bounce-api"],
+        secret_rv("bounce-api")
+    );
+    let hash = status.config_hash.clone().expect("config hash");
+    let template_hash = |fake: &FakeApi| {
+        fake.get(&deployment_path(NS, "news-webhook")).unwrap()["spec"]["template"]["metadata"]
+            ["annotations"]["bounceops.io/config-hash"]
+            .clone()
+    };
+    assert_eq!(template_hash(&fake), hash.as_str());
+
+    fake.put_secret(NS, "bounce-api", &["credentials"]);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    assert_eq!(
+        status.observed_secrets["bounce-api"],
+        secret_rv("bounce-api")
+    );
+    assert_ne!(status.config_hash.as_deref(), Some(hash.as_str()));
+    assert_eq!(template_hash(&fake), status.config_hash.unwrap().as_str());
+}

@@ -54,6 +54,21 @@ async fn operator_end_to_end_as_the_charts_service_account() {
         .items
         .is_empty();
     println!("{SUITE}: nodes: {nodes}");
+    // The operator reads the server's release from /version as the ServiceAccount; the
+    // mocked API's answers (`FakeApi::set_version`) are shaped as this one.
+    let info = operator_client
+        .apiserver_version()
+        .await
+        .expect("/version, as the operator's ServiceAccount");
+    let version = bounce_operator::reconcile::server::Version::of(&info)
+        .unwrap_or_else(|| panic!("the server's version is readable: {info:?}"));
+    println!("{SUITE}: Kubernetes {} ({})", version, info.git_version);
+    assert!(
+        version >= bounce_operator::reconcile::server::MINIMUM,
+        "these suites run on a supported Kubernetes ({} or newer), not {}",
+        bounce_operator::reconcile::server::MINIMUM,
+        info.git_version
+    );
 
     // Without the ServiceMonitor CRD, as most clusters are; a real Prometheus operator's
     // CRD is never removed, so on such a cluster this half is skipped.

@@ -40,6 +40,8 @@ fn full() -> BounceConfigStatus {
             desired_replicas: 1,
             ready_replicas: 1,
         }),
+        observed_secrets: [("listmonk-db".to_owned(), "41".to_owned())].into(),
+        config_hash: Some("0123456789abcdef".into()),
     }
 }
 

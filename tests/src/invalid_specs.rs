@@ -33,6 +33,26 @@ pub struct Refusal {
     pub message: &'static str,
 }
 
+impl Refusal {
+    /// Whether the server's message says what this row expects. Length limits are worded
+    /// by version: `may not be more than 64 bytes` from Kubernetes 1.32 on, `Too long: may
+    /// not be longer than 64` before. Both name the field and the limit, so both count.
+    pub fn said_in(&self, message: &str) -> bool {
+        if message.contains(self.message) {
+            return true;
+        }
+        self.message
+            .strip_prefix("may not be more than ")
+            .and_then(|rest| rest.strip_suffix(" bytes"))
+            .is_some_and(|limit| {
+                let old = format!("may not be longer than {limit}");
+                message.match_indices(&old).any(|(at, _)| {
+                    !message[at + old.len()..].starts_with(|c: char| c.is_ascii_digit())
+                })
+            })
+    }
+}
+
 impl Invalid {
     /// Whether a real API server stores it, so that an operator sees it.
     pub fn reaches_the_operator(&self) -> bool {
@@ -580,6 +600,43 @@ pub fn table() -> Vec<Invalid> {
                 "should be less than or equal to 67108864",
             )),
         ),
+        // Retention of the bounces kept in the workers' own tables.
+        row(
+            "unmatched bounces kept no day",
+            json!({"retention": {"unmatchedDays": 0}}),
+            "spec.retention.unmatchedDays",
+            Some((
+                "spec.retention.unmatchedDays",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        row(
+            "unmatched bounces kept over ten years",
+            json!({"retention": {"unmatchedDays": 3651}}),
+            "spec.retention.unmatchedDays",
+            Some((
+                "spec.retention.unmatchedDays",
+                "should be less than or equal to 3650",
+            )),
+        ),
+        row(
+            "ignored bounces kept no day",
+            json!({"retention": {"ignoredDays": 0}}),
+            "spec.retention.ignoredDays",
+            Some((
+                "spec.retention.ignoredDays",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        row(
+            "ignored bounces kept over ten years",
+            json!({"retention": {"ignoredDays": 3651}}),
+            "spec.retention.ignoredDays",
+            Some((
+                "spec.retention.ignoredDays",
+                "should be less than or equal to 3650",
+            )),
+        ),
         row(
             "17 resource limits",
             json!({"webhook": {"resources": {"limits": many_limits}}}),
@@ -596,4 +653,25 @@ pub fn table() -> Vec<Invalid> {
             Some(("spec.image", "should be at least 1 chars long")),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wordings of real servers, 1.29 to 1.31 and 1.32 on, for one row of the table.
+    #[test]
+    fn a_length_refusal_is_matched_by_its_limit_in_either_wording() {
+        let row = table()
+            .into_iter()
+            .find(|r| r.case == "window too long")
+            .expect("the window row");
+        let refusal = row.server.expect("refused by the server");
+        let new = r#"BounceConfig.bounceops.io "invalid" is invalid: spec.rules.window: Too long: may not be more than 64 bytes"#;
+        let old = r#"BounceConfig.bounceops.io "invalid" is invalid: spec.rules.window: Too long: may not be longer than 64"#;
+        assert!(refusal.said_in(new));
+        assert!(refusal.said_in(old));
+        assert!(!refusal.said_in("spec.rules.window: Too long: may not be longer than 640"));
+        assert!(!refusal.said_in("spec.rules.window: Invalid value"));
+    }
 }

@@ -464,3 +464,89 @@ fn notes_tell_the_next_step() {
     assert!(out.contains("kind: BounceConfig"), "{out}");
     assert!(out.contains("status.webhookUrl"), "{out}");
 }
+
+/// The oldest Kubernetes supported is the one k8s-openapi is compiled for (its `v1_*`
+/// feature in the workspace manifest; the operator's `reconcile::server::MINIMUM` follows
+/// it). The chart refuses older clusters with that number, and the pages a user reads
+/// first say the same.
+#[test]
+fn the_minimum_kubernetes_is_the_compiled_one_everywhere() {
+    let cargo = read("Cargo.toml");
+    let feature = cargo
+        .lines()
+        .find(|l| l.trim_start().starts_with("k8s-openapi"))
+        .and_then(|l| l.split('"').find(|w| w.starts_with("v1_")))
+        .expect("a v1_* feature on k8s-openapi in Cargo.toml");
+    let minor: u32 = feature["v1_".len()..].parse().expect("v1_NN");
+    let minimum = format!("1.{minor}");
+
+    let chart: Value = serde_yaml::from_str(&read("charts/bounceops/Chart.yaml")).unwrap();
+    assert_eq!(str_at(&chart, &["kubeVersion"]), format!(">={minimum}.0-0"));
+    let older = format!("1.{}.9", minor - 1);
+    let refused = helm::run_failing(&["template", "bounceops", CHART, "--kube-version", &older]);
+    assert!(
+        refused.contains("kubeVersion") || refused.contains("incompatible"),
+        "helm names the version requirement: {refused}"
+    );
+    helm::run(&[
+        "template",
+        "bounceops",
+        CHART,
+        "--kube-version",
+        &format!("{minimum}.0"),
+    ]);
+
+    let said = format!("Kubernetes {minimum} or newer");
+    for page in ["README.md", "docs/install.md"] {
+        assert!(read(page).contains(&said), "{page} says \"{said}\"");
+    }
+}
+
+/// docs/install.md's offline install, as written: `helm install` with the names
+/// `scripts/images.sh` gives its images and `pullPolicy: Never`. Rendered with the same
+/// flags, the operator and the workers it starts name exactly those images, with the tag
+/// images.sh uses (the workspace version), so no node tries to pull anything.
+#[test]
+fn the_offline_install_names_the_images_that_images_sh_builds() {
+    let page = read("docs/install.md");
+    let section = page
+        .split("### Offline images (no registry)")
+        .nth(1)
+        .expect("install.md has the offline section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block");
+    let joined = block.replace("\\\n", " ");
+    let install = joined
+        .lines()
+        .find(|l| l.trim_start().starts_with("helm install"))
+        .expect("a helm install line");
+    let words: Vec<&str> = install.split_whitespace().collect();
+    assert_eq!(&words[..4], ["helm", "install", "bounceops", CHART]);
+    let mut args = vec!["template", "bounceops", CHART];
+    args.extend(words[4..].iter().filter(|w| **w != "--create-namespace"));
+    let m = Manifests::parse(&helm::run(&args));
+
+    let script = read("scripts/images.sh");
+    assert!(
+        script.contains("tag=\"${IMAGE_TAG:-$workspace_version}\""),
+        "images.sh tags with the workspace version"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let operator = operator_container(&m);
+    assert_eq!(
+        str_at(operator, &["image"]),
+        format!("localhost/bounceops/bounce-operator:{version}")
+    );
+    assert_eq!(str_at(operator, &["imagePullPolicy"]), "Never");
+    assert_eq!(
+        env(&m, "BOUNCEOPS_WORKER_IMAGE").as_deref(),
+        Some(format!("localhost/bounceops/bounce-worker:{version}").as_str())
+    );
+    assert_eq!(
+        env(&m, "BOUNCEOPS_WORKER_IMAGE_PULL_POLICY").as_deref(),
+        Some("Never")
+    );
+}

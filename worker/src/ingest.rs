@@ -10,7 +10,8 @@
 //! Every event comes through here, so this is also where every text is made storable
 //! (`storable`), and where `spec.evidence` applies: the originals that providers and the
 //! generic webhook hand over are kept (bounded and compressed) or dropped before they are
-//! queued, and the kept ones are purged after `keepDays`.
+//! queued, and the kept ones are purged after `keepDays`; the bounces kept in the worker's
+//! own tables are purged after `spec.retention` with them.
 //!
 //! One bad event never fails its neighbours: when the database refuses a value of a batch
 //! (a data exception), the batch is split until the event it refuses stands alone; that
@@ -28,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::record::{self, RecordError};
 use crate::store::{self, Store, dead_letters};
+use bounceops_api::RetentionSpec;
 
 const MAX_BATCH_EVENTS: usize = 128;
 const QUEUE_JOBS: usize = 4096;
@@ -35,7 +37,7 @@ const QUEUE_JOBS: usize = 4096;
 /// How long an event's identity is remembered: twice the longest provider retry window.
 const EVENT_IDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Forgetting runs this often, so each run deletes little; every replica runs it, which is
-/// harmless (the same DELETE). Purging old evidence runs with it.
+/// harmless (the same DELETE). Purging old evidence and old kept bounces runs with it.
 const FORGET_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
@@ -72,19 +74,28 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// [`Ingest::start_keeping`] evidence by the default policy (`spec.evidence` absent).
+    /// [`Ingest::start_keeping`] by the default policies (`spec.evidence` and
+    /// `spec.retention` absent).
     pub fn start(store: Store, rules: Arc<Rules>, metrics: Metrics, writers: usize) -> Ingest {
-        Ingest::start_keeping(store, rules, metrics, writers, Policy::default())
+        Ingest::start_keeping(
+            store,
+            rules,
+            metrics,
+            writers,
+            Policy::default(),
+            RetentionSpec::default(),
+        )
     }
 
     /// Starts `writers` writer tasks; each holds at most one database connection. Evidence
-    /// is kept, and purged, by `evidence`.
+    /// is kept, and purged, by `evidence`; kept bounces are purged by `retention`.
     pub fn start_keeping(
         store: Store,
         rules: Arc<Rules>,
         metrics: Metrics,
         writers: usize,
         evidence: Policy,
+        retention: RetentionSpec,
     ) -> Ingest {
         let (queue, rx) = mpsc::channel(QUEUE_JOBS);
         let rx = Arc::new(Mutex::new(rx));
@@ -96,7 +107,7 @@ impl Ingest {
                 metrics.clone(),
             ));
         }
-        tokio::spawn(forget_old(store, queue.downgrade(), evidence));
+        tokio::spawn(forget_old(store, queue.downgrade(), evidence, retention));
         Ingest { queue, evidence }
     }
 
@@ -324,9 +335,14 @@ async fn seal(policy: Policy, events: Vec<BounceEvent>) -> Result<Vec<BounceEven
         .map_err(|_| IngestError::Closed)
 }
 
-/// Forgets old event ids and purges old dead letters and evidence, every [`FORGET_EVERY`], as long as the
-/// `Ingest` it was started with runs (`alive` upgrades).
-async fn forget_old(store: Store, alive: mpsc::WeakSender<Job>, evidence: Policy) {
+/// Forgets old event ids and purges old dead letters, evidence and kept bounces, every
+/// [`FORGET_EVERY`], as long as the `Ingest` it was started with runs (`alive` upgrades).
+async fn forget_old(
+    store: Store,
+    alive: mpsc::WeakSender<Job>,
+    evidence: Policy,
+    retention: RetentionSpec,
+) {
     let mut every = tokio::time::interval(FORGET_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -353,6 +369,17 @@ async fn forget_old(store: Store, alive: mpsc::WeakSender<Job>, evidence: Policy
                 "purged kept bounce messages"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot purge old evidence; will try again"),
+        }
+        match store::kept::purge(&store, &retention).await {
+            Ok(p) if p.is_empty() => {}
+            Ok(p) => tracing::info!(
+                unmatched = p.unmatched,
+                ignored = p.ignored,
+                unmatched_days = retention.unmatched_days,
+                ignored_days = retention.ignored_days,
+                "purged kept bounces past spec.retention"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old kept bounces; will try again"),
         }
     }
 }

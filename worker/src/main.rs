@@ -121,8 +121,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("bounce-worker: {e:#}");
+            // Once: a JSON line for collectors, else a plain line for the person at hand.
+            let text = telemetry::error_chain(e.as_ref());
+            match cli.log_format {
+                LogFormat::Json => tracing::error!(error = %text, "bounce-worker stopped"),
+                LogFormat::Text => eprintln!("bounce-worker: {text}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -140,7 +144,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if report.created_listmonk_tables {
                 tracing::info!("created listmonk-shaped tables (standalone)");
             }
-            tracing::info!("migrations applied");
+            match report.applied {
+                0 => tracing::info!("the worker's schema is up to date; nothing to migrate"),
+                n => tracing::info!(applied = n, "migrations applied"),
+            }
             store.close().await;
             Ok(())
         }

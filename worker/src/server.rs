@@ -57,6 +57,7 @@ pub async fn serve_with_mailboxes(
         metrics.clone(),
         writers,
         (&settings.spec.evidence).into(),
+        settings.spec.retention.clone(),
     );
     let scanners = match mailboxes.is_empty() {
         true => None,

@@ -134,3 +134,33 @@ async fn sigterm_stops_cleanly() {
     assert!(log.contains("shutdown requested"), "{log}");
     assert!(log.contains("in-flight requests are done"), "{log}");
 }
+
+/// `kubectl logs` is no terminal: no colour codes; and a failure is said once, each cause
+/// once (sqlx repeats its database error's text in its own).
+#[test]
+fn a_failure_is_said_once_in_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("{}_missing_{}", "bounceops", uuid::Uuid::new_v4().simple());
+    let mut u = url::Url::parse(&common::admin_url()).unwrap();
+    u.set_path(&format!("/{missing}"));
+    let (config, secrets) = write_config(dir.path(), u.as_str(), "");
+    let out = Command::new(env!("CARGO_BIN_EXE_bounce-worker"))
+        .env_remove("DATABASE_URL")
+        .env_remove("NO_COLOR")
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .arg("--secrets-dir")
+        .arg(&secrets)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\u{1b}'), "colour codes in a log: {err:?}");
+    assert_eq!(
+        err.matches(&format!("database \"{missing}\" does not exist"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.starts_with("bounce-worker: "), "{err}");
+}

@@ -77,6 +77,18 @@ pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
         1024,
         64 << 20,
     );
+    r.range(
+        "spec.retention.unmatchedDays",
+        spec.retention.unmatched_days,
+        1,
+        3650,
+    );
+    r.range(
+        "spec.retention.ignoredDays",
+        spec.retention.ignored_days,
+        1,
+        3650,
+    );
     r.optional_text("spec.image", spec.image.as_deref(), 512);
     secret_refs::check(spec, &mut r);
     r.0
@@ -130,6 +142,17 @@ fn ingress(ingress: &IngressSpec, r: &mut Report) {
         ingress.tls_secret_name.as_deref(),
         253,
     );
+    if ingress.annotations.len() > 64 {
+        r.add(&field("annotations"), "at most 64 entries");
+    }
+    for (key, value) in &ingress.annotations {
+        if value.chars().count() > 4096 {
+            r.add(
+                &format!("{}[{key}]", field("annotations")),
+                "at most 4096 characters",
+            );
+        }
+    }
 }
 
 /// Quantities are left to the API server, which refuses the Deployment if one is wrong;

@@ -40,10 +40,12 @@ fn full() -> Value {
                        "maxMessagesPerScan": 1000, "maxMessageBytes": 10485760}],
         "webhook": {"replicas": 2, "maxBodyBytes": 1048576,
                     "ingress": {"enabled": true, "host": "bounces.example.com", "className": "nginx",
-                                "tlsSecretName": "bounces-tls"},
+                                "tlsSecretName": "bounces-tls",
+                                "annotations": {"team": "mail"}},
                     "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}},
         "metrics": {"serviceMonitor": true},
         "evidence": {"keepDays": 30, "maxBytes": 1048576},
+        "retention": {"unmatchedDays": 90, "ignoredDays": 30},
         "image": "ghcr.io/bounceops/bounce-worker:0.1.0",
     })
 }

@@ -41,6 +41,9 @@ pub struct Applied {
     /// `Kind/name` of each object that has a child's name but not this config as owner:
     /// someone else's. When there is one, nothing at all is applied.
     pub conflicts: Vec<String>,
+    /// The Ingress's address (IP or host name) as its controller reports it; `None` when
+    /// there is no Ingress or no controller has admitted it.
+    pub ingress_address: Option<String>,
 }
 
 /// `actual` holds every field of `wanted` with the same value. Lists must match element
@@ -104,6 +107,14 @@ pub async fn apply(
                     .await?
             }
         };
+        if child.kind == ChildKind::Ingress {
+            let lb = &serde_json::to_value(&current).unwrap_or_default()["status"]["loadBalancer"]
+                ["ingress"][0];
+            out.ingress_address = lb["ip"]
+                .as_str()
+                .or_else(|| lb["hostname"].as_str())
+                .map(str::to_owned);
+        }
         if matches!(
             child.kind,
             ChildKind::WebhookDeployment | ChildKind::MailboxDeployment

@@ -408,7 +408,8 @@ fn deployment(
             ..Volume::default()
         },
     ];
-    let mut mounts = vec![
+    let database_secret = cfg.spec.database.url_secret_ref.as_ref().map(|r| &r.name);
+    let base_mounts = vec![
         VolumeMount {
             name: "config".into(),
             mount_path: CONFIG_DIR.into(),
@@ -421,6 +422,8 @@ fn deployment(
             ..VolumeMount::default()
         },
     ];
+    let mut mounts = base_mounts.clone();
+    let mut migrate_mounts = base_mounts;
     for s in &secrets {
         let name = secret_volume_name(s);
         volumes.push(Volume {
@@ -434,12 +437,16 @@ fn deployment(
             }),
             ..Volume::default()
         });
-        mounts.push(VolumeMount {
+        let mount = VolumeMount {
             name,
             mount_path: format!("{SECRETS_DIR}/{s}"),
             read_only: Some(true),
             ..VolumeMount::default()
-        });
+        };
+        if database_secret == Some(s) {
+            migrate_mounts.push(mount.clone());
+        }
+        mounts.push(mount);
     }
 
     let probe = |path: &str, period: i32| Probe {
@@ -502,6 +509,8 @@ fn deployment(
     // The worker's schema must exist before the worker is ready. Every pod migrates first:
     // migrations are idempotent and serialised by an advisory lock, so replicas starting
     // together are safe, and no separate Job has to be ordered before the Deployment.
+    // `migrate` reads the config and the database's Secret only, so it mounts nothing else
+    // (no API credentials, no provider keys, no mailbox passwords).
     let migrate = Container {
         name: "migrate".into(),
         args: Some(
@@ -519,6 +528,7 @@ fn deployment(
         readiness_probe: None,
         liveness_probe: None,
         lifecycle: None,
+        volume_mounts: Some(migrate_mounts),
         ..container.clone()
     };
 
@@ -662,7 +672,11 @@ fn ingress(cfg: &BounceConfig) -> Value {
         ..IngressBackend::default()
     };
     to_value(&Ingress {
-        metadata: meta(cfg, ChildKind::Ingress, "webhook"),
+        metadata: ObjectMeta {
+            // For the ingress controller and cert-manager (e.g. its cluster-issuer).
+            annotations: (!spec.annotations.is_empty()).then(|| spec.annotations.clone()),
+            ..meta(cfg, ChildKind::Ingress, "webhook")
+        },
         spec: Some(IngressSpec {
             ingress_class_name: spec.class_name.clone(),
             // Only the webhooks face the internet; the bounce API stays in the cluster.

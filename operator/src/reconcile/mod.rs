@@ -1,18 +1,20 @@
 //! The reconcile of one BounceConfig, as named phases run in order:
 //!
+//! 0. [`server`]   check: the API server is a Kubernetes this operator supports
 //! 1. [`secrets`]  resolve: find every referenced Secret, check it and its keys exist
 //! 2. [`validate`] validate: `bounceops_api::validate`, and what a cluster adds
 //! 3. [`desired`]  build: the desired children (pure)
 //! 4. [`apply`]    apply: server-side apply what differs, prune what is no longer wanted
 //! 5. [`status`]   status: compute conditions and write the whole status only when it changed
 //!
-//! A problem in 1 or 2 stops before 4, so a missing Secret never yields pods that cannot
+//! A problem in 0, 1 or 2 stops before 4, so a missing Secret never yields pods that cannot
 //! start: the config is Degraded, an Event says why, and the Secret watch re-queues it
 //! when the Secret appears.
 
 pub mod apply;
 pub mod desired;
 pub mod secrets;
+pub mod server;
 pub mod status;
 pub mod validate;
 
@@ -29,7 +31,7 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use desired::Settings;
-use status::{Observation, Problem, ServiceMonitorState, Written};
+use status::{IngressState, Observation, Problem, ServiceMonitorState, Written};
 
 /// How often a healthy config is looked at again even without a watch event: catches
 /// drift the watches cannot see (e.g. a ServiceMonitor CRD installed later).
@@ -61,6 +63,8 @@ pub struct Context {
     pub settings: Settings,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Whether the API server is new enough.
+    server: server::ServerCheck,
     /// Consecutive failures per config, for the error policy's backoff.
     failures: Mutex<HashMap<ObjectRef<BounceConfig>, u32>>,
     /// Per config: the resourceVersion a status write was based on, the one it made, and
@@ -82,6 +86,7 @@ impl Context {
             settings,
             recorder,
             metrics,
+            server: server::ServerCheck::default(),
             failures: Mutex::default(),
             written: Mutex::default(),
             now: || {
@@ -164,14 +169,28 @@ async fn run_phases(
     let ns = config.namespace().ok_or(Error::NoNamespace)?;
     let name = config.name_any();
 
+    // 0. check
+    let unsupported = ctx.server.problem(&ctx.client).await?;
+
     // 1. resolve
     let refs = secrets::collect_refs(&config.spec);
-    let observed = secrets::observe(&ctx.client, &ns, &secrets::secret_names(&refs)).await?;
+    // The Ingress's TLS Secret is looked at too, to say when it is missing; the workers
+    // do not read it, so it is no SecretMissing problem and no part of their hash.
+    let ingress = &config.spec.webhook.ingress;
+    let tls_secret = ingress
+        .tls_secret_name
+        .clone()
+        .filter(|_| ingress.enabled && config.spec.enabled);
+    let mut names = secrets::secret_names(&refs);
+    names.extend(tls_secret.clone());
+    let observed = secrets::observe(&ctx.client, &ns, &names).await?;
     let resolved = secrets::check(&refs, &observed);
 
     // 2. validate
     let invalid = validate::problems(config);
-    let problem = if !invalid.is_empty() {
+    let problem = if let Some(p) = unsupported {
+        Some(Problem::UnsupportedKubernetesVersion(p))
+    } else if !invalid.is_empty() {
         let texts: Vec<String> = invalid.iter().map(ToString::to_string).collect();
         Some(Problem::InvalidSpec(texts.join("; ")))
     } else if !resolved.missing.is_empty() {
@@ -185,7 +204,9 @@ async fn run_phases(
         problem,
         deployments: Vec::new(),
         service_monitor: ServiceMonitorState::NotRequested,
+        ingress: IngressState::NotRequested,
         webhook_url: None,
+        applied_secrets: None,
         enabled: config.spec.enabled,
     };
     if obs.problem.is_some() {
@@ -271,6 +292,24 @@ async fn run_phases(
             ),
         )
         .await;
+    }
+    obs.applied_secrets = Some((resolved.versions.clone(), desired.hash.clone()));
+    if ingress.enabled && config.spec.enabled {
+        obs.ingress = match (&tls_secret, &applied.ingress_address) {
+            (Some(secret), _) if observed.get(secret).is_none_or(Option::is_none) => {
+                IngressState::TlsSecretMissing {
+                    secret: secret.clone(),
+                    cert_manager: ingress
+                        .annotations
+                        .keys()
+                        .any(|k| k.starts_with("cert-manager.io/")),
+                }
+            }
+            (_, Some(address)) => IngressState::Admitted(address.clone()),
+            (_, None) => IngressState::NoAddress {
+                class: ingress.class_name.clone(),
+            },
+        };
     }
     obs.deployments = applied
         .deployments

@@ -179,6 +179,8 @@ pub fn configs_using(
             collect_refs(&c.spec)
                 .iter()
                 .any(|r| r.secret.name == secret)
+                // The Ingress's TLS Secret, whose arrival (cert-manager) the status reports.
+                || c.spec.webhook.ingress.tls_secret_name.as_deref() == Some(secret)
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()

@@ -6,6 +6,8 @@
 //! lastTransitionTime while its status stays the same, so an unchanged world yields an
 //! identical status and no write.
 
+use std::collections::BTreeMap;
+
 use bounceops_api::{BounceConfig, BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
@@ -17,6 +19,7 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
+pub const INGRESS_READY: &str = "IngressReady";
 
 /// Why a config cannot be (fully) reconciled; the reason of the Degraded condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub enum Problem {
     ApplyFailed(String),
     /// Objects with a child's name that this config does not own: left alone.
     Conflict(String),
+    /// The API server is older than the oldest Kubernetes supported.
+    UnsupportedKubernetesVersion(String),
 }
 
 impl Problem {
@@ -35,6 +40,7 @@ impl Problem {
             Problem::InvalidSpec(_) => "InvalidSpec",
             Problem::ApplyFailed(_) => "ApplyFailed",
             Problem::Conflict(_) => "Conflict",
+            Problem::UnsupportedKubernetesVersion(_) => "UnsupportedKubernetesVersion",
         }
     }
     pub fn message(&self) -> &str {
@@ -42,7 +48,8 @@ impl Problem {
             Problem::SecretMissing(m)
             | Problem::InvalidSpec(m)
             | Problem::ApplyFailed(m)
-            | Problem::Conflict(m) => m,
+            | Problem::Conflict(m)
+            | Problem::UnsupportedKubernetesVersion(m) => m,
         }
     }
 }
@@ -55,6 +62,23 @@ pub enum ServiceMonitorState {
     CrdMissing,
 }
 
+/// What is known of the Ingress, when the spec asks for one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngressState {
+    NotRequested,
+    /// `tlsSecretName` names a Secret that does not exist (yet: cert-manager makes it).
+    TlsSecretMissing {
+        secret: String,
+        cert_manager: bool,
+    },
+    /// No ingress controller has given it an address.
+    NoAddress {
+        class: Option<String>,
+    },
+    /// The address its controller reported.
+    Admitted(String),
+}
+
 /// Everything the status is computed from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
@@ -64,7 +88,10 @@ pub struct Observation {
     /// Deployment states seen by the apply phase; empty when apply did not run.
     pub deployments: Vec<(ChildKind, String, DeploymentState)>,
     pub service_monitor: ServiceMonitorState,
+    pub ingress: IngressState,
     pub webhook_url: Option<String>,
+    /// The Secret versions and hash applied to the workers; `None` when apply did not run.
+    pub applied_secrets: Option<(BTreeMap<String, String>, String)>,
     pub enabled: bool,
 }
 
@@ -177,6 +204,41 @@ pub fn compute(
         )),
     }
 
+    match &obs.ingress {
+        IngressState::NotRequested => {}
+        IngressState::TlsSecretMissing {
+            secret,
+            cert_manager,
+        } => conds.push((
+            INGRESS_READY,
+            ConditionStatus::False,
+            "TLSSecretMissing",
+            if *cert_manager {
+                format!("the TLS Secret {secret:?} does not exist yet: cert-manager has not issued the certificate (kubectl describe certificate {secret})")
+            } else {
+                format!("the TLS Secret {secret:?} (webhook.ingress.tlsSecretName) does not exist: the ingress controller serves no certificate for the host; create it, or let cert-manager make it (webhook.ingress.annotations)")
+            },
+        )),
+        IngressState::NoAddress { class } => conds.push((
+            INGRESS_READY,
+            ConditionStatus::False,
+            "NoAddress",
+            format!(
+                "no ingress controller has admitted the Ingress yet (no address in its status): is one installed{}? Until then nothing outside the cluster reaches the webhook URL",
+                class
+                    .as_ref()
+                    .map(|c| format!(" for class {c:?}"))
+                    .unwrap_or_default()
+            ),
+        )),
+        IngressState::Admitted(address) => conds.push((
+            INGRESS_READY,
+            ConditionStatus::True,
+            "Admitted",
+            format!("the ingress controller serves it at {address}"),
+        )),
+    }
+
     let conditions = conds
         .into_iter()
         .map(|(type_, status, reason, message)| {
@@ -206,6 +268,16 @@ pub fn compute(
         mailboxes: Some(obs.mailboxes),
         webhook,
         mailbox,
+        observed_secrets: match &obs.applied_secrets {
+            Some((versions, _)) => versions.clone(),
+            None => prior
+                .map(|p| p.observed_secrets.clone())
+                .unwrap_or_default(),
+        },
+        config_hash: match &obs.applied_secrets {
+            Some((_, hash)) => Some(hash.clone()),
+            None => prior.and_then(|p| p.config_hash.clone()),
+        },
     }
 }
 
@@ -288,9 +360,66 @@ mod tests {
                 },
             )],
             service_monitor: ServiceMonitorState::NotRequested,
+            ingress: IngressState::NotRequested,
             webhook_url: Some("http://n-webhook.mail.svc/webhooks".into()),
+            applied_secrets: Some((
+                BTreeMap::from([("db".into(), "41".into())]),
+                "0123abcd".into(),
+            )),
             enabled: true,
         }
+    }
+
+    #[test]
+    fn the_ingress_is_reported_as_it_is() {
+        let with = |ingress| {
+            let o = Observation { ingress, ..obs() };
+            let s = compute(None, &o, T0);
+            let c = cond(&s, INGRESS_READY).clone();
+            (s, c)
+        };
+        assert!(compute(None, &obs(), T0).condition(INGRESS_READY).is_none());
+        let (s, c) = with(IngressState::NoAddress {
+            class: Some("nginx".into()),
+        });
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "NoAddress")
+        );
+        assert!(c.message.contains("\"nginx\""), "{}", c.message);
+        // The workers are ready whatever the Ingress: listmonk in the cluster reaches them.
+        assert_eq!(cond(&s, READY).status, ConditionStatus::True);
+        let (_, c) = with(IngressState::TlsSecretMissing {
+            secret: "bounces-tls".into(),
+            cert_manager: true,
+        });
+        assert_eq!(c.reason, "TLSSecretMissing");
+        assert!(
+            c.message.contains("cert-manager has not issued"),
+            "{}",
+            c.message
+        );
+        let (_, c) = with(IngressState::Admitted("203.0.113.7".into()));
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::True, "Admitted")
+        );
+        assert!(c.message.contains("203.0.113.7"));
+    }
+
+    #[test]
+    fn the_secrets_applied_are_shown_and_kept_when_apply_did_not_run() {
+        let s = compute(None, &obs(), T0);
+        assert_eq!(s.observed_secrets.get("db").map(String::as_str), Some("41"));
+        assert_eq!(s.config_hash.as_deref(), Some("0123abcd"));
+        let blocked = Observation {
+            applied_secrets: None,
+            problem: Some(Problem::SecretMissing("x".into())),
+            ..obs()
+        };
+        let later = compute(Some(&s), &blocked, T1);
+        assert_eq!(later.observed_secrets, s.observed_secrets);
+        assert_eq!(later.config_hash, s.config_hash);
     }
 
     fn cond<'a>(s: &'a BounceConfigStatus, t: &str) -> &'a Condition {

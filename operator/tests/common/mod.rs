@@ -50,6 +50,9 @@ struct State {
     service_monitor_crd: bool,
     /// When false, Deployments never report ready replicas (a cluster without nodes).
     nodes: bool,
+    /// What `/version` answers, as a real server fills it in (`major`, `minor`,
+    /// `gitVersion`); empty: a 1.33 server.
+    version: Option<Value>,
     /// Every change, for watches that start from an older resourceVersion.
     history: Vec<(u64, String, &'static str, Value)>,
     watchers: Vec<(
@@ -250,6 +253,12 @@ impl FakeApi {
             return ok(json!({"apiVersion": "v1", "kind": "List",
                 "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}));
         }
+        if method == Method::GET && path == "/version" {
+            return ok(st
+                .version
+                .clone()
+                .unwrap_or_else(|| version_info("1", "33", "v1.33.1")));
+        }
         if path == "/apis/monitoring.coreos.com/v1" {
             return if st.service_monitor_crd {
                 ok(
@@ -404,6 +413,12 @@ impl FakeApi {
         self.state.lock().unwrap().service_monitor_crd = on;
     }
 
+    /// The server's `/version`: `major`, `minor` and `gitVersion` as a real server (or a
+    /// provider's: `"30+"`, `v1.30.4-gke.1`) reports them.
+    pub fn set_version(&self, major: &str, minor: &str, git_version: &str) {
+        self.state.lock().unwrap().version = Some(version_info(major, minor, git_version));
+    }
+
     pub fn set_nodes(&self, on: bool) {
         self.state.lock().unwrap().nodes = on;
     }
@@ -492,6 +507,14 @@ impl State {
         obj["metadata"] = meta;
         obj
     }
+}
+
+/// `/version`'s body, with the fields a real server always sends.
+fn version_info(major: &str, minor: &str, git_version: &str) -> Value {
+    json!({"major": major, "minor": minor, "gitVersion": git_version,
+        "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
+        "platform": "linux/amd64"})
 }
 
 pub fn config_path(ns: &str, name: &str) -> String {

@@ -24,7 +24,8 @@
 //! that it skipped. (Its own variable, not `KUBECONFIG`: the API-server suites of the same
 //! run use a control plane of their own.) Knobs:
 //! - `BOUNCEOPS_E2E_WORKER_IMAGE`, `BOUNCEOPS_E2E_OPERATOR_IMAGE`: the images
-//!   (default `localhost/bounceops/bounce-{worker,operator}:dev`), pulled `Never`;
+//!   (default `localhost/bounceops/bounce-{worker,operator}:<workspace version>`, as
+//!   `scripts/images.sh` tags them), pulled `Never`;
 //! - `BOUNCEOPS_E2E_HOST_ADDRESS`: an address of this machine that pods reach (default
 //!   10.87.0.1, the node address of the one-node cluster): the test serves Postgres (a TCP
 //!   relay to `BOUNCEOPS_TEST_DATABASE_URL`'s server) and dovecot there.

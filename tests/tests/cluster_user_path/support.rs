@@ -27,22 +27,30 @@ pub fn setup() -> Option<Setup> {
     let Some(kubeconfig) =
         std::env::var_os("BOUNCEOPS_CLUSTER_KUBECONFIG").filter(|v| !v.is_empty())
     else {
-        println!(
-            "{SUITE}: SKIPPED: set BOUNCEOPS_CLUSTER_KUBECONFIG to the kubeconfig of a cluster \
-             with nodes that has the images of scripts/images.sh (docs/development.md)"
+        bounceops_tests::cluster::skipped(
+            SUITE,
+            "no cluster with nodes: set BOUNCEOPS_CLUSTER_KUBECONFIG to the kubeconfig of a \
+             cluster that has the images of scripts/images.sh (docs/development.md)",
         );
         return None;
     };
     let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
     Some(Setup {
         kubeconfig: kubeconfig.into(),
+        // scripts/images.sh tags them with the workspace version, as docs/install.md says.
         worker_image: var(
             "BOUNCEOPS_E2E_WORKER_IMAGE",
-            "localhost/bounceops/bounce-worker:dev",
+            concat!(
+                "localhost/bounceops/bounce-worker:",
+                env!("CARGO_PKG_VERSION")
+            ),
         ),
         operator_image: var(
             "BOUNCEOPS_E2E_OPERATOR_IMAGE",
-            "localhost/bounceops/bounce-operator:dev",
+            concat!(
+                "localhost/bounceops/bounce-operator:",
+                env!("CARGO_PKG_VERSION")
+            ),
         ),
         host: var("BOUNCEOPS_E2E_HOST_ADDRESS", "10.87.0.1"),
     })

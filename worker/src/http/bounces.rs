@@ -12,12 +12,15 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::paging::{self, Paging};
 use super::{AppState, Authenticated};
 use crate::event::BounceType;
 use crate::store::bounces::{self, ListQuery, OrderBy, Selection};
 use crate::store::export;
 
-const DEFAULT_PER_PAGE: i64 = 20;
+/// The most bounces `GET /api/subscribers/{id}/bounces` lists: listmonk's
+/// `GetSubscriberBounces` asks `QueryBounces` for 1000.
+const SUBSCRIBER_BOUNCES: i64 = 1000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,10 +34,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Query parameters in order, repeated keys kept (`?id=1&id=2`).
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(raw: Option<String>) -> Params {
+    pub(super) fn new(raw: Option<String>) -> Params {
         Params(
             form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
@@ -42,7 +45,16 @@ impl Params {
         )
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The first value of `key`, empty or not, as Go's `url.Values.Get` (and so listmonk)
+    /// takes it.
+    pub(super) fn first(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == key && !v.is_empty())
@@ -60,7 +72,7 @@ impl Params {
 
     /// A reason name from the vocabulary (docs/reasons.md): a misspelt one would silently
     /// match nothing.
-    fn reason(&self) -> Result<Option<String>, ApiError> {
+    pub(super) fn reason(&self) -> Result<Option<String>, ApiError> {
         self.get("reason")
             .map(|r| {
                 bounce_classify::Reason::from_name(r)
@@ -85,60 +97,56 @@ impl Params {
     }
 }
 
-pub(super) fn id_path(id: &str) -> Result<i32, ApiError> {
-    id.parse::<i32>()
+/// An id in the path or query of listmonk's bounce routes, read as listmonk's `hasID` and
+/// `parseStringIDs` read it: a number of at least 1, else 400.
+fn listmonk_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::BadRequest(format!("invalid id: {id:?}")))
 }
 
+/// A bounce id of our own routes (`/api/bounces/{id}/message`): listmonk's reading, within
+/// the 32-bit ids of listmonk's `bounces`.
+pub(super) fn id_path(id: &str) -> Result<i32, ApiError> {
+    listmonk_id(id).and_then(|n| {
+        i32::try_from(n).map_err(|_| ApiError::BadRequest(format!("invalid id: {id:?}")))
+    })
+}
+
+/// `GET /api/bounces`, as listmonk's `GetBounces` (`cmd/bounce.go`) and `QueryBounces`
+/// (`internal/core/bounces.go`) answer it: a parameter listmonk would not understand falls
+/// back to its default rather than being refused (`docs/listmonk.md`).
 async fn list(
     State(app): State<AppState>,
     _: Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p = Params::new(raw);
-    let order_by = match p.get("order_by") {
-        None => OrderBy::default(),
-        Some(o) => OrderBy::parse(o)
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid order_by: {o:?}")))?,
-    };
-    let descending = match p.get("order").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("desc") => true,
-        Some("asc") => false,
-        Some(o) => return Err(ApiError::BadRequest(format!("invalid order: {o:?}"))),
-    };
-    let page = p.number::<i64>("page")?.unwrap_or(1).max(1);
-    // listmonk's `per_page=all` returns every row and reports per_page as 0.
-    let per_page = match p.get("per_page") {
-        Some("all") => None,
-        _ => Some(
-            p.number::<i64>("per_page")?
-                .unwrap_or(DEFAULT_PER_PAGE)
-                .clamp(1, 10_000),
-        ),
-    };
+    let paging = Paging::parse(p.first("page"), p.first("per_page"))?;
     let query = ListQuery {
-        campaign_id: p.number("campaign_id")?,
-        source: p.get("source").map(str::to_owned),
+        // campaign_id 0 (or not a number) is no filter, as listmonk's `$2 = 0`.
+        campaign_id: p
+            .first("campaign_id")
+            .map(paging::atoi)
+            .filter(|id| *id != 0),
+        source: p
+            .first("source")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
         reason: p.reason()?,
-        order_by,
-        descending,
-        limit: per_page,
-        offset: per_page.map_or(0, |n| (page - 1) * n),
+        order_by: p
+            .first("order_by")
+            .and_then(OrderBy::parse)
+            .unwrap_or_default(),
+        // Only the exact `asc` ascends: listmonk compares with `SortAsc` ("asc").
+        descending: p.first("order") != Some("asc"),
+        limit: paging.limit(),
+        offset: paging.offset,
         ..Default::default()
     };
     let found = bounces::list(&app.store, &query).await?;
-    Ok(Json(json!({
-        "data": {
-            "results": found.results,
-            "search": "",
-            "query": "",
-            "total": found.total,
-            "per_page": per_page.unwrap_or(0),
-            "page": if per_page.is_some() { page } else { 1 },
-        }
-    })))
+    Ok(Json(paging.answer(found.results, found.total)))
 }
 
 async fn get_one(
@@ -146,10 +154,11 @@ async fn get_one(
     _: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = id_path(&id)?;
+    let id = listmonk_id(&id)?;
+    // listmonk's `GetBounce` answers an unknown id 400, not 404.
     let record = bounces::get(&app.store, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("bounce {id} not found")))?;
+        .ok_or_else(|| ApiError::BadRequest(format!("bounce {id} not found")))?;
     Ok(Json(json!({ "data": record })))
 }
 
@@ -158,48 +167,53 @@ async fn delete_one(
     _: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = id_path(&id)?;
+    let id = listmonk_id(&id)?;
     bounces::delete(&app.store, Selection::Ids(&[id])).await?;
     Ok(Json(json!({ "data": true })))
 }
 
+/// `DELETE /api/bounces?id=..&id=..` or `?all=true`, as listmonk's `DeleteBounces`: `all`
+/// is read by Go's `strconv.ParseBool` (`1`, `t`, `TRUE`, ... are true), and when it is
+/// true the ids are not looked at.
 async fn delete_many(
     State(app): State<AppState>,
     _: Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p = Params::new(raw);
-    let all = p.get("all") == Some("true");
+    let all = matches!(
+        p.first("all"),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    );
+    if all {
+        bounces::delete(&app.store, Selection::All).await?;
+        return Ok(Json(json!({ "data": true })));
+    }
     let ids =
         p.0.iter()
             .filter(|(k, _)| k == "id")
-            .map(|(_, v)| id_path(v))
-            .collect::<Result<Vec<i32>, ApiError>>()?;
-    let selection = match (all, ids.is_empty()) {
-        (true, _) => Selection::All,
-        (false, false) => Selection::Ids(&ids),
-        (false, true) => {
-            return Err(ApiError::BadRequest(
-                "give id=.. (repeatable) or all=true".into(),
-            ));
-        }
-    };
-    bounces::delete(&app.store, selection).await?;
+            .map(|(_, v)| listmonk_id(v))
+            .collect::<Result<Vec<i64>, ApiError>>()?;
+    if ids.is_empty() {
+        return Err(ApiError::BadRequest(
+            "give id=.. (repeatable) or all=true".into(),
+        ));
+    }
+    bounces::delete(&app.store, Selection::Ids(&ids)).await?;
     Ok(Json(json!({ "data": true })))
 }
 
+/// `GET /api/subscribers/{id}/bounces`, as listmonk's `GetSubscriberBounces`: the newest
+/// 1000, and an empty list (never 404) for a subscriber without bounces or unknown.
 async fn subscriber_bounces(
     State(app): State<AppState>,
     _: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = id_path(&id)?;
-    if !bounces::subscriber_exists(&app.store, id).await? {
-        return Err(ApiError::NotFound(format!("subscriber {id} not found")));
-    }
+    let id = listmonk_id(&id)?;
     let query = ListQuery {
         subscriber_id: Some(id),
-        limit: None,
+        limit: Some(SUBSCRIBER_BOUNCES),
         ..Default::default()
     };
     let found = bounces::list(&app.store, &query).await?;
@@ -211,7 +225,7 @@ async fn delete_subscriber_bounces(
     _: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = id_path(&id)?;
+    let id = listmonk_id(&id)?;
     bounces::delete(&app.store, Selection::Subscriber(id)).await?;
     Ok(Json(json!({ "data": true })))
 }

@@ -4,6 +4,8 @@
 //! - `providers`: the provider webhooks' route and metrics.
 //! - `bounces`: listmonk's bounce API and the streaming export.
 //! - `dead_letters`: the events the database refused, parked.
+//! - `kept`: the bounces kept in the worker's own tables (unmatched, ignored).
+//! - `paging`: listmonk's `page` / `per_page`, read as listmonk reads them.
 //! - `evidence`: the mail (or provider event) that caused a bounce.
 //! - `ops`: metrics, health, readiness, and the request metrics middleware.
 //! - `error`: the one error type every handler returns.
@@ -12,7 +14,9 @@ pub mod bounces;
 pub mod dead_letters;
 pub mod error;
 pub mod evidence;
+pub mod kept;
 pub mod ops;
+pub mod paging;
 pub mod providers;
 pub mod webhook;
 
@@ -51,6 +55,7 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
         .merge(bounces::routes())
         .merge(dead_letters::routes())
         .merge(evidence::routes())
+        .merge(kept::routes())
         .merge(ops::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(deadline, ops::deadline))

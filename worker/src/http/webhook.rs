@@ -37,7 +37,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The request as listmonk defines it. Strings are checked by hand afterwards so that each
-/// bad field gets a message naming it.
+/// bad field gets a message naming it. `meta` is read from the JSON object itself: serde
+/// would make `"meta": null` and no `meta` one `None`, and listmonk stores them apart.
 #[derive(Deserialize)]
 struct GenericBounce {
     #[serde(default)]
@@ -50,8 +51,6 @@ struct GenericBounce {
     bounce_type: String,
     #[serde(default)]
     source: String,
-    #[serde(default)]
-    meta: Option<serde_json::Value>,
     #[serde(default)]
     created_at: Option<String>,
 }
@@ -93,7 +92,7 @@ async fn receive(
 
 /// Validates a request body into an event, as listmonk's `validateBounceFields` does.
 pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
-    let value: serde_json::Value = crate::storable::parse_json(body)
+    let mut value: serde_json::Value = crate::storable::parse_json(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
     // serde would also read a struct from a JSON array; listmonk wants an object.
     if !value.is_object() {
@@ -101,6 +100,10 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
             "invalid JSON: expected an object".into(),
         ));
     }
+    // listmonk (`BounceWebhook`, cmd/bounce.go) unmarshals meta into a json.RawMessage and
+    // stores `{}` only when it is empty, that is absent: `"meta": null` is stored as the JSON
+    // null it is.
+    let meta = value.as_object_mut().and_then(|o| o.remove("meta"));
     let b: GenericBounce = serde_json::from_value(value)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
     let bad = |field: &str| ApiError::BadRequest(format!("invalid {field}"));
@@ -124,12 +127,12 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
     let bounce_type = BounceType::parse(&b.bounce_type).ok_or_else(|| {
         ApiError::BadRequest("invalid type: must be soft, hard or complaint".into())
     })?;
-    let meta = match b.meta {
-        None | Some(serde_json::Value::Null) => serde_json::json!({}),
-        Some(m @ serde_json::Value::Object(_)) => m,
+    let meta = match meta {
+        None => serde_json::json!({}),
+        Some(m @ (serde_json::Value::Null | serde_json::Value::Object(_))) => m,
         Some(_) => {
             return Err(ApiError::BadRequest(
-                "invalid meta: must be an object".into(),
+                "invalid meta: must be an object (or null)".into(),
             ));
         }
     };
@@ -266,10 +269,21 @@ mod tests {
 
     #[test]
     fn empty_optional_strings_are_absent() {
-        let e = parse(br#"{"email":"a@b.c","subscriber_uuid":"","campaign_uuid":"","type":"soft","meta":null}"#).unwrap();
+        let e =
+            parse(br#"{"email":"a@b.c","subscriber_uuid":"","campaign_uuid":"","type":"soft"}"#)
+                .unwrap();
         assert_eq!(e.subscriber_uuid, None);
         assert_eq!(e.campaign_uuid, None);
         assert_eq!(e.meta, serde_json::json!({}));
+    }
+
+    /// listmonk's `BounceWebhook` (cmd/bounce.go) replaces only an empty `meta` (absent) by
+    /// `{}`; `null` is kept.
+    #[test]
+    fn meta_null_stays_null() {
+        let e = parse(br#"{"email":"a@b.c","type":"soft","meta":null}"#).unwrap();
+        assert_eq!(e.meta, serde_json::Value::Null);
+        assert_eq!(e.reason, None);
     }
 
     #[test]

@@ -386,6 +386,7 @@ pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> any
         metrics.clone(),
         1,
         (&settings.spec.evidence).into(),
+        settings.spec.retention.clone(),
     );
     let deps = Deps::new(store.clone(), ingest, metrics)?;
     let (_stop, stopped) = watch::channel(false);

@@ -101,9 +101,11 @@ impl OrderBy {
 
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
-    pub id: Option<i32>,
-    pub campaign_id: Option<i32>,
-    pub subscriber_id: Option<i32>,
+    /// Ids are compared as 64-bit numbers: an id beyond listmonk's 32-bit columns matches
+    /// nothing instead of failing the query.
+    pub id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
     pub source: Option<String>,
     /// A reason name (docs/reasons.md), compared with `meta.reason`.
     pub reason: Option<String>,
@@ -129,9 +131,9 @@ pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, sqlx::Error> {
          FROM bounces b
          JOIN subscribers s ON s.id = b.subscriber_id
          LEFT JOIN campaigns c ON c.id = b.campaign_id
-         WHERE ($1::int4 IS NULL OR b.id = $1)
-           AND ($2::int4 IS NULL OR b.campaign_id = $2)
-           AND ($3::int4 IS NULL OR b.subscriber_id = $3)
+         WHERE ($1::int8 IS NULL OR b.id = $1)
+           AND ($2::int8 IS NULL OR b.campaign_id = $2)
+           AND ($3::int8 IS NULL OR b.subscriber_id = $3)
            AND ($4::text IS NULL OR b.source = $4)
            AND ($7::text IS NULL OR b.meta->>'reason' = $7)
          ORDER BY {col} {direction} NULLS LAST, b.id {direction}
@@ -154,7 +156,7 @@ pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, sqlx::Error> {
     })
 }
 
-pub async fn get(store: &Store, id: i32) -> Result<Option<BounceRecord>, sqlx::Error> {
+pub async fn get(store: &Store, id: i64) -> Result<Option<BounceRecord>, sqlx::Error> {
     let q = ListQuery {
         id: Some(id),
         ..Default::default()
@@ -165,8 +167,8 @@ pub async fn get(store: &Store, id: i32) -> Result<Option<BounceRecord>, sqlx::E
 /// Which bounces a delete removes.
 pub enum Selection<'a> {
     All,
-    Ids(&'a [i32]),
-    Subscriber(i32),
+    Ids(&'a [i64]),
+    Subscriber(i64),
 }
 
 pub async fn delete(store: &Store, which: Selection<'_>) -> Result<u64, sqlx::Error> {
@@ -177,24 +179,17 @@ pub async fn delete(store: &Store, which: Selection<'_>) -> Result<u64, sqlx::Er
                 .await?
         }
         Selection::Ids(ids) => {
-            sqlx::query("DELETE FROM bounces WHERE id = ANY($1)")
+            sqlx::query("DELETE FROM bounces WHERE id = ANY($1::int8[])")
                 .bind(ids)
                 .execute(&store.pool)
                 .await?
         }
         Selection::Subscriber(id) => {
-            sqlx::query("DELETE FROM bounces WHERE subscriber_id = $1")
+            sqlx::query("DELETE FROM bounces WHERE subscriber_id = $1::int8")
                 .bind(id)
                 .execute(&store.pool)
                 .await?
         }
     };
     Ok(done.rows_affected())
-}
-
-pub async fn subscriber_exists(store: &Store, id: i32) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = $1)")
-        .bind(id)
-        .fetch_one(&store.pool)
-        .await
 }

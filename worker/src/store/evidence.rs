@@ -6,12 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
 use super::Store;
+use super::purge::delete_in_batches;
 use crate::evidence::Kept;
 
-/// Rows deleted by one statement of a purge: a large backlog (after `keepDays` was
-/// lowered, or a long outage) is deleted in many short transactions, never in one that
-/// holds its locks and its WAL for minutes.
-pub const PURGE_BATCH: i64 = 1000;
+pub use super::purge::PURGE_BATCH;
 
 /// Stores the evidence of newly inserted bounce rows, `(bounce id, evidence)`.
 pub async fn insert(
@@ -159,27 +157,4 @@ pub async fn purge(store: &Store, keep_days: u32) -> Result<Purged, sqlx::Error>
     )
     .await?;
     Ok(Purged { expired, orphaned })
-}
-
-type Query<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
-
-/// Runs `sql` (a DELETE of at most [`PURGE_BATCH`] rows, its parameters bound by `bind`),
-/// each time in its own transaction, until a run deletes fewer than that; returns the
-/// rows deleted in all.
-async fn delete_in_batches(
-    store: &Store,
-    sql: &str,
-    bind: impl for<'q> Fn(Query<'q>) -> Query<'q>,
-) -> Result<u64, sqlx::Error> {
-    let mut deleted = 0;
-    loop {
-        let done = bind(sqlx::query(sql))
-            .execute(&store.pool)
-            .await?
-            .rows_affected();
-        deleted += done;
-        if done < PURGE_BATCH as u64 {
-            return Ok(deleted);
-        }
-    }
 }

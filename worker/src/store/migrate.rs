@@ -11,6 +11,8 @@ const STANDALONE: &str = include_str!("../../sql/listmonk_standalone.sql");
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub created_listmonk_tables: bool,
+    /// Migrations applied by this run (0: the schema was already up to date).
+    pub applied: usize,
 }
 
 pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error> {
@@ -33,15 +35,31 @@ pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error>
                 report.created_listmonk_tables = true;
             }
         }
-        sqlx::query("CREATE SCHEMA IF NOT EXISTS bounceops")
-            .execute(&mut *conn)
-            .await?;
+        // Every pod's init container runs this. Once the schema is migrated it must need no
+        // right that a running worker lacks: `CREATE SCHEMA IF NOT EXISTS` and sqlx's
+        // `CREATE TABLE IF NOT EXISTS _sqlx_migrations` are refused without CREATE on the
+        // database / the schema even when the object exists, so look before creating.
+        let pending = pending(&mut conn).await?;
+        if pending == 0 {
+            return Ok(report);
+        }
+        let schema_exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bounceops')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if !schema_exists {
+            sqlx::query("CREATE SCHEMA bounceops")
+                .execute(&mut *conn)
+                .await?;
+        }
         sqlx::query("SET search_path TO bounceops, public")
             .execute(&mut *conn)
             .await?;
         let run = MIGRATOR.run(&mut *conn).await;
         sqlx::query("RESET search_path").execute(&mut *conn).await?;
         run.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        report.applied = pending;
         Ok::<_, sqlx::Error>(report)
     }
     .await;
@@ -50,6 +68,31 @@ pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error>
         .execute(&mut *conn)
         .await?;
     result
+}
+
+/// How many of this binary's migrations are not applied, as they are, in the database.
+/// A migration recorded with another checksum (edited after it ran) or as failed counts as
+/// pending, so that sqlx's migrator, which then runs, reports it in its own words.
+async fn pending(conn: &mut sqlx::PgConnection) -> Result<usize, sqlx::Error> {
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('bounceops._sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !table_exists {
+        return Ok(MIGRATOR.iter().count());
+    }
+    let applied: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM bounceops._sqlx_migrations WHERE success")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| {
+            !applied
+                .iter()
+                .any(|(v, sum)| *v == m.version && sum.as_slice() == m.checksum.as_ref())
+        })
+        .count())
 }
 
 /// Whether every migration this binary carries has been applied.

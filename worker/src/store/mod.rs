@@ -6,6 +6,9 @@
 //! - `export`: streaming CSV / NDJSON export.
 //! - `evidence`: what caused each bounce (the bounce mail, the provider's event), kept
 //!   beside its row, and its purge.
+//! - `kept`: the bounces kept in the worker's own tables (unmatched, ignored), listed and
+//!   purged after `spec.retention`.
+//! - `purge`: deleting what is past its keeping, in short batches.
 //! - `mailbox`: the mailbox scanner's lock and the messages it leaves in place.
 //! - `nonces`: the provider webhooks' single-use signature tokens.
 //! - `dead_letters`: events the database refuses, parked so their batch is recorded.
@@ -17,10 +20,12 @@ pub mod bounces;
 pub mod dead_letters;
 pub mod evidence;
 pub mod export;
+pub mod kept;
 pub mod locks;
 pub mod mailbox;
 pub mod migrate;
 pub mod nonces;
+pub mod purge;
 pub mod record;
 
 use std::sync::Arc;

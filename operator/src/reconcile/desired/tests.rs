@@ -316,6 +316,24 @@ fn each_role_mounts_only_the_secrets_it_reads_once_at_its_name() {
                 .iter()
                 .any(|m| m["mountPath"] == "/etc/bounceops" && m["readOnly"] == true)
         );
+        // The migrate init container reads the config and the database URL, nothing else.
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["name"], "migrate");
+        let paths: Vec<&str> = init["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/bounceops",
+                "/tmp",
+                &format!("{SECRETS_DIR}/listmonk-db")
+            ],
+            "{kind:?}"
+        );
     }
 }
 
