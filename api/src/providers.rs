@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::SecretRef;
 
 /// Amazon SES, through an SNS topic subscribed over HTTPS.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SesProvider {
     /// Accept SNS messages at `/webhooks/service/ses`.
@@ -28,6 +28,24 @@ pub struct SesProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub cert_url_pattern: Option<String>,
+    /// Largest accepted difference, in seconds, between a message's signed `Timestamp` and
+    /// the worker's clock; other messages are refused as replays. SNS keeps the first
+    /// attempt's `Timestamp` on every retry, and retries HTTPS deliveries for at most an
+    /// hour: the default is that hour plus 5 minutes of clock skew.
+    #[serde(default = "default_tolerance_sns")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub tolerance_seconds: u32,
+}
+
+impl Default for SesProvider {
+    fn default() -> Self {
+        SesProvider {
+            enabled: false,
+            topic_arns: Vec::new(),
+            cert_url_pattern: None,
+            tolerance_seconds: default_tolerance_sns(),
+        }
+    }
 }
 
 /// SendGrid's Event Webhook with signature verification turned on.
@@ -185,6 +203,10 @@ pub struct TokenAuthProvider {
 
 fn default_tolerance_sendgrid() -> u32 {
     600
+}
+
+fn default_tolerance_sns() -> u32 {
+    3900
 }
 
 fn default_tolerance_short() -> u32 {

@@ -63,6 +63,7 @@ fn code_exports_the_documented_metrics() {
         "bounceops_events_total",
         "bounceops_actions_total",
         "bounceops_unmatched_total",
+        "bounceops_dead_letters_total",
         "bounceops_http_requests_total",
         "bounceops_http_request_duration_seconds",
         "bounceops_db_errors_total",

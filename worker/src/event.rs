@@ -57,10 +57,15 @@ pub struct BounceEvent {
     /// What caused the event, kept with its bounce row (`crate::evidence`): the bounce
     /// mail, or the sender's JSON event.
     pub evidence: Option<crate::evidence::Evidence>,
+    /// The SHA-256 of the request body, when `event_id` is the sender's `Idempotency-Key`:
+    /// stored with the claim of the key, so that the key admits a retry of this request
+    /// and no other (`Outcome::KeyReused`).
+    pub request_digest: Option<[u8; 32]>,
 }
 
-/// What happened to one event. Every variant means the event is durably handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happened to one event. Every variant but `KeyReused` means the event is durably
+/// handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A bounce row was inserted; `action` was applied to the subscriber.
     Recorded {
@@ -81,11 +86,18 @@ pub enum Outcome {
     /// Recorded by an attempt whose commit answer was lost (the connection dropped after
     /// COMMIT); the worker checked that it is committed, but not what it did.
     Committed,
+    /// Its `Idempotency-Key` was claimed by a request with another body: nothing is
+    /// recorded, and the sender is told so (422).
+    KeyReused,
+    /// The database refuses one of its values, whatever is retried (a character that the
+    /// database's encoding cannot hold): kept in `bounceops.dead_letters` under `id`,
+    /// with the database's `reason`, so that the rest of its batch is recorded.
+    DeadLettered { id: i64, reason: String },
 }
 
 impl Outcome {
     /// The value of the `outcome` label in metrics.
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Outcome::Recorded { .. } => "recorded",
             Outcome::Blocklisted => "blocklisted",
@@ -94,12 +106,14 @@ impl Outcome {
             Outcome::Ignored => "ignored",
             Outcome::Duplicate => "duplicate",
             Outcome::Committed => "committed",
+            Outcome::KeyReused => "key_reused",
+            Outcome::DeadLettered { .. } => "dead_letter",
         }
     }
 
-    pub fn action(self) -> Option<Action> {
+    pub fn action(&self) -> Option<Action> {
         match self {
-            Outcome::Recorded { action, .. } | Outcome::OverThreshold { action } => action,
+            Outcome::Recorded { action, .. } | Outcome::OverThreshold { action } => *action,
             _ => None,
         }
     }

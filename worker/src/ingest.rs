@@ -7,11 +7,16 @@
 //! so under load many events share one transaction and one WAL flush, and when idle a
 //! lone event is written at once, without waiting for company.
 //!
-//! Every event comes through here, so this is also where `spec.evidence` applies: the
-//! originals that providers and the generic webhook hand over are kept (bounded and
-//! compressed) or dropped before they are queued, and the kept ones are purged after
-//! `keepDays`; the bounces kept in the worker's own tables are purged after
-//! `spec.retention` with them.
+//! Every event comes through here, so this is also where every text is made storable
+//! (`storable`), and where `spec.evidence` applies: the originals that providers and the
+//! generic webhook hand over are kept (bounded and compressed) or dropped before they are
+//! queued, and the kept ones are purged after `keepDays`; the bounces kept in the worker's
+//! own tables are purged after `spec.retention` with them.
+//!
+//! One bad event never fails its neighbours: when the database refuses a value of a batch
+//! (a data exception), the batch is split until the event it refuses stands alone; that
+//! one is parked in `bounceops.dead_letters` (`Outcome::DeadLettered`) and the rest is
+//! recorded. Dead letters are purged after 30 days, with the event ids and the evidence.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +28,7 @@ use crate::evidence::{self, Evidence, Policy};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::record::{self, RecordError};
-use crate::store::{self, Store};
+use crate::store::{self, Store, dead_letters};
 use bounceops_api::RetentionSpec;
 
 const MAX_BATCH_EVENTS: usize = 128;
@@ -117,6 +122,8 @@ impl Ingest {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let mut events = events;
+        events.iter_mut().for_each(crate::storable::event);
         let events = seal(self.evidence, events).await?;
         let (reply, answer) = oneshot::channel();
         self.queue
@@ -178,16 +185,18 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
                 let _ = reply.send(Ok(mine));
             }
         }
-        // One bad job must not fail its neighbours: retry each job in its own transaction.
-        // Not when the database itself is unreachable: every job would wait out the pool's
-        // timeout in turn, so the whole batch fails at once and its senders retry later.
+        // One bad job must not fail its neighbours: retry each job in its own transaction,
+        // and split a job whose value the database refuses down to that event. Not when the
+        // database itself is unreachable: every job would wait out the pool's timeout in
+        // turn, so the whole batch fails at once and its senders retry later.
         Err(RecordError::NotCommitted(e))
-            if shares.len() > 1 && !store::is_connection_failure(&e) =>
+            if (shares.len() > 1 || store::is_refused_value(&e))
+                && !store::is_connection_failure(&e) =>
         {
             tracing::warn!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
             for (range, reply) in shares {
                 let mine = &events[range];
-                let result = record_settled(store, rules, mine).await;
+                let result = record_isolating(store, rules, metrics, mine).await;
                 finish(metrics, mine, reply, result);
             }
         }
@@ -220,6 +229,60 @@ async fn record_settled(
     match record::record(store, rules, events).await {
         Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, events, e).await,
         other => other,
+    }
+}
+
+/// [`record_settled`], and when the database refuses a value of `events`, the same for each
+/// half, down to the event it refuses, which is parked as a dead letter. The halves are
+/// recorded in order, so the rules see the events in the order they came.
+fn record_isolating<'a>(
+    store: &'a Store,
+    rules: &'a Rules,
+    metrics: &'a Metrics,
+    events: &'a [BounceEvent],
+) -> futures::future::BoxFuture<'a, Result<Vec<Outcome>, RecordError>> {
+    Box::pin(async move {
+        match record_settled(store, rules, events).await {
+            Err(RecordError::NotCommitted(e)) if store::is_refused_value(&e) => {
+                if let [event] = events {
+                    return park(store, metrics, event, &e).await.map(|o| vec![o]);
+                }
+                let (first, second) = events.split_at(events.len() / 2);
+                let mut outcomes = record_isolating(store, rules, metrics, first).await?;
+                outcomes.extend(record_isolating(store, rules, metrics, second).await?);
+                Ok(outcomes)
+            }
+            other => other,
+        }
+    })
+}
+
+/// Parks an event the database refused (`refused`) as a dead letter, and counts it.
+async fn park(
+    store: &Store,
+    metrics: &Metrics,
+    event: &BounceEvent,
+    refused: &sqlx::Error,
+) -> Result<Outcome, RecordError> {
+    let reason = match refused {
+        sqlx::Error::Database(db) => {
+            format!("{}: {}", db.code().unwrap_or_default(), db.message())
+        }
+        other => other.to_string(),
+    };
+    match dead_letters::park(store, event, &reason).await? {
+        Some(id) => {
+            metrics.count_dead_letter(&event.source);
+            tracing::warn!(
+                dead_letter = id,
+                source = %event.source,
+                %reason,
+                "the database refuses an event; parked it in bounceops.dead_letters"
+            );
+            Ok(Outcome::DeadLettered { id, reason })
+        }
+        // Its id was claimed meanwhile: recorded or parked by another attempt.
+        None => Ok(Outcome::Duplicate),
     }
 }
 
@@ -272,7 +335,7 @@ async fn seal(policy: Policy, events: Vec<BounceEvent>) -> Result<Vec<BounceEven
         .map_err(|_| IngestError::Closed)
 }
 
-/// Forgets old event ids and purges old evidence and kept bounces, every
+/// Forgets old event ids and purges old dead letters, evidence and kept bounces, every
 /// [`FORGET_EVERY`], as long as the `Ingest` it was started with runs (`alive` upgrades).
 async fn forget_old(
     store: Store,
@@ -291,6 +354,11 @@ async fn forget_old(
             Ok(0) => {}
             Ok(n) => tracing::info!(forgotten = n, "forgot event ids older than 7 days"),
             Err(e) => tracing::warn!(error = %e, "cannot forget old event ids; will try again"),
+        }
+        match dead_letters::purge(&store, dead_letters::KEEP_DAYS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "purged dead letters older than 30 days"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old dead letters; will try again"),
         }
         match store::evidence::purge(&store, evidence.keep_days).await {
             Ok(p) if p.is_empty() => {}

@@ -19,5 +19,6 @@ pub mod providers;
 pub mod rules;
 pub mod secrets;
 pub mod server;
+pub mod storable;
 pub mod store;
 pub mod telemetry;

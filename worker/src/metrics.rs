@@ -24,6 +24,7 @@ pub struct Inner {
     pub events: IntCounterVec,
     pub actions: IntCounterVec,
     pub unmatched: IntCounterVec,
+    pub dead_letters: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub db_errors: IntCounterVec,
@@ -68,6 +69,11 @@ impl Metrics {
         let unmatched = counter(
             "bounceops_unmatched_total",
             "Bounces whose subscriber is unknown, kept in bounceops.unmatched, by source.",
+            &["source"],
+        );
+        let dead_letters = counter(
+            "bounceops_dead_letters_total",
+            "Events the database refused, parked in bounceops.dead_letters, by source.",
             &["source"],
         );
         let http_requests = counter(
@@ -118,6 +124,7 @@ impl Metrics {
             events,
             actions,
             unmatched,
+            dead_letters,
             http_requests,
             http_duration,
             db_errors,
@@ -146,6 +153,15 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// One event parked in `bounceops.dead_letters` (counted where it is parked: a retry
+    /// answered with the same dead letter is not another one).
+    pub fn count_dead_letter(&self, source: &str) {
+        let source = self.source_label(source);
+        self.dead_letters
+            .with_label_values(&[source.as_str()])
+            .inc();
     }
 
     fn source_label(&self, source: &str) -> String {

@@ -187,6 +187,7 @@ mod tests {
             event_id: crate::event::received_id(),
             reason: None,
             evidence: None,
+            request_digest: None,
         }
     }
 

@@ -68,7 +68,12 @@ pub async fn serve_with_mailboxes(
             Some(mailbox::Scanners::start(mailboxes, deps))
         }
     };
-    let providers = Providers::new(settings.providers.clone(), store.clone(), &metrics);
+    let providers = Providers::new(
+        settings.providers.clone(),
+        store.clone(),
+        &metrics,
+        settings.max_body_bytes,
+    );
     let app = Arc::new(App {
         store: store.clone(),
         ingest,

@@ -28,6 +28,7 @@ fn bounce(email: &str) -> BounceEvent {
         event_id: received_id(),
         reason: None,
         evidence: None,
+        request_digest: None,
     }
 }
 
@@ -50,7 +51,7 @@ async fn rig() -> Rig {
 async fn send_until_answered(ingest: &Ingest, make: impl Fn() -> BounceEvent) -> (Outcome, usize) {
     for attempt in 1..=5 {
         match ingest.record(vec![make()]).await {
-            Ok(outcomes) => return (outcomes[0], attempt),
+            Ok(mut outcomes) => return (outcomes.remove(0), attempt),
             Err(IngestError::Unavailable(_)) => continue,
             Err(e) => panic!("attempt {attempt}: {e}"),
         }

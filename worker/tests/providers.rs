@@ -150,18 +150,20 @@ const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-bounces";
 const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef.pem";
 
 /// A loopback stand-in for SNS: serves the signing certificate and counts subscription
-/// confirmations.
+/// confirmations, and requests for anything else (answered 404).
 struct SnsHost {
     base: String,
     cert_fetches: Arc<AtomicUsize>,
     confirmations: Arc<AtomicUsize>,
+    misses: Arc<AtomicUsize>,
 }
 
 impl SnsHost {
     async fn start(pem: String) -> SnsHost {
         let cert_fetches = Arc::new(AtomicUsize::new(0));
         let confirmations = Arc::new(AtomicUsize::new(0));
-        let (f, c) = (cert_fetches.clone(), confirmations.clone());
+        let misses = Arc::new(AtomicUsize::new(0));
+        let (f, c, m) = (cert_fetches.clone(), confirmations.clone(), misses.clone());
         let app = axum::Router::new()
             .route(
                 CERT_PATH,
@@ -177,7 +179,11 @@ impl SnsHost {
                     c.fetch_add(1, Ordering::SeqCst);
                     async { "<ConfirmSubscriptionResponse/>" }
                 }),
-            );
+            )
+            .fallback(move || {
+                m.fetch_add(1, Ordering::SeqCst);
+                async { axum::http::StatusCode::NOT_FOUND }
+            });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -185,6 +191,7 @@ impl SnsHost {
             base,
             cert_fetches,
             confirmations,
+            misses,
         }
     }
 
@@ -272,6 +279,11 @@ fn sns_sign(envelope: &mut Value, key: &RsaPrivateKey, version: u8) {
     envelope["Signature"] = json!(b64(&signature));
 }
 
+/// Now, as SNS writes its `Timestamp`.
+fn sns_now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn sns_notification(message: &str, cert_url: &str) -> Value {
     json!({
         "Type": "Notification",
@@ -279,7 +291,7 @@ fn sns_notification(message: &str, cert_url: &str) -> Value {
         "TopicArn": TOPIC,
         "Subject": "Amazon SES Email Event Notification",
         "Message": message,
-        "Timestamp": "2026-01-02T03:04:05.678Z",
+        "Timestamp": sns_now(),
         "SigningCertURL": cert_url,
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x"
     })
@@ -296,6 +308,18 @@ async fn post_sns(w: &Worker, envelope: &Value) -> (u16, Value) {
         &envelope.to_string(),
     )
     .await
+}
+
+/// SES's bounce of the first two of `emails`, for a campaign nobody knows.
+fn ses_bounce_of(emails: &[String]) -> String {
+    fixture(
+        "ses-bounce.json",
+        &[
+            ("EMAIL1", &emails[0]),
+            ("EMAIL2", &emails[1]),
+            ("CAMPAIGN", &Uuid::new_v4().to_string()),
+        ],
+    )
 }
 
 async fn ses_setup(db: &TestDb) -> (Worker, SnsHost, RsaPrivateKey) {
@@ -377,14 +401,7 @@ async fn ses_forgeries_are_refused_and_write_nothing() {
     let db = TestDb::new().await;
     let emails = subscribers(&db, "sesf", 2).await;
     let (w, host, key) = ses_setup(&db).await;
-    let message = fixture(
-        "ses-bounce.json",
-        &[
-            ("EMAIL1", &emails[0]),
-            ("EMAIL2", &emails[1]),
-            ("CAMPAIGN", &Uuid::new_v4().to_string()),
-        ],
-    );
+    let message = ses_bounce_of(&emails);
     let mut good = sns_notification(&message, &host.cert_url());
     sns_sign(&mut good, &key, 2);
 
@@ -460,6 +477,80 @@ async fn ses_forgeries_are_refused_and_write_nothing() {
     assert_eq!(db.total_bounces().await, 2);
 }
 
+/// A captured notification replayed later (or one dated in the future, or not dated) is
+/// refused however well signed, as the other providers refuse old timestamps; what needs no
+/// network (the signature version, the time) refuses before the certificate is fetched;
+/// a certificate that cannot be fetched is not fetched again for a while.
+#[tokio::test]
+async fn ses_refuses_messages_out_of_time_and_checks_before_fetching() {
+    let db = TestDb::new().await;
+    let emails = subscribers(&db, "sest", 2).await;
+    let (w, host, key) = ses_setup(&db).await;
+    let message = ses_bounce_of(&emails);
+    for (timestamp, check) in [
+        (
+            "2001-01-02T03:04:05.678Z",
+            "signature timestamp outside the tolerance",
+        ),
+        (
+            "2099-01-02T03:04:05.678Z",
+            "signature timestamp outside the tolerance",
+        ),
+        ("not a time", "signature timestamp is not a time"),
+    ] {
+        let mut old = sns_notification(&message, &host.cert_url());
+        old["Timestamp"] = json!(timestamp);
+        sns_sign(&mut old, &key, 2);
+        assert_refused(&post_sns(&w, &old).await, check);
+    }
+    assert_eq!(
+        host.cert_fetches.load(Ordering::SeqCst),
+        0,
+        "no fetch for them"
+    );
+
+    let mut unknown = sns_notification(&message, &host.cert_url());
+    sns_sign(&mut unknown, &key, 2);
+    unknown["SignatureVersion"] = json!("3");
+    assert_refused(
+        &post_sns(&w, &unknown).await,
+        "unsupported SignatureVersion",
+    );
+    assert_eq!(host.cert_fetches.load(Ordering::SeqCst), 0);
+
+    let missing = format!("{}/SimpleNotificationService-0000.pem", host.base);
+    for _ in 0..3 {
+        let mut n = sns_notification(&message, &missing);
+        sns_sign(&mut n, &key, 2);
+        assert_eq!(post_sns(&w, &n).await.0, 503);
+    }
+    assert_eq!(
+        host.misses.load(Ordering::SeqCst),
+        1,
+        "a failed fetch is remembered"
+    );
+    assert_eq!(db.total_bounces().await, 0);
+
+    // A fresh message goes through, with the tolerance configurable.
+    let mut fresh = sns_notification(&message, &host.cert_url());
+    sns_sign(&mut fresh, &key, 1);
+    assert_eq!(post_sns(&w, &fresh).await.0, 200);
+    assert_eq!(db.total_bounces().await, 2);
+    let strict = format!(
+        "    ses: {{enabled: true, topicArns: [\"{TOPIC}\"], certUrlPattern: '{}', toleranceSeconds: 60}}\n",
+        host.pattern()
+    );
+    let w = Worker::start(&db.url, &strict, &[]).await;
+    let mut minutes_old = sns_notification(&message, &host.cert_url());
+    let at = Utc::now() - chrono::Duration::seconds(120);
+    minutes_old["Timestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    sns_sign(&mut minutes_old, &key, 2);
+    assert_refused(
+        &post_sns(&w, &minutes_old).await,
+        "signature timestamp outside the tolerance",
+    );
+}
+
 #[tokio::test]
 async fn ses_subscription_is_confirmed_through_the_verified_url() {
     let db = TestDb::new().await;
@@ -472,7 +563,7 @@ async fn ses_subscription_is_confirmed_through_the_verified_url() {
             "TopicArn": TOPIC,
             "Message": "You have chosen to subscribe to the topic. To confirm the subscription, visit the SubscribeURL included in this message.",
             "SubscribeURL": subscribe_url,
-            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "Timestamp": sns_now(),
             "SigningCertURL": host.cert_url(),
         })
     };
@@ -545,11 +636,14 @@ impl SendgridKey {
     }
 }
 
-#[tokio::test]
-async fn sendgrid_signed_batch_recorded_once_and_forgeries_refused() {
-    let db = TestDb::new().await;
-    let (campaign_id, campaign) = db.campaign("c").await;
-    let emails = subscribers(&db, "sg", 4).await;
+/// A worker with SendGrid enabled (tolerance 600 s), its key, and the batch fixture for
+/// the four `emails` and `campaign`, its event ids starting with `id`.
+async fn sendgrid_rig(
+    db: &TestDb,
+    emails: &[String],
+    campaign: Uuid,
+    id: &str,
+) -> (Worker, SendgridKey, String) {
     let key = SendgridKey::new();
     let w = Worker::start(
         &db.url,
@@ -565,9 +659,18 @@ async fn sendgrid_signed_batch_recorded_once_and_forgeries_refused() {
             ("EMAIL3", &emails[2]),
             ("EMAIL4", &emails[3]),
             ("CAMPAIGN", &campaign.to_string()),
-            ("ID", "sg-evt"),
+            ("ID", id),
         ],
     );
+    (w, key, body)
+}
+
+#[tokio::test]
+async fn sendgrid_signed_batch_recorded_once_and_forgeries_refused() {
+    let db = TestDb::new().await;
+    let (campaign_id, campaign) = db.campaign("c").await;
+    let emails = subscribers(&db, "sg", 4).await;
+    let (w, key, body) = sendgrid_rig(&db, &emails, campaign, "sg-evt").await;
     let ts = now();
 
     let tampered = body.replace("5.1.1", "5.1.2");
@@ -1465,4 +1568,336 @@ fn example_bounceconfig_loads() {
     .expect("the example loads");
     let names: Vec<_> = settings.providers.names().collect();
     assert_eq!(names.len(), 11, "{names:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Poison events: one event that Postgres would refuse never blocks its batch
+
+/// `text` with its first event poisoned: a `meta` key and value holding NUL and a lone
+/// surrogate, and NUL and a lone surrogate in the first server reply (`550 5.1.1 ...`).
+/// Postgres refuses NUL in text and jsonb; serde_json refuses lone surrogates.
+fn poisoned(text: &str) -> String {
+    let member = r#""note\u0000": "NUL \u0000 and a lone surrogate \ud800", "#;
+    let at = match text.find("\"event-data\": {") {
+        Some(i) => i + "\"event-data\": {".len(),
+        None => text.find('{').unwrap() + 1,
+    };
+    let out = format!("{}{member}{}", &text[..at], &text[at..]);
+    out.replacen("550 5.1.1", "550 5.1.1 \\u0000\\ud800", 1)
+}
+
+/// Rows of `source` (bounces and unmatched) whose meta holds U+FFFD, where the poison was.
+async fn replaced(db: &TestDb, source: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM bounces WHERE source = $1 AND strpos(meta::text, chr(65533)) > 0)
+              + (SELECT COUNT(*) FROM bounceops.unmatched WHERE source = $1 AND strpos(meta::text, chr(65533)) > 0)",
+    )
+    .bind(source)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Every provider but SES (below), each posting its fixture with one poisoned event: 200,
+/// every event of the batch recorded, the poison stored as U+FFFD. Before, NUL made
+/// Postgres refuse the whole batch (500, every retry) and a lone surrogate made it
+/// unreadable (400).
+#[tokio::test]
+async fn one_poisoned_event_never_blocks_its_batch() {
+    let db = TestDb::new().await;
+    let (_, campaign) = db.campaign("c").await;
+    let sg = SendgridKey::new();
+    let svix = b64(b"resend-svix-secret-bytes-0123456");
+    let mut yaml = String::from(
+        "    sendgrid: {enabled: true, publicKeySecretRef: {name: sendgrid, key: public-key}}\n\
+         \x20   postmark: {enabled: true, credentialsSecretRef: {name: postmark, key: credentials}}\n\
+         \x20   forwardemail: {enabled: true, keySecretRef: {name: forwardemail, key: key}}\n\
+         \x20   mailgun: {enabled: true, signingKeySecretRef: {name: mailgun, key: signing-key}}\n\
+         \x20   lettermint: {enabled: true, signingKeySecretRef: {name: lettermint, key: secret}}\n\
+         \x20   azure: {enabled: true, sharedSecretRef: {name: azure, key: secret}}\n\
+         \x20   resend: {enabled: true, signingSecretRef: {name: resend, key: signing-secret}}\n",
+    );
+    for p in ["brevo", "mailjet", "sparkpost"] {
+        yaml.push_str(&format!(
+            "    {p}: {{enabled: true, tokenSecretRef: {{name: {p}, key: token}}}}\n"
+        ));
+    }
+    let resend_secret = format!("whsec_{svix}");
+    let w = Worker::start(
+        &db.url,
+        &yaml,
+        &[
+            ("sendgrid", "public-key", &sg.public_b64()),
+            ("postmark", "credentials", "postmark:s3cret"),
+            ("forwardemail", "key", "fe-key"),
+            ("mailgun", "signing-key", "mg-key"),
+            ("lettermint", "secret", "lm-secret"),
+            ("azure", "secret", "az-shared"),
+            ("resend", "signing-secret", &resend_secret),
+            ("brevo", "token", "tok"),
+            ("mailjet", "token", "tok"),
+            ("sparkpost", "token", "tok"),
+        ],
+    )
+    .await;
+    let c = campaign.to_string();
+    // (provider, fixture, failure events in it)
+    for (provider, fixture_name, failures) in [
+        ("sendgrid", "sendgrid-batch.json", 4),
+        ("postmark", "postmark-bounce.json", 1),
+        ("forwardemail", "forwardemail-bounce.json", 1),
+        ("mailgun", "mailgun-failed.json", 1),
+        ("lettermint", "lettermint-bounce.json", 1),
+        ("azure", "azure-delivery-reports.json", 2),
+        ("resend", "resend-bounced.json", 1),
+        ("brevo", "brevo-events.json", 3),
+        ("mailjet", "mailjet-events.json", 3),
+        ("sparkpost", "sparkpost-events.json", 3),
+    ] {
+        let emails = subscribers(&db, &format!("{provider}-p"), 4).await;
+        let ts = now().to_string();
+        let token = format!("tok-{provider}");
+        let signature = hmac_hex(b"mg-key", &[ts.as_bytes(), token.as_bytes()]);
+        let body = poisoned(&fixture(
+            fixture_name,
+            &[
+                ("EMAIL1", &emails[0]),
+                ("EMAIL2", &emails[1]),
+                ("EMAIL3", &emails[2]),
+                ("EMAIL4", &emails[3]),
+                ("CAMPAIGN", &c),
+                // A number: Postmark's ID is one.
+                ("ID", "7001"),
+                ("SEVERITY", "permanent"),
+                ("TIMESTAMP", &ts),
+                ("TOKEN", &token),
+                ("SIGNATURE", &signature),
+                ("EVENT", "message.hard_bounced"),
+                ("BOUNCE_TYPE", "Permanent"),
+            ],
+        ));
+        let (path, headers) = match provider {
+            "sendgrid" => (provider.to_owned(), sg.headers(now(), &body)),
+            "postmark" => (
+                provider.to_owned(),
+                vec![("authorization", basic("postmark", "s3cret"))],
+            ),
+            "forwardemail" => (
+                provider.to_owned(),
+                vec![(
+                    "X-Webhook-Signature",
+                    hmac_hex(b"fe-key", &[body.as_bytes()]),
+                )],
+            ),
+            "mailgun" => (provider.to_owned(), Vec::new()),
+            "lettermint" => {
+                let mac = hmac_hex(b"lm-secret", &[ts.as_bytes(), b".", body.as_bytes()]);
+                (
+                    provider.to_owned(),
+                    vec![("X-Lettermint-Signature", format!("t={ts},v1={mac}"))],
+                )
+            }
+            "azure" => (
+                "azure?code=az-shared".to_owned(),
+                vec![("aeg-event-type", "Notification".to_owned())],
+            ),
+            "resend" => (
+                provider.to_owned(),
+                svix_headers(&svix, "msg_p", now(), &body, ""),
+            ),
+            _ => (format!("{provider}?token=tok"), Vec::new()),
+        };
+        let answer = w.post(&path, &headers, &body).await;
+        assert_eq!(answer.0, 200, "{provider}: {answer:?}");
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM bounces WHERE source = $1)
+                  + (SELECT COUNT(*) FROM bounceops.unmatched WHERE source = $1)",
+        )
+        .bind(provider)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(recorded, failures, "{provider}: every event of the batch");
+        assert!(
+            replaced(&db, provider).await >= 1,
+            "{provider}: the poison is stored as U+FFFD"
+        );
+    }
+}
+
+/// SES: one recipient's reply holds NUL; both recipients of the notification are recorded.
+#[tokio::test]
+async fn ses_poisoned_reply_is_stored_and_its_neighbour_recorded() {
+    let db = TestDb::new().await;
+    let emails = subscribers(&db, "sesp", 2).await;
+    let (w, host, key) = ses_setup(&db).await;
+    let message = poisoned(&ses_bounce_of(&emails));
+    let mut n = sns_notification(&message, &host.cert_url());
+    sns_sign(&mut n, &key, 2);
+    let answer = post_sns(&w, &n).await;
+    assert_eq!(answer.0, 200, "{answer:?}");
+    assert_eq!(db.total_bounces().await, 2);
+    assert!(replaced(&db, "ses").await >= 1);
+}
+
+/// What the database refuses however it is sent (a LATIN1 database and a Japanese reply):
+/// the event is parked as a dead letter, the rest of SendGrid's batch is recorded, and
+/// SendGrid is answered 200, so that it does not retry the batch for 72 hours; its retry
+/// records nothing twice and parks nothing twice.
+#[tokio::test]
+async fn an_event_the_database_refuses_is_parked_and_its_batch_recorded() {
+    let db = TestDb::latin1().await;
+    let (_, campaign) = db.campaign("c").await;
+    let emails = subscribers(&db, "dl", 4).await;
+    let (w, key, body) = sendgrid_rig(&db, &emails, campaign, "sg-dl").await;
+    let body = body.replacen("550 5.1.1 user unknown", "550 5.1.1 宛先不明", 1);
+    for _ in 0..2 {
+        let answer = w.post("sendgrid", &key.headers(now(), &body), &body).await;
+        assert_eq!(answer.0, 200, "{answer:?}");
+    }
+    assert!(bounces(&db, &emails[0]).await.is_empty(), "the refused one");
+    for email in &emails[1..] {
+        assert_eq!(bounces(&db, email).await.len(), 1, "{email}");
+    }
+    let parked: Vec<(String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT source, reason, item FROM bounceops.dead_letters")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].0, "sendgrid");
+    assert!(parked[0].1.starts_with("22P05"), "{}", parked[0].1);
+    let item: Value = serde_json::from_slice(&parked[0].2).unwrap();
+    assert_eq!(item["email"], emails[0].as_str());
+    assert_eq!(item["meta"]["diagnostic"], "550 5.1.1 宛先不明");
+    let metrics = w.metrics().await;
+    assert!(
+        metrics.contains(r#"bounceops_dead_letters_total{source="sendgrid"} 1"#),
+        "{metrics}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Verify before reading: what the head refuses, the body never costs
+
+/// Sends a POST head announcing `length` bytes of body and `sent` of them, then keeps the
+/// connection open without sending the rest; returns the stream, to read the answer from.
+async fn stalled_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &str,
+    length: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /webhooks/service/{path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{headers}content-length: {length}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&vec![b' '; sent]).await.unwrap();
+    s
+}
+
+/// The status line's code of the answer on `s`, if one comes within `within`.
+async fn status_of(s: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(within, s.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A request whose credentials (or signature headers) are missing is answered at once,
+/// without its body: before, the worker read the whole body first, and a sender that never
+/// finished it held the request until the 30 s deadline.
+#[tokio::test]
+async fn a_refused_head_is_answered_before_the_body_is_read() {
+    let db = TestDb::new().await;
+    let w = Worker::start(
+        &db.url,
+        "    postmark: {enabled: true, credentialsSecretRef: {name: postmark, key: credentials}}\n    sendgrid: {enabled: true, publicKeySecretRef: {name: sendgrid, key: public-key}}\n",
+        &[
+            ("postmark", "credentials", "u:p"),
+            ("sendgrid", "public-key", &SendgridKey::new().public_b64()),
+        ],
+    )
+    .await;
+    for (path, headers) in [
+        ("postmark", ""),
+        ("postmark", "authorization: Basic d3Jvbmc6d3Jvbmc=\r\n"),
+        ("sendgrid", ""),
+        // A captured signature replayed an hour later: refused by its timestamp.
+        (
+            "sendgrid",
+            &*format!(
+                "x-twilio-email-event-webhook-signature: MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz/C+/xlT3PohvKvGF3ii5vm5y2xP/ugADvGuBJG/A=\r\nx-twilio-email-event-webhook-timestamp: {}\r\n",
+                now() - 3600
+            ),
+        ),
+    ] {
+        let mut s = stalled_post(w.addr, path, headers, 1 << 20, 10).await;
+        assert_eq!(
+            status_of(&mut s, Duration::from_secs(5)).await,
+            Some(401),
+            "{path} {headers:?}"
+        );
+    }
+}
+
+/// Bodies that must be read to be verified (Mailgun's signature is inside them) share a
+/// budget (16 MiB by default): senders that never finish theirs cannot make the worker
+/// hold more. Past it a request is answered 503 (retry later) after 2 s; once they are
+/// gone, a signed request goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_bodies_share_a_bounded_budget() {
+    let db = TestDb::new().await;
+    let emails = subscribers(&db, "budget", 1).await;
+    let w = Worker::start(
+        &db.url,
+        "    mailgun: {enabled: true, signingKeySecretRef: {name: mailgun, key: signing-key}}\n",
+        &[("mailgun", "signing-key", "mg-key")],
+    )
+    .await;
+    // 17 senders of 1 MiB that never finish: 16 fit, whichever they are, and one is
+    // answered 503 after its 2 s wait; the others are still waiting for their bodies.
+    let mut stalled = Vec::new();
+    for _ in 0..17 {
+        stalled.push(stalled_post(w.addr, "mailgun", "", 1 << 20, 1000).await);
+    }
+    let started = std::time::Instant::now();
+    let answers = futures::future::join_all(
+        stalled
+            .iter_mut()
+            .map(|s| status_of(s, Duration::from_secs(6))),
+    )
+    .await;
+    let refused: Vec<_> = answers.iter().flatten().collect();
+    assert_eq!(refused, [&503], "{answers:?}");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    drop(stalled);
+    let body = mailgun_body(
+        &emails[0],
+        &Uuid::new_v4().to_string(),
+        "ev-b",
+        "permanent",
+        now(),
+        "tok-b",
+        b"mg-key",
+    );
+    let ok = async {
+        loop {
+            let answer = w.post("mailgun", &[], &body).await;
+            if answer.0 != 503 {
+                return answer;
+            }
+        }
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), ok)
+        .await
+        .unwrap();
+    assert_eq!(answer.0, 200, "{answer:?}");
 }

@@ -28,6 +28,7 @@ fn event(email: &str, t: BounceType) -> BounceEvent {
         event_id: bounce_worker::event::received_id(),
         reason: None,
         evidence: None,
+        request_digest: None,
     }
 }
 
@@ -42,7 +43,7 @@ fn rules_with(t: BounceType, rule: Rule) -> Rules {
 }
 
 async fn one(db: &TestDb, rules: &Rules, e: BounceEvent) -> Outcome {
-    record(&db.store(), rules, &[e]).await.unwrap()[0]
+    record(&db.store(), rules, &[e]).await.unwrap().remove(0)
 }
 
 /// Every type x action x threshold, bounce after bounce, checked against a model of
@@ -536,7 +537,7 @@ async fn concurrent_bounces_for_one_subscriber_are_race_free() {
             .map(|i| {
                 let ingest = replicas[i % 2].clone();
                 let e = event(&email, BounceType::Hard);
-                tokio::spawn(async move { ingest.record(vec![e]).await.unwrap()[0] })
+                tokio::spawn(async move { ingest.record(vec![e]).await.unwrap().remove(0) })
             })
             .collect();
         let mut recorded = 0;

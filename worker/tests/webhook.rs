@@ -577,3 +577,172 @@ async fn query_credentials_are_not_logged_at_any_level() {
         assert!(logged.contains(hidden), "{hidden} in {logged}");
     }
 }
+
+/// The IETF draft's answer to a key reused for another request: 422, and nothing is
+/// recorded; the true retry (the same bytes) is still answered 200 and recorded once.
+#[tokio::test]
+async fn an_idempotency_key_is_bound_to_its_body() {
+    let db = TestDb::new().await;
+    let (first, _) = db.subscriber("first@example.com").await;
+    let (other, _) = db.subscriber("other@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let one = json!({"email": "first@example.com", "type": "hard", "source": "api"});
+    let two = json!({"email": "other@example.com", "type": "hard", "source": "api"});
+    assert_eq!(w.post_keyed("k-1", &one).await.0, 200);
+    let (status, message) = w.post_keyed("k-1", &two).await;
+    assert_eq!(status, 422);
+    assert!(
+        message.contains("Idempotency-Key") && message.contains("different request body"),
+        "{message}"
+    );
+    assert_eq!(w.post_keyed("k-1", &one).await.0, 200, "a true retry");
+    assert_eq!(db.bounce_count(first).await, 1);
+    assert_eq!(
+        db.bounce_count(other).await,
+        0,
+        "the other body is not recorded"
+    );
+    let metrics = w.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "bounceops_events_total{outcome=\"key_reused\",reason=\"other\",source=\"api\",type=\"hard\"}"
+        ),
+        1.0
+    );
+}
+
+/// Concurrent requests with one key and different bodies (grouped into one transaction or
+/// racing in several): exactly one body is recorded, once, and every other body is told
+/// 422; requests with the recorded body are answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_reusing_a_key_record_one_body_once() {
+    let db = TestDb::new().await;
+    // Subscribers of their own per round, so that no rule threshold hides a bounce.
+    let mut ids = Vec::new();
+    for round in 0..5 {
+        for i in 0..4 {
+            ids.push(db.subscriber(&format!("r{round}c{i}@example.com")).await.0);
+        }
+    }
+    let w = TestWorker::start(&db.url, "").await;
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let posts = (0..16).map(|n| {
+            let email = format!("r{round}c{}@example.com", n % 4);
+            let body = json!({"email": email, "type": "soft", "source": "api"});
+            w.client
+                .post(w.url("/webhooks/bounce"))
+                .header("Authorization", w.auth())
+                .header("Idempotency-Key", key.clone())
+                .json(&body)
+                .send()
+        });
+        let statuses: Vec<u16> = futures::future::join_all(posts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        let accepted: Vec<usize> = (0..16).filter(|&n| statuses[n] == 200).collect();
+        assert!(
+            statuses.iter().all(|&s| s == 200 || s == 422),
+            "{statuses:?}"
+        );
+        // The bodies answered 200 are all the same body: the one recorded.
+        let winner = accepted[0] % 4;
+        assert!(accepted.iter().all(|n| n % 4 == winner), "{statuses:?}");
+        assert_eq!(accepted.len(), 4, "{statuses:?}");
+    }
+    let mut total = 0;
+    for id in ids {
+        total += db.bounce_count(id).await;
+    }
+    assert_eq!(total, 5, "one bounce per key");
+}
+
+/// NUL in `meta` (key and value) and in `source`: Postgres refuses it in text and jsonb,
+/// so it is stored as U+FFFD; and a lone surrogate is read as U+FFFD. Never a 500.
+#[tokio::test]
+async fn nul_and_lone_surrogates_are_stored_as_replacement_characters() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("nul@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let body = r#"{"email":"nul@example.com","type":"soft","source":"ap\u0000i","meta":{"k\u0000":"v\u0000","s":"x\ud800y"}}"#;
+    let r = w
+        .client
+        .post(w.url("/webhooks/bounce"))
+        .header("Authorization", w.auth())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (source, meta): (String, serde_json::Value) =
+        sqlx::query_as("SELECT source, meta FROM bounces WHERE subscriber_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(source, "ap\u{FFFD}i");
+    assert_eq!(meta, json!({"k\u{FFFD}": "v\u{FFFD}", "s": "x\u{FFFD}y"}));
+}
+
+/// A value the database refuses however it is sent (here a character a LATIN1 database
+/// cannot hold): the generic webhook answers 422 with the database's reason, the bounce
+/// is parked as a dead letter, counted, and listed by `GET /api/dead-letters`; a retry
+/// with its key is answered as before.
+#[tokio::test]
+async fn a_bounce_the_database_refuses_is_a_422_and_a_dead_letter() {
+    let db = TestDb::latin1().await;
+    let (id, _) = db.subscriber("jp@example.com").await;
+    let w = TestWorker::start(&db.url, "").await;
+    let body = json!({"email": "jp@example.com", "type": "hard", "source": "api",
+                      "meta": {"diagnostic": "550 宛先不明"}});
+    for _ in 0..2 {
+        let (status, message) = w.post_keyed("jp-1", &body).await;
+        assert_eq!(status, 422);
+        assert!(
+            message.contains("cannot be stored") && message.contains("22P05"),
+            "{message}"
+        );
+    }
+    assert_eq!(db.bounce_count(id).await, 0);
+    // A bounce the database can hold goes through as ever.
+    let ok = json!({"email": "jp@example.com", "type": "soft", "source": "api"});
+    assert_eq!(w.post_bounce(&ok).await.status(), 200);
+    assert_eq!(db.bounce_count(id).await, 1);
+
+    let (status, listed) = w.get_json("/api/dead-letters").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["data"]["total"], 1,
+        "one dead letter for the key: {listed}"
+    );
+    let letter = &listed["data"]["results"][0];
+    assert_eq!(letter["source"], "api");
+    assert_eq!(letter["event_id"], "idempotency-key:jp-1");
+    assert!(
+        letter["reason"].as_str().unwrap().starts_with("22P05"),
+        "{letter}"
+    );
+    assert_eq!(letter["item"]["email"], "jp@example.com");
+    assert_eq!(letter["item"]["meta"]["diagnostic"], "550 宛先不明");
+    let (status, _) = w.get_json("/api/dead-letters?source=other").await;
+    assert_eq!(status, 200);
+    let (status, _) = w
+        .get_json("/api/dead-letters?page=9223372036854775807")
+        .await;
+    assert_eq!(status, 400);
+    let anonymous = w
+        .client
+        .get(w.url("/api/dead-letters"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let metrics = w.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "bounceops_dead_letters_total{source=\"api\"}"),
+        1.0
+    );
+}

@@ -72,6 +72,12 @@ pub(super) fn check(p: &ProvidersSpec, r: &mut Report) {
         1,
         86400,
     );
+    r.range(
+        &field("ses.toleranceSeconds"),
+        p.ses.tolerance_seconds,
+        1,
+        86400,
+    );
 
     // The values below are checked whether or not the provider is enabled: enabling it
     // later must not reveal a mistake made now.

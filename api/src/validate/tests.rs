@@ -20,7 +20,8 @@ fn full() -> Value {
         "providers": {
             "generic": {"enabled": true},
             "ses": {"enabled": true, "topicArns": ["arn:aws:sns:eu-west-1:123456789012:bounces"],
-                    "certUrlPattern": "https://sns\\.eu-west-1\\.amazonaws\\.com/[^/]+\\.pem"},
+                    "certUrlPattern": "https://sns\\.eu-west-1\\.amazonaws\\.com/[^/]+\\.pem",
+                    "toleranceSeconds": 3900},
             "sendgrid": {"enabled": true, "publicKeySecretRef": r("sendgrid"), "toleranceSeconds": 600},
             "postmark": {"enabled": true, "credentialsSecretRef": r("postmark")},
             "forwardemail": {"enabled": true, "keySecretRef": r("forwardemail")},

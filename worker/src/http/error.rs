@@ -19,9 +19,17 @@ pub enum ApiError {
     NotFound(String),
     #[error("request body too large")]
     TooLarge,
+    /// Well-formed, but not to be carried out: an `Idempotency-Key` reused for another
+    /// body, a bounce the database refuses to store (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The database cannot be reached or failed: the caller should retry later.
     #[error("database unavailable, retry later")]
     Unavailable,
+    /// The budget of provider bodies read before their signature is verified is spent:
+    /// the provider should retry later.
+    #[error("too many unverified request bodies are being read, retry later")]
+    UnverifiedBodiesBusy,
     /// Every export connection is streaming an export: the caller should retry later.
     #[error("all {0} export connections are in use by other exports, retry later")]
     ExportsBusy(u32),
@@ -42,7 +50,10 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable | ApiError::ExportsBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable | ApiError::ExportsBusy(_) | ApiError::UnverifiedBodiesBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Damaged(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,7 +74,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"bounceops\""),
                 );
             }
-            ApiError::Unavailable | ApiError::ExportsBusy(_) => {
+            ApiError::Unavailable | ApiError::ExportsBusy(_) | ApiError::UnverifiedBodiesBusy => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

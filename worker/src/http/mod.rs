@@ -3,6 +3,7 @@
 //! - `webhook`: listmonk's generic bounce webhook.
 //! - `providers`: the provider webhooks' route and metrics.
 //! - `bounces`: listmonk's bounce API and the streaming export.
+//! - `dead_letters`: the events the database refused, parked.
 //! - `kept`: the bounces kept in the worker's own tables (unmatched, ignored).
 //! - `paging`: listmonk's `page` / `per_page`, read as listmonk reads them.
 //! - `evidence`: the mail (or provider event) that caused a bounce.
@@ -11,6 +12,7 @@
 //! - `redact`: request URIs as they are logged, query credentials hidden.
 
 pub mod bounces;
+pub mod dead_letters;
 pub mod error;
 pub mod evidence;
 pub mod kept;
@@ -55,6 +57,7 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
         .merge(webhook::routes())
         .merge(providers::routes())
         .merge(bounces::routes())
+        .merge(dead_letters::routes())
         .merge(evidence::routes())
         .merge(kept::routes())
         .merge(ops::routes())

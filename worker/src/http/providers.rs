@@ -1,24 +1,35 @@
 //! Provider webhooks over HTTP, `POST /webhooks/service/{provider}`: the route, the
 //! per-provider metrics, and what each `Rejection` answers.
+//!
+//! The body is read only once the head is admitted (`Provider::admit`): a request whose
+//! credentials or signature headers are missing, wrong or stale is refused unread. A body
+//! whose signature it carries, or covers, is read within a budget shared by all such
+//! requests ([`UNVERIFIED_BODY_BYTES`]), so that unauthenticated senders cannot make the
+//! worker hold more than that in bodies it has not verified: past it, a request waits up to
+//! [`BUDGET_WAIT`] and is then answered 503 with `Retry-After`, which providers retry.
+//! Bodies are read into one buffer of their announced length, never twice their size.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::Utc;
+use futures::StreamExt;
 use prometheus::{IntCounterVec, Opts};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
 use super::error::ApiError;
 use crate::event::Outcome;
 use crate::metrics::Metrics;
-use crate::providers::{Adapter, Context, Incoming, Received, Registry, Rejection};
+use crate::providers::{Adapter, Admitted, Context, Head, Incoming, Received, Registry, Rejection};
 use crate::store::Store;
 
 /// Provider metrics, registered into the worker's one registry.
@@ -70,13 +81,31 @@ pub struct Providers {
     registry: Registry,
     metrics: ProviderMetrics,
     ctx: Context,
+    max_body_bytes: usize,
+    /// The budget of unverified bodies, in KiB: one permit per KiB.
+    unverified: Arc<Semaphore>,
+    budget_kib: u32,
 }
+
+/// Bytes of bodies read before their signature is verified, across requests, by default
+/// (`BOUNCEOPS_UNVERIFIED_BODY_BYTES`): 16 bodies of the default 1 MiB limit, and what
+/// keeps a worker under 64 MiB while unauthenticated senders post as fast as they can (see
+/// BENCHMARKS.md). Counted in KiB.
+pub const UNVERIFIED_BODY_BYTES: usize = 16 << 20;
+/// How long a request waits for room in that budget before it is answered 503.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
 
 /// Certificate fetches and subscription confirmations must not hold a request for long.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Providers {
-    pub fn new(registry: Registry, store: Store, metrics: &Metrics) -> Providers {
+    /// `max_body_bytes` bounds each body (413 beyond it).
+    pub fn new(
+        registry: Registry,
+        store: Store,
+        metrics: &Metrics,
+        max_body_bytes: usize,
+    ) -> Providers {
         for name in registry.names() {
             for warning in registry.get(name).map(|p| p.warnings()).unwrap_or_default() {
                 tracing::warn!(provider = name, "{warning}");
@@ -89,12 +118,58 @@ impl Providers {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with a static configuration");
+        let budget = std::env::var("BOUNCEOPS_UNVERIFIED_BODY_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(UNVERIFIED_BODY_BYTES);
+        let budget_kib = kib(budget).max(1);
         Providers {
             registry,
             metrics: ProviderMetrics::new(metrics),
             ctx: Context { store, http },
+            max_body_bytes,
+            unverified: Arc::new(Semaphore::new(budget_kib as usize)),
+            budget_kib,
         }
     }
+
+    /// Room for a body of `len` bytes in the budget of unverified bodies; a body larger
+    /// than the whole budget takes all of it.
+    async fn reserve(&self, len: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let want = kib(len).clamp(1, self.budget_kib);
+        tokio::time::timeout(
+            BUDGET_WAIT,
+            self.unverified.clone().acquire_many_owned(want),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(ApiError::UnverifiedBodiesBusy)
+    }
+}
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// Reads `body` up to `limit` bytes (413 beyond) into one buffer sized by the announced
+/// length (`hint`), so that a body is held once: collecting chunks and then joining them
+/// would hold it twice at the end.
+async fn read_body(body: Body, limit: usize, hint: Option<usize>) -> Result<Bytes, ApiError> {
+    if hint.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge);
+    }
+    let mut buf = BytesMut::with_capacity(hint.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 pub fn routes() -> Router<AppState> {
@@ -106,7 +181,7 @@ async fn receive(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let providers = &app.providers;
     let Some(provider) = providers.registry.get(&name) else {
@@ -144,14 +219,35 @@ async fn handle(
     provider: &dyn Adapter,
     headers: HeaderMap,
     query: Option<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, Failure> {
     let providers = &app.providers;
+    let now = Utc::now();
+    let head = Head {
+        headers: &headers,
+        query: query.as_deref(),
+        now,
+    };
+    let admitted = provider.admit(&head)?;
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let limit = providers.max_body_bytes;
+    // Held until the request is answered: its events hold what the body held.
+    let _room = match admitted {
+        Admitted::Authenticated => None,
+        Admitted::BodyToVerify => Some(
+            providers
+                .reserve(announced.unwrap_or(limit).min(limit))
+                .await?,
+        ),
+    };
     let incoming = Incoming {
+        body: read_body(body, limit, announced).await?,
         headers,
         query,
-        body: body.map_err(ApiError::from)?,
-        now: Utc::now(),
+        now,
     };
     match provider.receive(&incoming, &providers.ctx).await? {
         Received::Events(events) => {

@@ -7,7 +7,12 @@
 //! A sender that retries should send an `Idempotency-Key` header (the IETF httpapi draft's
 //! name): a bounce is recorded once per key, so a retry after a lost answer (a timeout, a
 //! worker killed between its commit and its reply) is acknowledged without being counted
-//! again. Without the header every request is a new bounce, as in listmonk.
+//! again. The key is bound to the SHA-256 of the body it first came with: the same key
+//! with another body is answered 422, as the draft says, and nothing is recorded. Without
+//! the header every request is a new bounce, as in listmonk.
+//!
+//! A bounce the database refuses to store (a character its encoding cannot hold) is
+//! answered 422 with the database's reason; it is kept in `bounceops.dead_letters`.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,11 +21,12 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, Authenticated};
-use crate::event::{BounceEvent, BounceType, received_id};
+use crate::event::{BounceEvent, BounceType, Outcome, received_id};
 use crate::evidence::Evidence;
 
 /// Longest `Idempotency-Key` taken: a UUID or a hash fits many times over.
@@ -62,18 +68,31 @@ async fn receive(
     }
     let body = body?;
     let mut event = parse(&body)?;
+    let key = idempotency_key(&headers)?;
+    if let Some(key) = key {
+        event.event_id = format!("idempotency-key:{key}");
+        event.request_digest = Some(Sha256::digest(&body).into());
+    }
     // The body is the sender's own event: kept as it came, byte for byte.
     event.evidence = Some(Evidence::json_bytes(body));
-    if let Some(key) = idempotency_key(&headers)? {
-        event.event_id = format!("idempotency-key:{key}");
+    let outcomes = app.ingest.record(vec![event]).await?;
+    match outcomes.into_iter().next() {
+        Some(Outcome::KeyReused) => Err(ApiError::Unprocessable(format!(
+            "Idempotency-Key {:?} was already used with a different request body; \
+             a new bounce needs a new key",
+            key.unwrap_or_default()
+        ))),
+        Some(Outcome::DeadLettered { id, reason }) => Err(ApiError::Unprocessable(format!(
+            "the bounce cannot be stored: the database refuses it ({reason}); \
+             kept as dead letter {id}"
+        ))),
+        _ => Ok(Json(serde_json::json!({ "data": true }))),
     }
-    app.ingest.record(vec![event]).await?;
-    Ok(Json(serde_json::json!({ "data": true })))
 }
 
 /// Validates a request body into an event, as listmonk's `validateBounceFields` does.
 pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
-    let mut value: serde_json::Value = serde_json::from_slice(body)
+    let mut value: serde_json::Value = crate::storable::parse_json(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
     // serde would also read a struct from a JSON array; listmonk wants an object.
     if !value.is_object() {
@@ -148,6 +167,7 @@ pub fn parse(body: &[u8]) -> Result<BounceEvent, ApiError> {
         event_id: received_id(),
         reason,
         evidence: None,
+        request_digest: None,
     })
 }
 

@@ -134,6 +134,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
                 event_id: format!("{}/{digest}/{}", mailbox.key, r.email),
                 reason: Some(r.reason),
                 evidence: None,
+                request_digest: None,
             }
         })
         .collect();

@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::common::{
     Reason, Why, content_id, ct_eq, event, json, lookup, one_or_many, recipient, str_at, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use super::{
+    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
+};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -52,7 +54,7 @@ impl Azure {
         }))
     }
 
-    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
+    fn check(&self, req: &Head<'_>) -> Result<(), Rejection> {
         let given = req
             .query_param("code")
             .or_else(|| req.header(&self.header).map(|s| s.trim().to_owned()))
@@ -74,12 +76,18 @@ impl Provider for Azure {
         NAME
     }
 
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        self.check(head)?;
+        Ok(Admitted::Authenticated)
+    }
+
+    /// All is checked by `admit`.
     fn verify<'a>(
         &'a self,
-        req: &'a Incoming,
+        _: &'a Incoming,
         _: &'a Context,
     ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.check(req)))
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{ConfigIssue, Incoming, Rejection, required_secret};
+use super::{Admitted, ConfigIssue, Head, Rejection, required_secret};
 use crate::auth::{AuthError, Credentials};
 use crate::event::{BounceEvent, BounceType};
 use crate::evidence::Evidence;
@@ -58,6 +58,22 @@ pub fn check_timestamp(
         .trim()
         .parse()
         .map_err(|_| Rejection::Unauthorized("signature timestamp is not a number"))?;
+    check_age(t, now, tolerance_seconds)
+}
+
+/// [`check_timestamp`] for an RFC 3339 time (SNS's `Timestamp`).
+pub fn check_rfc3339_timestamp(
+    timestamp: &str,
+    now: DateTime<Utc>,
+    tolerance_seconds: u32,
+) -> Result<(), Rejection> {
+    let t = DateTime::parse_from_rfc3339(timestamp.trim())
+        .map_err(|_| Rejection::Unauthorized("signature timestamp is not a time"))?;
+    check_age(t.timestamp(), now, tolerance_seconds)
+}
+
+/// Refuses a time (Unix seconds) further than `tolerance` from `now`.
+fn check_age(t: i64, now: DateTime<Utc>, tolerance_seconds: u32) -> Result<(), Rejection> {
     // abs_diff: the timestamp is the sender's, any i64 at all; `(now - t).abs()` overflows
     // (a panic in a debug build) for t near i64::MIN or MAX.
     if now.timestamp().abs_diff(t) > u64::from(tolerance_seconds) {
@@ -68,8 +84,11 @@ pub fn check_timestamp(
     Ok(())
 }
 
+/// The body as JSON; a lone surrogate in one string is read as U+FFFD (`storable`), so
+/// that it does not make a whole batch unreadable.
 pub fn json(body: &[u8]) -> Result<Value, Rejection> {
-    serde_json::from_slice(body).map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))
+    crate::storable::parse_json(body)
+        .map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))
 }
 
 /// A body that must be one JSON object.
@@ -223,6 +242,7 @@ pub fn event(
 ) -> BounceEvent {
     BounceEvent {
         evidence: Some(Evidence::json(&meta)),
+        request_digest: None,
         email: Some(email),
         subscriber_uuid: None,
         campaign_uuid: None,
@@ -392,7 +412,7 @@ impl UrlCredentials {
         Ok(UrlCredentials { basic, token })
     }
 
-    pub fn verify(&self, req: &Incoming) -> Result<(), Rejection> {
+    pub fn verify(&self, req: &Head<'_>) -> Result<(), Rejection> {
         let authorization = req.header("authorization");
         if let Some(token) = &self.token {
             let given = req.query_param("token").or_else(|| {
@@ -453,12 +473,18 @@ impl super::Provider for TokenAuthWebhook {
         self.name
     }
 
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        self.credentials.verify(head)?;
+        Ok(Admitted::Authenticated)
+    }
+
+    /// All is checked by `admit`.
     fn verify<'a>(
         &'a self,
-        req: &'a super::Incoming,
+        _: &'a super::Incoming,
         _: &'a super::Context,
     ) -> futures::future::BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.credentials.verify(req)))
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn parse(&self, req: &super::Incoming, _: ()) -> Result<super::Received, Rejection> {
@@ -634,6 +660,19 @@ mod tests {
         // Any i64 a sender puts there is refused, never an overflow.
         for extreme in [i64::MIN, i64::MIN + 1, i64::MAX] {
             assert!(check_timestamp(&extreme.to_string(), now, u32::MAX).is_err());
+        }
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
+        assert!(check_rfc3339_timestamp("2026-12-04T11:00:00.123Z", now, 3900).is_ok());
+        for refused in [
+            "2001-01-01T00:00:00Z",
+            "2099-01-01T00:00:00Z",
+            "not a time",
+            "",
+        ] {
+            assert!(
+                check_rfc3339_timestamp(refused, now, 3900).is_err(),
+                "{refused}"
+            );
         }
     }
 }

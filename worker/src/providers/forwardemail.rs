@@ -9,7 +9,9 @@ use super::common::{
     Reason, Why, campaign_in, event, hex_matches, hmac_sha256, json_object, lookup, recipient,
     sha256_hex, str_at, subscriber_in, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use super::{
+    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
+};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -74,6 +76,15 @@ impl Provider for Forwardemail {
 
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        match head.header("x-webhook-signature") {
+            Some(_) => Ok(Admitted::BodyToVerify),
+            None => Err(Rejection::Unauthorized(
+                "missing X-Webhook-Signature header",
+            )),
+        }
     }
 
     fn verify<'a>(

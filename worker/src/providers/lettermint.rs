@@ -9,7 +9,9 @@ use super::common::{
     Reason, Why, campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256,
     json_object, lookup, recipient, str_at, subscriber_in, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use super::{
+    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
+};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -47,8 +49,10 @@ impl Lettermint {
         }))
     }
 
-    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
-        let header = req
+    /// `t` and the `v1` signatures of the header, `t` within the tolerance: a replay is
+    /// refused before its body is read.
+    fn signed_head<'a>(head: &Head<'a>) -> Result<(&'a str, Vec<&'a str>), Rejection> {
+        let header = head
             .header("x-lettermint-signature")
             .ok_or(Rejection::Unauthorized(
                 "missing X-Lettermint-Signature header",
@@ -66,11 +70,17 @@ impl Lettermint {
         if v1.is_empty() {
             return Err(Rejection::Unauthorized("signature header has no v1="));
         }
+        check_timestamp(t, head.now, TOLERANCE_SECONDS)?;
+        Ok((t, v1))
+    }
+
+    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
+        let (t, v1) = Lettermint::signed_head(&req.head())?;
         let expected = hmac_sha256(&self.key, &[t.as_bytes(), b".", &req.body]);
         if !v1.iter().any(|given| hex_matches(&expected, given)) {
             return Err(Rejection::Unauthorized("signature does not match"));
         }
-        check_timestamp(t, req.now, TOLERANCE_SECONDS)
+        Ok(())
     }
 }
 
@@ -79,6 +89,11 @@ impl Provider for Lettermint {
 
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        Lettermint::signed_head(head)?;
+        Ok(Admitted::BodyToVerify)
     }
 
     fn verify<'a>(

@@ -2,19 +2,28 @@
 //! signature is hex HMAC-SHA256(timestamp ‖ token) with the webhook signing key. The
 //! signature does not cover the body, so each token is single-use (`replay`) and stale
 //! timestamps are refused.
+//!
+//! The signature lives inside the body, so the body must be read to find it; but nothing is
+//! built from it until it verifies: the first pass reads the three strings of the signature
+//! block and skips everything else without allocating (`SignedBody`), and `event-data` is
+//! parsed only once the signature, the time and the token are good.
+
+use std::borrow::Cow;
 
 use bounceops_api::MailgunProvider;
 use futures::future::BoxFuture;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{
-    Reason, Why, campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, json,
-    lookup, recipient, str_at, subscriber_in, time,
+    Reason, Why, campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, lookup,
+    recipient, str_at, subscriber_in, time,
 };
 use super::replay::Nonces;
 use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
+use crate::storable::parse_json;
 
 pub const NAME: &str = "mailgun";
 
@@ -58,22 +67,35 @@ impl Mailgun {
             nonces: Nonces::default(),
         }))
     }
+}
 
-    /// The signature block; the body must be parsed to find it, but nothing else of it is
-    /// used before the signature is checked.
-    fn signature(body: &Value) -> Result<(&str, &str, &str), Rejection> {
-        let field = |name: &str| {
-            body.pointer(&format!("/signature/{name}"))
-                .and_then(|v| v.as_str())
-                .ok_or(Rejection::Unauthorized("missing signature block"))
-        };
-        Ok((field("timestamp")?, field("token")?, field("signature")?))
-    }
+/// The body as the signature check reads it: the signature block's strings, borrowed from
+/// the body where they hold no escape; every other member is skipped unread.
+#[derive(Deserialize)]
+struct SignedBody<'a> {
+    #[serde(borrow, default)]
+    signature: Option<SignatureBlock<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SignatureBlock<'a> {
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    token: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+}
+
+/// The body as `parse` reads it, once verified: `event-data` alone.
+#[derive(Deserialize)]
+struct EventBody {
+    #[serde(rename = "event-data", default)]
+    event_data: Option<Value>,
 }
 
 impl Provider for Mailgun {
-    /// The body, parsed to find the signature inside it.
-    type Verified = Value;
+    type Verified = ();
 
     fn name(&self) -> &'static str {
         NAME
@@ -83,10 +105,18 @@ impl Provider for Mailgun {
         &'a self,
         req: &'a Incoming,
         ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Value, Rejection>> {
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
         Box::pin(async move {
-            let body = json(&req.body)?;
-            let (timestamp, token, signature) = Mailgun::signature(&body)?;
+            let body: SignedBody = serde_json::from_slice(&req.body)
+                .map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))?;
+            let block = body.signature.as_ref();
+            let (Some(timestamp), Some(token), Some(signature)) = (
+                block.and_then(|b| b.timestamp.as_deref()),
+                block.and_then(|b| b.token.as_deref()),
+                block.and_then(|b| b.signature.as_deref()),
+            ) else {
+                return Err(Rejection::Unauthorized("missing signature block"));
+            };
             let expected = hmac_sha256(&self.key, &[timestamp.as_bytes(), token.as_bytes()]);
             if !hex_matches(&expected, signature) {
                 return Err(Rejection::Unauthorized("signature does not match"));
@@ -99,17 +129,17 @@ impl Provider for Mailgun {
             if !fresh {
                 return Err(Rejection::Unauthorized("signature token already used"));
             }
-            Ok(body)
+            Ok(())
         })
     }
 
-    fn parse(&self, _: &Incoming, body: Value) -> Result<Received, Rejection> {
+    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
+        let body: EventBody = parse_json(&req.body)
+            .map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))?;
         let data = body
-            .get("event-data")
+            .event_data
             .ok_or_else(|| Rejection::Malformed("missing event-data".into()))?;
-        Ok(Received::Events(
-            event_of(data.clone()).into_iter().collect(),
-        ))
+        Ok(Received::Events(event_of(data).into_iter().collect()))
     }
 }
 

@@ -2,10 +2,12 @@
 //! enabled adapters, and their domain errors. Nothing here knows HTTP: the route, the
 //! metrics and the mapping of a `Rejection` to a status code are `http::providers`'.
 //!
-//! A request goes through the same steps for every provider: the adapter `verify`s the raw
-//! request (headers and body bytes, nothing parsed that the signature does not cover yet),
-//! then `parse`s it into bounce events or a handshake, taking over whatever `verify` had
-//! to parse (each body is parsed once); the route records the events and answers 2xx only
+//! A request goes through the same steps for every provider: the adapter `admit`s its head
+//! (headers and query: credentials in the URL or headers are checked whole there, and the
+//! presence, shape and time of signature headers), so that a request refused by its head
+//! is refused before its body is read; then it `verify`s the raw request (headers and body
+//! bytes, nothing built from the body that the signature does not cover yet), then `parse`s
+//! it into bounce events or a handshake; the route records the events and answers 2xx only
 //! once they are committed. Adding a provider is one file implementing `Provider` plus one
 //! line in `Registry::load` (docs/providers.md says what else a new provider touches).
 //!
@@ -44,13 +46,22 @@ use crate::store::Store;
 
 /// One provider's adapter.
 pub trait Provider: Send + Sync + 'static {
-    /// What `verify` hands to `parse`: the body, when the signature lives inside it and
-    /// had to be parsed to be checked (SNS, Mailgun); `()` when the signature covers the
-    /// raw bytes.
+    /// What `verify` hands to `parse`: the envelope, when the signature lives inside it and
+    /// had to be read to be checked (SNS); `()` otherwise.
     type Verified: Send;
 
     /// The path segment, the `source` of its bounces and the `provider` metric label.
     fn name(&self) -> &'static str;
+
+    /// Checks what the request's head alone can prove, before its body is read; a failure
+    /// is a 401 naming the check. `Authenticated` when that is the whole check (credentials
+    /// in the URL or a header): the body is then read as any authenticated API call's.
+    /// `BodyToVerify` when the signature covers the body: the body is read within the
+    /// budget of unverified bodies (`http::providers`), then `verify`ed.
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        let _ = head;
+        Ok(Admitted::BodyToVerify)
+    }
 
     /// Authenticates the raw request. Runs before `parse`; a failure is a 401 whose message
     /// names the check that failed (never a secret).
@@ -69,9 +80,12 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
-/// A provider as the registry holds it, whatever its `Verified` type: verify, then parse.
+/// A provider as the registry holds it, whatever its `Verified` type: admit, verify, then
+/// parse.
 pub trait Adapter: Send + Sync {
     fn name(&self) -> &'static str;
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection>;
+    /// Every check, `admit` included (so that no caller can skip one), then the parse.
     fn receive<'a>(
         &'a self,
         req: &'a Incoming,
@@ -85,12 +99,17 @@ impl<P: Provider> Adapter for P {
         Provider::name(self)
     }
 
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        Provider::admit(self, head)
+    }
+
     fn receive<'a>(
         &'a self,
         req: &'a Incoming,
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Received, Rejection>> {
         Box::pin(async move {
+            Provider::admit(self, &req.head())?;
             let verified = self.verify(req, ctx).await?;
             self.parse(req, verified)
         })
@@ -111,16 +130,46 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    pub fn head(&self) -> Head<'_> {
+        Head {
+            headers: &self.headers,
+            query: self.query.as_deref(),
+            now: self.now,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.head().header(name)
+    }
+}
+
+/// A request's head, all that `admit` sees: the body may not have been read yet.
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+impl<'a> Head<'a> {
+    pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     pub fn query_param(&self, name: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
-        form_urlencoded::parse(query.as_bytes())
+        form_urlencoded::parse(self.query?.as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
+}
+
+/// What `admit` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// The head carries the whole proof: the sender is authenticated.
+    Authenticated,
+    /// The signature covers the body: nothing is proven until it is read and verified.
+    BodyToVerify,
 }
 
 /// What a verified request asks for.

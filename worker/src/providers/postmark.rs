@@ -6,7 +6,9 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{Reason, Why, campaign_in, event, json, lookup, recipient, str_at, time};
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use super::{
+    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
+};
 use crate::auth::{AuthError, Credentials};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
@@ -60,19 +62,23 @@ impl Provider for Postmark {
         NAME
     }
 
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        let result = self
-            .credentials
-            .verify_header(req.header("authorization"))
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        self.credentials
+            .verify_header(head.header("authorization"))
             .map_err(|e| match e {
                 AuthError::Missing => Rejection::Unauthorized("missing Basic credentials"),
                 AuthError::Wrong => Rejection::Unauthorized("Basic credentials do not match"),
-            });
-        Box::pin(std::future::ready(result))
+            })?;
+        Ok(Admitted::Authenticated)
+    }
+
+    /// All is checked by `admit`.
+    fn verify<'a>(
+        &'a self,
+        _: &'a Incoming,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {

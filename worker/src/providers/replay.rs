@@ -28,7 +28,8 @@ impl Nonces {
         keep_seconds: u32,
     ) -> Result<bool, sqlx::Error> {
         let hash = Sha256::digest(body).to_vec();
-        let seen = nonces::claim(store, source, nonce, &hash).await?;
+        let nonce = crate::storable::key(nonce);
+        let seen = nonces::claim(store, source, &nonce, &hash).await?;
         self.maybe_purge(store, keep_seconds).await;
         // None: a concurrent request inserted it and has not committed yet; refusing is
         // safe, the provider retries and then finds the committed row.

@@ -11,7 +11,9 @@ use super::common::{
     Reason, Why, campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, lookup,
     recipient, str_at, subscriber_in, time,
 };
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use super::{
+    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
+};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -43,17 +45,25 @@ impl Resend {
         Ok(Some(Resend { key }))
     }
 
-    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
+    /// The id, timestamp and signatures of the head, the timestamp within the tolerance:
+    /// a replay is refused before its body is read.
+    fn signed_head<'a>(head: &Head<'a>) -> Result<(&'a str, &'a str, &'a str), Rejection> {
         let missing = |h| Rejection::Unauthorized(h);
-        let id = req
+        let id = head
             .header("svix-id")
             .ok_or(missing("missing svix-id header"))?;
-        let timestamp = req
+        let timestamp = head
             .header("svix-timestamp")
             .ok_or(missing("missing svix-timestamp header"))?;
-        let signatures = req
+        let signatures = head
             .header("svix-signature")
             .ok_or(missing("missing svix-signature header"))?;
+        check_timestamp(timestamp, head.now, TOLERANCE_SECONDS)?;
+        Ok((id, timestamp, signatures))
+    }
+
+    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
+        let (id, timestamp, signatures) = Resend::signed_head(&req.head())?;
         let expected = hmac_sha256(
             &self.key,
             &[id.as_bytes(), b".", timestamp.as_bytes(), b".", &req.body],
@@ -67,7 +77,7 @@ impl Resend {
         if !matched {
             return Err(Rejection::Unauthorized("signature does not match"));
         }
-        check_timestamp(timestamp, req.now, TOLERANCE_SECONDS)
+        Ok(())
     }
 }
 
@@ -76,6 +86,11 @@ impl Provider for Resend {
 
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        Resend::signed_head(head)?;
+        Ok(Admitted::BodyToVerify)
     }
 
     fn verify<'a>(

@@ -1,9 +1,16 @@
 //! Amazon SES through SNS: the SNS envelope's signature (versions 1 and 2), the
-//! signing-certificate URL policy and cache, the topic allowlist, subscription handshakes,
-//! and SES bounce and complaint notifications (`notificationType` or `eventType`).
+//! signing-certificate URL policy and cache, the topic allowlist, the `Timestamp`
+//! tolerance, subscription handshakes, and SES bounce and complaint notifications
+//! (`notificationType` or `eventType`).
+//!
+//! Everything that can refuse a message without the network does so before the signing
+//! certificate is fetched: the message type, the topic, the signature version and the
+//! timestamp. A fetch that failed is remembered for [`FAILED_FETCH_KEPT`], so that messages
+//! naming a certificate that cannot be had do not each cost a fetch.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bounceops_api::SesProvider;
@@ -11,15 +18,19 @@ use futures::future::BoxFuture;
 use regex::Regex;
 use reqwest::Url;
 use ring::signature::{
-    RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, RsaParameters,
+    UnparsedPublicKey,
 };
 use serde::Deserialize;
 use serde_json::Value;
 use x509_cert::der::DecodePem;
 use x509_cert::der::oid::db::rfc5912::RSA_ENCRYPTION;
 
-use super::common::{Reason, Why, campaign_in, event, lookup, recipient, subscriber_in, time};
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
+use super::common::{
+    Reason, Why, campaign_in, check_rfc3339_timestamp, event, lookup, recipient, subscriber_in,
+    time,
+};
+use super::{Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 
 pub const NAME: &str = "ses";
@@ -32,11 +43,39 @@ pub const DEFAULT_CERT_URL_PATTERN: &str =
 /// Certificates are few (one per region and rotation); the bound only guards memory.
 const MAX_CACHED_CERTS: usize = 64;
 const MAX_CERT_BYTES: usize = 64 * 1024;
+/// How long a certificate that could not be fetched (or used) is not fetched again: long
+/// enough that a flood of messages naming it costs one fetch a minute, short enough that
+/// SNS's retries (20 s apart by default) find it once the network is back.
+pub const FAILED_FETCH_KEPT: Duration = Duration::from_secs(60);
 
 pub struct Ses {
     topics: Vec<String>,
     cert_urls: CertUrlPolicy,
+    tolerance_seconds: u32,
     certs: RwLock<HashMap<String, Arc<RsaKey>>>,
+    failed: Mutex<HashMap<String, (Instant, CertFailure)>>,
+}
+
+/// Why a certificate could not be had, remembered for [`FAILED_FETCH_KEPT`].
+#[derive(Debug, Clone, Copy)]
+enum CertFailure {
+    /// Not fetched (network, status, size): likely passing, so SNS should retry (503).
+    Unreachable,
+    /// Fetched, and not an RSA certificate (401).
+    Unusable,
+}
+
+impl CertFailure {
+    fn rejection(self) -> Rejection {
+        match self {
+            CertFailure::Unreachable => {
+                Rejection::Retry("signing certificate could not be fetched, retry later")
+            }
+            CertFailure::Unusable => {
+                Rejection::Unauthorized("signing certificate is not a usable RSA certificate")
+            }
+        }
+    }
 }
 
 impl Ses {
@@ -58,23 +97,59 @@ impl Ses {
         Ok(Some(Ses {
             topics: spec.topic_arns.clone(),
             cert_urls,
+            tolerance_seconds: spec.tolerance_seconds.max(1),
             certs: RwLock::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         }))
     }
 
     /// The key of the certificate at `raw`, checked against the URL policy and fetched on
     /// first use. The cache is keyed by the exact text, so a hit is a URL that passed the
-    /// policy before and is not checked again.
+    /// policy before and is not checked again. A failure is kept for [`FAILED_FETCH_KEPT`]
+    /// and answered again without a fetch.
     async fn public_key(&self, raw: &str, ctx: &Context) -> Result<Arc<RsaKey>, Rejection> {
         if let Some(key) = self.certs.read().expect("not poisoned").get(raw) {
             return Ok(key.clone());
         }
         let url = &self.cert_urls.check(raw).map_err(Rejection::Unauthorized)?;
+        {
+            let mut failed = self.failed.lock().expect("not poisoned");
+            match failed.get(raw) {
+                Some((at, why)) if at.elapsed() < FAILED_FETCH_KEPT => return Err(why.rejection()),
+                Some(_) => {
+                    failed.remove(raw);
+                }
+                None => {}
+            }
+        }
+        match Ses::fetch(url, ctx).await {
+            Ok(key) => {
+                let key = Arc::new(key);
+                let mut certs = self.certs.write().expect("not poisoned");
+                if certs.len() >= MAX_CACHED_CERTS {
+                    certs.clear();
+                }
+                certs.insert(raw.to_owned(), key.clone());
+                Ok(key)
+            }
+            Err(why) => {
+                let mut failed = self.failed.lock().expect("not poisoned");
+                if failed.len() >= MAX_CACHED_CERTS {
+                    failed.clear();
+                }
+                failed.insert(raw.to_owned(), (Instant::now(), why));
+                Err(why.rejection())
+            }
+        }
+    }
+
+    /// Fetches and reads the certificate at `url`, which passed the URL policy.
+    async fn fetch(url: &Url, ctx: &Context) -> Result<RsaKey, CertFailure> {
         // A certificate on an allowed host that cannot be read now is most likely a network
         // problem: 503 makes SNS retry instead of dropping the notification.
         let fetch_failed = |what: &str| {
             tracing::warn!(url = %url, "{what}");
-            Rejection::Retry("signing certificate could not be fetched, retry later")
+            CertFailure::Unreachable
         };
         let mut response = ctx
             .http
@@ -100,16 +175,10 @@ impl Ses {
             }
             pem.extend_from_slice(&chunk);
         }
-        let key = Arc::new(public_key_of_pem(&pem).map_err(|e| {
+        public_key_of_pem(&pem).map_err(|e| {
             tracing::warn!(url = %url, error = %e, "unusable signing certificate");
-            Rejection::Unauthorized("signing certificate is not a usable RSA certificate")
-        })?);
-        let mut certs = self.certs.write().expect("not poisoned");
-        if certs.len() >= MAX_CACHED_CERTS {
-            certs.clear();
-        }
-        certs.insert(raw.to_owned(), key.clone());
-        Ok(key)
+            CertFailure::Unusable
+        })
     }
 
     fn check_topic(&self, topic: &str) -> Result<(), Rejection> {
@@ -129,13 +198,22 @@ impl Ses {
 /// under 2048 bits, which AWS has not used for years.
 pub struct RsaKey(Vec<u8>);
 
+/// The algorithm of a `SignatureVersion`: 1 is SHA1withRSA, 2 SHA256withRSA.
+fn algorithm(version: &str) -> Result<&'static RsaParameters, Rejection> {
+    match version {
+        "1" => Ok(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY),
+        "2" => Ok(&RSA_PKCS1_2048_8192_SHA256),
+        _ => Err(Rejection::Unauthorized("unsupported SignatureVersion")),
+    }
+}
+
 impl RsaKey {
-    fn verify(&self, version: &str, signed: &[u8], signature: &[u8]) -> Result<(), Rejection> {
-        let algorithm = match version {
-            "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            "2" => &RSA_PKCS1_2048_8192_SHA256,
-            _ => return Err(Rejection::Unauthorized("unsupported SignatureVersion")),
-        };
+    fn verify(
+        &self,
+        algorithm: &'static RsaParameters,
+        signed: &[u8],
+        signature: &[u8],
+    ) -> Result<(), Rejection> {
         UnparsedPublicKey::new(algorithm, &self.0)
             .verify(signed, signature)
             .map_err(|_| Rejection::Unauthorized("signature does not verify"))
@@ -268,6 +346,15 @@ impl Provider for Ses {
         }
     }
 
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        match head.header("x-amz-sns-message-type") {
+            Some(_) => Ok(Admitted::BodyToVerify),
+            None => Err(Rejection::Unauthorized(
+                "missing x-amz-sns-message-type header",
+            )),
+        }
+    }
+
     fn verify<'a>(
         &'a self,
         req: &'a Incoming,
@@ -286,12 +373,15 @@ impl Provider for Ses {
                 ));
             }
             self.check_topic(&env.topic_arn)?;
+            // Before the certificate: what needs no network refuses first.
+            let algorithm = algorithm(&env.signature_version)?;
+            check_rfc3339_timestamp(&env.timestamp, req.now, self.tolerance_seconds)?;
             let signed = env.string_to_sign()?;
             let signature = base64::engine::general_purpose::STANDARD
                 .decode(env.signature.trim())
                 .map_err(|_| Rejection::Unauthorized("Signature is not base64"))?;
             let key = self.public_key(&env.signing_cert_url, ctx).await?;
-            key.verify(&env.signature_version, signed.as_bytes(), &signature)?;
+            key.verify(algorithm, signed.as_bytes(), &signature)?;
             if env.kind == "SubscriptionConfirmation" {
                 let url = env.subscribe_url.as_deref().unwrap_or_default();
                 let cert_url = Url::parse(&env.signing_cert_url)
@@ -316,9 +406,10 @@ impl Provider for Ses {
                 Ok(Received::Events(Vec::new()))
             }
             _ => {
-                let message: Value = serde_json::from_str(&env.message).map_err(|e| {
-                    Rejection::Malformed(format!("Message is not an SES notification: {e}"))
-                })?;
+                let message: Value =
+                    crate::storable::parse_json(env.message.as_bytes()).map_err(|e| {
+                        Rejection::Malformed(format!("Message is not an SES notification: {e}"))
+                    })?;
                 Ok(Received::Events(events(&env.message_id, message)?))
             }
         }

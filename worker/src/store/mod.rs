@@ -11,11 +11,13 @@
 //! - `purge`: deleting what is past its keeping, in short batches.
 //! - `mailbox`: the mailbox scanner's lock and the messages it leaves in place.
 //! - `nonces`: the provider webhooks' single-use signature tokens.
+//! - `dead_letters`: events the database refuses, parked so their batch is recorded.
 //! - `locks`: every advisory-lock key, in one place.
 //!
 //! The pool is the store's own: other modules call these functions with a `Store`.
 
 pub mod bounces;
+pub mod dead_letters;
 pub mod evidence;
 pub mod export;
 pub mod kept;
@@ -41,6 +43,15 @@ pub use export::ExportLimits;
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     is_connection_failure(e)
         || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("40")))
+}
+
+/// Whether the database refused a value of the statement, which it will refuse however
+/// often it is retried: SQLSTATE classes 22 (data exception: a character the encoding
+/// cannot hold, a time out of range) and 54 (program limit exceeded: an index entry too
+/// large).
+pub fn is_refused_value(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("54")))
 }
 
 /// Whether the error is the database (or the way to it) failing, whatever the statement:

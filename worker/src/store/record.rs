@@ -67,8 +67,9 @@ pub async fn record(
     let mut tx = store.pool.begin().await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 
-    for i in claim_event_ids(&mut tx, events).await? {
-        outcomes[i] = Some(Outcome::Duplicate);
+    let taken = claim_event_ids(&mut tx, events).await?;
+    for (i, outcome) in earlier_claims(&mut tx, events, &taken).await? {
+        outcomes[i] = Some(outcome);
     }
 
     let pending: Vec<usize> = (0..events.len())
@@ -143,23 +144,32 @@ pub async fn record(
         .collect())
 }
 
-/// Claims the events' ids in `bounceops.processed_events`; returns the indexes of events
-/// whose id was claimed before (by an earlier commit, or earlier in this batch). Ids are
-/// inserted in sorted order so that concurrent batches sharing ids cannot deadlock on them.
+/// Claims the events' ids in `bounceops.processed_events`, each with its request digest
+/// (`Idempotency-Key`s); returns the indexes of events whose id was claimed before (by an
+/// earlier commit, or earlier in this batch). Ids are inserted in sorted order so that
+/// concurrent batches sharing ids cannot deadlock on them, and an id given twice in the
+/// batch is inserted with its first event's digest (`ord`), the event counted as fresh.
 async fn claim_event_ids(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
 ) -> Result<Vec<usize>, sqlx::Error> {
     let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let digests: Vec<Option<Vec<u8>>> = events
+        .iter()
+        .map(|e| e.request_digest.map(|d| d.to_vec()))
+        .collect();
     let fresh: Vec<(String, String)> = sqlx::query_as(
-        "INSERT INTO bounceops.processed_events (source, event_id)
-         SELECT s, e FROM unnest($1::text[], $2::text[]) AS t(s, e) ORDER BY s, e
+        "INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
+         SELECT s, e, d FROM unnest($1::text[], $2::text[], $3::bytea[])
+                             WITH ORDINALITY AS t(s, e, d, ord)
+         ORDER BY s, e, ord
          ON CONFLICT DO NOTHING
          RETURNING source, event_id",
     )
     .bind(&sources)
     .bind(&ids)
+    .bind(&digests)
     .fetch_all(&mut **tx)
     .await?;
     let mut unclaimed: HashSet<(String, String)> = fresh.into_iter().collect();
@@ -169,6 +179,88 @@ async fn claim_event_ids(
         .filter(|(_, e)| !unclaimed.remove(&(e.source.clone(), e.event_id.clone())))
         .map(|(i, _)| i)
         .collect())
+}
+
+/// What the events whose id was claimed before (`taken`) come to. A duplicate, unless the
+/// id is an `Idempotency-Key` (the event has a request digest): then the claim's digest
+/// tells a retry of the same request (a duplicate, or the dead letter it was parked as,
+/// answered as the first time) from another request reusing the key.
+///
+/// Only keyed events that were claimed before cost this statement: a provider's retry and
+/// a fresh key add no round trip. It runs after the claim's INSERT, which waited for any
+/// transaction holding one of these ids, so it reads the committed claim (or this batch's
+/// own, for a key given twice in it).
+async fn earlier_claims(
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[BounceEvent],
+    taken: &[usize],
+) -> Result<Vec<(usize, Outcome)>, sqlx::Error> {
+    let keyed: Vec<usize> = taken
+        .iter()
+        .copied()
+        .filter(|&i| events[i].request_digest.is_some())
+        .collect();
+    let mut claims: HashMap<(String, String), EarlierClaim> = HashMap::new();
+    if !keyed.is_empty() {
+        let sources: Vec<&str> = keyed.iter().map(|&i| events[i].source.as_str()).collect();
+        let ids: Vec<&str> = keyed.iter().map(|&i| events[i].event_id.as_str()).collect();
+        let rows: Vec<EarlierClaim> = sqlx::query_as(
+            "SELECT p.source, p.event_id, p.body_sha256, d.id AS dead_letter, d.reason
+               FROM bounceops.processed_events p
+               JOIN unnest($1::text[], $2::text[]) AS t(s, e)
+                 ON p.source = t.s AND p.event_id = t.e
+               LEFT JOIN LATERAL (
+                   SELECT id, reason FROM bounceops.dead_letters dl
+                    WHERE dl.source = p.source AND dl.event_id = p.event_id
+                    ORDER BY id LIMIT 1) d ON TRUE",
+        )
+        .bind(&sources)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        claims = rows
+            .into_iter()
+            .map(|c| ((c.source.clone(), c.event_id.clone()), c))
+            .collect();
+    }
+    Ok(taken
+        .iter()
+        .map(|&i| {
+            let e = &events[i];
+            let Some(ours) = e.request_digest else {
+                return (i, Outcome::Duplicate);
+            };
+            let claim = claims.get(&(e.source.clone(), e.event_id.clone()));
+            let outcome = match claim {
+                // Claimed for another body.
+                Some(EarlierClaim {
+                    body_sha256: Some(theirs),
+                    ..
+                }) if theirs.as_slice() != ours.as_slice() => Outcome::KeyReused,
+                Some(EarlierClaim {
+                    dead_letter: Some(id),
+                    reason: Some(reason),
+                    ..
+                }) => Outcome::DeadLettered {
+                    id: *id,
+                    reason: reason.clone(),
+                },
+                // The same body, or a key claimed before digests were kept: a retry.
+                _ => Outcome::Duplicate,
+            };
+            (i, outcome)
+        })
+        .collect())
+}
+
+/// A claim of an `Idempotency-Key` made before, and the dead letter it was parked as.
+#[derive(sqlx::FromRow)]
+struct EarlierClaim {
+    source: String,
+    event_id: String,
+    body_sha256: Option<Vec<u8>>,
+    dead_letter: Option<i64>,
+    reason: Option<String>,
 }
 
 /// After [`RecordError::CommitUnknown`]: whether that batch is committed. It tries to claim

@@ -43,6 +43,16 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        TestDb::create("").await
+    }
+
+    /// A database whose encoding is LATIN1, which cannot hold most characters: a value
+    /// the database refuses, as any database refuses what its encoding lacks.
+    pub async fn latin1() -> TestDb {
+        TestDb::create(" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0").await
+    }
+
+    async fn create(options: &str) -> TestDb {
         let name = format!("bounceops_t_{}", Uuid::new_v4().simple());
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -55,7 +65,7 @@ impl TestDb {
                     admin_url()
                 )
             });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(&format!("CREATE DATABASE {name}{options}"))
             .execute(&admin)
             .await
             .expect("create test database");
@@ -270,6 +280,24 @@ impl TestWorker {
             .send()
             .await
             .unwrap()
+    }
+
+    /// POSTs a generic webhook body with valid credentials and an `Idempotency-Key`;
+    /// returns the status and the answer's `message` (empty on success).
+    pub async fn post_keyed(&self, key: &str, body: &serde_json::Value) -> (u16, String) {
+        let r = self
+            .client
+            .post(self.url("/webhooks/bounce"))
+            .header("Authorization", self.auth())
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: serde_json::Value = r.json().await.unwrap_or_default();
+        let message = answer["message"].as_str().unwrap_or_default().to_owned();
+        (status, message)
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
