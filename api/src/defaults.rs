@@ -64,3 +64,7 @@ pub fn unmatched_days() -> u32 {
 pub fn ignored_days() -> u32 {
     30
 }
+/// A month too: long enough to find and fix what the database refused, then replay it.
+pub fn dead_letter_days() -> u32 {
+    30
+}

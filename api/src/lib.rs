@@ -507,6 +507,11 @@ pub struct RetentionSpec {
     #[serde(default = "defaults::ignored_days")]
     #[schemars(range(min = 1, max = 3650))]
     pub ignored_days: u32,
+    /// Days an event the database refused to store is kept in `bounceops.dead_letters` (30
+    /// when absent, 1 to 3650), served by `GET /api/dead-letters`.
+    #[serde(default = "defaults::dead_letter_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub dead_letter_days: u32,
 }
 
 impl Default for RetentionSpec {
@@ -514,6 +519,7 @@ impl Default for RetentionSpec {
         RetentionSpec {
             unmatched_days: defaults::unmatched_days(),
             ignored_days: defaults::ignored_days(),
+            dead_letter_days: defaults::dead_letter_days(),
         }
     }
 }

@@ -638,6 +638,15 @@ pub fn table() -> Vec<Invalid> {
             )),
         ),
         row(
+            "dead letters kept no day",
+            json!({"retention": {"deadLetterDays": 0}}),
+            "spec.retention.deadLetterDays",
+            Some((
+                "spec.retention.deadLetterDays",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        row(
             "17 resource limits",
             json!({"webhook": {"resources": {"limits": many_limits}}}),
             "spec.webhook.resources.limits",

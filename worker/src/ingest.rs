@@ -355,9 +355,13 @@ async fn forget_old(
             Ok(n) => tracing::info!(forgotten = n, "forgot event ids older than 7 days"),
             Err(e) => tracing::warn!(error = %e, "cannot forget old event ids; will try again"),
         }
-        match dead_letters::purge(&store, dead_letters::KEEP_DAYS).await {
+        match dead_letters::purge(&store, retention.dead_letter_days).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "purged dead letters older than 30 days"),
+            Ok(n) => tracing::info!(
+                purged = n,
+                keep_days = retention.dead_letter_days,
+                "purged dead letters"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot purge old dead letters; will try again"),
         }
         match store::evidence::purge(&store, evidence.keep_days).await {

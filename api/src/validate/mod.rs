@@ -89,6 +89,12 @@ pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
         1,
         3650,
     );
+    r.range(
+        "spec.retention.deadLetterDays",
+        spec.retention.dead_letter_days,
+        1,
+        3650,
+    );
     r.optional_text("spec.image", spec.image.as_deref(), 512);
     secret_refs::check(spec, &mut r);
     r.0

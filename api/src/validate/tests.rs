@@ -45,7 +45,7 @@ fn full() -> Value {
                     "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}},
         "metrics": {"serviceMonitor": true},
         "evidence": {"keepDays": 30, "maxBytes": 1048576},
-        "retention": {"unmatchedDays": 90, "ignoredDays": 30},
+        "retention": {"unmatchedDays": 90, "ignoredDays": 30, "deadLetterDays": 30},
         "image": "ghcr.io/bounceops/bounce-worker:0.1.0",
     })
 }

@@ -1,6 +1,6 @@
 //! `bounceops.dead_letters`: events the database refuses whatever is retried, parked so
 //! that the rest of their batch is recorded (`ingest` finds them), listed by the API, and
-//! purged after [`KEEP_DAYS`].
+//! purged after `spec.retention.deadLetterDays`.
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -8,9 +8,6 @@ use sha2::{Digest, Sha256};
 use super::Store;
 use crate::event::BounceEvent;
 use crate::storable::{MAX_EVENT_ID_BYTES, ascii};
-
-/// How long a dead letter is kept.
-pub const KEEP_DAYS: u32 = 30;
 
 /// Parks `e`, refused by the database for `reason`, and claims its id in the same
 /// transaction, so that a retry of it is a duplicate. Returns the dead letter's id, or
