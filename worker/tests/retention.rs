@@ -70,8 +70,8 @@ async fn rows_past_their_days_are_purged_and_newer_ones_kept() {
     );
     // Each table by its own days.
     let shorter = RetentionSpec {
-        unmatched_days: 90,
         ignored_days: 1,
+        ..RetentionSpec::default()
     };
     assert_eq!(
         kept::purge(&store, &shorter).await.unwrap(),
