@@ -4,9 +4,15 @@
 //! every key is a file; on a laptop a plain folder does the same. Secret values never
 //! appear in logs or errors, only their names.
 
+use std::io::Read as _;
 use std::path::PathBuf;
 
 use bounceops_api::SecretRef;
+
+/// The most a Kubernetes Secret holds (all its keys together), so the most a secret file
+/// can be. A bound, so that a file that never ends (`/dev/zero`) is an error, not a worker
+/// that reads until it is killed.
+pub const MAX_SECRET_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct SecretsDir(PathBuf);
@@ -26,8 +32,19 @@ impl SecretsDir {
             }
         }
         let path = self.0.join(&r.name).join(&r.key);
-        let text = std::fs::read_to_string(&path)
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_end(&mut bytes))
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_SECRET_BYTES {
+            return Err(format!(
+                "{} is larger than {} KiB, the most a Kubernetes Secret holds",
+                path.display(),
+                MAX_SECRET_BYTES / 1024
+            ));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
         let value = text.trim_end_matches(['\n', '\r']).to_owned();
         if value.is_empty() {
             return Err(format!("{} is empty", path.display()));
@@ -59,6 +76,20 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot read")
         );
+    }
+
+    #[test]
+    fn an_endless_or_binary_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("k")).unwrap();
+        std::fs::write(dir.path().join("k/bin"), [0xff, 0xfe, 0x00]).unwrap();
+        let s = SecretsDir::new(dir.path());
+        std::fs::create_dir(dir.path().join("z")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("z/endless")).unwrap();
+        let e = s.read(&r("z", "endless")).unwrap_err();
+        assert!(e.contains("larger than 1024 KiB"), "{e}");
+        let e = s.read(&r("k", "bin")).unwrap_err();
+        assert!(e.contains("not UTF-8"), "{e}");
     }
 
     #[test]
