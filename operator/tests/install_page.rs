@@ -15,31 +15,17 @@ use bounce_operator::metrics::Metrics;
 use bounce_operator::reconcile::desired::Settings;
 use bounce_operator::reconcile::{self, Context};
 use bounceops_api::ConditionStatus;
+use bounceops_tests::markdown;
 use common::FakeApi;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::Value;
 
-fn page() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/install.md"))
-        .expect("docs/install.md")
-}
-
-/// The fenced blocks of one `## ` section, in order, as (language, text).
-fn blocks(section: &str) -> Vec<(String, String)> {
-    let page = page();
-    let start = page
-        .find(&format!("\n## {section}\n"))
+/// The fenced blocks of one `## ` section of docs/install.md, in order.
+fn blocks(section: &str) -> Vec<markdown::Block> {
+    let page = bounceops_tests::read("docs/install.md");
+    let text = markdown::section(&page, &format!("## {section}"))
         .unwrap_or_else(|| panic!("install.md has no section {section:?}"));
-    let rest = &page[start + 1..];
-    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
-    let mut out = Vec::new();
-    let mut parts = rest[..end].split("```");
-    parts.next();
-    while let (Some(block), _) = (parts.next(), parts.next()) {
-        let (lang, text) = block.split_once('\n').unwrap_or((block, ""));
-        out.push((lang.trim().to_owned(), text.to_owned()));
-    }
-    out
+    markdown::fenced_blocks(text)
 }
 
 /// Shell lines with `\` continuations joined and comments dropped.
@@ -97,7 +83,7 @@ async fn the_first_bounceconfig_as_the_install_page_gives_it() {
     let mut walked = Vec::new();
     let mut cluster_only = Vec::new();
 
-    for (lang, text) in blocks("Your first BounceConfig") {
+    for markdown::Block { lang, text } in blocks("Your first BounceConfig") {
         if lang == "yaml" {
             last_yaml = Some(serde_yaml::from_str(&text).expect("the page's YAML parses"));
             continue;

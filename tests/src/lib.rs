@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod dovecot;
 pub mod helm;
 pub mod invalid_specs;
+pub mod markdown;
 pub mod metrics;
 pub mod reference;
 

@@ -7,7 +7,7 @@
 //! Runs when `KUBECONFIG` is set (scripts/test.sh starts a control plane); else skips.
 
 use bounceops_tests::cluster::{self, TestNamespace};
-use bounceops_tests::invalid_specs;
+use bounceops_tests::{invalid_specs, markdown};
 use bounceops_tests::{read, repo_root};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
@@ -82,20 +82,11 @@ fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// The bodies of the ```yaml blocks of a Markdown text.
 fn fenced_yaml(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match &mut current {
-            None if line.trim_start().starts_with("```yaml") => current = Some(String::new()),
-            Some(_) if line.trim_start().starts_with("```") => out.extend(current.take()),
-            Some(body) => {
-                body.push_str(line);
-                body.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
+    markdown::fenced_blocks(text)
+        .into_iter()
+        .filter(|b| b.lang == "yaml")
+        .map(|b| b.text)
+        .collect()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use bounceops_tests::helm::{self, CHART, FULL_VALUES, Manifests, grants};
-use bounceops_tests::read;
+use bounceops_tests::{markdown, read};
 use serde::Deserialize as _;
 use serde_yaml::Value;
 
@@ -509,16 +509,13 @@ fn the_minimum_kubernetes_is_the_compiled_one_everywhere() {
 #[test]
 fn the_offline_install_names_the_images_that_images_sh_builds() {
     let page = read("docs/install.md");
-    let section = page
-        .split("### Offline images (no registry)")
-        .nth(1)
+    let section = markdown::section(&page, "### Offline images (no registry)")
         .expect("install.md has the offline section");
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
+    let block = markdown::fenced_blocks(section)
+        .into_iter()
+        .find(|b| b.lang == "sh")
         .expect("a sh block");
-    let joined = block.replace("\\\n", " ");
+    let joined = block.text.replace("\\\n", " ");
     let install = joined
         .lines()
         .find(|l| l.trim_start().starts_with("helm install"))

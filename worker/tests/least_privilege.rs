@@ -8,6 +8,7 @@ mod common;
 
 use std::process::Command;
 
+use bounceops_tests::markdown;
 use common::{TOKEN, TestWorker, USER, admin_url};
 use serde_json::json;
 use sqlx::PgPool;
@@ -18,13 +19,10 @@ const LISTMONK_TABLES: &str = include_str!("../sql/listmonk_standalone.sql");
 
 /// The ```sql block of docs/listmonk.md whose first line is `-- {title}`.
 fn documented_sql(title: &str) -> String {
-    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/listmonk.md"))
-        .expect("docs/listmonk.md");
-    let mut blocks = page
-        .split("```sql\n")
-        .skip(1)
-        .map(|b| b.split("```").next().expect("a closed block").to_owned());
-    blocks
+    markdown::fenced_blocks(&bounceops_tests::read("docs/listmonk.md"))
+        .into_iter()
+        .filter(|b| b.lang == "sql")
+        .map(|b| b.text)
         .find(|b| b.lines().next() == Some(&format!("-- {title}")))
         .unwrap_or_else(|| panic!("docs/listmonk.md has no sql block titled -- {title}"))
 }
