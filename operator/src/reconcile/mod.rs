@@ -177,10 +177,8 @@ async fn run_phases(
     // The Ingress's TLS Secret is looked at too, to say when it is missing; the workers
     // do not read it, so it is no SecretMissing problem and no part of their hash.
     let ingress = &config.spec.webhook.ingress;
-    let tls_secret = ingress
-        .tls_secret_name
-        .clone()
-        .filter(|_| ingress.enabled && config.spec.enabled);
+    let ingress_wanted = ingress.enabled && config.spec.enabled;
+    let tls_secret = ingress.tls_secret_name.clone().filter(|_| ingress_wanted);
     let mut names = secrets::secret_names(&refs);
     names.extend(tls_secret.clone());
     let observed = secrets::observe(&ctx.client, &ns, &names).await?;
@@ -294,7 +292,7 @@ async fn run_phases(
         .await;
     }
     obs.applied_secrets = Some((resolved.versions.clone(), desired.hash.clone()));
-    if ingress.enabled && config.spec.enabled {
+    if ingress_wanted {
         obs.ingress = match (&tls_secret, &applied.ingress_address) {
             (Some(secret), _) if observed.get(secret).is_none_or(Option::is_none) => {
                 IngressState::TlsSecretMissing {
