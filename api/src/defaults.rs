@@ -68,3 +68,31 @@ pub fn ignored_days() -> u32 {
 pub fn dead_letter_days() -> u32 {
     30
 }
+/// One letter: the VERP token takes all but four of a local part's 64 octets.
+pub fn verp_prefix() -> String {
+    "b".to_owned()
+}
+/// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
+pub fn smtp_max_recipients() -> u32 {
+    100
+}
+/// Far above what the MTAs that return a campaign's bounces open at once, far below what
+/// the pod's memory limit must hold (each session reads DATA with a bounded buffer).
+pub fn smtp_max_sessions() -> u32 {
+    100
+}
+pub fn smtp_max_errors() -> u32 {
+    10
+}
+/// RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for each command.
+pub fn smtp_command_timeout() -> String {
+    "5m".to_owned()
+}
+/// RFC 5321 §4.5.3.2.6 waits 10 minutes for the end of DATA.
+pub fn smtp_data_timeout() -> String {
+    "10m".to_owned()
+}
+/// An unprivileged port in the pod; the Service maps port 25 to it.
+pub fn smtp_port() -> u16 {
+    2525
+}

@@ -26,6 +26,16 @@ pub fn scan_interval(text: &str) -> Result<Duration, &'static str> {
     Ok(d)
 }
 
+/// `smtp.commandTimeout` and `smtp.dataTimeout`: from a second (a test server) to an
+/// hour (beyond it a silent peer holds a session slot for nothing).
+pub fn smtp_timeout(text: &str) -> Result<Duration, &'static str> {
+    let d = humantime::parse_duration(text).map_err(|_| "not a duration such as 5m or 30s")?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err("must be between 1s and 1h");
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

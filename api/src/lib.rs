@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod durations;
 pub mod providers;
 pub mod reasons;
+pub mod smtp;
 pub mod validate;
 
 pub use providers::{
@@ -22,6 +23,7 @@ pub use providers::{
 pub mod status;
 
 pub use reasons::{REASONS, ReasonRule, ReasonType};
+pub use smtp::{ServiceType, SmtpServiceSpec, SmtpSpec};
 pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
 pub use validate::{Problem, validate};
 
@@ -78,6 +80,10 @@ pub struct BounceConfigSpec {
     /// The webhook workload.
     #[serde(default)]
     pub webhook: WebhookSpec,
+    /// The bounce MX: SMTP workers that receive bounce mail addressed to signed VERP
+    /// return paths and bounce addresses. No SMTP workers when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpSpec>,
     /// Metrics scraping.
     #[serde(default)]
     pub metrics: MetricsSpec,

@@ -10,6 +10,7 @@
 mod mailboxes;
 mod providers;
 mod secret_refs;
+mod smtp;
 #[cfg(test)]
 mod tests;
 
@@ -68,7 +69,10 @@ pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
     );
     ingress(&spec.webhook.ingress, &mut r);
     if let Some(resources) = &spec.webhook.resources {
-        self::resources(resources, &mut r);
+        self::resources("spec.webhook.resources", resources, &mut r);
+    }
+    if let Some(smtp) = &spec.smtp {
+        smtp::check(smtp, &mut r);
     }
     r.range("spec.evidence.keepDays", spec.evidence.keep_days, 0, 3650);
     r.range(
@@ -163,12 +167,12 @@ fn ingress(ingress: &IngressSpec, r: &mut Report) {
 
 /// Quantities are left to the API server, which refuses the Deployment if one is wrong;
 /// the bounds are the CRD's, which keep its CEL cost estimate finite.
-fn resources(resources: &Resources, r: &mut Report) {
+fn resources(at: &str, resources: &Resources, r: &mut Report) {
     for (name, map) in [
         ("requests", &resources.requests),
         ("limits", &resources.limits),
     ] {
-        let field = format!("spec.webhook.resources.{name}");
+        let field = format!("{at}.{name}");
         if map.len() > 16 {
             r.add(&field, "at most 16 entries");
         }

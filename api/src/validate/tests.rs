@@ -43,6 +43,14 @@ fn full() -> Value {
                                 "tlsSecretName": "bounces-tls",
                                 "annotations": {"team": "mail"}},
                     "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}},
+        "smtp": {"domains": ["bounces.example.com"], "verpPrefix": "b",
+                 "verpKeySecretRef": r("verp"), "previousVerpKeySecretRef": r("verp-old"),
+                 "addresses": ["bounces@example.com"], "feedbackAddresses": ["fbl@example.com"],
+                 "maxMessageBytes": 10485760, "maxRecipients": 100, "maxSessions": 100,
+                 "maxErrors": 10, "commandTimeout": "5m", "dataTimeout": "10m", "port": 2525,
+                 "replicas": 2, "tlsSecretName": "mx-tls",
+                 "service": {"type": "LoadBalancer", "annotations": {"team": "mail"}},
+                 "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}},
         "metrics": {"serviceMonitor": true},
         "evidence": {"keepDays": 30, "maxBytes": 1048576},
         "retention": {"unmatchedDays": 90, "ignoredDays": 30, "deadLetterDays": 30},
@@ -311,4 +319,67 @@ fn reason_rules_take_only_known_reasons() {
 fn a_problem_reads_as_its_field_then_its_message() {
     let p = Problem::new("spec.rules.window", "must be longer than zero");
     assert_eq!(p.to_string(), "spec.rules.window: must be longer than zero");
+}
+
+#[test]
+fn the_bounce_mx_takes_domains_addresses_and_timeouts_it_can_use() {
+    assert_eq!(with("smtp: {dataTimeout: 30s}"), Vec::<String>::new());
+    assert_eq!(
+        with("smtp: {domains: [bounces.example.com.]}"),
+        Vec::<String>::new()
+    );
+    for (patch, field, message) in [
+        ("smtp: {domains: []}", "spec.smtp.domains", "at least one"),
+        (
+            "smtp: {domains: [localhost]}",
+            "spec.smtp.domains[0]",
+            "not a domain name",
+        ),
+        (
+            "smtp: {domains: ['bounces .example.com']}",
+            "spec.smtp.domains[0]",
+            "not a domain name",
+        ),
+        (
+            "smtp: {addresses: [bounces.example.com]}",
+            "spec.smtp.addresses[0]",
+            "not an address",
+        ),
+        (
+            "smtp: {feedbackAddresses: ['a b@example.com']}",
+            "spec.smtp.feedbackAddresses[0]",
+            "not an address",
+        ),
+        (
+            "smtp: {verpPrefix: bnce}",
+            "spec.smtp.verpPrefix",
+            "at most 3 characters",
+        ),
+        (
+            "smtp: {verpPrefix: 'b.'}",
+            "spec.smtp.verpPrefix",
+            "letters and digits only",
+        ),
+        (
+            "smtp: {commandTimeout: 500ms}",
+            "spec.smtp.commandTimeout",
+            "between 1s and 1h",
+        ),
+        (
+            "smtp: {dataTimeout: 2h}",
+            "spec.smtp.dataTimeout",
+            "between 1s and 1h",
+        ),
+        (
+            "smtp: {dataTimeout: soon}",
+            "spec.smtp.dataTimeout",
+            "not a duration",
+        ),
+    ] {
+        let p = with(patch);
+        assert!(
+            p.len() == 1 && p[0].starts_with(&format!("{field}: ")) && p[0].contains(message),
+            "{patch}: {p:?}"
+        );
+    }
 }
