@@ -4,8 +4,9 @@
 //! Ready, and the checks. A command the walk does not know fails it, so a step added to the
 //! page must be added here. The database side of the page (the role's rights) is walked
 //! on a real Postgres by `worker/tests/least_privilege.rs`; the offline `helm install` by
-//! `tests/tests/chart.rs`; the port-forward and requests through the Service by the cluster
-//! suite (`tests/tests/cluster_user_path/`).
+//! `tests/tests/chart.rs`. On a real cluster the cluster suite runs this same section's
+//! shell blocks as written, with kubectl and curl, port-forward included
+//! (`tests/tests/cluster_user_path/install_page.rs`).
 
 mod common;
 

@@ -541,3 +541,18 @@ pub async fn ensure_monitoring_crds(client: &Client) {
         }
     }
 }
+
+/// The `kubectl` a person would use with these binaries: the one beside the API server
+/// (`KUBEBUILDER_ASSETS`, then `/usr/local/kubebuilder/bin`), else the first on `PATH`.
+pub fn kubectl() -> Option<PathBuf> {
+    let assets = std::env::var_os("KUBEBUILDER_ASSETS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    assets
+        .into_iter()
+        .chain([PathBuf::from("/usr/local/kubebuilder/bin")])
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+}

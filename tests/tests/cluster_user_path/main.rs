@@ -3,7 +3,8 @@
 //!
 //! 1. `helm install` of the chart with locally built images: the operator is Ready, runs as
 //!    the chart's ServiceAccount and holds the Lease.
-//! 2. A BounceConfig as the docs show it, in a namespace that enforces the `restricted` Pod
+//! 2. docs/install.md's first BounceConfig, its shell blocks run as written with kubectl
+//!    and curl (`install_page.rs`); then a BounceConfig as the docs show it, in a namespace that enforces the `restricted` Pod
 //!    Security Standard: webhook pods (2) and a mailbox pod whose `migrate` init containers
 //!    meet a real Postgres; `status` Ready with the replica counts.
 //! 3. Through the webhook Service: a generic bounce, a signed SendGrid batch (a forgery
@@ -30,6 +31,7 @@
 //!   10.87.0.1, the node address of the one-node cluster): the test serves Postgres (a TCP
 //!   relay to `BOUNCEOPS_TEST_DATABASE_URL`'s server) and dovecot there.
 
+mod install_page;
 mod load;
 mod memory;
 mod prometheus;
@@ -239,6 +241,13 @@ async fn helm_install_then_the_users_whole_path() {
         applied,
     } = deployed;
     let ns = mail.name.clone();
+
+    // docs/install.md's first BounceConfig, its commands run as written beside the suite's
+    // own (the same operator serves both); then its namespace goes, not to weigh on the
+    // measurements below.
+    let walked = install_page::walk(&setup, &admin).await;
+    install_page::check(&walked);
+    install_page::gone(&Api::all(admin.clone())).await;
 
     // Each role's pods mount only the Secrets it reads.
     for (component, secrets) in [

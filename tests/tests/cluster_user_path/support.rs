@@ -63,6 +63,11 @@ pub fn split_image(image: &str) -> (&str, &str) {
 
 /// A database with listmonk-shaped tables, created for this test; returns its URL.
 pub async fn database() -> (url::Url, PgPool) {
+    database_named("").await
+}
+
+/// As [`database`], one more of them: `suffix` tells the databases of one run apart.
+pub async fn database_named(suffix: &str) -> (url::Url, PgPool) {
     let admin_url = std::env::var("BOUNCEOPS_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin = PgPoolOptions::new()
@@ -70,7 +75,7 @@ pub async fn database() -> (url::Url, PgPool) {
         .connect(&admin_url)
         .await
         .expect("Postgres at BOUNCEOPS_TEST_DATABASE_URL");
-    let name = format!("bounceops_cluster_{}", std::process::id());
+    let name = format!("bounceops_cluster_{}{suffix}", std::process::id());
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&admin)
         .await;
