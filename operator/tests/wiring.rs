@@ -33,6 +33,50 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The database Secret each config of this test reads, and only it: a GET of it in the
+/// log is the start of a reconcile of that config.
+fn database_secret(name: &str) -> String {
+    let secret = if name == "news" { "db" } else { "other-db" };
+    format!("/api/v1/namespaces/{NS}/secrets/{secret}")
+}
+
+/// Re-applies each config unchanged (a new resourceVersion, the same generation), which
+/// wakes its reconcile without changing what it should make, and waits until a reconcile of
+/// each has started since and every reconcile started since has ended. Returns the log's
+/// length before: what those reconciles wrote is `writes_since` it. Waiting on what the
+/// controller did, not on time, is what makes "nothing was written" mean something.
+async fn reconciled_again(fake: &FakeApi, metrics: &Metrics, names: &[&str]) -> usize {
+    let ended = || {
+        ["ok", "degraded", "error"]
+            .map(|r| metrics.reconciles(r))
+            .iter()
+            .sum::<u64>()
+    };
+    let mark = fake.log_len();
+    let before = ended();
+    for name in names {
+        let spec = serde_yaml::to_string(&fake.config(NS, name).spec).unwrap();
+        fake.put_config(NS, name, &spec);
+    }
+    until(
+        "a reconcile of each config, started since and ended",
+        || {
+            let log = fake.log();
+            let started = |name: &str| {
+                let path = database_secret(name);
+                log[mark..]
+                    .iter()
+                    .filter(|c| c.method == http::Method::GET && c.path == path)
+                    .count() as u64
+            };
+            names.iter().all(|n| started(n) > 0)
+                && ended() - before >= started("news") + started("other")
+        },
+    )
+    .await;
+    mark
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_follows_secrets_and_children_and_then_rests() {
     let (client, fake) = FakeApi::start_streaming();
@@ -72,10 +116,9 @@ async fn controller_follows_secrets_and_children_and_then_rests() {
     })
     .await;
 
-    // Its own writes come back as watch events; once they have, nothing more is written.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mark = fake.log_len();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Its own writes come back as watch events; a reconcile of the converged state, whatever
+    // woke it, writes nothing.
+    let mark = reconciled_again(&fake, &metrics, &["news", "other"]).await;
     assert_eq!(
         fake.writes_since(mark),
         [],
@@ -91,7 +134,8 @@ async fn controller_follows_secrets_and_children_and_then_rests() {
             .any(|c| c.path == deployment_path(NS, "other-webhook"))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A reconcile of the other config after the rotation leaves it as it was.
+    reconciled_again(&fake, &metrics, &["news"]).await;
     assert!(
         !fake
             .writes_since(mark)

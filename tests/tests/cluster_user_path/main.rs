@@ -927,7 +927,9 @@ async fn release_objects_left(admin: &Client, ns: &str, release: &str) -> Vec<St
 /// and 2 do, times the mailbox pod's scan of 100 messages, then reads every pod's memory
 /// (the kubelet's working set of its cgroup) idle and while `BOUNCEOPS_BENCH_RATE`
 /// bounces/s (default 1,000) are posted through the webhook Service for
-/// `BOUNCEOPS_BENCH_SECONDS` (default 30).
+/// `BOUNCEOPS_BENCH_SECONDS` (default 30). Fails, so the script exits non-zero, when a
+/// bounce is not answered 2xx, the load falls under 90% of the rate asked, or a pod's
+/// working set passes 64 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a benchmark: bash bench/cluster_memory/run.sh"]
 async fn bench_pod_memory_idle_and_under_load() {
@@ -1024,11 +1026,36 @@ async fn bench_pod_memory_idle_and_under_load() {
         sent.ok as f64 / elapsed
     );
     println!("{SUITE}: pod memory (working set, MiB): pod | idle | peak under load");
+    let mut over = Vec::new();
     for (pod, bytes) in &idle {
+        let top = peak.get(pod).copied().unwrap_or_default().max(*bytes);
         println!(
             "{SUITE}:   {pod} | {:.1} | {:.1}",
             *bytes as f64 / 1048576.0,
-            peak.get(pod).copied().unwrap_or_default() as f64 / 1048576.0
+            top as f64 / 1048576.0
         );
+        if top > POD_MEMORY_GOAL {
+            over.push(format!("{pod}: {:.1} MiB", top as f64 / 1048576.0));
+        }
     }
+    // The bench's verdict, so that a run that missed its goals exits non-zero.
+    assert_eq!(sent.failed, 0, "every bounce of the load is answered 2xx");
+    assert!(
+        sent.ok as f64 / elapsed >= 0.9 * rate as f64,
+        "the load reaches 90% of the {rate} bounces/s asked: {:.0}/s",
+        sent.ok as f64 / elapsed
+    );
+    assert!(
+        !idle.is_empty() && idle.keys().all(|pod| peak.contains_key(pod)),
+        "every pod's memory was read idle and under load: idle {idle:?}, peak {peak:?}"
+    );
+    assert!(
+        over.is_empty(),
+        "pods over the {} MiB goal: {over:?}",
+        POD_MEMORY_GOAL >> 20
+    );
 }
+
+/// The working set every BounceOps pod stays under, idle and under the bench's load
+/// (BENCHMARKS.md: about 18 MiB for a webhook pod at 1,000 bounces/s).
+const POD_MEMORY_GOAL: u64 = 64 << 20;
