@@ -453,12 +453,20 @@ async fn apply_actions(
         }
     }
     let mut changed = HashSet::new();
-    // Deletion last: a subscriber blocklisted or unsubscribed earlier in the batch may be
-    // deleted by a later event, as it would be event after event.
-    for action in [Action::Blocklist, Action::Unsubscribe, Action::Delete] {
-        let Some(ids) = wanted.get(&action) else {
-            continue;
-        };
+    // Every planned action runs, in an order every action has a place in (an exhaustive
+    // match: a new `Action` cannot be planned and then silently skipped). Deletion last: a
+    // subscriber blocklisted or unsubscribed earlier in the batch may be deleted by a later
+    // event, as it would be event after event.
+    let rank = |action: Action| match action {
+        Action::None => 0,
+        Action::Blocklist => 1,
+        Action::Unsubscribe => 2,
+        Action::Delete => 3,
+    };
+    let mut wanted: Vec<(Action, Vec<i32>)> = wanted.into_iter().collect();
+    wanted.sort_by_key(|(action, _)| rank(*action));
+    for (action, ids) in &wanted {
+        let action = *action;
         if action == Action::Delete {
             super::evidence::forget_subscribers(tx, ids).await?;
         }
