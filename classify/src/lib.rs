@@ -16,7 +16,7 @@ mod mime;
 mod phrases;
 mod plaintext;
 pub mod reason;
-mod ses;
+pub mod ses;
 mod status;
 
 pub use reason::{Reason, Side};
@@ -39,13 +39,33 @@ pub enum Kind {
     Unknown,
 }
 
-/// listmonk's bounce types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// listmonk's bounce types: the one enum of them, which the worker's events carry too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BounceType {
     Hard,
     Soft,
     Complaint,
+}
+
+impl BounceType {
+    /// The name listmonk's `bounce_type` column and API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceType::Soft => "soft",
+            BounceType::Hard => "hard",
+            BounceType::Complaint => "complaint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BounceType> {
+        match s {
+            "soft" => Some(BounceType::Soft),
+            "hard" => Some(BounceType::Hard),
+            "complaint" => Some(BounceType::Complaint),
+            _ => None,
+        }
+    }
 }
 
 /// One failed (or complaining) recipient.

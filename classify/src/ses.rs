@@ -1,11 +1,66 @@
 //! Owns Amazon SES notifications delivered as mail (an SNS e-mail
 //! subscription): the body is SES's JSON (`notificationType` / `eventType`),
 //! optionally wrapped in the SNS envelope.
+//!
+//! It is also the one place of SES's own decisions (hard or soft, and what its
+//! `bounceSubType` says), which the worker's SES and Resend webhooks use too, so that a
+//! bounce gets the same type and reason whichever way SES delivers it.
 
 use crate::mime::Mail;
-use crate::{BounceType, Kind, Recipient};
-use crate::{reason, status};
+use crate::reason;
+use crate::{BounceType, Kind, Reason, Recipient};
 use serde_json::Value;
+
+/// `bounce.bounceSubType` (SES Developer Guide, "Amazon SES notification contents",
+/// https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html#bounce-types).
+/// `General` and `Undetermined` say nothing: the recipient's `diagnosticCode` decides then.
+pub const SUB_TYPES: &[(&str, Reason)] = &[
+    ("Undetermined", Reason::OnHold),
+    ("General", Reason::OnHold),
+    ("NoEmail", Reason::UserUnknown),
+    // "A recent history of bouncing as an invalid address".
+    ("Suppressed", Reason::UserUnknown),
+    // The account's own list, which holds complaints and manual entries too.
+    ("OnAccountSuppressionList", Reason::OnHold),
+    ("MailboxFull", Reason::MailboxFull),
+    ("MessageTooLarge", Reason::MesgTooBig),
+    ("ContentRejected", Reason::ContentError),
+    ("AttachmentRejected", Reason::ContentError),
+];
+
+/// Sub-types where SES itself refused to send: its `diagnosticCode` is then SES's own
+/// sentence, not a server's reply, so the sub-type decides.
+pub const REFUSALS: &[&str] = &["Suppressed", "OnAccountSuppressionList"];
+
+/// Hard or soft, from `bounce.bounceType` and the recipient's `status`: `Permanent` is
+/// hard, `Transient` and `Undetermined` soft, except that listmonk promotes a `Transient`
+/// bounce with status 5.4.4 (no route to the domain: it never succeeds on retry) to hard.
+pub fn bounce_type(bounce_type: &str, status: Option<&str>) -> BounceType {
+    match bounce_type {
+        "Permanent" => BounceType::Hard,
+        "Transient" if status.is_some_and(|s| s.trim() == "5.4.4") => BounceType::Hard,
+        _ => BounceType::Soft,
+    }
+}
+
+/// The reason of one recipient, from what the server's reply decided (`from_reply`, by
+/// [`reason::decide_reply`]) and the bounce's sub-type: the sub-type decides where SES
+/// refused to send itself, and where the reply names no cause.
+pub fn reason(sub_type: Option<&str>, from_reply: Reason) -> Reason {
+    let sub_type = sub_type.map(str::trim);
+    let category = sub_type.and_then(|s| {
+        SUB_TYPES
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(s))
+            .map(|(_, r)| *r)
+    });
+    let refused = sub_type.is_some_and(|s| REFUSALS.iter().any(|r| r.eq_ignore_ascii_case(s)));
+    match (category, from_reply) {
+        (Some(c), _) if refused => c,
+        (Some(c), Reason::OnHold | Reason::Undefined) => c,
+        (_, r) => r,
+    }
+}
 
 /// What an SES JSON body says, if the message carries one.
 pub(crate) struct Notification {
@@ -96,7 +151,11 @@ fn first_json_value(text: &str) -> Option<Value> {
 }
 
 fn bounced(v: &Value) -> Vec<Recipient> {
-    let permanent = v.pointer("/bounce/bounceType").and_then(Value::as_str) == Some("Permanent");
+    let kind = v
+        .pointer("/bounce/bounceType")
+        .and_then(Value::as_str)
+        .unwrap_or("Undetermined");
+    let sub_type = v.pointer("/bounce/bounceSubType").and_then(Value::as_str);
     let list = v
         .pointer("/bounce/bouncedRecipients")
         .and_then(Value::as_array);
@@ -107,24 +166,17 @@ fn bounced(v: &Value) -> Vec<Recipient> {
             let email = crate::address::first(email)?;
             let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
             let status = s("status");
-            // listmonk promotes a Transient bounce with 5.4.4 (no route to
-            // the domain) to hard; follow it so both agree.
-            let hard = permanent || status.as_deref() == Some("5.4.4");
             let diagnostic = s("diagnosticCode");
             let text = diagnostic.as_deref().unwrap_or("");
-            let reason = reason::decide(status.as_deref(), status::find_reply_code(text), text);
+            let (from_reply, _) = reason::decide_reply(status.as_deref(), None, text);
             Some(Recipient {
-                reason,
+                reason: reason(sub_type, from_reply),
+                bounce_type: bounce_type(kind, status.as_deref()),
                 email,
                 status,
                 action: s("action"),
                 diagnostic,
                 remote_mta: None,
-                bounce_type: if hard {
-                    BounceType::Hard
-                } else {
-                    BounceType::Soft
-                },
             })
         })
         .collect()

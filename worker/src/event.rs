@@ -5,32 +5,8 @@ use bounceops_api::Action;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BounceType {
-    Soft,
-    Hard,
-    Complaint,
-}
-
-impl BounceType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BounceType::Soft => "soft",
-            BounceType::Hard => "hard",
-            BounceType::Complaint => "complaint",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<BounceType> {
-        match s {
-            "soft" => Some(BounceType::Soft),
-            "hard" => Some(BounceType::Hard),
-            "complaint" => Some(BounceType::Complaint),
-            _ => None,
-        }
-    }
-}
+/// The classifier's, so that a bounce read from mail and one from a webhook are one type.
+pub use bounce_classify::BounceType;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BounceEvent {

@@ -28,11 +28,7 @@ pub fn text(file: &str, c: &Classification) -> String {
     }
     out.push('\n');
     for r in &c.recipients {
-        let t = match r.bounce_type {
-            bounce_classify::BounceType::Hard => "hard",
-            bounce_classify::BounceType::Soft => "soft",
-            bounce_classify::BounceType::Complaint => "complaint",
-        };
+        let t = r.bounce_type.as_str();
         out.push_str(&format!(
             "  {t:<9} {}  {}",
             r.email,

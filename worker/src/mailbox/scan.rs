@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::metrics::MailboxMetrics;
 use super::{Fetched, Listed, MailboxConfig, ScanError, Session};
-use crate::event::{BounceEvent, BounceType};
+use crate::event::BounceEvent;
 use crate::evidence::{Evidence, Kept, Kind as EvidenceKind, Policy};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
@@ -105,11 +105,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
         .recipients
         .iter()
         .map(|r| {
-            let bounce_type = match r.bounce_type {
-                bounce_classify::BounceType::Hard => BounceType::Hard,
-                bounce_classify::BounceType::Soft => BounceType::Soft,
-                bounce_classify::BounceType::Complaint => BounceType::Complaint,
-            };
+            let bounce_type = r.bounce_type;
             let mut meta = serde_json::Map::new();
             meta.insert("mailbox".into(), mailbox.name.clone().into());
             meta.insert("reason".into(), r.reason.as_str().into());
@@ -403,13 +399,13 @@ async fn scan_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bounce_classify::{BounceType as CT, Recipient};
+    use bounce_classify::{BounceType, Recipient};
 
     fn mailbox() -> MailboxConfig {
         MailboxConfig::for_tests("bounces")
     }
 
-    fn recipient(email: &str, t: CT) -> Recipient {
+    fn recipient(email: &str, t: BounceType) -> Recipient {
         Recipient {
             email: email.into(),
             status: Some("5.1.1".into()),
@@ -450,7 +446,7 @@ mod tests {
 
     #[test]
     fn one_recipient_takes_the_subscriber_header() {
-        let c = classification(Kind::Bounce, vec![recipient("a@x.org", CT::Hard)]);
+        let c = classification(Kind::Bounce, vec![recipient("a@x.org", BounceType::Hard)]);
         let Plan::Record(events) = plan(&mailbox(), "abc", &c) else {
             panic!("expected events");
         };
@@ -475,8 +471,8 @@ mod tests {
         let c = classification(
             Kind::Complaint,
             vec![
-                recipient("a@x.org", CT::Complaint),
-                recipient("b@x.org", CT::Complaint),
+                recipient("a@x.org", BounceType::Complaint),
+                recipient("b@x.org", BounceType::Complaint),
             ],
         );
         let Plan::Record(events) = plan(&mailbox(), "abc", &c) else {

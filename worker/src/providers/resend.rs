@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::common::{
-    Reason, Why, campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, lookup,
-    recipient, str_at, subscriber_in, time,
+    Reason, Why, campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, recipient,
+    str_at, subscriber_in, time,
 };
 use super::{
     Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
@@ -150,24 +150,15 @@ pub fn events(svix_id: &str, body: Value) -> Vec<BounceEvent> {
 
 /// Resend sends through Amazon SES and passes on SES's `bounceSubType` as `bounce.subType`
 /// (Event types, "email.bounced", https://resend.com/docs/dashboard/webhooks/event-types):
-/// SES's table ([`super::ses::SUB_TYPES`]) maps it, with `bounce.message` read first, as
-/// for SES, except on SES's own suppressions.
+/// SES's own decision ([`bounce_classify::ses::reason`]) maps it, with `bounce.message` read
+/// first, as for SES.
 fn why(body: &Value, t: BounceType) -> Why {
     if t == BounceType::Complaint {
         return Why::of(Reason::Feedback);
     }
     let sub_type = str_at(body, "/data/bounce/subType");
-    let category = lookup(super::ses::SUB_TYPES, sub_type);
-    let mut why = Why::from_reply(category, None, None, str_at(body, "/data/bounce/message"));
-    if let Some(c) = category
-        && sub_type.is_some_and(|s| {
-            super::ses::REFUSALS
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(s))
-        })
-    {
-        why.reason = c;
-    }
+    let mut why = Why::from_reply(None, None, None, str_at(body, "/data/bounce/message"));
+    why.reason = bounce_classify::ses::reason(sub_type, why.reason);
     why
 }
 

@@ -27,8 +27,7 @@ use x509_cert::der::DecodePem;
 use x509_cert::der::oid::db::rfc5912::RSA_ENCRYPTION;
 
 use super::common::{
-    Reason, Why, campaign_in, check_rfc3339_timestamp, event, lookup, recipient, subscriber_in,
-    time,
+    Reason, Why, campaign_in, check_rfc3339_timestamp, event, recipient, subscriber_in, time,
 };
 use super::{Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
@@ -416,31 +415,9 @@ impl Provider for Ses {
     }
 }
 
-/// `bounce.bounceSubType` (SES Developer Guide, "Amazon SES notification contents",
-/// https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html#bounce-types).
-/// `General` and `Undetermined` say nothing: the recipient's `diagnosticCode` decides then.
-pub const SUB_TYPES: &[(&str, Reason)] = &[
-    ("Undetermined", Reason::OnHold),
-    ("General", Reason::OnHold),
-    ("NoEmail", Reason::UserUnknown),
-    // "A recent history of bouncing as an invalid address".
-    ("Suppressed", Reason::UserUnknown),
-    // The account's own list, which holds complaints and manual entries too.
-    ("OnAccountSuppressionList", Reason::OnHold),
-    ("MailboxFull", Reason::MailboxFull),
-    ("MessageTooLarge", Reason::MesgTooBig),
-    ("ContentRejected", Reason::ContentError),
-    ("AttachmentRejected", Reason::ContentError),
-];
-
-/// Sub-types where SES itself refused to send: its `diagnosticCode` is then SES's own
-/// sentence, not a server's reply, so the sub-type decides.
-pub const REFUSALS: &[&str] = &["Suppressed", "OnAccountSuppressionList"];
-
-/// Whether a sub-type is one of [`REFUSALS`] (compared as `lookup` does).
-pub fn is_refusal(sub_type: &str) -> bool {
-    REFUSALS.iter().any(|r| r.eq_ignore_ascii_case(sub_type))
-}
+/// SES's `bounceSubType` table and hard/soft rule live in the classifier, shared with SES's
+/// bounce mail ([`bounce_classify::ses`]).
+pub use bounce_classify::ses::SUB_TYPES;
 
 /// The SubscribeURL must point at the host that signed it, so a signature can never make
 /// the worker call elsewhere.
@@ -481,33 +458,20 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
             let sub_type = bounce
                 .and_then(|b| b.get("bounceSubType"))
                 .and_then(Value::as_str);
-            let category = lookup(SUB_TYPES, sub_type);
-            let refused =
-                sub_type.is_some_and(|s| REFUSALS.iter().any(|r| r.eq_ignore_ascii_case(s)));
             for r in list(bounce, "bouncedRecipients") {
                 let Some(email) = recipient(r.get("emailAddress").and_then(Value::as_str)) else {
                     continue;
                 };
                 let status = r.get("status").and_then(Value::as_str).unwrap_or("");
-                let t = match bounce_type {
-                    "Permanent" => BounceType::Hard,
-                    // listmonk's rule: 5.4.4 ("unable to route", e.g. a domain without
-                    // mail servers) never succeeds on retry, though SES calls it Transient.
-                    "Transient" if status.trim() == "5.4.4" => BounceType::Hard,
-                    _ => BounceType::Soft,
-                };
+                let t = bounce_classify::ses::bounce_type(bounce_type, Some(status));
                 let diagnostic = r.get("diagnosticCode").and_then(Value::as_str);
                 // SES names the receiving server by address only, for the whole bounce.
                 let remote = bounce
                     .and_then(|b| b.get("remoteMtaIp"))
                     .and_then(Value::as_str);
                 let mut why =
-                    Why::from_reply(category, Some(status), None, diagnostic).remote_mta(remote);
-                if let Some(c) = category
-                    && refused
-                {
-                    why.reason = c;
-                }
+                    Why::from_reply(None, Some(status), None, diagnostic).remote_mta(remote);
+                why.reason = bounce_classify::ses::reason(sub_type, why.reason);
                 found.push((email, t, bounce.and_then(|b| b.get("timestamp")), why));
             }
         }
@@ -583,6 +547,45 @@ mod tests {
                     "status": status, "diagnosticCode": format!("smtp; {diagnostic}")}]},
             "mail": {"messageId": "m", "headersTruncated": false, "headers": []}
         })
+    }
+
+    /// SES delivers the same notification as a webhook or as mail (an SNS e-mail
+    /// subscription read from a bounce mailbox): both ways give one type and one reason.
+    #[test]
+    fn by_mail_and_by_webhook_alike() {
+        for (kind, sub_type, status, diagnostic) in [
+            ("Permanent", "General", "5.1.1", "550 5.1.1 user unknown"),
+            ("Transient", "General", "5.4.4", "550 5.4.4 unable to route"),
+            (
+                "Undetermined",
+                "Undetermined",
+                "5.4.4",
+                "550 5.4.4 unable to route",
+            ),
+            ("Transient", "MailboxFull", "4.2.2", GENERIC_REPLY),
+            (
+                "Permanent",
+                "Suppressed",
+                "5.1.1",
+                "Amazon SES did not send",
+            ),
+            ("Transient", "General", "4.0.0", GENERIC_REPLY),
+        ] {
+            let mut notification = bounce(sub_type, status, diagnostic);
+            notification["bounce"]["bounceType"] = kind.into();
+            let by_webhook = &events("m", notification.clone()).unwrap()[0];
+            let mail = format!(
+                "From: no-reply@sns.amazonaws.com\r\nTo: bounces@example.com\r\n\
+                 Subject: AWS Notification Message\r\nContent-Type: text/plain\r\n\r\n{notification}\r\n"
+            );
+            let by_mail = bounce_classify::classify(mail.as_bytes());
+            let r = &by_mail.recipients[0];
+            assert_eq!(
+                (r.bounce_type, r.reason),
+                (by_webhook.bounce_type, by_webhook.reason.unwrap()),
+                "{kind} {sub_type} {status}"
+            );
+        }
     }
 
     #[test]
