@@ -59,18 +59,7 @@ pub struct BounceConfigSpec {
     pub api: Option<ApiSpec>,
     /// Which provider webhooks are accepted; an enabled provider needs its secret.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "!has(self.sendgrid) || !has(self.sendgrid.enabled) || !self.sendgrid.enabled || has(self.sendgrid.publicKeySecretRef)", "message": "providers.sendgrid.publicKeySecretRef is required when enabled"},
-        {"rule": "!has(self.postmark) || !has(self.postmark.enabled) || !self.postmark.enabled || has(self.postmark.credentialsSecretRef)", "message": "providers.postmark.credentialsSecretRef is required when enabled"},
-        {"rule": "!has(self.forwardemail) || !has(self.forwardemail.enabled) || !self.forwardemail.enabled || has(self.forwardemail.keySecretRef)", "message": "providers.forwardemail.keySecretRef is required when enabled"},
-        {"rule": "!has(self.mailgun) || !has(self.mailgun.enabled) || !self.mailgun.enabled || has(self.mailgun.signingKeySecretRef)", "message": "providers.mailgun.signingKeySecretRef is required when enabled"},
-        {"rule": "!has(self.lettermint) || !has(self.lettermint.enabled) || !self.lettermint.enabled || has(self.lettermint.signingKeySecretRef)", "message": "providers.lettermint.signingKeySecretRef is required when enabled"},
-        {"rule": "!has(self.azure) || !has(self.azure.enabled) || !self.azure.enabled || has(self.azure.sharedSecretRef)", "message": "providers.azure.sharedSecretRef is required when enabled"},
-        {"rule": "!has(self.resend) || !has(self.resend.enabled) || !self.resend.enabled || has(self.resend.signingSecretRef)", "message": "providers.resend.signingSecretRef is required when enabled"},
-        {"rule": "!has(self.brevo) || !has(self.brevo.enabled) || !self.brevo.enabled || has(self.brevo.tokenSecretRef) || has(self.brevo.credentialsSecretRef)", "message": "providers.brevo needs tokenSecretRef or credentialsSecretRef when enabled"},
-        {"rule": "!has(self.mailjet) || !has(self.mailjet.enabled) || !self.mailjet.enabled || has(self.mailjet.tokenSecretRef) || has(self.mailjet.credentialsSecretRef)", "message": "providers.mailjet needs tokenSecretRef or credentialsSecretRef when enabled"},
-        {"rule": "!has(self.sparkpost) || !has(self.sparkpost.enabled) || !self.sparkpost.enabled || has(self.sparkpost.tokenSecretRef) || has(self.sparkpost.credentialsSecretRef)", "message": "providers.sparkpost needs tokenSecretRef or credentialsSecretRef when enabled"}
-    ]))]
+    #[schemars(transform = providers::required_secret_rules)]
     pub providers: ProvidersSpec,
     /// Bounce mailboxes scanned over POP3 or IMAP; names are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -10,6 +10,62 @@ use serde::{Deserialize, Serialize};
 
 use crate::SecretRef;
 
+/// The Secret each provider needs when it is enabled: any one of these references under
+/// `spec.providers.<provider>`. The one statement of the rule: the CRD's CEL rules
+/// ([`required_secret_rules`]), `validate()` and the worker's loaders all read it. A
+/// provider without a row (generic, SES: authenticated otherwise) needs none.
+pub const REQUIRED_SECRETS: &[(&str, &[&str])] = &[
+    ("sendgrid", &["publicKeySecretRef"]),
+    ("postmark", &["credentialsSecretRef"]),
+    ("forwardemail", &["keySecretRef"]),
+    ("mailgun", &["signingKeySecretRef"]),
+    ("lettermint", &["signingKeySecretRef"]),
+    ("azure", &["sharedSecretRef"]),
+    ("resend", &["signingSecretRef"]),
+    ("brevo", &["tokenSecretRef", "credentialsSecretRef"]),
+    ("mailjet", &["tokenSecretRef", "credentialsSecretRef"]),
+    ("sparkpost", &["tokenSecretRef", "credentialsSecretRef"]),
+];
+
+/// What is said of an enabled provider without its secret, at the reference's field when
+/// the provider takes one kind of secret.
+pub const SECRET_REQUIRED: &str = "required when the provider is enabled";
+
+/// The same, at the provider's field when it takes either of two (`refs`).
+pub fn secret_required_of_either(refs: &[&str]) -> String {
+    format!(
+        "{} is required when the provider is enabled",
+        refs.join(" or ")
+    )
+}
+
+/// The CRD's CEL rules for [`REQUIRED_SECRETS`], on `spec.providers`: the API server refuses
+/// an enabled provider without its secret, in the words `kubectl apply` shows.
+pub fn required_secret_rules(schema: &mut schemars::Schema) {
+    let rules: Vec<serde_json::Value> = REQUIRED_SECRETS
+        .iter()
+        .map(|(provider, refs)| {
+            let has = refs
+                .iter()
+                .map(|r| format!("has(self.{provider}.{r})"))
+                .collect::<Vec<_>>()
+                .join(" || ");
+            let message = match refs {
+                [one] => format!("providers.{provider}.{one} is required when enabled"),
+                _ => format!(
+                    "providers.{provider} needs {} when enabled",
+                    refs.join(" or ")
+                ),
+            };
+            serde_json::json!({
+                "rule": format!("!has(self.{provider}) || !has(self.{provider}.enabled) || !self.{provider}.enabled || {has}"),
+                "message": message,
+            })
+        })
+        .collect();
+    schema.insert("x-kubernetes-validations".into(), rules.into());
+}
+
 /// Amazon SES, through an SNS topic subscribed over HTTPS.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

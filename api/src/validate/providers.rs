@@ -7,57 +7,21 @@ use crate::ProvidersSpec;
 pub(super) fn check(p: &ProvidersSpec, r: &mut Report) {
     let field = |f: &str| format!("spec.providers.{f}");
     // One secret each: without it a forged request could not be told from a real one.
-    for (enabled, present, name) in [
-        (
-            p.sendgrid.enabled,
-            p.sendgrid.public_key_secret_ref.is_some(),
-            "sendgrid.publicKeySecretRef",
-        ),
-        (
-            p.postmark.enabled,
-            p.postmark.credentials_secret_ref.is_some(),
-            "postmark.credentialsSecretRef",
-        ),
-        (
-            p.forwardemail.enabled,
-            p.forwardemail.key_secret_ref.is_some(),
-            "forwardemail.keySecretRef",
-        ),
-        (
-            p.mailgun.enabled,
-            p.mailgun.signing_key_secret_ref.is_some(),
-            "mailgun.signingKeySecretRef",
-        ),
-        (
-            p.lettermint.enabled,
-            p.lettermint.signing_key_secret_ref.is_some(),
-            "lettermint.signingKeySecretRef",
-        ),
-        (
-            p.azure.enabled,
-            p.azure.shared_secret_ref.is_some(),
-            "azure.sharedSecretRef",
-        ),
-        (
-            p.resend.enabled,
-            p.resend.signing_secret_ref.is_some(),
-            "resend.signingSecretRef",
-        ),
-    ] {
-        if enabled && !present {
-            r.add(&field(name), "required when the provider is enabled");
+    let spec = serde_json::to_value(p).expect("ProvidersSpec serializes to JSON");
+    for (provider, refs) in crate::providers::REQUIRED_SECRETS {
+        let section = &spec[provider];
+        if section["enabled"] != true || refs.iter().any(|r| !section[r].is_null()) {
+            continue;
         }
-    }
-    for (name, t) in [
-        ("brevo", &p.brevo),
-        ("mailjet", &p.mailjet),
-        ("sparkpost", &p.sparkpost),
-    ] {
-        if t.enabled && t.token_secret_ref.is_none() && t.credentials_secret_ref.is_none() {
-            r.add(
-                &field(name),
-                "tokenSecretRef or credentialsSecretRef is required when the provider is enabled",
-            );
+        match refs {
+            [one] => r.add(
+                &field(&format!("{provider}.{one}")),
+                crate::providers::SECRET_REQUIRED,
+            ),
+            _ => r.add(
+                &field(provider),
+                crate::providers::secret_required_of_either(refs),
+            ),
         }
     }
     r.range(

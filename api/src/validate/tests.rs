@@ -383,3 +383,33 @@ fn the_bounce_mx_takes_domains_addresses_and_timeouts_it_can_use() {
         );
     }
 }
+
+#[test]
+fn every_required_secret_is_a_field_of_its_provider() {
+    for (provider, refs) in crate::providers::REQUIRED_SECRETS {
+        let without = with(&format!(
+            "providers: {{{provider}: {{enabled: true, {}}}}}",
+            refs.iter()
+                .map(|r| format!("{r}: null"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        assert_eq!(
+            without.len(),
+            1,
+            "{provider} without its secret: {without:?}"
+        );
+        for r in refs.iter() {
+            let others: Vec<String> = refs
+                .iter()
+                .filter(|o| *o != r)
+                .map(|o| format!(", {o}: null"))
+                .collect();
+            let with_one = with(&format!(
+                "providers: {{{provider}: {{enabled: true, {r}: {{name: s, key: k}}{}}}}}",
+                others.concat()
+            ));
+            assert_eq!(with_one, Vec::<String>::new(), "{provider} with {r}");
+        }
+    }
+}

@@ -263,8 +263,9 @@ impl Registry {
 
 /// Reads the secret an enabled provider requires; `field` is the path under
 /// `spec.providers.`, e.g. `sendgrid.publicKeySecretRef`. `validate` refuses an enabled
-/// provider without its reference, so `None` only comes from a caller that skipped it:
-/// an error in the same words rather than a panic.
+/// provider without its reference (the rule is `bounceops_api::providers::REQUIRED_SECRETS`),
+/// so `None` only comes from a caller that skipped it: an error in the same words rather
+/// than a panic.
 pub fn required_secret(
     secrets: &SecretsDir,
     field: &str,
@@ -274,7 +275,7 @@ pub fn required_secret(
     let r = r.ok_or_else(|| {
         (
             field.clone(),
-            "required when the provider is enabled".into(),
+            bounceops_api::providers::SECRET_REQUIRED.into(),
         )
     })?;
     secrets
