@@ -47,17 +47,35 @@ fn clean(addr: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn plausible(addr: &str) -> bool {
+/// The one rule of what an address must look like before a bounce is recorded for it,
+/// wherever it comes from (the generic webhook, a provider's event, a report's text, the
+/// bounce MX's configured addresses): one `@`-separated local part of 1 to 64 octets and a
+/// domain that neither starts nor ends with a dot, 254 octets at most in all (RFC 5321
+/// §4.5.3.1), and none of the white space, control characters or `<>,;"` that mean a list,
+/// a display name or a quoted local part rather than one plain address.
+pub fn well_formed(addr: &str) -> bool {
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return false;
     };
+    addr.len() <= 254
+        && (1..=64).contains(&local.len())
+        && !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !addr
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+}
+
+/// [`well_formed`], and likely a person's address rather than a look-alike found in a
+/// report's text.
+fn plausible(addr: &str) -> bool {
     // Message-IDs and tracking tokens look like addresses; their "domains"
-    // rarely end in an alphabetic TLD, and their local parts are very long.
-    let tld = domain.rsplit('.').next().unwrap_or("");
-    !local.is_empty()
-        && local.len() <= 64
-        && tld.len() >= 2
-        && tld.bytes().all(|b| b.is_ascii_alphabetic())
+    // rarely end in an alphabetic TLD.
+    let tld = addr
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d.rsplit('.').next().unwrap_or(""));
+    well_formed(addr) && tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// Addresses of mail systems rather than people: they appear in every bounce
@@ -91,6 +109,31 @@ pub(crate) fn is_system(addr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn well_formed_addresses() {
+        for ok in ["a@b", "first.last+tag@sub.example.org"] {
+            assert!(well_formed(ok), "{ok}");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let long = format!("a@{}.com", "b".repeat(251));
+        for bad in [
+            "",
+            "@b",
+            "a@",
+            "a b@c",
+            "a@.b",
+            "<a@b>",
+            "a@b.",
+            "a,b@c",
+            "a\u{0}@b",
+            "\"a\"@b",
+            &long_local,
+            &long,
+        ] {
+            assert!(!well_formed(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn finds_bracketed_and_bare_addresses() {

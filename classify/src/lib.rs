@@ -6,7 +6,7 @@
 //! This module owns the order in which the detectors are consulted; each
 //! detector lives in its own module.
 
-mod address;
+pub mod address;
 mod arf;
 mod autoreply;
 mod command;

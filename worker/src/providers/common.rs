@@ -125,11 +125,7 @@ pub fn recipient(s: Option<&str>) -> Option<String> {
         .strip_prefix('<')
         .and_then(|s| s.strip_suffix('>'))
         .unwrap_or(s);
-    let (local, domain) = s.rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() || s.len() > 254 || s.contains(char::is_whitespace) {
-        return None;
-    }
-    Some(s.to_lowercase())
+    bounce_classify::address::well_formed(s).then(|| s.to_lowercase())
 }
 
 /// A time in any of the shapes providers use: RFC 3339 text, Unix seconds (number or
