@@ -97,18 +97,78 @@ pub fn ascii(s: &str) -> String {
         .collect()
 }
 
-/// JSON as serde_json reads it, except that an escaped lone UTF-16 surrogate (`"\ud800"`,
-/// which no string can hold) is read as U+FFFD instead of failing the whole document.
-/// The repair costs a copy of the body, and only for a body that needs it: a body that
-/// parses is parsed once.
+/// JSON as serde_json reads it, except for two values JSON allows and Rust cannot hold,
+/// which would otherwise fail the whole document (a provider's whole batch, retried for
+/// days): an escaped lone UTF-16 surrogate (`"\ud800"`) is read as U+FFFD, and a number
+/// beyond `f64` (`1e400`) as the string of its digits, so the event that holds it is
+/// recorded with the rest (where the number was a field read as a number, such as a time,
+/// the field is treated as absent). The repairs cost a copy of the body, and only for a
+/// body that needs them: a body that parses is parsed once.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
     match serde_json::from_slice(body) {
-        Err(e) if e.is_syntax() => match repair_surrogates(body) {
-            Some(repaired) => serde_json::from_slice(&repaired),
-            None => Err(e),
-        },
+        Err(e) if e.is_syntax() => {
+            let surrogates = repair_surrogates(body);
+            let numbers = repair_numbers(surrogates.as_deref().unwrap_or(body));
+            match numbers.or(surrogates) {
+                Some(repaired) => serde_json::from_slice(&repaired),
+                None => Err(e),
+            }
+        }
         other => other,
     }
+}
+
+/// The body with every number outside `f64`'s range quoted as a string, or None when it
+/// has none. Written by hand for the reason [`repair_surrogates`] is: serde_json has no
+/// lenient mode (its `arbitrary_precision` feature would change every `Number` of every
+/// crate in the build). One pass that tells strings from the rest by their quotes and
+/// escapes; a malformed body stays malformed and is refused as before.
+fn repair_numbers(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    let mut in_string = false;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match b {
+                b'\\' => i += 2,
+                b'"' => {
+                    in_string = false;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b != b'-' && !b.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let end = body[i..]
+            .iter()
+            .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .map_or(body.len(), |n| i + n);
+        let token = std::str::from_utf8(&body[i..end]).unwrap_or("");
+        if token.parse::<f64>().is_ok_and(f64::is_infinite) {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 16));
+            o.extend_from_slice(&body[copied..i]);
+            o.push(b'"');
+            o.extend_from_slice(token.as_bytes());
+            o.push(b'"');
+            copied = end;
+        }
+        i = end;
+    }
+    if let Some(o) = &mut out {
+        o.extend_from_slice(&body[copied..]);
+    }
+    out
 }
 
 /// The body with every escaped lone surrogate replaced by `\ufffd`, or None when it has
@@ -212,6 +272,17 @@ mod tests {
         assert_eq!(v, json!(["\\ud800"]));
         // Other syntax errors stay errors.
         assert!(parse_json::<Value>(br#"{"a":"\ud800"#).is_err());
+        // Numbers beyond f64 become their digits as text; strings that look like them and
+        // numbers in range are left as they are; a surrogate and a huge number together.
+        let v: Value =
+            parse_json(br#"{"a":1e400,"b":[-2E+999,3],"c":"1e400","d":1.5,"e":"\"1e999","f":"\ud800","g":1e309}"#)
+                .unwrap();
+        assert_eq!(
+            v,
+            json!({"a": "1e400", "b": ["-2E+999", 3], "c": "1e400", "d": 1.5, "e": "\"1e999",
+                   "f": "\u{FFFD}", "g": "1e309"})
+        );
+        assert!(parse_json::<Value>(b"[1e400").is_err());
         assert!(parse_json::<Value>(b"{").is_err());
         assert_eq!(repair_surrogates(br#"{"a":"\u00e9\\"}"#), None);
     }

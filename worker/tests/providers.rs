@@ -1574,10 +1574,11 @@ fn example_bounceconfig_loads() {
 // Poison events: one event that Postgres would refuse never blocks its batch
 
 /// `text` with its first event poisoned: a `meta` key and value holding NUL and a lone
-/// surrogate, and NUL and a lone surrogate in the first server reply (`550 5.1.1 ...`).
-/// Postgres refuses NUL in text and jsonb; serde_json refuses lone surrogates.
+/// surrogate, a number beyond f64, and NUL and a lone surrogate in the first server reply
+/// (`550 5.1.1 ...`). Postgres refuses NUL in text and jsonb; serde_json refuses lone
+/// surrogates and numbers it cannot hold.
 fn poisoned(text: &str) -> String {
-    let member = r#""note\u0000": "NUL \u0000 and a lone surrogate \ud800", "#;
+    let member = r#""note\u0000": "NUL \u0000 and a lone surrogate \ud800", "huge": -1e400, "#;
     let at = match text.find("\"event-data\": {") {
         Some(i) => i + "\"event-data\": {".len(),
         None => text.find('{').unwrap() + 1,
