@@ -13,9 +13,10 @@
 //! - An event id that is long or holds a NUL is replaced by the SHA-256 of it, which a
 //!   retry of the same event repeats, so it is still recorded once.
 //!
-//! Lone UTF-16 surrogates (`"\ud800"`) cannot reach the store: a Rust string cannot hold
-//! one, so serde_json refuses the whole document. [`parse_json`] repairs them to U+FFFD
-//! first, so that one such string does not make a provider's whole batch unreadable.
+//! Lone UTF-16 surrogates (`"\ud800"`) and numbers beyond `f64` (`1e400`) cannot reach the
+//! store: Rust cannot hold them, so serde_json refuses the whole document. [`parse_json`]
+//! repairs them first (to U+FFFD, and to the number's digits as a string), so that one such
+//! value does not make a provider's whole batch unreadable.
 //!
 //! What the database still refuses after this (a character the database's encoding lacks,
 //! when it is not UTF8) is found out by `ingest`, which records the rest of the batch and
