@@ -115,10 +115,7 @@ pub async fn apply(
                 .or_else(|| lb["hostname"].as_str())
                 .map(str::to_owned);
         }
-        if matches!(
-            child.kind,
-            ChildKind::WebhookDeployment | ChildKind::MailboxDeployment
-        ) {
+        if child.kind.is_deployment() {
             out.deployments
                 .insert(child.kind, deployment_state(&current, &child.object));
         }

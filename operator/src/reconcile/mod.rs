@@ -173,7 +173,9 @@ async fn run_phases(
     let unsupported = ctx.server.problem(&ctx.client).await?;
 
     // 1. resolve
-    let refs = secrets::collect_refs(&config.spec);
+    // Every Secret a worker reads, the bounce MX's certificate included: a missing one is
+    // SecretMissing, and its version is part of the pods' hash.
+    let refs = secrets::worker_refs(&config.spec);
     // The Ingress's TLS Secret is looked at too, to say when it is missing; the workers
     // do not read it, so it is no SecretMissing problem and no part of their hash.
     let ingress = &config.spec.webhook.ingress;

@@ -113,15 +113,17 @@ pub fn compute(
     };
     let applied = !obs.deployments.is_empty();
     // When apply did not run, the workloads are as last seen; say so rather than guess.
-    let (webhook, mailbox) = if applied {
+    let (webhook, mailbox, smtp) = if applied {
         (
             workload(ChildKind::WebhookDeployment),
             workload(ChildKind::MailboxDeployment),
+            workload(ChildKind::SmtpDeployment),
         )
     } else {
         (
             prior.and_then(|p| p.webhook.clone()),
             prior.and_then(|p| p.mailbox.clone()),
+            prior.and_then(|p| p.smtp.clone()),
         )
     };
     let rolling: Vec<&str> = obs
@@ -268,6 +270,7 @@ pub fn compute(
         mailboxes: Some(obs.mailboxes),
         webhook,
         mailbox,
+        smtp,
         observed_secrets: match &obs.applied_secrets {
             Some((versions, _)) => versions.clone(),
             None => prior
