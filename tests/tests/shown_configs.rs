@@ -45,9 +45,9 @@ fn every_bounceconfig_shown_passes_validate() {
             };
             for y in yamls {
                 for doc in serde_yaml::Deserializer::from_str(&y) {
-                    let v = Value::deserialize(doc)
-                        .unwrap_or_else(|e| panic!("{rel}: not YAML: {e}"));
-                    if v["kind"] != Value::from("BounceConfig") {
+                    let v =
+                        Value::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: not YAML: {e}"));
+                    if v["kind"] != "BounceConfig" {
                         continue;
                     }
                     seen.push(rel.clone());
@@ -64,7 +64,10 @@ fn every_bounceconfig_shown_passes_validate() {
             }
         }
     }
-    for file in ["examples/bounceconfig.yaml", "examples/bounceconfig-smtp.yaml"] {
+    for file in [
+        "examples/bounceconfig.yaml",
+        "examples/bounceconfig-smtp.yaml",
+    ] {
         assert!(seen.iter().any(|f| f == file), "no BounceConfig in {file}");
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
