@@ -1025,3 +1025,54 @@ async fn a_foreign_smtp_service_is_a_conflict() {
     );
     assert!(applied_paths(&fake.log()).is_empty());
 }
+
+/// A field removed from the spec leaves the child too: the operator's apply is sent only
+/// when a child differs, and a field the desired object no longer has is no difference to
+/// a comparison of what it has, so each child carries the hash of its desired object.
+#[tokio::test]
+async fn removed_annotations_and_resources_leave_the_children() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    let with = SMTP_SPEC.replace(
+        "service: {type: LoadBalancer}",
+        "service: {type: LoadBalancer, annotations: {example.com/owner: mail-team}}\n  resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 128Mi}}",
+    );
+    fake.put_config(NS, "news", &with);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let svc = fake.get(SMTP_CHILDREN[1]).unwrap();
+    assert_eq!(
+        svc["metadata"]["annotations"]["example.com/owner"],
+        "mail-team"
+    );
+
+    fake.put_config(
+        NS,
+        "news",
+        &with
+            .replace(", annotations: {example.com/owner: mail-team}", "")
+            .replace("cpu: 100m, ", ""),
+    );
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let applied = applied_paths(&fake.writes_since(mark));
+    assert!(
+        applied.contains(&SMTP_CHILDREN[1].to_owned()),
+        "{applied:?}"
+    );
+    let svc = fake.get(SMTP_CHILDREN[1]).unwrap();
+    assert!(
+        svc["metadata"]["annotations"]
+            .get("example.com/owner")
+            .is_none(),
+        "{}",
+        svc["metadata"]
+    );
+    let dep = fake.get(SMTP_CHILDREN[0]).unwrap();
+    let requests = &dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"];
+    assert!(requests.get("cpu").is_none(), "{requests}");
+    // And it settles.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}

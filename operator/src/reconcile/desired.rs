@@ -40,6 +40,13 @@ pub const SMTP_SERVICE_PORT: i32 = 25;
 /// What the SMTP workers' metrics Service adds to the config's name; the longest suffix of
 /// any child, so it bounds the config's name (`validate::max_name_len`).
 pub const SMTP_METRICS_SUFFIX: &str = "smtp-metrics";
+/// Annotation of every child: a hash of the rest of its desired object. The apply phase
+/// sends a child only when the cluster's copy lacks something of the desired object
+/// (`apply::contains`), which cannot see a field the desired object no longer has (an
+/// annotation or a resource limit removed from the spec): this hash changes with every
+/// change of the desired object, removals included, so such a child is applied, and
+/// server-side apply removes the fields the operator no longer sets.
+pub const DESIRED_HASH_ANNOTATION: &str = "bounceops.io/desired-hash";
 /// Pod-template annotation whose change rolls the pods.
 pub const HASH_ANNOTATION: &str = "bounceops.io/config-hash";
 /// UID and GID of the non-root user the worker runs as.
@@ -264,7 +271,10 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
     for kind in ChildKind::ALL {
         let name = kind.name(&owner);
         match wanted.remove(&kind) {
-            Some(object) => apply.push(Child { kind, name, object }),
+            Some(mut object) => {
+                stamp_desired_hash(&mut object);
+                apply.push(Child { kind, name, object })
+            }
             // Without the CRD no ServiceMonitor can exist, and the server answers a request
             // for one with a plain 404 for the whole resource type.
             None if kind == ChildKind::ServiceMonitor && !inputs.service_monitor_crd => {}
@@ -280,6 +290,13 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         mailbox_replicas,
         smtp_replicas,
     }
+}
+
+/// Puts [`DESIRED_HASH_ANNOTATION`] on a desired object.
+fn stamp_desired_hash(object: &mut Value) {
+    let digest = Sha256::digest(object.to_string().as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    object["metadata"]["annotations"][DESIRED_HASH_ANNOTATION] = Value::String(hex);
 }
 
 /// The worker's config file: the resource itself, metadata trimmed to name and

@@ -453,6 +453,7 @@ fn full_example_snapshot() {
             {
                 *h = json!("<hash>");
             }
+            redact_desired_hash(&mut o);
             o
         })
         .collect();
@@ -788,10 +789,12 @@ fn the_smtp_service_publishes_port_25_only_and_metrics_stay_inside() {
     let svc = child(&d, SmtpService);
     assert_eq!(svc["metadata"]["name"], "news-smtp");
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    let annotations = svc["metadata"]["annotations"].as_object().unwrap();
     assert_eq!(
-        svc["metadata"]["annotations"],
-        json!({"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"})
+        annotations["service.beta.kubernetes.io/aws-load-balancer-type"],
+        "nlb"
     );
+    assert_eq!(annotations.len(), 2, "the spec's and the operator's own");
     assert_eq!(
         svc["spec"]["ports"],
         json!([{"name": "smtp", "port": 25, "targetPort": "smtp", "protocol": "TCP"}]),
@@ -829,7 +832,12 @@ fn the_smtp_service_publishes_port_25_only_and_metrics_stay_inside() {
     );
     let svc = child(&build_with(&plain, &versions(), false), SmtpService).clone();
     assert_eq!(svc["spec"]["type"], "ClusterIP");
-    assert!(svc["metadata"].get("annotations").is_none());
+    assert_eq!(
+        svc["metadata"]["annotations"].as_object().unwrap().len(),
+        1,
+        "only the operator's own: {}",
+        svc["metadata"]
+    );
     for t in ["NodePort", "ClusterIP"] {
         let c = config(&format!("{FULL}{SMTP}").replace("LoadBalancer", t));
         assert_eq!(
@@ -915,8 +923,68 @@ fn smtp_snapshot() {
             {
                 *h = json!("<hash>");
             }
+            redact_desired_hash(&mut o);
             o
         })
         .collect();
     insta::assert_yaml_snapshot!(objects);
+}
+
+/// The desired-object hash follows every byte of the object (the rendered config too), so
+/// snapshots show only that it is there.
+fn redact_desired_hash(o: &mut Value) {
+    let h = o
+        .pointer_mut("/metadata/annotations/bounceops.io~1desired-hash")
+        .expect("every child carries its desired hash");
+    *h = json!("<hash>");
+}
+
+#[test]
+fn the_desired_hash_changes_with_every_change_removals_included() {
+    let hash = |spec: &str, kind: ChildKind| {
+        let d = build_with(&config(spec), &versions(), true);
+        child(&d, kind)["metadata"]["annotations"][DESIRED_HASH_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let with = format!("{FULL}{SMTP}");
+    let without = with.replace(
+        "    annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}\n",
+        "",
+    );
+    assert_ne!(with, without);
+    assert_ne!(hash(&with, SmtpService), hash(&without, SmtpService));
+    // Same spec, same hash: a steady state applies nothing.
+    assert_eq!(hash(&with, SmtpService), hash(&with, SmtpService));
+    // Only the child that changed: the Deployment is untouched by a Service annotation...
+    // except through the config every worker reads, which changed too.
+    assert_eq!(hash(&with, WebhookService), hash(&without, WebhookService));
+    assert_ne!(
+        hash(&with, WebhookDeployment),
+        hash(&without, WebhookDeployment)
+    );
+    // The hash covers the object without itself: stamping again changes nothing.
+    let d = build_with(&config(&with), &versions(), true);
+    for c in &d.apply {
+        let mut again = c.object.clone();
+        let before = again["metadata"]["annotations"][DESIRED_HASH_ANNOTATION].clone();
+        again["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(DESIRED_HASH_ANNOTATION);
+        if again["metadata"]["annotations"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+        {
+            again["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
+        }
+        let digest = Sha256::digest(again.to_string().as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(before, hex.as_str(), "{:?}", c.kind);
+    }
 }
