@@ -1076,3 +1076,52 @@ async fn removed_annotations_and_resources_leave_the_children() {
     reconcile_once(&fake, &ctx).await.unwrap();
     assert_eq!(fake.writes_since(mark), []);
 }
+
+/// A LoadBalancer Service without an address is reported, as an Ingress without one is;
+/// the address its controller writes is where the MX records point.
+#[tokio::test]
+async fn the_smtp_load_balancer_address_is_in_the_status() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "SMTPServiceReady"),
+        (ConditionStatus::False, "LoadBalancerPending".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into()),
+        "the workers serve the cluster whatever the load balancer"
+    );
+
+    // The cloud's controller gives it an address (what a real one writes into the status;
+    // the Service watch re-queues the config).
+    let path = SMTP_CHILDREN[1];
+    let mut service = fake.get(path).unwrap();
+    service["status"] =
+        serde_json::json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.25", "ipMode": "VIP"}]}});
+    fake.put(path, service);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    let c = status.condition("SMTPServiceReady").unwrap();
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (ConditionStatus::True, "AddressAssigned")
+    );
+    assert!(c.message.contains("203.0.113.25:25"), "{}", c.message);
+
+    // A ClusterIP has no address to wait for: no condition.
+    fake.put_config(
+        NS,
+        "news",
+        &SMTP_SPEC.replace(
+            "service: {type: LoadBalancer}",
+            "service: {type: ClusterIP}",
+        ),
+    );
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    assert!(status.condition("SMTPServiceReady").is_none(), "{status:?}");
+}
