@@ -2,7 +2,8 @@
 //! the earlier phases, and the write that replaces it only when it changed.
 //!
 //! Conditions (see docs/operator.md): Ready, Progressing, Degraded, and
-//! ServiceMonitorReady when `metrics.serviceMonitor` is set. A condition keeps its
+//! ServiceMonitorReady when `metrics.serviceMonitor` is set, IngressReady with an enabled
+//! Ingress, SMTPServiceReady with a LoadBalancer bounce MX. A condition keeps its
 //! lastTransitionTime while its status stays the same, so an unchanged world yields an
 //! identical status and no write.
 
