@@ -31,6 +31,9 @@ pub struct BounceConfigStatus {
     /// The mailbox scanner's Deployment; absent when no mailbox is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<WorkloadStatus>,
+    /// The bounce MX's Deployment; absent without `spec.smtp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<WorkloadStatus>,
     /// The resourceVersion of each referenced Secret as the operator last applied it to the
     /// workers. After changing a Secret, wait until its entry shows the Secret's new
     /// resourceVersion: from then on the workers' Deployments carry the change, and

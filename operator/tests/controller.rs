@@ -701,3 +701,427 @@ async fn the_status_shows_the_secret_versions_applied_to_the_workers() {
     assert_ne!(status.config_hash.as_deref(), Some(hash.as_str()));
     assert_eq!(template_hash(&fake), status.config_hash.unwrap().as_str());
 }
+
+/// The bounce MX beside a webhook (no mailbox), as docs/operator.md shows it.
+const SMTP_SPEC: &str = r#"
+database: {urlSecretRef: {name: listmonk-db, key: url}}
+api: {credentialsSecretRef: {name: bounce-api, key: credentials}}
+webhook: {replicas: 1}
+smtp:
+  domains: [bounces.example.com]
+  verpKeySecretRef: {name: verp-key, key: key}
+  tlsSecretName: mx-tls
+  service: {type: LoadBalancer}
+"#;
+
+const SMTP_CHILDREN: [&str; 4] = [
+    "/apis/apps/v1/namespaces/mail/deployments/news-smtp",
+    "/api/v1/namespaces/mail/services/news-smtp",
+    "/api/v1/namespaces/mail/services/news-smtp-metrics",
+    "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-smtp",
+];
+
+fn smtp_secrets(fake: &FakeApi) {
+    fake.put_secret(NS, "listmonk-db", &["url"]);
+    fake.put_secret(NS, "bounce-api", &["credentials"]);
+    fake.put_secret(NS, "verp-key", &["key"]);
+    fake.put_tls_secret(NS, "mx-tls");
+}
+
+fn pod_hash(fake: &FakeApi, deployment: &str) -> serde_json::Value {
+    fake.get(&deployment_path(NS, deployment)).unwrap()["spec"]["template"]["metadata"]
+        ["annotations"]["bounceops.io/config-hash"]
+        .clone()
+}
+
+#[tokio::test]
+async fn the_bounce_mx_is_applied_reported_and_settles() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+
+    assert_eq!(
+        applied_paths(&fake.writes_since(0)),
+        [
+            "/api/v1/namespaces/mail/configmaps/news-config",
+            "/apis/apps/v1/namespaces/mail/deployments/news-webhook",
+            "/api/v1/namespaces/mail/services/news-webhook",
+            SMTP_CHILDREN[0],
+            SMTP_CHILDREN[1],
+            SMTP_CHILDREN[2],
+            SMTP_CHILDREN[3],
+        ]
+    );
+    let service = fake.get(SMTP_CHILDREN[1]).unwrap();
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(service["spec"]["ports"][0]["port"], 25);
+    let note = fake.events(NS)[0]["note"].as_str().unwrap().to_owned();
+    assert!(
+        note.contains("Deployment/news-smtp") && note.contains("Service/news-smtp-metrics"),
+        "{note}"
+    );
+
+    let status = fake.config(NS, "news").status.unwrap();
+    let smtp = status.smtp.as_ref().expect("status.smtp");
+    assert_eq!(
+        (
+            smtp.name.as_str(),
+            smtp.desired_replicas,
+            smtp.ready_replicas
+        ),
+        ("news-smtp", 2, 2)
+    );
+    assert_eq!(status.mailbox, None);
+    for secret in ["verp-key", "mx-tls"] {
+        assert!(
+            status.observed_secrets.contains_key(secret),
+            "{secret}: {:?}",
+            status.observed_secrets
+        );
+    }
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into())
+    );
+
+    // What the server filled in (cluster IP, node port) is no drift: nothing is written.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+#[tokio::test]
+async fn smtp_pods_not_ready_keep_the_config_from_ready() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    // The SMTP pods fail their readiness probe (e.g. the database is down): only they.
+    let path = deployment_path(NS, "news-smtp");
+    let mut dep = fake.get(&path).unwrap();
+    dep["status"]["readyReplicas"] = 0.into();
+    fake.put(&path, dep);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    let ready = status.condition("Ready").unwrap();
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (ConditionStatus::False, "WorkersUnavailable")
+    );
+    assert!(ready.message.contains("news-smtp"), "{}", ready.message);
+    assert!(!ready.message.contains("news-webhook"), "{}", ready.message);
+    assert_eq!(status.smtp.unwrap().ready_replicas, 0);
+}
+
+#[tokio::test]
+async fn a_missing_verp_key_or_certificate_is_secret_missing_like_any_other() {
+    let (client, fake) = FakeApi::start();
+    fake.put_secret(NS, "listmonk-db", &["url"]);
+    fake.put_secret(NS, "bounce-api", &["credentials"]);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "Degraded"),
+        (ConditionStatus::True, "SecretMissing".into())
+    );
+    assert!(
+        applied_paths(&fake.log()).is_empty(),
+        "no pods that cannot start"
+    );
+    let note = fake.events(NS)[0]["note"].as_str().unwrap().to_owned();
+    assert!(
+        note.contains(
+            "Secret \"verp-key\" (referenced by spec.smtp.verpKeySecretRef) does not exist"
+        ) && note
+            .contains("Secret \"mx-tls\" (referenced by spec.smtp.tlsSecretName) does not exist"),
+        "{note}"
+    );
+
+    // The key arrives; the certificate Secret lacks its key (the API server lets an Opaque
+    // Secret have any keys).
+    fake.put_secret(NS, "verp-key", &["key"]);
+    fake.put_secret(NS, "mx-tls", &["tls.crt"]);
+    let configs = [Arc::new(fake.config(NS, "news"))];
+    for secret in ["verp-key", "mx-tls"] {
+        assert_eq!(
+            bounce_operator::reconcile::secrets::configs_using(&configs, NS, secret).len(),
+            1,
+            "the Secret watch re-queues the config for {secret}"
+        );
+    }
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let degraded = fake.config(NS, "news").status.unwrap();
+    let degraded = degraded.condition("Degraded").unwrap();
+    assert_eq!(degraded.reason, "SecretMissing");
+    assert_eq!(
+        degraded.message,
+        "Secret \"mx-tls\" has no key \"tls.key\" (referenced by spec.smtp.tlsSecretName)"
+    );
+    assert!(applied_paths(&fake.log()).is_empty());
+
+    fake.put_tls_secret(NS, "mx-tls");
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert_eq!(condition(&fake, "Ready").0, ConditionStatus::True);
+    assert!(fake.get(SMTP_CHILDREN[0]).is_some());
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_or_rotated_verp_key_rolls_the_pods() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let mut last = pod_hash(&fake, "news-smtp");
+    let rv = |fake: &FakeApi, name: &str| {
+        fake.get(&format!("/api/v1/namespaces/{NS}/secrets/{name}"))
+            .unwrap()["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for secret in ["mx-tls", "verp-key"] {
+        // cert-manager renews the certificate; a key rotation writes the key Secret.
+        if secret == "mx-tls" {
+            fake.put_tls_secret(NS, secret);
+        } else {
+            fake.put_secret(NS, secret, &["key"]);
+        }
+        let mark = fake.log_len();
+        reconcile_once(&fake, &ctx).await.unwrap();
+        let applied = applied_paths(&fake.writes_since(mark));
+        assert!(
+            applied.contains(&SMTP_CHILDREN[0].to_owned()),
+            "{applied:?}"
+        );
+        assert!(
+            applied.iter().all(|p| p.contains("/deployments/")),
+            "only the pod templates change: {applied:?}"
+        );
+        let now = pod_hash(&fake, "news-smtp");
+        assert_ne!(now, last, "{secret}");
+        let status = fake.config(NS, "news").status.unwrap();
+        assert_eq!(status.observed_secrets[secret], rv(&fake, secret));
+        assert_eq!(status.config_hash.as_deref(), now.as_str());
+        last = now;
+    }
+}
+
+#[tokio::test]
+async fn removing_spec_smtp_removes_all_of_it() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let webhook_hash = pod_hash(&fake, "news-webhook");
+
+    let without = SMTP_SPEC.split("smtp:\n").next().unwrap().to_owned();
+    fake.put_config(NS, "news", &without);
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let deleted: Vec<String> = fake
+        .writes_since(mark)
+        .into_iter()
+        .filter(|c| c.method == Method::DELETE)
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(deleted, SMTP_CHILDREN);
+    for path in SMTP_CHILDREN {
+        assert!(fake.get(path).is_none(), "{path}");
+    }
+    let status = fake.config(NS, "news").status.unwrap();
+    assert_eq!(
+        status.smtp, None,
+        "the removed Deployment leaves the status"
+    );
+    assert!(!status.observed_secrets.contains_key("verp-key"));
+    assert!(!status.observed_secrets.contains_key("mx-tls"));
+    assert_ne!(
+        pod_hash(&fake, "news-webhook"),
+        webhook_hash,
+        "the config the workers read changed"
+    );
+    let pruned = fake
+        .events(NS)
+        .into_iter()
+        .find(|e| e["reason"] == "Pruned")
+        .expect("a Pruned Event");
+    assert!(
+        pruned["note"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment/news-smtp"),
+        "{pruned}"
+    );
+    // Settled: the Secrets no longer referenced are no business of this config.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+#[tokio::test]
+async fn the_smtp_service_type_follows_the_spec() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let service = SMTP_CHILDREN[1];
+    assert!(fake.get(service).unwrap()["spec"]["ports"][0]["nodePort"].is_number());
+
+    fake.put_config(
+        NS,
+        "news",
+        &SMTP_SPEC.replace(
+            "service: {type: LoadBalancer}",
+            "service: {type: ClusterIP, annotations: {example.com/owner: mail-team}}",
+        ),
+    );
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let applied = applied_paths(&fake.writes_since(mark));
+    assert!(applied.contains(&service.to_owned()), "{applied:?}");
+    let now = fake.get(service).unwrap();
+    assert_eq!(now["spec"]["type"], "ClusterIP");
+    assert!(now["spec"]["ports"][0].get("nodePort").is_none());
+    assert_eq!(
+        now["metadata"]["annotations"]["example.com/owner"],
+        "mail-team"
+    );
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+/// An object with the SMTP Service's name that someone else made (an MX Service created by
+/// hand before the operator took over): nothing is applied, and the status says which.
+#[tokio::test]
+async fn a_foreign_smtp_service_is_a_conflict() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put(
+        SMTP_CHILDREN[1],
+        serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "news-smtp", "namespace": NS},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.9.9", "clusterIPs": ["10.96.9.9"],
+                     "ports": [{"port": 25, "protocol": "TCP", "targetPort": 25}]}}),
+    );
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    let degraded = status.condition("Degraded").unwrap();
+    assert_eq!(degraded.reason, "Conflict");
+    assert!(
+        degraded.message.contains("Service/news-smtp "),
+        "{}",
+        degraded.message
+    );
+    assert!(applied_paths(&fake.log()).is_empty());
+}
+
+/// A field removed from the spec leaves the child too: the operator's apply is sent only
+/// when a child differs, and a field the desired object no longer has is no difference to
+/// a comparison of what it has, so each child carries the hash of its desired object.
+#[tokio::test]
+async fn removed_annotations_and_resources_leave_the_children() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    let with = SMTP_SPEC.replace(
+        "service: {type: LoadBalancer}",
+        "service: {type: LoadBalancer, annotations: {example.com/owner: mail-team}}\n  resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 128Mi}}",
+    );
+    fake.put_config(NS, "news", &with);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let svc = fake.get(SMTP_CHILDREN[1]).unwrap();
+    assert_eq!(
+        svc["metadata"]["annotations"]["example.com/owner"],
+        "mail-team"
+    );
+
+    fake.put_config(
+        NS,
+        "news",
+        &with
+            .replace(", annotations: {example.com/owner: mail-team}", "")
+            .replace("cpu: 100m, ", ""),
+    );
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let applied = applied_paths(&fake.writes_since(mark));
+    assert!(
+        applied.contains(&SMTP_CHILDREN[1].to_owned()),
+        "{applied:?}"
+    );
+    let svc = fake.get(SMTP_CHILDREN[1]).unwrap();
+    assert!(
+        svc["metadata"]["annotations"]
+            .get("example.com/owner")
+            .is_none(),
+        "{}",
+        svc["metadata"]
+    );
+    let dep = fake.get(SMTP_CHILDREN[0]).unwrap();
+    let requests = &dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"];
+    assert!(requests.get("cpu").is_none(), "{requests}");
+    // And it settles.
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+/// A LoadBalancer Service without an address is reported, as an Ingress without one is;
+/// the address its controller writes is where the MX records point.
+#[tokio::test]
+async fn the_smtp_load_balancer_address_is_in_the_status() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_config(NS, "news", SMTP_SPEC);
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        condition(&fake, "SMTPServiceReady"),
+        (ConditionStatus::False, "LoadBalancerPending".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into()),
+        "the workers serve the cluster whatever the load balancer"
+    );
+
+    // The cloud's controller gives it an address (what a real one writes into the status;
+    // the Service watch re-queues the config).
+    let path = SMTP_CHILDREN[1];
+    let mut service = fake.get(path).unwrap();
+    service["status"] =
+        serde_json::json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.25", "ipMode": "VIP"}]}});
+    fake.put(path, service);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    let c = status.condition("SMTPServiceReady").unwrap();
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (ConditionStatus::True, "AddressAssigned")
+    );
+    assert!(c.message.contains("203.0.113.25:25"), "{}", c.message);
+
+    // A ClusterIP has no address to wait for: no condition.
+    fake.put_config(
+        NS,
+        "news",
+        &SMTP_SPEC.replace(
+            "service: {type: LoadBalancer}",
+            "service: {type: ClusterIP}",
+        ),
+    );
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    assert!(status.condition("SMTPServiceReady").is_none(), "{status:?}");
+}

@@ -3,8 +3,9 @@
 //! on loopback), otherwise prints that it skipped.
 //!
 //! One scenario, first on a cluster without the Prometheus operator's ServiceMonitor CRD
-//! (most clusters), then with it: Secrets missing then present, children and owner
-//! references, a spec change that prunes, a rotated Secret, a deleted Secret, an invalid
+//! (most clusters), then with it: Secrets missing then present (the bounce MX's VERP key and
+//! certificate among them), children and owner references, a spec change that prunes (the
+//! bounce MX's children with `spec.smtp`), a rotated Secret, a deleted Secret, an invalid
 //! spec, deletion by the garbage collector. Pods never start on a node-less API server, so
 //! `Ready` must say that the workers are unavailable, and no `Degraded` may appear. Where
 //! the server's audit log is ours (envtest), every request the ServiceAccount made is
@@ -138,6 +139,9 @@ fn scenario(
                            "usernameSecretRef": {"name": "mailbox", "key": "username"},
                            "passwordSecretRef": {"name": "mailbox", "key": "password"}}],
             "webhook": {"replicas": 2, "ingress": {"enabled": true, "host": "bounces.example.com"}},
+            "smtp": {"domains": ["bounces.example.com"],
+                     "verpKeySecretRef": {"name": "verp-key", "key": "key"},
+                     "tlsSecretName": "mx-tls", "service": {"type": "LoadBalancer"}},
             "metrics": {"serviceMonitor": monitored},
         });
         apply_config(&configs, spec.clone()).await;
@@ -173,6 +177,27 @@ fn scenario(
             json!({"username": "bounces", "password": "hunter2"}),
         )
         .await;
+        put_secret(
+            &secrets,
+            "verp-key",
+            json!({"key": "0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
+        wait(
+            "Degraded=True SecretMissing for the MX's certificate",
+            || async {
+                let c = configs.get(NAME).await.unwrap();
+                c.status
+                    .and_then(|s| s.condition("Degraded").cloned())
+                    .is_some_and(|d| {
+                        d.reason == "SecretMissing"
+                            && d.message.contains("spec.smtp.tlsSecretName")
+                            && !d.message.contains("verp-key")
+                    })
+            },
+        )
+        .await;
+        put_tls_secret(&secrets, "mx-tls").await;
         wait("Degraded=False", || async {
             condition(&configs, "Degraded").await.map(|c| c.0) == Some(ConditionStatus::False)
         })
@@ -244,6 +269,75 @@ fn scenario(
             owned(pdbs.get(&webhook).await.unwrap().metadata.owner_references),
             "PodDisruptionBudget owned"
         );
+        // The bounce MX: its Deployment, its LoadBalancer on port 25, its metrics Service
+        // and its PodDisruptionBudget (two replicas by default), all owned.
+        let smtp = format!("{NAME}-smtp");
+        let services = Api::<Service>::namespaced(client.clone(), &ns);
+        let mx = services.get(&smtp).await.unwrap();
+        assert!(
+            owned(mx.metadata.owner_references.clone()),
+            "SMTP Service owned"
+        );
+        let mx_spec = mx.spec.unwrap();
+        assert_eq!(mx_spec.type_.as_deref(), Some("LoadBalancer"));
+        let ports = mx_spec.ports.unwrap();
+        assert_eq!(ports.len(), 1, "port 25 only: {ports:?}");
+        assert_eq!(ports[0].port, 25);
+        assert!(
+            ports[0].node_port.is_some(),
+            "the server allocated a node port"
+        );
+        assert!(
+            owned(
+                services
+                    .get(&format!("{smtp}-metrics"))
+                    .await
+                    .unwrap()
+                    .metadata
+                    .owner_references
+            ),
+            "SMTP metrics Service owned"
+        );
+        let mx_pods = deployments.get(&smtp).await.unwrap();
+        assert!(
+            owned(mx_pods.metadata.owner_references.clone()),
+            "SMTP Deployment owned"
+        );
+        let args = mx_pods.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert_eq!(
+            args[args.len() - 4..],
+            ["--role", "smtp", "--smtp-listen", "0.0.0.0:2525"]
+        );
+        assert!(
+            owned(pdbs.get(&smtp).await.unwrap().metadata.owner_references),
+            "SMTP PodDisruptionBudget owned"
+        );
+        // No load-balancer controller on a test control plane: the condition says so (on a
+        // cluster with one, it names the address).
+        wait("SMTPServiceReady reported", || async {
+            matches!(
+                condition(&configs, "SMTPServiceReady").await,
+                Some((ConditionStatus::False, r)) if r == "LoadBalancerPending"
+            ) || matches!(
+                condition(&configs, "SMTPServiceReady").await,
+                Some((ConditionStatus::True, r)) if r == "AddressAssigned"
+            )
+        })
+        .await;
+        let observed = configs
+            .get(NAME)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .observed_secrets;
+        assert!(
+            observed.contains_key("verp-key") && observed.contains_key("mx-tls"),
+            "{observed:?}"
+        );
         if monitored {
             wait("ServiceMonitor created", || async {
                 monitors.get_opt(&webhook).await.unwrap().is_some()
@@ -275,21 +369,31 @@ fn scenario(
             .await;
         }
 
-        // 3. Spec change: one replica, no mailbox, no Ingress, no ServiceMonitor: pruned.
+        // 3. Spec change: one replica, no mailbox, no bounce MX, no Ingress, no
+        // ServiceMonitor: pruned.
         let hash_before = pod_hash(&deployments).await;
         let mut smaller = spec.clone();
         smaller["webhook"] = json!({"replicas": 1});
         smaller["mailboxes"] = json!([]);
+        smaller.as_object_mut().unwrap().remove("smtp");
         smaller["metrics"] = json!({"serviceMonitor": false});
         apply_config(&configs, smaller.clone()).await;
         wait(
-            "mailbox Deployment, PDB, Ingress and ServiceMonitor pruned; replicas 1",
+            "mailbox and SMTP Deployments, SMTP Services, PDBs, Ingress and ServiceMonitor pruned; replicas 1",
             || async {
                 deployments
                     .get_opt(&format!("{NAME}-mailbox"))
                     .await
                     .unwrap()
                     .is_none()
+                    && deployments.get_opt(&smtp).await.unwrap().is_none()
+                    && services.get_opt(&smtp).await.unwrap().is_none()
+                    && services
+                        .get_opt(&format!("{smtp}-metrics"))
+                        .await
+                        .unwrap()
+                        .is_none()
+                    && pdbs.get_opt(&smtp).await.unwrap().is_none()
                     && pdbs.get_opt(&webhook).await.unwrap().is_none()
                     && ingresses.get_opt(&webhook).await.unwrap().is_none()
                     && (!monitored || monitors.get_opt(&webhook).await.unwrap().is_none())
@@ -470,6 +574,22 @@ async fn put_secret(api: &Api<Secret>, name: &str, values: Value) {
     )
     .await
     .expect("apply a Secret");
+}
+
+/// A `kubernetes.io/tls` Secret (the server refuses one without both keys; it does not
+/// parse them, and the operator only mounts them).
+async fn put_tls_secret(api: &Api<Secret>, name: &str) {
+    let data = |text: &str| serde_json::to_value(k8s_openapi::ByteString(text.into())).unwrap();
+    let obj = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": name},
+        "data": {"tls.crt": data("not parsed by the operator"), "tls.key": data("nor this")}});
+    api.patch(
+        name,
+        &PatchParams::apply(cluster::MANAGER).force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .expect("apply a TLS Secret");
 }
 
 async fn condition(api: &Api<BounceConfig>, type_: &str) -> Option<(ConditionStatus, String)> {

@@ -40,12 +40,17 @@ fn full() -> BounceConfigStatus {
             desired_replicas: 1,
             ready_replicas: 1,
         }),
+        smtp: Some(WorkloadStatus {
+            name: "news-smtp".into(),
+            desired_replicas: 2,
+            ready_replicas: 1,
+        }),
         observed_secrets: [("listmonk-db".to_owned(), "41".to_owned())].into(),
         config_hash: Some("0123456789abcdef".into()),
     }
 }
 
-/// `full()` without the mailbox Deployment, the webhook URL, the observed generation and
+/// `full()` without the mailbox and SMTP Deployments, the webhook URL, the observed generation and
 /// the condition's observed generation.
 fn lean() -> BounceConfigStatus {
     let mut s = full();
@@ -54,6 +59,7 @@ fn lean() -> BounceConfigStatus {
     s.webhook_url = None;
     s.mailboxes = Some(0);
     s.mailbox = None;
+    s.smtp = None;
     s
 }
 
@@ -120,7 +126,7 @@ async fn fields_the_new_status_lacks_are_gone() {
     ));
     let after = stored(&api).await;
     assert_eq!(after, serde_json::to_value(lean()).unwrap());
-    for gone in ["mailbox", "webhookUrl", "observedGeneration"] {
+    for gone in ["mailbox", "smtp", "webhookUrl", "observedGeneration"] {
         assert!(after.get(gone).is_none(), "status.{gone} stayed: {after}");
     }
     assert!(

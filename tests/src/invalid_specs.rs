@@ -152,6 +152,29 @@ fn imap_row(
     )
 }
 
+/// A valid bounce MX, which the SMTP rows start from (the table's valid spec has none, so
+/// that every other row is judged without it).
+pub fn valid_smtp() -> Value {
+    json!({"domains": ["bounces.example.com"],
+           "verpKeySecretRef": {"name": "verp-key", "key": "key"},
+           "tlsSecretName": "mx-tls"})
+}
+
+/// A row whose change is to `spec.smtp`, added to the valid spec.
+fn smtp_row(
+    case: &'static str,
+    patch: Value,
+    field: &'static str,
+    server: Option<Server>,
+) -> Invalid {
+    row(
+        case,
+        json!({"smtp": merge(valid_smtp(), patch)}),
+        field,
+        server,
+    )
+}
+
 /// A row where `name` is the only provider, enabled without its secret.
 fn provider_row(
     case: &'static str,
@@ -648,7 +671,7 @@ pub fn table() -> Vec<Invalid> {
         ),
         row(
             "17 resource limits",
-            json!({"webhook": {"resources": {"limits": many_limits}}}),
+            json!({"webhook": {"resources": {"limits": many_limits.clone()}}}),
             "spec.webhook.resources.limits",
             Some((
                 "spec.webhook.resources.limits",
@@ -660,6 +683,151 @@ pub fn table() -> Vec<Invalid> {
             json!({"image": ""}),
             "spec.image",
             Some(("spec.image", "should be at least 1 chars long")),
+        ),
+        // The bounce MX.
+        smtp_row(
+            "no bounce domain",
+            json!({"domains": []}),
+            "spec.smtp.domains",
+            Some(("spec.smtp.domains", "should have at least 1 items")),
+        ),
+        smtp_row(
+            "33 bounce domains",
+            json!({"domains": (0..33).map(|i| format!("b{i}.example.com")).collect::<Vec<_>>()}),
+            "spec.smtp.domains",
+            Some(("spec.smtp.domains", "must have at most 32 items")),
+        ),
+        smtp_row(
+            "bounce domain without a dot",
+            json!({"domains": ["localhost"]}),
+            "spec.smtp.domains[0]",
+            None,
+        ),
+        smtp_row(
+            "bounce domain too long",
+            json!({"domains": [format!("{}.example.com", "b".repeat(250))]}),
+            "spec.smtp.domains[0]",
+            Some(("spec.smtp.domains[0]", "may not be more than 253 bytes")),
+        ),
+        smtp_row(
+            "no VERP key",
+            json!({"verpKeySecretRef": null}),
+            "spec.smtp.verpKeySecretRef",
+            Some(("spec.smtp.verpKeySecretRef", "Required value")),
+        ),
+        smtp_row(
+            "VERP prefix too long",
+            json!({"verpPrefix": "bnce"}),
+            "spec.smtp.verpPrefix",
+            Some(("spec.smtp.verpPrefix", "may not be more than 3 bytes")),
+        ),
+        smtp_row(
+            "VERP prefix with a dot",
+            json!({"verpPrefix": "b."}),
+            "spec.smtp.verpPrefix",
+            Some(("spec.smtp.verpPrefix", "should match '^[A-Za-z0-9]+$'")),
+        ),
+        smtp_row(
+            "bounce address without a local part",
+            json!({"addresses": ["bounces.example.com"]}),
+            "spec.smtp.addresses[0]",
+            None,
+        ),
+        smtp_row(
+            "feedback address too short",
+            json!({"feedbackAddresses": ["a@"]}),
+            "spec.smtp.feedbackAddresses[0]",
+            Some((
+                "spec.smtp.feedbackAddresses[0]",
+                "should be at least 3 chars long",
+            )),
+        ),
+        smtp_row(
+            "SMTP message limit below 64 KiB",
+            json!({"maxMessageBytes": 1024}),
+            "spec.smtp.maxMessageBytes",
+            Some((
+                "spec.smtp.maxMessageBytes",
+                "should be greater than or equal to 65536",
+            )),
+        ),
+        smtp_row(
+            "no recipient allowed",
+            json!({"maxRecipients": 0}),
+            "spec.smtp.maxRecipients",
+            Some((
+                "spec.smtp.maxRecipients",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        smtp_row(
+            "too many SMTP sessions",
+            json!({"maxSessions": 10001}),
+            "spec.smtp.maxSessions",
+            Some((
+                "spec.smtp.maxSessions",
+                "should be less than or equal to 10000",
+            )),
+        ),
+        smtp_row(
+            "no SMTP error allowed",
+            json!({"maxErrors": 0}),
+            "spec.smtp.maxErrors",
+            Some((
+                "spec.smtp.maxErrors",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        smtp_row(
+            "SMTP command timeout under a second",
+            json!({"commandTimeout": "500ms"}),
+            "spec.smtp.commandTimeout",
+            None,
+        ),
+        smtp_row(
+            "SMTP data timeout not a duration",
+            json!({"dataTimeout": "soon"}),
+            "spec.smtp.dataTimeout",
+            None,
+        ),
+        smtp_row(
+            "SMTP port 0",
+            json!({"port": 0}),
+            "spec.smtp.port",
+            Some(("spec.smtp.port", "port must be between 1 and 65535")),
+        ),
+        smtp_row(
+            "SMTP port 70000",
+            json!({"port": 70000}),
+            "spec.smtp.port",
+            Some(("spec.smtp.port", "port must be between 1 and 65535")),
+        ),
+        smtp_row(
+            "SMTP replicas over 100",
+            json!({"replicas": 101}),
+            "spec.smtp.replicas",
+            Some(("spec.smtp.replicas", "should be less than or equal to 100")),
+        ),
+        smtp_row(
+            "SMTP Service of type ExternalName",
+            json!({"service": {"type": "ExternalName"}}),
+            "spec.smtp.service.type",
+            Some((
+                "spec.smtp.service.type",
+                "Unsupported value: \"ExternalName\"",
+            )),
+        ),
+        smtp_row(
+            "empty SMTP TLS Secret name",
+            json!({"tlsSecretName": ""}),
+            "spec.smtp.tlsSecretName",
+            Some(("spec.smtp.tlsSecretName", "should be at least 1 chars long")),
+        ),
+        smtp_row(
+            "17 SMTP resource limits",
+            json!({"resources": {"limits": many_limits.clone()}}),
+            "spec.smtp.resources.limits",
+            Some(("spec.smtp.resources.limits", "must have at most 16 items")),
         ),
     ]
 }

@@ -110,6 +110,7 @@ async fn every_bounceconfig_the_repository_shows_is_accepted_without_warnings() 
         "examples/bounceconfig.yaml",
         "examples/bounceconfig-mailbox.yaml",
         "examples/bounceconfig-providers.yaml",
+        "examples/bounceconfig-smtp.yaml",
         "deploy/dev/bounceconfig.yaml",
         "docs/install.md",
     ] {

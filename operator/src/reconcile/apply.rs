@@ -44,6 +44,9 @@ pub struct Applied {
     /// The Ingress's address (IP or host name) as its controller reports it; `None` when
     /// there is no Ingress or no controller has admitted it.
     pub ingress_address: Option<String>,
+    /// The SMTP Service's load-balancer address (IP or host name) as its controller reports
+    /// it; `None` when there is none (yet).
+    pub smtp_address: Option<String>,
 }
 
 /// `actual` holds every field of `wanted` with the same value. Lists must match element
@@ -107,18 +110,21 @@ pub async fn apply(
                     .await?
             }
         };
-        if child.kind == ChildKind::Ingress {
+        if matches!(child.kind, ChildKind::Ingress | ChildKind::SmtpService) {
+            // Ingresses and Services report their load balancer in the same shape.
             let lb = &serde_json::to_value(&current).unwrap_or_default()["status"]["loadBalancer"]
                 ["ingress"][0];
-            out.ingress_address = lb["ip"]
+            let address = lb["ip"]
                 .as_str()
                 .or_else(|| lb["hostname"].as_str())
                 .map(str::to_owned);
+            if child.kind == ChildKind::Ingress {
+                out.ingress_address = address;
+            } else {
+                out.smtp_address = address;
+            }
         }
-        if matches!(
-            child.kind,
-            ChildKind::WebhookDeployment | ChildKind::MailboxDeployment
-        ) {
+        if child.kind.is_deployment() {
             out.deployments
                 .insert(child.kind, deployment_state(&current, &child.object));
         }

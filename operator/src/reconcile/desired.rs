@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use bounceops_api::BounceConfig;
+use bounceops_api::{BounceConfig, SmtpSpec};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -35,6 +35,18 @@ pub const CONFIG_DIR: &str = "/etc/bounceops";
 pub const CONFIG_FILE: &str = "config.yaml";
 pub const SECRETS_DIR: &str = "/var/run/bounceops/secrets";
 pub const HTTP_PORT: i32 = 8080;
+/// The SMTP Service's port: where MTAs deliver (the container listens on `spec.smtp.port`).
+pub const SMTP_SERVICE_PORT: i32 = 25;
+/// What the SMTP workers' metrics Service adds to the config's name; the longest suffix of
+/// any child, so it bounds the config's name (`validate::max_name_len`).
+pub const SMTP_METRICS_SUFFIX: &str = "smtp-metrics";
+/// Annotation of every child: a hash of the rest of its desired object. The apply phase
+/// sends a child only when the cluster's copy lacks something of the desired object
+/// (`apply::contains`), which cannot see a field the desired object no longer has (an
+/// annotation or a resource limit removed from the spec): this hash changes with every
+/// change of the desired object, removals included, so such a child is applied, and
+/// server-side apply removes the fields the operator no longer sets.
+pub const DESIRED_HASH_ANNOTATION: &str = "bounceops.io/desired-hash";
 /// Pod-template annotation whose change rolls the pods.
 pub const HASH_ANNOTATION: &str = "bounceops.io/config-hash";
 /// UID and GID of the non-root user the worker runs as.
@@ -77,20 +89,32 @@ pub enum ChildKind {
     MailboxDeployment,
     /// Headless: only so that a ServiceMonitor finds the scanner's `/metrics`.
     MailboxService,
+    /// The bounce MX's workers (`spec.smtp`).
+    SmtpDeployment,
+    /// Port 25, of `spec.smtp.service.type`: what the bounce domains' MX records point at.
+    SmtpService,
+    /// Headless: the SMTP workers' `/metrics` for a ServiceMonitor, kept off the SMTP
+    /// Service, which may be a LoadBalancer facing the internet.
+    SmtpMetricsService,
     Ingress,
     PodDisruptionBudget,
+    SmtpPodDisruptionBudget,
     ServiceMonitor,
 }
 
 impl ChildKind {
-    pub const ALL: [ChildKind; 8] = [
+    pub const ALL: [ChildKind; 12] = [
         ChildKind::ConfigMap,
         ChildKind::WebhookDeployment,
         ChildKind::WebhookService,
         ChildKind::MailboxDeployment,
         ChildKind::MailboxService,
+        ChildKind::SmtpDeployment,
+        ChildKind::SmtpService,
+        ChildKind::SmtpMetricsService,
         ChildKind::Ingress,
         ChildKind::PodDisruptionBudget,
+        ChildKind::SmtpPodDisruptionBudget,
         ChildKind::ServiceMonitor,
     ];
 
@@ -99,21 +123,40 @@ impl ChildKind {
         match self {
             ChildKind::ConfigMap => format!("{owner}-config"),
             ChildKind::MailboxDeployment | ChildKind::MailboxService => format!("{owner}-mailbox"),
-            _ => format!("{owner}-webhook"),
+            ChildKind::SmtpDeployment
+            | ChildKind::SmtpService
+            | ChildKind::SmtpPodDisruptionBudget => format!("{owner}-smtp"),
+            ChildKind::SmtpMetricsService => format!("{owner}-{SMTP_METRICS_SUFFIX}"),
+            ChildKind::WebhookDeployment
+            | ChildKind::WebhookService
+            | ChildKind::Ingress
+            | ChildKind::PodDisruptionBudget
+            | ChildKind::ServiceMonitor => format!("{owner}-webhook"),
         }
+    }
+
+    /// Whether the child is a worker Deployment, whose replicas the status reports.
+    pub fn is_deployment(self) -> bool {
+        matches!(
+            self,
+            ChildKind::WebhookDeployment | ChildKind::MailboxDeployment | ChildKind::SmtpDeployment
+        )
     }
 
     pub fn api_resource(self) -> ApiResource {
         match self {
             ChildKind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
-            ChildKind::WebhookDeployment | ChildKind::MailboxDeployment => {
-                ApiResource::erase::<Deployment>(&())
-            }
-            ChildKind::WebhookService | ChildKind::MailboxService => {
-                ApiResource::erase::<Service>(&())
-            }
+            ChildKind::WebhookDeployment
+            | ChildKind::MailboxDeployment
+            | ChildKind::SmtpDeployment => ApiResource::erase::<Deployment>(&()),
+            ChildKind::WebhookService
+            | ChildKind::MailboxService
+            | ChildKind::SmtpService
+            | ChildKind::SmtpMetricsService => ApiResource::erase::<Service>(&()),
             ChildKind::Ingress => ApiResource::erase::<Ingress>(&()),
-            ChildKind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
+            ChildKind::PodDisruptionBudget | ChildKind::SmtpPodDisruptionBudget => {
+                ApiResource::erase::<PodDisruptionBudget>(&())
+            }
             ChildKind::ServiceMonitor => service_monitor_resource(),
         }
     }
@@ -149,6 +192,8 @@ pub struct Desired {
     /// Replicas asked for, per Deployment.
     pub webhook_replicas: i32,
     pub mailbox_replicas: Option<i32>,
+    /// `None` without `spec.smtp`.
+    pub smtp_replicas: Option<i32>,
 }
 
 /// Inputs of the build phase.
@@ -171,6 +216,9 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
     // hash is taken over the config with it pinned.
     let mut unscaled = cfg.clone();
     unscaled.spec.webhook.replicas = 0;
+    if let Some(smtp) = &mut unscaled.spec.smtp {
+        smtp.replicas = 0;
+    }
     let hash = config_hash(&render_config(&unscaled), inputs.secret_versions);
     let webhook_replicas = if spec.enabled {
         spec.webhook.replicas
@@ -178,6 +226,10 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         0
     };
     let mailbox_replicas = (!spec.mailboxes.is_empty()).then_some(if spec.enabled { 1 } else { 0 });
+    let smtp_replicas = spec
+        .smtp
+        .as_ref()
+        .map(|s| if spec.enabled { s.replicas } else { 0 });
 
     let mut wanted: BTreeMap<ChildKind, Value> = BTreeMap::new();
     wanted.insert(ChildKind::ConfigMap, config_map(cfg, &config_yaml));
@@ -193,11 +245,22 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         );
         wanted.insert(ChildKind::MailboxService, service(cfg, Role::Mailbox));
     }
+    if let (Some(smtp), Some(r)) = (&spec.smtp, smtp_replicas) {
+        wanted.insert(
+            ChildKind::SmtpDeployment,
+            deployment(cfg, inputs.settings, Role::Smtp, r, &hash),
+        );
+        wanted.insert(ChildKind::SmtpService, smtp_service(cfg, smtp));
+        wanted.insert(ChildKind::SmtpMetricsService, service(cfg, Role::Smtp));
+        if r > 1 {
+            wanted.insert(ChildKind::SmtpPodDisruptionBudget, pdb(cfg, Role::Smtp));
+        }
+    }
     if spec.webhook.ingress.enabled {
         wanted.insert(ChildKind::Ingress, ingress(cfg));
     }
     if webhook_replicas > 1 {
-        wanted.insert(ChildKind::PodDisruptionBudget, pdb(cfg));
+        wanted.insert(ChildKind::PodDisruptionBudget, pdb(cfg, Role::Webhook));
     }
     if spec.metrics.service_monitor && inputs.service_monitor_crd {
         wanted.insert(ChildKind::ServiceMonitor, service_monitor(cfg));
@@ -208,7 +271,10 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
     for kind in ChildKind::ALL {
         let name = kind.name(&owner);
         match wanted.remove(&kind) {
-            Some(object) => apply.push(Child { kind, name, object }),
+            Some(mut object) => {
+                stamp_desired_hash(&mut object);
+                apply.push(Child { kind, name, object })
+            }
             // Without the CRD no ServiceMonitor can exist, and the server answers a request
             // for one with a plain 404 for the whole resource type.
             None if kind == ChildKind::ServiceMonitor && !inputs.service_monitor_crd => {}
@@ -222,7 +288,15 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         webhook_url: webhook_url(cfg),
         webhook_replicas,
         mailbox_replicas,
+        smtp_replicas,
     }
+}
+
+/// Puts [`DESIRED_HASH_ANNOTATION`] on a desired object.
+fn stamp_desired_hash(object: &mut Value) {
+    let digest = Sha256::digest(object.to_string().as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    object["metadata"]["annotations"][DESIRED_HASH_ANNOTATION] = Value::String(hex);
 }
 
 /// The worker's config file: the resource itself, metadata trimmed to name and
@@ -275,17 +349,31 @@ pub fn webhook_url(cfg: &BounceConfig) -> String {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
+/// The worker's roles (`bounce-worker run --role`), one Deployment each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
     Webhook,
     Mailbox,
+    Smtp,
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [Role; 3] = [Role::Webhook, Role::Mailbox, Role::Smtp];
+
+    /// The `--role` argument, and the pods' `app.kubernetes.io/component` label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Webhook => "webhook",
             Role::Mailbox => "mailbox",
+            Role::Smtp => "smtp",
+        }
+    }
+
+    pub fn deployment(self) -> ChildKind {
+        match self {
+            Role::Webhook => ChildKind::WebhookDeployment,
+            Role::Mailbox => ChildKind::MailboxDeployment,
+            Role::Smtp => ChildKind::SmtpDeployment,
         }
     }
 }
@@ -361,9 +449,11 @@ pub const DRAIN_SECONDS: i64 = 5;
 /// has seen that, a moment later. Stopping at once on SIGTERM refuses the connections of
 /// that moment: the cluster suite saw senders' requests fail while pods rolled. A preStop
 /// sleep (no shell needed: the kubelet sleeps) keeps it serving meanwhile; the worker then
-/// drains in-flight requests on SIGTERM as before. The mailbox scanner takes no traffic.
+/// drains in-flight requests on SIGTERM as before. The SMTP workers take connections the
+/// same way (an MTA refused would only retry later, but need not). The mailbox scanner
+/// takes no traffic.
 fn drain_delay(role: Role) -> Option<Lifecycle> {
-    (role == Role::Webhook).then(|| Lifecycle {
+    (role != Role::Mailbox).then(|| Lifecycle {
         pre_stop: Some(LifecycleHandler {
             sleep: Some(SleepAction {
                 seconds: DRAIN_SECONDS,
@@ -381,12 +471,9 @@ fn deployment(
     replicas: i32,
     hash: &str,
 ) -> Value {
-    let kind = match role {
-        Role::Webhook => ChildKind::WebhookDeployment,
-        Role::Mailbox => ChildKind::MailboxDeployment,
-    };
+    let kind = role.deployment();
     let component = role.as_str();
-    let secrets = secret_names(&refs_for_role(&cfg.spec, role == Role::Mailbox));
+    let secrets = secret_names(&refs_for_role(&cfg.spec, role));
 
     let mut volumes = vec![
         Volume {
@@ -467,27 +554,8 @@ fn deployment(
                 .unwrap_or_else(|| settings.worker_image.clone()),
         ),
         image_pull_policy: settings.worker_image_pull_policy.clone(),
-        args: Some(
-            [
-                "run",
-                "--config",
-                &format!("{CONFIG_DIR}/{CONFIG_FILE}"),
-                "--secrets-dir",
-                SECRETS_DIR,
-                "--listen",
-                &format!("0.0.0.0:{HTTP_PORT}"),
-                "--role",
-                component,
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        ),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: HTTP_PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        args: Some(run_args(cfg, role)),
+        ports: Some(container_ports(cfg, role)),
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/healthz", 10)),
         lifecycle: drain_delay(role),
@@ -581,11 +649,50 @@ fn deployment(
     })
 }
 
+/// `bounce-worker run` for one role; the SMTP role also listens for mail on its port.
+fn run_args(cfg: &BounceConfig, role: Role) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--config",
+        &format!("{CONFIG_DIR}/{CONFIG_FILE}"),
+        "--secrets-dir",
+        SECRETS_DIR,
+        "--listen",
+        &format!("0.0.0.0:{HTTP_PORT}"),
+        "--role",
+        role.as_str(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let (Role::Smtp, Some(smtp)) = (role, &cfg.spec.smtp) {
+        args.push("--smtp-listen".into());
+        args.push(format!("0.0.0.0:{}", smtp.port));
+    }
+    args
+}
+
+/// Every role serves `/metrics` and its probes on `http`; the SMTP role takes mail on `smtp`.
+fn container_ports(cfg: &BounceConfig, role: Role) -> Vec<ContainerPort> {
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    };
+    let mut ports = vec![port("http", HTTP_PORT)];
+    if let (Role::Smtp, Some(smtp)) = (role, &cfg.spec.smtp) {
+        ports.push(port("smtp", i32::from(smtp.port)));
+    }
+    ports
+}
+
 /// The webhook workers' resources come from `spec.webhook.resources` when given; the
 /// defaults suit one worker's idle footprint (about 15 MiB) with room for bursts. The
 /// scanner's memory limit grows with the largest message it may download: a scan holds
 /// about 30 MiB plus six times `maxMessageBytes` at its peak (BENCHMARKS.md), so a limit
 /// fixed at 256 MiB would get it OOM-killed on every scan of a mailbox allowed larger mail.
+/// The SMTP workers take `spec.smtp.resources` the same way, with the webhook's defaults:
+/// they stream DATA with bounded memory whatever `maxMessageBytes` allows.
 fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
     let quantities = |m: &BTreeMap<String, String>| {
         (!m.is_empty()).then(|| {
@@ -594,8 +701,13 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
                 .collect::<BTreeMap<_, _>>()
         })
     };
-    match (&cfg.spec.webhook.resources, role) {
-        (Some(r), Role::Webhook) => ResourceRequirements {
+    let given = match role {
+        Role::Webhook => cfg.spec.webhook.resources.as_ref(),
+        Role::Smtp => cfg.spec.smtp.as_ref().and_then(|s| s.resources.as_ref()),
+        Role::Mailbox => None,
+    };
+    match given {
+        Some(r) => ResourceRequirements {
             requests: quantities(&r.requests),
             limits: quantities(&r.limits),
             ..ResourceRequirements::default()
@@ -619,7 +731,7 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
 fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {
     const DEFAULT_MIB: u64 = 256;
     let largest = match role {
-        Role::Webhook => 0,
+        Role::Webhook | Role::Smtp => 0,
         Role::Mailbox => cfg
             .spec
             .mailboxes
@@ -640,6 +752,12 @@ fn service(cfg: &BounceConfig, role: Role) -> Value {
             HTTP_PORT,
             Some("None".to_owned()),
         ),
+        // Only Prometheus reads this one; mail comes through [`smtp_service`].
+        Role::Smtp => (
+            ChildKind::SmtpMetricsService,
+            HTTP_PORT,
+            Some("None".to_owned()),
+        ),
     };
     to_value(&Service {
         metadata: meta(cfg, kind, role.as_str()),
@@ -650,6 +768,33 @@ fn service(cfg: &BounceConfig, role: Role) -> Value {
                 name: Some("http".into()),
                 port,
                 target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// The bounce MX's Service: port 25 only, so a LoadBalancer publishes SMTP and nothing of
+/// the worker's HTTP (metrics, probes) to the internet.
+fn smtp_service(cfg: &BounceConfig, smtp: &SmtpSpec) -> Value {
+    let component = Role::Smtp.as_str();
+    let annotations = &smtp.service.annotations;
+    to_value(&Service {
+        metadata: ObjectMeta {
+            // For a cloud's load balancer (internal or external, its address, ...).
+            annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+            ..meta(cfg, ChildKind::SmtpService, component)
+        },
+        spec: Some(ServiceSpec {
+            type_: Some(smtp.service.type_.as_str().into()),
+            selector: Some(selector_labels(cfg, component)),
+            ports: Some(vec![ServicePort {
+                name: Some("smtp".into()),
+                port: SMTP_SERVICE_PORT,
+                target_port: Some(IntOrString::String("smtp".into())),
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),
@@ -702,13 +847,17 @@ fn ingress(cfg: &BounceConfig) -> Value {
     })
 }
 
-fn pdb(cfg: &BounceConfig) -> Value {
+fn pdb(cfg: &BounceConfig, role: Role) -> Value {
+    let kind = match role {
+        Role::Smtp => ChildKind::SmtpPodDisruptionBudget,
+        Role::Webhook | Role::Mailbox => ChildKind::PodDisruptionBudget,
+    };
     to_value(&PodDisruptionBudget {
-        metadata: meta(cfg, ChildKind::PodDisruptionBudget, "webhook"),
+        metadata: meta(cfg, kind, role.as_str()),
         spec: Some(PodDisruptionBudgetSpec {
             min_available: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(cfg, "webhook")),
+                match_labels: Some(selector_labels(cfg, role.as_str())),
                 ..LabelSelector::default()
             }),
             ..PodDisruptionBudgetSpec::default()
@@ -721,7 +870,9 @@ fn service_monitor(cfg: &BounceConfig) -> Value {
     let ar = service_monitor_resource();
     let meta = serde_json::to_value(meta(cfg, ChildKind::ServiceMonitor, "webhook"))
         .expect("metadata serializes");
-    // Both components: the webhook Service and, with mailboxes, the scanner's.
+    // Every component: the webhook Service and, with mailboxes or the bounce MX, their
+    // headless metrics Services. The SMTP Service matches too but has no `http` port, so
+    // it yields no target.
     let mut selector = selector_labels(cfg, "webhook");
     selector.remove("app.kubernetes.io/component");
     json!({

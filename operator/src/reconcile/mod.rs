@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use desired::Settings;
-use status::{IngressState, Observation, Problem, ServiceMonitorState, Written};
+use status::{IngressState, Observation, Problem, ServiceMonitorState, SmtpServiceState, Written};
 
 /// How often a healthy config is looked at again even without a watch event: catches
 /// drift the watches cannot see (e.g. a ServiceMonitor CRD installed later).
@@ -173,7 +173,9 @@ async fn run_phases(
     let unsupported = ctx.server.problem(&ctx.client).await?;
 
     // 1. resolve
-    let refs = secrets::collect_refs(&config.spec);
+    // Every Secret a worker reads, the bounce MX's certificate included: a missing one is
+    // SecretMissing, and its version is part of the pods' hash.
+    let refs = secrets::worker_refs(&config.spec);
     // The Ingress's TLS Secret is looked at too, to say when it is missing; the workers
     // do not read it, so it is no SecretMissing problem and no part of their hash.
     let ingress = &config.spec.webhook.ingress;
@@ -203,6 +205,7 @@ async fn run_phases(
         deployments: Vec::new(),
         service_monitor: ServiceMonitorState::NotRequested,
         ingress: IngressState::NotRequested,
+        smtp_service: SmtpServiceState::NotRequested,
         webhook_url: None,
         applied_secrets: None,
         enabled: config.spec.enabled,
@@ -307,6 +310,20 @@ async fn run_phases(
             (_, None) => IngressState::NoAddress {
                 class: ingress.class_name.clone(),
             },
+        };
+    }
+    // Only a LoadBalancer waits for an address; an MX behind a NodePort or a ClusterIP is
+    // reached the way its owner routes port 25 to it.
+    if let Some(smtp) = config.spec.smtp.as_ref().filter(|_| config.spec.enabled)
+        && smtp.service.type_ == bounceops_api::ServiceType::LoadBalancer
+    {
+        let service = desired::ChildKind::SmtpService.name(&name);
+        obs.smtp_service = match &applied.smtp_address {
+            Some(address) => SmtpServiceState::Address {
+                service,
+                address: address.clone(),
+            },
+            None => SmtpServiceState::Pending { service },
         };
     }
     obs.deployments = applied

@@ -3,11 +3,14 @@
 //!
 //! References are found generically: any object with exactly `name` and `key` under a
 //! field whose name ends in `SecretRef`. A new provider with a `fooSecretRef` is mounted
-//! and watched without a change here.
+//! and watched without a change here. The one Secret named otherwise that a worker reads,
+//! the bounce MX's certificate (`spec.smtp.tlsSecretName`), joins them as its two keys.
+//! Which role mounts which reference is decided in one place, [`refs_for_role`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::desired::Role;
 use bounceops_api::{BounceConfig, BounceConfigSpec, SecretRef};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -69,23 +72,62 @@ fn as_secret_ref(v: &Value) -> Option<SecretRef> {
     })
 }
 
-/// The references a worker of one role reads (`mailbox`: the scanner, else the webhook
-/// pods), so its pods mount only those Secrets: the webhook pods the database, the API
-/// credentials and the enabled providers' keys; the scanner the database and its mailboxes'
-/// logins. Each role's worker reads no others (`bounce_worker::config::Reads`).
-pub fn refs_for_role(spec: &BounceConfigSpec, mailbox: bool) -> Vec<FoundRef> {
+/// The keys of a `kubernetes.io/tls` Secret that the SMTP worker reads as
+/// `<secrets-dir>/<tlsSecretName>/tls.crt` and `tls.key`.
+pub const TLS_KEYS: [&str; 2] = ["tls.crt", "tls.key"];
+
+/// The field that names the bounce MX's certificate Secret.
+pub const SMTP_TLS_FIELD: &str = "spec.smtp.tlsSecretName";
+
+/// Every Secret a worker reads: the `*SecretRef`s, and the bounce MX's certificate Secret
+/// as one reference per key, so a missing Secret or key is reported like any other and its
+/// resourceVersion feeds the hash (a renewed certificate rolls the pods). Ordered by field.
+pub fn worker_refs(spec: &BounceConfigSpec) -> Vec<FoundRef> {
+    let mut out = collect_refs(spec);
+    if let Some(name) = spec.smtp.as_ref().and_then(|s| s.tls_secret_name.as_ref()) {
+        out.extend(TLS_KEYS.map(|key| FoundRef {
+            field: SMTP_TLS_FIELD.to_owned(),
+            secret: SecretRef {
+                name: name.clone(),
+                key: key.to_owned(),
+            },
+        }));
+    }
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    out
+}
+
+/// The references a worker of one role reads, so its pods mount only those Secrets:
+///
+/// | role | mounts |
+/// |---|---|
+/// | webhook | the database, the API credentials, the enabled providers' keys |
+/// | mailbox | the database, its mailboxes' logins |
+/// | smtp | the database, the VERP keys, the STARTTLS certificate |
+///
+/// Each role's worker reads no others (`bounce_worker::config::Reads`). The choice is made
+/// on the spec's top-level field, each field given to its roles by name: a reference in a
+/// field not listed here is mounted by no role, so a new field is never handed to a pod
+/// by accident (its test fails instead).
+pub fn refs_for_role(spec: &BounceConfigSpec, role: Role) -> Vec<FoundRef> {
     let value = serde_json::to_value(spec).expect("BounceConfigSpec serializes to JSON");
-    collect_refs(spec)
+    worker_refs(spec)
         .into_iter()
         .filter(|r| {
             let mut path = r.field.split('.').skip(1);
-            match (path.next(), mailbox) {
-                (Some("database"), _) => true,
-                (Some(field), true) => field.starts_with("mailboxes["),
-                (Some("api"), false) => true,
-                (Some("providers"), false) => path
+            let Some(top) = path.next() else {
+                return false;
+            };
+            // `mailboxes[0]` is the mailboxes field.
+            let top = top.split('[').next().unwrap_or(top);
+            match (top, role) {
+                ("database", _) => true,
+                ("api", Role::Webhook) => true,
+                ("providers", Role::Webhook) => path
                     .next()
                     .is_some_and(|p| value["providers"][p]["enabled"] == Value::Bool(true)),
+                ("mailboxes", Role::Mailbox) => true,
+                ("smtp", Role::Smtp) => true,
                 _ => false,
             }
         })
@@ -176,7 +218,7 @@ pub fn configs_using(
         .iter()
         .filter(|c| c.namespace().as_deref() == Some(namespace))
         .filter(|c| {
-            collect_refs(&c.spec)
+            worker_refs(&c.spec)
                 .iter()
                 .any(|r| r.secret.name == secret)
                 // The Ingress's TLS Secret, whose arrival (cert-manager) the status reports.
@@ -219,25 +261,101 @@ mod tests {
         );
     }
 
+    const ALL_ROLES: &str = "database: {urlSecretRef: {name: db, key: url}}\n\
+         api: {credentialsSecretRef: {name: api, key: credentials}}\n\
+         providers:\n\
+         \x20 sendgrid: {enabled: true, publicKeySecretRef: {name: sg, key: public-key}}\n\
+         \x20 postmark: {enabled: false, credentialsSecretRef: {name: pm, key: credentials}}\n\
+         mailboxes:\n\
+         - {name: a, protocol: pop3, host: h, port: 995, usernameSecretRef: {name: mb, key: user}, passwordSecretRef: {name: mb, key: pass}}\n\
+         smtp:\n\
+         \x20 domains: [bounces.example.com]\n\
+         \x20 verpKeySecretRef: {name: verp, key: key}\n\
+         \x20 previousVerpKeySecretRef: {name: verp-old, key: key}\n\
+         \x20 tlsSecretName: mx-tls\n";
+
     #[test]
     fn each_role_gets_only_the_references_it_reads() {
-        let s = spec(
-            "database: {urlSecretRef: {name: db, key: url}}\n\
-             api: {credentialsSecretRef: {name: api, key: credentials}}\n\
-             providers:\n\
-             \x20 sendgrid: {enabled: true, publicKeySecretRef: {name: sg, key: public-key}}\n\
-             \x20 postmark: {enabled: false, credentialsSecretRef: {name: pm, key: credentials}}\n\
-             mailboxes:\n\
-             - {name: a, protocol: pop3, host: h, port: 995, usernameSecretRef: {name: mb, key: user}, passwordSecretRef: {name: mb, key: pass}}\n",
-        );
-        let names = |mailbox| {
-            secret_names(&refs_for_role(&s, mailbox))
+        let s = spec(ALL_ROLES);
+        let names = |role| {
+            secret_names(&refs_for_role(&s, role))
                 .into_iter()
                 .collect::<Vec<_>>()
         };
-        // A disabled provider's key is read by nobody.
-        assert_eq!(names(false), ["api", "db", "sg"]);
-        assert_eq!(names(true), ["db", "mb"]);
+        // A disabled provider's key is read by nobody. The VERP keys and the MX's
+        // certificate only by the SMTP workers, which read no API credentials, no
+        // provider key and no mailbox password.
+        assert_eq!(names(Role::Webhook), ["api", "db", "sg"]);
+        assert_eq!(names(Role::Mailbox), ["db", "mb"]);
+        assert_eq!(names(Role::Smtp), ["db", "mx-tls", "verp", "verp-old"]);
+    }
+
+    #[test]
+    fn every_reference_is_read_by_some_role_or_is_a_disabled_provider() {
+        // A new `*SecretRef` field that no role takes would never be mounted: its worker
+        // would fail to start on a missing file. This keeps the role table complete.
+        let s = spec(ALL_ROLES);
+        let taken: BTreeSet<String> = Role::ALL
+            .iter()
+            .flat_map(|role| refs_for_role(&s, *role))
+            .map(|r| r.field)
+            .collect();
+        let all: BTreeSet<String> = worker_refs(&s).into_iter().map(|r| r.field).collect();
+        let untaken: Vec<&String> = all.difference(&taken).collect();
+        assert_eq!(untaken, ["spec.providers.postmark.credentialsSecretRef"]);
+    }
+
+    #[test]
+    fn the_mx_certificate_is_checked_as_its_two_keys() {
+        let s = spec(ALL_ROLES);
+        let tls: Vec<(String, String)> = worker_refs(&s)
+            .into_iter()
+            .filter(|r| r.field == SMTP_TLS_FIELD)
+            .map(|r| (r.secret.name, r.secret.key))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                ("mx-tls".to_owned(), "tls.crt".to_owned()),
+                ("mx-tls".to_owned(), "tls.key".to_owned())
+            ]
+        );
+        let seen = |keys: &[&str]| {
+            Some(ObservedSecret {
+                resource_version: "5".into(),
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+            })
+        };
+        let mut observed: BTreeMap<String, Option<ObservedSecret>> = secret_names(&worker_refs(&s))
+            .into_iter()
+            .map(|n| {
+                (
+                    n,
+                    seen(&["url", "credentials", "public-key", "user", "pass", "key"]),
+                )
+            })
+            .collect();
+        observed.insert("mx-tls".into(), None);
+        let r = check(&worker_refs(&s), &observed);
+        assert_eq!(
+            r.missing,
+            ["Secret \"mx-tls\" (referenced by spec.smtp.tlsSecretName) does not exist"]
+        );
+        observed.insert("mx-tls".into(), seen(&["tls.crt"]));
+        let r = check(&worker_refs(&s), &observed);
+        assert_eq!(
+            r.missing,
+            ["Secret \"mx-tls\" has no key \"tls.key\" (referenced by spec.smtp.tlsSecretName)"]
+        );
+        assert_eq!(r.versions.get("mx-tls").map(String::as_str), Some("5"));
+        // Without a certificate there is nothing to look for.
+        let mut plain = s.clone();
+        plain.smtp.as_mut().unwrap().tls_secret_name = None;
+        assert!(
+            worker_refs(&plain)
+                .iter()
+                .all(|r| r.field != SMTP_TLS_FIELD)
+        );
     }
 
     #[test]
@@ -311,5 +429,12 @@ mod tests {
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].name, "a");
         assert!(configs_using(&configs, "mail", "unused").is_empty());
+        // The bounce MX's VERP keys and certificate are the config's Secrets too.
+        let mut mx = BounceConfig::new("mx", spec(ALL_ROLES));
+        mx.metadata.namespace = Some("mail".into());
+        let configs = vec![Arc::new(mx)];
+        for secret in ["verp", "verp-old", "mx-tls"] {
+            assert_eq!(configs_using(&configs, "mail", secret).len(), 1, "{secret}");
+        }
     }
 }

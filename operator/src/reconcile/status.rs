@@ -2,7 +2,8 @@
 //! the earlier phases, and the write that replaces it only when it changed.
 //!
 //! Conditions (see docs/operator.md): Ready, Progressing, Degraded, and
-//! ServiceMonitorReady when `metrics.serviceMonitor` is set. A condition keeps its
+//! ServiceMonitorReady when `metrics.serviceMonitor` is set, IngressReady with an enabled
+//! Ingress, SMTPServiceReady with a LoadBalancer bounce MX. A condition keeps its
 //! lastTransitionTime while its status stays the same, so an unchanged world yields an
 //! identical status and no write.
 
@@ -20,6 +21,7 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
 pub const INGRESS_READY: &str = "IngressReady";
+pub const SMTP_SERVICE_READY: &str = "SMTPServiceReady";
 
 /// Why a config cannot be (fully) reconciled; the reason of the Degraded condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +81,22 @@ pub enum IngressState {
     Admitted(String),
 }
 
+/// What is known of the bounce MX's Service, when it is a LoadBalancer (the other types
+/// have no address to wait for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmtpServiceState {
+    NotRequested,
+    /// No load-balancer controller has given it an address (yet).
+    Pending {
+        service: String,
+    },
+    /// The address its controller reported: where the MX records point.
+    Address {
+        service: String,
+        address: String,
+    },
+}
+
 /// Everything the status is computed from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
@@ -89,6 +107,7 @@ pub struct Observation {
     pub deployments: Vec<(ChildKind, String, DeploymentState)>,
     pub service_monitor: ServiceMonitorState,
     pub ingress: IngressState,
+    pub smtp_service: SmtpServiceState,
     pub webhook_url: Option<String>,
     /// The Secret versions and hash applied to the workers; `None` when apply did not run.
     pub applied_secrets: Option<(BTreeMap<String, String>, String)>,
@@ -113,15 +132,17 @@ pub fn compute(
     };
     let applied = !obs.deployments.is_empty();
     // When apply did not run, the workloads are as last seen; say so rather than guess.
-    let (webhook, mailbox) = if applied {
+    let (webhook, mailbox, smtp) = if applied {
         (
             workload(ChildKind::WebhookDeployment),
             workload(ChildKind::MailboxDeployment),
+            workload(ChildKind::SmtpDeployment),
         )
     } else {
         (
             prior.and_then(|p| p.webhook.clone()),
             prior.and_then(|p| p.mailbox.clone()),
+            prior.and_then(|p| p.smtp.clone()),
         )
     };
     let rolling: Vec<&str> = obs
@@ -239,6 +260,26 @@ pub fn compute(
         )),
     }
 
+    match &obs.smtp_service {
+        SmtpServiceState::NotRequested => {}
+        SmtpServiceState::Pending { service } => conds.push((
+            SMTP_SERVICE_READY,
+            ConditionStatus::False,
+            "LoadBalancerPending",
+            format!(
+                "the LoadBalancer Service {service} has no address yet: no load-balancer controller has given it one (is one installed?). Until then MTAs outside the cluster cannot reach the bounce MX"
+            ),
+        )),
+        SmtpServiceState::Address { service, address } => conds.push((
+            SMTP_SERVICE_READY,
+            ConditionStatus::True,
+            "AddressAssigned",
+            format!(
+                "the LoadBalancer Service {service} listens on {address}:25: point the bounce domains' MX records at it"
+            ),
+        )),
+    }
+
     let conditions = conds
         .into_iter()
         .map(|(type_, status, reason, message)| {
@@ -268,6 +309,7 @@ pub fn compute(
         mailboxes: Some(obs.mailboxes),
         webhook,
         mailbox,
+        smtp,
         observed_secrets: match &obs.applied_secrets {
             Some((versions, _)) => versions.clone(),
             None => prior
@@ -361,6 +403,7 @@ mod tests {
             )],
             service_monitor: ServiceMonitorState::NotRequested,
             ingress: IngressState::NotRequested,
+            smtp_service: SmtpServiceState::NotRequested,
             webhook_url: Some("http://n-webhook.mail.svc/webhooks".into()),
             applied_secrets: Some((
                 BTreeMap::from([("db".into(), "41".into())]),
@@ -405,6 +448,43 @@ mod tests {
             (ConditionStatus::True, "Admitted")
         );
         assert!(c.message.contains("203.0.113.7"));
+    }
+
+    #[test]
+    fn the_smtp_load_balancer_is_reported_as_it_is() {
+        assert!(
+            compute(None, &obs(), T0)
+                .condition(SMTP_SERVICE_READY)
+                .is_none()
+        );
+        let with = |smtp_service| {
+            let o = Observation {
+                smtp_service,
+                ..obs()
+            };
+            compute(None, &o, T0)
+        };
+        let s = with(SmtpServiceState::Pending {
+            service: "n-smtp".into(),
+        });
+        let c = cond(&s, SMTP_SERVICE_READY);
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "LoadBalancerPending")
+        );
+        assert!(c.message.contains("n-smtp"), "{}", c.message);
+        // The workers are ready whatever the way in: an MTA in the cluster reaches them.
+        assert_eq!(cond(&s, READY).status, ConditionStatus::True);
+        let s = with(SmtpServiceState::Address {
+            service: "n-smtp".into(),
+            address: "203.0.113.25".into(),
+        });
+        let c = cond(&s, SMTP_SERVICE_READY);
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::True, "AddressAssigned")
+        );
+        assert!(c.message.contains("203.0.113.25:25"), "{}", c.message);
     }
 
     #[test]

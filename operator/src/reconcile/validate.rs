@@ -7,19 +7,40 @@
 use bounceops_api::{BounceConfig, Problem};
 use kube::ResourceExt;
 
-/// The longest BounceConfig name whose children's names (`<name>-webhook`, a Service
+use super::desired::SMTP_METRICS_SUFFIX;
+
+/// The longest BounceConfig name whose children's names (`<name>-mailbox`, a Service
 /// name, so a DNS label of at most 63 characters) stay valid.
 pub const MAX_NAME_LEN: usize = 63 - "-mailbox".len();
+
+/// The same with `spec.smtp`, whose metrics Service has the longest name of all
+/// (`<name>-smtp-metrics`). Only such configs are held to it, so that no config that
+/// worked before the bounce MX existed is refused now.
+pub const MAX_NAME_LEN_SMTP: usize = 63 - 1 - SMTP_METRICS_SUFFIX.len();
+
+/// The longest name this config may have.
+pub fn max_name_len(config: &BounceConfig) -> usize {
+    if config.spec.smtp.is_some() {
+        MAX_NAME_LEN_SMTP
+    } else {
+        MAX_NAME_LEN
+    }
+}
 
 /// Every problem found, each naming the field; empty when the config is usable.
 pub fn problems(config: &BounceConfig) -> Vec<Problem> {
     let mut out = Vec::new();
-    if config.name_any().len() > MAX_NAME_LEN {
+    let max = max_name_len(config);
+    if config.name_any().len() > max {
         out.push(Problem::new(
             "metadata.name",
-            format!(
-                "at most {MAX_NAME_LEN} characters, so the children's names stay valid DNS labels"
-            ),
+            if config.spec.smtp.is_some() {
+                format!(
+                    "at most {max} characters with spec.smtp, so the children's names (the longest: <name>-{SMTP_METRICS_SUFFIX}) stay valid DNS labels"
+                )
+            } else {
+                format!("at most {max} characters, so the children's names stay valid DNS labels")
+            },
         ));
     }
     // Optional in the spec, for a worker run by hand with DATABASE_URL; the pods the
@@ -37,6 +58,7 @@ pub fn problems(config: &BounceConfig) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::desired::ChildKind;
 
     fn config(yaml: &str) -> BounceConfig {
         BounceConfig::new("news", serde_yaml::from_str(yaml).unwrap())
@@ -75,6 +97,38 @@ mod tests {
                 "spec.mailboxes[0].scanInterval"
             ]
         );
+    }
+
+    #[test]
+    fn the_bounce_mx_bounds_the_name_by_its_longest_child() {
+        let smtp =
+            "smtp: {domains: [bounces.example.com], verpKeySecretRef: {name: verp, key: key}}\n";
+        let mut c = config(&format!("{OK}{smtp}"));
+        assert_eq!(MAX_NAME_LEN_SMTP, 50);
+        c.metadata.name = Some("x".repeat(MAX_NAME_LEN_SMTP));
+        assert_eq!(problems(&c), []);
+        let metrics_service = ChildKind::SmtpMetricsService.name(&c.name_any());
+        assert_eq!(metrics_service.len(), 63, "{metrics_service}");
+        c.metadata.name = Some("x".repeat(MAX_NAME_LEN_SMTP + 1));
+        let p = problems(&c);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("with spec.smtp"), "{}", p[0].message);
+        // Without the bounce MX the old bound stands.
+        c.spec.smtp = None;
+        assert_eq!(problems(&c), []);
+        // No child of any kind is named longer than the bound allows.
+        let mut c = config(&format!("{OK}{smtp}"));
+        c.metadata.name = Some("x".repeat(MAX_NAME_LEN_SMTP));
+        for kind in ChildKind::ALL {
+            assert!(kind.name(&c.name_any()).len() <= 63, "{kind:?}");
+        }
+        c.spec.smtp = None;
+        c.metadata.name = Some("x".repeat(MAX_NAME_LEN));
+        for kind in ChildKind::ALL {
+            if !matches!(kind, ChildKind::SmtpMetricsService) {
+                assert!(kind.name(&c.name_any()).len() <= 63, "{kind:?}");
+            }
+        }
     }
 
     #[test]

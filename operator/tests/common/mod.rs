@@ -294,6 +294,9 @@ impl FakeApi {
             Method::PATCH if content_type.starts_with("application/apply-patch") => {
                 let prior = st.objects.get(&path).cloned();
                 let mut obj = st.stamp(&path, body, prior.as_ref());
+                if obj["kind"] == "Service" {
+                    st.allocate_service(&mut obj, prior.as_ref());
+                }
                 if obj["kind"] == "Deployment" {
                     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
                     let ready = if st.nodes { replicas } else { 0 };
@@ -391,6 +394,17 @@ impl FakeApi {
         );
     }
 
+    /// A `kubernetes.io/tls` Secret, as cert-manager or `kubectl create secret tls` make
+    /// it (the API server refuses one without both keys).
+    pub fn put_tls_secret(&self, ns: &str, name: &str) {
+        self.put(
+            &format!("/api/v1/namespaces/{ns}/secrets/{name}"),
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                   "metadata": {"name": name, "namespace": ns},
+                   "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}}),
+        );
+    }
+
     /// Stores a BounceConfig as a user's `kubectl apply` would (generation bumps on spec change).
     pub fn put_config(&self, ns: &str, name: &str, spec_yaml: &str) {
         let spec: Value = serde_yaml::from_str::<bounceops_api::BounceConfigSpec>(spec_yaml)
@@ -474,6 +488,59 @@ impl State {
         self.watchers.retain(|(coll, tx)| {
             !in_collection(key, coll) || tx.unbounded_send(line.clone()).is_ok()
         });
+    }
+
+    /// What a real API server fills into a Service it stores: the type's default, a
+    /// cluster IP (kept for the Service's life), each port's protocol, a node port for each
+    /// port of a NodePort or LoadBalancer Service (kept while the type needs it, dropped
+    /// when it changes to ClusterIP, as the server does since 1.20), and an empty
+    /// `status.loadBalancer` until a load-balancer controller writes one (none here).
+    fn allocate_service(&mut self, obj: &mut Value, prior: Option<&Value>) {
+        let spec = &mut obj["spec"];
+        if spec.get("type").is_none() {
+            spec["type"] = json!("ClusterIP");
+        }
+        let ip = match (spec.get("clusterIP"), prior) {
+            (Some(ip), _) => ip.clone(),
+            (None, Some(p)) if p["spec"].get("clusterIP").is_some() => {
+                p["spec"]["clusterIP"].clone()
+            }
+            (None, _) => {
+                self.uid += 1;
+                json!(format!("10.96.{}.{}", self.uid / 250, self.uid % 250 + 1))
+            }
+        };
+        spec["clusterIP"] = ip.clone();
+        spec["clusterIPs"] = json!([ip]);
+        let node_ports = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"));
+        let prior_ports = prior
+            .and_then(|p| p["spec"]["ports"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        if let Some(ports) = spec["ports"].as_array_mut() {
+            for port in ports {
+                if port.get("protocol").is_none() {
+                    port["protocol"] = json!("TCP");
+                }
+                if !node_ports {
+                    if let Some(p) = port.as_object_mut() {
+                        p.remove("nodePort");
+                    }
+                } else if port.get("nodePort").is_none() {
+                    let kept = prior_ports
+                        .iter()
+                        .find(|p| p["name"] == port["name"])
+                        .and_then(|p| p.get("nodePort").cloned());
+                    port["nodePort"] = kept.unwrap_or_else(|| {
+                        self.uid += 1;
+                        json!(30000 + self.uid % 2768)
+                    });
+                }
+            }
+        }
+        if obj.get("status").is_none() {
+            obj["status"] = json!({"loadBalancer": {}});
+        }
     }
 
     /// Adds what the API server adds: uid, resourceVersion, generation (bumped when the

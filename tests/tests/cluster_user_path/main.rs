@@ -62,7 +62,8 @@ const TOKEN: &str = "listmonk:e2e-token";
 const ROTATED: &str = "listmonk:e2e-token-rotated";
 const CONFIG: &str = "newsletter";
 /// Panels that show only failures, which a healthy run need not have (their series appear
-/// with the first failure), and why none is expected here. Every other panel must have data.
+/// with the first failure), and the bounce MX's, which this path does not deploy; and why
+/// none is expected here. Every other panel must have data.
 const PANELS_WITHOUT_DATA: &[(&str, &str)] = &[
     (
         "Database errors",
@@ -71,6 +72,18 @@ const PANELS_WITHOUT_DATA: &[(&str, &str)] = &[
     (
         "Reconcile errors",
         "no reconcile need fail here (the operator suites make them fail against the API server)",
+    ),
+    (
+        "SMTP sessions",
+        "this BounceConfig has no spec.smtp (the worker's SMTP suites drive the bounce MX with a real Postfix)",
+    ),
+    (
+        "SMTP messages by outcome",
+        "this BounceConfig has no spec.smtp",
+    ),
+    (
+        "DATA to 250 latency (p50, p99)",
+        "this BounceConfig has no spec.smtp",
     ),
 ];
 

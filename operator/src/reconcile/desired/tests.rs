@@ -453,6 +453,7 @@ fn full_example_snapshot() {
             {
                 *h = json!("<hash>");
             }
+            redact_desired_hash(&mut o);
             o
         })
         .collect();
@@ -521,4 +522,469 @@ fn scanner_memory_limit_follows_the_largest_message_it_may_download() {
         limit(&mailbox(100 << 20), ChildKind::WebhookDeployment),
         "256Mi"
     );
+}
+
+/// The bounce MX on top of every other role: its Secrets beside the others', so a test can
+/// see that each role mounts only its own.
+const SMTP: &str = r#"
+smtp:
+  domains: [bounces.example.com]
+  verpKeySecretRef: {name: verp-key, key: key}
+  previousVerpKeySecretRef: {name: verp-key-old, key: key}
+  tlsSecretName: mx-tls
+  port: 2525
+  replicas: 3
+  service:
+    type: LoadBalancer
+    annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}
+"#;
+
+fn full_smtp() -> BounceConfig {
+    config(&format!("{FULL}{SMTP}"))
+}
+
+#[test]
+fn the_bounce_mx_gets_its_deployment_services_and_pdb_and_loses_them_with_spec_smtp() {
+    let smtp = |extra: &str| format!("{BASE}webhook: {{replicas: 1}}\n{SMTP}{extra}");
+    let cases: &[(String, &[ChildKind])] = &[
+        (
+            smtp(""),
+            &[
+                ConfigMap,
+                WebhookDeployment,
+                WebhookService,
+                SmtpDeployment,
+                SmtpService,
+                SmtpMetricsService,
+                SmtpPodDisruptionBudget,
+            ],
+        ),
+        // One replica: nothing for a PodDisruptionBudget to keep up.
+        (
+            smtp("").replace("replicas: 3", "replicas: 1"),
+            &[
+                ConfigMap,
+                WebhookDeployment,
+                WebhookService,
+                SmtpDeployment,
+                SmtpService,
+                SmtpMetricsService,
+            ],
+        ),
+        (
+            smtp("enabled: false\n"),
+            &[
+                ConfigMap,
+                WebhookDeployment,
+                WebhookService,
+                SmtpDeployment,
+                SmtpService,
+                SmtpMetricsService,
+            ],
+        ),
+        // spec.smtp removed: all of it is pruned.
+        (
+            format!("{BASE}webhook: {{replicas: 1}}\n"),
+            &[ConfigMap, WebhookDeployment, WebhookService],
+        ),
+    ];
+    for (spec, want) in cases {
+        let d = build_with(&config(spec), &versions(), false);
+        assert_eq!(kinds(&d), *want, "{spec}");
+        let pruned: Vec<ChildKind> = d.prune.iter().map(|(k, _)| *k).collect();
+        for kind in [
+            SmtpDeployment,
+            SmtpService,
+            SmtpMetricsService,
+            SmtpPodDisruptionBudget,
+        ] {
+            assert_ne!(
+                want.contains(&kind),
+                pruned.contains(&kind),
+                "{kind:?} is either applied or pruned: {spec}"
+            );
+        }
+    }
+    let off = build_with(&config(&smtp("enabled: false\n")), &versions(), false);
+    assert_eq!(off.smtp_replicas, Some(0));
+    assert_eq!(child(&off, SmtpDeployment)["spec"]["replicas"], 0);
+    let gone = build_with(&config(BASE), &versions(), false);
+    assert_eq!(gone.smtp_replicas, None);
+    assert!(
+        gone.prune
+            .iter()
+            .any(|(k, name)| *k == SmtpService && name == "news-smtp")
+    );
+}
+
+#[test]
+fn smtp_deployment_runs_the_contracted_command_on_its_ports() {
+    let d = build_with(&full_smtp(), &versions(), true);
+    let dep = child(&d, SmtpDeployment);
+    assert_eq!(dep["metadata"]["name"], "news-smtp");
+    assert_eq!(dep["spec"]["replicas"], 3);
+    assert_eq!(d.smtp_replicas, Some(3));
+    // Rolling, like the webhook: two SMTP servers side by side are fine.
+    assert!(dep["spec"].get("strategy").is_none());
+    let pod = &dep["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["args"],
+        json!([
+            "run",
+            "--config",
+            "/etc/bounceops/config.yaml",
+            "--secrets-dir",
+            "/var/run/bounceops/secrets",
+            "--listen",
+            "0.0.0.0:8080",
+            "--role",
+            "smtp",
+            "--smtp-listen",
+            "0.0.0.0:2525"
+        ])
+    );
+    assert_eq!(
+        c["ports"],
+        json!([
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "smtp", "containerPort": 2525, "protocol": "TCP"}
+        ])
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["lifecycle"]["preStop"]["sleep"]["seconds"], DRAIN_SECONDS);
+    // The same hardening as the other workers, the same migrate-first start.
+    let web = &child(&d, WebhookDeployment)["spec"]["template"]["spec"];
+    assert_eq!(
+        c["securityContext"],
+        web["containers"][0]["securityContext"]
+    );
+    assert_eq!(pod["securityContext"], web["securityContext"]);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["initContainers"][0]["name"], "migrate");
+    assert_eq!(
+        pod["initContainers"][0]["args"],
+        web["initContainers"][0]["args"]
+    );
+    assert!(pod["initContainers"][0].get("ports").is_none());
+    // The webhook's default sizing.
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+    );
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION],
+        d.hash.as_str()
+    );
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"],
+        "smtp"
+    );
+
+    // Another port, and sizing of its own.
+    let spec = format!("{FULL}{SMTP}").replace("port: 2525", "port: 10025")
+        + "  resources: {requests: {cpu: 100m}, limits: {memory: 128Mi}}\n";
+    let d = build_with(&config(&spec), &versions(), false);
+    let c = &child(&d, SmtpDeployment)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["args"][10], "0.0.0.0:10025");
+    assert_eq!(c["ports"][1]["containerPort"], 10025);
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "100m"}, "limits": {"memory": "128Mi"}})
+    );
+    assert_eq!(
+        child(&d, SmtpService)["spec"]["ports"][0]["targetPort"],
+        "smtp",
+        "the Service follows the container port by name"
+    );
+    // The webhook keeps its own.
+    let web = &child(&d, WebhookDeployment)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(web["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(web["ports"].as_array().unwrap().len(), 1);
+}
+
+/// Secret volumes mounted into a pod's worker container, by mount path.
+fn secret_mounts(d: &Desired, kind: ChildKind) -> Vec<String> {
+    let pod = &child(d, kind)["spec"]["template"]["spec"];
+    let mut paths: Vec<String> = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .filter_map(|p| p.strip_prefix(&format!("{SECRETS_DIR}/")))
+        .map(str::to_owned)
+        .collect();
+    paths.sort();
+    // Every mount is of its own Secret, whole (so `tls.crt` and `tls.key` both appear).
+    for v in pod["volumes"].as_array().unwrap() {
+        if let Some(s) = v.get("secret") {
+            assert!(s.get("items").is_none(), "{v}");
+            assert!(paths.iter().any(|p| s["secretName"] == p.as_str()), "{v}");
+        }
+    }
+    paths
+}
+
+#[test]
+fn only_the_smtp_pods_mount_the_verp_keys_and_the_certificate() {
+    let d = build_with(&full_smtp(), &versions(), false);
+    assert_eq!(
+        secret_mounts(&d, SmtpDeployment),
+        ["listmonk-db", "mx-tls", "verp-key", "verp-key-old"],
+        "no API credentials, provider keys or mailbox logins"
+    );
+    assert_eq!(
+        secret_mounts(&d, WebhookDeployment),
+        ["bounce-api", "listmonk-db", "sendgrid"]
+    );
+    assert_eq!(
+        secret_mounts(&d, MailboxDeployment),
+        ["listmonk-db", "mailbox"]
+    );
+    // The certificate lands where the worker reads it: <secrets-dir>/<tlsSecretName>/tls.crt.
+    let pod = &child(&d, SmtpDeployment)["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == format!("{SECRETS_DIR}/mx-tls").as_str())
+        .unwrap();
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], "mx-tls");
+    // migrate reads the database only, in this role too.
+    let init: Vec<&str> = pod["initContainers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        init,
+        [
+            "/etc/bounceops",
+            "/tmp",
+            &format!("{SECRETS_DIR}/listmonk-db")
+        ]
+    );
+    // Without a certificate: the keys only.
+    let plain = config(&format!("{FULL}{SMTP}").replace("  tlsSecretName: mx-tls\n", ""));
+    let d = build_with(&plain, &versions(), false);
+    assert_eq!(
+        secret_mounts(&d, SmtpDeployment),
+        ["listmonk-db", "verp-key", "verp-key-old"]
+    );
+}
+
+#[test]
+fn the_smtp_service_publishes_port_25_only_and_metrics_stay_inside() {
+    let d = build_with(&full_smtp(), &versions(), true);
+    let svc = child(&d, SmtpService);
+    assert_eq!(svc["metadata"]["name"], "news-smtp");
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    let annotations = svc["metadata"]["annotations"].as_object().unwrap();
+    assert_eq!(
+        annotations["service.beta.kubernetes.io/aws-load-balancer-type"],
+        "nlb"
+    );
+    assert_eq!(annotations.len(), 2, "the spec's and the operator's own");
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"name": "smtp", "port": 25, "targetPort": "smtp", "protocol": "TCP"}]),
+        "nothing of the worker's HTTP faces the internet"
+    );
+    let sel = &child(&d, SmtpDeployment)["spec"]["selector"]["matchLabels"];
+    assert_eq!(&svc["spec"]["selector"], sel);
+    assert_eq!(
+        sel["app.kubernetes.io/component"], "smtp",
+        "the webhook pods are not behind it"
+    );
+
+    let metrics = child(&d, SmtpMetricsService);
+    assert_eq!(metrics["metadata"]["name"], "news-smtp-metrics");
+    assert_eq!(metrics["spec"]["clusterIP"], "None");
+    assert_eq!(&metrics["spec"]["selector"], sel);
+    assert_eq!(metrics["spec"]["ports"][0]["name"], "http");
+    assert_eq!(metrics["spec"]["ports"][0]["port"], HTTP_PORT);
+    // The ServiceMonitor scrapes the metrics Service's `http` port; the SMTP Service has
+    // no port of that name, so it adds no target.
+    let sm = child(&d, ServiceMonitor);
+    let want = sm["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    let labels = metrics["metadata"]["labels"].as_object().unwrap();
+    assert!(want.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "http");
+
+    // ClusterIP by default, without annotations.
+    let plain = config(
+        &format!("{FULL}{SMTP}")
+            .replace("    type: LoadBalancer\n", "")
+            .replace(
+                "    annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}\n",
+                "",
+            ),
+    );
+    let svc = child(&build_with(&plain, &versions(), false), SmtpService).clone();
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        svc["metadata"]["annotations"].as_object().unwrap().len(),
+        1,
+        "only the operator's own: {}",
+        svc["metadata"]
+    );
+    for t in ["NodePort", "ClusterIP"] {
+        let c = config(&format!("{FULL}{SMTP}").replace("LoadBalancer", t));
+        assert_eq!(
+            child(&build_with(&c, &versions(), false), SmtpService)["spec"]["type"],
+            t
+        );
+    }
+
+    let pdb = child(&d, SmtpPodDisruptionBudget);
+    assert_eq!(pdb["metadata"]["name"], "news-smtp");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], sel);
+    // The webhook's PDB still keeps the webhook pods only.
+    assert_eq!(
+        child(&d, PodDisruptionBudget)["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+        "webhook"
+    );
+}
+
+#[test]
+fn a_rotated_verp_key_or_certificate_rolls_the_pods_and_smtp_scaling_does_not() {
+    let cfg = full_smtp();
+    let mut v = versions();
+    v.extend([
+        ("verp-key".to_owned(), "20".to_owned()),
+        ("verp-key-old".to_owned(), "21".to_owned()),
+        ("mx-tls".to_owned(), "22".to_owned()),
+    ]);
+    let a = build_with(&cfg, &v, false);
+    for secret in ["verp-key", "verp-key-old", "mx-tls"] {
+        let mut rotated = v.clone();
+        rotated.insert(secret.into(), "99".into());
+        let b = build_with(&cfg, &rotated, false);
+        assert_ne!(a.hash, b.hash, "{secret}");
+        assert_eq!(
+            child(&b, SmtpDeployment)["spec"]["template"]["metadata"]["annotations"]
+                [HASH_ANNOTATION],
+            b.hash.as_str()
+        );
+    }
+    let scaled = config(&format!("{FULL}{SMTP}").replace("replicas: 3", "replicas: 5"));
+    assert_eq!(a.hash, build_with(&scaled, &v, false).hash);
+    let moved = config(&format!("{FULL}{SMTP}").replace("port: 2525", "port: 2526"));
+    assert_ne!(
+        a.hash,
+        build_with(&moved, &v, false).hash,
+        "the worker reads its config"
+    );
+}
+
+#[test]
+fn every_smtp_child_is_owned_labelled_and_named_after_the_config() {
+    let d = build_with(&full_smtp(), &versions(), true);
+    assert_eq!(d.apply.len(), ChildKind::ALL.len());
+    for c in &d.apply {
+        let m = &c.object["metadata"];
+        assert_eq!(m["name"], c.name.as_str());
+        assert_eq!(m["ownerReferences"][0]["uid"], "uid-1", "{:?}", c.kind);
+        assert_eq!(m["ownerReferences"][0]["controller"], true);
+        assert_eq!(
+            m["labels"]["app.kubernetes.io/managed-by"],
+            "bounce-operator"
+        );
+    }
+}
+
+#[test]
+fn smtp_snapshot() {
+    let d = build_with(&full_smtp(), &versions(), true);
+    let objects: Vec<Value> = d
+        .apply
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                SmtpDeployment | SmtpService | SmtpMetricsService | SmtpPodDisruptionBudget
+            )
+        })
+        .map(|c| {
+            let mut o = c.object.clone();
+            if let Some(h) =
+                o.pointer_mut("/spec/template/metadata/annotations/bounceops.io~1config-hash")
+            {
+                *h = json!("<hash>");
+            }
+            redact_desired_hash(&mut o);
+            o
+        })
+        .collect();
+    insta::assert_yaml_snapshot!(objects);
+}
+
+/// The desired-object hash follows every byte of the object (the rendered config too), so
+/// snapshots show only that it is there.
+fn redact_desired_hash(o: &mut Value) {
+    let h = o
+        .pointer_mut("/metadata/annotations/bounceops.io~1desired-hash")
+        .expect("every child carries its desired hash");
+    *h = json!("<hash>");
+}
+
+#[test]
+fn the_desired_hash_changes_with_every_change_removals_included() {
+    let hash = |spec: &str, kind: ChildKind| {
+        let d = build_with(&config(spec), &versions(), true);
+        child(&d, kind)["metadata"]["annotations"][DESIRED_HASH_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let with = format!("{FULL}{SMTP}");
+    let without = with.replace(
+        "    annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}\n",
+        "",
+    );
+    assert_ne!(with, without);
+    assert_ne!(hash(&with, SmtpService), hash(&without, SmtpService));
+    // Same spec, same hash: a steady state applies nothing.
+    assert_eq!(hash(&with, SmtpService), hash(&with, SmtpService));
+    // Only the child that changed: the Deployment is untouched by a Service annotation...
+    // except through the config every worker reads, which changed too.
+    assert_eq!(hash(&with, WebhookService), hash(&without, WebhookService));
+    assert_ne!(
+        hash(&with, WebhookDeployment),
+        hash(&without, WebhookDeployment)
+    );
+    // The hash covers the object without itself: stamping again changes nothing.
+    let d = build_with(&config(&with), &versions(), true);
+    for c in &d.apply {
+        let mut again = c.object.clone();
+        let before = again["metadata"]["annotations"][DESIRED_HASH_ANNOTATION].clone();
+        again["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(DESIRED_HASH_ANNOTATION);
+        if again["metadata"]["annotations"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+        {
+            again["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
+        }
+        let digest = Sha256::digest(again.to_string().as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(before, hex.as_str(), "{:?}", c.kind);
+    }
 }
