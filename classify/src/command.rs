@@ -87,10 +87,20 @@ static TABLE: LazyLock<Phrases> =
 
 /// The latest SMTP phase `text` says a reply came in, if it names one.
 pub fn failed_command(text: &str) -> Option<Command> {
-    TABLE
-        .find_overlapping(text)
-        .map(|m| PHRASES[m.pattern().as_usize()].1)
-        .max()
+    let latest = |text: &str| {
+        TABLE
+            .find_overlapping(text)
+            .map(|m| PHRASES[m.pattern().as_usize()].1)
+            .max()
+    };
+    // The text as it is first: most name their command on one line, and
+    // most paragraphs that name none would otherwise be copied for nothing.
+    // Only a text that names none is read again with its lines joined, for
+    // a phrase wrapped across two ("(in reply to RCPT\n    TO command)").
+    latest(text).or_else(|| match crate::phrases::one_line(text) {
+        std::borrow::Cow::Owned(joined) => latest(&joined),
+        std::borrow::Cow::Borrowed(_) => None,
+    })
 }
 
 #[cfg(test)]
@@ -110,6 +120,7 @@ mod tests {
             ("... while talking to mx.example.:\n>>> RCPT To:<a@b>\n<<< 250 ok\n>>> DATA\n<<< 554 denied", Some(Command::Data)),
             ("192.0.2.1 does not like recipient.\nRemote host said: 550 No such user", Some(Command::RcptTo)),
             ("192.0.2.1 failed after I sent the message.\nRemote host said: 554 spam", Some(Command::Data)),
+            ("<a@b>: host mx.example[192.0.2.1] said: 550 <a@b>: Recipient address rejected. (in reply to RCPT\n    TO command)", Some(Command::RcptTo)),
             ("550 5.1.1 <data@example.com>... User unknown", None),
             ("Mail from example.org refused", None),
             ("", None),

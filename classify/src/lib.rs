@@ -210,11 +210,12 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                         .or(r.status_note.as_deref())
                         .unwrap_or(""),
                     r.is_delayed(),
+                    r.remote_mta.as_deref(),
                     || single.then(text),
                     // Only this recipient's paragraph: the rest of a report
                     // can quote other sessions (a Sendmail transcript of a
                     // retry, another recipient's refusal).
-                    || plaintext::command_near(text(), &email),
+                    || plaintext::command_in_report(mail, &email),
                 ),
                 email,
                 status,

@@ -65,6 +65,30 @@ impl Phrases {
     }
 }
 
+/// `text` with every run of whitespace that holds a line break, a tab or more
+/// than one space made one space, so that a phrase an MTA wrapped across two
+/// lines ("(in reply to RCPT\n    TO command)", as Postfix wraps its reports
+/// at 80 columns) is still found. Most texts are one line already: borrowed
+/// as they are.
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    // Two SIMD scans (memchr) rather than a loop over every byte: this runs
+    // on every diagnostic, and most are one line with single spaces.
+    let bytes = text.as_bytes();
+    let needs = memchr::memchr3(b'\n', b'\r', b'\t', bytes).is_some()
+        || memchr::memmem::find(bytes, b"  ").is_some();
+    if !needs {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_ascii_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +103,19 @@ mod tests {
             .map(|m| m.end())
             .collect();
         assert_eq!(ends, vec![14, 14]);
+    }
+
+    #[test]
+    fn wrapped_lines_are_one() {
+        assert_eq!(
+            one_line("in reply to RCPT\n    TO command"),
+            "in reply to RCPT TO command"
+        );
+        assert_eq!(one_line(" a\t b  c "), "a b c");
+        assert!(matches!(
+            one_line("550 user unknown"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -590,7 +590,7 @@ fn strong_candidates(text: &str) -> Vec<String> {
 
 fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool) -> Recipient {
     let email = email.to_string();
-    let mut paragraph = paragraph_of(text, &email).unwrap_or_default();
+    let mut paragraph = paragraph_of(text, &email).unwrap_or_default().to_string();
     // Codes after the address belong to it; codes before it may belong to
     // the previous recipient of an Exim-style list, and whatever follows the
     // next recipient's address belongs to that one.
@@ -652,6 +652,7 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         reply,
         context,
         delayed,
+        None,
         || report,
         // The paragraph about this recipient, where MTAs name the refused
         // command, is the context already.
@@ -672,7 +673,25 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
 /// The SMTP command the human-readable part says `email`'s refusal answered
 /// (Postfix writes "(in reply to RCPT TO command)" there, not in the DSN).
 pub(crate) fn command_near(text: &str, email: &str) -> Option<crate::command::Command> {
-    crate::command::failed_command(&paragraph_of(text, email)?)
+    crate::command::failed_command(paragraph_of(text, email)?)
+}
+
+/// [`command_near`] for a DSN: read from `report_text` when something has
+/// built it already, else from the first text part of the report that names
+/// `email`, without building it (copying every text part and looking for
+/// where the quoted original begins costs more than the paragraph's search,
+/// and a DSN with a specific status seldom needs the report text otherwise).
+/// The paragraph about a recipient comes before any quoted original, so both
+/// find the same one.
+pub(crate) fn command_in_report(mail: &Mail, email: &str) -> Option<crate::command::Command> {
+    if let Some((text, _)) = mail.report.get() {
+        return command_near(text, email);
+    }
+    mail.report_texts()
+        .filter(|leaf| leaf.ctype.starts_with("text/") && leaf.ctype != "text/rfc822-headers")
+        .map(|leaf| leaf.text())
+        .find(|text| find_ci(text, email).is_some())
+        .and_then(|text| command_near(text, email))
 }
 
 /// The status the human-readable part gives for `email`, used when a DSN's
@@ -702,7 +721,7 @@ fn diagnostic_reply(text: &str) -> Option<u16> {
 /// The paragraph (blank-line delimited, at most a few lines) holding the
 /// first mention of `email`, plus the following paragraph when the mention
 /// stands alone on its line (Exim and Sendmail indent the reason below).
-fn paragraph_of(text: &str, email: &str) -> Option<String> {
+fn paragraph_of<'a>(text: &'a str, email: &str) -> Option<&'a str> {
     // Every step below is case-blind except the search for `email` (lower-case
     // ASCII) and the comparison with it, so the text is searched in place.
     let lower = text;
@@ -734,7 +753,7 @@ fn paragraph_of(text: &str, email: &str) -> Option<String> {
     let end = end.min(pos + 800).min(text.len());
     let start = floor_char(text, start);
     let end = floor_char(text, end);
-    Some(text[start..end].to_string())
+    Some(&text[start..end])
 }
 
 fn floor_char(text: &str, mut i: usize) -> usize {

@@ -3,15 +3,17 @@
 //! diagnostic text (`docs/reasons.md` describes each reason and the order of
 //! the evidence).
 //!
-//! The order: words that name a cause outright (DMARC, a block list, a full
-//! mailbox) outrank the status, because servers put those words on any
-//! 5.7.1 or 5.0.0; then a status whose detail is specific (5.1.1, 5.2.2,
-//! 4.4.7); then weaker words ("user unknown", "host not found"), read with
-//! the SMTP command that was refused (`command`: an unknown user after DATA
-//! is `filtered`); then the refused command alone (HELO: `blocked`, MAIL
-//! FROM: `rejected`); then what the status class and subject alone suggest;
-//! then the reply code. The phrase tables and the status tables below are
-//! the data of each step, each entry with its source.
+//! The order: a provider's own words, told by its host (`PROVIDERS`, as
+//! Sisimai's per-provider tables come first); words that name a cause
+//! outright (DMARC, a block list, a full mailbox) outrank the status,
+//! because servers put those words on any 5.7.1 or 5.0.0; then a status
+//! whose detail is specific (5.1.1, 5.2.2, 4.4.7); then weaker words ("user
+//! unknown", "host not found"), read with the SMTP command that was
+//! refused (`command`: an unknown user after DATA is `filtered`);
+//! then the refused command alone (HELO: `blocked`, MAIL FROM: `rejected`);
+//! then what the status class and subject alone suggest; then the reply
+//! code. The phrase tables and the status tables below are the data of each
+//! step, each entry with its source.
 
 use crate::command::{self, Command};
 use crate::phrases::Phrases;
@@ -717,6 +719,36 @@ fn by_phrase(text: &str) -> Option<(Reason, bool)> {
     Some((t.reasons[best], best < DECISIVE.len()))
 }
 
+/// Words that a provider's own servers use in a sense of their own, told by
+/// the receiving host (a DSN's Remote-MTA) as Sisimai tells its per-provider
+/// tables (`rhost/for-*.go`) apart, and consulted before everything else as
+/// Sisimai consults those before its generic lists. Each entry: the host
+/// names' common suffix, then (phrase, reason).
+const PROVIDERS: &[(&str, &[(&str, Reason)])] = &[(
+    // Yahoo's TSS04 deferral: its own documentation says it is given for
+    // senders without SPF, DKIM or DMARC as much as for a poor reputation;
+    // Sisimai's table for Yahoo (rhost/for-yahooinc.go) files it as
+    // `rejected`. From other hosts, the same words stay `badreputation`.
+    ".yahoodns.net",
+    &[(
+        "deferred due to unexpected volume or user complaints",
+        Reason::Rejected,
+    )],
+)];
+
+/// The reason a provider's own table gives `text` from `remote_mta`.
+fn by_provider(remote_mta: Option<&str>, text: &str) -> Option<Reason> {
+    let host = remote_mta?.trim_end_matches('.');
+    let (_, words) = PROVIDERS.iter().find(|(suffix, _)| {
+        host.len() >= suffix.len()
+            && host.as_bytes()[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    })?;
+    words
+        .iter()
+        .find(|(phrase, _)| crate::plaintext::contains_ci(text, phrase))
+        .map(|(_, reason)| *reason)
+}
+
 /// A status split into class, subject and detail (`5.1.1` -> 5, 1, 1).
 fn parts(status: &str) -> Option<(u8, u16, u16)> {
     let mut it = status.split('.');
@@ -769,6 +801,10 @@ fn by_specific_status(class: u8, subject: u16, detail: u16) -> Option<Reason> {
         (_, 7, 27) => Reason::NotAccept,
         // X.7.28 Mail flood detected (IANA registry).
         (_, 7, 28) => Reason::SpamDetected,
+        // Exchange Online's 4.4.312 and 5.4.312, "DNS query failed" (its
+        // reports say so beside the code: "550 5.4.312 Message expired, DNS
+        // query failed"): the lookup on the way, not the time the message waited.
+        (_, 4, 312) => Reason::NetworkError,
         // Microsoft's 5.7.606-608: the sending IP is on its block list.
         (_, 7, 606..=608) => Reason::Blocked,
         // Microsoft's 4.7.650-652: the sending IP's reputation.
@@ -787,6 +823,12 @@ fn by_status_subject(class: u8, subject: u16, detail: u16) -> Option<Reason> {
         // X.1.10 Recipient address has null MX (RFC 7505). Not specific:
         // Microsoft answers unknown recipients with 5.1.10 too, in words.
         (5, 1, 10) => Reason::NotAccept,
+        // X.1.4 Destination mailbox address ambiguous (RFC 3463): Sisimai's
+        // `filtered`.
+        (5, 1, 4) => Reason::Filtered,
+        // X.1.9 Message relayed to non-compliant mailer (RFC 3886): the
+        // receiving system, not the address.
+        (_, 1, 9) => Reason::SystemError,
         // X.1.x: the address; a permanent one names no mailbox that takes mail.
         (5, 1, _) => Reason::UserUnknown,
         // 4.2.1 Mailbox disabled for now: Sisimai's `blocked`; 5.2.0 and
@@ -819,6 +861,8 @@ fn by_status_subject(class: u8, subject: u16, detail: u16) -> Option<Reason> {
         // 4.7.1 and 4.7.2, delivery not authorized for now: Sisimai's
         // `blocked` (greylisting and rate limits of the sending host).
         (4, 7, 1 | 2) => Reason::Blocked,
+        // X.7.16 Message is too big for the specified priority (RFC 6710).
+        (_, 7, 16) => Reason::MesgTooBig,
         // X.7.x security or policy status.
         (_, 7, _) => Reason::SecurityError,
         _ => return None,
@@ -858,7 +902,7 @@ fn by_command(command: Command) -> Option<Reason> {
 /// reply code and the diagnostic text. Never fails: `onhold` when the
 /// report says something but not why, `undefined` when it says nothing.
 pub fn decide(status: Option<&str>, reply: Option<u16>, diagnostic: &str) -> Reason {
-    decide_with_report(status, reply, diagnostic, false, || None, || None)
+    decide_with_report(status, reply, diagnostic, false, None, || None, || None)
 }
 
 /// [`decide`] for a failure known only by the remote server's reply, as e-mail
@@ -888,12 +932,16 @@ pub(crate) fn decide_with_report<'a>(
     reply: Option<u16>,
     diagnostic: &str,
     delayed: bool,
+    remote_mta: Option<&str>,
     report: impl Fn() -> Option<&'a str>,
     command_elsewhere: impl Fn() -> Option<Command>,
 ) -> Reason {
     let joined = joined_reply(diagnostic);
     let diagnostic = joined.as_ref();
-    let phrase = by_phrase(diagnostic);
+    if let Some(r) = by_provider(remote_mta, diagnostic) {
+        return r;
+    }
+    let phrase = as_is_then_joined(diagnostic, by_phrase);
     // The report's own words stand in for a diagnostic that names nothing.
     let phrase = match phrase {
         Some(p) => Some(p),
@@ -935,6 +983,17 @@ pub(crate) fn decide_with_report<'a>(
         // `undefined` (its `onhold` needs a diagnostic to have been given).
         Reason::Undefined
     }
+}
+
+/// `find` on `text` as it is, then, when that finds nothing in a text of
+/// several lines, on its lines joined (`phrases::one_line`): a phrase an MTA
+/// wrapped across two lines ("Recipient address\n    rejected") is found
+/// without copying every paragraph that names its cause on one line.
+fn as_is_then_joined<T>(text: &str, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+    find(text).or_else(|| match crate::phrases::one_line(text) {
+        std::borrow::Cow::Owned(joined) => find(&joined),
+        std::borrow::Cow::Borrowed(_) => None,
+    })
 }
 
 /// The diagnostic with the codes that open each line of a multi-line SMTP
@@ -1081,6 +1140,10 @@ mod tests {
             (Some("5.7.28"), None, "", Reason::SpamDetected),
             (Some("5.7.17"), None, "", Reason::HasMoved),
             (Some("5.1.10"), None, "", Reason::NotAccept),
+            (Some("5.4.312"), Some(550), "550 5.4.312 Message expired", Reason::NetworkError),
+            (Some("5.1.4"), None, "", Reason::Filtered),
+            (Some("4.1.9"), None, "", Reason::SystemError),
+            (Some("5.7.16"), None, "", Reason::MesgTooBig),
             (Some("5.1.10"), Some(550), "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", Reason::UserUnknown),
             // Sender-side words that outrank a generic status.
             (Some("5.0.0"), Some(550), "550 5.0.0 Client host rejected: cannot find your hostname", Reason::RequirePtr),
@@ -1118,6 +1181,7 @@ mod tests {
                 Some(550),
                 "error delivering your mail",
                 false,
+                None,
                 || Some(report),
                 || None
             ),
@@ -1130,6 +1194,7 @@ mod tests {
                 None,
                 "",
                 false,
+                None,
                 || Some("User unknown"),
                 || None
             ),
@@ -1142,6 +1207,7 @@ mod tests {
                 None,
                 "550 5.1.1 User unknown",
                 false,
+                None,
                 || Some(report),
                 || None
             ),
@@ -1154,10 +1220,55 @@ mod tests {
                 Some(550),
                 "550 Unknown user a@b.example",
                 false,
+                None,
                 || None,
                 || command::failed_command(">>> DATA\n<<< 550 Unknown user a@b.example")
             ),
             Reason::Filtered
+        );
+    }
+
+    #[test]
+    fn a_providers_own_words_go_by_its_host() {
+        let tss04 = "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints";
+        let from = |host| {
+            decide_with_report(
+                Some("4.7.0"),
+                Some(421),
+                tss04,
+                false,
+                host,
+                || None,
+                || None,
+            )
+        };
+        assert_eq!(from(Some("mta6.am0.YahooDNS.net.")), Reason::Rejected);
+        assert_eq!(from(Some("mx.example.net")), Reason::BadReputation);
+        assert_eq!(from(None), Reason::BadReputation);
+        // Yahoo's other replies go by the generic tables.
+        assert_eq!(
+            decide_with_report(
+                Some("5.2.2"),
+                Some(552),
+                "552 mailbox is full",
+                false,
+                Some("mta5.am0.yahoodns.net"),
+                || None,
+                || None
+            ),
+            Reason::MailboxFull
+        );
+    }
+
+    #[test]
+    fn a_phrase_wrapped_across_lines_is_found() {
+        assert_eq!(
+            decide(
+                None,
+                Some(550),
+                "host mx.example said: 550 mailbox\n    full"
+            ),
+            Reason::MailboxFull
         );
     }
 
@@ -1187,12 +1298,12 @@ mod tests {
     #[test]
     fn a_delayed_report_with_no_cause_is_expired() {
         assert_eq!(
-            decide_with_report(Some("4.0.0"), None, "", true, || None, || None),
+            decide_with_report(Some("4.0.0"), None, "", true, None, || None, || None),
             Reason::Expired
         );
         // A cause named still decides.
         assert_eq!(
-            decide_with_report(Some("4.2.2"), None, "", true, || None, || None),
+            decide_with_report(Some("4.2.2"), None, "", true, None, || None, || None),
             Reason::MailboxFull
         );
     }

@@ -75,17 +75,17 @@ fn corpus_figures() {
     assert_eq!(f.arf_complaint, f.arf_total, "{report}");
     assert_eq!(f.not_bounce_ok, f.not_bounce_total, "{report}");
     assert_eq!(f.hard_ok, f.hard_total, "{report}");
-    // Reason agreement with Sisimai: 377/408 reached (92.4%), and on each
+    // Reason agreement with Sisimai: 379/408 reached (92.9%), and on each
     // half of the corpus split by MTA family (`measure::Half`): A 188/199
-    // (94.5%), B 189/209 (90.4%). A change that helps one half by hurting
+    // (94.5%), B 191/209 (91.4%). A change that helps one half by hurting
     // the other fails here.
     assert!(
-        f.reason_agreement() >= 0.924,
+        f.reason_agreement() >= 0.928,
         "reason agreement fell: {}/{}\n{report}",
         f.reason_agree,
         f.reason_expected
     );
-    for (half, floor) in [(measure::Half::A, 0.944), (measure::Half::B, 0.904)] {
+    for (half, floor) in [(measure::Half::A, 0.944), (measure::Half::B, 0.913)] {
         let h = m.half(half);
         assert!(
             h.reason_agreement() >= floor,
