@@ -15,6 +15,8 @@ use uuid::Uuid;
 
 use crate::common::write_config;
 
+pub mod postfix;
+
 pub const DOMAIN: &str = "bounces.example.com";
 pub const KEY: &str = "test-verp-key-0123456789abcdef0123456789";
 pub const PLAIN: &str = "bounces@example.com";
