@@ -16,7 +16,7 @@ use smtp_support::*;
 fn skipped() -> bool {
     match postfix::unavailable() {
         Some(why) => {
-            eprintln!("SKIPPED: {why}");
+            bounceops_tests::cluster::skipped("worker: the bounce MX with Postfix", &why);
             true
         }
         None => false,
