@@ -69,6 +69,11 @@ fn code_exports_the_documented_metrics() {
         "bounceops_db_errors_total",
         "bounceops_ingest_batch_events",
         "bounceops_operator_reconciles_total",
+        // The bounce MX's: the operator's dashboard panels and alert rules query them.
+        "bounceops_smtp_sessions_total",
+        "bounceops_smtp_sessions_active",
+        "bounceops_smtp_messages_total",
+        "bounceops_smtp_data_duration_seconds",
     ] {
         assert!(
             code.contains_key(name),
