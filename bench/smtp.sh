@@ -43,6 +43,8 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 
+idle="$(rss_kb "$worker_pid" VmRSS)"
+
 # The message smtp-source sends: a DSN to a VERP return path.
 first="$(head -1 "$bench_dir/uuids")"
 rcpt="$("$worker_bin" verp encode --key-file "$bench_dir/secrets/verp/key" --subscriber "$first" --domain bounces.bench.test)"
@@ -107,4 +109,4 @@ printf '%s\n' "smtp-sink (smtp-source, $sessions sessions): $sink msg/s" \
     "bounce-worker (smtp_load, unique DSNs, closed): $closed" \
     "bounce-worker (smtp_load, open at half peak): $open" \
     "recorded-rate / smtp-sink: $(bc -l <<<"scale=3; $peak / $sink")" \
-    "worker peak RSS: $(bc -l <<<"scale=1; $hwm / 1024") MiB"
+    "worker RSS: idle $(bc -l <<<"scale=1; $idle / 1024") MiB, peak $(bc -l <<<"scale=1; $hwm / 1024") MiB"

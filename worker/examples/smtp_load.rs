@@ -16,6 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+// Its `pick` makes the webhooks' event mix, not used here.
+#[allow(dead_code)]
 mod bench_support;
 use bench_support::Rng;
 
@@ -49,7 +51,10 @@ struct Tally {
 
 fn dsn(id: &str, recipient: &str, hard: bool) -> String {
     let (status, text) = match hard {
-        true => ("5.1.1", "550 5.1.1 <x>: Recipient address rejected: User unknown"),
+        true => (
+            "5.1.1",
+            "550 5.1.1 <x>: Recipient address rejected: User unknown",
+        ),
         false => ("4.2.2", "452 4.2.2 Mailbox full"),
     };
     format!(
@@ -159,7 +164,9 @@ async fn main() {
                         },
                     );
                     let id = format!("{i}.{n}.{}", rng.next());
-                    let result = session.send(&rcpt, &dsn(&id, "sender@bench.test", hard)).await;
+                    let result = session
+                        .send(&rcpt, &dsn(&id, "sender@bench.test", hard))
+                        .await;
                     let mut t = tally.lock().await;
                     match result {
                         Some(d) => t.latencies_us.push(d.as_micros() as u64),

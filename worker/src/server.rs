@@ -89,6 +89,7 @@ pub async fn serve_everything(
                 ingest: ingest.clone(),
                 metrics: crate::smtp::SmtpMetrics::register(metrics.registry())?,
                 stop: stop_rx.clone(),
+                classifiers: crate::smtp::Shared::classifiers_for_this_machine(),
             });
             Some(tokio::spawn(crate::smtp::serve(
                 listener,

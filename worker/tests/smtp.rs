@@ -435,3 +435,36 @@ async fn starttls_with_a_certificate_from_the_secret() {
     assert!(c.reply().await.unwrap().starts_with("250 "));
     assert_eq!(bounces_of(&db, sub_id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn only_crlf_dot_crlf_ends_a_message_so_a_bare_lf_cannot_smuggle_another() {
+    let db = TestDb::new().await;
+    let (sub_id, sub) = db.subscriber("s@example.net").await;
+    let w = SmtpWorker::start(&db.url, "").await;
+    let mut c = connect(w.smtp).await;
+    c.cmd("EHLO mta").await;
+    let verp = w.verp(sub, None);
+    c.send(&format!("MAIL FROM:<>\r\nRCPT TO:<{verp}>\r\nDATA\r\n"))
+        .await;
+    for _ in 0..3 {
+        c.reply().await.unwrap();
+    }
+    // A bare-LF "end of data" followed by a smuggled transaction, a NUL byte, then the
+    // real end: one message, one reply.
+    let smuggled = format!(
+        "Subject: x\r\n\r\nhello\n.\nMAIL FROM:<>\r\nRCPT TO:<{verp}>\r\nDATA\r\n\0\r\n{}.\r\n",
+        dsn("s@example.net", "5.1.1", "550 5.1.1 unknown")
+    );
+    c.send(&smuggled).await;
+    let r = c.reply().await.unwrap();
+    assert!(r.starts_with("250 "), "{r}");
+    assert!(
+        c.cmd("NOOP").await.starts_with("250 2.0.0 OK"),
+        "no reply was left over"
+    );
+    assert_eq!(
+        outcome(&w.metrics().await, "recorded") + outcome(&w.metrics().await, "not_bounce"),
+        1.0
+    );
+    assert!(bounces_of(&db, sub_id).await.len() <= 1);
+}

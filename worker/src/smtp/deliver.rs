@@ -2,6 +2,7 @@
 //! through `Ingest` (the one write path), and the reply that follows the commit.
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::events;
 use super::recipients::Recipient;
@@ -20,8 +21,19 @@ pub struct Delivered {
 
 /// Classifies `raw` for `recipients` and records its bounces; `250` only once they are
 /// committed.
-pub async fn deliver(ingest: &Ingest, raw: Vec<u8>, recipients: Vec<Recipient>) -> Delivered {
+pub async fn deliver(
+    ingest: &Ingest,
+    classifiers: &Semaphore,
+    raw: Vec<u8>,
+    recipients: Vec<Recipient>,
+) -> Delivered {
     let policy: Policy = ingest.evidence();
+    // At most one classifier per core at once: more cannot run faster, and each blocking
+    // thread the pool adds keeps its own allocator heap (32 sessions classifying at once
+    // took the worker's peak RSS to 191 MiB, BENCHMARKS.md).
+    let Ok(permit) = classifiers.acquire().await else {
+        unreachable!("the classifier semaphore is never closed")
+    };
     // Seconds of CPU for a large message: on the async threads it would stall every other
     // session and the HTTP server (the mailbox scanner does the same).
     let classified = tokio::task::spawn_blocking(move || {
@@ -38,6 +50,8 @@ pub async fn deliver(ingest: &Ingest, raw: Vec<u8>, recipients: Vec<Recipient>) 
         Some((kind_label(&c.kind), events))
     })
     .await;
+    // Not held through the commit: group commit needs many messages waiting on it at once.
+    drop(permit);
     let (kind, events) = match classified {
         Ok(Some(x)) => x,
         // Retrying would fail the same way: accepted and logged, as a mailbox leaves such

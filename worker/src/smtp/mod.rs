@@ -43,6 +43,14 @@ pub struct Shared {
     pub metrics: SmtpMetrics,
     /// Turns true at shutdown: sessions waiting for a command answer `421` and end.
     pub stop: watch::Receiver<bool>,
+    /// Messages classified at once: one per core ([`Shared::classifiers_for_this_machine`]).
+    pub classifiers: Semaphore,
+}
+
+impl Shared {
+    pub fn classifiers_for_this_machine() -> Semaphore {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
 }
 
 /// Accepts sessions on `listener` until `stop` turns true, at most `maxSessions` at once

@@ -256,7 +256,7 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
                     );
                 }
                 Body::Whole(raw) => {
-                    let d = deliver(&shared.ingest, raw, tx.recipients).await;
+                    let d = deliver(&shared.ingest, &shared.classifiers, raw, tx.recipients).await;
                     shared.metrics.count(d.outcome);
                     conn.reply(d.code, &[d.text.as_str()]);
                     // Sent before the histogram counts it: the latency is the sender's.
