@@ -468,3 +468,27 @@ async fn only_crlf_dot_crlf_ends_a_message_so_a_bare_lf_cannot_smuggle_another()
     );
     assert!(bounces_of(&db, sub_id).await.len() <= 1);
 }
+
+#[tokio::test]
+async fn at_shutdown_an_idle_session_is_told_421_and_the_worker_stops() {
+    let db = TestDb::new().await;
+    let w = SmtpWorker::start(&db.url, "").await;
+    let mut c = connect(w.smtp).await;
+    c.cmd("EHLO mta").await;
+    let addr = w.smtp;
+    let stopped = tokio::spawn(w.stop());
+    assert_eq!(
+        c.reply().await.as_deref(),
+        Some("421 4.3.2 Shutting down, try again later")
+    );
+    assert_eq!(c.reply().await, None);
+    tokio::time::timeout(REPLY_WITHIN, stopped)
+        .await
+        .expect("the worker stops in time")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the SMTP port is closed"
+    );
+}
