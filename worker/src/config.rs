@@ -35,6 +35,9 @@ pub struct Settings {
     pub export: ExportLimits,
     /// The HTTP connections' timeouts and cap, from the environment likewise.
     pub connections: ConnectionLimits,
+    /// The bounce MX (`spec.smtp`), its keys and certificate read: only by the processes
+    /// that serve it (`Reads::Everything` or `Reads::Smtp`) and only when the spec has it.
+    pub smtp: Option<crate::smtp::SmtpConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Settings {
             .field("reads", &self.reads)
             .field("export", &self.export)
             .field("connections", &self.connections)
+            .field("smtp", &self.smtp)
             .finish()
     }
 }
@@ -156,6 +160,9 @@ pub enum Reads {
     Everything,
     /// The database only; the API refuses every request and no provider is served.
     DatabaseOnly,
+    /// The database and what the bounce MX needs: the VERP keys and the STARTTLS
+    /// certificate (`spec.smtp`); as with `DatabaseOnly`, no API and no provider.
+    Smtp,
 }
 
 impl Settings {
@@ -245,7 +252,9 @@ impl Settings {
         };
 
         let (credentials, providers) = match reads {
-            Reads::DatabaseOnly => (Credentials::none(), crate::providers::Registry::default()),
+            Reads::DatabaseOnly | Reads::Smtp => {
+                (Credentials::none(), crate::providers::Registry::default())
+            }
             Reads::Everything => {
                 let api = spec
                     .api
@@ -261,6 +270,14 @@ impl Settings {
             }
         };
 
+        let smtp = match (&spec.smtp, reads) {
+            (Some(smtp), Reads::Everything | Reads::Smtp) => Some(
+                crate::smtp::SmtpConfig::load(smtp, secrets)
+                    .map_err(|(field, message)| invalid(&field, message))?,
+            ),
+            _ => None,
+        };
+
         // Beyond the address space (a 32-bit build) no body could be that large anyway.
         let max_body_bytes = usize::try_from(spec.webhook.max_body_bytes).unwrap_or(usize::MAX);
 
@@ -274,6 +291,7 @@ impl Settings {
             reads,
             export: ExportLimits::from_env(),
             connections: ConnectionLimits::from_env(),
+            smtp,
         })
     }
 

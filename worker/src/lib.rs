@@ -19,6 +19,7 @@ pub mod providers;
 pub mod rules;
 pub mod secrets;
 pub mod server;
+pub mod smtp;
 pub mod storable;
 pub mod store;
 pub mod telemetry;

@@ -16,6 +16,7 @@ use bounce_worker::config::{Reads, Settings};
 use bounce_worker::mailbox::{self, MailboxConfig};
 use bounce_worker::secrets::SecretsDir;
 use bounce_worker::server;
+use bounce_worker::smtp;
 use bounce_worker::store::Store;
 use bounce_worker::telemetry::{self, LogFormat};
 
@@ -53,6 +54,15 @@ enum Command {
         /// Scan each mailbox once, then exit (mailbox role).
         #[arg(long)]
         once: bool,
+        /// Where the bounce MX listens (smtp role, and all when spec.smtp is set);
+        /// default 127.0.0.1:<spec.smtp.port>.
+        #[arg(long)]
+        smtp_listen: Option<SocketAddr>,
+    },
+    /// Make or read signed VERP return paths (spec.smtp), with the server's key files.
+    Verp {
+        #[command(subcommand)]
+        command: VerpCommand,
     },
     /// Create or update the worker's schema (and, with --standalone, listmonk-shaped tables).
     Migrate {
@@ -73,6 +83,38 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum VerpCommand {
+    /// Print the VERP address <prefix>+<token>@<domain> of a subscriber (and campaign).
+    Encode {
+        /// File holding the VERP key (the Secret's value).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The subscriber's UUID.
+        #[arg(long)]
+        subscriber: uuid::Uuid,
+        /// The campaign's UUID.
+        #[arg(long)]
+        campaign: Option<uuid::Uuid>,
+        /// spec.smtp.verpPrefix.
+        #[arg(long, default_value = "b")]
+        prefix: String,
+        /// One of spec.smtp.domains.
+        #[arg(long)]
+        domain: String,
+    },
+    /// Print the subscriber and campaign of a VERP address; fails on a bad signature.
+    Decode {
+        /// File holding the VERP key.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// File holding the previous key, accepted as well (during a rotation).
+        #[arg(long)]
+        previous_key_file: Option<PathBuf>,
+        address: String,
+    },
+}
+
 #[derive(Args)]
 struct ConfigArgs {
     /// A BounceConfig YAML file (the object you would kubectl apply, or just its spec).
@@ -88,6 +130,8 @@ enum Role {
     All,
     Webhook,
     Mailbox,
+    /// The bounce MX (spec.smtp) and the ops endpoints (/metrics, /healthz, /readyz).
+    Smtp,
 }
 
 impl ConfigArgs {
@@ -109,6 +153,9 @@ fn main() -> ExitCode {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
         };
+    }
+    if let Command::Verp { command } = &cli.command {
+        return verp(command);
     }
     telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -132,10 +179,40 @@ fn main() -> ExitCode {
     }
 }
 
+fn verp(command: &VerpCommand) -> ExitCode {
+    let result = match command {
+        VerpCommand::Encode {
+            key_file,
+            subscriber,
+            campaign,
+            prefix,
+            domain,
+        } => smtp::cli::encode(key_file, *subscriber, *campaign, prefix, domain),
+        VerpCommand::Decode {
+            key_file,
+            previous_key_file,
+            address,
+        } => smtp::cli::decode(key_file, previous_key_file.as_deref(), address).map(|v| {
+            let campaign = v.campaign.map_or("-".to_owned(), |c| c.to_string());
+            format!("subscriber {}\ncampaign {campaign}", v.subscriber)
+        }),
+    };
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bounce-worker verp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        // Handled in main: it needs neither the runtime nor a configuration.
-        Command::Parse { .. } => Ok(()),
+        // Handled in main: they need neither the runtime nor a configuration.
+        Command::Parse { .. } | Command::Verp { .. } => Ok(()),
         Command::Migrate { config, standalone } => {
             // Migrations need the database only: the init container of every role runs it.
             let settings = config.load(Reads::DatabaseOnly)?;
@@ -156,17 +233,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             role,
             once,
+            smtp_listen,
         } => {
-            // The scanner reads its mailboxes' credentials, never the API's or providers'.
+            // The scanner reads its mailboxes' credentials, never the API's or providers';
+            // the bounce MX its VERP keys and certificate only.
             let settings = config.load(match role {
                 Role::Mailbox => Reads::DatabaseOnly,
+                Role::Smtp => Reads::Smtp,
                 Role::All | Role::Webhook => Reads::Everything,
             })?;
             let mailboxes = match role {
-                Role::Webhook if once => {
-                    anyhow::bail!("--once scans mailboxes: not with --role webhook")
+                Role::Webhook | Role::Smtp if once => {
+                    anyhow::bail!("--once scans mailboxes: only with --role mailbox or all")
                 }
-                Role::Webhook => Vec::new(),
+                Role::Webhook | Role::Smtp => Vec::new(),
                 Role::All | Role::Mailbox => MailboxConfig::resolve_all(
                     &settings.spec.mailboxes,
                     &SecretsDir::new(&config.secrets_dir),
@@ -176,13 +256,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if role == Role::Mailbox && mailboxes.is_empty() {
                 anyhow::bail!("--role mailbox: the configuration has no spec.mailboxes");
             }
+            if role == Role::Smtp && settings.smtp.is_none() {
+                anyhow::bail!("--role smtp: the configuration has no spec.smtp");
+            }
             if once {
                 return mailbox::run_once(&settings, mailboxes).await;
             }
+            let smtp = match (&settings.smtp, role) {
+                (Some(_), Role::Smtp | Role::All) => {
+                    let port = settings.spec.smtp.as_ref().map_or(2525, |s| s.port);
+                    let addr =
+                        smtp_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+                    Some(
+                        tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (SMTP): {e}"))?,
+                    )
+                }
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            server::serve_with_mailboxes(&settings, listener, server::termination(), mailboxes)
+            server::serve_everything(&settings, listener, server::termination(), mailboxes, smtp)
                 .await
         }
     }

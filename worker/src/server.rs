@@ -34,6 +34,19 @@ pub async fn serve_with_mailboxes(
     shutdown: impl Future<Output = ()> + Send + 'static,
     mailboxes: Vec<MailboxConfig>,
 ) -> anyhow::Result<()> {
+    serve_everything(settings, listener, shutdown, mailboxes, None).await
+}
+
+/// [`serve_with_mailboxes`], plus the bounce MX on `smtp` (with `settings.smtp`), sharing
+/// the database pool, the group commit and the metrics registry. At shutdown the HTTP
+/// server and the SMTP server stop together.
+pub async fn serve_everything(
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mailboxes: Vec<MailboxConfig>,
+    smtp: Option<TcpListener>,
+) -> anyhow::Result<()> {
     let store = Store::connect_lazy_with(
         &settings.database_url,
         settings.spec.database.max_connections,
@@ -67,6 +80,29 @@ pub async fn serve_with_mailboxes(
             let deps = mailbox::Deps::new(store.clone(), ingest.clone(), metrics.clone())?;
             Some(mailbox::Scanners::start(mailboxes, deps))
         }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let smtp_server = match (smtp, &settings.smtp) {
+        (Some(listener), Some(config)) => {
+            let shared = Arc::new(crate::smtp::Shared {
+                config: config.clone(),
+                ingest: ingest.clone(),
+                metrics: crate::smtp::SmtpMetrics::register(metrics.registry())?,
+                stop: stop_rx.clone(),
+                classifiers: crate::smtp::Shared::classifiers_for_this_machine(),
+            });
+            Some(tokio::spawn(crate::smtp::serve(
+                listener,
+                shared,
+                settings.connections.shutdown_grace,
+            )))
+        }
+        (Some(_), None) => anyhow::bail!("an SMTP listener without spec.smtp"),
+        _ => None,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
     };
     let providers = Providers::new(
         settings.providers.clone(),
@@ -102,6 +138,9 @@ pub async fn serve_with_mailboxes(
     );
     connections::serve(listener, router, settings.connections, shutdown).await;
     tracing::info!("stopped accepting; in-flight requests are done");
+    if let Some(smtp) = smtp_server {
+        let _ = smtp.await;
+    }
     if let Some(scanners) = scanners {
         scanners.stop().await;
     }

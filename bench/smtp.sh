@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The bounce MX under load (issue 21), side by side in one run:
+#   1. Postfix's smtp-source, 32 sessions, into Postfix's smtp-sink (accepts and discards:
+#      this machine's SMTP ceiling);
+#   2. the same smtp-source command into bounce-worker --role smtp (smtp-source sends one
+#      message over and over, so after the first each is a retry of it: classified, its
+#      identity claimed in a transaction, answered 250, not recorded again);
+#   3. worker/examples/smtp_load.rs, 32 sessions, unique DSNs to signed VERP return paths of
+#      100,000 subscribers, closed loop: the rate of bounces recorded;
+#   4. the same at half that rate, open loop: DATA-to-250 latency, and the worker's peak RSS.
+# Usage: bash bench/smtp.sh [seconds per run, 20] (needs postfix: scripts/ensure-postfix.sh)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+seconds="${1:-20}"
+sessions=32
+messages="${BENCH_SOURCE_MESSAGES:-20000}"
+port="${BENCH_PORT:-9331}" smtp_port="${BENCH_SMTP_PORT:-9332}" sink_port="${BENCH_SINK_PORT:-9333}"
+for tool in smtp-source smtp-sink; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { log "$tool is missing: bash scripts/ensure-postfix.sh"; exit 1; }
+done
+export PATH="$PATH:/usr/sbin"
+
+log "building (release)"
+cargo build -q --release -p bounce-worker --bin bounce-worker --example smtp_load
+load="$target/release/examples/smtp_load"
+
+export BENCH_EXTRA_SPEC="smtp: {domains: [bounces.bench.test], verpKeySecretRef: {name: verp, key: key}, maxSessions: 128}"
+bench_database bounceops_bench_smtp
+mkdir -p "$bench_dir/secrets/verp"
+openssl rand -base64 48 >"$bench_dir/secrets/verp/key"
+worker_pid="" sink_pid=""
+trap '[ -z "$worker_pid" ] || stop_worker; [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null; rm -rf "$bench_dir"' EXIT
+psql "$DATABASE_URL" -qX -c "INSERT INTO subscribers (uuid, email, name)
+    SELECT gen_random_uuid(), 'user' || g || '@bench.test', 'u' FROM generate_series(1, 100000) g" >&2
+psql "$DATABASE_URL" -AtX -c "SELECT uuid FROM subscribers" >"$bench_dir/uuids"
+
+"$worker_bin" run --role smtp --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
+    --listen "127.0.0.1:$port" --smtp-listen "127.0.0.1:$smtp_port" 2>"$bench_dir/worker.log" &
+worker_pid=$!
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+    kill -0 "$worker_pid" 2>/dev/null || { cat "$bench_dir/worker.log" >&2; exit 1; }
+    sleep 0.1
+done
+
+idle="$(rss_kb "$worker_pid" VmRSS)"
+
+# The message smtp-source sends: a DSN to a VERP return path.
+first="$(head -1 "$bench_dir/uuids")"
+rcpt="$("$worker_bin" verp encode --key-file "$bench_dir/secrets/verp/key" --subscriber "$first" --domain bounces.bench.test)"
+cat >"$bench_dir/dsn.eml" <<EML
+From: MAILER-DAEMON@mx.bench.test (Mail Delivery System)
+To: $rcpt
+Subject: Undelivered Mail Returned to Sender
+Message-Id: <smtp-source@mx.bench.test>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.bench.test
+
+Final-Recipient: rfc822; user@elsewhere.test
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 User unknown
+
+--B--
+EML
+
+source_rate() { # host:port -> messages/s
+    local t0 t1
+    t0="$(date +%s.%N)"
+    smtp-source -d -s "$sessions" -m "$messages" -f "" -t "$rcpt" -F "$bench_dir/dsn.eml" "$1"
+    t1="$(date +%s.%N)"
+    bc -l <<<"scale=0; $messages / ($t1 - $t0)"
+}
+
+smtp-sink -u postfix "127.0.0.1:$sink_port" 256 &
+sink_pid=$!
+sleep 0.5
+sink="$(source_rate "127.0.0.1:$sink_port")"
+kill "$sink_pid"; sink_pid=""
+log "smtp-source → smtp-sink: $sink messages/s"
+ours_source="$(source_rate "127.0.0.1:$smtp_port")"
+log "smtp-source → bounce-worker (one message, repeated): $ours_source messages/s"
+
+psql "$DATABASE_URL" -qX -c "CHECKPOINT" >&2
+before="$(psql "$DATABASE_URL" -AtX -c "SELECT COUNT(*) FROM bounces")"
+closed="$("$load" --addr "127.0.0.1:$smtp_port" --key-file "$bench_dir/secrets/verp/key" \
+    --uuids "$bench_dir/uuids" --domain bounces.bench.test --sessions "$sessions" --seconds "$seconds")"
+after="$(psql "$DATABASE_URL" -AtX -c "SELECT COUNT(*) FROM bounces")"
+log "smtp_load, closed loop: $closed; bounce rows +$((after - before))"
+peak="$(sed -E 's/.*"rate":([0-9.]+).*/\1/' <<<"$closed")"
+half="$(bc -l <<<"scale=0; $peak / 2")"
+open="$("$load" --addr "127.0.0.1:$smtp_port" --key-file "$bench_dir/secrets/verp/key" \
+    --uuids "$bench_dir/uuids" --domain bounces.bench.test --sessions "$sessions" --seconds "$seconds" --rate "$half")"
+log "smtp_load, open loop at $half/s: $open"
+hwm="$(rss_kb "$worker_pid" VmHWM)"
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^bounceops_smtp_messages_total|^bounceops_smtp_data_duration_seconds_(sum|count)' >&2
+printf '%s\n' "smtp-sink (smtp-source, $sessions sessions): $sink msg/s" \
+    "bounce-worker (smtp-source, same message): $ours_source msg/s" \
+    "bounce-worker (smtp_load, unique DSNs, closed): $closed" \
+    "bounce-worker (smtp_load, open at half peak): $open" \
+    "recorded-rate / smtp-sink: $(bc -l <<<"scale=3; $peak / $sink")" \
+    "worker RSS: idle $(bc -l <<<"scale=1; $idle / 1024") MiB, peak $(bc -l <<<"scale=1; $hwm / 1024") MiB"

@@ -1,0 +1,125 @@
+//! `spec.smtp` resolved: the VERP keys read, the timeouts parsed, the STARTTLS certificate
+//! loaded. Everything that can be wrong is found before the server starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounceops_api::{SecretRef, SmtpSpec};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::verp::Keys;
+use crate::secrets::SecretsDir;
+
+/// The bounce MX's settings.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    /// Lower-cased bounce domains.
+    pub domains: Vec<String>,
+    pub verp_prefix: String,
+    pub keys: Keys,
+    /// Lower-cased plain bounce addresses.
+    pub addresses: Vec<String>,
+    /// Lower-cased feedback-loop addresses.
+    pub feedback_addresses: Vec<String>,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    pub max_sessions: usize,
+    pub max_errors: u32,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    /// The name the server gives itself in its greeting and EHLO answer.
+    pub hostname: String,
+    /// STARTTLS is offered when present.
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("domains", &self.domains)
+            .field("verp_prefix", &self.verp_prefix)
+            .field("keys", &self.keys)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_sessions", &self.max_sessions)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpConfig {
+    /// Resolves `spec`; an error is `(field, message)`.
+    pub fn load(spec: &SmtpSpec, secrets: &SecretsDir) -> Result<SmtpConfig, (String, String)> {
+        let read = |field: &str, r: &SecretRef| {
+            secrets.read(r).map_err(|e| {
+                (
+                    field.to_owned(),
+                    format!("secret {}/{}: {e}", r.name, r.key),
+                )
+            })
+        };
+        let current = read("spec.smtp.verpKeySecretRef", &spec.verp_key_secret_ref)?;
+        let previous = match &spec.previous_verp_key_secret_ref {
+            Some(r) => Some(read("spec.smtp.previousVerpKeySecretRef", r)?),
+            None => None,
+        };
+        let keys = Keys::new(current.as_bytes(), previous.as_ref().map(String::as_bytes))
+            .map_err(|m| ("spec.smtp.verpKeySecretRef".to_owned(), m))?;
+        let timeout = |field: &str, text: &str| {
+            bounceops_api::durations::smtp_timeout(text)
+                .map_err(|m| (format!("spec.smtp.{field}"), m.to_owned()))
+        };
+        let tls = match &spec.tls_secret_name {
+            None => None,
+            Some(name) => Some(Arc::new(tls_config(secrets, name).map_err(|m| {
+                ("spec.smtp.tlsSecretName".to_owned(), format!("{name}: {m}"))
+            })?)),
+        };
+        let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect();
+        Ok(SmtpConfig {
+            domains: lower(&spec.domains),
+            verp_prefix: spec.verp_prefix.clone(),
+            keys,
+            addresses: lower(&spec.addresses),
+            feedback_addresses: lower(&spec.feedback_addresses),
+            max_message_bytes: usize::try_from(spec.max_message_bytes).unwrap_or(usize::MAX),
+            max_recipients: spec.max_recipients as usize,
+            max_sessions: spec.max_sessions as usize,
+            max_errors: spec.max_errors,
+            command_timeout: timeout("commandTimeout", &spec.command_timeout)?,
+            data_timeout: timeout("dataTimeout", &spec.data_timeout)?,
+            hostname: spec
+                .domains
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "localhost".into()),
+            tls,
+        })
+    }
+}
+
+/// The certificate chain and key of a kubernetes.io/tls Secret (`tls.crt`, `tls.key`).
+fn tls_config(secrets: &SecretsDir, name: &str) -> Result<ServerConfig, String> {
+    let file = |key: &str| {
+        secrets.read(&SecretRef {
+            name: name.to_owned(),
+            key: key.to_owned(),
+        })
+    };
+    let certs = CertificateDer::pem_slice_iter(file("tls.crt")?.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls.crt: {e}"))?;
+    if certs.is_empty() {
+        return Err("tls.crt holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(file("tls.key")?.as_bytes())
+        .map_err(|e| format!("tls.key: {e}"))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS server: {e}"))
+}

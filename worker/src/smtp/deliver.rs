@@ -1,0 +1,95 @@
+//! One received message to the database: classified off the async threads, recorded
+//! through `Ingest` (the one write path), and the reply that follows the commit.
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::events;
+use super::recipients::Recipient;
+use crate::evidence::{Kind as EvidenceKind, Policy};
+use crate::ingest::{Ingest, IngestError};
+use crate::mailbox::scan::{classify_guarded, kind_label};
+
+/// What became of a message, and the reply it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The `outcome` label of `bounceops_smtp_messages_total`.
+    pub outcome: &'static str,
+    pub code: u16,
+    pub text: String,
+}
+
+/// Classifies `raw` for `recipients` and records its bounces; `250` only once they are
+/// committed.
+pub async fn deliver(
+    ingest: &Ingest,
+    classifiers: &Semaphore,
+    raw: Vec<u8>,
+    recipients: Vec<Recipient>,
+) -> Delivered {
+    let policy: Policy = ingest.evidence();
+    // At most one classifier per core at once: more cannot run faster, and each blocking
+    // thread the pool adds keeps its own allocator heap (32 sessions classifying at once
+    // took the worker's peak RSS to 191 MiB, BENCHMARKS.md).
+    let Ok(permit) = classifiers.acquire().await else {
+        unreachable!("the classifier semaphore is never closed")
+    };
+    // Seconds of CPU for a large message: on the async threads it would stall every other
+    // session and the HTTP server (the mailbox scanner does the same).
+    let classified = tokio::task::spawn_blocking(move || {
+        let c = classify_guarded(&raw)?;
+        let digest: String = Sha256::digest(&raw)
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let kept = events::recorded(&c)
+            .then(|| policy.keep(EvidenceKind::Message, &raw))
+            .flatten();
+        let events = events::events(&c, &recipients, &digest, kept.as_ref());
+        Some((kind_label(&c.kind), events))
+    })
+    .await;
+    // Not held through the commit: group commit needs many messages waiting on it at once.
+    drop(permit);
+    let (kind, events) = match classified {
+        Ok(Some(x)) => x,
+        // Retrying would fail the same way: accepted and logged, as a mailbox leaves such
+        // a message for a human.
+        Ok(None) | Err(_) => {
+            tracing::error!("the classifier failed on a received message; accepted, not recorded");
+            return Delivered {
+                outcome: "not_bounce",
+                code: 250,
+                text: "2.0.0 Accepted, not readable as a bounce".into(),
+            };
+        }
+    };
+    if events.is_empty() {
+        return Delivered {
+            outcome: "not_bounce",
+            code: 250,
+            text: format!("2.0.0 Accepted, not a bounce ({kind})"),
+        };
+    }
+    let count = events.len();
+    match ingest.record(events).await {
+        Ok(_) => Delivered {
+            outcome: "recorded",
+            code: 250,
+            text: format!("2.0.0 Recorded {count} bounce(s)"),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "not recorded; answered 451 so the sender retries");
+            let text = match e {
+                IngestError::Closed => "4.3.0 Shutting down, try again later",
+                _ => "4.3.0 Database unavailable, try again later",
+            };
+            Delivered {
+                outcome: "temporary_failure",
+                code: 451,
+                text: text.into(),
+            }
+        }
+    }
+}

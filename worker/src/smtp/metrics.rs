@@ -1,0 +1,72 @@
+//! The bounce MX's Prometheus metrics, registered into the worker's registry so `/metrics`
+//! serves them with the rest. Names and labels are a contract with the dashboard and the
+//! alert rules (docs/metrics.md): rename none.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Every value of the `outcome` label of `bounceops_smtp_messages_total`.
+pub const OUTCOMES: [&str; 6] = [
+    "recorded",
+    "not_bounce",
+    "unknown_recipient",
+    "forged_token",
+    "too_big",
+    "temporary_failure",
+];
+
+#[derive(Clone)]
+pub struct SmtpMetrics {
+    pub sessions: IntCounter,
+    pub active: IntGauge,
+    /// Messages by outcome; refused recipients (unknown, forged) are counted per RCPT.
+    pub messages: IntCounterVec,
+    /// From the end of DATA (the final dot) to the reply.
+    pub data_duration: Histogram,
+}
+
+impl SmtpMetrics {
+    pub fn register(registry: &Registry) -> Result<SmtpMetrics, prometheus::Error> {
+        let sessions = IntCounter::new(
+            "bounceops_smtp_sessions_total",
+            "SMTP sessions accepted by the bounce MX.",
+        )?;
+        registry.register(Box::new(sessions.clone()))?;
+        let active = IntGauge::new(
+            "bounceops_smtp_sessions_active",
+            "SMTP sessions in progress.",
+        )?;
+        registry.register(Box::new(active.clone()))?;
+        let messages = IntCounterVec::new(
+            Opts::new(
+                "bounceops_smtp_messages_total",
+                "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), unknown_recipient and forged_token (per refused RCPT), too_big, temporary_failure (451: the database was unreachable).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(messages.clone()))?;
+        let data_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "bounceops_smtp_data_duration_seconds",
+                "Time from the end of DATA to the reply (classifying and committing).",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        registry.register(Box::new(data_duration.clone()))?;
+        // Every outcome visible at zero from the start, so rate() alerts see the series.
+        for outcome in OUTCOMES {
+            messages.with_label_values(&[outcome]);
+        }
+        Ok(SmtpMetrics {
+            sessions,
+            active,
+            messages,
+            data_duration,
+        })
+    }
+
+    pub fn count(&self, outcome: &str) {
+        self.messages.with_label_values(&[outcome]).inc();
+    }
+}
