@@ -4,8 +4,11 @@
 # carry no valid credentials, but headers as plausible as an attacker can make them without
 # a key (a well-formed signature with a current timestamp, the SNS message type), so that
 # every body that has to be read to be verified is read. Prints the worker's idle RSS and
-# its peak (VmHWM) per route, and fails when a peak reaches the limit (64 MiB) or a request
-# was answered anything but 401, 400 or 503.
+# its peak (VmHWM) per route, and exits 1 when a peak reaches the limit (64 MiB) or a request
+# was answered anything but 401, 400 or 503 (000: the worker answered 401 from the head and
+# closed the connection while curl was still sending the body).
+# The worker runs as shipped, with its allocator settings (worker/src/allocator.rs);
+# `MIMALLOC_ALLOW_THP=1 MIMALLOC_PURGE_DELAY=1000` in the environment gives mimalloc's own.
 # Usage: bash bench/unauth_rss.sh [rounds]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
