@@ -4,18 +4,32 @@
 # carry no valid credentials, but headers as plausible as an attacker can make them without
 # a key (a well-formed signature with a current timestamp, the SNS message type), so that
 # every body that has to be read to be verified is read. Prints the worker's idle RSS and
-# its peak (VmHWM) per route, and fails when a peak reaches the limit (64 MiB) or a request
-# was answered anything but 401, 400 or 503.
-# Usage: bash bench/unauth_rss.sh [rounds]
+# its peak (VmHWM) per route, and exits 1 when a peak reaches the limit (64 MiB) or a request
+# was answered anything but 401, 400 or 503 (000: the worker answered 401 from the head and
+# closed the connection while curl was still sending the body).
+# The worker runs as shipped, with its allocator settings (worker/src/allocator.rs);
+# `MIMALLOC_ALLOW_THP=1 MIMALLOC_PURGE_DELAY=1000` in the environment gives mimalloc's own.
+# Smoke mode (BENCH_SMOKE=1, for CI after the tests, which leave a debug build): the debug
+# worker, 1 round, the answers checked but not the peak, which only a release build is held
+# to (a debug worker idles at 28 MiB instead of 17).
+# Usage: bash bench/unauth_rss.sh [rounds]; BENCH_SMOKE=1 bash bench/unauth_rss.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+smoke="${BENCH_SMOKE:-0}"
 rounds="${1:-2}"
 port="${BENCH_PORT:-9321}"
 limit_kb=$((64 * 1024))
 
 command -v openssl >/dev/null || { log "openssl is needed for the SendGrid key"; exit 1; }
-log "building (release)"
-cargo build -q --release -p bounce-worker --bin bounce-worker
+if [ "$smoke" = 1 ]; then
+    rounds=1
+    log "smoke: building (debug)"
+    cargo build -q -p bounce-worker --bin bounce-worker
+    worker_bin="$target/debug/bounce-worker"
+else
+    log "building (release)"
+    cargo build -q --release -p bounce-worker --bin bounce-worker
+fi
 
 export BENCH_EXTRA_SPEC="providers:
   generic: {enabled: true}
@@ -105,4 +119,8 @@ while IFS='|' read -r route body headers; do
 done < <(cases)
 log "peak RSS over all routes: $(bc -l <<<"scale=1; $worst/1024") MiB (limit 64 MiB)"
 [ "$failed" -eq 0 ] || { log "FAILED: an unauthenticated request was answered something else"; exit 1; }
+if [ "$smoke" = 1 ]; then
+    log "smoke: every answer as expected (the peak is held to 64 MiB in a release run only)"
+    exit 0
+fi
 [ "$worst" -lt "$limit_kb" ] || { log "FAILED: peak RSS reached 64 MiB"; exit 1; }

@@ -5,6 +5,7 @@
 //! Data flow: input -> `BounceEvent` -> `ingest` (group commit) -> `store::record`
 //! (rules, one transaction per batch) -> Postgres -> `http::bounces` and `metrics`.
 
+pub mod allocator;
 pub mod auth;
 pub mod config;
 pub mod connections;

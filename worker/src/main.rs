@@ -2,7 +2,8 @@
 
 /// mimalloc rather than glibc's allocator: classifying mail and handling webhooks
 /// allocate many small, short-lived strings and JSON values, and mimalloc makes the
-/// classifier 11% faster and lowers the webhook path's CPU (BENCHMARKS.md).
+/// classifier 11% faster and lowers the webhook path's CPU (BENCHMARKS.md). How it hands
+/// memory back is set in `main` (`bounce_worker::allocator`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use bounce_worker::allocator;
 use bounce_worker::config::{Reads, Settings};
 use bounce_worker::mailbox::{self, MailboxConfig};
 use bounce_worker::secrets::SecretsDir;
@@ -147,6 +149,8 @@ impl ConfigArgs {
 }
 
 fn main() -> ExitCode {
+    // First, while this is the only thread: it sets the allocator's options.
+    let tuning = allocator::tune();
     let cli = Cli::parse();
     if let Command::Parse { json, files } = &cli.command {
         return match mailbox::parse::run(files, *json) {
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         return verp(command);
     }
     telemetry::init(cli.log_format);
+    tracing::debug!(?tuning, "allocator");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
