@@ -1,4 +1,5 @@
-# Shared by the bench/*.sh scripts: a fresh benchmark database and a release worker.
+# Shared by the bench/*.sh scripts: a fresh benchmark database and the worker (release, or
+# debug in smoke mode).
 # shellcheck shell=bash
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -6,7 +7,19 @@ cd "$repo" || exit 1
 log() { printf 'bench: %s\n' "$*" >&2; }
 
 target="${CARGO_TARGET_DIR:-$repo/target}"
-worker_bin="$target/release/bounce-worker"
+# Smoke mode (BENCH_SMOKE=1, which .ci/run sets after the tests): the debug build the tests
+# left and sizes of seconds, so that every check a bench makes runs in CI; its figures mean
+# nothing then.
+smoke="${BENCH_SMOKE:-0}"
+profile=release
+if [ "$smoke" = 1 ]; then profile=debug; fi
+worker_bin="$target/$profile/bounce-worker"
+
+# cargo build in the bench's profile: `bench_build -p bounce-worker --example loadgen`.
+bench_build() {
+    log "building ($profile)"
+    if [ "$smoke" = 1 ]; then cargo build -q "$@"; else cargo build -q --release "$@"; fi
+}
 
 # Prints the admin URL; creates the database $1 afresh and migrates it standalone.
 bench_database() {

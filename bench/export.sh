@@ -3,14 +3,14 @@
 # against `psql \copy (the same query) to stdout csv`, with the worker's peak RSS. The
 # export runs twice: as served by default (formula-like cells neutralised) and with
 # raw=true, which must be byte-identical to psql's output; the script exits 1 if it is not.
-# Usage: bash bench/export.sh [rows]
+# Usage: bash bench/export.sh [rows]; BENCH_SMOKE=1 bash bench/export.sh (2,000 rows, debug)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 rows="${1:-1000000}"
+[ "$smoke" = 1 ] && rows="${1:-2000}"
 port="${BENCH_PORT:-9312}"
 
-log "building (release)"
-cargo build -q --release -p bounce-worker
+bench_build -p bounce-worker --bin bounce-worker --example export_query
 bench_database bounceops_bench_export
 log "seeding $rows bounces over 10,000 subscribers"
 psql "$DATABASE_URL" -qX <<SQL
@@ -27,9 +27,8 @@ INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
   FROM generate_series(1, $rows) i;
 VACUUM ANALYZE;
 SQL
-# The export's columns with raw=true (worker/src/store/export.rs, csv_columns); the
-# byte-identity check below fails when the two drift apart.
-query="SELECT b.id, b.type, b.source, s.email, s.uuid AS subscriber_uuid, b.subscriber_id, s.status AS subscriber_status, b.campaign_id, c.name AS campaign_name, to_json(b.created_at) #>> '{}' AS created_at, b.meta, b.meta->>'reason' AS reason, b.meta->>'status' AS status, b.meta->>'diagnostic' AS diagnostic FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id LEFT JOIN campaigns c ON c.id = b.campaign_id ORDER BY b.id"
+# The worker's own query (worker/src/store/export.rs, csv_query), as raw=true runs it.
+query="$("$target/$profile/examples/export_query")"
 
 now() { date +%s.%N; }
 log "psql \\copy"
@@ -80,6 +79,9 @@ if [ "$lines_ours" = "$lines_psql" ] && [ "$neutralised" = "$((rows / 10))" ]; t
 else
     log "FAILED: the default export has $lines_ours lines (psql $lines_psql), $neutralised neutralised (want $((rows / 10)))"
     failed=1
+fi
+if [ "$lines_psql" != "$((rows + 1))" ]; then
+    log "FAILED: psql gave $lines_psql lines for $rows rows and a header"; failed=1
 fi
 rm -rf "$bench_dir"
 exit "$failed"

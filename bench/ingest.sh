@@ -3,19 +3,25 @@
 # (wrk, a C load generator, as pgbench is one), side by side in one run with the baseline
 # (bench/baseline.pgbench: the same per-event work as one transaction per event, run by
 # pgbench with 64 clients), then our latency at half of our peak rate (open loop, the
-# loadgen example). Usage: bash bench/ingest.sh [seconds]
+# loadgen example). Exits 1 when a run had errors or recorded nothing, or a figure is
+# missing. Usage: bash bench/ingest.sh [seconds]; BENCH_SMOKE=1 bash bench/ingest.sh (2 s,
+# 2,000 subscribers, the debug build)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds="${1:-20}"
 subscribers="${BENCH_SUBSCRIBERS:-200000}"
+if [ "$smoke" = 1 ]; then
+    seconds="${1:-2}"
+    subscribers="${BENCH_SUBSCRIBERS:-2000}"
+fi
 port="${BENCH_PORT:-9311}"
 
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-log "building (release)"
-cargo build -q --release -p bounce-worker --bin bounce-worker --example loadgen
-loadgen="$target/release/examples/loadgen"
+bench_build -p bounce-worker --bin bounce-worker --example loadgen
+loadgen="$target/$profile/examples/loadgen"
 
 bench_database bounceops_bench_ingest
+command -v pgbench >/dev/null || { log "pgbench is missing (Debian: the postgresql package)"; exit 1; }
 log "seeding $subscribers subscribers"
 psql "$DATABASE_URL" -qX <<SQL
 INSERT INTO lists (uuid, name, type) VALUES (gen_random_uuid(), 'bench', 'public');
@@ -79,4 +85,13 @@ print(f"| bounce-worker at half peak ({open_['rate']:.0f}/s, open loop) | {open_
 print()
 print(f"ratio ours/baseline: {peak['rate']/base_tps:.2f}x; errors: {peak['errors']} + {open_['errors']}; "
       f"mean events per transaction at peak: {s/c:.1f}; worker RSS idle {int(sys.argv[8])//1024} MiB, peak {int(sys.argv[9])//1024} MiB")
+failed = [what for what, bad in [
+    ("the worker answered errors", peak["errors"] + open_["errors"] > 0),
+    ("the worker recorded no bounce", int(our_rows) == 0),
+    ("pgbench recorded no bounce", int(base_rows) == 0),
+    ("pgbench gave no rate", base_tps <= 0),
+] if bad]
+if failed:
+    print("bench: FAILED: " + "; ".join(failed), file=sys.stderr)
+    sys.exit(1)
 PY

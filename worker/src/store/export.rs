@@ -116,10 +116,15 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
 }
 
-const FROM_WHERE: &str = "
+/// The rows an export reads: every bounce with its subscriber and campaign.
+const FROM: &str = "
     FROM bounces b
     JOIN subscribers s ON s.id = b.subscriber_id
-    LEFT JOIN campaigns c ON c.id = b.campaign_id
+    LEFT JOIN campaigns c ON c.id = b.campaign_id";
+
+/// The export's filters, each from a setting of the transaction (empty: no filter), so that
+/// the statement is one text whatever the request asks.
+const WHERE: &str = "
     CROSS JOIN (SELECT NULLIF(current_setting('bounceops.export_type'), '') AS type,
                        NULLIF(current_setting('bounceops.export_source'), '') AS source,
                        NULLIF(current_setting('bounceops.export_campaign'), '')::int4 AS campaign,
@@ -131,8 +136,14 @@ const FROM_WHERE: &str = "
       AND (f.campaign IS NULL OR b.campaign_id = f.campaign)
       AND (f.reason IS NULL OR b.meta->>'reason' = f.reason)
       AND (f.since IS NULL OR b.created_at >= f.since)
-      AND (f.until IS NULL OR b.created_at < f.until)
-    ORDER BY b.id";
+      AND (f.until IS NULL OR b.created_at < f.until)";
+
+/// The unfiltered CSV export as a plain query: what `bench/export.sh` gives `psql \copy`
+/// (through `cargo run --example export_query`), so that the benchmark compares the very
+/// query the worker runs.
+pub fn csv_query(cells: Cells) -> String {
+    format!("SELECT {} {FROM} ORDER BY b.id", csv_columns(cells))
+}
 
 /// A CSV column of free text, neutralised as [`Cells`] says. Done by Postgres inside the
 /// COPY, so the export keeps its speed (BENCHMARKS.md). `type`, `subscriber_status`, the
@@ -178,7 +189,7 @@ const WHY_JSON: &str = "'reason', b.meta->>'reason', 'status', b.meta->>'status'
 fn copy_statement(format: Format) -> String {
     match format {
         Format::Csv(cells) => format!(
-            "COPY (SELECT {} {FROM_WHERE}) TO STDOUT WITH (FORMAT csv, HEADER true)",
+            "COPY (SELECT {} {FROM} {WHERE} ORDER BY b.id) TO STDOUT WITH (FORMAT csv, HEADER true)",
             csv_columns(cells)
         ),
         // One JSON object per line. CSV format with quote and delimiter characters that
@@ -193,7 +204,7 @@ fn copy_statement(format: Format) -> String {
                      'subscriber_status', s.status, {WHY_JSON},
                      'campaign', CASE WHEN c.id IS NULL THEN NULL
                                       ELSE json_build_object('id', c.id, 'name', c.name) END)
-                   {FROM_WHERE})
+                   {FROM} {WHERE} ORDER BY b.id)
              TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
         ),
     }
