@@ -62,9 +62,20 @@ pub fn well_formed(addr: &str) -> bool {
         && !domain.is_empty()
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !addr
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+        && !has_forbidden_char(addr)
+}
+
+/// Whether `addr` holds whitespace, a control character or one of `<>,;"`.
+/// Runs on every candidate address of every report: ASCII (nearly every
+/// address) is checked byte by byte, and only other text char by char.
+fn has_forbidden_char(addr: &str) -> bool {
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c);
+    if !addr.is_ascii() {
+        return addr.chars().any(bad);
+    }
+    // For ASCII, `bad` is: a control (below 0x20, or DEL), the space, or one of `<>,;"`.
+    addr.bytes()
+        .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'<' | b'>' | b',' | b';' | b'"'))
 }
 
 /// [`well_formed`], and likely a person's address rather than a look-alike found in a
@@ -109,6 +120,19 @@ pub(crate) fn is_system(addr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_check_is_the_char_rule() {
+        for b in 0u8..=0x7f {
+            let c = b as char;
+            let rule = c.is_whitespace() || c.is_control() || "<>,;\"".contains(c);
+            assert_eq!(has_forbidden_char(&format!("a{c}b@c")), rule, "{b:#x}");
+        }
+        // Outside ASCII, the char rule itself: a no-break space, a C1 control.
+        assert!(has_forbidden_char("a\u{a0}b@c"));
+        assert!(has_forbidden_char("a\u{85}b@c"));
+        assert!(!has_forbidden_char("jos\u{e9}@c"));
+    }
 
     #[test]
     fn well_formed_addresses() {

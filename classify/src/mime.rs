@@ -172,10 +172,10 @@ impl Mail {
             ..Mail::default()
         };
         match PARSER.parse(raw) {
-            Some(msg) => {
+            Some(mut msg) => {
                 mail.headers = raw_fields(&msg);
                 mail.subject = msg.subject().unwrap_or_default().to_string();
-                mail.walk(&msg, 0, 0, &mut 0);
+                mail.walk(&mut msg, 0, 0, &mut 0);
                 if mail.leaves.is_empty() {
                     // A multipart whose boundary never occurs (truncated or
                     // mislabelled report): the body is still the report.
@@ -198,7 +198,11 @@ impl Mail {
         mail
     }
 
-    fn walk(&mut self, msg: &Message<'_>, part_id: u32, depth: usize, visited: &mut usize) {
+    /// Takes the bodies it reads out of `msg` rather than copying them: a
+    /// decoded body (quoted-printable, base64, another charset) is already
+    /// mail-parser's own `String`, and moves. mail-parser lists every part
+    /// once, in its parent's list, so no body is asked for twice.
+    fn walk(&mut self, msg: &mut Message<'_>, part_id: u32, depth: usize, visited: &mut usize) {
         // A hostile multipart could list the same part id many times; the
         // visit budget keeps the walk linear in the message size.
         *visited += 1;
@@ -227,36 +231,45 @@ impl Mail {
             } else {
                 ctype
             };
-        match &part.body {
-            PartType::Multipart(ids) => {
-                if depth == 0 && ctype == "multipart/report" && self.report_type.is_none() {
-                    self.report_type = report_type;
+        if let PartType::Multipart(ids) = &part.body {
+            // Copied (a few ids) so that the children can be walked, and
+            // their bodies taken, while the list is read.
+            let ids = ids.clone();
+            if depth == 0 && ctype == "multipart/report" && self.report_type.is_none() {
+                self.report_type = report_type;
+            }
+            // The parts of a multipart/alternative say the same thing (RFC 2046
+            // 5.1.4): the detectors match plain text, so a text/plain alternative
+            // is read alone and the HTML rendering of the same words (converting
+            // it was a tenth of the classifier's time) is skipped. `classify`
+            // looks again with every part when that finds no recipient, so a
+            // stub ("view this message in HTML") cannot hide an HTML report.
+            let plain = (ctype == "multipart/alternative" && !self.all_alternatives)
+                .then(|| {
+                    ids.iter()
+                        .copied()
+                        .find(|&id| id > part_id && is_plain_text(msg, id))
+                })
+                .flatten();
+            for id in ids {
+                // Children always come after their parent; anything else is a loop.
+                if id <= part_id {
+                    continue;
                 }
-                // The parts of a multipart/alternative say the same thing (RFC 2046
-                // 5.1.4): the detectors match plain text, so a text/plain alternative
-                // is read alone and the HTML rendering of the same words (converting
-                // it was a tenth of the classifier's time) is skipped. `classify`
-                // looks again with every part when that finds no recipient, so a
-                // stub ("view this message in HTML") cannot hide an HTML report.
-                let plain = (ctype == "multipart/alternative" && !self.all_alternatives)
-                    .then(|| {
-                        ids.iter()
-                            .copied()
-                            .find(|&id| id > part_id && is_plain_text(msg, id))
-                    })
-                    .flatten();
-                for id in ids.iter().copied() {
-                    // Children always come after their parent; anything else is a loop.
-                    if id <= part_id {
-                        continue;
-                    }
-                    if plain.is_none_or(|p| p == id) {
-                        self.walk(msg, id, depth, visited);
-                    } else {
-                        self.skipped_alternative = true;
-                    }
+                if plain.is_none_or(|p| p == id) {
+                    self.walk(msg, id, depth, visited);
+                } else {
+                    self.skipped_alternative = true;
                 }
             }
+            return;
+        }
+        let Some(part) = msg.parts.get_mut(part_id as usize) else {
+            return;
+        };
+        match &mut part.body {
+            // Walked above.
+            PartType::Multipart(_) => {}
             PartType::Message(inner) => {
                 self.embedded.push(raw_fields(inner));
                 let inner_subject = inner.subject().unwrap_or_default().to_string();
@@ -272,9 +285,13 @@ impl Mail {
                 if ctype == "text/rfc822-headers" {
                     self.embedded.push(parse_fields(text));
                 }
-                self.leaves.push(Leaf::new(ctype, depth, text.to_string()));
+                let text = std::mem::take(text).into_owned();
+                self.leaves.push(Leaf::new(ctype, depth, text));
             }
-            PartType::Html(html) => self.leaves.push(Leaf::html(ctype, depth, html.to_string())),
+            PartType::Html(html) => {
+                let html = std::mem::take(html).into_owned();
+                self.leaves.push(Leaf::html(ctype, depth, html));
+            }
             PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
                 // A message/rfc822 part mail-parser could not parse as a message
                 // (truncated, odd encoding) still usually starts with its headers.
@@ -286,7 +303,8 @@ impl Mail {
                     self.embedded.push(parse_fields(&text));
                     self.leaves.push(Leaf::new(ctype, depth, text));
                 } else {
-                    self.leaves.push(Leaf::binary(ctype, depth, bytes.to_vec()));
+                    let bytes = std::mem::take(bytes).into_owned();
+                    self.leaves.push(Leaf::binary(ctype, depth, bytes));
                 }
             }
         }
