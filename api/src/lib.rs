@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod durations;
 pub mod providers;
 pub mod reasons;
+pub mod role;
 pub mod smtp;
 pub mod validate;
 
@@ -23,6 +24,7 @@ pub use providers::{
 pub mod status;
 
 pub use reasons::{REASONS, ReasonRule, ReasonType};
+pub use role::Role;
 pub use smtp::{ServiceType, SmtpServiceSpec, SmtpSpec};
 pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
 pub use validate::{Problem, validate};

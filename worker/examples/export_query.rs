@@ -10,5 +10,11 @@ fn main() {
     } else {
         Cells::AsStored
     };
-    println!("{}", csv_query(cells).split_whitespace().collect::<Vec<_>>().join(" "));
+    println!(
+        "{}",
+        csv_query(cells)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }

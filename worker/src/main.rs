@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Parser, Subcommand};
 
 use bounce_worker::allocator;
 use bounce_worker::config::{Reads, Settings};
@@ -51,7 +52,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Which part of the work this process does.
-        #[arg(long, value_enum, default_value = "all")]
+        #[arg(long, value_parser = role_parser(), default_value = "all")]
         role: Role,
         /// Scan each mailbox once, then exit (mailbox role).
         #[arg(long)]
@@ -127,13 +128,24 @@ struct ConfigArgs {
     secrets_dir: PathBuf,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--role`: one of the roles a cluster runs as Deployments (the operator writes them), or
+/// `all` of them in one process, as on a laptop.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
     All,
-    Webhook,
-    Mailbox,
-    /// The bounce MX (spec.smtp) and the ops endpoints (/metrics, /healthz, /readyz).
-    Smtp,
+    One(bounceops_api::Role),
+}
+
+/// The roles' names, the one enum's, and `all`.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use bounceops_api::Role as R;
+    clap::builder::PossibleValuesParser::new(
+        std::iter::once("all").chain(R::ALL.iter().map(|r| r.as_str())),
+    )
+    .map(|name| match name.as_str() {
+        "all" => Role::All,
+        one => Role::One(one.parse().expect("a possible value is a role")),
+    })
 }
 
 impl ConfigArgs {
@@ -240,35 +252,36 @@ async fn run(command: Command) -> anyhow::Result<()> {
             once,
             smtp_listen,
         } => {
+            use bounceops_api::Role as R;
             // The scanner reads its mailboxes' credentials, never the API's or providers';
             // the bounce MX its VERP keys and certificate only.
             let settings = config.load(match role {
-                Role::Mailbox => Reads::DatabaseOnly,
-                Role::Smtp => Reads::Smtp,
-                Role::All | Role::Webhook => Reads::Everything,
+                Role::One(R::Mailbox) => Reads::DatabaseOnly,
+                Role::One(R::Smtp) => Reads::Smtp,
+                Role::All | Role::One(R::Webhook) => Reads::Everything,
             })?;
             let mailboxes = match role {
-                Role::Webhook | Role::Smtp if once => {
+                Role::One(R::Webhook | R::Smtp) if once => {
                     anyhow::bail!("--once scans mailboxes: only with --role mailbox or all")
                 }
-                Role::Webhook | Role::Smtp => Vec::new(),
-                Role::All | Role::Mailbox => MailboxConfig::resolve_all(
+                Role::One(R::Webhook | R::Smtp) => Vec::new(),
+                Role::All | Role::One(R::Mailbox) => MailboxConfig::resolve_all(
                     &settings.spec.mailboxes,
                     &SecretsDir::new(&config.secrets_dir),
                 )
                 .map_err(|e| anyhow::anyhow!("{}: {e}", config.config.display()))?,
             };
-            if role == Role::Mailbox && mailboxes.is_empty() {
+            if role == Role::One(R::Mailbox) && mailboxes.is_empty() {
                 anyhow::bail!("--role mailbox: the configuration has no spec.mailboxes");
             }
-            if role == Role::Smtp && settings.smtp.is_none() {
+            if role == Role::One(R::Smtp) && settings.smtp.is_none() {
                 anyhow::bail!("--role smtp: the configuration has no spec.smtp");
             }
             if once {
                 return mailbox::run_once(&settings, mailboxes).await;
             }
             let smtp = match (&settings.smtp, role) {
-                (Some(_), Role::Smtp | Role::All) => {
+                (Some(_), Role::One(R::Smtp) | Role::All) => {
                     let port = settings.spec.smtp.as_ref().map_or(2525, |s| s.port);
                     let addr =
                         smtp_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));

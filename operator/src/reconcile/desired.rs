@@ -349,32 +349,15 @@ pub fn webhook_url(cfg: &BounceConfig) -> String {
     }
 }
 
-/// The worker's roles (`bounce-worker run --role`), one Deployment each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Webhook,
-    Mailbox,
-    Smtp,
-}
+/// The worker's roles, one Deployment each (the one enum, shared with the worker's `--role`).
+pub use bounceops_api::Role;
 
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Webhook, Role::Mailbox, Role::Smtp];
-
-    /// The `--role` argument, and the pods' `app.kubernetes.io/component` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Webhook => "webhook",
-            Role::Mailbox => "mailbox",
-            Role::Smtp => "smtp",
-        }
-    }
-
-    pub fn deployment(self) -> ChildKind {
-        match self {
-            Role::Webhook => ChildKind::WebhookDeployment,
-            Role::Mailbox => ChildKind::MailboxDeployment,
-            Role::Smtp => ChildKind::SmtpDeployment,
-        }
+/// The Deployment of a role.
+fn deployment_kind(role: Role) -> ChildKind {
+    match role {
+        Role::Webhook => ChildKind::WebhookDeployment,
+        Role::Mailbox => ChildKind::MailboxDeployment,
+        Role::Smtp => ChildKind::SmtpDeployment,
     }
 }
 
@@ -471,7 +454,7 @@ fn deployment(
     replicas: i32,
     hash: &str,
 ) -> Value {
-    let kind = role.deployment();
+    let kind = deployment_kind(role);
     let component = role.as_str();
     let secrets = secret_names(&refs_for_role(&cfg.spec, role));
 
