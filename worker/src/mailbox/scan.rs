@@ -25,10 +25,10 @@ use std::time::Instant;
 use bounce_classify::{Classification, Kind};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::metrics::MailboxMetrics;
 use super::{Fetched, Listed, MailboxConfig, ScanError, Session};
+use crate::classified::recorded;
 use crate::event::BounceEvent;
 use crate::evidence::{Evidence, Kept, Kind as EvidenceKind, Policy};
 use crate::ingest::Ingest;
@@ -70,12 +70,6 @@ pub enum Plan {
     Keep(&'static str),
 }
 
-/// Whether [`plan`] records `c` (and the message is removed): a bounce or complaint that
-/// names its recipients. Also decides which messages' copies are kept as evidence.
-fn recorded(c: &Classification) -> bool {
-    matches!(c.kind, Kind::Bounce | Kind::Complaint) && !c.recipients.is_empty()
-}
-
 /// The pure decision for one classified message. `digest` identifies the message's bytes.
 pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
     if !recorded(c) {
@@ -87,20 +81,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
             Kind::Bounce | Kind::Complaint => "unreadable-report",
         });
     }
-    let campaign_uuid = c
-        .campaign_uuid
-        .as_deref()
-        .and_then(|u| Uuid::parse_str(u).ok());
-    // listmonk sends one message per subscriber, so its subscriber header identifies the
-    // one recipient of the original. A report naming several recipients (an alias that
-    // expanded) says nothing about which of them the header meant: use their addresses.
-    let subscriber_uuid = match c.recipients.as_slice() {
-        [_] => c
-            .subscriber_uuid
-            .as_deref()
-            .and_then(|u| Uuid::parse_str(u).ok()),
-        _ => None,
-    };
+    let (campaign_uuid, subscriber_uuid) = crate::classified::listmonk_ids(c);
     let events = c
         .recipients
         .iter()
@@ -108,17 +89,7 @@ pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
             let bounce_type = r.bounce_type;
             let mut meta = serde_json::Map::new();
             meta.insert("mailbox".into(), mailbox.name.clone().into());
-            meta.insert("reason".into(), r.reason.as_str().into());
-            for (key, value) in [
-                ("status", &r.status),
-                ("action", &r.action),
-                ("diagnostic", &r.diagnostic),
-                ("remote_mta", &r.remote_mta),
-            ] {
-                if let Some(v) = value {
-                    meta.insert(key.into(), crate::providers::common::clip(v).into());
-                }
-            }
+            crate::classified::add_recipient_meta(r, &mut meta);
             BounceEvent {
                 email: Some(r.email.clone()),
                 subscriber_uuid,

@@ -1,49 +1,26 @@
 //! From one received message and its accepted recipients to the events recorded: the
 //! pure decision, apart from the network and the database.
 
-use bounce_classify::{Classification, Kind};
+use bounce_classify::Classification;
 use uuid::Uuid;
 
 use super::recipients::Recipient;
-use crate::event::{BounceEvent, BounceType};
+use crate::event::BounceEvent;
 use crate::evidence::{Evidence, Kept};
 
 /// The `source` of the events the bounce MX records.
 pub const SOURCE: &str = "smtp";
 
-/// Whether a classified message is recorded: a bounce or a complaint that names a
-/// recipient. Anything else (auto-replies, delivery reports, a report naming nobody) is
-/// accepted and counted, never guessed at.
-pub fn recorded(c: &Classification) -> bool {
-    matches!(c.kind, Kind::Bounce | Kind::Complaint) && !c.recipients.is_empty()
-}
-
-fn bounce_type(t: bounce_classify::BounceType) -> BounceType {
-    match t {
-        bounce_classify::BounceType::Hard => BounceType::Hard,
-        bounce_classify::BounceType::Soft => BounceType::Soft,
-        bounce_classify::BounceType::Complaint => BounceType::Complaint,
-    }
-}
+pub use crate::classified::recorded;
 
 fn meta(rcpt: &Recipient, r: &bounce_classify::Recipient) -> serde_json::Value {
     let mut meta = serde_json::Map::new();
     meta.insert("smtp_recipient".into(), rcpt.address().into());
     meta.insert("recipient".into(), r.email.clone().into());
-    meta.insert("reason".into(), r.reason.as_str().into());
     if matches!(rcpt, Recipient::Feedback { .. }) {
         meta.insert("feedback_loop".into(), true.into());
     }
-    for (key, value) in [
-        ("status", &r.status),
-        ("action", &r.action),
-        ("diagnostic", &r.diagnostic),
-        ("remote_mta", &r.remote_mta),
-    ] {
-        if let Some(v) = value {
-            meta.insert(key.into(), crate::providers::common::clip(v).into());
-        }
-    }
+    crate::classified::add_recipient_meta(r, &mut meta);
     serde_json::Value::Object(meta)
 }
 
@@ -69,7 +46,7 @@ pub fn events(
         email,
         subscriber_uuid,
         campaign_uuid,
-        bounce_type: bounce_type(r.bounce_type),
+        bounce_type: r.bounce_type,
         source: SOURCE.into(),
         meta: meta(rcpt, r),
         created_at: None,
@@ -103,17 +80,7 @@ pub fn events(
             // headers when it names one. The same message to two plain addresses is one
             // bounce per reported address.
             Recipient::Plain { .. } | Recipient::Feedback { .. } => {
-                let campaign_uuid = c
-                    .campaign_uuid
-                    .as_deref()
-                    .and_then(|u| Uuid::parse_str(u).ok());
-                let subscriber_uuid = match c.recipients.as_slice() {
-                    [_] => c
-                        .subscriber_uuid
-                        .as_deref()
-                        .and_then(|u| Uuid::parse_str(u).ok()),
-                    _ => None,
-                };
+                let (campaign_uuid, subscriber_uuid) = crate::classified::listmonk_ids(c);
                 for r in &c.recipients {
                     if !plain_seen.insert(r.email.clone()) {
                         continue;
@@ -137,7 +104,7 @@ pub fn events(
 mod tests {
     use super::*;
     use crate::smtp::verp::Verp;
-    use bounce_classify::{BounceType as CT, Reason};
+    use bounce_classify::{BounceType, Kind, Reason};
 
     fn report(emails: &[&str]) -> Classification {
         Classification {
@@ -149,7 +116,7 @@ mod tests {
                     status: Some("5.1.1".into()),
                     action: Some("failed".into()),
                     diagnostic: None,
-                    bounce_type: CT::Hard,
+                    bounce_type: BounceType::Hard,
                     reason: Reason::UserUnknown,
                     remote_mta: None,
                 })
