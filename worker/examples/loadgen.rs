@@ -122,13 +122,7 @@ async fn main() {
     let seconds = started.elapsed().as_secs_f64();
     let mut t = tally.lock().await;
     t.latencies_us.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if t.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((t.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        t.latencies_us[i] as f64 / 1000.0
-    };
+    let pct = |p: f64| bench_support::percentile_ms(&t.latencies_us, p);
     println!(
         "{}",
         serde_json::json!({

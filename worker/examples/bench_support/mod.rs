@@ -1,5 +1,5 @@
-//! What the two load generators (`loadgen`, `bench_providers`) share: the event mix of
-//! `bench/ingest.sh`. (A folder without `main.rs`, so Cargo does not take it for an
+//! What the load generators (`loadgen`, `bench_providers`, `smtp_load`) share: the event
+//! mix of `bench/ingest.sh`, and how latencies are reported. (A folder without `main.rs`, so Cargo does not take it for an
 //! example of its own.)
 
 /// xorshift: a reproducible event mix without a crate.
@@ -19,4 +19,15 @@ impl Rng {
         let k = self.next() % subscribers + 1;
         (format!("user{k}@bench.test"), self.next() % 10 < 3)
     }
+}
+
+/// The `p` quantile (0 to 1) of latencies sorted ascending, in microseconds, as
+/// milliseconds; 0 when there are none.
+#[allow(dead_code)] // bench_providers reports rates only
+pub fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    sorted_us[i] as f64 / 1000.0
 }
