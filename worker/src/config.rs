@@ -199,11 +199,8 @@ impl Settings {
             field: field.to_owned(),
             message,
         };
-        let read_secret = |field: &str, r: &SecretRef| {
-            secrets
-                .read(r)
-                .map_err(|e| invalid(field, format!("secret {}/{}: {e}", r.name, r.key)))
-        };
+        let read_secret =
+            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| invalid(field, e));
 
         // Optional in the spec so that a local run can name the database in DATABASE_URL
         // instead; in a cluster the operator requires the reference.

@@ -51,6 +51,13 @@ impl SecretsDir {
         }
         Ok(value)
     }
+
+    /// [`SecretsDir::read`], its error naming the reference (`secret NAME/KEY: ...`), as
+    /// every start-up error about a secret is worded.
+    pub fn read_named(&self, r: &SecretRef) -> Result<String, String> {
+        self.read(r)
+            .map_err(|e| format!("secret {}/{}: {e}", r.name, r.key))
+    }
 }
 
 #[cfg(test)]

@@ -120,8 +120,8 @@ impl MailboxConfig {
         let field = |f: &str| format!("spec.mailboxes[{index}].{f}");
         let read = |f: &str, r: &bounceops_api::SecretRef| {
             secrets
-                .read(r)
-                .map_err(|e| format!("{}: secret {}/{}: {e}", field(f), r.name, r.key))
+                .read_named(r)
+                .map_err(|e| format!("{}: {e}", field(f)))
         };
         let user = read("usernameSecretRef", &spec.username_secret_ref)?;
         let password = read("passwordSecretRef", &spec.password_secret_ref)?;

@@ -278,9 +278,7 @@ pub fn required_secret(
             bounceops_api::providers::SECRET_REQUIRED.into(),
         )
     })?;
-    secrets
-        .read(r)
-        .map_err(|e| (field, format!("secret {}/{}: {e}", r.name, r.key)))
+    secrets.read_named(r).map_err(|e| (field, e))
 }
 
 /// Every reason table, under the name its copy in docs/providers.md carries (the line

@@ -51,14 +51,8 @@ impl std::fmt::Debug for SmtpConfig {
 impl SmtpConfig {
     /// Resolves `spec`; an error is `(field, message)`.
     pub fn load(spec: &SmtpSpec, secrets: &SecretsDir) -> Result<SmtpConfig, (String, String)> {
-        let read = |field: &str, r: &SecretRef| {
-            secrets.read(r).map_err(|e| {
-                (
-                    field.to_owned(),
-                    format!("secret {}/{}: {e}", r.name, r.key),
-                )
-            })
-        };
+        let read =
+            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| (field.to_owned(), e));
         let current = read("spec.smtp.verpKeySecretRef", &spec.verp_key_secret_ref)?;
         let previous = match &spec.previous_verp_key_secret_ref {
             Some(r) => Some(read("spec.smtp.previousVerpKeySecretRef", r)?),
