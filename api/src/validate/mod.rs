@@ -152,15 +152,21 @@ fn ingress(ingress: &IngressSpec, r: &mut Report) {
         ingress.tls_secret_name.as_deref(),
         253,
     );
-    if ingress.annotations.len() > 64 {
-        r.add(&field("annotations"), "at most 64 entries");
+    annotations(&field("annotations"), &ingress.annotations, r);
+}
+
+/// Annotations the operator puts on a child (an Ingress, a Service): the CRD's bounds.
+fn annotations(
+    field: &str,
+    annotations: &std::collections::BTreeMap<String, String>,
+    r: &mut Report,
+) {
+    if annotations.len() > 64 {
+        r.add(field, "at most 64 entries");
     }
-    for (key, value) in &ingress.annotations {
+    for (key, value) in annotations {
         if value.chars().count() > 4096 {
-            r.add(
-                &format!("{}[{key}]", field("annotations")),
-                "at most 4096 characters",
-            );
+            r.add(&format!("{field}[{key}]"), "at most 4096 characters");
         }
     }
 }

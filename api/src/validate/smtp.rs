@@ -70,18 +70,7 @@ pub(super) fn check(smtp: &SmtpSpec, r: &mut Report) {
         smtp.tls_secret_name.as_deref(),
         253,
     );
-    let annotations = &smtp.service.annotations;
-    if annotations.len() > 64 {
-        r.add(&field("service.annotations"), "at most 64 entries");
-    }
-    for (key, value) in annotations {
-        if value.chars().count() > 4096 {
-            r.add(
-                &format!("{}[{key}]", field("service.annotations")),
-                "at most 4096 characters",
-            );
-        }
-    }
+    super::annotations(&field("service.annotations"), &smtp.service.annotations, r);
     if let Some(resources) = &smtp.resources {
         super::resources(&field("resources"), resources, r);
     }
