@@ -96,3 +96,30 @@ pub fn smtp_data_timeout() -> String {
 pub fn smtp_port() -> u16 {
     2525
 }
+/// listmonk's usual SMTP port in its examples, unprivileged in the pod.
+pub fn relay_port() -> u16 {
+    2525
+}
+/// One relay behind its Service; 0 when listmonk takes the sidecar.
+pub fn relay_replicas() -> i32 {
+    1
+}
+/// The submission port (RFC 6409), where senders' SMTP servers expect them.
+pub fn relay_upstream_port() -> u16 {
+    587
+}
+/// Submission servers offer STARTTLS on 587 (RFC 8314 prefers implicit TLS on 465, which
+/// `tls` selects).
+pub fn relay_upstream_tls() -> crate::TlsMode {
+    crate::TlsMode::Starttls
+}
+/// listmonk's own default SMTP pool size (max_conns 10) would hold more than a relay needs:
+/// the relay keeps its upstream connections busy with several senders' messages.
+pub fn relay_pool_size() -> u32 {
+    4
+}
+/// Long enough for a slow upstream's answer to DATA, short enough that listmonk's send does
+/// not hang on a dead one (listmonk's own SMTP timeout is 5s by default, idle 15s).
+pub fn relay_upstream_timeout() -> String {
+    "30s".to_owned()
+}

@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod durations;
 pub mod providers;
 pub mod reasons;
+pub mod relay;
 pub mod role;
 pub mod smtp;
 pub mod validate;
@@ -24,6 +25,7 @@ pub use providers::{
 pub mod status;
 
 pub use reasons::{REASONS, ReasonRule, ReasonType};
+pub use relay::{RelaySpec, RelayUpstreamSpec};
 pub use role::Role;
 pub use smtp::{ServiceType, SmtpServiceSpec, SmtpSpec};
 pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
@@ -47,6 +49,10 @@ pub use validate::{Problem, validate};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.relay) || has(self.smtp)", "message": "relay needs smtp: its return paths are the bounce MX's signed VERP addresses"},
+    {"rule": "!has(self.relay) || !has(self.smtp) || self.relay.returnPathDomain in self.smtp.domains", "message": "relay.returnPathDomain must be one of smtp.domains"}
+]))]
 pub struct BounceConfigSpec {
     /// When false the workers are scaled to zero and nothing is processed.
     #[serde(default = "defaults::yes")]
@@ -75,6 +81,11 @@ pub struct BounceConfigSpec {
     /// return paths and bounce addresses. No SMTP workers when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpSpec>,
+    /// The sending relay between listmonk and its SMTP server: it gives each message a
+    /// signed VERP return path of the bounce MX and records the upstream's refusals as
+    /// bounces. Needs `smtp`. No relay when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelaySpec>,
     /// Metrics scraping.
     #[serde(default)]
     pub metrics: MetricsSpec,

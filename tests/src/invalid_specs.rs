@@ -175,6 +175,27 @@ fn smtp_row(
     )
 }
 
+pub fn valid_relay() -> Value {
+    json!({"returnPathDomain": "bounces.example.com",
+           "upstream": {"host": "smtp.example.com"},
+           "credentialsSecretRef": {"name": "relay-logins", "key": "credentials"}})
+}
+
+/// A row whose change is to `spec.relay`, added to the valid spec with a valid `spec.smtp`.
+fn relay_row(
+    case: &'static str,
+    patch: Value,
+    field: &'static str,
+    server: Option<Server>,
+) -> Invalid {
+    row(
+        case,
+        json!({"smtp": valid_smtp(), "relay": merge(valid_relay(), patch)}),
+        field,
+        server,
+    )
+}
+
 /// A row where `name` is the only provider, enabled without its secret.
 fn provider_row(
     case: &'static str,
@@ -828,6 +849,75 @@ pub fn table() -> Vec<Invalid> {
             json!({"resources": {"limits": many_limits.clone()}}),
             "spec.smtp.resources.limits",
             Some(("spec.smtp.resources.limits", "must have at most 16 items")),
+        ),
+        row(
+            "relay without the bounce MX",
+            json!({"relay": valid_relay()}),
+            "spec.smtp",
+            Some((
+                "spec",
+                "relay needs smtp: its return paths are the bounce MX's signed VERP addresses",
+            )),
+        ),
+        relay_row(
+            "relay return path outside the bounce domains",
+            json!({"returnPathDomain": "mail.example.com"}),
+            "spec.relay.returnPathDomain",
+            Some(("spec", "relay.returnPathDomain must be one of smtp.domains")),
+        ),
+        relay_row(
+            "relay Deployment without logins",
+            json!({"credentialsSecretRef": null}),
+            "spec.relay.credentialsSecretRef",
+            Some((
+                "spec.relay",
+                "a relay Deployment (replicas above 0) needs credentialsSecretRef",
+            )),
+        ),
+        relay_row(
+            "relay upstream user without password",
+            json!({"upstream": {"usernameSecretRef": {"name": "smtp", "key": "user"}}}),
+            "spec.relay.upstream.passwordSecretRef",
+            Some((
+                "spec.relay.upstream",
+                "usernameSecretRef and passwordSecretRef go together",
+            )),
+        ),
+        relay_row(
+            "relay upstream tls mode unknown",
+            json!({"upstream": {"tls": "ssl"}}),
+            "spec.relay.upstream.tls",
+            Some(("spec.relay.upstream.tls", "Unsupported value: \"ssl\"")),
+        ),
+        relay_row(
+            "relay upstream timeout over an hour",
+            json!({"upstream": {"timeout": "2h"}}),
+            "spec.relay.upstream.timeout",
+            None,
+        ),
+        relay_row(
+            "relay upstream pool of 0",
+            json!({"upstream": {"poolSize": 0}}),
+            "spec.relay.upstream.poolSize",
+            Some((
+                "spec.relay.upstream.poolSize",
+                "should be greater than or equal to 1",
+            )),
+        ),
+        relay_row(
+            "relay port 0",
+            json!({"port": 0}),
+            "spec.relay.port",
+            Some(("spec.relay.port", "port must be between 1 and 65535")),
+        ),
+        relay_row(
+            "relay upstream port 0",
+            json!({"upstream": {"port": 0}}),
+            "spec.relay.upstream.port",
+            Some((
+                "spec.relay.upstream.port",
+                "port must be between 1 and 65535",
+            )),
         ),
     ]
 }

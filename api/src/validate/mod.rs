@@ -9,6 +9,7 @@
 
 mod mailboxes;
 mod providers;
+mod relay;
 mod secret_refs;
 mod smtp;
 #[cfg(test)]
@@ -73,6 +74,9 @@ pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
     }
     if let Some(smtp) = &spec.smtp {
         smtp::check(smtp, &mut r);
+    }
+    if let Some(relay) = &spec.relay {
+        relay::check(relay, spec.smtp.as_ref(), &mut r);
     }
     r.range("spec.evidence.keepDays", spec.evidence.keep_days, 0, 3650);
     r.range(

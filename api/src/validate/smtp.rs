@@ -78,7 +78,7 @@ pub(super) fn check(smtp: &SmtpSpec, r: &mut Report) {
 
 /// A DNS name of letters, digits and hyphens, with at least one dot: what an MX record can
 /// be published for. Checked here so that a typo is a status condition, not mail refused.
-fn is_domain(domain: &str) -> bool {
+pub(super) fn is_domain(domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     domain.contains('.')
         && domain.split('.').all(|label| {

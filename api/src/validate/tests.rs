@@ -51,6 +51,15 @@ fn full() -> Value {
                  "replicas": 2, "tlsSecretName": "mx-tls",
                  "service": {"type": "LoadBalancer", "annotations": {"team": "mail"}},
                  "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "256Mi"}}},
+        "relay": {"returnPathDomain": "bounces.example.com",
+                  "upstream": {"host": "smtp.example.com", "port": 587, "tls": "starttls",
+                               "caSecretRef": r("upstream-ca"), "usernameSecretRef": r("upstream"),
+                               "passwordSecretRef": r("upstream"), "poolSize": 4, "timeout": "30s"},
+                  "port": 2525, "replicas": 1, "credentialsSecretRef": r("relay"),
+                  "tlsSecretName": "relay-tls", "recordTemporaryFailures": true,
+                  "maxMessageBytes": 10485760, "maxRecipients": 100, "maxSessions": 100,
+                  "commandTimeout": "5m",
+                  "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "128Mi"}}},
         "metrics": {"serviceMonitor": true},
         "evidence": {"keepDays": 30, "maxBytes": 1048576},
         "retention": {"unmatchedDays": 90, "ignoredDays": 30, "deadLetterDays": 30},
@@ -325,7 +334,9 @@ fn a_problem_reads_as_its_field_then_its_message() {
 fn the_bounce_mx_takes_domains_addresses_and_timeouts_it_can_use() {
     assert_eq!(with("smtp: {dataTimeout: 30s}"), Vec::<String>::new());
     assert_eq!(
-        with("smtp: {domains: [bounces.example.com.]}"),
+        with(
+            "{smtp: {domains: [bounces.example.com.]}, relay: {returnPathDomain: bounces.example.com.}}"
+        ),
         Vec::<String>::new()
     );
     for (patch, field, message) in [
@@ -374,6 +385,48 @@ fn the_bounce_mx_takes_domains_addresses_and_timeouts_it_can_use() {
             "smtp: {dataTimeout: soon}",
             "spec.smtp.dataTimeout",
             "not a duration",
+        ),
+    ] {
+        let p = with(patch);
+        assert!(
+            p.len() == 1 && p[0].starts_with(&format!("{field}: ")) && p[0].contains(message),
+            "{patch}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn the_relay_writes_return_paths_of_the_bounce_mx_and_asks_for_a_login_behind_a_service() {
+    assert_eq!(
+        with("relay: {replicas: 0, credentialsSecretRef: null}"),
+        Vec::<String>::new()
+    );
+    for (patch, field, message) in [
+        (
+            "relay: {returnPathDomain: mail.example.com}",
+            "spec.relay.returnPathDomain",
+            "one of spec.smtp.domains",
+        ),
+        ("smtp: null", "spec.smtp", "required by spec.relay"),
+        (
+            "relay: {credentialsSecretRef: null}",
+            "spec.relay.credentialsSecretRef",
+            "required when replicas is above 0",
+        ),
+        (
+            "relay: {upstream: {usernameSecretRef: null}}",
+            "spec.relay.upstream.passwordSecretRef",
+            "go together",
+        ),
+        (
+            "relay: {upstream: {timeout: 0s}}",
+            "spec.relay.upstream.timeout",
+            "between 1s and 1h",
+        ),
+        (
+            "relay: {upstream: {host: '  '}}",
+            "spec.relay.upstream.host",
+            "must not be blank",
         ),
     ] {
         let p = with(patch);
