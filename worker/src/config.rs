@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use bounceops_api::{BounceConfigSpec, DatabaseSchema, Problem, SecretRef};
 
 use crate::auth::Credentials;
-use crate::connections::ConnectionLimits;
 use crate::rules::Rules;
 use crate::secrets::SecretsDir;
-use crate::store::ExportLimits;
+use crate::tuning::Tuning;
 
 /// The worker's configuration, with every secret read and every value checked. Its
 /// `Debug` hides the secrets (the database password; the credentials and provider keys
@@ -30,11 +29,9 @@ pub struct Settings {
     pub providers: crate::providers::Registry,
     /// Which Secrets were read: with the database only, no webhook is served.
     pub reads: Reads,
-    /// The export's connections and timeouts: from the environment, not the spec (they
-    /// tune one worker process, like `BOUNCEOPS_WRITERS`).
-    pub export: ExportLimits,
-    /// The HTTP connections' timeouts and cap, from the environment likewise.
-    pub connections: ConnectionLimits,
+    /// What tunes this one process (writers, timeouts, the export's and the HTTP
+    /// connections' limits): from the environment, not the spec (crate::tuning).
+    pub tuning: Tuning,
     /// The bounce MX (`spec.smtp`), its keys and certificate read: only by the processes
     /// that serve it (`Reads::Everything` or `Reads::Smtp`) and only when the spec has it.
     pub smtp: Option<crate::smtp::SmtpConfig>,
@@ -50,8 +47,7 @@ impl std::fmt::Debug for Settings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("providers", &self.providers)
             .field("reads", &self.reads)
-            .field("export", &self.export)
-            .field("connections", &self.connections)
+            .field("tuning", &self.tuning)
             .field("smtp", &self.smtp)
             .finish()
     }
@@ -278,6 +274,7 @@ impl Settings {
         // Beyond the address space (a 32-bit build) no body could be that large anyway.
         let max_body_bytes = usize::try_from(spec.webhook.max_body_bytes).unwrap_or(usize::MAX);
 
+        let tuning = Tuning::from_env(spec.database.max_connections);
         Ok(Settings {
             spec,
             database_url,
@@ -286,8 +283,7 @@ impl Settings {
             max_body_bytes,
             providers,
             reads,
-            export: ExportLimits::from_env(),
-            connections: ConnectionLimits::from_env(),
+            tuning,
             smtp,
         })
     }

@@ -47,31 +47,6 @@ impl Default for ConnectionLimits {
     }
 }
 
-impl ConnectionLimits {
-    /// The defaults, overridden by `BOUNCEOPS_HEADER_READ_TIMEOUT`,
-    /// `BOUNCEOPS_SHUTDOWN_GRACE` (seconds) and `BOUNCEOPS_MAX_CONNECTIONS`; a value that
-    /// does not parse, or is zero, keeps the default, as the worker's other tuning
-    /// variables do.
-    pub fn from_env() -> ConnectionLimits {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .filter(|n| *n > 0)
-        };
-        let d = ConnectionLimits::default();
-        ConnectionLimits {
-            header_read_timeout: var("BOUNCEOPS_HEADER_READ_TIMEOUT")
-                .map_or(d.header_read_timeout, Duration::from_secs),
-            max_connections: var("BOUNCEOPS_MAX_CONNECTIONS")
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(d.max_connections),
-            shutdown_grace: var("BOUNCEOPS_SHUTDOWN_GRACE")
-                .map_or(d.shutdown_grace, Duration::from_secs),
-        }
-    }
-}
-
 /// Serves `router` on the connections of `listener` until `shutdown` resolves, then stops
 /// accepting, lets in-flight requests finish for up to `shutdown_grace`, and closes every
 /// connection still open after it. A request cut off that way gets no answer at all (its

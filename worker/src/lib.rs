@@ -25,3 +25,4 @@ pub mod smtp;
 pub mod storable;
 pub mod store;
 pub mod telemetry;
+pub mod tuning;

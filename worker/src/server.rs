@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -50,22 +49,13 @@ pub async fn serve_everything(
     let store = Store::connect_lazy_with(
         &settings.database_url,
         settings.spec.database.max_connections,
-        settings.export,
+        settings.tuning.export,
     )?;
     if let Err(why) = store.readiness().await {
         tracing::warn!(%why, "starting while not ready; /readyz reports it until it is fixed");
     }
     let metrics = Metrics::new();
-    // One writer by default: while it commits a batch, the next batch gathers, so batches
-    // grow by themselves when the database is slow and stay small when it is fast. On
-    // 2 cores it measured 1.09x the baseline against 0.82-0.88x with two writers (see
-    // BENCHMARKS.md); BOUNCEOPS_WRITERS overrides it for other hardware.
-    let writers = std::env::var("BOUNCEOPS_WRITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1usize)
-        .min(settings.spec.database.max_connections as usize / 2)
-        .max(1);
+    let writers = settings.tuning.writers;
     let ingest = Ingest::start_keeping(
         store.clone(),
         Arc::new(settings.rules.clone()),
@@ -94,7 +84,7 @@ pub async fn serve_everything(
             Some(tokio::spawn(crate::smtp::serve(
                 listener,
                 shared,
-                settings.connections.shutdown_grace,
+                settings.tuning.connections.shutdown_grace,
             )))
         }
         (Some(_), None) => anyhow::bail!("an SMTP listener without spec.smtp"),
@@ -109,6 +99,7 @@ pub async fn serve_everything(
         store.clone(),
         &metrics,
         settings.max_body_bytes,
+        settings.tuning.unverified_body_bytes,
     );
     let app = Arc::new(App {
         store: store.clone(),
@@ -120,23 +111,20 @@ pub async fn serve_everything(
             && settings.reads == crate::config::Reads::Everything,
         providers,
     });
-    // Default 30 s: beyond every provider's own timeout (SES 15 s, SendGrid 30 s...), so a
-    // sender that gives up first retries anyway; BOUNCEOPS_REQUEST_TIMEOUT (seconds) for
-    // other set-ups.
-    let deadline = std::env::var("BOUNCEOPS_REQUEST_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(30), Duration::from_secs);
-    let router = http::router(app, settings.max_body_bytes, deadline);
+    let router = http::router(
+        app,
+        settings.max_body_bytes,
+        settings.tuning.request_timeout,
+    );
     tracing::info!(
         addr = %listener.local_addr()?,
         writers,
-        header_read_timeout = ?settings.connections.header_read_timeout,
-        max_connections = settings.connections.max_connections,
-        shutdown_grace = ?settings.connections.shutdown_grace,
+        header_read_timeout = ?settings.tuning.connections.header_read_timeout,
+        max_connections = settings.tuning.connections.max_connections,
+        shutdown_grace = ?settings.tuning.connections.shutdown_grace,
         "listening"
     );
-    connections::serve(listener, router, settings.connections, shutdown).await;
+    connections::serve(listener, router, settings.tuning.connections, shutdown).await;
     tracing::info!("stopped accepting; in-flight requests are done");
     if let Some(smtp) = smtp_server {
         let _ = smtp.await;

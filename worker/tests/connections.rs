@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 
 async fn worker(db: &TestDb, limits: ConnectionLimits) -> TestWorker {
-    TestWorker::start_with(&db.url, "", |s| s.connections = limits).await
+    TestWorker::start_with(&db.url, "", |s| s.tuning.connections = limits).await
 }
 
 /// Reads one answer to `GET /healthz` (`ok\n`, three bytes of body) from `stream`.

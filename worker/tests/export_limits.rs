@@ -133,7 +133,7 @@ async fn twenty_slow_exports_leave_ingest_at_full_speed() {
     // otherwise the export limits are the defaults.
     let rules = "  rules: {recordAfterThreshold: true}\n";
     let w = TestWorker::start_with(&db.url, rules, |s| {
-        s.export.stall = Duration::from_secs(300);
+        s.tuning.export.stall = Duration::from_secs(300);
     })
     .await;
     assert_eq!(ExportLimits::default().connections, 2);
@@ -207,7 +207,7 @@ async fn twenty_slow_exports_leave_ingest_at_full_speed() {
 async fn a_stalled_export_is_cut_off_and_its_connection_comes_back() {
     let db = seeded_db().await;
     let w = TestWorker::start_with(&db.url, "", |s| {
-        s.export = ExportLimits {
+        s.tuning.export = ExportLimits {
             connections: 1,
             wait: Duration::from_millis(200),
             stall: Duration::from_secs(1),

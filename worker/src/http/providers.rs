@@ -99,12 +99,14 @@ pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Providers {
-    /// `max_body_bytes` bounds each body (413 beyond it).
+    /// `max_body_bytes` bounds each body (413 beyond it); `unverified_body_bytes` all the
+    /// bodies read and not yet verified at once.
     pub fn new(
         registry: Registry,
         store: Store,
         metrics: &Metrics,
         max_body_bytes: usize,
+        unverified_body_bytes: usize,
     ) -> Providers {
         for name in registry.names() {
             for warning in registry.get(name).map(|p| p.warnings()).unwrap_or_default() {
@@ -118,11 +120,7 @@ impl Providers {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with a static configuration");
-        let budget = std::env::var("BOUNCEOPS_UNVERIFIED_BODY_BYTES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(UNVERIFIED_BODY_BYTES);
-        let budget_kib = kib(budget).max(1);
+        let budget_kib = kib(unverified_body_bytes).max(1);
         Providers {
             registry,
             metrics: ProviderMetrics::new(metrics),

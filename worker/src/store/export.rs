@@ -54,24 +54,6 @@ impl Default for ExportLimits {
     }
 }
 
-impl ExportLimits {
-    /// The defaults, overridden by `BOUNCEOPS_EXPORT_CONNECTIONS`,
-    /// `BOUNCEOPS_EXPORT_STALL_TIMEOUT` and `BOUNCEOPS_EXPORT_TIMEOUT` (seconds); a value
-    /// that does not parse keeps the default, as the worker's other tuning variables do.
-    pub fn from_env() -> ExportLimits {
-        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        let d = ExportLimits::default();
-        ExportLimits {
-            connections: var("BOUNCEOPS_EXPORT_CONNECTIONS")
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(d.connections),
-            stall: var("BOUNCEOPS_EXPORT_STALL_TIMEOUT").map_or(d.stall, Duration::from_secs),
-            deadline: var("BOUNCEOPS_EXPORT_TIMEOUT").map_or(d.deadline, Duration::from_secs),
-            ..d
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Every export connection is taken: the caller should retry later.
