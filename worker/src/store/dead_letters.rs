@@ -21,7 +21,7 @@ pub async fn park(
     let source = ascii(&e.source);
     let event_id = parked_id(&e.event_id);
     let mut tx = store.pool.begin().await?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "WITH claim AS (
              INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
              VALUES ($1, $2, $5)
@@ -30,12 +30,12 @@ pub async fn park(
          INSERT INTO bounceops.dead_letters (source, event_id, reason, item)
          SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM claim)
          RETURNING id",
+        source,
+        event_id,
+        ascii(reason),
+        item(e),
+        e.request_digest.as_ref().map(|d| d.as_slice()) as Option<&[u8]>,
     )
-    .bind(&source)
-    .bind(&event_id)
-    .bind(ascii(reason))
-    .bind(item(e))
-    .bind(e.request_digest.as_ref().map(|d| d.as_slice()))
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -81,7 +81,6 @@ pub struct DeadLetter {
     pub received_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
     source: String,
@@ -100,29 +99,33 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<DeadLetter>, i64), sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, source, event_id, reason, item, received_at, COUNT(*) OVER () AS total
-           FROM bounceops.dead_letters
-          WHERE $1::text IS NULL OR source = $1
-          ORDER BY id DESC LIMIT $2 OFFSET $3",
+    let source = source.map(ascii);
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT id, source, event_id, reason, item, received_at, COUNT(*) OVER () AS "total!"
+             FROM bounceops.dead_letters
+            WHERE $1::text IS NULL OR source = $1
+            ORDER BY id DESC LIMIT $2 OFFSET $3"#,
+        source,
+        limit,
+        offset,
     )
-    .bind(source.map(ascii))
-    .bind(limit)
-    .bind(offset)
     .fetch_all(&store.pool)
     .await?;
-    let total =
-        match rows.first() {
-            Some(r) => r.total,
-            // Past the last page the window has no row to count on.
-            None if offset > 0 => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM bounceops.dead_letters WHERE $1::text IS NULL OR source = $1",
+    let total = match rows.first() {
+        Some(r) => r.total,
+        // Past the last page the window has no row to count on.
+        None if offset > 0 => {
+            sqlx::query_scalar!(
+                r#"SELECT COUNT(*) AS "count!" FROM bounceops.dead_letters
+                        WHERE $1::text IS NULL OR source = $1"#,
+                source,
             )
-            .bind(source.map(ascii))
             .fetch_one(&store.pool)
-            .await?,
-            None => 0,
-        };
+            .await?
+        }
+        None => 0,
+    };
     let letters = rows
         .into_iter()
         .map(|r| DeadLetter {
@@ -140,11 +143,11 @@ pub async fn list(
 
 /// Deletes dead letters older than `keep_days`; returns how many.
 pub async fn purge(store: &Store, keep_days: u32) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM bounceops.dead_letters
           WHERE received_at < NOW() - make_interval(days => $1)",
+        keep_days as i32,
     )
-    .bind(keep_days as i32)
     .execute(&store.pool)
     .await?;
     Ok(done.rows_affected())

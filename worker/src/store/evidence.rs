@@ -27,15 +27,15 @@ pub async fn insert(
         .map(|(_, k)| i64::try_from(k.original_bytes).unwrap_or(i64::MAX))
         .collect();
     let truncated: Vec<bool> = rows.iter().map(|(_, k)| k.truncated).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO bounceops.evidence (bounce_id, content_type, gzip, original_bytes, truncated)
          SELECT * FROM unnest($1::int4[], $2::text[], $3::bytea[], $4::int8[], $5::bool[])",
+        &ids,
+        &types as &[&str],
+        &bodies as &[&[u8]],
+        &sizes,
+        &truncated,
     )
-    .bind(&ids)
-    .bind(&types)
-    .bind(&bodies)
-    .bind(&sizes)
-    .bind(&truncated)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -48,11 +48,11 @@ pub async fn forget_subscribers(
     tx: &mut Transaction<'static, Postgres>,
     subscriber_ids: &[i32],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM bounceops.evidence e USING bounces b
          WHERE e.bounce_id = b.id AND b.subscriber_id = ANY($1)",
+        subscriber_ids,
     )
-    .bind(subscriber_ids)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -77,24 +77,19 @@ pub struct Stored {
 
 /// The bounce `id` with its evidence; `None` when there is no such bounce.
 pub async fn get(store: &Store, id: i32) -> Result<Option<Found>, sqlx::Error> {
-    type Row = (
-        DateTime<Utc>,
-        String,
-        Option<String>,
-        Option<Vec<u8>>,
-        Option<i64>,
-        Option<bool>,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT b.created_at, b.source, e.content_type, e.gzip, e.original_bytes, e.truncated
-         FROM bounces b LEFT JOIN bounceops.evidence e ON e.bounce_id = b.id
-         WHERE b.id = $1",
+    // The evidence's columns are NOT NULL in their table; the LEFT JOIN makes them
+    // nullable here (`?`), and all four are present or none.
+    let row = sqlx::query!(
+        r#"SELECT b.created_at, b.source, e.content_type AS "content_type?", e.gzip AS "gzip?",
+                  e.original_bytes AS "original_bytes?", e.truncated AS "truncated?"
+           FROM bounces b LEFT JOIN bounceops.evidence e ON e.bounce_id = b.id
+           WHERE b.id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(&store.pool)
     .await?;
-    Ok(row.map(|(created_at, source, ct, gzip, size, truncated)| {
-        let evidence = match (ct, gzip, size, truncated) {
+    Ok(row.map(|r| {
+        let evidence = match (r.content_type, r.gzip, r.original_bytes, r.truncated) {
             (Some(content_type), Some(gzip), Some(original_bytes), Some(truncated)) => {
                 Some(Stored {
                     content_type,
@@ -106,8 +101,8 @@ pub async fn get(store: &Store, id: i32) -> Result<Option<Found>, sqlx::Error> {
             _ => None,
         };
         Found {
-            bounce_created_at: created_at,
-            source,
+            bounce_created_at: r.created_at,
+            source: r.source,
             evidence,
         }
     }))
@@ -133,28 +128,37 @@ impl Purged {
 /// time skip each other's rows (`SKIP LOCKED`), so concurrent runs neither wait nor fail;
 /// one run alone deletes everything due.
 pub async fn purge(store: &Store, keep_days: u32) -> Result<Purged, sqlx::Error> {
-    let expired = delete_in_batches(
-        store,
-        "DELETE FROM bounceops.evidence WHERE bounce_id IN (
-            SELECT bounce_id FROM bounceops.evidence
-            WHERE created_at < NOW() - make_interval(days => $1)
-            ORDER BY created_at
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED)",
-        |query| query.bind(keep_days as i32).bind(PURGE_BATCH),
-    )
+    let expired = delete_in_batches(|| async {
+        let done = sqlx::query!(
+            "DELETE FROM bounceops.evidence WHERE bounce_id IN (
+                SELECT bounce_id FROM bounceops.evidence
+                WHERE created_at < NOW() - make_interval(days => $1)
+                ORDER BY created_at
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED)",
+            keep_days as i32,
+            PURGE_BATCH,
+        )
+        .execute(&store.pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
     .await?;
     // A bounce row and its evidence are committed together, so a snapshot that sees the
     // evidence without its bounce means the bounce was deleted.
-    let orphaned = delete_in_batches(
-        store,
-        "DELETE FROM bounceops.evidence WHERE bounce_id IN (
-            SELECT e.bounce_id FROM bounceops.evidence e
-            WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = e.bounce_id)
-            LIMIT $1
-            FOR UPDATE OF e SKIP LOCKED)",
-        |query| query.bind(PURGE_BATCH),
-    )
+    let orphaned = delete_in_batches(|| async {
+        let done = sqlx::query!(
+            "DELETE FROM bounceops.evidence WHERE bounce_id IN (
+                SELECT e.bounce_id FROM bounceops.evidence e
+                WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = e.bounce_id)
+                LIMIT $1
+                FOR UPDATE OF e SKIP LOCKED)",
+            PURGE_BATCH,
+        )
+        .execute(&store.pool)
+        .await?;
+        Ok(done.rows_affected())
+    })
     .await?;
     Ok(Purged { expired, orphaned })
 }

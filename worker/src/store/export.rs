@@ -232,31 +232,32 @@ pub async fn start(
             // (it acts on statement_timeout between writes, never while one is blocked),
             // so the worker's own timers below are what end a stalled export.
             let deadline = format!("{}ms", limits.deadline.as_millis());
-            sqlx::query(
-                "SELECT set_config('bounceops.export_type', $1, true),
-                        set_config('bounceops.export_source', $2, true),
-                        set_config('bounceops.export_campaign', $3, true),
-                        set_config('bounceops.export_since', $4, true),
-                        set_config('bounceops.export_until', $5, true),
-                        set_config('bounceops.export_reason', $6, true),
-                        set_config('TimeZone', 'UTC', true),
-                        set_config('statement_timeout', $7, true),
-                        set_config('idle_in_transaction_session_timeout', $7, true)",
-            )
-            .bind(filter.bounce_type.map_or("", |t| t.as_str()))
-            .bind(filter.source.as_deref().unwrap_or(""))
-            .bind(
+            sqlx::query!(
+                "SELECT set_config('bounceops.export_type', $1, true) AS type,
+                        set_config('bounceops.export_source', $2, true) AS source,
+                        set_config('bounceops.export_campaign', $3, true) AS campaign,
+                        set_config('bounceops.export_since', $4, true) AS since,
+                        set_config('bounceops.export_until', $5, true) AS until,
+                        set_config('bounceops.export_reason', $6, true) AS reason,
+                        set_config('TimeZone', 'UTC', true) AS time_zone,
+                        set_config('statement_timeout', $7, true) AS statement_timeout,
+                        set_config('idle_in_transaction_session_timeout', $7, true) AS idle",
+                filter.bounce_type.map_or("", |t| t.as_str()),
+                filter.source.as_deref().unwrap_or(""),
                 filter
                     .campaign_id
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
+                filter.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                filter.until.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                filter.reason.as_deref().unwrap_or(""),
+                deadline,
             )
-            .bind(filter.since.map(|t| t.to_rfc3339()).unwrap_or_default())
-            .bind(filter.until.map(|t| t.to_rfc3339()).unwrap_or_default())
-            .bind(filter.reason.as_deref().unwrap_or(""))
-            .bind(&deadline)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            // Dynamic by necessity: sqlx's macros check prepared statements, and COPY is
+            // not one. Every export test (worker/tests/export*.rs) runs it, each format, on
+            // a migrated database.
             let mut stream = tx.copy_out_raw(&copy_statement(format)).await?;
             if let Some(s) = started.take() {
                 let _ = s.send(Ok(()));

@@ -20,7 +20,9 @@ pub enum Table {
 }
 
 impl Table {
-    /// Spliced into SQL: only these fixed names ever are.
+    /// Spliced into SQL: only these fixed names ever are. The statements of this module
+    /// stay dynamic for it (sqlx's macros take one literal text; the two tables share
+    /// every statement); worker/tests/retention.rs lists and purges both tables.
     fn name(self) -> &'static str {
         match self {
             Table::Unmatched => "bounceops.unmatched",
@@ -146,5 +148,13 @@ async fn purge_table(store: &Store, table: Table, days: u32) -> Result<u64, sqlx
     );
     // Days are at most 3650 (validated), far inside an int4.
     let days = i32::try_from(days).unwrap_or(i32::MAX);
-    delete_in_batches(store, &sql, |query| query.bind(days).bind(PURGE_BATCH)).await
+    delete_in_batches(|| async {
+        let done = sqlx::query(&sql)
+            .bind(days)
+            .bind(PURGE_BATCH)
+            .execute(&store.pool)
+            .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }

@@ -20,11 +20,13 @@ impl ScanLock {
     /// `None` when another scanner (another replica) holds the mailbox right now.
     pub async fn try_take(store: &Store, mailbox: &str) -> Result<Option<ScanLock>, sqlx::Error> {
         let mut conn = store.pool.acquire().await?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(locks::MAILBOX)
-            .bind(mailbox)
-            .fetch_one(&mut conn)
-            .await?;
+        let got = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_lock($1, hashtext($2)) AS "got!""#,
+            locks::MAILBOX,
+            mailbox,
+        )
+        .fetch_one(&mut conn)
+        .await?;
         if got {
             Ok(Some(ScanLock {
                 conn,
@@ -39,22 +41,25 @@ impl ScanLock {
     /// Unlocks explicitly: the server ends a closed session (and drops its locks) a moment
     /// after the client goes, and the next scan must not find the mailbox still locked.
     pub async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
-            .bind(locks::MAILBOX)
-            .bind(&self.mailbox)
-            .execute(&mut self.conn)
-            .await;
+        let _ = sqlx::query!(
+            "SELECT pg_advisory_unlock($1, hashtext($2))",
+            locks::MAILBOX,
+            self.mailbox,
+        )
+        .fetch_one(&mut self.conn)
+        .await;
         let _ = self.conn.close().await;
     }
 }
 
 /// The ids of messages of `mailbox` already read and left in place.
 pub async fn kept(store: &Store, mailbox: &str) -> Result<HashSet<String>, sqlx::Error> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT message_id FROM bounceops.mailbox_kept WHERE mailbox = $1")
-            .bind(mailbox)
-            .fetch_all(&store.pool)
-            .await?;
+    let ids = sqlx::query_scalar!(
+        "SELECT message_id FROM bounceops.mailbox_kept WHERE mailbox = $1",
+        mailbox,
+    )
+    .fetch_all(&store.pool)
+    .await?;
     Ok(ids.into_iter().collect())
 }
 
@@ -65,12 +70,12 @@ pub async fn forget_missing(
     mailbox: &str,
     present: &[&str],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM bounceops.mailbox_kept
          WHERE mailbox = $1 AND NOT (message_id = ANY($2::text[]))",
+        mailbox,
+        present as &[&str],
     )
-    .bind(mailbox)
-    .bind(present)
     .execute(&store.pool)
     .await?;
     Ok(())
@@ -87,14 +92,14 @@ pub async fn remember(
     }
     let ids: Vec<&str> = kept.iter().map(|k| k.0.as_str()).collect();
     let kinds: Vec<&str> = kept.iter().map(|k| k.1).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO bounceops.mailbox_kept (mailbox, message_id, kind)
          SELECT $1, id, kind FROM unnest($2::text[], $3::text[]) AS t(id, kind)
          ON CONFLICT DO NOTHING",
+        mailbox,
+        &ids as &[&str],
+        &kinds as &[&str],
     )
-    .bind(mailbox)
-    .bind(&ids)
-    .bind(&kinds)
     .execute(&store.pool)
     .await?;
     Ok(())

@@ -18,16 +18,20 @@ pub struct Report {
 pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     // Two workers starting at once must not both create tables: serialise on a lock.
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-        .bind(super::locks::MIGRATE)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_lock(hashtext($1))",
+        super::locks::MIGRATE
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let result = async {
         let mut report = Report::default();
         if standalone {
-            let exists: bool = sqlx::query_scalar("SELECT to_regclass('subscribers') IS NOT NULL")
-                .fetch_one(&mut *conn)
-                .await?;
+            let exists = sqlx::query_scalar!(
+                r#"SELECT to_regclass('subscribers') IS NOT NULL AS "exists!""#
+            )
+            .fetch_one(&mut *conn)
+            .await?;
             if !exists {
                 let mut tx = conn.begin().await?;
                 sqlx::raw_sql(STANDALONE).execute(&mut *tx).await?;
@@ -43,30 +47,34 @@ pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error>
         if pending == 0 {
             return Ok(report);
         }
-        let schema_exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bounceops')",
+        let schema_exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'bounceops') AS "exists!""#
         )
         .fetch_one(&mut *conn)
         .await?;
         if !schema_exists {
-            sqlx::query("CREATE SCHEMA bounceops")
+            sqlx::query!("CREATE SCHEMA bounceops")
                 .execute(&mut *conn)
                 .await?;
         }
-        sqlx::query("SET search_path TO bounceops, public")
+        sqlx::query!("SET search_path TO bounceops, public")
             .execute(&mut *conn)
             .await?;
         let run = MIGRATOR.run(&mut *conn).await;
-        sqlx::query("RESET search_path").execute(&mut *conn).await?;
+        sqlx::query!("RESET search_path")
+            .execute(&mut *conn)
+            .await?;
         run.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
         report.applied = pending;
         Ok::<_, sqlx::Error>(report)
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(super::locks::MIGRATE)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_unlock(hashtext($1))",
+        super::locks::MIGRATE
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     result
 }
 
@@ -74,17 +82,21 @@ pub async fn run(pool: &PgPool, standalone: bool) -> Result<Report, sqlx::Error>
 /// A migration recorded with another checksum (edited after it ran) or as failed counts as
 /// pending, so that sqlx's migrator, which then runs, reports it in its own words.
 async fn pending(conn: &mut sqlx::PgConnection) -> Result<usize, sqlx::Error> {
-    let table_exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('bounceops._sqlx_migrations') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
+    let table_exists = sqlx::query_scalar!(
+        r#"SELECT to_regclass('bounceops._sqlx_migrations') IS NOT NULL AS "exists!""#
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     if !table_exists {
         return Ok(MIGRATOR.iter().count());
     }
     let applied: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, checksum FROM bounceops._sqlx_migrations WHERE success")
+        sqlx::query!("SELECT version, checksum FROM bounceops._sqlx_migrations WHERE success")
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|r| (r.version, r.checksum))
+            .collect();
     Ok(MIGRATOR
         .iter()
         .filter(|m| {
@@ -98,8 +110,8 @@ async fn pending(conn: &mut sqlx::PgConnection) -> Result<usize, sqlx::Error> {
 /// Whether every migration this binary carries has been applied.
 pub async fn check_applied(pool: &PgPool) -> Result<(), String> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM bounceops._sqlx_migrations WHERE success")
+    let applied =
+        sqlx::query_scalar!("SELECT max(version) FROM bounceops._sqlx_migrations WHERE success")
             .fetch_one(pool)
             .await
             .map_err(|e| format!("cannot read migrations: {e}"))?;

@@ -136,14 +136,15 @@ impl Store {
 
     /// Ready when the database answers and the tables the worker needs exist.
     pub async fn readiness(&self) -> Result<(), String> {
-        let row: (bool, bool) = sqlx::query_as(
-            "SELECT to_regclass('bounces') IS NOT NULL AND to_regclass('subscribers') IS NOT NULL,
-                    to_regclass('bounceops.unmatched') IS NOT NULL",
+        let row = sqlx::query!(
+            r#"SELECT to_regclass('bounces') IS NOT NULL AND to_regclass('subscribers') IS NOT NULL
+                        AS "listmonk!",
+                      to_regclass('bounceops.unmatched') IS NOT NULL AS "ours!""#
         )
         .fetch_one(&self.pool)
         .await
         .map_err(|e| format!("database unreachable: {e}"))?;
-        match row {
+        match (row.listmonk, row.ours) {
             (false, _) => Err("listmonk's tables are missing (run migrate --standalone?)".into()),
             (_, false) => Err("the worker's schema is missing (run migrate)".into()),
             _ => migrate::check_applied(&self.pool).await,

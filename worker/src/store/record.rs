@@ -159,20 +159,21 @@ async fn claim_event_ids(
         .iter()
         .map(|e| e.request_digest.map(|d| d.to_vec()))
         .collect();
-    let fresh: Vec<(String, String)> = sqlx::query_as(
+    let fresh = sqlx::query!(
         "INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
          SELECT s, e, d FROM unnest($1::text[], $2::text[], $3::bytea[])
                              WITH ORDINALITY AS t(s, e, d, ord)
          ORDER BY s, e, ord
          ON CONFLICT DO NOTHING
          RETURNING source, event_id",
+        &sources as &[&str],
+        &ids as &[&str],
+        &digests as &[Option<Vec<u8>>],
     )
-    .bind(&sources)
-    .bind(&ids)
-    .bind(&digests)
     .fetch_all(&mut **tx)
     .await?;
-    let mut unclaimed: HashSet<(String, String)> = fresh.into_iter().collect();
+    let mut unclaimed: HashSet<(String, String)> =
+        fresh.into_iter().map(|r| (r.source, r.event_id)).collect();
     Ok(events
         .iter()
         .enumerate()
@@ -204,18 +205,21 @@ async fn earlier_claims(
     if !keyed.is_empty() {
         let sources: Vec<&str> = keyed.iter().map(|&i| events[i].source.as_str()).collect();
         let ids: Vec<&str> = keyed.iter().map(|&i| events[i].event_id.as_str()).collect();
-        let rows: Vec<EarlierClaim> = sqlx::query_as(
-            "SELECT p.source, p.event_id, p.body_sha256, d.id AS dead_letter, d.reason
-               FROM bounceops.processed_events p
-               JOIN unnest($1::text[], $2::text[]) AS t(s, e)
-                 ON p.source = t.s AND p.event_id = t.e
-               LEFT JOIN LATERAL (
-                   SELECT id, reason FROM bounceops.dead_letters dl
-                    WHERE dl.source = p.source AND dl.event_id = p.event_id
-                    ORDER BY id LIMIT 1) d ON TRUE",
+        // The dead letter's columns are NOT NULL in their table; the LEFT JOIN makes them
+        // nullable here (`?`).
+        let rows = sqlx::query_as!(
+            EarlierClaim,
+            r#"SELECT p.source, p.event_id, p.body_sha256, d.id AS "dead_letter?", d.reason AS "reason?"
+                 FROM bounceops.processed_events p
+                 JOIN unnest($1::text[], $2::text[]) AS t(s, e)
+                   ON p.source = t.s AND p.event_id = t.e
+                 LEFT JOIN LATERAL (
+                     SELECT id, reason FROM bounceops.dead_letters dl
+                      WHERE dl.source = p.source AND dl.event_id = p.event_id
+                      ORDER BY id LIMIT 1) d ON TRUE"#,
+            &sources as &[&str],
+            &ids as &[&str],
         )
-        .bind(&sources)
-        .bind(&ids)
         .fetch_all(&mut **tx)
         .await?;
         claims = rows
@@ -254,7 +258,6 @@ async fn earlier_claims(
 }
 
 /// A claim of an `Idempotency-Key` made before, and the dead letter it was parked as.
-#[derive(sqlx::FromRow)]
 struct EarlierClaim {
     source: String,
     event_id: String,
@@ -273,7 +276,7 @@ pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sq
     let mut tx = store.pool.begin().await?;
     // A lost transaction whose server never notices its client is gone would make the
     // insert wait forever; past this the caller answers "retry later" instead.
-    sqlx::query("SET LOCAL lock_timeout = '10s'")
+    sqlx::query!("SET LOCAL lock_timeout = '10s'")
         .execute(&mut *tx)
         .await?;
     let claimable = claim_event_ids(&mut tx, events).await?.len() < events.len();
@@ -288,11 +291,11 @@ pub async fn forget_old_event_ids(
     store: &Store,
     keep: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM bounceops.processed_events
          WHERE received_at < NOW() - make_interval(secs => $1)",
+        keep.as_secs_f64(),
     )
-    .bind(keep.as_secs_f64())
     .execute(&store.pool)
     .await?;
     Ok(done.rows_affected())
@@ -317,25 +320,22 @@ async fn find_and_lock_subscribers(
         .iter()
         .map(|&i| events[i].email.as_ref().map(|e| e.to_lowercase()))
         .collect();
-    let rows: Vec<(i32, i32, String)> = sqlx::query_as(
-        "SELECT found.i, found.id, pg_advisory_xact_lock($4, found.id)::text
-         FROM (SELECT t.i, COALESCE(by_uuid.id, by_email.id) AS id
-               FROM unnest($1::int4[], $2::uuid[], $3::text[]) AS t(i, u, e)
-               LEFT JOIN subscribers by_uuid ON by_uuid.uuid = t.u
-               LEFT JOIN subscribers by_email ON t.u IS NULL AND LOWER(by_email.email) = t.e
-               WHERE COALESCE(by_uuid.id, by_email.id) IS NOT NULL
-               ORDER BY 2) AS found",
+    let rows = sqlx::query!(
+        r#"SELECT found.i AS "i!", found.id AS "id!", pg_advisory_xact_lock($4, found.id)::text AS locked
+           FROM (SELECT t.i, COALESCE(by_uuid.id, by_email.id) AS id
+                 FROM unnest($1::int4[], $2::uuid[], $3::text[]) AS t(i, u, e)
+                 LEFT JOIN subscribers by_uuid ON by_uuid.uuid = t.u
+                 LEFT JOIN subscribers by_email ON t.u IS NULL AND LOWER(by_email.email) = t.e
+                 WHERE COALESCE(by_uuid.id, by_email.id) IS NOT NULL
+                 ORDER BY 2) AS found"#,
+        &idx,
+        &uuids as &[Option<Uuid>],
+        &emails as &[Option<String>],
+        super::locks::SUBSCRIBER,
     )
-    .bind(&idx)
-    .bind(&uuids)
-    .bind(&emails)
-    .bind(super::locks::SUBSCRIBER)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(i, id, _)| (i as usize, id))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.i as usize, r.id)).collect())
 }
 
 /// The transaction's clock and, for each locked subscriber that still exists, its status
@@ -349,11 +349,12 @@ async fn load_state(
         // No subscriber to count for: the clock is not consulted.
         return Ok((Utc::now(), HashMap::new()));
     }
-    let rows: Vec<(DateTime<Utc>, i32, String, i64, i64, i64)> = sqlx::query_as(
-        // Counted per subscriber (LATERAL) so the count always walks the subscriber_id
-        // index: a join over all of `bounces` looks cheap to the planner while the table
-        // is small, and becomes a sequential scan of every bounce once it is not.
-        "SELECT NOW(), s.id, s.status::text, c.soft, c.hard, c.complaint
+    // Counted per subscriber (LATERAL) so the count always walks the subscriber_id
+    // index: a join over all of `bounces` looks cheap to the planner while the table is
+    // small, and becomes a sequential scan of every bounce once it is not.
+    let rows = sqlx::query!(
+        r#"SELECT NOW() AS "now!", s.id, s.status::text AS "status!", c.soft AS "soft!",
+                  c.hard AS "hard!", c.complaint AS "complaint!"
          FROM subscribers s
          CROSS JOIN LATERAL (
              SELECT COUNT(*) FILTER (WHERE b.type = 'soft') AS soft,
@@ -363,24 +364,23 @@ async fn load_state(
              WHERE b.subscriber_id = s.id
                AND ($2::float8 IS NULL OR b.created_at > NOW() - make_interval(secs => $2))
          ) c
-         WHERE s.id = ANY($1)",
+         WHERE s.id = ANY($1)"#,
+        ids,
+        rules.window.map(|w| w.as_secs_f64()),
     )
-    .bind(ids)
-    .bind(rules.window.map(|w| w.as_secs_f64()))
     .fetch_all(&mut **tx)
     .await?;
-    let now = rows.first().map_or_else(Utc::now, |r| r.0);
+    let now = rows.first().map_or_else(Utc::now, |r| r.now);
     let state = rows
         .into_iter()
-        .map(|(_, id, status, soft, hard, complaint)| {
-            let blocklisted = status == "blocklisted";
+        .map(|r| {
             (
-                id,
+                r.id,
                 SubscriberState {
-                    blocklisted,
-                    soft,
-                    hard,
-                    complaint,
+                    blocklisted: r.status == "blocklisted",
+                    soft: r.soft,
+                    hard: r.hard,
+                    complaint: r.complaint,
                 },
             )
         })
@@ -407,7 +407,7 @@ async fn insert_bounces(
         })
         .collect();
     let c = Columns::of(events, order);
-    let mut ids: Vec<i32> = sqlx::query_scalar(
+    let mut ids = sqlx::query_scalar!(
         "INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
          SELECT t.sid, c.id, t.type::bounce_type, t.source, t.meta, COALESCE(t.at, NOW())
          FROM unnest($1::int4[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
@@ -415,13 +415,13 @@ async fn insert_bounces(
          LEFT JOIN campaigns c ON c.uuid = t.camp
          ORDER BY t.ord
          RETURNING id",
+        &subscribers,
+        &c.campaigns as &[Option<Uuid>],
+        &c.types as &[&str],
+        &c.sources as &[&str],
+        &c.metas as &[&serde_json::Value],
+        &c.times as &[Option<DateTime<Utc>>],
     )
-    .bind(&subscribers)
-    .bind(&c.campaigns)
-    .bind(&c.types)
-    .bind(&c.sources)
-    .bind(&c.metas)
-    .bind(&c.times)
     .fetch_all(&mut **tx)
     .await?;
     // Rows are inserted in `ord` order and take ids from the sequence as they go, so the
@@ -470,24 +470,37 @@ async fn apply_actions(
         if action == Action::Delete {
             super::evidence::forget_subscribers(tx, ids).await?;
         }
-        let sql = match action {
+        let done = match action {
             Action::Blocklist => {
-                "UPDATE subscribers SET status = 'blocklisted'
-                 WHERE id = ANY($1) AND status <> 'blocklisted' RETURNING id"
+                sqlx::query_scalar!(
+                    "UPDATE subscribers SET status = 'blocklisted'
+                     WHERE id = ANY($1) AND status <> 'blocklisted' RETURNING id",
+                    ids,
+                )
+                .fetch_all(&mut **tx)
+                .await?
             }
             Action::Unsubscribe => {
-                "UPDATE subscriber_lists SET status = 'unsubscribed'
-                 WHERE subscriber_id = ANY($1) AND status <> 'unsubscribed'
-                 RETURNING subscriber_id"
+                sqlx::query_scalar!(
+                    "UPDATE subscriber_lists SET status = 'unsubscribed'
+                     WHERE subscriber_id = ANY($1) AND status <> 'unsubscribed'
+                     RETURNING subscriber_id",
+                    ids,
+                )
+                .fetch_all(&mut **tx)
+                .await?
             }
             // Bounces and list memberships go with it through ON DELETE CASCADE.
-            Action::Delete => "DELETE FROM subscribers WHERE id = ANY($1) RETURNING id",
+            Action::Delete => {
+                sqlx::query_scalar!(
+                    "DELETE FROM subscribers WHERE id = ANY($1) RETURNING id",
+                    ids,
+                )
+                .fetch_all(&mut **tx)
+                .await?
+            }
             Action::None => continue,
         };
-        let done: Vec<i32> = sqlx::query_scalar(sql)
-            .bind(ids)
-            .fetch_all(&mut **tx)
-            .await?;
         changed.extend(done.into_iter().map(|id| (id, action)));
     }
     Ok(changed)
@@ -502,20 +515,20 @@ async fn insert_unmatched(
         return Ok(());
     }
     let c = Columns::of(events, order);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO bounceops.unmatched
             (email, subscriber_uuid, campaign_uuid, type, source, meta, bounced_at)
          SELECT e, u, c, t, s, m, COALESCE(a, NOW())
          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[],
                      $7::timestamptz[]) AS x(e, u, c, t, s, m, a)",
+        &c.emails as &[Option<&str>],
+        &c.subscribers as &[Option<Uuid>],
+        &c.campaigns as &[Option<Uuid>],
+        &c.types as &[&str],
+        &c.sources as &[&str],
+        &c.metas as &[&serde_json::Value],
+        &c.times as &[Option<DateTime<Utc>>],
     )
-    .bind(&c.emails)
-    .bind(&c.subscribers)
-    .bind(&c.campaigns)
-    .bind(&c.types)
-    .bind(&c.sources)
-    .bind(&c.metas)
-    .bind(&c.times)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -535,21 +548,21 @@ async fn insert_ignored(
         .map(|&i| events[i].reason.map_or("", |r| r.as_str()))
         .collect();
     let c = Columns::of(events, order);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO bounceops.ignored
             (email, subscriber_uuid, campaign_uuid, type, reason, source, meta, bounced_at)
          SELECT e, u, c, t, r, s, m, COALESCE(a, NOW())
          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                      $7::jsonb[], $8::timestamptz[]) AS x(e, u, c, t, r, s, m, a)",
+        &c.emails as &[Option<&str>],
+        &c.subscribers as &[Option<Uuid>],
+        &c.campaigns as &[Option<Uuid>],
+        &c.types as &[&str],
+        &reasons as &[&str],
+        &c.sources as &[&str],
+        &c.metas as &[&serde_json::Value],
+        &c.times as &[Option<DateTime<Utc>>],
     )
-    .bind(&c.emails)
-    .bind(&c.subscribers)
-    .bind(&c.campaigns)
-    .bind(&c.types)
-    .bind(&reasons)
-    .bind(&c.sources)
-    .bind(&c.metas)
-    .bind(&c.times)
     .execute(&mut **tx)
     .await?;
     Ok(())
