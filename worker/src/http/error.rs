@@ -1,5 +1,7 @@
 //! The one error type of the HTTP layer, rendered as listmonk renders errors:
-//! `{"message": "..."}` with a fitting status code.
+//! `{"message": "..."}` with a fitting status code. Every error answer of the worker is
+//! made here, `Retry-After` included: the route handlers, the provider webhooks'
+//! refusals (`http::providers`) and the request deadline (`http::ops`) all return one.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,6 +42,21 @@ pub enum ApiError {
     /// A fault of ours (a query the database refused): logged, never detailed to callers.
     #[error("internal error")]
     Internal,
+    /// No answer was ready within the request deadline (`BOUNCEOPS_REQUEST_TIMEOUT`).
+    #[error("no answer within {} s; retry later", .0.as_secs_f64())]
+    DeadlineExceeded(std::time::Duration),
+    /// A provider webhook's own check failed (a signature, a token, a timestamp): 401
+    /// naming the check, without the Basic challenge of the API's own credentials.
+    #[error("{0}")]
+    ProviderUnauthorized(&'static str),
+    /// A handshake with the provider failed (an SNS subscription confirmation); the
+    /// provider retries.
+    #[error("{0}")]
+    BadGateway(String),
+    /// Something a provider's check needs is unreachable for now (its signing
+    /// certificate); the provider retries.
+    #[error("{0}")]
+    ProviderCheckUnavailable(&'static str),
 }
 
 impl ApiError {
@@ -51,10 +68,29 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable | ApiError::ExportsBusy(_) | ApiError::UnverifiedBodiesBusy => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable
+            | ApiError::ExportsBusy(_)
+            | ApiError::UnverifiedBodiesBusy
+            | ApiError::DeadlineExceeded(_)
+            | ApiError::ProviderCheckUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Damaged(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ProviderUnauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Seconds a caller should wait before retrying, for the answers that ask it to. 5 s
+    /// for what passes as soon as load or the database does (a provider retries within
+    /// its own schedule anyway); 30 s for a provider's signing certificate that could not
+    /// be fetched, whose server is not ours to wait on closely.
+    fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unavailable
+            | ApiError::ExportsBusy(_)
+            | ApiError::UnverifiedBodiesBusy
+            | ApiError::DeadlineExceeded(_) => Some("5"),
+            ApiError::ProviderCheckUnavailable(_) => Some("30"),
+            _ => None,
         }
     }
 }
@@ -67,19 +103,16 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "message": self.to_string() })),
         )
             .into_response();
-        match self {
-            ApiError::Unauthorized => {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"bounceops\""),
-                );
-            }
-            ApiError::Unavailable | ApiError::ExportsBusy(_) | ApiError::UnverifiedBodiesBusy => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            _ => {}
+        if let Some(seconds) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
+        if let ApiError::Unauthorized = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bounceops\""),
+            );
         }
         response
     }

@@ -54,14 +54,7 @@ pub async fn deadline(State(deadline): State<Duration>, request: Request, next: 
                 ?deadline,
                 "request answered 503: no answer within the deadline"
             );
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(axum::http::header::RETRY_AFTER, "5")],
-                axum::Json(serde_json::json!({
-                    "message": format!("no answer within {} s; retry later", deadline.as_secs_f64())
-                })),
-            )
-                .into_response()
+            super::error::ApiError::DeadlineExceeded(deadline).into_response()
         }
     }
 }

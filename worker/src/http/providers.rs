@@ -16,7 +16,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::{Bytes, BytesMut};
@@ -317,25 +317,14 @@ impl IntoResponse for Failure {
             Failure::Api(e) => return e.into_response(),
             Failure::Rejected(r) => r,
         };
-        let (status, message) = match rejection {
-            Rejection::Unauthorized(check) => (StatusCode::UNAUTHORIZED, check.to_owned()),
-            Rejection::Malformed(m) => (StatusCode::BAD_REQUEST, m),
-            Rejection::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
-            Rejection::Retry(m) => {
-                let mut response = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(serde_json::json!({ "message": m })),
-                )
-                    .into_response();
-                response.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from_static("30"),
-                );
-                return response;
-            }
-            Rejection::Store(e) => return ApiError::from(e).into_response(),
-        };
-        (status, Json(serde_json::json!({ "message": message }))).into_response()
+        match rejection {
+            Rejection::Unauthorized(check) => ApiError::ProviderUnauthorized(check),
+            Rejection::Malformed(m) => ApiError::BadRequest(m),
+            Rejection::Upstream(m) => ApiError::BadGateway(m),
+            Rejection::Retry(m) => ApiError::ProviderCheckUnavailable(m),
+            Rejection::Store(e) => ApiError::from(e),
+        }
+        .into_response()
     }
 }
 
