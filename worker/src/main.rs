@@ -278,7 +278,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("--role smtp: the configuration has no spec.smtp");
             }
             if once {
-                return mailbox::run_once(&settings, mailboxes).await;
+                return Ok(mailbox::run_once(&settings, mailboxes).await?);
             }
             let smtp = match (&settings.smtp, role) {
                 (Some(_), Role::One(R::Smtp) | Role::All) => {

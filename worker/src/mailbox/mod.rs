@@ -64,6 +64,18 @@ impl ScanError {
     }
 }
 
+/// Why the scanner could not start, or why `run --once` fails: what the mailbox layer hands
+/// to `main`. One mailbox's failed scan is a [`ScanError`], logged and counted.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("cannot register the mailbox metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("mailbox scan failed: {}", .0.join(", "))]
+    ScansFailed(Vec<String>),
+}
+
 /// A password that never shows in `Debug` output or logs.
 #[derive(Clone)]
 pub struct Password(String);
@@ -361,7 +373,7 @@ fn log_scan(mailbox: &MailboxConfig, result: Result<Summary, ScanError>) -> bool
 
 impl Deps {
     /// Registers the mailbox metrics into `metrics`' registry (once per registry).
-    pub fn new(store: Store, ingest: Ingest, metrics: Metrics) -> anyhow::Result<Deps> {
+    pub fn new(store: Store, ingest: Ingest, metrics: Metrics) -> Result<Deps, MailboxError> {
         let mailbox_metrics = MailboxMetrics::register(metrics.registry())?;
         Ok(Deps {
             store,
@@ -374,7 +386,10 @@ impl Deps {
 
 /// `run --once`: scans every mailbox once, all at the same time, and fails when any scan
 /// failed. A mailbox held by another scanner counts as done: that scanner is on it.
-pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> anyhow::Result<()> {
+pub async fn run_once(
+    settings: &Settings,
+    mailboxes: Vec<MailboxConfig>,
+) -> Result<(), MailboxError> {
     let store = Store::connect_lazy(
         &settings.database_url,
         settings.spec.database.max_connections,
@@ -408,7 +423,7 @@ pub async fn run_once(settings: &Settings, mailboxes: Vec<MailboxConfig>) -> any
     if failed.is_empty() {
         Ok(())
     } else {
-        anyhow::bail!("mailbox scan failed: {}", failed.join(", "))
+        Err(MailboxError::ScansFailed(failed))
     }
 }
 
