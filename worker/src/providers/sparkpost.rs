@@ -2,29 +2,18 @@
 //! webhook): arrays of `{msys: {message_event: {...}}}` with `bounce`, `out_of_band`,
 //! `spam_complaint` and `policy_rejection` events.
 
-use bounceops_api::TokenAuthProvider;
 use serde_json::Value;
 
-use super::ConfigIssue;
-use super::common::{
-    Reason, TokenAuthWebhook, Why, campaign_in, content_id, event, lookup, recipient, str_at,
-    subscriber_in, time,
-};
+use super::bounce::event;
+use super::listmonk::{campaign_in, subscriber_in};
+use super::payload::{content_id, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
 use crate::event::{BounceEvent, BounceType};
-use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "sparkpost";
 
-/// The SparkPost webhook, enabled by `spec`.
-pub fn load(
-    spec: &TokenAuthProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
-    TokenAuthWebhook::load(NAME, spec, secrets, item_of)
-}
-
 /// SparkPost wraps each event as `{msys: {message_event: {...}}}`.
-fn item_of(mut item: Value) -> Option<BounceEvent> {
+pub fn item_of(mut item: Value) -> Option<BounceEvent> {
     event_of(item.pointer_mut("/msys/message_event").map(Value::take)?)
 }
 
@@ -122,7 +111,7 @@ fn why(ev: &Value, class: Option<u32>, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture};
     use serde_json::json;
 
     fn bounce(kind: &str, class: &str, raw_reason: &str) -> BounceEvent {
