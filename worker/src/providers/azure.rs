@@ -11,7 +11,7 @@ use super::payload::{content_id, json, one_or_many, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
 use super::secret::from_secret;
 use super::webhook::{Authenticate, Webhook};
-use super::{Admitted, ConfigIssue, Head, Incoming, Received, Rejection};
+use super::{Admitted, Head, Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -40,10 +40,7 @@ pub struct SharedSecret {
     header: String,
 }
 
-pub fn load(
-    spec: &AzureProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<Webhook<SharedSecret>>, ConfigIssue> {
+pub fn load(spec: &AzureProvider, secrets: &SecretsDir) -> Loaded<Webhook<SharedSecret>> {
     let r = spec.shared_secret_ref.as_ref();
     from_secret(
         spec.enabled,
@@ -150,7 +147,7 @@ fn enhanced_status_class(text: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events};
     use serde_json::json;
 
     fn report(status: &str, message: &str) -> Option<BounceEvent> {
@@ -190,10 +187,7 @@ mod tests {
             ("EMAIL2", "b@example.net"),
             ("EMAIL3", "c@example.net"),
         ];
-        let Value::Array(items) = fixture("azure-delivery-reports.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
+        let e = fixture_events("azure-delivery-reports.json", &vars, event_of);
         assert_eq!(e.len(), 2, "Delivered gives no event");
         assert_eq!(e[0].reason, Some(Reason::UserUnknown));
         assert_eq!(e[0].meta["reason"], "userunknown");

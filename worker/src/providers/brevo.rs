@@ -58,7 +58,7 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events};
     use serde_json::json;
 
     #[test]
@@ -94,10 +94,7 @@ mod tests {
             ("EMAIL3", "c@example.net"),
             ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
         ];
-        let Value::Array(items) = fixture("brevo-events.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
+        let e = fixture_events("brevo-events.json", &vars, event_of);
         let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
         assert_eq!(
             reasons,

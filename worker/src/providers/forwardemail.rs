@@ -5,13 +5,13 @@ use bounceops_api::ForwardemailProvider;
 use serde_json::Value;
 
 use super::bounce::event;
-use super::hmac::{Encoding, HmacScheme, HmacSigned, Required, Signatures};
+use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{bytes_id, json_object, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
 use super::secret::from_secret;
 use super::webhook::Webhook;
-use super::{ConfigIssue, Incoming, Received, Rejection};
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -49,32 +49,21 @@ pub const CATEGORIES: &[(&str, Reason)] = &[
 ];
 
 /// The hex HMAC of the body alone: no timestamp, so no tolerance.
-const SIGNATURE: HmacScheme = HmacScheme {
-    id: None,
-    timestamp: None,
-    signature: Required {
-        header: "x-webhook-signature",
-        missing: "missing X-Webhook-Signature header",
-    },
-    signatures: Signatures::Whole,
-    encoding: Encoding::Hex,
-    tolerance_seconds: 0,
-};
+const SIGNATURE: HmacScheme = HmacScheme::new(
+    "x-webhook-signature",
+    "missing X-Webhook-Signature header",
+    Signatures::Whole,
+    Encoding::Hex,
+);
 
-pub fn load(
-    spec: &ForwardemailProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<Webhook<HmacSigned>>, ConfigIssue> {
+pub fn load(spec: &ForwardemailProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacSigned>> {
     let r = spec.key_secret_ref.as_ref();
     from_secret(
         spec.enabled,
         secrets,
         "forwardemail.keySecretRef",
         r,
-        |key| {
-            let auth = HmacSigned::new(&SIGNATURE, key.into_bytes());
-            Ok(Webhook::new(NAME, auth, parse))
-        },
+        |key| Ok(SIGNATURE.webhook(NAME, key.into_bytes(), parse)),
     )
 }
 

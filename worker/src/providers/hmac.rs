@@ -10,8 +10,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::tolerance::check_timestamp;
-use super::webhook::Authenticate;
-use super::{Admitted, Head, Incoming, Rejection};
+use super::webhook::{Authenticate, Webhook};
+use super::{Admitted, Head, Incoming, Received, Rejection};
 
 /// HMAC-SHA256 over the concatenation of `parts` (no copy of the body is made).
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -37,8 +37,8 @@ pub fn hex_matches(expected: &[u8], given: &str) -> bool {
 
 /// A header a scheme requires, and what a request without it is told (a metric label).
 pub struct Required {
-    pub header: &'static str,
-    pub missing: &'static str,
+    header: &'static str,
+    missing: &'static str,
 }
 
 /// How the signatures are written in their header.
@@ -60,14 +60,14 @@ pub enum Encoding {
 /// One provider's HMAC-SHA256 header signature.
 pub struct HmacScheme {
     /// A header with an id the signature covers (before the timestamp).
-    pub id: Option<Required>,
+    id: Option<Required>,
     /// A header with the signed timestamp (Unix seconds), when not in the signature header.
-    pub timestamp: Option<Required>,
-    pub signature: Required,
-    pub signatures: Signatures,
-    pub encoding: Encoding,
+    timestamp: Option<Required>,
+    signature: Required,
+    signatures: Signatures,
+    encoding: Encoding,
     /// How far a signed timestamp may be from the worker's clock, either way.
-    pub tolerance_seconds: u32,
+    tolerance_seconds: u32,
 }
 
 /// What the head of a request signed by a scheme holds.
@@ -78,6 +78,52 @@ struct SignedHead<'a> {
 }
 
 impl HmacScheme {
+    /// The signature(s) in `header`, refused with `missing` without it; no id, and a
+    /// timestamp only where `signatures` carries one.
+    pub const fn new(
+        header: &'static str,
+        missing: &'static str,
+        signatures: Signatures,
+        encoding: Encoding,
+    ) -> HmacScheme {
+        HmacScheme {
+            id: None,
+            timestamp: None,
+            signature: Required { header, missing },
+            signatures,
+            encoding,
+            tolerance_seconds: 0,
+        }
+    }
+
+    /// The id in `header` is signed first.
+    pub const fn id(mut self, header: &'static str, missing: &'static str) -> HmacScheme {
+        self.id = Some(Required { header, missing });
+        self
+    }
+
+    /// The timestamp in `header` is signed after the id.
+    pub const fn timestamp(mut self, header: &'static str, missing: &'static str) -> HmacScheme {
+        self.timestamp = Some(Required { header, missing });
+        self
+    }
+
+    /// A signed timestamp is accepted within `seconds` of the clock.
+    pub const fn tolerance(mut self, seconds: u32) -> HmacScheme {
+        self.tolerance_seconds = seconds;
+        self
+    }
+
+    /// The webhook of a provider that signs with this scheme and `key`.
+    pub fn webhook(
+        &'static self,
+        name: &'static str,
+        key: Vec<u8>,
+        parse: fn(&Incoming) -> Result<Received, Rejection>,
+    ) -> Webhook<HmacSigned> {
+        Webhook::new(name, HmacSigned { scheme: self, key }, parse)
+    }
+
     /// The signed values of the head, the timestamp within the tolerance: a request with
     /// a missing header, or a replay, is refused before its body is read.
     fn signed_head<'a>(&self, head: &Head<'a>) -> Result<SignedHead<'a>, Rejection> {
@@ -136,12 +182,6 @@ impl HmacScheme {
 pub struct HmacSigned {
     scheme: &'static HmacScheme,
     key: Vec<u8>,
-}
-
-impl HmacSigned {
-    pub fn new(scheme: &'static HmacScheme, key: Vec<u8>) -> HmacSigned {
-        HmacSigned { scheme, key }
-    }
 }
 
 impl Authenticate for HmacSigned {

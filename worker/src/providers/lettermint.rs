@@ -5,13 +5,13 @@ use bounceops_api::LettermintProvider;
 use serde_json::Value;
 
 use super::bounce::event;
-use super::hmac::{Encoding, HmacScheme, HmacSigned, Required, Signatures};
+use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{content_id, json_object, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
 use super::secret::from_secret;
 use super::webhook::Webhook;
-use super::{ConfigIssue, Incoming, Received, Rejection};
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -27,32 +27,22 @@ pub const EVENTS: &[(&str, Reason)] = &[
 ];
 
 /// `t` and the `v1` signatures in one header, the HMAC of `<t>.<body>`.
-const SIGNATURE: HmacScheme = HmacScheme {
-    id: None,
-    timestamp: None,
-    signature: Required {
-        header: "x-lettermint-signature",
-        missing: "missing X-Lettermint-Signature header",
-    },
-    signatures: Signatures::TimestampParams,
-    encoding: Encoding::Hex,
-    tolerance_seconds: 300,
-};
+const SIGNATURE: HmacScheme = HmacScheme::new(
+    "x-lettermint-signature",
+    "missing X-Lettermint-Signature header",
+    Signatures::TimestampParams,
+    Encoding::Hex,
+)
+.tolerance(300);
 
-pub fn load(
-    spec: &LettermintProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<Webhook<HmacSigned>>, ConfigIssue> {
+pub fn load(spec: &LettermintProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacSigned>> {
     let r = spec.signing_key_secret_ref.as_ref();
     from_secret(
         spec.enabled,
         secrets,
         "lettermint.signingKeySecretRef",
         r,
-        |key| {
-            let auth = HmacSigned::new(&SIGNATURE, key.into_bytes());
-            Ok(Webhook::new(NAME, auth, parse))
-        },
+        |key| Ok(SIGNATURE.webhook(NAME, key.into_bytes(), parse)),
     )
 }
 

@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 
 use bounceops_api::MailgunProvider;
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,7 +22,7 @@ use super::reason::{Reason, Why, lookup};
 use super::replay::Nonces;
 use super::secret::from_secret;
 use super::tolerance::check_timestamp;
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection};
+use super::{Checking, Context, Incoming, Loaded, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 use crate::storable::parse_json;
@@ -51,7 +50,7 @@ pub struct Mailgun {
     nonces: Nonces,
 }
 
-pub fn load(spec: &MailgunProvider, secrets: &SecretsDir) -> Result<Option<Mailgun>, ConfigIssue> {
+pub fn load(spec: &MailgunProvider, secrets: &SecretsDir) -> Loaded<Mailgun> {
     let r = spec.signing_key_secret_ref.as_ref();
     from_secret(
         spec.enabled,
@@ -100,11 +99,7 @@ impl Provider for Mailgun {
         NAME
     }
 
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
+    fn verify<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, ()> {
         Box::pin(async move {
             let body: SignedBody = serde_json::from_slice(&req.body)
                 .map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))?;

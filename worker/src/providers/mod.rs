@@ -90,11 +90,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Authenticates the raw request. Runs before `parse`; a failure is a 401 whose message
     /// names the check that failed (never a secret).
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Self::Verified, Rejection>>;
+    fn verify<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Self::Verified>;
 
     /// Turns a verified request into what the route should do. Pure: no I/O.
     fn parse(&self, req: &Incoming, verified: Self::Verified) -> Result<Received, Rejection>;
@@ -111,11 +107,7 @@ pub trait Adapter: Send + Sync {
     fn name(&self) -> &'static str;
     fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection>;
     /// Every check, `admit` included (so that no caller can skip one), then the parse.
-    fn receive<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Received, Rejection>>;
+    fn receive<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Received>;
     fn warnings(&self) -> Vec<String>;
 }
 
@@ -128,11 +120,7 @@ impl<P: Provider> Adapter for P {
         Provider::admit(self, head)
     }
 
-    fn receive<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Received, Rejection>> {
+    fn receive<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Received> {
         Box::pin(async move {
             Provider::admit(self, &req.head())?;
             let verified = self.verify(req, ctx).await?;
@@ -239,6 +227,12 @@ pub struct Context {
 
 /// A configuration problem: (field path, message), as `config` reports it.
 pub type ConfigIssue = (String, String);
+
+/// A provider as its `load` makes it from the spec: `None` when it is not enabled.
+pub type Loaded<P> = Result<Option<P>, ConfigIssue>;
+
+/// The answer of a check that may wait for the network or the store.
+pub type Checking<'a, T> = BoxFuture<'a, Result<T, Rejection>>;
 
 /// The enabled providers, resolved from the configuration (secrets read, keys parsed).
 #[derive(Clone, Default)]

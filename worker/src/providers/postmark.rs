@@ -10,7 +10,7 @@ use super::payload::{content_id, json, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
 use super::secret::from_secret;
 use super::webhook::Webhook;
-use super::{ConfigIssue, Incoming, Received, Rejection};
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::auth::Credentials;
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
@@ -37,10 +37,7 @@ pub const TYPES: &[(&str, Reason)] = &[
     ("SpamComplaint", Reason::Feedback),
 ];
 
-pub fn load(
-    spec: &PostmarkProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<Webhook<Credentials>>, ConfigIssue> {
+pub fn load(spec: &PostmarkProvider, secrets: &SecretsDir) -> Loaded<Webhook<Credentials>> {
     let r = spec.credentials_secret_ref.as_ref();
     from_secret(
         spec.enabled,

@@ -7,41 +7,30 @@ use bounceops_api::ResendProvider;
 use serde_json::Value;
 
 use super::bounce::event;
-use super::hmac::{Encoding, HmacScheme, HmacSigned, Required, Signatures};
+use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{json_object, recipient, str_at, time};
 use super::reason::{Reason, Why};
 use super::secret::from_secret;
 use super::webhook::Webhook;
-use super::{ConfigIssue, Incoming, Received, Rejection};
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "resend";
 
 /// Svix's headers; the HMAC of `<id>.<timestamp>.<body>`.
-const SIGNATURE: HmacScheme = HmacScheme {
-    id: Some(Required {
-        header: "svix-id",
-        missing: "missing svix-id header",
-    }),
-    timestamp: Some(Required {
-        header: "svix-timestamp",
-        missing: "missing svix-timestamp header",
-    }),
-    signature: Required {
-        header: "svix-signature",
-        missing: "missing svix-signature header",
-    },
-    signatures: Signatures::Versioned,
-    encoding: Encoding::Base64,
-    tolerance_seconds: 300,
-};
+const SIGNATURE: HmacScheme = HmacScheme::new(
+    "svix-signature",
+    "missing svix-signature header",
+    Signatures::Versioned,
+    Encoding::Base64,
+)
+.id("svix-id", "missing svix-id header")
+.timestamp("svix-timestamp", "missing svix-timestamp header")
+.tolerance(300);
 
-pub fn load(
-    spec: &ResendProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<Webhook<HmacSigned>>, ConfigIssue> {
+pub fn load(spec: &ResendProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacSigned>> {
     let r = spec.signing_secret_ref.as_ref();
     from_secret(
         spec.enabled,
@@ -52,7 +41,7 @@ pub fn load(
             let key = base64::engine::general_purpose::STANDARD
                 .decode(secret.trim().trim_start_matches("whsec_"))
                 .map_err(|_| "the secret is not whsec_ followed by base64".to_owned())?;
-            Ok(Webhook::new(NAME, HmacSigned::new(&SIGNATURE, key), parse))
+            Ok(SIGNATURE.webhook(NAME, key, parse))
         },
     )
 }
@@ -120,24 +109,14 @@ fn why(body: &Value, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, SES_SUB_TYPE_ROWS, fixture};
     use serde_json::json;
 
     #[test]
     fn sub_types_row_by_row() {
-        let rows = [
-            ("Undetermined", Reason::OnHold),
-            ("General", Reason::OnHold),
-            ("NoEmail", Reason::UserUnknown),
-            ("Suppressed", Reason::UserUnknown),
-            ("OnAccountSuppressionList", Reason::OnHold),
-            ("MailboxFull", Reason::MailboxFull),
-            ("MessageTooLarge", Reason::MesgTooBig),
-            ("ContentRejected", Reason::ContentError),
-            ("AttachmentRejected", Reason::ContentError),
-        ];
+        let rows = SES_SUB_TYPE_ROWS;
         assert_eq!(rows.len(), super::super::ses::SUB_TYPES.len());
-        for (sub_type, want) in rows {
+        for &(sub_type, want) in rows {
             let body = json!({"type": "email.bounced", "created_at": "2026-01-02T03:04:05.000Z",
                 "data": {"email_id": "e", "from": "news@example.com", "to": ["a@example.com"],
                     "subject": "Newsletter",

@@ -3,7 +3,7 @@
 
 use bounceops_api::SecretRef;
 
-use super::ConfigIssue;
+use super::{ConfigIssue, Loaded};
 use crate::secrets::SecretsDir;
 
 /// Reads the secret an enabled provider requires; `field` is the path under
@@ -46,7 +46,7 @@ pub fn from_secret<P>(
     field: &str,
     r: Option<&SecretRef>,
     make: impl FnOnce(String) -> Result<P, String>,
-) -> Result<Option<P>, ConfigIssue> {
+) -> Loaded<P> {
     if !enabled {
         return Ok(None);
     }

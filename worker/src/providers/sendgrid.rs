@@ -16,7 +16,7 @@ use super::reason::{Reason, Why, lookup};
 use super::secret::from_secret;
 use super::tolerance::check_timestamp;
 use super::webhook::{Authenticate, Webhook};
-use super::{Admitted, ConfigIssue, Head, Incoming, Received, Rejection};
+use super::{Admitted, Head, Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -66,10 +66,7 @@ pub struct EcdsaSigned {
     tolerance_seconds: u32,
 }
 
-pub fn load(
-    spec: &SendgridProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<Webhook<EcdsaSigned>>, ConfigIssue> {
+pub fn load(spec: &SendgridProvider, secrets: &SecretsDir) -> Loaded<Webhook<EcdsaSigned>> {
     let r = spec.public_key_secret_ref.as_ref();
     from_secret(
         spec.enabled,

@@ -111,7 +111,7 @@ fn why(ev: &Value, class: Option<u32>, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events};
     use serde_json::json;
 
     fn bounce(kind: &str, class: &str, raw_reason: &str) -> BounceEvent {
@@ -178,10 +178,7 @@ mod tests {
             ("EMAIL4", "d@example.net"),
             ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
         ];
-        let Value::Array(items) = fixture("sparkpost-events.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(item_of).collect();
+        let e = fixture_events("sparkpost-events.json", &vars, item_of);
         let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
         assert_eq!(
             reasons,

@@ -2,9 +2,26 @@
 
 use serde_json::Value;
 
+use super::reason::Reason;
+use crate::event::BounceEvent;
+
 /// A reply that names no cause (`onhold` to the classifier), so that a provider's
 /// table decides: the rows of each table are tested with it.
 pub const GENERIC_REPLY: &str = "550 5.0.0 Message rejected";
+
+/// What each SES `bounceSubType` gives under [`GENERIC_REPLY`]: SES's notifications and
+/// Resend's events (which pass SES's on) are both tested with these rows.
+pub const SES_SUB_TYPE_ROWS: &[(&str, Reason)] = &[
+    ("Undetermined", Reason::OnHold),
+    ("General", Reason::OnHold),
+    ("NoEmail", Reason::UserUnknown),
+    ("Suppressed", Reason::UserUnknown),
+    ("OnAccountSuppressionList", Reason::OnHold),
+    ("MailboxFull", Reason::MailboxFull),
+    ("MessageTooLarge", Reason::MesgTooBig),
+    ("ContentRejected", Reason::ContentError),
+    ("AttachmentRejected", Reason::ContentError),
+];
 
 // The integration tests' own copy would be a twin; `#[path]` cannot reach it from here
 // (the module's directory does not exist), `include!` can.
@@ -17,4 +34,16 @@ include!(concat!(
 pub fn fixture(name: &str, vars: &[(&str, &str)]) -> Value {
     let text = fixture_text(name, vars);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The events of a fixture that is an array of provider events, each mapped by `event_of`.
+pub fn fixture_events(
+    name: &str,
+    vars: &[(&str, &str)],
+    event_of: fn(Value) -> Option<BounceEvent>,
+) -> Vec<BounceEvent> {
+    let Value::Array(items) = fixture(name, vars) else {
+        panic!("{name}: an array");
+    };
+    items.into_iter().filter_map(event_of).collect()
 }

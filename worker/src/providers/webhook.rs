@@ -4,12 +4,11 @@
 //! certificates, Mailgun's single-use tokens) implement `Provider` themselves.
 
 use bounceops_api::TokenAuthProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::credentials::UrlCredentials;
 use super::payload::{json, one_or_many};
-use super::{Adapter, Admitted, ConfigIssue, Context, Head, Incoming, Received, Rejection};
+use super::{Adapter, Admitted, Checking, Context, Head, Incoming, Loaded, Received, Rejection};
 use crate::event::BounceEvent;
 use crate::secrets::SecretsDir;
 
@@ -63,11 +62,7 @@ impl<A: Authenticate> Adapter for Webhook<A> {
         self.auth.admit(head)
     }
 
-    fn receive<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<Received, Rejection>> {
+    fn receive<'a>(&'a self, req: &'a Incoming, _: &'a Context) -> Checking<'a, Received> {
         let received = self
             .auth
             .admit(&req.head())
@@ -97,7 +92,7 @@ pub fn token_auth(
     spec: &TokenAuthProvider,
     secrets: &SecretsDir,
     event_of: EventOf,
-) -> Result<Option<Webhook<UrlCredentials>>, ConfigIssue> {
+) -> Loaded<Webhook<UrlCredentials>> {
     if !spec.enabled {
         return Ok(None);
     }

@@ -12,7 +12,6 @@ mod sns;
 
 use base64::Engine;
 use bounceops_api::SesProvider;
-use futures::future::BoxFuture;
 use reqwest::Url;
 use serde_json::Value;
 
@@ -21,7 +20,7 @@ pub use notification::{SUB_TYPES, events};
 pub use sns::{Envelope, RsaKey};
 
 use super::tolerance::check_rfc3339_timestamp;
-use super::{Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection};
+use super::{Admitted, Checking, Context, Head, Incoming, Loaded, Provider, Received, Rejection};
 use certs::Certificates;
 use sns::{algorithm, same_origin};
 
@@ -34,7 +33,7 @@ pub struct Ses {
 }
 
 /// SES needs no secret: SNS signs with AWS's certificates.
-pub fn load(spec: &SesProvider) -> Result<Option<Ses>, ConfigIssue> {
+pub fn load(spec: &SesProvider) -> Loaded<Ses> {
     if !spec.enabled {
         return Ok(None);
     }
@@ -91,11 +90,7 @@ impl Provider for Ses {
         }
     }
 
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Envelope, Rejection>> {
+    fn verify<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Envelope> {
         Box::pin(async move {
             let header = req
                 .header("x-amz-sns-message-type")

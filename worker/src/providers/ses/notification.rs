@@ -120,7 +120,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::providers::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, SES_SUB_TYPE_ROWS, fixture};
 
     fn bounce(sub_type: &str, status: &str, diagnostic: &str) -> Value {
         json!({
@@ -174,23 +174,13 @@ mod tests {
 
     #[test]
     fn sub_types_row_by_row() {
-        let rows = [
-            ("Undetermined", Reason::OnHold),
-            ("General", Reason::OnHold),
-            ("NoEmail", Reason::UserUnknown),
-            ("Suppressed", Reason::UserUnknown),
-            ("OnAccountSuppressionList", Reason::OnHold),
-            ("MailboxFull", Reason::MailboxFull),
-            ("MessageTooLarge", Reason::MesgTooBig),
-            ("ContentRejected", Reason::ContentError),
-            ("AttachmentRejected", Reason::ContentError),
-        ];
+        let rows = SES_SUB_TYPE_ROWS;
         assert_eq!(
             rows.len(),
             SUB_TYPES.len(),
             "a row of SUB_TYPES is untested"
         );
-        for (sub_type, want) in rows {
+        for &(sub_type, want) in rows {
             let e = &events("m", bounce(sub_type, "5.0.0", GENERIC_REPLY)).unwrap()[0];
             assert_eq!(e.reason, Some(want), "{sub_type}");
             assert_eq!(e.meta["reason"], want.as_str(), "{sub_type}");
