@@ -93,7 +93,7 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::fixture_events;
+    use crate::providers::testing::{fixture_events, reasons};
     use serde_json::json;
 
     fn bounce(related: &str, error: &str) -> Reason {
@@ -161,16 +161,9 @@ mod tests {
 
     #[test]
     fn full_events_carry_their_reason() {
-        let vars = [
-            ("EMAIL1", "a@example.net"),
-            ("EMAIL2", "b@example.net"),
-            ("EMAIL3", "c@example.net"),
-            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
-        ];
-        let e = fixture_events("mailjet-events.json", &vars, event_of);
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        let e = fixture_events("mailjet-events.json", event_of);
         assert_eq!(
-            reasons,
+            reasons(&e),
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
         assert_eq!(e[1].meta["reason"], "mailboxfull");

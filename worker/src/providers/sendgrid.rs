@@ -205,7 +205,7 @@ pub fn why(item: &Value) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture, reasons};
     use serde_json::json;
 
     #[test]
@@ -291,9 +291,8 @@ mod tests {
             ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
         ];
         let e = events(fixture("sendgrid-batch.json", &vars)).unwrap();
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
         assert_eq!(
-            reasons,
+            reasons(&e),
             [
                 Reason::UserUnknown,
                 // "421 try again later" names nothing: the classification decides.

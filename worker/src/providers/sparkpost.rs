@@ -111,7 +111,7 @@ fn why(ev: &Value, class: Option<u32>, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{GENERIC_REPLY, fixture_events};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events, reasons};
     use serde_json::json;
 
     fn bounce(kind: &str, class: &str, raw_reason: &str) -> BounceEvent {
@@ -170,18 +170,9 @@ mod tests {
 
     #[test]
     fn full_events_carry_reason_status_and_diagnostic() {
-        let vars = [
-            ("ID", "ev"),
-            ("EMAIL1", "a@example.net"),
-            ("EMAIL2", "b@example.net"),
-            ("EMAIL3", "c@example.net"),
-            ("EMAIL4", "d@example.net"),
-            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
-        ];
-        let e = fixture_events("sparkpost-events.json", &vars, item_of);
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        let e = fixture_events("sparkpost-events.json", item_of);
         assert_eq!(
-            reasons,
+            reasons(&e),
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
         // SparkPost's own `reason` stays; the name goes beside it.

@@ -36,14 +36,26 @@ pub fn fixture(name: &str, vars: &[(&str, &str)]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// The events of a fixture that is an array of provider events, each mapped by `event_of`.
-pub fn fixture_events(
-    name: &str,
-    vars: &[(&str, &str)],
-    event_of: fn(Value) -> Option<BounceEvent>,
-) -> Vec<BounceEvent> {
-    let Value::Array(items) = fixture(name, vars) else {
+/// The placeholders of the fixtures of a batch: an event id, four recipients, a campaign.
+pub const BATCH_VARS: &[(&str, &str)] = &[
+    ("ID", "ev"),
+    ("EMAIL1", "a@example.net"),
+    ("EMAIL2", "b@example.net"),
+    ("EMAIL3", "c@example.net"),
+    ("EMAIL4", "d@example.net"),
+    ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+];
+
+/// The events of a fixture that is an array of provider events ([`BATCH_VARS`] in its
+/// placeholders), each mapped by `event_of`.
+pub fn fixture_events(name: &str, event_of: fn(Value) -> Option<BounceEvent>) -> Vec<BounceEvent> {
+    let Value::Array(items) = fixture(name, BATCH_VARS) else {
         panic!("{name}: an array");
     };
     items.into_iter().filter_map(event_of).collect()
+}
+
+/// The reason of each event, in order.
+pub fn reasons(events: &[BounceEvent]) -> Vec<Reason> {
+    events.iter().map(|e| e.reason.unwrap()).collect()
 }
