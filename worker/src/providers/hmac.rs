@@ -210,3 +210,153 @@ impl Authenticate for HmacSigned {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use chrono::{TimeZone, Utc};
+
+    const WHOLE: HmacScheme =
+        HmacScheme::new("x-sig", "missing x-sig", Signatures::Whole, Encoding::Hex);
+    const PARAMS: HmacScheme = HmacScheme::new(
+        "x-sig",
+        "missing x-sig",
+        Signatures::TimestampParams,
+        Encoding::Hex,
+    )
+    .tolerance(300);
+    const VERSIONED: HmacScheme = HmacScheme::new(
+        "sig",
+        "missing sig",
+        Signatures::Versioned,
+        Encoding::Base64,
+    )
+    .id("id", "missing id")
+    .timestamp("ts", "missing ts")
+    .tolerance(300);
+
+    const NOW: i64 = 1_000_000;
+
+    /// What `scheme`, keyed `key`, makes of a request with `headers` and the body `{}`:
+    /// the check that refuses it, if any.
+    fn check(scheme: &'static HmacScheme, headers: &[(&str, &str)]) -> Result<(), &'static str> {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let req = Incoming {
+            headers: map,
+            query: None,
+            body: bytes::Bytes::from_static(b"{}"),
+            now: Utc.timestamp_opt(NOW, 0).unwrap(),
+        };
+        let auth = HmacSigned {
+            scheme,
+            key: b"key".to_vec(),
+        };
+        let admitted = auth.admit(&req.head());
+        assert!(matches!(
+            admitted,
+            Ok(Admitted::BodyToVerify) | Err(Rejection::Unauthorized(_))
+        ));
+        admitted
+            .and_then(|_| auth.verify(&req))
+            .map_err(|r| match r {
+                Rejection::Unauthorized(check) => check,
+                other => panic!("{other:?}"),
+            })
+    }
+
+    fn mac(parts: &[&[u8]]) -> [u8; 32] {
+        hmac_sha256(b"key", parts)
+    }
+
+    #[test]
+    fn the_whole_header_is_the_hex_hmac_of_the_body() {
+        let sig = hex::encode(mac(&[b"{}"]));
+        assert_eq!(check(&WHOLE, &[("x-sig", &sig.to_uppercase())]), Ok(()));
+        let other = hex::encode(mac(&[b"{ }"]));
+        assert_eq!(
+            check(&WHOLE, &[("x-sig", &other)]),
+            Err("signature does not match")
+        );
+        assert_eq!(
+            check(&WHOLE, &[("x-sig", "not hex")]),
+            Err("signature does not match")
+        );
+        assert_eq!(check(&WHOLE, &[]), Err("missing x-sig"));
+    }
+
+    #[test]
+    fn timestamp_params_sign_the_timestamp_then_the_body_and_any_v1_admits() {
+        let sig = hex::encode(mac(&[b"1000000", b".", b"{}"]));
+        let header = format!("t=1000000, v1=00, v1={sig}");
+        assert_eq!(check(&PARAMS, &[("x-sig", &header)]), Ok(()));
+        let unsigned_t = format!("t=1000001,v1={sig}");
+        assert_eq!(
+            check(&PARAMS, &[("x-sig", &unsigned_t)]),
+            Err("signature does not match")
+        );
+        assert_eq!(
+            check(&PARAMS, &[("x-sig", &format!("v1={sig}"))]),
+            Err("signature header has no t=")
+        );
+        assert_eq!(
+            check(&PARAMS, &[("x-sig", "t=1000000")]),
+            Err("signature header has no v1=")
+        );
+        let stale = hex::encode(mac(&[b"999699", b".", b"{}"]));
+        assert_eq!(
+            check(&PARAMS, &[("x-sig", &format!("t=999699,v1={stale}"))]),
+            Err("signature timestamp outside the tolerance")
+        );
+        assert_eq!(check(&PARAMS, &[]), Err("missing x-sig"));
+    }
+
+    #[test]
+    fn versioned_entries_sign_the_id_the_timestamp_and_the_body() {
+        use base64::Engine;
+        let b64 = |m: [u8; 32]| base64::engine::general_purpose::STANDARD.encode(m);
+        let sig = b64(mac(&[b"m1", b".", b"1000000", b".", b"{}"]));
+        let rotating = format!("v1,AAAA v1a,{sig} v1,{sig}");
+        let signed = [("id", "m1"), ("ts", "1000000"), ("sig", rotating.as_str())];
+        assert_eq!(check(&VERSIONED, &signed), Ok(()));
+        let other_id = [("id", "m2"), ("ts", "1000000"), ("sig", rotating.as_str())];
+        assert_eq!(
+            check(&VERSIONED, &other_id),
+            Err("signature does not match")
+        );
+        // Only `v1,` entries count.
+        let unversioned = format!("v1a,{sig}");
+        let wrong_version = [
+            ("id", "m1"),
+            ("ts", "1000000"),
+            ("sig", unversioned.as_str()),
+        ];
+        assert_eq!(
+            check(&VERSIONED, &wrong_version),
+            Err("signature does not match")
+        );
+        // The headers are required in order, and the timestamp is checked before the body.
+        assert_eq!(
+            check(&VERSIONED, &[("ts", "1"), ("sig", "x")]),
+            Err("missing id")
+        );
+        assert_eq!(
+            check(&VERSIONED, &[("id", "m1"), ("sig", "x")]),
+            Err("missing ts")
+        );
+        assert_eq!(
+            check(&VERSIONED, &[("id", "m1"), ("ts", "1")]),
+            Err("missing sig")
+        );
+        assert_eq!(
+            check(&VERSIONED, &[("id", "m1"), ("ts", "1"), ("sig", "x")]),
+            Err("signature timestamp outside the tolerance")
+        );
+    }
+}
