@@ -79,7 +79,8 @@ struct SignedHead<'a> {
 
 impl HmacScheme {
     /// The signature(s) in `header`, refused with `missing` without it; no id, and a
-    /// timestamp only where `signatures` carries one.
+    /// timestamp only where `signatures` carries one. No tolerance: a scheme with a
+    /// timestamp sets one ([`HmacScheme::tolerance`]).
     pub const fn new(
         header: &'static str,
         missing: &'static str,

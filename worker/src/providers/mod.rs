@@ -1,5 +1,6 @@
-//! Provider webhooks: the interface every provider adapter implements, the registry of
-//! enabled adapters, and their domain errors. Nothing here knows HTTP: the route, the
+//! Provider webhooks: the interface of a provider adapter (`Adapter`, and `Provider` for
+//! the adapters whose checks need the network or the store), the registry of enabled
+//! adapters, and their domain errors. Nothing here knows HTTP: the route, the
 //! metrics and the mapping of a `Rejection` to a status code are `http::providers`'.
 //!
 //! A request goes through the same steps for every provider: the adapter `admit`s its head
@@ -69,7 +70,9 @@ use crate::event::BounceEvent;
 use crate::secrets::SecretsDir;
 use crate::store::Store;
 
-/// One provider's adapter.
+/// An adapter whose checks may wait for the network or the store (SES's certificates,
+/// Mailgun's single-use tokens), or hand what they parsed to `parse`. The others are a
+/// `webhook::Webhook`.
 pub trait Provider: Send + Sync + 'static {
     /// What `verify` hands to `parse`: the envelope, when the signature lives inside it and
     /// had to be read to be checked (SNS); `()` otherwise.
@@ -102,7 +105,7 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// A provider as the registry holds it, whatever its `Verified` type: admit, verify, then
-/// parse.
+/// parse. Every `Provider` is one; so is every `webhook::Webhook`.
 pub trait Adapter: Send + Sync {
     fn name(&self) -> &'static str;
     fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection>;
