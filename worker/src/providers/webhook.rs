@@ -17,11 +17,11 @@ pub trait Authenticate: Send + Sync + 'static {
     /// What the head alone proves, before the body is read (`Provider::admit`).
     fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection>;
 
-    /// The check of the whole raw request (`Provider::verify`); nothing more to check
-    /// where the head was the whole proof.
+    /// Every check of the raw request, `admit`'s included: the one check once the body is
+    /// read, so that no path to `parse` skips one. By default `admit`'s, for providers
+    /// whose head is the whole proof.
     fn verify(&self, req: &Incoming) -> Result<(), Rejection> {
-        let _ = req;
-        Ok(())
+        self.admit(&req.head()).map(drop)
     }
 }
 
@@ -63,11 +63,7 @@ impl<A: Authenticate> Adapter for Webhook<A> {
     }
 
     fn receive<'a>(&'a self, req: &'a Incoming, _: &'a Context) -> Checking<'a, Received> {
-        let received = self
-            .auth
-            .admit(&req.head())
-            .and_then(|_| self.auth.verify(req))
-            .and_then(|()| (self.parse)(req));
+        let received = self.auth.verify(req).and_then(|()| (self.parse)(req));
         Box::pin(std::future::ready(received))
     }
 
