@@ -38,7 +38,7 @@ pub fn add_recipient_meta(r: &Recipient, meta: &mut serde_json::Map<String, serd
         ("remote_mta", &r.remote_mta),
     ] {
         if let Some(v) = value {
-            meta.insert(key.into(), crate::providers::common::clip(v).into());
+            meta.insert(key.into(), crate::providers::reason::clip(v).into());
         }
     }
 }

@@ -130,7 +130,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
-    hex::encode(bounce_worker::providers::common::hmac_sha256(key, parts))
+    hex::encode(bounce_worker::providers::hmac::hmac_sha256(key, parts))
 }
 
 fn now() -> i64 {
@@ -1202,7 +1202,7 @@ fn svix_headers(
         .decode(secret_b64)
         .unwrap();
     let ts = ts.to_string();
-    let mac = bounce_worker::providers::common::hmac_sha256(
+    let mac = bounce_worker::providers::hmac::hmac_sha256(
         &key,
         &[id.as_bytes(), b".", ts.as_bytes(), b".", body.as_bytes()],
     );

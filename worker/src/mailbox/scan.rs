@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(e.source, "mailbox:bounces");
         assert_eq!(
             e.meta["diagnostic"].as_str().unwrap().len(),
-            crate::providers::common::MAX_DIAGNOSTIC
+            crate::providers::reason::MAX_DIAGNOSTIC
         );
         assert!(e.event_id.ends_with("/abc/a@x.org"));
         assert_eq!(e.reason, Some(bounce_classify::Reason::UserUnknown));

@@ -3,15 +3,15 @@
 //! header), and `Microsoft.Communication.EmailDeliveryReportReceived` events.
 
 use bounceops_api::AzureProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{
-    Reason, Why, content_id, ct_eq, event, json, lookup, one_or_many, recipient, str_at, time,
-};
-use super::{
-    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
-};
+use super::bounce::event;
+use super::hmac::ct_eq;
+use super::payload::{content_id, json, one_or_many, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
+use super::secret::from_secret;
+use super::webhook::{Authenticate, Webhook};
+use super::{Admitted, Head, Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -33,82 +33,62 @@ pub const STATUSES: &[(&str, Reason)] = &[
     ("Quarantined", Reason::SpamDetected),
 ];
 
-pub struct Azure {
+/// The shared secret, given as the `code` query parameter or in a header of the user's
+/// choice.
+pub struct SharedSecret {
     secret: String,
     header: String,
 }
 
-impl Azure {
-    pub fn load(spec: &AzureProvider, secrets: &SecretsDir) -> Result<Option<Azure>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let secret = required_secret(
-            secrets,
-            "azure.sharedSecretRef",
-            spec.shared_secret_ref.as_ref(),
-        )?;
-        Ok(Some(Azure {
-            secret,
-            header: spec.secret_header.clone(),
-        }))
-    }
+pub fn load(spec: &AzureProvider, secrets: &SecretsDir) -> Loaded<Webhook<SharedSecret>> {
+    let r = spec.shared_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "azure.sharedSecretRef",
+        r,
+        |secret| {
+            let header = spec.secret_header.clone();
+            Ok(Webhook::new(NAME, SharedSecret { secret, header }, parse))
+        },
+    )
+}
 
-    fn check(&self, req: &Head<'_>) -> Result<(), Rejection> {
-        let given = req
+impl Authenticate for SharedSecret {
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        let given = head
             .query_param("code")
-            .or_else(|| req.header(&self.header).map(|s| s.trim().to_owned()))
+            .or_else(|| head.header(&self.header).map(|s| s.trim().to_owned()))
             .ok_or(Rejection::Unauthorized(
                 "missing shared secret (code parameter or header)",
             ))?;
         if ct_eq(self.secret.as_bytes(), given.as_bytes()) {
-            Ok(())
+            Ok(Admitted::Authenticated)
         } else {
             Err(Rejection::Unauthorized("shared secret does not match"))
         }
     }
 }
 
-impl Provider for Azure {
-    type Verified = ();
-
-    fn name(&self) -> &'static str {
-        NAME
+/// Delivery reports into events, or the answer to Event Grid's validation handshake.
+fn parse(req: &Incoming) -> Result<Received, Rejection> {
+    let events = one_or_many(json(&req.body)?)?;
+    if req.header("aeg-event-type") == Some("SubscriptionValidation")
+        || events
+            .iter()
+            .any(|e| str_at(e, "/eventType") == Some(VALIDATION))
+    {
+        let code = events
+            .iter()
+            .find_map(|e| str_at(e, "/data/validationCode"))
+            .ok_or_else(|| Rejection::Malformed("missing data.validationCode".into()))?;
+        return Ok(Received::Reply(
+            serde_json::json!({ "validationResponse": code }),
+        ));
     }
-
-    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
-        self.check(head)?;
-        Ok(Admitted::Authenticated)
-    }
-
-    /// All is checked by `admit`.
-    fn verify<'a>(
-        &'a self,
-        _: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
-        let events = one_or_many(json(&req.body)?)?;
-        if req.header("aeg-event-type") == Some("SubscriptionValidation")
-            || events
-                .iter()
-                .any(|e| str_at(e, "/eventType") == Some(VALIDATION))
-        {
-            let code = events
-                .iter()
-                .find_map(|e| str_at(e, "/data/validationCode"))
-                .ok_or_else(|| Rejection::Malformed("missing data.validationCode".into()))?;
-            return Ok(Received::Reply(
-                serde_json::json!({ "validationResponse": code }),
-            ));
-        }
-        Ok(Received::Events(
-            events.into_iter().filter_map(event_of).collect(),
-        ))
-    }
+    Ok(Received::Events(
+        events.into_iter().filter_map(event_of).collect(),
+    ))
 }
 
 /// One Event Grid event into a bounce; delivered, expanded and other statuses give none.
@@ -167,7 +147,7 @@ fn enhanced_status_class(text: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events};
     use serde_json::json;
 
     fn report(status: &str, message: &str) -> Option<BounceEvent> {
@@ -201,16 +181,7 @@ mod tests {
 
     #[test]
     fn full_reports_carry_reason_status_and_diagnostic() {
-        let vars = [
-            ("ID", "ev"),
-            ("EMAIL1", "a@example.net"),
-            ("EMAIL2", "b@example.net"),
-            ("EMAIL3", "c@example.net"),
-        ];
-        let Value::Array(items) = fixture("azure-delivery-reports.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
+        let e = fixture_events("azure-delivery-reports.json", event_of);
         assert_eq!(e.len(), 2, "Delivered gives no event");
         assert_eq!(e[0].reason, Some(Reason::UserUnknown));
         assert_eq!(e[0].meta["reason"], "userunknown");

@@ -1,16 +1,13 @@
 //! Brevo's transactional webhooks (no signature: Basic credentials or a token in the
 //! webhook URL): `hard_bounce`, `soft_bounce`, `blocked`, `invalid_email`, `spam`.
 
-use bounceops_api::TokenAuthProvider;
 use serde_json::Value;
 
-use super::ConfigIssue;
-use super::common::{
-    Reason, TokenAuthWebhook, Why, campaign_in, campaign_in_text, content_id, event, lookup,
-    recipient, str_at, time,
-};
+use super::bounce::event;
+use super::listmonk::{campaign_in, campaign_in_text};
+use super::payload::{content_id, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
 use crate::event::{BounceEvent, BounceType};
-use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "brevo";
 
@@ -26,14 +23,6 @@ pub const EVENTS: &[(&str, Reason)] = &[
     ("spam", Reason::Feedback),
     ("complaint", Reason::Feedback),
 ];
-
-/// The Brevo webhook, enabled by `spec`.
-pub fn load(
-    spec: &TokenAuthProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
-    TokenAuthWebhook::load(NAME, spec, secrets, event_of)
-}
 
 pub fn event_of(item: Value) -> Option<BounceEvent> {
     let kind = str_at(&item, "/event")?;
@@ -69,7 +58,7 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events, reasons};
     use serde_json::json;
 
     #[test]
@@ -99,19 +88,9 @@ mod tests {
 
     #[test]
     fn full_events_carry_reason_status_and_diagnostic() {
-        let vars = [
-            ("EMAIL1", "a@example.net"),
-            ("EMAIL2", "b@example.net"),
-            ("EMAIL3", "c@example.net"),
-            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
-        ];
-        let Value::Array(items) = fixture("brevo-events.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        let e = fixture_events("brevo-events.json", event_of);
         assert_eq!(
-            reasons,
+            reasons(&e),
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
         // Brevo's `reason` is the reply: it is the diagnostic, not repeated.

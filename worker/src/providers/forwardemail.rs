@@ -2,16 +2,16 @@
 //! body with the account's webhook key.
 
 use bounceops_api::ForwardemailProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{
-    Reason, Why, campaign_in, event, hex_matches, hmac_sha256, json_object, lookup, recipient,
-    sha256_hex, str_at, subscriber_in, time,
-};
-use super::{
-    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
-};
+use super::bounce::event;
+use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
+use super::listmonk::{campaign_in, subscriber_in};
+use super::payload::{bytes_id, json_object, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
+use super::secret::from_secret;
+use super::webhook::Webhook;
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -48,66 +48,30 @@ pub const CATEGORIES: &[(&str, Reason)] = &[
     ("other", Reason::OnHold),
 ];
 
-pub struct Forwardemail {
-    key: Vec<u8>,
+/// The hex HMAC of the body alone: no timestamp, so no tolerance.
+const SIGNATURE: HmacScheme = HmacScheme::new(
+    "x-webhook-signature",
+    "missing X-Webhook-Signature header",
+    Signatures::Whole,
+    Encoding::Hex,
+);
+
+pub fn load(spec: &ForwardemailProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacSigned>> {
+    let r = spec.key_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "forwardemail.keySecretRef",
+        r,
+        |key| Ok(SIGNATURE.webhook(NAME, key.into_bytes(), parse)),
+    )
 }
 
-impl Forwardemail {
-    pub fn load(
-        spec: &ForwardemailProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Forwardemail>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let key = required_secret(
-            secrets,
-            "forwardemail.keySecretRef",
-            spec.key_secret_ref.as_ref(),
-        )?;
-        Ok(Some(Forwardemail {
-            key: key.into_bytes(),
-        }))
-    }
-}
-
-impl Provider for Forwardemail {
-    type Verified = ();
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
-        match head.header("x-webhook-signature") {
-            Some(_) => Ok(Admitted::BodyToVerify),
-            None => Err(Rejection::Unauthorized(
-                "missing X-Webhook-Signature header",
-            )),
-        }
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        let result = match req.header("x-webhook-signature") {
-            None => Err(Rejection::Unauthorized(
-                "missing X-Webhook-Signature header",
-            )),
-            Some(given) if hex_matches(&hmac_sha256(&self.key, &[&req.body]), given) => Ok(()),
-            Some(_) => Err(Rejection::Unauthorized("signature does not match")),
-        };
-        Box::pin(std::future::ready(result))
-    }
-
-    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
-        let body = json_object(&req.body)?;
-        // Forward Email sends no event id; a retry repeats the body byte for byte.
-        let id = format!("sha256:{}", sha256_hex(&req.body));
-        Ok(Received::Events(event_of(body, id).into_iter().collect()))
-    }
+fn parse(req: &Incoming) -> Result<Received, Rejection> {
+    let body = json_object(&req.body)?;
+    // Forward Email sends no event id; a retry repeats the body byte for byte.
+    let id = bytes_id(&req.body);
+    Ok(Received::Events(event_of(body, id).into_iter().collect()))
 }
 
 pub fn event_of(body: Value, id: String) -> Option<BounceEvent> {
@@ -146,7 +110,7 @@ pub fn event_of(body: Value, id: String) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture};
     use serde_json::json;
 
     #[test]

@@ -2,21 +2,20 @@
 //! `<t>.<body>`, accepted within ±300 seconds.
 
 use bounceops_api::LettermintProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{
-    Reason, Why, campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256,
-    json_object, lookup, recipient, str_at, subscriber_in, time,
-};
-use super::{
-    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
-};
+use super::bounce::event;
+use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
+use super::listmonk::{campaign_in, subscriber_in};
+use super::payload::{content_id, json_object, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
+use super::secret::from_secret;
+use super::webhook::Webhook;
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "lettermint";
-const TOLERANCE_SECONDS: u32 = 300;
 
 /// `event` (Lettermint's webhook events, https://docs.lettermint.co). Lettermint has no
 /// finer category than hard or soft: the server's reply in `data.response` (its
@@ -27,87 +26,29 @@ pub const EVENTS: &[(&str, Reason)] = &[
     ("message.spam_complaint", Reason::Feedback),
 ];
 
-pub struct Lettermint {
-    key: Vec<u8>,
+/// `t` and the `v1` signatures in one header, the HMAC of `<t>.<body>`.
+const SIGNATURE: HmacScheme = HmacScheme::new(
+    "x-lettermint-signature",
+    "missing X-Lettermint-Signature header",
+    Signatures::TimestampParams,
+    Encoding::Hex,
+)
+.tolerance(300);
+
+pub fn load(spec: &LettermintProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacSigned>> {
+    let r = spec.signing_key_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "lettermint.signingKeySecretRef",
+        r,
+        |key| Ok(SIGNATURE.webhook(NAME, key.into_bytes(), parse)),
+    )
 }
 
-impl Lettermint {
-    pub fn load(
-        spec: &LettermintProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Lettermint>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let key = required_secret(
-            secrets,
-            "lettermint.signingKeySecretRef",
-            spec.signing_key_secret_ref.as_ref(),
-        )?;
-        Ok(Some(Lettermint {
-            key: key.into_bytes(),
-        }))
-    }
-
-    /// `t` and the `v1` signatures of the header, `t` within the tolerance: a replay is
-    /// refused before its body is read.
-    fn signed_head<'a>(head: &Head<'a>) -> Result<(&'a str, Vec<&'a str>), Rejection> {
-        let header = head
-            .header("x-lettermint-signature")
-            .ok_or(Rejection::Unauthorized(
-                "missing X-Lettermint-Signature header",
-            ))?;
-        let mut t = None;
-        let mut v1 = Vec::new();
-        for part in header.split(',') {
-            match part.trim().split_once('=') {
-                Some(("t", value)) => t = Some(value.trim()),
-                Some(("v1", value)) => v1.push(value.trim()),
-                _ => {}
-            }
-        }
-        let t = t.ok_or(Rejection::Unauthorized("signature header has no t="))?;
-        if v1.is_empty() {
-            return Err(Rejection::Unauthorized("signature header has no v1="));
-        }
-        check_timestamp(t, head.now, TOLERANCE_SECONDS)?;
-        Ok((t, v1))
-    }
-
-    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
-        let (t, v1) = Lettermint::signed_head(&req.head())?;
-        let expected = hmac_sha256(&self.key, &[t.as_bytes(), b".", &req.body]);
-        if !v1.iter().any(|given| hex_matches(&expected, given)) {
-            return Err(Rejection::Unauthorized("signature does not match"));
-        }
-        Ok(())
-    }
-}
-
-impl Provider for Lettermint {
-    type Verified = ();
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
-        Lettermint::signed_head(head)?;
-        Ok(Admitted::BodyToVerify)
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.check(req)))
-    }
-
-    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
-        let body = json_object(&req.body)?;
-        Ok(Received::Events(event_of(body).into_iter().collect()))
-    }
+fn parse(req: &Incoming) -> Result<Received, Rejection> {
+    let body = json_object(&req.body)?;
+    Ok(Received::Events(event_of(body).into_iter().collect()))
 }
 
 pub fn event_of(body: Value) -> Option<BounceEvent> {
@@ -152,7 +93,7 @@ pub fn event_of(body: Value) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture};
     use serde_json::json;
 
     #[test]

@@ -11,16 +11,18 @@
 use std::borrow::Cow;
 
 use bounceops_api::MailgunProvider;
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::common::{
-    Reason, Why, campaign_in, check_timestamp, content_id, event, hex_matches, hmac_sha256, lookup,
-    recipient, str_at, subscriber_in, time,
-};
+use super::bounce::event;
+use super::hmac::{hex_matches, hmac_sha256};
+use super::listmonk::{campaign_in, subscriber_in};
+use super::payload::{content_id, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
 use super::replay::Nonces;
-use super::{ConfigIssue, Context, Incoming, Provider, Received, Rejection, required_secret};
+use super::secret::from_secret;
+use super::tolerance::check_timestamp;
+use super::{Checking, Context, Incoming, Loaded, Provider, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 use crate::storable::parse_json;
@@ -48,25 +50,21 @@ pub struct Mailgun {
     nonces: Nonces,
 }
 
-impl Mailgun {
-    pub fn load(
-        spec: &MailgunProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Mailgun>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let key = required_secret(
-            secrets,
-            "mailgun.signingKeySecretRef",
-            spec.signing_key_secret_ref.as_ref(),
-        )?;
-        Ok(Some(Mailgun {
-            key: key.into_bytes(),
-            tolerance_seconds: spec.tolerance_seconds.max(1),
-            nonces: Nonces::default(),
-        }))
-    }
+pub fn load(spec: &MailgunProvider, secrets: &SecretsDir) -> Loaded<Mailgun> {
+    let r = spec.signing_key_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "mailgun.signingKeySecretRef",
+        r,
+        |key| {
+            Ok(Mailgun {
+                key: key.into_bytes(),
+                tolerance_seconds: spec.tolerance_seconds.max(1),
+                nonces: Nonces::default(),
+            })
+        },
+    )
 }
 
 /// The body as the signature check reads it: the signature block's strings, borrowed from
@@ -101,11 +99,7 @@ impl Provider for Mailgun {
         NAME
     }
 
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
+    fn verify<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, ()> {
         Box::pin(async move {
             let body: SignedBody = serde_json::from_slice(&req.body)
                 .map_err(|e| Rejection::Malformed(format!("invalid JSON: {e}")))?;
@@ -206,7 +200,7 @@ fn why(data: &Value, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture};
     use serde_json::json;
 
     fn failed(reason: &str, code: u16, message: &str) -> Value {

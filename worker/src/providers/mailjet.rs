@@ -1,16 +1,13 @@
 //! Mailjet's event webhooks (no signature: Basic credentials or a token in the webhook
 //! URL), one event or a grouped array: `bounce` (`hard_bounce`), `blocked`, `spam`.
 
-use bounceops_api::TokenAuthProvider;
 use serde_json::Value;
 
-use super::ConfigIssue;
-use super::common::{
-    Reason, TokenAuthWebhook, Why, campaign_in_text, content_id, event, lookup, recipient, str_at,
-    time,
-};
+use super::bounce::event;
+use super::listmonk::campaign_in_text;
+use super::payload::{content_id, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
 use crate::event::{BounceEvent, BounceType};
-use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "mailjet";
 
@@ -54,14 +51,6 @@ pub const RELATED: &[(&str, Reason)] = &[
     ("mailjet", Reason::OnHold),
 ];
 
-/// The Mailjet webhook, enabled by `spec`.
-pub fn load(
-    spec: &TokenAuthProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
-    TokenAuthWebhook::load(NAME, spec, secrets, event_of)
-}
-
 pub fn event_of(item: Value) -> Option<BounceEvent> {
     let kind = str_at(&item, "/event")?;
     let t = match kind {
@@ -104,7 +93,7 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::fixture;
+    use crate::providers::testing::{fixture_events, reasons};
     use serde_json::json;
 
     fn bounce(related: &str, error: &str) -> Reason {
@@ -172,19 +161,9 @@ mod tests {
 
     #[test]
     fn full_events_carry_their_reason() {
-        let vars = [
-            ("EMAIL1", "a@example.net"),
-            ("EMAIL2", "b@example.net"),
-            ("EMAIL3", "c@example.net"),
-            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
-        ];
-        let Value::Array(items) = fixture("mailjet-events.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(event_of).collect();
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        let e = fixture_events("mailjet-events.json", event_of);
         assert_eq!(
-            reasons,
+            reasons(&e),
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
         assert_eq!(e[1].meta["reason"], "mailboxfull");

@@ -1,5 +1,6 @@
-//! Provider webhooks: the interface every provider adapter implements, the registry of
-//! enabled adapters, and their domain errors. Nothing here knows HTTP: the route, the
+//! Provider webhooks: the interface of a provider adapter (`Adapter`, and `Provider` for
+//! the adapters whose checks need the network or the store), the registry of enabled
+//! adapters, and their domain errors. Nothing here knows HTTP: the route, the
 //! metrics and the mapping of a `Rejection` to a status code are `http::providers`'.
 //!
 //! A request goes through the same steps for every provider: the adapter `admit`s its head
@@ -8,23 +9,48 @@
 //! is refused before its body is read; then it `verify`s the raw request (headers and body
 //! bytes, nothing built from the body that the signature does not cover yet), then `parse`s
 //! it into bounce events or a handshake; the route records the events and answers 2xx only
-//! once they are committed. Adding a provider is one file implementing `Provider` plus one
-//! line in `Registry::load` (docs/providers.md says what else a new provider touches).
+//! once they are committed. Adding a provider is one file plus one line in `Registry::load`:
+//! the file's `load` makes a `webhook::Webhook` of its authentication and its parse, or a
+//! type of its own implementing `Provider` when its checks need the network or the store
+//! (docs/providers.md says what else a new provider touches).
 //!
-//! - `common`: helpers the adapters share (HMAC, constant-time comparison, timestamps,
-//!   finding listmonk's campaign in headers or metadata, Basic/token credentials).
+//! Written once for all of them:
+//! - `webhook`: the provider most adapters are, an `Authenticate` plus a parse; and the
+//!   providers that sign nothing, registered from data (`token_auth`).
+//! - `hmac`: HMAC-SHA256 and constant-time comparison, and the header signature schemes
+//!   described as data (`HmacScheme`); `tolerance`: signed timestamps.
+//! - `credentials`: Basic and token credentials in the webhook URL or headers.
+//! - `secret`: reading an enabled provider's secret (`from_secret`, the one load of a
+//!   provider made from one secret).
+//! - `payload`: reading the JSON (objects, items, strings, recipients, times, ids);
+//!   `listmonk`: listmonk's campaign and subscriber ids in headers or metadata.
+//! - `reason`: why a bounce happened (`Why`, a provider's table and the server's reply);
+//!   `bounce`: the `BounceEvent` of one provider event.
 //! - `replay`: single-use signature tokens across replicas (Mailgun).
-//! - one module per provider.
+//!
+//! Then one module per provider: how it authenticates, how it maps its events, its reason
+//! tables.
+
+pub mod bounce;
+pub mod credentials;
+pub mod hmac;
+pub mod listmonk;
+pub mod payload;
+pub mod reason;
+pub mod replay;
+pub mod secret;
+#[cfg(test)]
+pub mod testing;
+pub mod tolerance;
+pub mod webhook;
 
 pub mod azure;
 pub mod brevo;
-pub mod common;
 pub mod forwardemail;
 pub mod lettermint;
 pub mod mailgun;
 pub mod mailjet;
 pub mod postmark;
-pub mod replay;
 pub mod resend;
 pub mod sendgrid;
 pub mod ses;
@@ -33,7 +59,7 @@ pub mod sparkpost;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bounceops_api::{ProvidersSpec, SecretRef};
+use bounceops_api::ProvidersSpec;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -44,7 +70,9 @@ use crate::event::BounceEvent;
 use crate::secrets::SecretsDir;
 use crate::store::Store;
 
-/// One provider's adapter.
+/// An adapter whose checks may wait for the network or the store (SES's certificates,
+/// Mailgun's single-use tokens), or hand what they parsed to `parse`. The others are a
+/// `webhook::Webhook`.
 pub trait Provider: Send + Sync + 'static {
     /// What `verify` hands to `parse`: the envelope, when the signature lives inside it and
     /// had to be read to be checked (SNS); `()` otherwise.
@@ -65,11 +93,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Authenticates the raw request. Runs before `parse`; a failure is a 401 whose message
     /// names the check that failed (never a secret).
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Self::Verified, Rejection>>;
+    fn verify<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Self::Verified>;
 
     /// Turns a verified request into what the route should do. Pure: no I/O.
     fn parse(&self, req: &Incoming, verified: Self::Verified) -> Result<Received, Rejection>;
@@ -81,16 +105,12 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// A provider as the registry holds it, whatever its `Verified` type: admit, verify, then
-/// parse.
+/// parse. Every `Provider` is one; so is every `webhook::Webhook`.
 pub trait Adapter: Send + Sync {
     fn name(&self) -> &'static str;
     fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection>;
     /// Every check, `admit` included (so that no caller can skip one), then the parse.
-    fn receive<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Received, Rejection>>;
+    fn receive<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Received>;
     fn warnings(&self) -> Vec<String>;
 }
 
@@ -103,11 +123,7 @@ impl<P: Provider> Adapter for P {
         Provider::admit(self, head)
     }
 
-    fn receive<'a>(
-        &'a self,
-        req: &'a Incoming,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<Received, Rejection>> {
+    fn receive<'a>(&'a self, req: &'a Incoming, ctx: &'a Context) -> Checking<'a, Received> {
         Box::pin(async move {
             Provider::admit(self, &req.head())?;
             let verified = self.verify(req, ctx).await?;
@@ -215,6 +231,12 @@ pub struct Context {
 /// A configuration problem: (field path, message), as `config` reports it.
 pub type ConfigIssue = (String, String);
 
+/// A provider as its `load` makes it from the spec: `None` when it is not enabled.
+pub type Loaded<P> = Result<Option<P>, ConfigIssue>;
+
+/// The answer of a check that may wait for the network or the store.
+pub type Checking<'a, T> = BoxFuture<'a, Result<T, Rejection>>;
+
 /// The enabled providers, resolved from the configuration (secrets read, keys parsed).
 #[derive(Clone, Default)]
 pub struct Registry(BTreeMap<&'static str, Arc<dyn Adapter>>);
@@ -229,26 +251,29 @@ impl Registry {
     /// Resolves every enabled provider; an enabled provider without its secret is an error.
     pub fn load(spec: &ProvidersSpec, secrets: &SecretsDir) -> Result<Registry, ConfigIssue> {
         let mut r = Registry::default();
-        r.add(ses::Ses::load(&spec.ses)?);
-        r.add(sendgrid::Sendgrid::load(&spec.sendgrid, secrets)?);
-        r.add(postmark::Postmark::load(&spec.postmark, secrets)?);
-        r.add(forwardemail::Forwardemail::load(
-            &spec.forwardemail,
-            secrets,
-        )?);
-        r.add(mailgun::Mailgun::load(&spec.mailgun, secrets)?);
-        r.add(lettermint::Lettermint::load(&spec.lettermint, secrets)?);
-        r.add(azure::Azure::load(&spec.azure, secrets)?);
-        r.add(resend::Resend::load(&spec.resend, secrets)?);
-        r.add(brevo::load(&spec.brevo, secrets)?);
-        r.add(mailjet::load(&spec.mailjet, secrets)?);
-        r.add(sparkpost::load(&spec.sparkpost, secrets)?);
+        r.add(ses::load(&spec.ses)?);
+        r.add(sendgrid::load(&spec.sendgrid, secrets)?);
+        r.add(postmark::load(&spec.postmark, secrets)?);
+        r.add(forwardemail::load(&spec.forwardemail, secrets)?);
+        r.add(mailgun::load(&spec.mailgun, secrets)?);
+        r.add(lettermint::load(&spec.lettermint, secrets)?);
+        r.add(azure::load(&spec.azure, secrets)?);
+        r.add(resend::load(&spec.resend, secrets)?);
+        // Providers that sign nothing differ only in how an item maps to an event.
+        let token_auth: [(_, _, webhook::EventOf); 3] = [
+            (brevo::NAME, &spec.brevo, brevo::event_of),
+            (mailjet::NAME, &spec.mailjet, mailjet::event_of),
+            (sparkpost::NAME, &spec.sparkpost, sparkpost::item_of),
+        ];
+        for (name, spec, event_of) in token_auth {
+            r.add(webhook::token_auth(name, spec, secrets, event_of)?);
+        }
         Ok(r)
     }
 
-    fn add<P: Provider>(&mut self, provider: Option<P>) {
+    fn add(&mut self, provider: Option<impl Adapter + 'static>) {
         if let Some(p) = provider {
-            self.0.insert(Provider::name(&p), Arc::new(p));
+            self.0.insert(p.name(), Arc::new(p));
         }
     }
 
@@ -259,26 +284,6 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.keys().copied()
     }
-}
-
-/// Reads the secret an enabled provider requires; `field` is the path under
-/// `spec.providers.`, e.g. `sendgrid.publicKeySecretRef`. `validate` refuses an enabled
-/// provider without its reference (the rule is `bounceops_api::providers::REQUIRED_SECRETS`),
-/// so `None` only comes from a caller that skipped it: an error in the same words rather
-/// than a panic.
-pub fn required_secret(
-    secrets: &SecretsDir,
-    field: &str,
-    r: Option<&SecretRef>,
-) -> Result<String, ConfigIssue> {
-    let field = format!("spec.providers.{field}");
-    let r = r.ok_or_else(|| {
-        (
-            field.clone(),
-            bounceops_api::providers::SECRET_REQUIRED.into(),
-        )
-    })?;
-    secrets.read_named(r).map_err(|e| (field, e))
 }
 
 /// Every reason table, under the name its copy in docs/providers.md carries (the line

@@ -2,14 +2,16 @@
 //! URL, one record per request.
 
 use bounceops_api::PostmarkProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{Reason, Why, campaign_in, event, json, lookup, recipient, str_at, time};
-use super::{
-    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
-};
-use crate::auth::{AuthError, Credentials};
+use super::bounce::event;
+use super::listmonk::campaign_in;
+use super::payload::{content_id, json, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
+use super::secret::from_secret;
+use super::webhook::Webhook;
+use super::{Incoming, Loaded, Received, Rejection};
+use crate::auth::Credentials;
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -35,61 +37,25 @@ pub const TYPES: &[(&str, Reason)] = &[
     ("SpamComplaint", Reason::Feedback),
 ];
 
-pub struct Postmark {
-    credentials: Credentials,
+pub fn load(spec: &PostmarkProvider, secrets: &SecretsDir) -> Loaded<Webhook<Credentials>> {
+    let r = spec.credentials_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "postmark.credentialsSecretRef",
+        r,
+        |text| Ok(Webhook::new(NAME, Credentials::parse(&text)?, parse)),
+    )
 }
 
-impl Postmark {
-    pub fn load(
-        spec: &PostmarkProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Postmark>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let field = "postmark.credentialsSecretRef";
-        let text = required_secret(secrets, field, spec.credentials_secret_ref.as_ref())?;
-        let credentials =
-            Credentials::parse(&text).map_err(|m| (format!("spec.providers.{field}"), m))?;
-        Ok(Some(Postmark { credentials }))
+fn parse(req: &Incoming) -> Result<Received, Rejection> {
+    let record = json(&req.body)?;
+    if !record.is_object() {
+        return Err(Rejection::Malformed(
+            "invalid payload: Postmark sends one record object".into(),
+        ));
     }
-}
-
-impl Provider for Postmark {
-    type Verified = ();
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
-        self.credentials
-            .verify_header(head.header("authorization"))
-            .map_err(|e| match e {
-                AuthError::Missing => Rejection::Unauthorized("missing Basic credentials"),
-                AuthError::Wrong => Rejection::Unauthorized("Basic credentials do not match"),
-            })?;
-        Ok(Admitted::Authenticated)
-    }
-
-    /// All is checked by `admit`.
-    fn verify<'a>(
-        &'a self,
-        _: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
-        let record = json(&req.body)?;
-        if !record.is_object() {
-            return Err(Rejection::Malformed(
-                "invalid payload: Postmark sends one record object".into(),
-            ));
-        }
-        Ok(Received::Events(events(record).into_iter().collect()))
-    }
+    Ok(Received::Events(events(record).into_iter().collect()))
 }
 
 /// A record into an event; deliveries, opens, clicks, subscription changes and bounce
@@ -111,7 +77,7 @@ pub fn events(record: Value) -> Option<BounceEvent> {
     let id = match record.get("ID") {
         Some(Value::Number(n)) => format!("{record_type}:{n}"),
         Some(Value::String(s)) => format!("{record_type}:{s}"),
-        _ => super::common::content_id(&record),
+        _ => content_id(&record),
     };
     let campaign = campaign_in(record.get("Metadata"));
     let created_at = time(record.get("BouncedAt"));
@@ -135,7 +101,7 @@ pub fn events(record: Value) -> Option<BounceEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture};
     use serde_json::json;
 
     #[test]

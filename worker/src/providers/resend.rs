@@ -4,108 +4,52 @@
 
 use base64::Engine;
 use bounceops_api::ResendProvider;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::common::{
-    Reason, Why, campaign_in, check_timestamp, ct_eq, event, hmac_sha256, json_object, recipient,
-    str_at, subscriber_in, time,
-};
-use super::{
-    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
-};
+use super::bounce::event;
+use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
+use super::listmonk::{campaign_in, subscriber_in};
+use super::payload::{json_object, recipient, str_at, time};
+use super::reason::{Reason, Why};
+use super::secret::from_secret;
+use super::webhook::Webhook;
+use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "resend";
-const TOLERANCE_SECONDS: u32 = 300;
 
-pub struct Resend {
-    key: Vec<u8>,
+/// Svix's headers; the HMAC of `<id>.<timestamp>.<body>`.
+const SIGNATURE: HmacScheme = HmacScheme::new(
+    "svix-signature",
+    "missing svix-signature header",
+    Signatures::Versioned,
+    Encoding::Base64,
+)
+.id("svix-id", "missing svix-id header")
+.timestamp("svix-timestamp", "missing svix-timestamp header")
+.tolerance(300);
+
+pub fn load(spec: &ResendProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacSigned>> {
+    let r = spec.signing_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "resend.signingSecretRef",
+        r,
+        |secret| {
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(secret.trim().trim_start_matches("whsec_"))
+                .map_err(|_| "the secret is not whsec_ followed by base64".to_owned())?;
+            Ok(SIGNATURE.webhook(NAME, key, parse))
+        },
+    )
 }
 
-impl Resend {
-    pub fn load(
-        spec: &ResendProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Resend>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let field = "resend.signingSecretRef";
-        let secret = required_secret(secrets, field, spec.signing_secret_ref.as_ref())?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(secret.trim().trim_start_matches("whsec_"))
-            .map_err(|_| {
-                (
-                    format!("spec.providers.{field}"),
-                    "the secret is not whsec_ followed by base64".to_owned(),
-                )
-            })?;
-        Ok(Some(Resend { key }))
-    }
-
-    /// The id, timestamp and signatures of the head, the timestamp within the tolerance:
-    /// a replay is refused before its body is read.
-    fn signed_head<'a>(head: &Head<'a>) -> Result<(&'a str, &'a str, &'a str), Rejection> {
-        let missing = |h| Rejection::Unauthorized(h);
-        let id = head
-            .header("svix-id")
-            .ok_or(missing("missing svix-id header"))?;
-        let timestamp = head
-            .header("svix-timestamp")
-            .ok_or(missing("missing svix-timestamp header"))?;
-        let signatures = head
-            .header("svix-signature")
-            .ok_or(missing("missing svix-signature header"))?;
-        check_timestamp(timestamp, head.now, TOLERANCE_SECONDS)?;
-        Ok((id, timestamp, signatures))
-    }
-
-    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
-        let (id, timestamp, signatures) = Resend::signed_head(&req.head())?;
-        let expected = hmac_sha256(
-            &self.key,
-            &[id.as_bytes(), b".", timestamp.as_bytes(), b".", &req.body],
-        );
-        // Several signatures while a secret is rotated; any valid v1 one admits.
-        let matched = signatures
-            .split_whitespace()
-            .filter_map(|s| s.strip_prefix("v1,"))
-            .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-            .any(|given| ct_eq(&expected, &given));
-        if !matched {
-            return Err(Rejection::Unauthorized("signature does not match"));
-        }
-        Ok(())
-    }
-}
-
-impl Provider for Resend {
-    type Verified = ();
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
-        Resend::signed_head(head)?;
-        Ok(Admitted::BodyToVerify)
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.check(req)))
-    }
-
-    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
-        let body = json_object(&req.body)?;
-        let id = req.header("svix-id").unwrap_or_default();
-        Ok(Received::Events(events(id, body)))
-    }
+fn parse(req: &Incoming) -> Result<Received, Rejection> {
+    let body = json_object(&req.body)?;
+    let id = req.header("svix-id").unwrap_or_default();
+    Ok(Received::Events(events(id, body)))
 }
 
 /// `email.bounced` and `email.complained` into one event per recipient.
@@ -165,24 +109,14 @@ fn why(body: &Value, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, SES_SUB_TYPE_ROWS, fixture};
     use serde_json::json;
 
     #[test]
     fn sub_types_row_by_row() {
-        let rows = [
-            ("Undetermined", Reason::OnHold),
-            ("General", Reason::OnHold),
-            ("NoEmail", Reason::UserUnknown),
-            ("Suppressed", Reason::UserUnknown),
-            ("OnAccountSuppressionList", Reason::OnHold),
-            ("MailboxFull", Reason::MailboxFull),
-            ("MessageTooLarge", Reason::MesgTooBig),
-            ("ContentRejected", Reason::ContentError),
-            ("AttachmentRejected", Reason::ContentError),
-        ];
+        let rows = SES_SUB_TYPE_ROWS;
         assert_eq!(rows.len(), super::super::ses::SUB_TYPES.len());
-        for (sub_type, want) in rows {
+        for &(sub_type, want) in rows {
             let body = json!({"type": "email.bounced", "created_at": "2026-01-02T03:04:05.000Z",
                 "data": {"email_id": "e", "from": "news@example.com", "to": ["a@example.com"],
                     "subject": "Newsletter",

@@ -3,20 +3,20 @@
 
 use base64::Engine;
 use bounceops_api::SendgridProvider;
-use futures::future::BoxFuture;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::common::{
-    Reason, Why, campaign_in, check_timestamp, content_id, event, json, lookup, recipient, str_at,
-    time,
-};
-use super::{
-    Admitted, ConfigIssue, Context, Head, Incoming, Provider, Received, Rejection, required_secret,
-};
+use super::bounce::event;
+use super::listmonk::campaign_in;
+use super::payload::{content_id, json, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
+use super::secret::from_secret;
+use super::tolerance::check_timestamp;
+use super::webhook::{Authenticate, Webhook};
+use super::{Admitted, Head, Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
 use crate::secrets::SecretsDir;
 
@@ -60,27 +60,29 @@ pub const DROPPED: &[(&str, Reason)] = &[
     ("Invalid", Reason::UserUnknown),
 ];
 
-pub struct Sendgrid {
+/// The webhook's verification key, and the tolerance of the signed timestamp.
+pub struct EcdsaSigned {
     key: VerifyingKey,
     tolerance_seconds: u32,
 }
 
-impl Sendgrid {
-    pub fn load(
-        spec: &SendgridProvider,
-        secrets: &SecretsDir,
-    ) -> Result<Option<Sendgrid>, ConfigIssue> {
-        if !spec.enabled {
-            return Ok(None);
-        }
-        let field = "sendgrid.publicKeySecretRef";
-        let text = required_secret(secrets, field, spec.public_key_secret_ref.as_ref())?;
-        let key = parse_public_key(&text).map_err(|m| (format!("spec.providers.{field}"), m))?;
-        Ok(Some(Sendgrid {
-            key,
-            tolerance_seconds: spec.tolerance_seconds.max(1),
-        }))
-    }
+pub fn load(spec: &SendgridProvider, secrets: &SecretsDir) -> Loaded<Webhook<EcdsaSigned>> {
+    let r = spec.public_key_secret_ref.as_ref();
+    from_secret(
+        spec.enabled,
+        secrets,
+        "sendgrid.publicKeySecretRef",
+        r,
+        |text| {
+            let auth = EcdsaSigned {
+                key: parse_public_key(&text)?,
+                tolerance_seconds: spec.tolerance_seconds.max(1),
+            };
+            Ok(Webhook::new(NAME, auth, |req: &Incoming| {
+                Ok(Received::Events(events(json(&req.body)?)?))
+            }))
+        },
+    )
 }
 
 /// The key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo (PEM armour, if a
@@ -99,32 +101,7 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
         .map_err(|_| "the public key is not a P-256 SubjectPublicKeyInfo".to_owned())
 }
 
-impl Provider for Sendgrid {
-    type Verified = ();
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
-        self.signed_head(head)?;
-        Ok(Admitted::BodyToVerify)
-    }
-
-    fn verify<'a>(
-        &'a self,
-        req: &'a Incoming,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), Rejection>> {
-        Box::pin(std::future::ready(self.check(req)))
-    }
-
-    fn parse(&self, req: &Incoming, _: ()) -> Result<Received, Rejection> {
-        Ok(Received::Events(events(json(&req.body)?)?))
-    }
-}
-
-impl Sendgrid {
+impl EcdsaSigned {
     /// The signature and the timestamp of the head, the timestamp within the tolerance:
     /// a replay is refused before its body is read.
     fn signed_head<'a>(&self, head: &Head<'a>) -> Result<(Signature, &'a str), Rejection> {
@@ -142,8 +119,15 @@ impl Sendgrid {
         check_timestamp(timestamp, head.now, self.tolerance_seconds)?;
         Ok((signature, timestamp))
     }
+}
 
-    fn check(&self, req: &Incoming) -> Result<(), Rejection> {
+impl Authenticate for EcdsaSigned {
+    fn admit(&self, head: &Head<'_>) -> Result<Admitted, Rejection> {
+        self.signed_head(head)?;
+        Ok(Admitted::BodyToVerify)
+    }
+
+    fn verify(&self, req: &Incoming) -> Result<(), Rejection> {
         let (signature, timestamp) = self.signed_head(&req.head())?;
         // The digest of timestamp ‖ body, hashed in place: the body is not copied to be
         // verified (ECDSA over SHA-256 verifies that digest).
@@ -221,7 +205,7 @@ pub fn why(item: &Value) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture, reasons};
     use serde_json::json;
 
     #[test]
@@ -307,9 +291,8 @@ mod tests {
             ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
         ];
         let e = events(fixture("sendgrid-batch.json", &vars)).unwrap();
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
         assert_eq!(
-            reasons,
+            reasons(&e),
             [
                 Reason::UserUnknown,
                 // "421 try again later" names nothing: the classification decides.

@@ -2,29 +2,18 @@
 //! webhook): arrays of `{msys: {message_event: {...}}}` with `bounce`, `out_of_band`,
 //! `spam_complaint` and `policy_rejection` events.
 
-use bounceops_api::TokenAuthProvider;
 use serde_json::Value;
 
-use super::ConfigIssue;
-use super::common::{
-    Reason, TokenAuthWebhook, Why, campaign_in, content_id, event, lookup, recipient, str_at,
-    subscriber_in, time,
-};
+use super::bounce::event;
+use super::listmonk::{campaign_in, subscriber_in};
+use super::payload::{content_id, recipient, str_at, time};
+use super::reason::{Reason, Why, lookup};
 use crate::event::{BounceEvent, BounceType};
-use crate::secrets::SecretsDir;
 
 pub const NAME: &str = "sparkpost";
 
-/// The SparkPost webhook, enabled by `spec`.
-pub fn load(
-    spec: &TokenAuthProvider,
-    secrets: &SecretsDir,
-) -> Result<Option<TokenAuthWebhook>, ConfigIssue> {
-    TokenAuthWebhook::load(NAME, spec, secrets, item_of)
-}
-
 /// SparkPost wraps each event as `{msys: {message_event: {...}}}`.
-fn item_of(mut item: Value) -> Option<BounceEvent> {
+pub fn item_of(mut item: Value) -> Option<BounceEvent> {
     event_of(item.pointer_mut("/msys/message_event").map(Value::take)?)
 }
 
@@ -122,7 +111,7 @@ fn why(ev: &Value, class: Option<u32>, t: BounceType) -> Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::common::testing::{GENERIC_REPLY, fixture};
+    use crate::providers::testing::{GENERIC_REPLY, fixture_events, reasons};
     use serde_json::json;
 
     fn bounce(kind: &str, class: &str, raw_reason: &str) -> BounceEvent {
@@ -181,21 +170,9 @@ mod tests {
 
     #[test]
     fn full_events_carry_reason_status_and_diagnostic() {
-        let vars = [
-            ("ID", "ev"),
-            ("EMAIL1", "a@example.net"),
-            ("EMAIL2", "b@example.net"),
-            ("EMAIL3", "c@example.net"),
-            ("EMAIL4", "d@example.net"),
-            ("CAMPAIGN", "2f1d7c4e-3a5b-4c6d-8e9f-0a1b2c3d4e5f"),
-        ];
-        let Value::Array(items) = fixture("sparkpost-events.json", &vars) else {
-            panic!("an array");
-        };
-        let e: Vec<_> = items.into_iter().filter_map(item_of).collect();
-        let reasons: Vec<_> = e.iter().map(|e| e.reason.unwrap()).collect();
+        let e = fixture_events("sparkpost-events.json", item_of);
         assert_eq!(
-            reasons,
+            reasons(&e),
             [Reason::UserUnknown, Reason::MailboxFull, Reason::Feedback]
         );
         // SparkPost's own `reason` stays; the name goes beside it.

@@ -1,6 +1,6 @@
 // The provider fixtures (`tests/fixtures/providers`) with their `{{NAME}}` placeholders
 // replaced. Shared by the integration tests (`common`) and the providers' unit tests
-// (`providers::common::testing`, through `include!`), which cannot share a crate.
+// (`providers::testing`, through `include!`), which cannot share a crate.
 
 /// The fixture `name` as text, every `{{K}}` of `vars` replaced; panics on a placeholder
 /// left over.
