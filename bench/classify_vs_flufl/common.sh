@@ -5,7 +5,7 @@
 classify_here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$classify_here/../.." && pwd)"
 log() { printf 'bench: %s\n' "$*" >&2; }
-# Smoke mode (BENCH_SMOKE=1, which .ci/run sets after the tests): the debug build, a corpus
+# Smoke mode (BENCH_SMOKE=1, which .ci/run sets after the tests): a debug build, a corpus
 # of a few files, runs of a fraction of a second; the figures mean nothing then, the checks
 # all run.
 smoke="${BENCH_SMOKE:-0}"
@@ -16,8 +16,9 @@ classify_bench_build() {
     local dir
     if [ "$smoke" = 1 ]; then
         dir="${CARGO_TARGET_DIR:-$repo/target/classify-bench}"
-        log "building classify-bench (debug)"
-        CARGO_TARGET_DIR="$dir" cargo build --quiet --manifest-path "$classify_here/Cargo.toml"
+        log "building classify-bench (debug, opt-level 1)"
+        # opt-level 1: callgrind (cachegrind.sh) runs an unoptimised build 50 times slower.
+        CARGO_PROFILE_DEV_OPT_LEVEL=1 CARGO_TARGET_DIR="$dir" cargo build --quiet --manifest-path "$classify_here/Cargo.toml"
         classify_bench="$dir/debug/classify-bench"
     else
         dir="${CARGO_TARGET_DIR:-$classify_here/target}"
