@@ -11,10 +11,10 @@
 # has what instrument.py patches, no phrase was read from its tables or reported as
 # deciding, or corpus_report's agreement figures are missing.
 # Smoke mode: BENCH_SMOKE=1 bash bench/reason_halves/run.sh [CORPUS_DIR [SISIMAI_DIR [REV]]]:
-# CORPUS_DIR defaults to $BOUNCEOPS_CORPUS, of which 40 files are measured; the debug build,
-# in target/bench-reason-halves; without a go-sisimai checkout the published vocabulary is
-# taken as empty, and said so. Without a corpus it says SKIPPED and exits 0: the measurement
-# needs the corpus's reasons, which the classifier's test fixtures do not give.
+# CORPUS_DIR defaults to $BOUNCEOPS_CORPUS, of which 40 files are measured; the debug build
+# (both builds go to target/bench-reason-halves); without a go-sisimai checkout the published
+# vocabulary is taken as empty, and said so. Without a corpus it says SKIPPED and exits 0: the
+# measurement needs the corpus's reasons, which the classifier's test fixtures do not give.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -47,16 +47,14 @@ git -C "$repo" worktree add -q --detach "$tree" "$rev"
 cp "$repo/classify/tests/measure/mod.rs" "$tree/classify/tests/measure/mod.rs"
 cp "$repo/classify/examples/corpus_report.rs" "$tree/classify/examples/corpus_report.rs"
 python3 "$here/instrument.py" "$tree/classify/src/reason.rs"
+# A target of its own, kept between runs (the dependencies are built once), rather than a
+# copy of the checkout's: the instrumented crate must not replace the checkout's own examples.
+export CARGO_TARGET_DIR="$repo/target/bench-reason-halves"
 if [ "$smoke" = 1 ]; then
-    # A target of its own, kept between runs: the instrumented crate must not replace the
-    # checkout's own examples in target/debug.
-    export CARGO_TARGET_DIR="$repo/target/bench-reason-halves"
     (cd "$tree" && cargo build -q -p bounce-classify --example corpus_report --example classify_files)
     bins="$CARGO_TARGET_DIR/debug/examples"
 else
-    # A copy of this checkout's target saves building the dependencies again.
-    [ -d "$repo/target/release" ] && cp -a "$repo/target" "$tree/target"
     (cd "$tree" && cargo build -q --release -p bounce-classify --example corpus_report --example classify_files)
-    bins="$tree/target/release/examples"
+    bins="$CARGO_TARGET_DIR/release/examples"
 fi
 ALLOW_EMPTY_VOCABULARY="$smoke" python3 "$here/ablate.py" "$tree" "$corpus" "$sisimai" "$bins"
