@@ -193,8 +193,102 @@ pub fn ci_smoke_steps(script: &str, marker: &str) -> Vec<Command> {
         .collect()
 }
 
+/// What is wrong between the benchmark commands `pages` give (page name, Markdown), the
+/// smoke steps of `ci` (after the line `marker`), and the benchmarks themselves, whose
+/// source `source` returns (`None`: no such benchmark from the repository root). Empty when
+/// every documented benchmark exists, has a smoke mode (its source names `BENCH_SMOKE`) and
+/// a smoke step in CI, when every smoke command a page gives is one CI runs word for word,
+/// and when every CI step's benchmark exists.
+pub fn problems(
+    pages: &[(String, String)],
+    ci: &str,
+    marker: &str,
+    source: impl Fn(&Bench) -> Option<String>,
+) -> Vec<String> {
+    let steps = ci_smoke_steps(ci, marker);
+    let mut given: std::collections::BTreeMap<Bench, Vec<(&str, Command)>> = Default::default();
+    for (page, text) in pages {
+        for command in documented(text) {
+            given
+                .entry(command.bench.clone())
+                .or_default()
+                .push((page.as_str(), command));
+        }
+    }
+    let mut out = Vec::new();
+    for (bench, places) in &given {
+        let pages: Vec<&str> = places.iter().map(|(p, _)| *p).collect();
+        match source(bench) {
+            None => out.push(format!(
+                "`{bench}` ({pages:?}): no such benchmark from the repository root"
+            )),
+            Some(text) if !text.contains("BENCH_SMOKE") => out.push(format!(
+                "`{bench}` ({pages:?}): no smoke mode (BENCH_SMOKE=1)"
+            )),
+            Some(_) => {}
+        }
+        if !steps.iter().any(|s| &s.bench == bench) {
+            out.push(format!(
+                "`{bench}` ({pages:?}): CI runs no `BENCH_SMOKE=1` step of it after the tests"
+            ));
+        }
+        for (page, command) in places.iter().filter(|(_, c)| c.smoke) {
+            if !steps.iter().any(|s| s.text == command.text) {
+                out.push(format!(
+                    "{page} gives `{}`, which CI does not run as written",
+                    command.text
+                ));
+            }
+        }
+    }
+    for step in &steps {
+        if source(&step.bench).is_none() {
+            out.push(format!("CI's step `{}`: no such benchmark", step.text));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+
+    fn check(page: &str, ci: &str) -> Vec<String> {
+        let pages = vec![("DOC.md".to_owned(), page.to_owned())];
+        problems(&pages, ci, "bash scripts/test.sh", |b| match b {
+            Bench::Script(p) if p == "bench/smoke.sh" => Some("BENCH_SMOKE".into()),
+            Bench::Script(p) if p == "bench/plain.sh" => Some("no smoke".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn problems_name_what_is_missing() {
+        let ci = "bash scripts/test.sh\nbench_smoke env BENCH_SMOKE=1 bash bench/smoke.sh\n";
+        assert_eq!(check("`bash bench/smoke.sh 20`", ci), Vec::<String>::new());
+        assert_eq!(
+            check("`bash bench/plain.sh`", ci),
+            [
+                "`bash bench/plain.sh` ([\"DOC.md\"]): no smoke mode (BENCH_SMOKE=1)",
+                "`bash bench/plain.sh` ([\"DOC.md\"]): CI runs no `BENCH_SMOKE=1` step of it after the tests",
+            ]
+        );
+        assert_eq!(
+            check("`bash bench/gone.sh`", ci),
+            [
+                "`bash bench/gone.sh` ([\"DOC.md\"]): no such benchmark from the repository root",
+                "`bash bench/gone.sh` ([\"DOC.md\"]): CI runs no `BENCH_SMOKE=1` step of it after the tests",
+            ]
+        );
+        assert_eq!(
+            check("`BENCH_SMOKE=1 bash bench/smoke.sh --tiny`", ci),
+            [
+                "DOC.md gives `BENCH_SMOKE=1 bash bench/smoke.sh --tiny`, which CI does not run as written"
+            ]
+        );
+        // A step before the tests does not count.
+        let early = "bench_smoke env BENCH_SMOKE=1 bash bench/smoke.sh\nbash scripts/test.sh\n";
+        assert_eq!(check("`bash bench/smoke.sh`", early).len(), 1);
+    }
     use super::*;
 
     #[test]
