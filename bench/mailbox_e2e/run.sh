@@ -10,8 +10,14 @@
 # BOUNCEOPS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
 # a throwaway database is created and dropped. Run as root or as a user that can start
 # dovecot on a high port.
+# Exits 1, saying which, unless the worker exits 0, every message is recorded and the
+# mailbox holds what must stay (nothing, or the --large message).
+# Smoke mode: BENCH_SMOKE=1 bash bench/mailbox_e2e/run.sh [...]: the debug build and 100
+# messages unless N is given.
 set -euo pipefail
+smoke="${BENCH_SMOKE:-0}"
 n=10000 protocol=pop3 large=0
+[ "$smoke" = 1 ] && n=100
 while [ $# -gt 0 ]; do
     case "$1" in
         --protocol) protocol="$2"; shift 2 ;;
@@ -29,9 +35,15 @@ dovecot=/usr/sbin/dovecot
 
 worker="${BOUNCEOPS_BENCH_WORKER:-}"
 if [ -z "$worker" ]; then
-    echo "building bounce-worker (release)" >&2
-    cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p bounce-worker
-    worker="${CARGO_TARGET_DIR:-$repo/target}/release/bounce-worker"
+    if [ "$smoke" = 1 ]; then
+        echo "building bounce-worker (debug, smoke mode)" >&2
+        cargo build --quiet --manifest-path "$repo/Cargo.toml" -p bounce-worker --bin bounce-worker
+        worker="${CARGO_TARGET_DIR:-$repo/target}/debug/bounce-worker"
+    else
+        echo "building bounce-worker (release)" >&2
+        cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p bounce-worker
+        worker="${CARGO_TARGET_DIR:-$repo/target}/release/bounce-worker"
+    fi
 fi
 
 work="$(mktemp -d /tmp/mbxbench.XXXXXX)"
@@ -168,5 +180,12 @@ rc, s, rss_kib = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 n, bounces, left, expected_left = map(int, sys.argv[4:8])
 print(f"{sys.argv[8]}: messages {n}  recorded {bounces}  left in mailbox {left}  "
       f"time {s:.2f} s  ({n / s:.0f} messages/s)  peak RSS {rss_kib / 1024:.1f} MiB  exit {rc}")
-sys.exit(0 if rc == 0 and bounces == n and left == expected_left else 1)
+failed = [what for what, bad in [
+    (f"the worker exited {rc}", rc != 0),
+    (f"{bounces} bounces recorded of {n} messages", bounces != n),
+    (f"{left} messages left in the mailbox, {expected_left} expected", left != expected_left),
+] if bad]
+if failed:
+    print("bench: FAILED: " + "; ".join(failed), file=sys.stderr)
+    sys.exit(1)
 PY

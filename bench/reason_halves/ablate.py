@@ -9,15 +9,20 @@ way, since the tables were written on the whole corpus."""
 import collections, glob, os, re, subprocess, sys
 
 tree, corpus, sisimai = sys.argv[1:4]
+# The instrumented examples (run.sh: a release build in the tree, or the smoke mode's debug one).
+bins = sys.argv[4] if len(sys.argv) > 4 else os.path.join(tree, "target/release/examples")
 vocab = set()
 for f in glob.glob(os.path.join(sisimai, "reason", "why-*.go")):
     vocab.update(m.group(1).lower() for m in re.finditer(r'"([^"\n]{3,})"', open(f).read()))
-if not vocab:
+# The smoke mode runs without go-sisimai (ALLOW_EMPTY_VOCABULARY=1, said by run.sh).
+if not vocab and os.environ.get("ALLOW_EMPTY_VOCABULARY") != "1":
     sys.exit(f"no reason/why-*.go under {sisimai}: not a go-sisimai checkout")
 src = open(os.path.join(tree, "classify/src/reason.rs")).read()
 tables = src[src.index("const DECISIVE"):src.index("/// One automaton over every phrase")]
 tables = re.sub(r"//[^\n]*", "", tables)
 phrases = [m.group(1).replace("\\u{2019}", "\u2019") for m in re.finditer(r'"((?:[^"\\]|\\.)*)"', tables)]
+if not phrases:
+    sys.exit("bench: FAILED: no phrase read from reason.rs's tables (DECISIVE ... 'One automaton over every phrase')")
 published = {i for i, p in enumerate(phrases) if any(p in v for v in vocab)}
 # The provider table (`PROVIDERS`, read before the phrase tables) is not left out
 # by this measurement: say so when it holds words Sisimai does not publish, whose
@@ -41,7 +46,6 @@ def half(file):
     return "A" if c.isalpha() and c < "n" else "B"
 
 
-bins = os.path.join(tree, "target/release/examples")
 emails = os.path.join(corpus, "emails/maildir/bsd")
 halves = collections.defaultdict(set)
 for name in sorted(os.listdir(emails)):
@@ -50,6 +54,8 @@ for name in sorted(os.listdir(emails)):
     for line in run.stderr.splitlines():
         if line.startswith("PHRASE\t"):
             halves[int(line.split("\t")[1])].add(half(name))
+if not halves:
+    sys.exit("bench: FAILED: classify_files reported no deciding phrase (PHRASE lines) on any file")
 own = {h: sorted(i for i, hs in halves.items() if hs == {h} and i not in published) for h in "AB"}
 
 
@@ -57,7 +63,10 @@ def agreement(drop, h):
     env = dict(os.environ, ABLATE=",".join(map(str, drop)))
     out = subprocess.run([os.path.join(bins, "corpus_report"), corpus],
                          capture_output=True, text=True, env=env).stdout
-    return re.search(rf"reason agreement, half {h}\s+(\S+ \(\d+/\d+)", out).group(1) + ")"
+    m = re.search(rf"reason agreement, half {h}\s+(\S+ \(\d+/\d+)", out)
+    if m is None:
+        sys.exit(f"bench: FAILED: corpus_report printed no reason agreement for half {h}")
+    return m.group(1) + ")"
 
 
 print(f"{len(phrases)} phrases, {len(published)} in Sisimai's published vocabulary")

@@ -14,11 +14,22 @@
 # Usage: bash bench/soak/run.sh [SECONDS] [--no-keys]
 #   --no-keys: senders send no Idempotency-Key (a retry is a new request, as listmonk-style
 #   senders do); by default each bounce carries one.
+# Exits 1, saying which, when a bounce answered 2xx was not stored (lost), one was still
+# unanswered after the drain, a bounce was stored twice while the senders sent keys, or a
+# fault of the schedule did not happen.
+# Smoke mode: BENCH_SMOKE=1 bash bench/soak/run.sh [SECONDS] [--no-keys]: the debug build,
+# 30 s, the schedule's "minute" 10 s long (a restart 3 s in, a 3 s stop 7 s in, the kills 5 s
+# into theirs): every kind of fault, each at least twice.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 seconds="${1:-600}"
 keys="--idempotency-keys"
 [ "${2:-}" = "--no-keys" ] && keys=""
+# The fault schedule's period and each fault's offset in it, in seconds.
+period=60 at_restart=15 at_stop=40 at_kill=25
+if [ "$smoke" = 1 ]; then
+    seconds="${1:-30}" period=10 at_restart=3 at_stop=7 at_kill=5
+fi
 port="${SOAK_PORT:-9321}"
 pg_port="${SOAK_PG_PORT:-55432}"
 
@@ -26,8 +37,7 @@ pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 [ -x "$pg_bin/pg_ctl" ] || { log "no PostgreSQL server binaries under /usr/lib/postgresql"; exit 1; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
-log "building (release)"
-cargo build -q --release -p bounce-worker --bin bounce-worker --example soak
+bench_build -p bounce-worker --bin bounce-worker --example soak
 
 work="$(mktemp -d)"
 chmod 755 "$work"
@@ -72,18 +82,18 @@ start() {
 }
 start
 
-"$target/release/examples/soak" --url "http://127.0.0.1:$port/webhooks/bounce" \
+"$target/$profile/examples/soak" --url "http://127.0.0.1:$port/webhooks/bounce" \
     --database-url "$db_url" --seconds "$seconds" $keys >"$work/result.json" &
 senders=$!
 
 # The fault schedule: "second kind" lines, in order.
 {
-    for ((m = 0; m * 60 < seconds; m++)); do
-        echo "$((m * 60 + 15)) pg-restart"
-        echo "$((m * 60 + 40)) pg-stop-3s"
+    for ((m = 0; m * period < seconds; m++)); do
+        echo "$((m * period + at_restart)) pg-restart"
+        echo "$((m * period + at_stop)) pg-stop-3s"
     done
     for pct in 20 50 80; do
-        echo "$((seconds * pct / 100 / 60 * 60 + 25)) worker-kill"
+        echo "$((seconds * pct / 100 / period * period + at_kill)) worker-kill"
     done
 } | sort -n >"$work/schedule"
 began=$(date +%s)
@@ -102,9 +112,26 @@ done <"$work/schedule"
 
 wait "$senders"
 log "faults: $restarts Postgres restarts, $stops 3-second stops, $kills worker SIGKILLs"
-python3 - "$work/result.json" "$restarts" "$stops" "$kills" <<'PY'
+planned="$(awk -v s="$seconds" '$1 < s {print $2}' "$work/schedule" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')"
+python3 - "$work/result.json" "$restarts" "$stops" "$kills" "$planned" "$keys" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 r["faults"] = {"pg_restarts": int(sys.argv[2]), "pg_stops_3s": int(sys.argv[3]), "worker_sigkills": int(sys.argv[4])}
 print(json.dumps(r, indent=1))
+planned = dict(kv.split("=") for kv in sys.argv[5].split())
+done = {"pg-restart": r["faults"]["pg_restarts"], "pg-stop-3s": r["faults"]["pg_stops_3s"],
+        "worker-kill": r["faults"]["worker_sigkills"]}
+keys = sys.argv[6] != ""
+failed = [what for what, bad in [
+    ("nothing was sent", r["sent"] == 0),
+    (f"{r['lost']} bounces answered 2xx were not stored", r["lost"] != 0),
+    (f"{r['unanswered']} bounces were still unanswered after the drain", r["unanswered"] != 0),
+    (f"{r['doubled']} bounces were stored twice although each carried an Idempotency-Key",
+     keys and r["doubled"] != 0),
+] + [(f"{kind}: {done[kind]} done of {n} planned", done[kind] != int(n) or int(n) == 0)
+     for kind, n in planned.items()] if bad]
+if failed:
+    print("bench: FAILED: " + "; ".join(failed), file=sys.stderr)
+    sys.exit(1)
+print("bench: every bounce answered 2xx stored" + (", none twice" if keys else ""), file=sys.stderr)
 PY

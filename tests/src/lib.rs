@@ -1,6 +1,7 @@
 //! Shared helpers of the repository-wide checks in `tests/tests/`: where the repository
 //! is, running helm, and the BounceConfig reference generator (`docgen`).
 
+pub mod bench_commands;
 pub mod cluster;
 pub mod dovecot;
 pub mod helm;
