@@ -106,8 +106,7 @@ pub fn sidecar_container(cfg: &BounceConfig, settings: &Settings) -> Container {
         }),
         liveness_probe: Some(http_probe("/healthz", ops, 10)),
         // A sidecar's readiness is its pod's: a relay that is not ready (its database
-        // down) must not take listmonk's web UI out of its Service. The relay answers
-        // listmonk `451` meanwhile, which listmonk retries.
+        // down) must not take listmonk's web UI out of its Service.
         readiness_probe: None,
         // Sidecars are stopped after listmonk has exited: nothing left to drain for.
         lifecycle: None,
