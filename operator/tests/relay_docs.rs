@@ -103,6 +103,25 @@ fn settings_of(sidecar: &Value) -> Settings {
 }
 
 #[test]
+fn every_documented_bounceconfig_is_one_the_operator_runs() {
+    let docs = documents();
+    let configs: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "BounceConfig")
+        .collect();
+    assert_eq!(configs.len(), 2, "the sidecar's and the Deployment's");
+    for doc in configs {
+        let spec =
+            spec_from_yaml(&serde_yaml::to_string(doc).unwrap()).unwrap_or_else(|p| panic!("{p}"));
+        let mut cfg = BounceConfig::new(doc["metadata"]["name"].as_str().unwrap(), spec);
+        cfg.metadata.namespace = doc["metadata"]["namespace"].as_str().map(str::to_owned);
+        let problems = bounce_operator::reconcile::validate::problems(&cfg);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(cfg.spec.relay.is_some());
+    }
+}
+
+#[test]
 fn the_documented_yaml_fits_the_pod_schema_strictly() {
     let docs = documents();
     let deployment = listmonk_deployment(&docs);
