@@ -59,7 +59,8 @@ enum Command {
     /// Print the patch that adds the sending relay (`spec.relay`) to listmonk's Deployment
     /// as a native sidecar; apply it with `kubectl patch deployment listmonk --patch-file`.
     RelaySidecar {
-        /// The BounceConfig's YAML file (the one applied to the cluster).
+        /// The BounceConfig's YAML file (the one applied to the cluster, or `kubectl get -o
+        /// yaml`'s); `-` reads it from standard input.
         #[arg(long)]
         config: PathBuf,
     },
@@ -69,8 +70,12 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::RelaySidecar { config }) = &args.command {
-        let text = std::fs::read_to_string(config)
-            .with_context(|| format!("cannot read {}", config.display()))?;
+        let text = if config.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+        } else {
+            std::fs::read_to_string(config)
+                .with_context(|| format!("cannot read {}", config.display()))?
+        };
         let settings = Settings {
             worker_image: args.worker_image.clone(),
             worker_image_pull_policy: args.worker_image_pull_policy.clone(),

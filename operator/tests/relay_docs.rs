@@ -246,6 +246,29 @@ fn relay_sidecar_prints_the_documented_patch_and_refuses_what_it_cannot_render()
         }}}})
     );
 
+    // From standard input, as `kubectl get -o yaml` gives it (with metadata and status the
+    // server adds): the same patch.
+    let mut stored = doc.clone();
+    stored["metadata"]["uid"] = "0b7c7d7e-0000-4000-8000-000000000001".into();
+    stored["metadata"]["resourceVersion"] = "41".into();
+    stored["status"] = serde_json::json!({"observedGeneration": 1});
+    let mut piped = Command::new(env!("CARGO_BIN_EXE_bounce-operator"))
+        .args(["relay-sidecar", "--config", "-", "--worker-image", &image])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = piped.stdin.take().unwrap();
+        stdin
+            .write_all(serde_yaml::to_string(&stored).unwrap().as_bytes())
+            .unwrap();
+    }
+    let piped = piped.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout, out.stdout);
+
     // No relay, or a BounceConfig the operator would refuse: an error that says why.
     let mut without = doc.clone();
     without["spec"].as_object_mut().unwrap().remove("relay");
