@@ -327,7 +327,7 @@ async fn run_phases(
             None => SmtpServiceState::Pending { service },
         };
     }
-    if desired.relay_replicas.is_some() && config.spec.enabled {
+    if desired.relay_replicas.is_some() {
         obs.relay_address = Some(desired::relay_service_address(config));
     }
     obs.deployments = applied

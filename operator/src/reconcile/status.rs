@@ -112,8 +112,7 @@ pub struct Observation {
     pub service_monitor: ServiceMonitorState,
     pub ingress: IngressState,
     pub smtp_service: SmtpServiceState,
-    /// The relay Service's address, when a relay Deployment was applied and the config is
-    /// enabled (a disabled config's relay has no replica to be ready).
+    /// The relay Service's address, when a relay Deployment was applied.
     pub relay_address: Option<String>,
     pub webhook_url: Option<String>,
     /// The Secret versions and hash applied to the workers; `None` when apply did not run.
@@ -294,8 +293,9 @@ pub fn compute(
         )),
     }
 
-    // Apart from Ready, which waits for every replica: whether listmonk's mail is taken.
-    if let (Some(address), Some(r)) = (&obs.relay_address, &relay) {
+    // Apart from Ready, which waits for every replica: whether listmonk's mail is taken. A
+    // disabled config's relay has no replica to be ready, and says nothing.
+    if let (Some(address), Some(r), true) = (&obs.relay_address, &relay, obs.enabled) {
         conds.push(if r.ready_replicas > 0 {
             (
                 RELAY_READY,
@@ -597,6 +597,30 @@ mod tests {
         let later = compute(Some(&before), &blocked, T1);
         assert_eq!(later.relay, before.relay);
         assert!(later.condition(RELAY_READY).is_none());
+
+        // Disabled: scaled to zero, still at its address, no condition to claim.
+        let mut o = obs();
+        o.enabled = false;
+        o.deployments = vec![(
+            ChildKind::RelayDeployment,
+            "n-relay".to_owned(),
+            DeploymentState {
+                desired: 0,
+                ready: 0,
+                updated: 0,
+                observed_latest: true,
+            },
+        )];
+        o.relay_address = Some("n-relay.mail.svc:2525".into());
+        let s = compute(None, &o, T0);
+        assert_eq!(
+            s.relay
+                .as_ref()
+                .map(|r| (r.desired_replicas, r.address.as_str())),
+            Some((0, "n-relay.mail.svc:2525"))
+        );
+        assert!(s.condition(RELAY_READY).is_none());
+        assert_eq!(cond(&s, READY).reason, "Disabled");
     }
 
     #[test]
