@@ -30,11 +30,17 @@ pub fn patch_yaml(config_text: &str, settings: &Settings) -> Result<String, Stri
         return Err("spec.relay: required: the sidecar is the relay".into());
     }
     let patch = serde_yaml::to_string(&sidecar_patch(&cfg, settings)).map_err(|e| e.to_string())?;
+    let ns = cfg
+        .metadata
+        .namespace
+        .as_deref()
+        .map(|ns| format!("-n {ns} "))
+        .unwrap_or_default();
     Ok(format!(
         "# The sending relay as a native sidecar of listmonk's pod, for BounceConfig {name}.\n\
          # listmonk's Deployment must be in the BounceConfig's namespace (it mounts the\n\
          # ConfigMap {name}-config and the relay's Secrets). Apply with:\n\
-         #   kubectl patch deployment listmonk --patch-file relay-sidecar.yaml\n\
+         #   kubectl {ns}patch deployment listmonk --patch-file relay-sidecar.yaml\n\
          {patch}"
     ))
 }
