@@ -28,7 +28,7 @@ pub use reasons::{REASONS, ReasonRule, ReasonType};
 pub use relay::{RelaySpec, RelayUpstreamSpec};
 pub use role::Role;
 pub use smtp::{ServiceType, SmtpServiceSpec, SmtpSpec};
-pub use status::{BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
+pub use status::{BounceConfigStatus, Condition, ConditionStatus, RelayStatus, WorkloadStatus};
 pub use validate::{Problem, validate};
 
 /// How one BounceOps installation processes bounces: where to store them, which rules to

@@ -13,8 +13,9 @@ pub struct BounceConfigStatus {
     /// generation: the operator has not yet acted on the latest change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Progressing, Degraded (and ServiceMonitorReady when metrics are asked for),
-    /// in the standard Kubernetes condition shape.
+    /// Ready, Progressing, Degraded (and ServiceMonitorReady when metrics are asked for,
+    /// IngressReady, SMTPServiceReady, RelayReady for those parts), in the standard
+    /// Kubernetes condition shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -34,6 +35,10 @@ pub struct BounceConfigStatus {
     /// The bounce MX's Deployment; absent without `spec.smtp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp: Option<WorkloadStatus>,
+    /// The sending relay's Deployment and where listmonk reaches it; absent without one
+    /// (no `spec.relay`, or `replicas: 0`: a relay in listmonk's pod is listmonk's to watch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayStatus>,
     /// The resourceVersion of each referenced Secret as the operator last applied it to the
     /// workers. After changing a Secret, wait until its entry shows the Secret's new
     /// resourceVersion: from then on the workers' Deployments carry the change, and
@@ -63,6 +68,21 @@ pub struct WorkloadStatus {
     pub desired_replicas: i32,
     /// Replicas whose pods pass their readiness probe.
     pub ready_replicas: i32,
+}
+
+/// The relay's Deployment, and its Service's address.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayStatus {
+    /// Name of the Deployment (and of its Service).
+    pub name: String,
+    /// Replicas the operator asked for.
+    pub desired_replicas: i32,
+    /// Replicas whose pods pass their readiness probe.
+    pub ready_replicas: i32,
+    /// Where senders in the cluster submit mail: `<name>-relay.<namespace>.svc:2525`, the
+    /// host and port of listmonk's SMTP settings.
+    pub address: String,
 }
 
 /// One aspect of the resource's state, in the shape of Kubernetes' `metav1.Condition`.

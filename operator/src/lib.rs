@@ -8,6 +8,7 @@ pub mod http;
 pub mod metrics;
 pub mod rbac;
 pub mod reconcile;
+pub mod relay_sidecar;
 
 /// The one field manager (server-side apply), Event reporter and `managed-by` label.
 pub const MANAGER: &str = "bounce-operator";

@@ -2,6 +2,7 @@
 //! around [`bounce_operator::controller::run`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use anyhow::Context as _;
 use bounce_operator::controller::{self, Scope};
 use bounce_operator::metrics::Metrics;
 use bounce_operator::reconcile::desired::{Settings, default_worker_image};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
@@ -20,12 +21,14 @@ use tokio::sync::watch;
     about = "Reconciles BounceConfig resources into BounceOps workers"
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Image of the worker pods.
-    #[arg(long, env = "BOUNCEOPS_WORKER_IMAGE", default_value_t = default_worker_image())]
+    #[arg(long, global = true, env = "BOUNCEOPS_WORKER_IMAGE", default_value_t = default_worker_image())]
     worker_image: String,
     /// imagePullPolicy of the worker containers (default: the cluster's). `Never` for
     /// images imported into the nodes by hand, where no registry serves them.
-    #[arg(long, env = "BOUNCEOPS_WORKER_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    #[arg(long, global = true, env = "BOUNCEOPS_WORKER_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
     worker_image_pull_policy: Option<String>,
     /// Address of /healthz and /metrics.
     #[arg(long, env = "BOUNCEOPS_LISTEN", default_value = "0.0.0.0:8080")]
@@ -50,9 +53,38 @@ struct Args {
     log_json: bool,
 }
 
+/// Without a command, the operator runs.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the patch that adds the sending relay (`spec.relay`) to listmonk's Deployment
+    /// as a native sidecar; apply it with `kubectl patch deployment listmonk --patch-file`.
+    RelaySidecar {
+        /// The BounceConfig's YAML file (the one applied to the cluster, or `kubectl get -o
+        /// yaml`'s); `-` reads it from standard input.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::RelaySidecar { config }) = &args.command {
+        let text = if config.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+        } else {
+            std::fs::read_to_string(config)
+                .with_context(|| format!("cannot read {}", config.display()))?
+        };
+        let settings = Settings {
+            worker_image: args.worker_image.clone(),
+            worker_image_pull_policy: args.worker_image_pull_policy.clone(),
+        };
+        let patch = bounce_operator::relay_sidecar::patch_yaml(&text, &settings)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", config.display()))?;
+        print!("{patch}");
+        return Ok(());
+    }
     init_tracing(args.log_json);
     let client = Client::try_default()
         .await

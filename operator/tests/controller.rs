@@ -1125,3 +1125,285 @@ async fn the_smtp_load_balancer_address_is_in_the_status() {
     let status = fake.config(NS, "news").status.unwrap();
     assert!(status.condition("SMTPServiceReady").is_none(), "{status:?}");
 }
+
+/// The bounce MX and the relay's Deployment, with every Secret the relay may read.
+const RELAY_SPEC: &str = r#"
+relay:
+  returnPathDomain: bounces.example.com
+  upstream:
+    host: smtp.example.com
+    caSecretRef: {name: upstream-ca, key: ca.crt}
+    usernameSecretRef: {name: upstream-login, key: username}
+    passwordSecretRef: {name: upstream-login, key: password}
+  credentialsSecretRef: {name: relay-logins, key: logins}
+  tlsSecretName: relay-tls
+  replicas: 2
+"#;
+
+const RELAY_CHILDREN: [&str; 3] = [
+    "/apis/apps/v1/namespaces/mail/deployments/news-relay",
+    "/api/v1/namespaces/mail/services/news-relay",
+    "/apis/policy/v1/namespaces/mail/poddisruptionbudgets/news-relay",
+];
+
+fn relay_spec() -> String {
+    format!("{SMTP_SPEC}{RELAY_SPEC}")
+}
+
+fn relay_secrets(fake: &FakeApi) {
+    smtp_secrets(fake);
+    fake.put_secret(NS, "upstream-ca", &["ca.crt"]);
+    fake.put_secret(NS, "upstream-login", &["username", "password"]);
+    fake.put_secret(NS, "relay-logins", &["logins"]);
+    fake.put_tls_secret(NS, "relay-tls");
+}
+
+#[tokio::test]
+async fn the_relay_deployment_is_applied_reported_and_settles() {
+    let (client, fake) = FakeApi::start();
+    relay_secrets(&fake);
+    fake.put_config(NS, "news", &relay_spec());
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+
+    let applied = applied_paths(&fake.writes_since(0));
+    for path in RELAY_CHILDREN {
+        assert!(applied.contains(&path.to_owned()), "{path}: {applied:?}");
+    }
+    // The relay after the MX's children, its PDB after the MX's.
+    let at = |p: &str| applied.iter().position(|a| a == p).unwrap();
+    assert!(at(SMTP_CHILDREN[2]) < at(RELAY_CHILDREN[0]));
+    assert!(at(SMTP_CHILDREN[3]) < at(RELAY_CHILDREN[2]));
+    let service = fake.get(RELAY_CHILDREN[1]).unwrap();
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert_eq!(service["spec"]["ports"][0]["port"], 2525);
+    let dep = fake.get(RELAY_CHILDREN[0]).unwrap();
+    let args = &dep["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args[8], "relay");
+    assert_eq!(args[10], "0.0.0.0:2525");
+
+    let status = fake.config(NS, "news").status.unwrap();
+    let relay = status.relay.as_ref().expect("status.relay");
+    assert_eq!(
+        (
+            relay.name.as_str(),
+            relay.desired_replicas,
+            relay.ready_replicas,
+            relay.address.as_str()
+        ),
+        ("news-relay", 2, 2, "news-relay.mail.svc:2525")
+    );
+    assert_eq!(
+        condition(&fake, "RelayReady"),
+        (ConditionStatus::True, "Serving".into())
+    );
+    assert_eq!(
+        condition(&fake, "Ready"),
+        (ConditionStatus::True, "AllWorkersReady".into())
+    );
+    for secret in ["upstream-ca", "upstream-login", "relay-logins", "relay-tls"] {
+        assert!(
+            status.observed_secrets.contains_key(secret),
+            "{secret}: {:?}",
+            status.observed_secrets
+        );
+    }
+
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes_since(mark), []);
+}
+
+#[tokio::test]
+async fn relay_pods_not_ready_are_relay_not_ready_and_keep_the_config_from_ready() {
+    let (client, fake) = FakeApi::start();
+    relay_secrets(&fake);
+    fake.put_config(NS, "news", &relay_spec());
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let path = deployment_path(NS, "news-relay");
+    let mut dep = fake.get(&path).unwrap();
+    dep["status"]["readyReplicas"] = 0.into();
+    fake.put(&path, dep);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    let relay = status.condition("RelayReady").unwrap();
+    assert_eq!(
+        (relay.status, relay.reason.as_str()),
+        (ConditionStatus::False, "NoReplicaReady")
+    );
+    assert!(
+        relay.message.contains("news-relay.mail.svc:2525"),
+        "{}",
+        relay.message
+    );
+    let ready = status.condition("Ready").unwrap();
+    assert_eq!(ready.reason, "WorkersUnavailable");
+    assert!(ready.message.contains("news-relay"), "{}", ready.message);
+    assert_eq!(status.relay.unwrap().ready_replicas, 0);
+}
+
+#[tokio::test]
+async fn a_missing_relay_secret_is_secret_missing_and_applies_nothing() {
+    let (client, fake) = FakeApi::start();
+    smtp_secrets(&fake);
+    fake.put_secret(NS, "upstream-ca", &["ca.crt"]);
+    fake.put_secret(NS, "upstream-login", &["username", "password"]);
+    fake.put_secret(NS, "relay-logins", &["logins"]);
+    fake.put_secret(NS, "relay-tls", &["tls.crt"]);
+    fake.put_config(NS, "news", &relay_spec());
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let status = fake.config(NS, "news").status.unwrap();
+    let degraded = status.condition("Degraded").unwrap();
+    assert_eq!(degraded.reason, "SecretMissing");
+    assert_eq!(
+        degraded.message,
+        "Secret \"relay-tls\" has no key \"tls.key\" (referenced by spec.relay.tlsSecretName)"
+    );
+    assert!(applied_paths(&fake.log()).is_empty());
+    assert!(status.condition("RelayReady").is_none());
+
+    let configs = [Arc::new(fake.config(NS, "news"))];
+    for secret in ["upstream-ca", "upstream-login", "relay-logins", "relay-tls"] {
+        assert_eq!(
+            bounce_operator::reconcile::secrets::configs_using(&configs, NS, secret).len(),
+            1,
+            "the Secret watch re-queues the config for {secret}"
+        );
+    }
+    fake.put_tls_secret(NS, "relay-tls");
+    reconcile_once(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Degraded").0, ConditionStatus::False);
+    assert!(fake.get(RELAY_CHILDREN[0]).is_some());
+}
+
+#[tokio::test]
+async fn the_sidecar_form_only_removes_the_relay_deployment_and_rolls_nothing_else() {
+    let (client, fake) = FakeApi::start();
+    relay_secrets(&fake);
+    fake.put_config(NS, "news", &relay_spec());
+    let ctx = context(client);
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let hashes = ["news-webhook", "news-smtp"].map(|d| pod_hash(&fake, d));
+
+    fake.put_config(
+        NS,
+        "news",
+        &relay_spec().replace("  replicas: 2\n", "  replicas: 0\n"),
+    );
+    let mark = fake.log_len();
+    reconcile_once(&fake, &ctx).await.unwrap();
+    let writes = fake.writes_since(mark);
+    let deleted: Vec<String> = writes
+        .iter()
+        .filter(|c| c.method == Method::DELETE)
+        .map(|c| c.path.clone())
+        .collect();
+    assert_eq!(deleted, RELAY_CHILDREN);
+    for path in RELAY_CHILDREN {
+        assert!(fake.get(path).is_none(), "{path}");
+    }
+    assert!(
+        applied_paths(&writes)
+            .iter()
+            .all(|p| !p.contains("/deployments/")),
+        "no worker rolls: {:?}",
+        applied_paths(&writes)
+    );
+    assert_eq!(
+        ["news-webhook", "news-smtp"].map(|d| pod_hash(&fake, d)),
+        hashes
+    );
+    let status = fake.config(NS, "news").status.unwrap();
+    assert_eq!(status.relay, None);
+    assert!(status.condition("RelayReady").is_none());
+    assert_eq!(
+        status.condition("Ready").unwrap().status,
+        ConditionStatus::True
+    );
+    // The sidecar still reads the relay's Secrets: they stay watched and checked.
+    assert!(status.observed_secrets.contains_key("upstream-login"));
+}
+
+/// docs/relay.md's sidecar-only BounceConfig, applied to the mocked API server: the
+/// operator makes the ConfigMap the documented sidecar mounts, checks every Secret it mounts,
+/// and runs no relay of its own.
+#[tokio::test]
+async fn the_documented_sidecar_config_gives_what_the_documented_sidecar_mounts() {
+    use bounceops_tests::{markdown, repo_root};
+    let page = std::fs::read_to_string(repo_root().join("docs/relay.md")).unwrap();
+    let section = markdown::section(&page, "## Running it in Kubernetes").unwrap();
+    let docs: Vec<serde_json::Value> = markdown::fenced_blocks(section)
+        .into_iter()
+        .filter(|b| b.lang == "yaml")
+        .map(|b| serde_yaml::from_str(&b.text).unwrap())
+        .collect();
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "BounceConfig" && d["spec"]["relay"]["replicas"] == 0)
+        .expect("the sidecar-only BounceConfig");
+    let listmonk = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("listmonk's Deployment");
+    let (ns, name) = (
+        config["metadata"]["namespace"].as_str().unwrap(),
+        config["metadata"]["name"].as_str().unwrap(),
+    );
+    let volumes = listmonk["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let mounted_secrets: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .collect();
+    let (client, fake) = FakeApi::start();
+    // The Secrets the documented BounceConfig references, with the keys it names.
+    let mut keys: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in bounce_operator::reconcile::secrets::worker_refs(
+        &serde_json::from_value(config["spec"].clone()).unwrap(),
+    ) {
+        keys.entry(r.secret.name).or_default().push(r.secret.key);
+    }
+    for (secret, keys) in &keys {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        fake.put_secret(ns, secret, &keys);
+    }
+    fake.put_config(ns, name, &serde_yaml::to_string(&config["spec"]).unwrap());
+    let ctx = context(client);
+    reconcile::reconcile(Arc::new(fake.config(ns, name)), ctx.clone())
+        .await
+        .unwrap();
+
+    let status = fake.config(ns, name).status.unwrap();
+    assert_eq!(
+        status.condition("Ready").map(|c| c.status),
+        Some(ConditionStatus::True),
+        "{status:?}"
+    );
+    assert_eq!(status.relay, None, "no relay Deployment");
+    assert!(
+        fake.paths_under(&format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/{name}-relay"
+        ))
+        .is_empty()
+    );
+    let config_map = volumes
+        .iter()
+        .find_map(|v| v["configMap"]["name"].as_str())
+        .expect("the config volume");
+    assert!(
+        fake.get(&format!("/api/v1/namespaces/{ns}/configmaps/{config_map}"))
+            .is_some(),
+        "the operator renders {config_map}"
+    );
+    for secret in &mounted_secrets {
+        assert!(
+            status.observed_secrets.contains_key(*secret),
+            "{secret} is mounted by the sidecar and checked by the operator: {:?}",
+            status.observed_secrets
+        );
+    }
+    assert_eq!(mounted_secrets.len(), 3, "{mounted_secrets:?}");
+}

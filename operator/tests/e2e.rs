@@ -5,8 +5,8 @@
 //! One scenario, first on a cluster without the Prometheus operator's ServiceMonitor CRD
 //! (most clusters), then with it: Secrets missing then present (the bounce MX's VERP key and
 //! certificate among them), children and owner references, a spec change that prunes (the
-//! bounce MX's children with `spec.smtp`), a rotated Secret, a deleted Secret, an invalid
-//! spec, deletion by the garbage collector. Pods never start on a node-less API server, so
+//! bounce MX's children with `spec.smtp`, the relay's with `spec.relay`), a rotated Secret,
+//! a deleted Secret, an invalid spec, deletion by the garbage collector. Pods never start on a node-less API server, so
 //! `Ready` must say that the workers are unavailable, and no `Degraded` may appear. Where
 //! the server's audit log is ours (envtest), every request the ServiceAccount made is
 //! read back: none refused, and every verb the chart grants was needed.
@@ -142,6 +142,12 @@ fn scenario(
             "smtp": {"domains": ["bounces.example.com"],
                      "verpKeySecretRef": {"name": "verp-key", "key": "key"},
                      "tlsSecretName": "mx-tls", "service": {"type": "LoadBalancer"}},
+            "relay": {"returnPathDomain": "bounces.example.com",
+                      "upstream": {"host": "smtp.example.com",
+                                   "usernameSecretRef": {"name": "smtp-upstream", "key": "username"},
+                                   "passwordSecretRef": {"name": "smtp-upstream", "key": "password"}},
+                      "credentialsSecretRef": {"name": "relay-logins", "key": "logins"},
+                      "replicas": 2},
             "metrics": {"serviceMonitor": monitored},
         });
         apply_config(&configs, spec.clone()).await;
@@ -181,6 +187,18 @@ fn scenario(
             &secrets,
             "verp-key",
             json!({"key": "0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
+        put_secret(
+            &secrets,
+            "smtp-upstream",
+            json!({"username": "listmonk", "password": "upstream-secret"}),
+        )
+        .await;
+        put_secret(
+            &secrets,
+            "relay-logins",
+            json!({"logins": "listmonk:relay-secret"}),
         )
         .await;
         wait(
@@ -327,15 +345,55 @@ fn scenario(
             )
         })
         .await;
-        let observed = configs
-            .get(NAME)
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .observed_secrets;
+        // The sending relay: its Deployment, its ClusterIP Service on 2525 and its
+        // PodDisruptionBudget (two replicas), owned; its address in the status.
+        let relay = format!("{NAME}-relay");
+        let relay_pods = deployments.get(&relay).await.unwrap();
         assert!(
-            observed.contains_key("verp-key") && observed.contains_key("mx-tls"),
+            owned(relay_pods.metadata.owner_references.clone()),
+            "relay Deployment owned"
+        );
+        let args = relay_pods.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert_eq!(
+            args[args.len() - 4..],
+            ["--role", "relay", "--relay-listen", "0.0.0.0:2525"]
+        );
+        let relay_service = services.get(&relay).await.unwrap();
+        assert!(
+            owned(relay_service.metadata.owner_references.clone()),
+            "relay Service owned"
+        );
+        let relay_spec = relay_service.spec.unwrap();
+        assert_eq!(relay_spec.type_.as_deref(), Some("ClusterIP"));
+        assert_eq!(relay_spec.ports.unwrap()[0].port, 2525);
+        assert!(
+            owned(pdbs.get(&relay).await.unwrap().metadata.owner_references),
+            "relay PodDisruptionBudget owned"
+        );
+        wait("RelayReady reported", || async {
+            matches!(
+                condition(&configs, "RelayReady").await,
+                Some((ConditionStatus::False, r)) if r == "NoReplicaReady"
+            ) || matches!(
+                condition(&configs, "RelayReady").await,
+                Some((ConditionStatus::True, r)) if r == "Serving"
+            )
+        })
+        .await;
+        let status = configs.get(NAME).await.unwrap().status.unwrap();
+        assert_eq!(
+            status.relay.map(|r| r.address),
+            Some(format!("{relay}.{ns}.svc:2525"))
+        );
+        let observed = status.observed_secrets;
+        assert!(
+            observed.contains_key("verp-key")
+                && observed.contains_key("mx-tls")
+                && observed.contains_key("smtp-upstream")
+                && observed.contains_key("relay-logins"),
             "{observed:?}"
         );
         if monitored {
@@ -369,17 +427,18 @@ fn scenario(
             .await;
         }
 
-        // 3. Spec change: one replica, no mailbox, no bounce MX, no Ingress, no
+        // 3. Spec change: one replica, no mailbox, no bounce MX, no relay, no Ingress, no
         // ServiceMonitor: pruned.
         let hash_before = pod_hash(&deployments).await;
         let mut smaller = spec.clone();
         smaller["webhook"] = json!({"replicas": 1});
         smaller["mailboxes"] = json!([]);
         smaller.as_object_mut().unwrap().remove("smtp");
+        smaller.as_object_mut().unwrap().remove("relay");
         smaller["metrics"] = json!({"serviceMonitor": false});
         apply_config(&configs, smaller.clone()).await;
         wait(
-            "mailbox and SMTP Deployments, SMTP Services, PDBs, Ingress and ServiceMonitor pruned; replicas 1",
+            "mailbox, SMTP and relay Deployments, their Services and PDBs, Ingress and ServiceMonitor pruned; replicas 1",
             || async {
                 deployments
                     .get_opt(&format!("{NAME}-mailbox"))
@@ -394,6 +453,9 @@ fn scenario(
                         .unwrap()
                         .is_none()
                     && pdbs.get_opt(&smtp).await.unwrap().is_none()
+                    && deployments.get_opt(&relay).await.unwrap().is_none()
+                    && services.get_opt(&relay).await.unwrap().is_none()
+                    && pdbs.get_opt(&relay).await.unwrap().is_none()
                     && pdbs.get_opt(&webhook).await.unwrap().is_none()
                     && ingresses.get_opt(&webhook).await.unwrap().is_none()
                     && (!monitored || monitors.get_opt(&webhook).await.unwrap().is_none())

@@ -6,7 +6,9 @@
 
 use bounce_operator::metrics::Metrics;
 use bounce_operator::reconcile::status::{Written, write_if_changed};
-use bounceops_api::{BounceConfig, BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
+use bounceops_api::{
+    BounceConfig, BounceConfigStatus, Condition, ConditionStatus, RelayStatus, WorkloadStatus,
+};
 use bounceops_tests::cluster::{self, TestNamespace};
 use bounceops_tests::invalid_specs;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -45,12 +47,18 @@ fn full() -> BounceConfigStatus {
             desired_replicas: 2,
             ready_replicas: 1,
         }),
+        relay: Some(RelayStatus {
+            name: "news-relay".into(),
+            desired_replicas: 2,
+            ready_replicas: 2,
+            address: "news-relay.mail.svc:2525".into(),
+        }),
         observed_secrets: [("listmonk-db".to_owned(), "41".to_owned())].into(),
         config_hash: Some("0123456789abcdef".into()),
     }
 }
 
-/// `full()` without the mailbox and SMTP Deployments, the webhook URL, the observed generation and
+/// `full()` without the mailbox, SMTP and relay Deployments, the webhook URL, the observed generation and
 /// the condition's observed generation.
 fn lean() -> BounceConfigStatus {
     let mut s = full();
@@ -60,6 +68,7 @@ fn lean() -> BounceConfigStatus {
     s.mailboxes = Some(0);
     s.mailbox = None;
     s.smtp = None;
+    s.relay = None;
     s
 }
 

@@ -30,6 +30,12 @@ use sha2::{Digest, Sha256};
 
 use super::secrets::{refs_for_role, secret_names};
 
+mod relay;
+pub use relay::{
+    RELAY_CONTAINER, RELAY_SERVICE_PORT, RELAY_SIDECAR_OPS_PORT, SIDECAR_VOLUME_PREFIX,
+    relay_service_address, sidecar_container, sidecar_patch, sidecar_volumes,
+};
+
 /// Where the worker finds its files; the same paths the worker's flags name.
 pub const CONFIG_DIR: &str = "/etc/bounceops";
 pub const CONFIG_FILE: &str = "config.yaml";
@@ -96,14 +102,20 @@ pub enum ChildKind {
     /// Headless: the SMTP workers' `/metrics` for a ServiceMonitor, kept off the SMTP
     /// Service, which may be a LoadBalancer facing the internet.
     SmtpMetricsService,
+    /// The sending relay's workers (`spec.relay` with replicas), for a listmonk that
+    /// cannot take the relay as its sidecar.
+    RelayDeployment,
+    /// ClusterIP: where listmonk sends mail (port 2525), and the relay's `/metrics`.
+    RelayService,
     Ingress,
     PodDisruptionBudget,
     SmtpPodDisruptionBudget,
+    RelayPodDisruptionBudget,
     ServiceMonitor,
 }
 
 impl ChildKind {
-    pub const ALL: [ChildKind; 12] = [
+    pub const ALL: [ChildKind; 15] = [
         ChildKind::ConfigMap,
         ChildKind::WebhookDeployment,
         ChildKind::WebhookService,
@@ -112,9 +124,12 @@ impl ChildKind {
         ChildKind::SmtpDeployment,
         ChildKind::SmtpService,
         ChildKind::SmtpMetricsService,
+        ChildKind::RelayDeployment,
+        ChildKind::RelayService,
         ChildKind::Ingress,
         ChildKind::PodDisruptionBudget,
         ChildKind::SmtpPodDisruptionBudget,
+        ChildKind::RelayPodDisruptionBudget,
         ChildKind::ServiceMonitor,
     ];
 
@@ -127,6 +142,9 @@ impl ChildKind {
             | ChildKind::SmtpService
             | ChildKind::SmtpPodDisruptionBudget => format!("{owner}-smtp"),
             ChildKind::SmtpMetricsService => format!("{owner}-{SMTP_METRICS_SUFFIX}"),
+            ChildKind::RelayDeployment
+            | ChildKind::RelayService
+            | ChildKind::RelayPodDisruptionBudget => format!("{owner}-relay"),
             ChildKind::WebhookDeployment
             | ChildKind::WebhookService
             | ChildKind::Ingress
@@ -139,7 +157,10 @@ impl ChildKind {
     pub fn is_deployment(self) -> bool {
         matches!(
             self,
-            ChildKind::WebhookDeployment | ChildKind::MailboxDeployment | ChildKind::SmtpDeployment
+            ChildKind::WebhookDeployment
+                | ChildKind::MailboxDeployment
+                | ChildKind::SmtpDeployment
+                | ChildKind::RelayDeployment
         )
     }
 
@@ -148,15 +169,17 @@ impl ChildKind {
             ChildKind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
             ChildKind::WebhookDeployment
             | ChildKind::MailboxDeployment
-            | ChildKind::SmtpDeployment => ApiResource::erase::<Deployment>(&()),
+            | ChildKind::SmtpDeployment
+            | ChildKind::RelayDeployment => ApiResource::erase::<Deployment>(&()),
             ChildKind::WebhookService
             | ChildKind::MailboxService
             | ChildKind::SmtpService
-            | ChildKind::SmtpMetricsService => ApiResource::erase::<Service>(&()),
+            | ChildKind::SmtpMetricsService
+            | ChildKind::RelayService => ApiResource::erase::<Service>(&()),
             ChildKind::Ingress => ApiResource::erase::<Ingress>(&()),
-            ChildKind::PodDisruptionBudget | ChildKind::SmtpPodDisruptionBudget => {
-                ApiResource::erase::<PodDisruptionBudget>(&())
-            }
+            ChildKind::PodDisruptionBudget
+            | ChildKind::SmtpPodDisruptionBudget
+            | ChildKind::RelayPodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
             ChildKind::ServiceMonitor => service_monitor_resource(),
         }
     }
@@ -194,6 +217,9 @@ pub struct Desired {
     pub mailbox_replicas: Option<i32>,
     /// `None` without `spec.smtp`.
     pub smtp_replicas: Option<i32>,
+    /// `None` without a relay Deployment (no `spec.relay`, or its replicas 0: the relay
+    /// runs only as listmonk's sidecar, which the operator does not see).
+    pub relay_replicas: Option<i32>,
 }
 
 /// Inputs of the build phase.
@@ -219,6 +245,9 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
     if let Some(smtp) = &mut unscaled.spec.smtp {
         smtp.replicas = 0;
     }
+    if let Some(relay) = &mut unscaled.spec.relay {
+        relay.replicas = 0;
+    }
     let hash = config_hash(&render_config(&unscaled), inputs.secret_versions);
     let webhook_replicas = if spec.enabled {
         spec.webhook.replicas
@@ -230,6 +259,11 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         .smtp
         .as_ref()
         .map(|s| if spec.enabled { s.replicas } else { 0 });
+    let relay_replicas = spec
+        .relay
+        .as_ref()
+        .filter(|r| r.replicas > 0)
+        .map(|r| if spec.enabled { r.replicas } else { 0 });
 
     let mut wanted: BTreeMap<ChildKind, Value> = BTreeMap::new();
     wanted.insert(ChildKind::ConfigMap, config_map(cfg, &config_yaml));
@@ -254,6 +288,16 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         wanted.insert(ChildKind::SmtpMetricsService, service(cfg, Role::Smtp));
         if r > 1 {
             wanted.insert(ChildKind::SmtpPodDisruptionBudget, pdb(cfg, Role::Smtp));
+        }
+    }
+    if let Some(r) = relay_replicas {
+        wanted.insert(
+            ChildKind::RelayDeployment,
+            deployment(cfg, inputs.settings, Role::Relay, r, &hash),
+        );
+        wanted.insert(ChildKind::RelayService, service(cfg, Role::Relay));
+        if r > 1 {
+            wanted.insert(ChildKind::RelayPodDisruptionBudget, pdb(cfg, Role::Relay));
         }
     }
     if spec.webhook.ingress.enabled {
@@ -289,6 +333,7 @@ pub fn build(inputs: &Inputs<'_>) -> Desired {
         webhook_replicas,
         mailbox_replicas,
         smtp_replicas,
+        relay_replicas,
     }
 }
 
@@ -358,6 +403,7 @@ fn deployment_kind(role: Role) -> ChildKind {
         Role::Webhook => ChildKind::WebhookDeployment,
         Role::Mailbox => ChildKind::MailboxDeployment,
         Role::Smtp => ChildKind::SmtpDeployment,
+        Role::Relay => ChildKind::RelayDeployment,
     }
 }
 
@@ -433,8 +479,8 @@ pub const DRAIN_SECONDS: i64 = 5;
 /// that moment: the cluster suite saw senders' requests fail while pods rolled. A preStop
 /// sleep (no shell needed: the kubelet sleeps) keeps it serving meanwhile; the worker then
 /// drains in-flight requests on SIGTERM as before. The SMTP workers take connections the
-/// same way (an MTA refused would only retry later, but need not). The mailbox scanner
-/// takes no traffic.
+/// same way (an MTA refused would only retry later, but need not), and so does the relay's
+/// Deployment (listmonk would log a failed send). The mailbox scanner takes no traffic.
 fn drain_delay(role: Role) -> Option<Lifecycle> {
     (role != Role::Mailbox).then(|| Lifecycle {
         pre_stop: Some(LifecycleHandler {
@@ -447,20 +493,23 @@ fn drain_delay(role: Role) -> Option<Lifecycle> {
     })
 }
 
-fn deployment(
-    cfg: &BounceConfig,
-    settings: &Settings,
-    role: Role,
-    replicas: i32,
-    hash: &str,
-) -> Value {
-    let kind = deployment_kind(role);
-    let component = role.as_str();
-    let secrets = secret_names(&refs_for_role(&cfg.spec, role));
+/// The files a worker reads: its config, a writable `/tmp`, and its role's Secrets, each at
+/// `<SECRETS_DIR>/<secret name>`. Volume names start with `prefix`, so that in listmonk's
+/// pod (the relay's sidecar form) they cannot meet listmonk's own.
+struct WorkerFiles {
+    pub volumes: Vec<Volume>,
+    /// The worker container's mounts.
+    pub mounts: Vec<VolumeMount>,
+    /// The migrate init container's: the config and the database's Secret only.
+    pub migrate_mounts: Vec<VolumeMount>,
+}
 
+/// `secret_mode`: the Secret files' mode, readable by the worker's user (see the callers).
+fn worker_files(cfg: &BounceConfig, role: Role, prefix: &str, secret_mode: i32) -> WorkerFiles {
+    let secrets = secret_names(&refs_for_role(&cfg.spec, role));
     let mut volumes = vec![
         Volume {
-            name: "config".into(),
+            name: format!("{prefix}config"),
             config_map: Some(ConfigMapVolumeSource {
                 name: ChildKind::ConfigMap.name(&cfg.name_any()),
                 items: Some(vec![KeyToPath {
@@ -473,7 +522,7 @@ fn deployment(
             ..Volume::default()
         },
         Volume {
-            name: "tmp".into(),
+            name: format!("{prefix}tmp"),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         },
@@ -481,13 +530,13 @@ fn deployment(
     let database_secret = cfg.spec.database.url_secret_ref.as_ref().map(|r| &r.name);
     let base_mounts = vec![
         VolumeMount {
-            name: "config".into(),
+            name: format!("{prefix}config"),
             mount_path: CONFIG_DIR.into(),
             read_only: Some(true),
             ..VolumeMount::default()
         },
         VolumeMount {
-            name: "tmp".into(),
+            name: format!("{prefix}tmp"),
             mount_path: "/tmp".into(),
             ..VolumeMount::default()
         },
@@ -495,14 +544,12 @@ fn deployment(
     let mut mounts = base_mounts.clone();
     let mut migrate_mounts = base_mounts;
     for s in &secrets {
-        let name = secret_volume_name(s);
+        let name = format!("{prefix}{}", secret_volume_name(s));
         volumes.push(Volume {
             name: name.clone(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(s.clone()),
-                // Group-readable, and the pod's fsGroup is the worker's group: the
-                // non-root worker can read the files, nobody else can.
-                default_mode: Some(0o440),
+                default_mode: Some(secret_mode),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
@@ -518,17 +565,48 @@ fn deployment(
         }
         mounts.push(mount);
     }
+    WorkerFiles {
+        volumes,
+        mounts,
+        migrate_mounts,
+    }
+}
 
-    let probe = |path: &str, period: i32| Probe {
+fn http_probe(path: &str, port: &str, period: i32) -> Probe {
+    Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String("http".into()),
+            port: IntOrString::String(port.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
         ..Probe::default()
-    };
-    let container = Container {
+    }
+}
+
+/// No privilege, no writable root, no capability: the worker needs none.
+fn worker_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The worker container of one role as its Deployment runs it (the relay's sidecar is
+/// made from the relay's, see [`sidecar_container`]).
+fn worker_container(
+    cfg: &BounceConfig,
+    settings: &Settings,
+    role: Role,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    Container {
         name: "worker".into(),
         image: Some(
             cfg.spec
@@ -537,25 +615,36 @@ fn deployment(
                 .unwrap_or_else(|| settings.worker_image.clone()),
         ),
         image_pull_policy: settings.worker_image_pull_policy.clone(),
-        args: Some(run_args(cfg, role)),
+        args: Some(run_args(
+            cfg,
+            role,
+            &format!("0.0.0.0:{HTTP_PORT}"),
+            "0.0.0.0",
+        )),
         ports: Some(container_ports(cfg, role)),
-        readiness_probe: Some(probe("/readyz", 5)),
-        liveness_probe: Some(probe("/healthz", 10)),
+        readiness_probe: Some(http_probe("/readyz", "http", 5)),
+        liveness_probe: Some(http_probe("/healthz", "http", 10)),
         lifecycle: drain_delay(role),
         resources: Some(resources(cfg, role)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(worker_security_context()),
         volume_mounts: Some(mounts),
         ..Container::default()
-    };
+    }
+}
+
+fn deployment(
+    cfg: &BounceConfig,
+    settings: &Settings,
+    role: Role,
+    replicas: i32,
+    hash: &str,
+) -> Value {
+    let kind = deployment_kind(role);
+    let component = role.as_str();
+    // Group-readable, and the pod's fsGroup is the worker's group: the non-root worker can
+    // read the files, nobody else can.
+    let files = worker_files(cfg, role, "", 0o440);
+    let container = worker_container(cfg, settings, role, files.mounts);
 
     // The worker's schema must exist before the worker is ready. Every pod migrates first:
     // migrations are idempotent and serialised by an advisory lock, so replicas starting
@@ -579,7 +668,7 @@ fn deployment(
         readiness_probe: None,
         liveness_probe: None,
         lifecycle: None,
-        volume_mounts: Some(migrate_mounts),
+        volume_mounts: Some(files.migrate_mounts),
         ..container.clone()
     };
 
@@ -594,7 +683,7 @@ fn deployment(
         spec: Some(PodSpec {
             init_containers: Some(vec![migrate]),
             containers: vec![container],
-            volumes: Some(volumes),
+            volumes: Some(files.volumes),
             // The worker never talks to the Kubernetes API.
             automount_service_account_token: Some(false),
             security_context: Some(PodSecurityContext {
@@ -632,8 +721,10 @@ fn deployment(
     })
 }
 
-/// `bounce-worker run` for one role; the SMTP role also listens for mail on its port.
-fn run_args(cfg: &BounceConfig, role: Role) -> Vec<String> {
+/// `bounce-worker run` for one role, its ops endpoints on `ops_listen`; the SMTP role also
+/// listens for mail on its port, the relay on its port of `relay_host` (all interfaces in
+/// its Deployment, 127.0.0.1 as listmonk's sidecar).
+fn run_args(cfg: &BounceConfig, role: Role, ops_listen: &str, relay_host: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "run",
         "--config",
@@ -641,30 +732,50 @@ fn run_args(cfg: &BounceConfig, role: Role) -> Vec<String> {
         "--secrets-dir",
         SECRETS_DIR,
         "--listen",
-        &format!("0.0.0.0:{HTTP_PORT}"),
+        ops_listen,
         "--role",
         role.as_str(),
     ]
     .map(str::to_owned)
     .to_vec();
-    if let (Role::Smtp, Some(smtp)) = (role, &cfg.spec.smtp) {
-        args.push("--smtp-listen".into());
-        args.push(format!("0.0.0.0:{}", smtp.port));
+    match (role, &cfg.spec.smtp, &cfg.spec.relay) {
+        (Role::Smtp, Some(smtp), _) => {
+            args.push("--smtp-listen".into());
+            args.push(format!("0.0.0.0:{}", smtp.port));
+        }
+        (Role::Relay, _, Some(relay)) => {
+            args.push("--relay-listen".into());
+            args.push(format!("{relay_host}:{}", relay.port));
+        }
+        _ => {}
     }
     args
 }
 
-/// Every role serves `/metrics` and its probes on `http`; the SMTP role takes mail on `smtp`.
-fn container_ports(cfg: &BounceConfig, role: Role) -> Vec<ContainerPort> {
-    let port = |name: &str, number: i32| ContainerPort {
+fn container_port(name: &str, number: i32) -> ContainerPort {
+    ContainerPort {
         name: Some(name.into()),
         container_port: number,
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
-    };
-    let mut ports = vec![port("http", HTTP_PORT)];
-    if let (Role::Smtp, Some(smtp)) = (role, &cfg.spec.smtp) {
-        ports.push(port("smtp", i32::from(smtp.port)));
+    }
+}
+
+/// Every role serves `/metrics` and its probes on `http`; the SMTP role takes mail on
+/// `smtp`, the relay on `submission`.
+fn container_ports(cfg: &BounceConfig, role: Role) -> Vec<ContainerPort> {
+    let mut ports = vec![container_port("http", HTTP_PORT)];
+    match (role, &cfg.spec.smtp, &cfg.spec.relay) {
+        (Role::Smtp, Some(smtp), _) => {
+            ports.push(container_port("smtp", i32::from(smtp.port)));
+        }
+        (Role::Relay, _, Some(relay)) => {
+            ports.push(container_port(
+                relay::SUBMISSION_PORT_NAME,
+                i32::from(relay.port),
+            ));
+        }
+        _ => {}
     }
     ports
 }
@@ -675,7 +786,9 @@ fn container_ports(cfg: &BounceConfig, role: Role) -> Vec<ContainerPort> {
 /// about 30 MiB plus six times `maxMessageBytes` at its peak (BENCHMARKS.md), so a limit
 /// fixed at 256 MiB would get it OOM-killed on every scan of a mailbox allowed larger mail.
 /// The SMTP workers take `spec.smtp.resources` the same way, with the webhook's defaults:
-/// they stream DATA with bounded memory whatever `maxMessageBytes` allows.
+/// they stream DATA with bounded memory whatever `maxMessageBytes` allows. The relay takes
+/// `spec.relay.resources`, with smaller defaults: it streams too, and as a sidecar it sits
+/// in every listmonk pod.
 fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
     let quantities = |m: &BTreeMap<String, String>| {
         (!m.is_empty()).then(|| {
@@ -687,7 +800,12 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
     let given = match role {
         Role::Webhook => cfg.spec.webhook.resources.as_ref(),
         Role::Smtp => cfg.spec.smtp.as_ref().and_then(|s| s.resources.as_ref()),
+        Role::Relay => cfg.spec.relay.as_ref().and_then(|r| r.resources.as_ref()),
         Role::Mailbox => None,
+    };
+    let (memory_request, memory_limit_mib) = match role {
+        Role::Relay => ("32Mi", 128),
+        Role::Webhook | Role::Smtp | Role::Mailbox => ("64Mi", memory_limit_mib(cfg, role)),
     };
     match given {
         Some(r) => ResourceRequirements {
@@ -698,11 +816,11 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
         _ => ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".into(), Quantity("50m".into())),
-                ("memory".into(), Quantity("64Mi".into())),
+                ("memory".into(), Quantity(memory_request.into())),
             ])),
             limits: Some(BTreeMap::from([(
                 "memory".into(),
-                Quantity(format!("{}Mi", memory_limit_mib(cfg, role))),
+                Quantity(format!("{memory_limit_mib}Mi")),
             )])),
             ..ResourceRequirements::default()
         },
@@ -714,7 +832,7 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
 fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {
     const DEFAULT_MIB: u64 = 256;
     let largest = match role {
-        Role::Webhook | Role::Smtp => 0,
+        Role::Webhook | Role::Smtp | Role::Relay => 0,
         Role::Mailbox => cfg
             .spec
             .mailboxes
@@ -741,6 +859,8 @@ fn service(cfg: &BounceConfig, role: Role) -> Value {
             HTTP_PORT,
             Some("None".to_owned()),
         ),
+        // Mail and metrics on one ClusterIP Service: it never faces the internet.
+        Role::Relay => return relay::service(cfg),
     };
     to_value(&Service {
         metadata: meta(cfg, kind, role.as_str()),
@@ -833,6 +953,7 @@ fn ingress(cfg: &BounceConfig) -> Value {
 fn pdb(cfg: &BounceConfig, role: Role) -> Value {
     let kind = match role {
         Role::Smtp => ChildKind::SmtpPodDisruptionBudget,
+        Role::Relay => ChildKind::RelayPodDisruptionBudget,
         Role::Webhook | Role::Mailbox => ChildKind::PodDisruptionBudget,
     };
     to_value(&PodDisruptionBudget {
@@ -854,8 +975,8 @@ fn service_monitor(cfg: &BounceConfig) -> Value {
     let meta = serde_json::to_value(meta(cfg, ChildKind::ServiceMonitor, "webhook"))
         .expect("metadata serializes");
     // Every component: the webhook Service and, with mailboxes or the bounce MX, their
-    // headless metrics Services. The SMTP Service matches too but has no `http` port, so
-    // it yields no target.
+    // headless metrics Services, and the relay's Service (its `http` port). The SMTP
+    // Service matches too but has no `http` port, so it yields no target.
     let mut selector = selector_labels(cfg, "webhook");
     selector.remove("app.kubernetes.io/component");
     json!({

@@ -206,6 +206,7 @@ async fn run_phases(
         service_monitor: ServiceMonitorState::NotRequested,
         ingress: IngressState::NotRequested,
         smtp_service: SmtpServiceState::NotRequested,
+        relay_address: None,
         webhook_url: None,
         applied_secrets: None,
         enabled: config.spec.enabled,
@@ -325,6 +326,9 @@ async fn run_phases(
             },
             None => SmtpServiceState::Pending { service },
         };
+    }
+    if desired.relay_replicas.is_some() {
+        obs.relay_address = Some(desired::relay_service_address(config));
     }
     obs.deployments = applied
         .deployments

@@ -3,8 +3,9 @@
 //!
 //! References are found generically: any object with exactly `name` and `key` under a
 //! field whose name ends in `SecretRef`. A new provider with a `fooSecretRef` is mounted
-//! and watched without a change here. The one Secret named otherwise that a worker reads,
-//! the bounce MX's certificate (`spec.smtp.tlsSecretName`), joins them as its two keys.
+//! and watched without a change here. The Secrets named otherwise that a worker reads, the
+//! bounce MX's and the relay's certificates (`spec.smtp.tlsSecretName`,
+//! `spec.relay.tlsSecretName`), join them as their two keys each.
 //! Which role mounts which reference is decided in one place, [`refs_for_role`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,26 +73,42 @@ fn as_secret_ref(v: &Value) -> Option<SecretRef> {
     })
 }
 
-/// The keys of a `kubernetes.io/tls` Secret that the SMTP worker reads as
+/// The keys of a `kubernetes.io/tls` Secret that the SMTP and relay workers read as
 /// `<secrets-dir>/<tlsSecretName>/tls.crt` and `tls.key`.
 pub const TLS_KEYS: [&str; 2] = ["tls.crt", "tls.key"];
 
 /// The field that names the bounce MX's certificate Secret.
 pub const SMTP_TLS_FIELD: &str = "spec.smtp.tlsSecretName";
 
-/// Every Secret a worker reads: the `*SecretRef`s, and the bounce MX's certificate Secret
-/// as one reference per key, so a missing Secret or key is reported like any other and its
-/// resourceVersion feeds the hash (a renewed certificate rolls the pods). Ordered by field.
+/// The field that names the relay's certificate Secret.
+pub const RELAY_TLS_FIELD: &str = "spec.relay.tlsSecretName";
+
+/// Every Secret a worker reads: the `*SecretRef`s, and the bounce MX's and the relay's
+/// certificate Secrets as one reference per key, so a missing Secret or key is reported
+/// like any other and its resourceVersion feeds the hash (a renewed certificate rolls the
+/// pods). Ordered by field.
 pub fn worker_refs(spec: &BounceConfigSpec) -> Vec<FoundRef> {
     let mut out = collect_refs(spec);
-    if let Some(name) = spec.smtp.as_ref().and_then(|s| s.tls_secret_name.as_ref()) {
-        out.extend(TLS_KEYS.map(|key| FoundRef {
-            field: SMTP_TLS_FIELD.to_owned(),
-            secret: SecretRef {
-                name: name.clone(),
-                key: key.to_owned(),
-            },
-        }));
+    let certificates = [
+        (
+            SMTP_TLS_FIELD,
+            spec.smtp.as_ref().and_then(|s| s.tls_secret_name.as_ref()),
+        ),
+        (
+            RELAY_TLS_FIELD,
+            spec.relay.as_ref().and_then(|r| r.tls_secret_name.as_ref()),
+        ),
+    ];
+    for (field, name) in certificates {
+        if let Some(name) = name {
+            out.extend(TLS_KEYS.map(|key| FoundRef {
+                field: field.to_owned(),
+                secret: SecretRef {
+                    name: name.clone(),
+                    key: key.to_owned(),
+                },
+            }));
+        }
     }
     out.sort_by(|a, b| a.field.cmp(&b.field));
     out
@@ -104,6 +121,7 @@ pub fn worker_refs(spec: &BounceConfigSpec) -> Vec<FoundRef> {
 /// | webhook | the database, the API credentials, the enabled providers' keys |
 /// | mailbox | the database, its mailboxes' logins |
 /// | smtp | the database, the VERP keys, the STARTTLS certificate |
+/// | relay | the database, the current VERP key, its upstream's login and CA, its senders' logins, its certificate |
 ///
 /// Each role's worker reads no others (`bounce_worker::config::Reads`). The choice is made
 /// on the spec's top-level field, each field given to its roles by name: a reference in a
@@ -128,6 +146,10 @@ pub fn refs_for_role(spec: &BounceConfigSpec, role: Role) -> Vec<FoundRef> {
                     .is_some_and(|p| value["providers"][p]["enabled"] == Value::Bool(true)),
                 ("mailboxes", Role::Mailbox) => true,
                 ("smtp", Role::Smtp) => true,
+                // The relay signs return paths with the current key only; the previous
+                // one is for the MX, which still accepts the return paths it signed.
+                ("smtp", Role::Relay) => path.next() == Some("verpKeySecretRef"),
+                ("relay", Role::Relay) => true,
                 _ => false,
             }
         })
@@ -272,7 +294,12 @@ mod tests {
          \x20 domains: [bounces.example.com]\n\
          \x20 verpKeySecretRef: {name: verp, key: key}\n\
          \x20 previousVerpKeySecretRef: {name: verp-old, key: key}\n\
-         \x20 tlsSecretName: mx-tls\n";
+         \x20 tlsSecretName: mx-tls\n\
+         relay:\n\
+         \x20 returnPathDomain: bounces.example.com\n\
+         \x20 upstream: {host: smtp.example.com, caSecretRef: {name: up-ca, key: ca.crt}, usernameSecretRef: {name: up, key: user}, passwordSecretRef: {name: up, key: pass}}\n\
+         \x20 credentialsSecretRef: {name: relay-logins, key: logins}\n\
+         \x20 tlsSecretName: relay-tls\n";
 
     #[test]
     fn each_role_gets_only_the_references_it_reads() {
@@ -284,10 +311,16 @@ mod tests {
         };
         // A disabled provider's key is read by nobody. The VERP keys and the MX's
         // certificate only by the SMTP workers, which read no API credentials, no
-        // provider key and no mailbox password.
+        // provider key and no mailbox password. The relay's upstream login, CA, senders'
+        // logins and certificate only by the relay, which signs with the current VERP key
+        // and has no use for the previous one or the MX's certificate.
         assert_eq!(names(Role::Webhook), ["api", "db", "sg"]);
         assert_eq!(names(Role::Mailbox), ["db", "mb"]);
         assert_eq!(names(Role::Smtp), ["db", "mx-tls", "verp", "verp-old"]);
+        assert_eq!(
+            names(Role::Relay),
+            ["db", "relay-logins", "relay-tls", "up", "up-ca", "verp"]
+        );
     }
 
     #[test]
@@ -331,7 +364,18 @@ mod tests {
             .map(|n| {
                 (
                     n,
-                    seen(&["url", "credentials", "public-key", "user", "pass", "key"]),
+                    seen(&[
+                        "url",
+                        "credentials",
+                        "public-key",
+                        "user",
+                        "pass",
+                        "key",
+                        "ca.crt",
+                        "logins",
+                        "tls.crt",
+                        "tls.key",
+                    ]),
                 )
             })
             .collect();
@@ -348,6 +392,16 @@ mod tests {
             ["Secret \"mx-tls\" has no key \"tls.key\" (referenced by spec.smtp.tlsSecretName)"]
         );
         assert_eq!(r.versions.get("mx-tls").map(String::as_str), Some("5"));
+        // The relay's certificate is looked for the same way, under its own field.
+        observed.insert("mx-tls".into(), seen(&["tls.crt", "tls.key"]));
+        observed.insert("relay-tls".into(), seen(&["tls.key"]));
+        let r = check(&worker_refs(&s), &observed);
+        assert_eq!(
+            r.missing,
+            [
+                "Secret \"relay-tls\" has no key \"tls.crt\" (referenced by spec.relay.tlsSecretName)"
+            ]
+        );
         // Without a certificate there is nothing to look for.
         let mut plain = s.clone();
         plain.smtp.as_mut().unwrap().tls_secret_name = None;

@@ -3,13 +3,16 @@
 //!
 //! Conditions (see docs/operator.md): Ready, Progressing, Degraded, and
 //! ServiceMonitorReady when `metrics.serviceMonitor` is set, IngressReady with an enabled
-//! Ingress, SMTPServiceReady with a LoadBalancer bounce MX. A condition keeps its
+//! Ingress, SMTPServiceReady with a LoadBalancer bounce MX, RelayReady with a relay
+//! Deployment. A condition keeps its
 //! lastTransitionTime while its status stays the same, so an unchanged world yields an
 //! identical status and no write.
 
 use std::collections::BTreeMap;
 
-use bounceops_api::{BounceConfig, BounceConfigStatus, Condition, ConditionStatus, WorkloadStatus};
+use bounceops_api::{
+    BounceConfig, BounceConfigStatus, Condition, ConditionStatus, RelayStatus, WorkloadStatus,
+};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
@@ -22,6 +25,7 @@ pub const DEGRADED: &str = "Degraded";
 pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
 pub const INGRESS_READY: &str = "IngressReady";
 pub const SMTP_SERVICE_READY: &str = "SMTPServiceReady";
+pub const RELAY_READY: &str = "RelayReady";
 
 /// Why a config cannot be (fully) reconciled; the reason of the Degraded condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +112,8 @@ pub struct Observation {
     pub service_monitor: ServiceMonitorState,
     pub ingress: IngressState,
     pub smtp_service: SmtpServiceState,
+    /// The relay Service's address, when a relay Deployment was applied.
+    pub relay_address: Option<String>,
     pub webhook_url: Option<String>,
     /// The Secret versions and hash applied to the workers; `None` when apply did not run.
     pub applied_secrets: Option<(BTreeMap<String, String>, String)>,
@@ -132,17 +138,24 @@ pub fn compute(
     };
     let applied = !obs.deployments.is_empty();
     // When apply did not run, the workloads are as last seen; say so rather than guess.
-    let (webhook, mailbox, smtp) = if applied {
+    let (webhook, mailbox, smtp, relay) = if applied {
         (
             workload(ChildKind::WebhookDeployment),
             workload(ChildKind::MailboxDeployment),
             workload(ChildKind::SmtpDeployment),
+            workload(ChildKind::RelayDeployment).map(|w| RelayStatus {
+                name: w.name,
+                desired_replicas: w.desired_replicas,
+                ready_replicas: w.ready_replicas,
+                address: obs.relay_address.clone().unwrap_or_default(),
+            }),
         )
     } else {
         (
             prior.and_then(|p| p.webhook.clone()),
             prior.and_then(|p| p.mailbox.clone()),
             prior.and_then(|p| p.smtp.clone()),
+            prior.and_then(|p| p.relay.clone()),
         )
     };
     let rolling: Vec<&str> = obs
@@ -280,6 +293,32 @@ pub fn compute(
         )),
     }
 
+    // Apart from Ready, which waits for every replica: whether listmonk's mail is taken. A
+    // disabled config's relay has no replica to be ready, and says nothing.
+    if let (Some(address), Some(r), true) = (&obs.relay_address, &relay, obs.enabled) {
+        conds.push(if r.ready_replicas > 0 {
+            (
+                RELAY_READY,
+                ConditionStatus::True,
+                "Serving",
+                format!(
+                    "the relay takes mail at {address} ({} of {} replicas ready)",
+                    r.ready_replicas, r.desired_replicas
+                ),
+            )
+        } else {
+            (
+                RELAY_READY,
+                ConditionStatus::False,
+                "NoReplicaReady",
+                format!(
+                    "no replica of the relay Deployment {} is ready: mail sent to {address} is not taken until one is (kubectl describe deployment {})",
+                    r.name, r.name
+                ),
+            )
+        });
+    }
+
     let conditions = conds
         .into_iter()
         .map(|(type_, status, reason, message)| {
@@ -310,6 +349,7 @@ pub fn compute(
         webhook,
         mailbox,
         smtp,
+        relay,
         observed_secrets: match &obs.applied_secrets {
             Some((versions, _)) => versions.clone(),
             None => prior
@@ -404,6 +444,7 @@ mod tests {
             service_monitor: ServiceMonitorState::NotRequested,
             ingress: IngressState::NotRequested,
             smtp_service: SmtpServiceState::NotRequested,
+            relay_address: None,
             webhook_url: Some("http://n-webhook.mail.svc/webhooks".into()),
             applied_secrets: Some((
                 BTreeMap::from([("db".into(), "41".into())]),
@@ -485,6 +526,101 @@ mod tests {
             (ConditionStatus::True, "AddressAssigned")
         );
         assert!(c.message.contains("203.0.113.25:25"), "{}", c.message);
+    }
+
+    #[test]
+    fn the_relay_deployment_is_reported_with_its_address() {
+        let relay_dep = |ready| {
+            (
+                ChildKind::RelayDeployment,
+                "n-relay".to_owned(),
+                DeploymentState {
+                    desired: 2,
+                    ready,
+                    updated: 2,
+                    observed_latest: true,
+                },
+            )
+        };
+        let with = |ready| {
+            let mut o = obs();
+            o.deployments.push(relay_dep(ready));
+            o.relay_address = Some("n-relay.mail.svc:2525".into());
+            compute(None, &o, T0)
+        };
+        // No relay Deployment (none in the spec, or the sidecar form only): nothing said.
+        let none = compute(None, &obs(), T0);
+        assert!(none.condition(RELAY_READY).is_none());
+        assert_eq!(none.relay, None);
+
+        let s = with(2);
+        assert_eq!(
+            s.relay,
+            Some(RelayStatus {
+                name: "n-relay".into(),
+                desired_replicas: 2,
+                ready_replicas: 2,
+                address: "n-relay.mail.svc:2525".into(),
+            })
+        );
+        let c = cond(&s, RELAY_READY);
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::True, "Serving")
+        );
+        assert!(c.message.contains("n-relay.mail.svc:2525"), "{}", c.message);
+        assert_eq!(cond(&s, READY).status, ConditionStatus::True);
+
+        // One of two: mail is taken, but the config is not Ready until both are.
+        let s = with(1);
+        assert_eq!(cond(&s, RELAY_READY).status, ConditionStatus::True);
+        assert_eq!(cond(&s, READY).reason, "WorkersUnavailable");
+        assert!(cond(&s, READY).message.contains("n-relay"));
+
+        let s = with(0);
+        let c = cond(&s, RELAY_READY);
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "NoReplicaReady")
+        );
+        assert!(c.message.contains("n-relay.mail.svc:2525"), "{}", c.message);
+        assert_eq!(cond(&s, READY).status, ConditionStatus::False);
+
+        // A problem blocks apply: the relay is as last seen, and no RelayReady is claimed.
+        let before = with(2);
+        let blocked = Observation {
+            problem: Some(Problem::SecretMissing("x".into())),
+            deployments: Vec::new(),
+            applied_secrets: None,
+            ..obs()
+        };
+        let later = compute(Some(&before), &blocked, T1);
+        assert_eq!(later.relay, before.relay);
+        assert!(later.condition(RELAY_READY).is_none());
+
+        // Disabled: scaled to zero, still at its address, no condition to claim.
+        let mut o = obs();
+        o.enabled = false;
+        o.deployments = vec![(
+            ChildKind::RelayDeployment,
+            "n-relay".to_owned(),
+            DeploymentState {
+                desired: 0,
+                ready: 0,
+                updated: 0,
+                observed_latest: true,
+            },
+        )];
+        o.relay_address = Some("n-relay.mail.svc:2525".into());
+        let s = compute(None, &o, T0);
+        assert_eq!(
+            s.relay
+                .as_ref()
+                .map(|r| (r.desired_replicas, r.address.as_str())),
+            Some((0, "n-relay.mail.svc:2525"))
+        );
+        assert!(s.condition(RELAY_READY).is_none());
+        assert_eq!(cond(&s, READY).reason, "Disabled");
     }
 
     #[test]

@@ -889,8 +889,8 @@ fn a_rotated_verp_key_or_certificate_rolls_the_pods_and_smtp_scaling_does_not() 
 }
 
 #[test]
-fn every_smtp_child_is_owned_labelled_and_named_after_the_config() {
-    let d = build_with(&full_smtp(), &versions(), true);
+fn every_smtp_and_relay_child_is_owned_labelled_and_named_after_the_config() {
+    let d = build_with(&full_relay(), &versions(), true);
     assert_eq!(d.apply.len(), ChildKind::ALL.len());
     for c in &d.apply {
         let m = &c.object["metadata"];
@@ -987,4 +987,393 @@ fn the_desired_hash_changes_with_every_change_removals_included() {
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(before, hex.as_str(), "{:?}", c.kind);
     }
+}
+
+/// The relay beside every other role, with each of its Secrets: a test can see that each
+/// role mounts only its own.
+const RELAY: &str = r#"
+relay:
+  returnPathDomain: bounces.example.com
+  upstream:
+    host: smtp.example.com
+    caSecretRef: {name: upstream-ca, key: ca.crt}
+    usernameSecretRef: {name: upstream-login, key: username}
+    passwordSecretRef: {name: upstream-login, key: password}
+  credentialsSecretRef: {name: relay-logins, key: logins}
+  tlsSecretName: relay-tls
+  replicas: 2
+"#;
+
+fn full_relay() -> BounceConfig {
+    config(&format!("{FULL}{SMTP}{RELAY}"))
+}
+
+const RELAY_CHILDREN: [ChildKind; 3] = [RelayDeployment, RelayService, RelayPodDisruptionBudget];
+
+#[test]
+fn the_relay_gets_its_deployment_service_and_pdb_only_with_replicas() {
+    let with = |replicas: &str, extra: &str| {
+        let spec = format!("{BASE}webhook: {{replicas: 1}}\n{SMTP}{RELAY}{extra}")
+            .replace("  replicas: 2\n", &format!("  replicas: {replicas}\n"))
+            .replace("replicas: 3", "replicas: 1");
+        build_with(&config(&spec), &versions(), false)
+    };
+    let relay_kinds = |d: &Desired| -> Vec<ChildKind> {
+        kinds(d)
+            .into_iter()
+            .filter(|k| RELAY_CHILDREN.contains(k))
+            .collect()
+    };
+    let cases: &[(&str, &str, &[ChildKind], Option<i32>)] = &[
+        ("2", "", &RELAY_CHILDREN, Some(2)),
+        // One replica: nothing for a PodDisruptionBudget to keep up.
+        ("1", "", &[RelayDeployment, RelayService], Some(1)),
+        // The sidecar form only: no Deployment, no Service.
+        ("0", "", &[], None),
+        // Disabled: scaled to zero, kept.
+        (
+            "2",
+            "enabled: false\n",
+            &[RelayDeployment, RelayService],
+            Some(0),
+        ),
+    ];
+    for (replicas, extra, want, want_replicas) in cases {
+        let d = with(replicas, extra);
+        assert_eq!(relay_kinds(&d), *want, "replicas {replicas} {extra}");
+        assert_eq!(
+            d.relay_replicas, *want_replicas,
+            "replicas {replicas} {extra}"
+        );
+        let pruned: Vec<ChildKind> = d.prune.iter().map(|(k, _)| *k).collect();
+        for kind in RELAY_CHILDREN {
+            assert_ne!(
+                want.contains(&kind),
+                pruned.contains(&kind),
+                "{kind:?} is either applied or pruned: replicas {replicas} {extra}"
+            );
+        }
+    }
+    assert_eq!(
+        child(&with("2", "enabled: false\n"), RelayDeployment)["spec"]["replicas"],
+        0
+    );
+    // spec.relay removed: all of it is pruned, by name.
+    let gone = build_with(&full_smtp(), &versions(), false);
+    assert_eq!(gone.relay_replicas, None);
+    for kind in RELAY_CHILDREN {
+        assert!(
+            gone.prune.contains(&(kind, "news-relay".to_owned())),
+            "{kind:?}: {:?}",
+            gone.prune
+        );
+    }
+}
+
+#[test]
+fn the_relay_deployment_runs_the_contracted_command_with_only_its_secrets() {
+    let d = build_with(&full_relay(), &versions(), true);
+    let dep = child(&d, RelayDeployment);
+    assert_eq!(dep["metadata"]["name"], "news-relay");
+    assert_eq!(dep["spec"]["replicas"], 2);
+    let pod = &dep["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.test/bounce-worker:1");
+    assert_eq!(
+        c["args"],
+        json!([
+            "run",
+            "--config",
+            "/etc/bounceops/config.yaml",
+            "--secrets-dir",
+            "/var/run/bounceops/secrets",
+            "--listen",
+            "0.0.0.0:8080",
+            "--role",
+            "relay",
+            "--relay-listen",
+            "0.0.0.0:2525"
+        ])
+    );
+    assert_eq!(
+        c["ports"],
+        json!([
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "submission", "containerPort": 2525, "protocol": "TCP"}
+        ])
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["lifecycle"]["preStop"]["sleep"]["seconds"], DRAIN_SECONDS);
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}})
+    );
+    let web = &child(&d, WebhookDeployment)["spec"]["template"]["spec"];
+    assert_eq!(
+        c["securityContext"],
+        web["containers"][0]["securityContext"]
+    );
+    assert_eq!(pod["securityContext"], web["securityContext"]);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["initContainers"][0]["name"], "migrate");
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION],
+        d.hash.as_str()
+    );
+    assert_eq!(
+        dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"],
+        "relay"
+    );
+
+    // Its Secrets: the database, the current VERP key (not the previous one, not the MX's
+    // certificate), the upstream's login and CA, its senders' logins, its certificate.
+    assert_eq!(
+        secret_mounts(&d, RelayDeployment),
+        [
+            "listmonk-db",
+            "relay-logins",
+            "relay-tls",
+            "upstream-ca",
+            "upstream-login",
+            "verp-key"
+        ]
+    );
+    // And nobody else gets the upstream's login or the senders' logins.
+    for kind in [WebhookDeployment, MailboxDeployment, SmtpDeployment] {
+        let mounted = secret_mounts(&d, kind);
+        for relay_only in ["relay-logins", "relay-tls", "upstream-ca", "upstream-login"] {
+            assert!(
+                !mounted.iter().any(|m| m == relay_only),
+                "{kind:?} mounts {relay_only}"
+            );
+        }
+    }
+    assert_eq!(
+        secret_mounts(&d, SmtpDeployment),
+        ["listmonk-db", "mx-tls", "verp-key", "verp-key-old"]
+    );
+
+    // Another port and sizing of its own.
+    let spec = format!("{FULL}{SMTP}{RELAY}").replace(
+        "  replicas: 2\n",
+        "  replicas: 2\n  port: 10587\n  resources: {limits: {memory: 64Mi}}\n",
+    );
+    let d = build_with(&config(&spec), &versions(), false);
+    let c = &child(&d, RelayDeployment)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["args"][10], "0.0.0.0:10587");
+    assert_eq!(c["ports"][1]["containerPort"], 10587);
+    assert_eq!(c["resources"], json!({"limits": {"memory": "64Mi"}}));
+    // The Service keeps its port 2525 and follows the container port by name.
+    let svc = child(&d, RelayService);
+    assert_eq!(svc["spec"]["ports"][0]["port"], 2525);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "submission");
+}
+
+#[test]
+fn the_relay_service_is_cluster_internal_and_scraped_like_the_others() {
+    let d = build_with(&full_relay(), &versions(), true);
+    let svc = child(&d, RelayService);
+    assert_eq!(svc["metadata"]["name"], "news-relay");
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([
+            {"name": "submission", "port": 2525, "targetPort": "submission", "protocol": "TCP"},
+            {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+        ])
+    );
+    let sel = &child(&d, RelayDeployment)["spec"]["selector"]["matchLabels"];
+    assert_eq!(&svc["spec"]["selector"], sel);
+    assert_eq!(sel["app.kubernetes.io/component"], "relay");
+    let sm = child(&d, ServiceMonitor);
+    let want = sm["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    let labels = svc["metadata"]["labels"].as_object().unwrap();
+    assert!(want.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let pdb = child(&d, RelayPodDisruptionBudget);
+    assert_eq!(pdb["metadata"]["name"], "news-relay");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], sel);
+    assert_eq!(
+        relay_service_address(&full_relay()),
+        "news-relay.mail.svc:2525"
+    );
+}
+
+#[test]
+fn relay_scaling_rolls_nothing_and_its_secrets_roll_the_pods() {
+    let mut v = versions();
+    v.insert("upstream-login".into(), "30".into());
+    let a = build_with(&full_relay(), &v, false);
+    let scaled =
+        config(&format!("{FULL}{SMTP}{RELAY}").replace("  replicas: 2\n", "  replicas: 4\n"));
+    assert_eq!(a.hash, build_with(&scaled, &v, false).hash);
+    // Down to the sidecar form only: the other workers do not roll either.
+    let sidecar =
+        config(&format!("{FULL}{SMTP}{RELAY}").replace("  replicas: 2\n", "  replicas: 0\n"));
+    assert_eq!(a.hash, build_with(&sidecar, &v, false).hash);
+    let mut rotated = v.clone();
+    rotated.insert("upstream-login".into(), "31".into());
+    let b = build_with(&full_relay(), &rotated, false);
+    assert_ne!(a.hash, b.hash);
+    assert_eq!(
+        child(&b, RelayDeployment)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION],
+        b.hash.as_str()
+    );
+}
+
+#[test]
+fn the_sidecar_is_the_relay_container_on_loopback_with_its_own_volumes() {
+    let cfg = full_relay();
+    let settings = Settings {
+        worker_image: "registry.test/bounce-worker:1".into(),
+        worker_image_pull_policy: None,
+    };
+    let d = build_with(&cfg, &versions(), false);
+    let dep_pod = &child(&d, RelayDeployment)["spec"]["template"]["spec"];
+    let deployed = &dep_pod["containers"][0];
+    let sidecar = serde_json::to_value(sidecar_container(&cfg, &settings)).unwrap();
+    assert_eq!(sidecar["name"], RELAY_CONTAINER);
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    let args: Vec<&str> = sidecar["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "run",
+            "--config",
+            "/etc/bounceops/config.yaml",
+            "--secrets-dir",
+            "/var/run/bounceops/secrets",
+            "--listen",
+            "0.0.0.0:9125",
+            "--role",
+            "relay",
+            "--relay-listen",
+            "127.0.0.1:2525"
+        ]
+    );
+    // Only the ops port, named apart from listmonk's `http` and numbered off its 9000:
+    // the relay itself listens on loopback, for listmonk only.
+    assert_eq!(
+        sidecar["ports"],
+        json!([{"name": "relay-metrics", "containerPort": 9125, "protocol": "TCP"}])
+    );
+    assert_ne!(RELAY_SIDECAR_OPS_PORT, 9000);
+    assert_eq!(sidecar["startupProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(sidecar["startupProbe"]["httpGet"]["port"], "relay-metrics");
+    assert_eq!(sidecar["livenessProbe"]["httpGet"]["port"], "relay-metrics");
+    assert!(
+        sidecar.get("readinessProbe").is_none(),
+        "listmonk's readiness is its own"
+    );
+    assert!(sidecar.get("lifecycle").is_none());
+    // The same image, sizing and hardening as the Deployment's, and the pod-level parts
+    // it cannot count on in listmonk's pod set on the container.
+    for same in ["image", "resources"] {
+        assert_eq!(sidecar[same], deployed[same], "{same}");
+    }
+    let sc = sidecar["securityContext"].as_object().unwrap();
+    for (k, v) in deployed["securityContext"].as_object().unwrap() {
+        assert_eq!(&sc[k], v, "{k}");
+    }
+    assert_eq!(sc["runAsUser"], 65532);
+    assert_eq!(sc["runAsGroup"], 65532);
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+
+    // The Deployment's mounts, at the same paths, from volumes named apart from listmonk's.
+    let paths = |mounts: &Value| -> Vec<String> {
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        paths(&sidecar["volumeMounts"]),
+        paths(&deployed["volumeMounts"])
+    );
+    let volumes = serde_json::to_value(sidecar_volumes(&cfg)).unwrap();
+    let volumes = volumes.as_array().unwrap();
+    assert_eq!(volumes.len(), dep_pod["volumes"].as_array().unwrap().len());
+    for m in sidecar["volumeMounts"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        assert!(name.starts_with(SIDECAR_VOLUME_PREFIX), "{name}");
+        assert!(name.len() <= 63, "{name}");
+        let v = volumes
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        if let Some(secret) = v.get("secret") {
+            // listmonk's pod has no fsGroup of ours: readable by the relay's user.
+            assert_eq!(secret["defaultMode"], 0o444);
+            assert_eq!(
+                m["mountPath"].as_str().unwrap(),
+                format!("{SECRETS_DIR}/{}", secret["secretName"].as_str().unwrap())
+            );
+        }
+    }
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == "news-config"),
+        "the ConfigMap the operator renders"
+    );
+
+    // The patch for listmonk's Deployment is exactly these two.
+    let patch = sidecar_patch(&cfg, &settings);
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["initContainers"],
+        json!([sidecar])
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["volumes"],
+        Value::Array(volumes.clone())
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"].as_object().unwrap().len(),
+        2
+    );
+    // spec.image wins, as in the Deployment.
+    let custom = config(&format!(
+        "{FULL}{SMTP}{RELAY}image: registry.test/custom:2\n"
+    ));
+    assert_eq!(
+        sidecar_container(&custom, &settings).image.as_deref(),
+        Some("registry.test/custom:2")
+    );
+}
+
+#[test]
+fn relay_snapshot() {
+    let d = build_with(&full_relay(), &versions(), true);
+    let mut objects: Vec<Value> = d
+        .apply
+        .iter()
+        .filter(|c| RELAY_CHILDREN.contains(&c.kind))
+        .map(|c| {
+            let mut o = c.object.clone();
+            if let Some(h) =
+                o.pointer_mut("/spec/template/metadata/annotations/bounceops.io~1config-hash")
+            {
+                *h = json!("<hash>");
+            }
+            redact_desired_hash(&mut o);
+            o
+        })
+        .collect();
+    objects.push(sidecar_patch(
+        &full_relay(),
+        &Settings {
+            worker_image: "registry.test/bounce-worker:1".into(),
+            worker_image_pull_policy: None,
+        },
+    ));
+    insta::assert_yaml_snapshot!(objects);
 }
