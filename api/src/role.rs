@@ -13,10 +13,12 @@ pub enum Role {
     Mailbox,
     /// The bounce MX (`spec.smtp`).
     Smtp,
+    /// The sending relay (`spec.relay`), as a Deployment or as listmonk's sidecar.
+    Relay,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Webhook, Role::Mailbox, Role::Smtp];
+    pub const ALL: [Role; 4] = [Role::Webhook, Role::Mailbox, Role::Smtp, Role::Relay];
 
     /// The `--role` argument, and the pods' `app.kubernetes.io/component` label.
     pub fn as_str(self) -> &'static str {
@@ -24,6 +26,7 @@ impl Role {
             Role::Webhook => "webhook",
             Role::Mailbox => "mailbox",
             Role::Smtp => "smtp",
+            Role::Relay => "relay",
         }
     }
 }

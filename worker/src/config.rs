@@ -38,6 +38,9 @@ pub struct Settings {
     /// The bounce MX (`spec.smtp`), its keys and certificate read: only by the processes
     /// that serve it (`Reads::Everything` or `Reads::Smtp`) and only when the spec has it.
     pub smtp: Option<crate::smtp::SmtpConfig>,
+    /// The sending relay (`spec.relay`), its Secrets read: only by the relay's process
+    /// (`Reads::Relay`).
+    pub relay: Option<crate::relay::RelayConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Settings {
             .field("export", &self.export)
             .field("connections", &self.connections)
             .field("smtp", &self.smtp)
+            .field("relay", &self.relay)
             .finish()
     }
 }
@@ -163,6 +167,11 @@ pub enum Reads {
     /// The database and what the bounce MX needs: the VERP keys and the STARTTLS
     /// certificate (`spec.smtp`); as with `DatabaseOnly`, no API and no provider.
     Smtp,
+    /// The database and what the sending relay needs: the VERP key that signs
+    /// (`spec.smtp.verpKeySecretRef`), the upstream's login and authorities, the senders'
+    /// logins and the STARTTLS certificate (`spec.relay`); no API, no provider, not the
+    /// bounce MX's certificate.
+    Relay,
 }
 
 impl Settings {
@@ -249,7 +258,7 @@ impl Settings {
         };
 
         let (credentials, providers) = match reads {
-            Reads::DatabaseOnly | Reads::Smtp => {
+            Reads::DatabaseOnly | Reads::Smtp | Reads::Relay => {
                 (Credentials::none(), crate::providers::Registry::default())
             }
             Reads::Everything => {
@@ -275,6 +284,14 @@ impl Settings {
             _ => None,
         };
 
+        let relay = match (&spec.relay, &spec.smtp, reads) {
+            (Some(relay), Some(smtp), Reads::Relay) => Some(
+                crate::relay::RelayConfig::load(relay, smtp, secrets)
+                    .map_err(|(field, message)| invalid(&field, message))?,
+            ),
+            _ => None,
+        };
+
         // Beyond the address space (a 32-bit build) no body could be that large anyway.
         let max_body_bytes = usize::try_from(spec.webhook.max_body_bytes).unwrap_or(usize::MAX);
 
@@ -289,6 +306,7 @@ impl Settings {
             export: ExportLimits::from_env(),
             connections: ConnectionLimits::from_env(),
             smtp,
+            relay,
         })
     }
 
