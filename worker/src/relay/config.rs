@@ -115,9 +115,14 @@ impl RelayConfig {
         };
         let tls = match &relay.tls_secret_name {
             None => None,
-            Some(name) => Some(Arc::new(crate::smtp::config::tls_config(secrets, name).map_err(
-                |m| ("spec.relay.tlsSecretName".to_owned(), format!("{name}: {m}")),
-            )?)),
+            Some(name) => Some(Arc::new(
+                crate::smtp::config::tls_config(secrets, name).map_err(|m| {
+                    (
+                        "spec.relay.tlsSecretName".to_owned(),
+                        format!("{name}: {m}"),
+                    )
+                })?,
+            )),
         };
         Ok(RelayConfig {
             keys,

@@ -134,7 +134,11 @@ mod tests {
             assert_eq!(end_in_chunks(wire, size), Some(end), "chunks of {size}");
         }
         assert_eq!(end_in_chunks(b".\r\n", 1), Some(3), "an empty message");
-        assert_eq!(end_in_chunks(b"a\n.\nb\r\n.\r\n", 2), Some(11), "bare LF ends nothing");
+        assert_eq!(
+            end_in_chunks(b"a\n.\nb\r\n.\r\n", 2),
+            Some(10),
+            "bare LF ends nothing"
+        );
         assert_eq!(end_in_chunks(b"a\r\n.x\r\n", 3), None);
         assert_eq!(end_in_chunks(b"a\r\n..\r\n", 3), None, "a stuffed lone dot");
     }
@@ -153,7 +157,10 @@ mod tests {
         assert_eq!(h.message_id.as_deref(), Some("abc@example.com"));
         let bad = headers(b"X-Listmonk-Subscriber: not-a-uuid\r\n\r\n");
         assert_eq!(bad, Headers::default());
-        assert_eq!(header_end(wire.as_bytes()), wire.find("\r\n\r\n").map(|i| i + 4));
+        assert_eq!(
+            header_end(wire.as_bytes()),
+            wire.find("\r\n\r\n").map(|i| i + 4)
+        );
         assert_eq!(header_end(b"Subject: x\r\n.\r\n"), Some(15));
         assert_eq!(header_end(b"Subject: x\r\n"), None);
     }

@@ -57,7 +57,10 @@ pub fn events(
                 .into(),
             );
             if let Some(id) = &headers.message_id {
-                meta.insert("message_id".into(), crate::providers::common::clip(id).into());
+                meta.insert(
+                    "message_id".into(),
+                    crate::providers::common::clip(id).into(),
+                );
             }
             let mut e = BounceEvent {
                 email: Some(rcpt.clone()),
@@ -115,7 +118,12 @@ mod tests {
         assert_eq!(e.source, "smtp");
         assert_eq!(e.event_id, "relay:<m1@example.com>/x@local.test");
         assert_eq!(e.meta["status"], "5.1.1");
-        assert!(e.meta["diagnostic"].as_str().unwrap().contains("User unknown"));
+        assert!(
+            e.meta["diagnostic"]
+                .as_str()
+                .unwrap()
+                .contains("User unknown")
+        );
         assert_eq!(e.meta["smtp_command"], "RCPT");
     }
 
@@ -128,7 +136,12 @@ mod tests {
         assert_eq!(e[0].email.as_deref(), Some("b@x.test"));
         assert_eq!(e[0].bounce_type, BounceType::Soft);
         let later = Reply::new(451, "4.3.0 Try again later");
-        let e = events(&Headers::default(), "abc", &rcpts, &[(0, later, Stage::Rcpt)]);
+        let e = events(
+            &Headers::default(),
+            "abc",
+            &rcpts,
+            &[(0, later, Stage::Rcpt)],
+        );
         assert_eq!(e[0].bounce_type, BounceType::Soft);
         assert_eq!(e[0].event_id, "relay:sha256:abc/a@x.test");
     }

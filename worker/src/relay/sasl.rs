@@ -44,7 +44,11 @@ mod tests {
             plain(&encode("listmonk\0listmonk\0s3cret")),
             Some(("listmonk".into(), "s3cret".into()))
         );
-        assert_eq!(plain(&encode("admin\0listmonk\0s3cret")), None, "acting for another");
+        assert_eq!(
+            plain(&encode("admin\0listmonk\0s3cret")),
+            None,
+            "acting for another"
+        );
         assert_eq!(plain(&encode("listmonk:s3cret")), None);
         assert_eq!(plain("not base64!"), None);
         assert_eq!(decode("="), Some(String::new()));

@@ -177,7 +177,13 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
                 return refuse(conn, state, shared, 503, "5.5.1 Not during a transaction");
             }
             if !may_log_in(shared, secure) {
-                return refuse(conn, state, shared, 538, "5.7.11 Encryption required: STARTTLS first");
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    538,
+                    "5.7.11 Encryption required: STARTTLS first",
+                );
             }
             let login = match mechanism {
                 AUTH_PLAIN => {
@@ -224,7 +230,13 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
             });
             if !ok {
                 shared.metrics.count_login(false);
-                return refuse(conn, state, shared, 535, "5.7.8 Authentication credentials invalid");
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    535,
+                    "5.7.8 Authentication credentials invalid",
+                );
             }
             shared.metrics.count_login(true);
             state.authed = true;
@@ -264,7 +276,13 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
                 return refuse(conn, state, shared, 452, "4.5.3 Too many recipients");
             }
             if to.address.is_empty() || !to.address.contains('@') {
-                return refuse(conn, state, shared, 501, "5.1.3 Bad recipient address syntax");
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    501,
+                    "5.1.3 Bad recipient address syntax",
+                );
             }
             tx.rcpts.push(to.address.into_owned());
             conn.reply(250, &["2.1.5 Recipient OK"]);
@@ -401,10 +419,7 @@ async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     };
     // The header block, bounded; a longer one is read as if it ended at the bound.
     let mut head = Vec::new();
-    while !incoming.ended
-        && head.len() < MAX_HEADER_BYTES
-        && message::header_end(&head).is_none()
-    {
+    while !incoming.ended && head.len() < MAX_HEADER_BYTES && message::header_end(&head).is_none() {
         match incoming.next().await {
             Ok(chunk) => head.extend_from_slice(&chunk),
             Err(e) => return sender_gone(incoming.conn, e),
@@ -421,7 +436,11 @@ async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     let reply = match upshot {
         Upshot::Unavailable(e) => {
             tracing::warn!(error = %e, upstream = %config.upstream.host, "upstream unavailable; answered 451");
-            shared.metrics.upstream_errors.with_label_values(&[e.kind()]).inc();
+            shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[e.kind()])
+                .inc();
             shared.metrics.count("upstream_unavailable");
             Reply::new(451, "4.4.1 Upstream server unavailable, try again later")
         }

@@ -1,0 +1,383 @@
+//! The sending relay with a real upstream: Debian's Postfix, started on loopback with its own
+//! configuration, refuses an unknown local recipient at RCPT, accepts mail for a domain whose
+//! transport fails for good (and then bounces it, with a real DSN, to the return path the
+//! relay wrote), and discards mail for another. The bounce MX (the smtp role) runs beside
+//! the relay, on the same database, as in a cluster. Skipped, saying so, only where Postfix
+//! is not installed.
+
+mod common;
+mod smtp_support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bounce_worker::config::{Reads, Settings};
+use bounce_worker::secrets::SecretsDir;
+use common::{Proxy, TestDb, write_config};
+use smtp_support::postfix::{self, Postfix};
+use smtp_support::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+fn skipped() -> bool {
+    match postfix::unavailable() {
+        Some(why) => {
+            bounceops_tests::cluster::skipped("worker: the sending relay with Postfix", &why);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A worker with `--role relay`'s settings, its relay and ops HTTP server on loopback.
+struct Relay {
+    smtp: SocketAddr,
+    http: SocketAddr,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Relay {
+    /// `extra`: YAML lines under `relay:`, indented by four spaces; `secrets`: files to
+    /// write under the secrets folder.
+    async fn start(
+        database_url: &str,
+        upstream: SocketAddr,
+        extra: &str,
+        secrets: &[(&str, &str)],
+    ) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = format!(
+            "{}  relay:\n    returnPathDomain: {DOMAIN}\n    replicas: 0\n    upstream: {{host: 127.0.0.1, port: {}, tls: none, timeout: 5s}}\n{extra}",
+            smtp_spec(""),
+            upstream.port()
+        );
+        let (config, secrets_dir) = write_config(dir.path(), database_url, &spec);
+        std::fs::create_dir_all(secrets_dir.join("verp")).unwrap();
+        std::fs::write(secrets_dir.join("verp/key"), format!("{KEY}\n")).unwrap();
+        for (path, text) in secrets {
+            let p = secrets_dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let settings =
+            Settings::load_for(&config, &SecretsDir::new(&secrets_dir), None, Reads::Relay)
+                .expect("config");
+        assert!(
+            settings.smtp.is_none(),
+            "the relay reads no bounce MX certificate"
+        );
+        let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (smtp, http_addr) = (relay.local_addr().unwrap(), http.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            bounce_worker::server::serve_with_relay(
+                &settings,
+                http,
+                async {
+                    let _ = stopped.await;
+                },
+                Vec::new(),
+                None,
+                Some(relay),
+            )
+            .await
+        });
+        Relay {
+            smtp,
+            http: http_addr,
+            _dir: dir,
+            stop: Some(stop),
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    common::metric_value(text, series)
+}
+
+/// Postfix as the upstream: `known` is its one local user on local.test (others are refused
+/// at RCPT); user@gone.test is accepted (a virtual alias) and then fails for good, since it
+/// leads to a local user that does not exist (a DSN to the return path); mail to sink.test
+/// is accepted and discarded; the DSNs go to the bounce MX at `mx`.
+fn upstream(mx: SocketAddr) -> Postfix {
+    Postfix::start(
+        &[(DOMAIN, mx)],
+        &format!(
+            "local_recipient_maps = inline:{{ known=ok }}\n\
+             virtual_alias_domains = gone.test\n\
+             virtual_alias_maps = inline:{{ user@gone.test=ghost@local.test }}\n\
+             transport_maps = inline:{{ {DOMAIN}=smtp:[{}]:{}, sink.test=discard: }}\n",
+            mx.ip(),
+            mx.port()
+        ),
+    )
+}
+
+/// A message as listmonk writes one.
+fn listmonk_mail(to: &str, subscriber: Uuid, campaign: Uuid, message_id: &str) -> String {
+    format!(
+        "From: News <news@sender.test>\r\nTo: <{to}>\r\nSubject: Our news\r\n\
+         Message-Id: <{message_id}>\r\nX-Listmonk-Subscriber: {subscriber}\r\n\
+         X-Listmonk-Campaign: {campaign}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n..A line that starts with a dot.\r\n"
+    )
+}
+
+/// Sends one message as listmonk does, MAIL, RCPT and DATA pipelined (RFC 2920), on an open
+/// session; returns the answer after the final dot.
+async fn send<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    c: &mut Client<S>,
+    to: &str,
+    message: &str,
+) -> String {
+    c.send(&format!(
+        "MAIL FROM:<news@sender.test>\r\nRCPT TO:<{to}>\r\nDATA\r\n"
+    ))
+    .await;
+    for expect in ["250", "250", "354"] {
+        let r = c.reply().await.unwrap();
+        assert!(r.starts_with(expect), "{r}");
+    }
+    c.send(&format!("{message}.\r\n")).await;
+    c.reply().await.unwrap()
+}
+
+async fn ehlo(addr: SocketAddr) -> Client<TcpStream> {
+    let mut c = connect(addr).await;
+    let r = c.cmd("EHLO listmonk.test").await;
+    assert!(r.contains("PIPELINING"), "{r}");
+    c
+}
+
+/// What Postfix itself answers to RCPT TO `to`.
+async fn postfix_says(postfix: &Postfix, to: &str) -> String {
+    let mut c = connect(postfix.smtpd).await;
+    c.cmd("EHLO probe.test").await;
+    c.cmd("MAIL FROM:<probe@sender.test>").await;
+    let r = c.cmd(&format!("RCPT TO:<{to}>")).await;
+    c.cmd("QUIT").await;
+    r
+}
+
+async fn rows(
+    db: &TestDb,
+    subscriber: i32,
+) -> Vec<(String, Option<i32>, String, serde_json::Value)> {
+    sqlx::query_as(
+        "SELECT type::text, campaign_id, source, meta FROM bounces WHERE subscriber_id = $1 ORDER BY id",
+    )
+    .bind(subscriber)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+async fn until<F: std::future::Future<Output = bool>>(
+    postfix: &Postfix,
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}\n{}",
+            postfix.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_at_rcpt_and_later_bounces_are_each_recorded_once() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let (refused_id, refused) = db.subscriber("nobody@local.test").await;
+    let (gone_id, gone) = db.subscriber("user@gone.test").await;
+    let (kept_id, kept) = db.subscriber("reader@sink.test").await;
+    let (camp_id, camp) = db.campaign("news").await;
+    let mx = SmtpWorker::start(&db.url, "").await;
+    let postfix = upstream(mx.smtp);
+    let relay = Relay::start(&db.url, postfix.smtpd, "", &[]).await;
+
+    // One session, several messages, as listmonk's connection pool sends them.
+    let mut c = ehlo(relay.smtp).await;
+    let refusal = send(
+        &mut c,
+        "nobody@local.test",
+        &listmonk_mail("nobody@local.test", refused, camp, "m1@sender.test"),
+    )
+    .await;
+    let direct = postfix_says(&postfix, "nobody@local.test").await;
+    assert!(direct.starts_with("550 5.1.1"), "{direct}");
+    assert_eq!(
+        refusal, direct,
+        "the upstream's answer, code and text unchanged"
+    );
+    let accepted = send(
+        &mut c,
+        "user@gone.test",
+        &listmonk_mail("user@gone.test", gone, camp, "m2@sender.test"),
+    )
+    .await;
+    assert!(
+        accepted.starts_with("250 2.0.0 Ok: queued as "),
+        "{accepted}"
+    );
+    let delivered = send(
+        &mut c,
+        "reader@sink.test",
+        &listmonk_mail("reader@sink.test", kept, camp, "m3@sender.test"),
+    )
+    .await;
+    assert!(delivered.starts_with("250 "), "{delivered}");
+    // listmonk sends the same message again (its own retry): nothing recorded twice.
+    let again = send(
+        &mut c,
+        "nobody@local.test",
+        &listmonk_mail("nobody@local.test", refused, camp, "m1@sender.test"),
+    )
+    .await;
+    assert_eq!(again, direct);
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+
+    let r = rows(&db, refused_id).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    let (kind, campaign, source, meta) = &r[0];
+    assert_eq!(
+        (kind.as_str(), *campaign, source.as_str()),
+        ("hard", Some(camp_id), "smtp")
+    );
+    assert_eq!(meta["status"], "5.1.1", "{meta}");
+    assert_eq!(meta["reason"], "userunknown", "{meta}");
+    assert_eq!(meta["smtp_command"], "RCPT", "{meta}");
+    assert_eq!(
+        meta["diagnostic"],
+        direct.trim_start_matches("550 "),
+        "{meta}"
+    );
+
+    // The accepted message fails later; its DSN goes to the VERP return path the relay
+    // wrote, and the bounce MX records it.
+    until(
+        &postfix,
+        Duration::from_secs(60),
+        "the DSN is recorded",
+        || async { !rows(&db, gone_id).await.is_empty() },
+    )
+    .await;
+    until(
+        &postfix,
+        Duration::from_secs(60),
+        "Postfix's queue empties",
+        || async { postfix.queue().is_empty() },
+    )
+    .await;
+    let r = rows(&db, gone_id).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].0.as_str(), r[0].1), ("hard", Some(camp_id)), "{r:?}");
+    assert_eq!(r[0].3["recipient"], "user@gone.test", "{r:?}");
+    let verp = mx.verp(gone, Some(camp));
+    assert!(
+        postfix.log().contains(&format!("from=<{verp}>")),
+        "the return path is the signed VERP address {verp}:\n{}",
+        postfix.log()
+    );
+    assert!(rows(&db, kept_id).await.is_empty());
+
+    let m = relay.metrics().await;
+    assert_eq!(
+        metric(&m, "bounceops_relay_recipients_total{class=\"5xx\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "bounceops_relay_recipients_total{class=\"2xx\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "bounceops_relay_messages_total{outcome=\"relayed\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "bounceops_relay_messages_total{outcome=\"refused\"}"),
+        2.0
+    );
+    assert_eq!(metric(&m, "bounceops_relay_bounces_recorded_total"), 2.0);
+    assert!(metric(&m, "bounceops_relay_upstream_duration_seconds_count") >= 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_gets_451_and_nothing_recorded_then_the_next_message_flows() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let (sub_id, sub) = db.subscriber("nobody@local.test").await;
+    let (_, camp) = db.campaign("news").await;
+    let mx = SmtpWorker::start(&db.url, "").await;
+    let postfix = upstream(mx.smtp);
+    let proxy = Proxy::start(postfix.smtpd).await;
+    let relay = Relay::start(
+        &db.url,
+        SocketAddr::from(([127, 0, 0, 1], proxy.port)),
+        "",
+        &[],
+    )
+    .await;
+    let mut c = ehlo(relay.smtp).await;
+    let mail = listmonk_mail("nobody@local.test", sub, camp, "down@sender.test");
+    // A first message opens a pooled connection; the cut closes it.
+    let warm = listmonk_mail("reader@sink.test", Uuid::new_v4(), camp, "warm@sender.test");
+    assert!(
+        send(&mut c, "reader@sink.test", &warm)
+            .await
+            .starts_with("250 ")
+    );
+
+    proxy.cut();
+    let r = send(&mut c, "nobody@local.test", &mail).await;
+    assert!(r.starts_with("451 4.4.1"), "{r}");
+    assert!(rows(&db, sub_id).await.is_empty(), "nothing recorded");
+    let m = relay.metrics().await;
+    let errors: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("bounceops_relay_upstream_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(errors >= 1.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "bounceops_relay_messages_total{outcome=\"upstream_unavailable\"}"
+        ),
+        1.0
+    );
+
+    proxy.restore();
+    let r = send(&mut c, "nobody@local.test", &mail).await;
+    assert!(r.starts_with("550 5.1.1"), "{r}");
+    assert_eq!(rows(&db, sub_id).await.len(), 1);
+}
