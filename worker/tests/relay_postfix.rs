@@ -381,3 +381,232 @@ async fn upstream_down_gets_451_and_nothing_recorded_then_the_next_message_flows
     assert!(r.starts_with("550 5.1.1"), "{r}");
     assert_eq!(rows(&db, sub_id).await.len(), 1);
 }
+
+/// A TCP tap between the relay and its upstream: passes everything through and keeps what
+/// the relay wrote, to compare with what the sender wrote.
+struct Tap {
+    port: u16,
+    written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Tap {
+    async fn start(target: SocketAddr) -> Tap {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = written.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(target).await.unwrap();
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        keep.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                });
+            }
+        });
+        Tap { port, written }
+    }
+
+    /// What the relay wrote after its DATA command, up to and including the end marker.
+    fn message(&self) -> Vec<u8> {
+        let w = self.written.lock().unwrap().clone();
+        let at = w
+            .windows(8)
+            .position(|x| x == b"\r\nDATA\r\n")
+            .expect("a DATA command")
+            + 8;
+        let end = w[at..]
+            .windows(5)
+            .position(|x| x == b"\r\n.\r\n")
+            .expect("the end marker")
+            + 5;
+        w[at..at + end].to_vec()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_reaches_the_upstream_byte_for_byte() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let (_, sub) = db.subscriber("reader@sink.test").await;
+    let (_, camp) = db.campaign("news").await;
+    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let tap = Tap::start(postfix.smtpd).await;
+    let relay = Relay::start(
+        &db.url,
+        SocketAddr::from(([127, 0, 0, 1], tap.port)),
+        "",
+        &[],
+    )
+    .await;
+    // Dot-stuffed lines, a line that is only a stuffed dot, 8-bit text, a long line, a
+    // header that folds, and 300 KB of body: what a DKIM signature covers, all of it.
+    let mut wire = listmonk_mail("reader@sink.test", sub, camp, "bytes@sender.test")
+        .replace("Subject: Our news\r\n", "Subject: Our\r\n news, été\r\n")
+        .into_bytes();
+    wire.extend_from_slice(b"..\r\n...three\r\n\xc3\xa9t\xc3\xa9 \xe2\x82\xac\r\n");
+    wire.extend_from_slice(&[b'x'; 990]);
+    wire.extend_from_slice(b"\r\n");
+    for i in 0..4000 {
+        wire.extend_from_slice(
+            format!("{i:06} 0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ\r\n")
+                .as_bytes(),
+        );
+    }
+    wire.extend_from_slice(b".\r\n");
+    let mut c = ehlo(relay.smtp).await;
+    c.send("MAIL FROM:<news@sender.test>\r\nRCPT TO:<reader@sink.test>\r\nDATA\r\n")
+        .await;
+    for expect in ["250", "250", "354"] {
+        let r = c.reply().await.unwrap();
+        assert!(r.starts_with(expect), "{r}");
+    }
+    // Odd pieces, so that the end marker and the header block fall across reads.
+    for piece in wire.chunks(1237) {
+        c.send_bytes(piece).await;
+    }
+    let r = c.reply().await.unwrap();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let relayed = tap.message();
+    assert_eq!(relayed.len(), wire.len());
+    assert!(
+        relayed == wire,
+        "the upstream received other bytes than the sender sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_cannot_be_recorded_gets_451_and_the_resend_records_it() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let (sub_id, sub) = db.subscriber("nobody@local.test").await;
+    let (_, camp) = db.campaign("news").await;
+    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let proxy = Proxy::start(common::server_addr(&db.url)).await;
+    let relay = Relay::start(&proxy.url_for(&db.url), postfix.smtpd, "", &[]).await;
+    let mail = listmonk_mail("nobody@local.test", sub, camp, "dbdown@sender.test");
+    let direct = postfix_says(&postfix, "nobody@local.test").await;
+    let mut c = ehlo(relay.smtp).await;
+    proxy.cut();
+    // The upstream refused and delivered nothing: the sender is asked to retry rather than
+    // told the refusal that would be lost.
+    let r = send(&mut c, "nobody@local.test", &mail).await;
+    assert!(r.starts_with("451 4.3.0"), "{r}");
+    proxy.restore();
+    assert!(rows(&db, sub_id).await.is_empty());
+    let m = relay.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "bounceops_relay_messages_total{outcome=\"temporary_failure\"}"
+        ),
+        1.0
+    );
+    let r = send(&mut c, "nobody@local.test", &mail).await;
+    assert_eq!(r, direct);
+    assert_eq!(rows(&db, sub_id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_required_when_configured_and_wrong_ones_refused() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let relay = Relay::start(
+        &db.url,
+        postfix.smtpd,
+        "    credentialsSecretRef: {name: relay, key: credentials}\n",
+        &[("relay/credentials", "listmonk:s3cret\n")],
+    )
+    .await;
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut c = connect(relay.smtp).await;
+    let r = c.cmd("EHLO listmonk.test").await;
+    assert!(r.contains("AUTH PLAIN LOGIN"), "{r}");
+    let r = c.cmd("MAIL FROM:<news@sender.test>").await;
+    assert!(r.starts_with("530 5.7.0"), "{r}");
+    let r = c
+        .cmd(&format!("AUTH PLAIN {}", b64("\0listmonk\0wrong")))
+        .await;
+    assert!(r.starts_with("535 5.7.8"), "{r}");
+    let r = c.cmd("AUTH LOGIN").await;
+    assert!(r.starts_with("334 "), "{r}");
+    let r = c.cmd(&b64("listmonk")).await;
+    assert!(r.starts_with("334 "), "{r}");
+    let r = c.cmd(&b64("s3cret")).await;
+    assert!(r.starts_with("235 2.7.0"), "{r}");
+    let mail = listmonk_mail(
+        "reader@sink.test",
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "auth@sender.test",
+    );
+    assert!(
+        send(&mut c, "reader@sink.test", &mail)
+            .await
+            .starts_with("250 ")
+    );
+    let m = relay.metrics().await;
+    assert_eq!(
+        metric(&m, "bounceops_relay_logins_total{result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "bounceops_relay_logins_total{result=\"ok\"}"),
+        1.0
+    );
+}
+
+/// The command line refuses a relay off loopback without logins, before it listens.
+#[test]
+fn an_open_relay_off_loopback_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!(
+        "{}  relay:\n    returnPathDomain: {DOMAIN}\n    replicas: 0\n    upstream: {{host: 127.0.0.1, tls: none}}\n",
+        smtp_spec("")
+    );
+    let (config, secrets) = write_config(dir.path(), "postgres://u@127.0.0.1:1/x", &spec);
+    std::fs::create_dir_all(secrets.join("verp")).unwrap();
+    std::fs::write(secrets.join("verp/key"), KEY).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bounce-worker"))
+        .args([
+            "run",
+            "--role",
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay-listen",
+            "0.0.0.0:0",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--secrets-dir")
+        .arg(&secrets)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--relay-listen 0.0.0.0:0: a relay on an address other than loopback needs spec.relay.credentialsSecretRef"),
+        "{err}"
+    );
+}
