@@ -508,16 +508,19 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
         },
         Err(e) => Err(e),
     };
-    let (mail, rcpt) = match envelope {
+    let (mail, rcpt, pipelined_data) = match envelope {
         Ok(x) => x,
         Err(e) => {
             incoming.drain().await?;
             return Ok(Upshot::Unavailable(e));
         }
     };
+    // A pipelined DATA that the server agreed to (354) must get a message, or the
+    // connection cannot be used again: closed instead of reset in the refusals below.
+    let waiting = pipelined_data.as_ref().is_some_and(|d| d.code == 354);
     if !mail.positive() {
         incoming.drain().await?;
-        lease.reset_and_release().await;
+        lease.end_transaction(waiting).await;
         return Ok(Upshot::MailRefused(mail));
     }
     if rcpt.len() != rcpts.len() {
@@ -530,15 +533,19 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if !rcpt.iter().any(Reply::positive) {
         incoming.drain().await?;
-        lease.reset_and_release().await;
+        lease.end_transaction(waiting).await;
         return Ok(Upshot::Answered(Exchange { rcpt, data: None }));
     }
-    match lease.data().await {
+    let data = match pipelined_data {
+        Some(d) => Ok(d),
+        None => lease.data().await,
+    };
+    match data {
         Err(e) => {
             incoming.drain().await?;
             return Ok(Upshot::Unavailable(e));
         }
-        Ok(Some(refused)) => {
+        Ok(refused) if refused.code != 354 => {
             incoming.drain().await?;
             lease.reset_and_release().await;
             return Ok(Upshot::Answered(Exchange {
@@ -546,7 +553,7 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
                 data: Some(refused),
             }));
         }
-        Ok(None) => {}
+        Ok(_) => {}
     }
     if incoming.size > max {
         incoming.drain().await?;

@@ -221,48 +221,56 @@ fn boxed<T: Io + 'static>(c: SmtpClient<T>) -> SmtpClient<Box<dyn Io>> {
 }
 
 impl Lease<'_> {
-    /// MAIL FROM and each RCPT TO (together when the server pipelines): the MAIL answer and
-    /// each recipient's.
+    /// MAIL FROM and each RCPT TO: the MAIL answer and each recipient's. With PIPELINING
+    /// (RFC 2920) DATA goes in the same group, the last command, and its answer comes back
+    /// too (`Some`): one round trip for the whole envelope. The server refuses that DATA by
+    /// itself when no recipient was accepted.
     pub async fn envelope(
         &mut self,
         from: &str,
         rcpts: &[String],
-    ) -> Result<(Reply, Vec<Reply>), UpstreamError> {
+    ) -> Result<(Reply, Vec<Reply>, Option<Reply>), UpstreamError> {
         let mail = format!("MAIL FROM:<{from}>\r\n");
         let rcpt_cmds = rcpts.iter().map(|r| format!("RCPT TO:<{r}>\r\n"));
         let client = &mut self.conn.client;
-        let replies: Vec<Reply> = if self.conn.pipelining {
-            let all: Vec<String> = std::iter::once(mail).chain(rcpt_cmds).collect();
-            client
+        if self.conn.pipelining {
+            let all: Vec<String> = std::iter::once(mail)
+                .chain(rcpt_cmds)
+                .chain(std::iter::once("DATA\r\n".to_owned()))
+                .collect();
+            let mut replies: Vec<Reply> = client
                 .cmds(all)
                 .await?
                 .iter()
                 .map(Reply::from_response)
-                .collect()
-        } else {
-            let first = Reply::from_response(&client.cmd(mail).await?);
-            let mut replies = vec![first.clone()];
-            if first.positive() {
-                for cmd in rcpt_cmds {
-                    replies.push(Reply::from_response(&client.cmd(cmd).await?));
-                }
+                .collect();
+            if replies.len() != rcpts.len() + 2 {
+                return Err(UpstreamError::Protocol(format!(
+                    "{} answers to {} pipelined commands",
+                    replies.len(),
+                    rcpts.len() + 2
+                )));
             }
-            replies
-        };
-        let mut replies = replies.into_iter();
-        let mail = replies
-            .next()
-            .ok_or_else(|| UpstreamError::Protocol("no answer to MAIL".into()))?;
-        Ok((mail, replies.collect()))
+            let data = replies.pop();
+            let mail = replies.remove(0);
+            return Ok((mail, replies, data));
+        }
+        let mail = Reply::from_response(&client.cmd(mail).await?);
+        let mut replies = Vec::with_capacity(rcpts.len());
+        if mail.positive() {
+            for cmd in rcpt_cmds {
+                replies.push(Reply::from_response(&client.cmd(cmd).await?));
+            }
+        }
+        Ok((mail, replies, None))
     }
 
-    /// `DATA`: `None` when the server waits for the message (354), else its refusal.
-    pub async fn data(&mut self) -> Result<Option<Reply>, UpstreamError> {
-        let r = Reply::from_response(&self.conn.client.cmd(b"DATA\r\n").await?);
-        Ok(match r.code {
-            354 => None,
-            _ => Some(r),
-        })
+    /// `DATA` (without PIPELINING): `354` when the server waits for the message, else its
+    /// refusal.
+    pub async fn data(&mut self) -> Result<Reply, UpstreamError> {
+        Ok(Reply::from_response(
+            &self.conn.client.cmd(b"DATA\r\n").await?,
+        ))
     }
 
     /// Part of the message, as the sender wrote it.
@@ -294,6 +302,14 @@ impl Lease<'_> {
         match self.conn.client.cmd(b"RSET\r\n").await {
             Ok(r) if r.code == 250 => self.release(),
             _ => tracing::debug!(elapsed = ?started.elapsed(), "upstream RSET failed; closed"),
+        }
+    }
+
+    /// After a refused transaction: reset and back to the pool, or closed when the server
+    /// is `waiting` for a message (a pipelined DATA it agreed to).
+    pub async fn end_transaction(self, waiting: bool) {
+        if !waiting {
+            self.reset_and_release().await;
         }
     }
 
