@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sending relay under load (issue 22), side by side in one run, against Postfix's
 # smtp-sink (accepts and discards: the upstream):
-#   1. Postfix's smtp-source, 32 sessions, 10 KB messages with listmonk's headers, straight
+#   1. Postfix's smtp-source, 32 sessions (-d: several messages per session, as listmonk
+#      sends them), 10 KB messages with listmonk's headers, straight
 #      into smtp-sink: the baseline rate;
 #   2. the same smtp-source command into bounce-worker --role relay, whose upstream is the same
 #      smtp-sink: the relay's rate, and the ratio (goal: at least 90 % of the baseline);
@@ -70,7 +71,7 @@ idle="$(rss_kb "$relay_pid" VmRSS)"
 source_rate() { # host:port -> messages/s
     local t0 t1
     t0="$(date +%s.%N)"
-    smtp-source -s "$sessions" -m "$messages" -f news@bench.test -t reader@bench.test \
+    smtp-source -d -s "$sessions" -m "$messages" -f news@bench.test -t reader@bench.test \
         -F "$bench_dir/message.eml" "$1"
     t1="$(date +%s.%N)"
     bc -l <<<"scale=0; $messages / ($t1 - $t0)"

@@ -75,7 +75,8 @@ fn main() -> Result<(), String> {
     let mut ms = Vec::with_capacity(args.messages);
     for _ in 0..args.messages {
         let t = Instant::now();
-        w.write_all(envelope.as_bytes()).map_err(|e| e.to_string())?;
+        w.write_all(envelope.as_bytes())
+            .map_err(|e| e.to_string())?;
         expect(&mut r, 250, "MAIL")?;
         expect(&mut r, 250, "RCPT")?;
         expect(&mut r, 354, "DATA")?;

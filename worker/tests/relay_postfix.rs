@@ -47,11 +47,24 @@ impl Relay {
         extra: &str,
         secrets: &[(&str, &str)],
     ) -> Relay {
+        let upstream = format!(
+            "{{host: 127.0.0.1, port: {}, tls: none, timeout: 5s}}",
+            upstream.port()
+        );
+        Relay::start_with_upstream(database_url, &upstream, extra, secrets).await
+    }
+
+    /// [`Relay::start`] with `spec.relay.upstream` as given (a YAML flow mapping).
+    async fn start_with_upstream(
+        database_url: &str,
+        upstream: &str,
+        extra: &str,
+        secrets: &[(&str, &str)],
+    ) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let spec = format!(
-            "{}  relay:\n    returnPathDomain: {DOMAIN}\n    replicas: 0\n    upstream: {{host: 127.0.0.1, port: {}, tls: none, timeout: 5s}}\n{extra}",
+            "{}  relay:\n    returnPathDomain: {DOMAIN}\n    replicas: 0\n    upstream: {upstream}\n{extra}",
             smtp_spec(""),
-            upstream.port()
         );
         let (config, secrets_dir) = write_config(dir.path(), database_url, &spec);
         std::fs::create_dir_all(secrets_dir.join("verp")).unwrap();
@@ -609,4 +622,155 @@ fn an_open_relay_off_loopback_is_refused_at_start() {
         err.contains("--relay-listen 0.0.0.0:0: a relay on an address other than loopback needs spec.relay.credentialsSecretRef"),
         "{err}"
     );
+}
+
+fn tls_client(cert_pem: &[u8]) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// The Deployment's form: STARTTLS with the Secret's certificate, and the login only under
+/// TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_login_waits_for_starttls() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let certs = tempfile::tempdir().unwrap();
+    let cert = write_tls(certs.path());
+    let key = std::fs::read_to_string(certs.path().join("tls.key")).unwrap();
+    let relay = Relay::start(
+        &db.url,
+        postfix.smtpd,
+        "    credentialsSecretRef: {name: relay, key: credentials}\n    tlsSecretName: relay-tls\n",
+        &[
+            ("relay/credentials", "listmonk:s3cret\n"),
+            ("relay-tls/tls.crt", &cert),
+            ("relay-tls/tls.key", &key),
+        ],
+    )
+    .await;
+    use base64::Engine;
+    let login = base64::engine::general_purpose::STANDARD.encode("\0listmonk\0s3cret");
+    let mut c = connect(relay.smtp).await;
+    let ehlo = c.cmd("EHLO listmonk.test").await;
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    let r = c.cmd(&format!("AUTH PLAIN {login}")).await;
+    assert!(r.starts_with("538 5.7.11"), "{r}");
+    assert!(c.cmd("STARTTLS").await.starts_with("220 "));
+    let tls = tls_client(cert.as_bytes())
+        .connect("localhost".try_into().unwrap(), c.io.into_inner())
+        .await
+        .expect("TLS with the Secret's certificate");
+    let mut c = Client::new(tls);
+    let ehlo = c.cmd("EHLO listmonk.test").await;
+    assert!(
+        ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
+    assert!(
+        c.cmd(&format!("AUTH PLAIN {login}"))
+            .await
+            .starts_with("235 ")
+    );
+    let mail = listmonk_mail(
+        "reader@sink.test",
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "tls@sender.test",
+    );
+    assert!(
+        send(&mut c, "reader@sink.test", &mail)
+            .await
+            .starts_with("250 ")
+    );
+}
+
+/// STARTTLS to the upstream is verified: against `caSecretRef`, it flows; against the
+/// system's authorities, which never signed the test's certificate, it is refused (451),
+/// never sent in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstreams_certificate_is_always_verified() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        certs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cert = write_tls(certs.path());
+    let postfix = Postfix::start(
+        &[],
+        &format!(
+            "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {d}/tls.crt\n\
+             smtpd_tls_key_file = {d}/tls.key\ntransport_maps = inline:{{ sink.test=discard: }}\n",
+            d = certs.path().display()
+        ),
+    );
+    let mail = listmonk_mail(
+        "reader@sink.test",
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "ca@sender.test",
+    );
+    for with_ca in [true, false] {
+        let (secrets, expect) = match with_ca {
+            true => (vec![("upstream/ca.crt", cert.as_str())], "250 "),
+            false => (vec![], "451 4.4.1"),
+        };
+        let ca = if with_ca {
+            ", caSecretRef: {name: upstream, key: ca.crt}"
+        } else {
+            ""
+        };
+        let relay = Relay::start_with_upstream(
+            &db.url,
+            &format!(
+                "{{host: localhost, port: {}, tls: starttls, timeout: 5s{ca}}}",
+                postfix.smtpd.port()
+            ),
+            "",
+            &secrets,
+        )
+        .await;
+        let mut c = ehlo(relay.smtp).await;
+        let r = send(&mut c, "reader@sink.test", &mail).await;
+        assert!(
+            r.starts_with(expect),
+            "with the CA: {with_ca}: {r}\n{}",
+            postfix.log()
+        );
+        if !with_ca {
+            // The handshake itself failed: the relay did not trust the certificate (not a
+            // missing STARTTLS).
+            let log = postfix.log();
+            assert!(log.contains("SSL_accept error"), "{log}");
+            let m = relay.metrics().await;
+            assert_eq!(
+                metric(&m, "bounceops_relay_upstream_errors_total{kind=\"tls\"}"),
+                1.0,
+                "{m}"
+            );
+        }
+    }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 pub use config::RelayConfig;
 pub use metrics::RelayMetrics;
@@ -81,8 +81,6 @@ pub fn check_listen(addr: SocketAddr, config: &RelayConfig) -> Result<(), String
 /// then waits up to `grace` for those in progress: a message being relayed gets its
 /// answer, an idle session is told `421`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) {
-    let sessions = Arc::new(Semaphore::new(shared.config.max_sessions));
-    let mut stop = shared.stop.clone();
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         upstream = %format!("{}:{}", shared.config.upstream.host, shared.config.upstream.port),
@@ -90,38 +88,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) 
         starttls = shared.config.tls.is_some(),
         "relay listening"
     );
-    loop {
-        let permit = tokio::select! {
-            p = sessions.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = crate::smtp::stopped(&mut stop) => break,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = crate::smtp::stopped(&mut stop) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "relay accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
+    crate::smtp::listen::accept(listener, max, stop, grace, "relay", move |tcp| {
         let shared = shared.clone();
-        tokio::spawn(async move {
-            session(tcp, &shared).await;
-            tracing::debug!(%peer, "relay session ended");
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let all = shared.config.max_sessions as u32;
-    if tokio::time::timeout(grace, sessions.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!("relay sessions still open after the shutdown grace period");
-    }
+        async move { session(tcp, &shared).await }
+    })
+    .await;
 }
 
 /// Counts the session as active while it lives, even if it panics.

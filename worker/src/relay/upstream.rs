@@ -234,16 +234,27 @@ impl Lease<'_> {
         let rcpt_cmds = rcpts.iter().map(|r| format!("RCPT TO:<{r}>\r\n"));
         let client = &mut self.conn.client;
         if self.conn.pipelining {
-            let all: Vec<String> = std::iter::once(mail)
-                .chain(rcpt_cmds)
-                .chain(std::iter::once("DATA\r\n".to_owned()))
-                .collect();
-            let mut replies: Vec<Reply> = client
-                .cmds(all)
-                .await?
-                .iter()
-                .map(Reply::from_response)
-                .collect();
+            // One write for the whole group, not mail-send's `cmds` (a write per command):
+            // separate small packets make a server that answers each at once send its
+            // replies in separate packets too, and one of them can then wait for a delayed
+            // ACK (40 ms stalls measured against smtp-sink).
+            let mut group = mail;
+            rcpt_cmds.for_each(|c| group.push_str(&c));
+            group.push_str("DATA\r\n");
+            let expected = rcpts.len() + 2;
+            let timeout = client.timeout;
+            let replies = tokio::time::timeout(timeout, async {
+                client
+                    .stream
+                    .write_all(group.as_bytes())
+                    .await
+                    .map_err(mail_send::Error::Io)?;
+                client.stream.flush().await.map_err(mail_send::Error::Io)?;
+                client.read_many(expected).await
+            })
+            .await
+            .map_err(|_| UpstreamError::Timeout)??;
+            let mut replies: Vec<Reply> = replies.iter().map(Reply::from_response).collect();
             if replies.len() != rcpts.len() + 2 {
                 return Err(UpstreamError::Protocol(format!(
                     "{} answers to {} pipelined commands",
