@@ -48,7 +48,9 @@ impl Relay {
         secrets: &[(&str, &str)],
     ) -> Relay {
         let upstream = format!(
-            "{{host: 127.0.0.1, port: {}, tls: none, timeout: 5s}}",
+            // Generous: a Postfix that starts its first smtpd on a loaded machine can take
+            // seconds to greet; under the test client's 30 s wait for a reply.
+            "{{host: 127.0.0.1, port: {}, tls: none, timeout: 20s}}",
             upstream.port()
         );
         Relay::start_with_upstream(database_url, &upstream, extra, secrets).await
@@ -719,13 +721,14 @@ async fn the_upstreams_certificate_is_always_verified() {
     )
     .unwrap();
     let cert = write_tls(certs.path());
-    let postfix = Postfix::start(
+    let postfix = Postfix::start_with(
         &[],
         &format!(
             "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {d}/tls.crt\n\
              smtpd_tls_key_file = {d}/tls.key\ntransport_maps = inline:{{ sink.test=discard: }}\n",
             d = certs.path().display()
         ),
+        "tlsmgr unix - - n 1000? 1 tlsmgr\n",
     );
     let mail = listmonk_mail(
         "reader@sink.test",
@@ -746,7 +749,7 @@ async fn the_upstreams_certificate_is_always_verified() {
         let relay = Relay::start_with_upstream(
             &db.url,
             &format!(
-                "{{host: localhost, port: {}, tls: starttls, timeout: 5s{ca}}}",
+                "{{host: localhost, port: {}, tls: starttls, timeout: 20s{ca}}}",
                 postfix.smtpd.port()
             ),
             "",
@@ -773,4 +776,67 @@ async fn the_upstreams_certificate_is_always_verified() {
             );
         }
     }
+}
+
+/// Mail without listmonk's headers: the return path of the subscriber the one recipient is
+/// (no campaign), else the sender's own; a null sender stays null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_listmonks_headers_the_return_path_goes_by_address() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let (_, sub) = db.subscriber("Member@Sink.test").await;
+    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let relay = Relay::start(&db.url, postfix.smtpd, "", &[]).await;
+    let keys = bounce_worker::smtp::verp::Keys::new(KEY.as_bytes(), None).unwrap();
+    let plain = |to: &str| {
+        format!(
+            "From: shop@sender.test\r\nTo: {to}\r\nSubject: Your order\r\nMessage-Id: <{}@sender.test>\r\n\r\nThanks.\r\n",
+            Uuid::new_v4().simple()
+        )
+    };
+    let mut c = ehlo(relay.smtp).await;
+    for to in ["member@sink.test", "stranger@sink.test"] {
+        let r = send(&mut c, to, &plain(to)).await;
+        if !r.starts_with("250 ") {
+            let m = relay.metrics().await;
+            let errors: Vec<&str> = m
+                .lines()
+                .filter(|l| l.starts_with("bounceops_relay_upstream_errors_total{"))
+                .collect();
+            panic!("{to}: {r}\n{errors:?}\n{}", postfix.log());
+        }
+    }
+    c.send("MAIL FROM:<>\r\nRCPT TO:<member@sink.test>\r\nDATA\r\n")
+        .await;
+    for expect in ["250", "250", "354"] {
+        assert!(c.reply().await.unwrap().starts_with(expect));
+    }
+    c.send(&format!("{}.\r\n", plain("member@sink.test"))).await;
+    assert!(c.reply().await.unwrap().starts_with("250 "));
+    let verp = keys.address(
+        "b",
+        DOMAIN,
+        bounce_worker::smtp::verp::Verp {
+            subscriber: sub,
+            campaign: None,
+        },
+    );
+    // Postfix's queue manager logs each envelope sender once it has the message.
+    let senders = [
+        format!("from=<{verp}>"),
+        "from=<news@sender.test>".into(),
+        "from=<>".into(),
+    ];
+    until(
+        &postfix,
+        Duration::from_secs(30),
+        "the three senders are logged",
+        || async {
+            let log = postfix.log();
+            senders.iter().all(|s| log.contains(s.as_str()))
+        },
+    )
+    .await;
 }
