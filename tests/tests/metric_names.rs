@@ -74,6 +74,11 @@ fn code_exports_the_documented_metrics() {
         "bounceops_smtp_sessions_active",
         "bounceops_smtp_messages_total",
         "bounceops_smtp_data_duration_seconds",
+        // The sending relay's: its dashboard row and alert query them.
+        "bounceops_relay_messages_total",
+        "bounceops_relay_recipients_total",
+        "bounceops_relay_upstream_duration_seconds",
+        "bounceops_relay_upstream_errors_total",
     ] {
         assert!(
             code.contains_key(name),
@@ -116,6 +121,11 @@ fn dashboard_queries_use_only_exported_metrics() {
         "bounceops_smtp_sessions_active",
         "bounceops_smtp_messages_total",
         "bounceops_smtp_data_duration_seconds",
+        // The sending relay's: its dashboard row and alert query them.
+        "bounceops_relay_messages_total",
+        "bounceops_relay_recipients_total",
+        "bounceops_relay_upstream_duration_seconds",
+        "bounceops_relay_upstream_errors_total",
     ] {
         assert!(used.contains(needed), "no panel shows {needed}");
     }

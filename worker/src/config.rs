@@ -35,6 +35,9 @@ pub struct Settings {
     /// The bounce MX (`spec.smtp`), its keys and certificate read: only by the processes
     /// that serve it (`Reads::Everything` or `Reads::Smtp`) and only when the spec has it.
     pub smtp: Option<crate::smtp::SmtpConfig>,
+    /// The sending relay (`spec.relay`), its Secrets read: only by the relay's process
+    /// (`Reads::Relay`).
+    pub relay: Option<crate::relay::RelayConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Settings {
             .field("reads", &self.reads)
             .field("tuning", &self.tuning)
             .field("smtp", &self.smtp)
+            .field("relay", &self.relay)
             .finish()
     }
 }
@@ -159,6 +163,11 @@ pub enum Reads {
     /// The database and what the bounce MX needs: the VERP keys and the STARTTLS
     /// certificate (`spec.smtp`); as with `DatabaseOnly`, no API and no provider.
     Smtp,
+    /// The database and what the sending relay needs: the VERP key that signs
+    /// (`spec.smtp.verpKeySecretRef`), the upstream's login and authorities, the senders'
+    /// logins and the STARTTLS certificate (`spec.relay`); no API, no provider, not the
+    /// bounce MX's certificate.
+    Relay,
 }
 
 impl Settings {
@@ -245,7 +254,7 @@ impl Settings {
         };
 
         let (credentials, providers) = match reads {
-            Reads::DatabaseOnly | Reads::Smtp => {
+            Reads::DatabaseOnly | Reads::Smtp | Reads::Relay => {
                 (Credentials::none(), crate::providers::Registry::default())
             }
             Reads::Everything => {
@@ -271,6 +280,14 @@ impl Settings {
             _ => None,
         };
 
+        let relay = match (&spec.relay, &spec.smtp, reads) {
+            (Some(relay), Some(smtp), Reads::Relay) => Some(
+                crate::relay::RelayConfig::load(relay, smtp, secrets)
+                    .map_err(|(field, message)| invalid(&field, message))?,
+            ),
+            _ => None,
+        };
+
         // Beyond the address space (a 32-bit build) no body could be that large anyway.
         let max_body_bytes = usize::try_from(spec.webhook.max_body_bytes).unwrap_or(usize::MAX);
 
@@ -285,6 +302,7 @@ impl Settings {
             reads,
             tuning,
             smtp,
+            relay,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod plan;
 pub mod providers;
+pub mod relay;
 pub mod rules;
 pub mod secrets;
 pub mod server;

@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use bounce_worker::allocator;
 use bounce_worker::config::{Reads, Settings};
 use bounce_worker::mailbox::{self, MailboxConfig};
+use bounce_worker::relay;
 use bounce_worker::secrets::SecretsDir;
 use bounce_worker::server;
 use bounce_worker::smtp;
@@ -61,6 +62,10 @@ enum Command {
         /// default 127.0.0.1:<spec.smtp.port>.
         #[arg(long)]
         smtp_listen: Option<SocketAddr>,
+        /// Where the sending relay listens (relay role); default 127.0.0.1:<spec.relay.port>,
+        /// the sidecar's. An address other than loopback needs spec.relay.credentialsSecretRef.
+        #[arg(long)]
+        relay_listen: Option<SocketAddr>,
     },
     /// Make or read signed VERP return paths (spec.smtp), with the server's key files.
     Verp {
@@ -251,6 +256,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             role,
             once,
             smtp_listen,
+            relay_listen,
         } => {
             use bounceops_api::Role as R;
             // The scanner reads its mailboxes' credentials, never the API's or providers';
@@ -258,13 +264,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let settings = config.load(match role {
                 Role::One(R::Mailbox) => Reads::DatabaseOnly,
                 Role::One(R::Smtp) => Reads::Smtp,
+                Role::One(R::Relay) => Reads::Relay,
                 Role::All | Role::One(R::Webhook) => Reads::Everything,
             })?;
             let mailboxes = match role {
-                Role::One(R::Webhook | R::Smtp) if once => {
+                Role::One(R::Webhook | R::Smtp | R::Relay) if once => {
                     anyhow::bail!("--once scans mailboxes: only with --role mailbox or all")
                 }
-                Role::One(R::Webhook | R::Smtp) => Vec::new(),
+                Role::One(R::Webhook | R::Smtp | R::Relay) => Vec::new(),
                 Role::All | Role::One(R::Mailbox) => MailboxConfig::resolve_all(
                     &settings.spec.mailboxes,
                     &SecretsDir::new(&config.secrets_dir),
@@ -276,6 +283,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             if role == Role::One(R::Smtp) && settings.smtp.is_none() {
                 anyhow::bail!("--role smtp: the configuration has no spec.smtp");
+            }
+            if role == Role::One(R::Relay) && settings.relay.is_none() {
+                anyhow::bail!("--role relay: the configuration has no spec.relay");
+            }
+            if relay_listen.is_some() && role != Role::One(R::Relay) {
+                // `all` never runs the relay: it is listmonk's sidecar or a Deployment of its own.
+                anyhow::bail!("--relay-listen is for --role relay only");
             }
             if once {
                 return Ok(mailbox::run_once(&settings, mailboxes).await?);
@@ -293,11 +307,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 _ => None,
             };
+            let relay = match (&settings.relay, role) {
+                (Some(config), Role::One(R::Relay)) => {
+                    let port = settings.spec.relay.as_ref().map_or(2525, |r| r.port);
+                    let addr =
+                        relay_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+                    relay::check_listen(addr, config).map_err(|e| anyhow::anyhow!(e))?;
+                    Some(
+                        tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (relay): {e}"))?,
+                    )
+                }
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            server::serve_everything(&settings, listener, server::termination(), mailboxes, smtp)
-                .await
+            server::serve_with_relay(
+                &settings,
+                listener,
+                server::termination(),
+                mailboxes,
+                smtp,
+                relay,
+            )
+            .await
         }
     }
 }

@@ -46,6 +46,19 @@ pub async fn serve_everything(
     mailboxes: Vec<MailboxConfig>,
     smtp: Option<TcpListener>,
 ) -> anyhow::Result<()> {
+    serve_with_relay(settings, listener, shutdown, mailboxes, smtp, None).await
+}
+
+/// [`serve_everything`], plus the sending relay on `relay` (with `settings.relay`), which
+/// records the upstream's refusals through the same `Ingest`.
+pub async fn serve_with_relay(
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mailboxes: Vec<MailboxConfig>,
+    smtp: Option<TcpListener>,
+    relay: Option<TcpListener>,
+) -> anyhow::Result<()> {
     let store = Store::connect_lazy_with(
         &settings.database_url,
         settings.spec.database.max_connections,
@@ -90,6 +103,24 @@ pub async fn serve_everything(
         (Some(_), None) => anyhow::bail!("an SMTP listener without spec.smtp"),
         _ => None,
     };
+    let relay_server = match (relay, &settings.relay) {
+        (Some(listener), Some(config)) => {
+            let shared = Arc::new(crate::relay::Shared::new(
+                config.clone(),
+                ingest.clone(),
+                store.clone(),
+                crate::relay::RelayMetrics::register(metrics.registry())?,
+                stop_rx.clone(),
+            ));
+            Some(tokio::spawn(crate::relay::serve(
+                listener,
+                shared,
+                settings.connections.shutdown_grace,
+            )))
+        }
+        (Some(_), None) => anyhow::bail!("a relay listener without spec.relay"),
+        _ => None,
+    };
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -128,6 +159,9 @@ pub async fn serve_everything(
     tracing::info!("stopped accepting; in-flight requests are done");
     if let Some(smtp) = smtp_server {
         let _ = smtp.await;
+    }
+    if let Some(relay) = relay_server {
+        let _ = relay.await;
     }
     if let Some(scanners) = scanners {
         scanners.stop().await;

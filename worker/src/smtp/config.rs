@@ -94,7 +94,7 @@ impl SmtpConfig {
 }
 
 /// The certificate chain and key of a kubernetes.io/tls Secret (`tls.crt`, `tls.key`).
-fn tls_config(secrets: &SecretsDir, name: &str) -> Result<ServerConfig, String> {
+pub fn tls_config(secrets: &SecretsDir, name: &str) -> Result<ServerConfig, String> {
     let file = |key: &str| {
         secrets.read(&SecretRef {
             name: name.to_owned(),

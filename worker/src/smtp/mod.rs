@@ -6,6 +6,7 @@
 //! - `verp`: the signed tokens, and the keys;
 //! - `recipients`: who may be mailed (RCPT);
 //! - `conn`, `session`, `data`: the protocol (commands parsed by Stalwart's smtp-proto);
+//! - `listen`: the accept loop, shared with the sending relay (`crate::relay`);
 //! - `deliver`, `events`: from a received message to committed bounces;
 //! - `metrics`, `config`.
 //!
@@ -18,6 +19,7 @@ pub mod conn;
 pub mod data;
 pub mod deliver;
 pub mod events;
+pub mod listen;
 pub mod metrics;
 pub mod recipients;
 pub mod session;
@@ -58,47 +60,18 @@ impl Shared {
 /// sessions in progress: one in DATA finishes its commit and reply, an idle one is told
 /// `421`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) {
-    let sessions = Arc::new(Semaphore::new(shared.config.max_sessions));
-    let mut stop = shared.stop.clone();
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         max_sessions = shared.config.max_sessions,
         starttls = shared.config.tls.is_some(),
         "SMTP listening"
     );
-    loop {
-        let permit = tokio::select! {
-            p = sessions.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = stopped(&mut stop) => break,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopped(&mut stop) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a little rather than spin.
-                tracing::warn!(error = %e, "SMTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
+    listen::accept(listener, max, stop, grace, "smtp", move |tcp| {
         let shared = shared.clone();
-        tokio::spawn(async move {
-            session(tcp, &shared).await;
-            tracing::debug!(%peer, "SMTP session ended");
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let all = shared.config.max_sessions as u32;
-    if tokio::time::timeout(grace, sessions.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!("SMTP sessions still open after the shutdown grace period");
-    }
+        async move { session(tcp, &shared).await }
+    })
+    .await;
 }
 
 /// Resolves once `stop` turns true (or its sender is gone). Not `wait_for` in `select!`

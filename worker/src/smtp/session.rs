@@ -101,7 +101,7 @@ enum Step {
     End(End),
 }
 
-fn parse_error(e: &ParseError) -> (u16, Cow<'static, str>) {
+pub fn parse_error(e: &ParseError) -> (u16, Cow<'static, str>) {
     match e {
         ParseError::UnknownCommand => (500, "5.5.2 Command unrecognized".into()),
         ParseError::InvalidSenderAddress => (501, "5.1.7 Bad sender address syntax".into()),

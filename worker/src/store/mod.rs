@@ -134,6 +134,18 @@ impl Store {
         self.export_pool.close().await;
     }
 
+    /// The UUID of the subscriber whose address is `email` (listmonk stores addresses
+    /// lower-cased), for the sending relay's return path of mail without listmonk's headers.
+    pub async fn subscriber_uuid_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<uuid::Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT uuid FROM subscribers WHERE LOWER(email) = LOWER($1)")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     /// Ready when the database answers and the tables the worker needs exist.
     pub async fn readiness(&self) -> Result<(), String> {
         let row = sqlx::query!(

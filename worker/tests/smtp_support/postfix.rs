@@ -67,6 +67,16 @@ impl Postfix {
     /// hop) and `main_extra` lines added to main.cf. Mail to `local.test` is delivered
     /// locally, where no user exists: each such message bounces, with a real DSN.
     pub fn start(transports: &[(&str, SocketAddr)], main_extra: &str) -> Postfix {
+        Postfix::start_with(transports, main_extra, "")
+    }
+
+    /// [`Postfix::start`] with `master_extra` lines added to master.cf (e.g. `tlsmgr`, which
+    /// smtpd needs to offer STARTTLS).
+    pub fn start_with(
+        transports: &[(&str, SocketAddr)],
+        main_extra: &str,
+        master_extra: &str,
+    ) -> Postfix {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
         // Postfix's unprivileged processes must reach the queue below it.
@@ -118,7 +128,7 @@ impl Postfix {
         .unwrap();
         std::fs::write(
             config.join("master.cf"),
-            format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}"),
+            format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}{master_extra}"),
         )
         .unwrap();
         let postfix = Postfix {

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The sending relay under load (issue 22), side by side in one run, against Postfix's
+# smtp-sink (accepts and discards: the upstream):
+#   1. Postfix's smtp-source, 32 sessions (-d: several messages per session, as listmonk
+#      sends them), 10 KB messages with listmonk's headers, straight
+#      into smtp-sink: the baseline rate;
+#   2. the same smtp-source command into bounce-worker --role relay, whose upstream is the same
+#      smtp-sink: the relay's rate, and the ratio (goal: at least 90 % of the baseline);
+#   3. worker/examples/smtp_latency.rs, one session, messages one after another, into each:
+#      the per-message latency (MAIL to the answer after the final dot), p50 and p99, and what
+#      the relay adds at p50 (goal: at most 2 ms);
+#   4. the relay's peak RSS (VmHWM) over all of it (goal: at most 64 MiB).
+# Checks, in both modes: every message the relay took reached the sink (its metrics say
+# relayed = sent, no upstream error); the goals are checked on a release build only.
+# Smoke mode (BENCH_SMOKE=1, CI after the tests): the debug build and a few hundred messages;
+# its figures mean nothing.
+# Usage: bash bench/relay.sh [messages, 20000] (needs postfix: scripts/ensure-postfix.sh)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+sessions=32
+messages="${1:-20000}"
+latency_messages=2000
+if [ "$smoke" = 1 ]; then messages=320 latency_messages=50; fi
+port="${BENCH_PORT:-9341}" relay_port="${BENCH_RELAY_PORT:-9342}" sink_port="${BENCH_SINK_PORT:-9343}"
+for tool in smtp-source smtp-sink; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { log "$tool is missing: bash scripts/ensure-postfix.sh"; exit 1; }
+done
+export PATH="$PATH:/usr/sbin"
+
+bench_build -p bounce-worker --bin bounce-worker --example smtp_latency
+latency="$target/$profile/examples/smtp_latency"
+
+export BENCH_EXTRA_SPEC="smtp: {domains: [bounces.bench.test], verpKeySecretRef: {name: verp, key: key}}
+relay:
+  returnPathDomain: bounces.bench.test
+  replicas: 0
+  maxSessions: 128
+  upstream: {host: 127.0.0.1, port: $sink_port, tls: none, poolSize: $sessions, timeout: 30s}"
+bench_database bounceops_bench_relay
+mkdir -p "$bench_dir/secrets/verp"
+openssl rand -base64 48 >"$bench_dir/secrets/verp/key"
+relay_pid="" sink_pid=""
+trap '[ -z "$relay_pid" ] || kill -TERM "$relay_pid" 2>/dev/null; [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null; rm -rf "$bench_dir"' EXIT
+
+# A 10 KB message as listmonk writes one: its headers, then text.
+{
+    printf 'From: News <news@bench.test>\nTo: <reader@bench.test>\nSubject: Our news\n'
+    printf 'Message-Id: <bench@bench.test>\nX-Listmonk-Subscriber: 6c1a6d1e-2b8e-4c3c-9a53-6a2a4f0f9e11\n'
+    printf 'X-Listmonk-Campaign: 0f7f4c39-2d0c-4d5e-8a43-2c0b1f2e3d4c\nMIME-Version: 1.0\n'
+    printf 'Content-Type: text/plain; charset=utf-8\n\n'
+    for i in $(seq 1 150); do printf '%04d The quick brown fox jumps over the lazy dog, again and again.\n' "$i"; done
+} >"$bench_dir/message.eml"
+size="$(wc -c <"$bench_dir/message.eml")"
+
+smtp-sink -u postfix "127.0.0.1:$sink_port" 256 &
+sink_pid=$!
+"$worker_bin" run --role relay --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
+    --listen "127.0.0.1:$port" --relay-listen "127.0.0.1:$relay_port" 2>"$bench_dir/relay.log" &
+relay_pid=$!
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+    kill -0 "$relay_pid" 2>/dev/null || { cat "$bench_dir/relay.log" >&2; exit 1; }
+    sleep 0.1
+done
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null && break
+    sleep 0.1
+done
+idle="$(rss_kb "$relay_pid" VmRSS)"
+
+source_rate() { # host:port -> messages/s
+    local t0 t1
+    t0="$(date +%s.%N)"
+    smtp-source -d -s "$sessions" -m "$messages" -f news@bench.test -t reader@bench.test \
+        -F "$bench_dir/message.eml" "$1"
+    t1="$(date +%s.%N)"
+    bc -l <<<"scale=0; $messages / ($t1 - $t0)"
+}
+
+direct="$(source_rate "127.0.0.1:$sink_port")"
+log "smtp-source → smtp-sink: $direct messages/s"
+relayed_rate="$(source_rate "127.0.0.1:$relay_port")"
+log "smtp-source → relay → smtp-sink: $relayed_rate messages/s"
+lat_direct="$("$latency" --addr "127.0.0.1:$sink_port" --messages "$latency_messages" --file "$bench_dir/message.eml")"
+lat_relay="$("$latency" --addr "127.0.0.1:$relay_port" --messages "$latency_messages" --file "$bench_dir/message.eml")"
+log "latency, direct: $lat_direct"
+log "latency, through the relay: $lat_relay"
+hwm="$(rss_kb "$relay_pid" VmHWM)"
+
+metrics="$(curl -s "http://127.0.0.1:$port/metrics")"
+series() { awk -v s="$1" '$1 == s {print $2}' <<<"$metrics"; }
+relayed="$(series 'bounceops_relay_messages_total{outcome="relayed"}')"
+errors="$(grep -E '^bounceops_relay_upstream_errors_total' <<<"$metrics" | awk '{s += $2} END {print s + 0}')"
+grep -E '^bounceops_relay_(messages_total|upstream_errors_total)|^bounceops_relay_upstream_duration_seconds_(sum|count)' <<<"$metrics" >&2
+p50() { sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<<"$1"; }
+added="$(bc -l <<<"scale=3; $(p50 "$lat_relay") - $(p50 "$lat_direct")")"
+ratio="$(bc -l <<<"scale=3; $relayed_rate / $direct")"
+printf '%s\n' "message: $size bytes, $sessions sessions, $messages messages per run" \
+    "smtp-source → smtp-sink: $direct msg/s" \
+    "smtp-source → relay → smtp-sink: $relayed_rate msg/s (ratio $ratio, goal ≥ 0.9)" \
+    "latency direct: $lat_direct" \
+    "latency relay: $lat_relay" \
+    "added at p50: $added ms (goal ≤ 2)" \
+    "relay RSS: idle $(bc -l <<<"scale=1; $idle / 1024") MiB, peak $(bc -l <<<"scale=1; $hwm / 1024") MiB (goal ≤ 64)"
+
+failed=0
+want=$((messages + latency_messages))
+if [ "${relayed%.*}" != "$want" ]; then log "FAIL: the relay relayed ${relayed:-none} messages, $want were sent"; failed=1; fi
+if [ "$errors" != 0 ]; then log "FAIL: $errors upstream errors"; failed=1; fi
+if [ "$smoke" != 1 ]; then
+    [ "$(bc -l <<<"$ratio >= 0.9")" = 1 ] || { log "FAIL: rate ratio $ratio < 0.9"; failed=1; }
+    [ "$(bc -l <<<"$added <= 2")" = 1 ] || { log "FAIL: added p50 latency $added ms > 2"; failed=1; }
+    [ "$hwm" -le $((64 * 1024)) ] || { log "FAIL: peak RSS $hwm kB > 64 MiB"; failed=1; }
+fi
+exit "$failed"

@@ -1,0 +1,135 @@
+//! The sending relay (`spec.relay`, docs/relay.md): an SMTP server between listmonk and its
+//! real SMTP server. Each message leaves with a signed VERP return path of the bounce MX,
+//! and the upstream's refusals in this very conversation (`550 5.1.1` at RCPT, which
+//! listmonk only logs) are recorded as bounces through `Ingest`.
+//!
+//! - `session`: the sender's side (commands, logins, DATA passed through);
+//! - `message`: the end of DATA and the headers read, on the wire bytes;
+//! - `upstream`: the pool of connections to the real server (Stalwart's mail-send);
+//! - `answer`, `record`: from the upstream's answers to the sender's, and to bounces;
+//! - `sasl`, `metrics`, `config`.
+
+pub mod answer;
+pub mod config;
+pub mod message;
+pub mod metrics;
+pub mod record;
+pub mod sasl;
+pub mod session;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub use config::RelayConfig;
+pub use metrics::RelayMetrics;
+
+use crate::ingest::Ingest;
+use crate::smtp::conn::Conn;
+use crate::smtp::session::End;
+use crate::store::Store;
+
+/// What every session shares.
+pub struct Shared {
+    pub config: RelayConfig,
+    pub ingest: Ingest,
+    /// Finds a subscriber by address, for mail without listmonk's headers.
+    pub store: Store,
+    pub pool: upstream::Pool,
+    pub metrics: RelayMetrics,
+    /// Turns true at shutdown: sessions waiting for a command answer `421` and end.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn new(
+        config: RelayConfig,
+        ingest: Ingest,
+        store: Store,
+        metrics: RelayMetrics,
+        stop: watch::Receiver<bool>,
+    ) -> Shared {
+        let pool = upstream::Pool::new(config.upstream.clone(), config.hostname.clone());
+        Shared {
+            config,
+            ingest,
+            store,
+            pool,
+            metrics,
+            stop,
+        }
+    }
+}
+
+/// Refuses an address other than loopback without logins: anything that reaches it could
+/// send mail as the sender (an open relay).
+pub fn check_listen(addr: SocketAddr, config: &RelayConfig) -> Result<(), String> {
+    if config.credentials.is_none() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "--relay-listen {addr}: a relay on an address other than loopback needs \
+             spec.relay.credentialsSecretRef (without logins anyone who reaches it can send mail)"
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts sessions on `listener` until `stop` turns true, at most `maxSessions` at once,
+/// then waits up to `grace` for those in progress: a message being relayed gets its
+/// answer, an idle session is told `421`.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) {
+    tracing::info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        upstream = %format!("{}:{}", shared.config.upstream.host, shared.config.upstream.port),
+        logins = shared.config.credentials.is_some(),
+        starttls = shared.config.tls.is_some(),
+        "relay listening"
+    );
+    let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
+    crate::smtp::listen::accept(listener, max, stop, grace, "relay", move |tcp| {
+        let shared = shared.clone();
+        async move { session(tcp, &shared).await }
+    })
+    .await;
+}
+
+/// Counts the session as active while it lives, even if it panics.
+struct Active(RelayMetrics);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.dec();
+    }
+}
+
+async fn session(tcp: TcpStream, shared: &Shared) {
+    shared.metrics.sessions.inc();
+    shared.metrics.active.inc();
+    let _active = Active(shared.metrics.clone());
+    let _ = tcp.set_nodelay(true);
+    let mut conn = Conn::new(tcp);
+    let greeting = format!("{} ESMTP BounceOps relay", shared.config.hostname);
+    conn.reply(220, &[greeting.as_str()]);
+    if session::converse(&mut conn, shared, false).await != End::StartTls {
+        return;
+    }
+    let Some(tls) = shared.config.tls.clone() else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let handshake = tokio::time::timeout(shared.config.command_timeout, async move {
+        conn.flush().await.ok()?;
+        acceptor.accept(conn.io).await.ok()
+    })
+    .await;
+    match handshake {
+        Ok(Some(tls)) => {
+            let mut conn = Conn::new(tls);
+            session::converse(&mut conn, shared, true).await;
+        }
+        _ => tracing::debug!("STARTTLS handshake failed or timed out"),
+    }
+}

@@ -1,0 +1,676 @@
+//! One sender's session: the command sequence of RFC 5321 with the extensions the relay
+//! advertises (SIZE, PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES, AUTH PLAIN LOGIN with
+//! logins, STARTTLS with a certificate). Lines and replies are the bounce MX's
+//! (`smtp::conn`), commands are parsed by smtp-proto.
+//!
+//! MAIL and RCPT are answered here (syntax, limits, login): the return path depends on
+//! listmonk's `X-Listmonk-Subscriber` and `X-Listmonk-Campaign`, which arrive only in DATA,
+//! after the recipients. At DATA the relay reads the header block, then opens the upstream
+//! transaction (MAIL FROM the signed VERP address, each RCPT, DATA) and streams the message
+//! through; the answer after the final dot carries the upstream's answers.
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant as StdInstant};
+
+use sha2::{Digest, Sha256};
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Request};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::Shared;
+use super::answer::{Exchange, Reply};
+use super::message::{self, EndScanner, Headers, MAX_HEADER_BYTES};
+use super::record::{self, Stage};
+use super::sasl;
+use super::upstream::UpstreamError;
+use crate::smtp::conn::{Conn, ConnError, Line};
+use crate::smtp::session::{End, parse_error};
+use crate::smtp::verp::Verp;
+
+struct Transaction {
+    /// The sender's reverse path; empty for a null one (`<>`), which stays null.
+    from: String,
+    rcpts: Vec<String>,
+}
+
+struct State {
+    greeted: bool,
+    /// Logged in, or no login asked for.
+    authed: bool,
+    transaction: Option<Transaction>,
+    errors: u32,
+}
+
+enum Step {
+    Next,
+    End(End),
+}
+
+/// Talks on `conn` until the session ends. `secure`: already under TLS.
+pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    secure: bool,
+) -> End {
+    let mut state = State {
+        greeted: false,
+        authed: shared.config.credentials.is_none(),
+        transaction: None,
+        errors: 0,
+    };
+    let mut stop = shared.stop.clone();
+    loop {
+        let line = tokio::select! {
+            line = conn.line(shared.config.command_timeout) => line,
+            _ = crate::smtp::stopped(&mut stop) => {
+                conn.reply(421, &["4.3.2 Shutting down, try again later"]);
+                let _ = conn.flush().await;
+                return End::Closed;
+            }
+        };
+        let line = match line {
+            Ok(line) => line,
+            Err(ConnError::TimedOut) => {
+                conn.reply(421, &["4.4.2 Timeout waiting for a command, closing"]);
+                let _ = conn.flush().await;
+                return End::Closed;
+            }
+            Err(_) => return End::Closed,
+        };
+        let step = match line {
+            Line::TooLong => refuse(conn, &mut state, shared, 500, "5.5.2 Line too long"),
+            Line::BareLf => refuse(
+                conn,
+                &mut state,
+                shared,
+                500,
+                "5.5.2 Bare LF: lines end with CRLF",
+            ),
+            Line::Command(bytes) if bytes.contains(&0) => {
+                refuse(conn, &mut state, shared, 500, "5.5.2 NUL in a command")
+            }
+            Line::Command(bytes) => match Request::parse(&mut bytes.iter()) {
+                Ok(request) => command(conn, &mut state, shared, secure, request).await,
+                Err(e) => {
+                    let (code, text) = parse_error(&e);
+                    refuse(conn, &mut state, shared, code, &text)
+                }
+            },
+        };
+        if let Step::End(end) = step {
+            let _ = conn.flush().await;
+            return end;
+        }
+    }
+}
+
+/// Queues a refusal; past `maxErrors` refusals the session ends with `421`.
+fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    state: &mut State,
+    shared: &Shared,
+    code: u16,
+    text: &str,
+) -> Step {
+    conn.reply(code, &[text]);
+    state.errors += 1;
+    if state.errors >= shared.config.max_errors {
+        conn.reply(421, &["4.7.0 Too many errors, closing"]);
+        return Step::End(End::Closed);
+    }
+    Step::Next
+}
+
+/// Logins are offered under TLS, or where no certificate is configured at all.
+fn may_log_in(shared: &Shared, secure: bool) -> bool {
+    shared.config.credentials.is_some() && (secure || shared.config.tls.is_none())
+}
+
+async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    state: &mut State,
+    shared: &Shared,
+    secure: bool,
+    request: Request<Cow<'_, str>>,
+) -> Step {
+    let config = &shared.config;
+    let host = config.hostname.as_str();
+    match request {
+        Request::Ehlo { .. } => {
+            state.greeted = true;
+            state.transaction = None;
+            let size = format!("SIZE {}", config.max_message_bytes);
+            let mut lines = vec![
+                host,
+                size.as_str(),
+                "PIPELINING",
+                "8BITMIME",
+                "ENHANCEDSTATUSCODES",
+            ];
+            if config.tls.is_some() && !secure {
+                lines.push("STARTTLS");
+            }
+            if may_log_in(shared, secure) && !state.authed {
+                lines.push("AUTH PLAIN LOGIN");
+            }
+            conn.reply(250, &lines);
+        }
+        Request::Helo { .. } => {
+            state.greeted = true;
+            state.transaction = None;
+            conn.reply(250, &[host]);
+        }
+        Request::Auth {
+            mechanism,
+            initial_response,
+        } => {
+            if config.credentials.is_none() {
+                return refuse(conn, state, shared, 502, "5.5.1 No login here");
+            }
+            if !state.greeted {
+                return refuse(conn, state, shared, 503, "5.5.1 Send EHLO first");
+            }
+            if state.authed {
+                return refuse(conn, state, shared, 503, "5.5.1 Already logged in");
+            }
+            if state.transaction.is_some() {
+                return refuse(conn, state, shared, 503, "5.5.1 Not during a transaction");
+            }
+            if !may_log_in(shared, secure) {
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    538,
+                    "5.7.11 Encryption required: STARTTLS first",
+                );
+            }
+            let login = match mechanism {
+                AUTH_PLAIN => {
+                    let response = match initial_response.as_ref() {
+                        "" => match challenge(conn, shared, "").await {
+                            Some(r) => r,
+                            None => return Step::End(End::Closed),
+                        },
+                        r => r.to_owned(),
+                    };
+                    if response.trim() == "*" {
+                        return refuse(conn, state, shared, 501, "5.7.0 Login cancelled");
+                    }
+                    sasl::plain(&response)
+                }
+                AUTH_LOGIN => {
+                    let user = match initial_response.as_ref() {
+                        "" => match challenge(conn, shared, "Username:").await {
+                            Some(r) => r,
+                            None => return Step::End(End::Closed),
+                        },
+                        r => r.to_owned(),
+                    };
+                    if user.trim() == "*" {
+                        return refuse(conn, state, shared, 501, "5.7.0 Login cancelled");
+                    }
+                    let Some(password) = challenge(conn, shared, "Password:").await else {
+                        return Step::End(End::Closed);
+                    };
+                    if password.trim() == "*" {
+                        return refuse(conn, state, shared, 501, "5.7.0 Login cancelled");
+                    }
+                    sasl::decode(&user).zip(sasl::decode(&password))
+                }
+                _ => {
+                    return refuse(conn, state, shared, 504, "5.5.4 Use AUTH PLAIN or LOGIN");
+                }
+            };
+            let ok = login.is_some_and(|(user, password)| {
+                config
+                    .credentials
+                    .as_ref()
+                    .is_some_and(|c| c.check(&user, &password))
+            });
+            if !ok {
+                shared.metrics.count_login(false);
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    535,
+                    "5.7.8 Authentication credentials invalid",
+                );
+            }
+            shared.metrics.count_login(true);
+            state.authed = true;
+            conn.reply(235, &["2.7.0 Authentication successful"]);
+        }
+        Request::Mail { from } => {
+            if !state.greeted {
+                return refuse(conn, state, shared, 503, "5.5.1 Send EHLO first");
+            }
+            if !state.authed {
+                return refuse(conn, state, shared, 530, "5.7.0 Authentication required");
+            }
+            if state.transaction.is_some() {
+                return refuse(conn, state, shared, 503, "5.5.1 Nested MAIL command");
+            }
+            if from.size > config.max_message_bytes {
+                shared.metrics.count("too_big");
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    552,
+                    "5.3.4 Message size exceeds fixed maximum message size",
+                );
+            }
+            state.transaction = Some(Transaction {
+                from: from.address.into_owned(),
+                rcpts: Vec::new(),
+            });
+            conn.reply(250, &["2.1.0 Sender OK"]);
+        }
+        Request::Rcpt { to } => {
+            let Some(tx) = state.transaction.as_mut() else {
+                return refuse(conn, state, shared, 503, "5.5.1 Send MAIL first");
+            };
+            if tx.rcpts.len() >= config.max_recipients {
+                return refuse(conn, state, shared, 452, "4.5.3 Too many recipients");
+            }
+            if to.address.is_empty() || !to.address.contains('@') {
+                return refuse(
+                    conn,
+                    state,
+                    shared,
+                    501,
+                    "5.1.3 Bad recipient address syntax",
+                );
+            }
+            tx.rcpts.push(to.address.into_owned());
+            conn.reply(250, &["2.1.5 Recipient OK"]);
+        }
+        Request::Data => {
+            let Some(tx) = state.transaction.as_ref() else {
+                return refuse(conn, state, shared, 503, "5.5.1 Send MAIL first");
+            };
+            if tx.rcpts.is_empty() {
+                return refuse(conn, state, shared, 554, "5.5.1 No valid recipients");
+            }
+            let tx = state.transaction.take().expect("checked above");
+            conn.reply(354, &["End data with <CR><LF>.<CR><LF>"]);
+            return relay(conn, shared, tx).await;
+        }
+        Request::Rset => {
+            state.transaction = None;
+            conn.reply(250, &["2.0.0 OK"]);
+        }
+        Request::Noop { .. } => conn.reply(250, &["2.0.0 OK"]),
+        Request::Quit => {
+            conn.reply(221, &["2.0.0 Bye"]);
+            return Step::End(End::Closed);
+        }
+        Request::Vrfy { .. } => conn.reply(252, &["2.5.2 Cannot VRFY; send the message"]),
+        Request::Help { .. } => conn.reply(214, &["2.0.0 BounceOps sending relay; see RFC 5321"]),
+        Request::StartTls => {
+            if config.tls.is_none() {
+                return refuse(conn, state, shared, 502, "5.5.1 STARTTLS not offered");
+            }
+            if secure {
+                return refuse(conn, state, shared, 503, "5.5.1 TLS already active");
+            }
+            // RFC 3207 §4.2: commands pipelined after STARTTLS came in clear text; dropped.
+            conn.input.clear();
+            conn.reply(220, &["2.0.0 Ready to start TLS"]);
+            return Step::End(End::StartTls);
+        }
+        Request::Lhlo { .. }
+        | Request::Bdat { .. }
+        | Request::Expn { .. }
+        | Request::Etrn { .. }
+        | Request::Atrn { .. }
+        | Request::Burl { .. } => {
+            return refuse(conn, state, shared, 502, "5.5.1 Command not implemented");
+        }
+    }
+    Step::Next
+}
+
+/// A `334` challenge and the client's line, without its CRLF; `None` when the client left
+/// or took too long.
+async fn challenge<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    prompt: &str,
+) -> Option<String> {
+    let text = sasl::encode(prompt);
+    conn.reply(334, &[text.as_str()]);
+    match conn.line(shared.config.command_timeout).await {
+        Ok(Line::Command(bytes)) => Some(String::from_utf8_lossy(&bytes).trim_end().to_owned()),
+        _ => None,
+    }
+}
+
+/// The next part of the sender's message (what is buffered, or one read), up to and
+/// including the end marker when it is in it; the bytes after it stay for the next command.
+async fn take<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    scanner: &mut EndScanner,
+    timeout: Duration,
+) -> Result<(Vec<u8>, bool), ConnError> {
+    if conn.input.is_empty() {
+        conn.fill(Instant::now() + timeout).await?;
+    }
+    let mut chunk = std::mem::take(&mut conn.input);
+    match scanner.scan(&chunk) {
+        Some(n) => {
+            conn.input = chunk.split_off(n);
+            Ok((chunk, true))
+        }
+        None => Ok((chunk, false)),
+    }
+}
+
+/// The sender's message: what has been read of it, and how to read the rest.
+struct Incoming<'c, S> {
+    conn: &'c mut Conn<S>,
+    scanner: EndScanner,
+    ended: bool,
+    size: usize,
+    timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<'_, S> {
+    async fn next(&mut self) -> Result<Vec<u8>, ConnError> {
+        let (chunk, ended) = take(self.conn, &mut self.scanner, self.timeout).await?;
+        self.ended = ended;
+        self.size += chunk.len();
+        Ok(chunk)
+    }
+
+    /// Reads the rest and drops it, a chunk at a time.
+    async fn drain(&mut self) -> Result<(), ConnError> {
+        while !self.ended {
+            self.next().await?;
+        }
+        Ok(())
+    }
+}
+
+/// What became of the message upstream.
+enum Upshot {
+    Answered(Exchange),
+    /// The upstream refused the return path itself: about the sender, not a recipient.
+    MailRefused(Reply),
+    Unavailable(UpstreamError),
+    TooBig,
+}
+
+/// From the sender's `354` to the answer after its final dot.
+async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    tx: Transaction,
+) -> Step {
+    let config = &shared.config;
+    let mut incoming = Incoming {
+        conn,
+        scanner: EndScanner::default(),
+        ended: false,
+        size: 0,
+        timeout: config.command_timeout,
+    };
+    // The header block, bounded; a longer one is read as if it ended at the bound.
+    let mut head = Vec::new();
+    while !incoming.ended && head.len() < MAX_HEADER_BYTES && message::header_end(&head).is_none() {
+        match incoming.next().await {
+            Ok(chunk) => head.extend_from_slice(&chunk),
+            Err(e) => return sender_gone(incoming.conn, e),
+        }
+    }
+    let headers = message::headers(&head);
+    let return_path = return_path(shared, &tx, &headers).await;
+    let started = StdInstant::now();
+    let upshot = match forward(&mut incoming, shared, &return_path, &tx.rcpts, &head).await {
+        Ok(u) => u,
+        Err(e) => return sender_gone(incoming.conn, e),
+    };
+    let conn = incoming.conn;
+    let reply = match upshot {
+        Upshot::Unavailable(e) => {
+            tracing::warn!(error = %e, upstream = %config.upstream.host, "upstream unavailable; answered 451");
+            shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[e.kind()])
+                .inc();
+            shared.metrics.count("upstream_unavailable");
+            Reply::new(451, "4.4.1 Upstream server unavailable, try again later")
+        }
+        Upshot::TooBig => {
+            shared.metrics.count("too_big");
+            Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size")
+        }
+        Upshot::MailRefused(r) => {
+            tracing::warn!(reply = %r.text(), from = %return_path, "the upstream refused the return path");
+            shared.metrics.count("refused");
+            r
+        }
+        Upshot::Answered(exchange) => {
+            shared
+                .metrics
+                .upstream_duration
+                .observe(started.elapsed().as_secs_f64());
+            answered(shared, &tx, &headers, &head, exchange).await
+        }
+    };
+    let lines: Vec<&str> = reply.lines.iter().map(String::as_str).collect();
+    conn.reply(reply.code, &lines);
+    Step::Next
+}
+
+fn sender_gone<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, e: ConnError) -> Step {
+    if let ConnError::TimedOut = e {
+        conn.reply(421, &["4.4.2 Timeout during DATA, closing"]);
+    }
+    Step::End(End::Closed)
+}
+
+/// The upstream transaction, streaming the sender's message through. Whatever happens
+/// upstream, the sender's message is read to its end (so its next command is read as one);
+/// an error reading it ends the session. A message cut short leaves the upstream
+/// connection without its final dot: closed, so the upstream discards it.
+async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
+    incoming: &mut Incoming<'_, S>,
+    shared: &Shared,
+    from: &str,
+    rcpts: &[String],
+    head: &[u8],
+) -> Result<Upshot, ConnError> {
+    let max = shared.config.max_message_bytes;
+    let pool = &shared.pool;
+    let mut lease = match pool.lease().await {
+        Ok(l) => l,
+        Err(e) => {
+            incoming.drain().await?;
+            return Ok(Upshot::Unavailable(e));
+        }
+    };
+    let envelope = match lease.envelope(from, rcpts).await {
+        Ok(x) => Ok(x),
+        // An idle connection the server has closed since: once more, on a new one.
+        Err(_) if lease.reused => match pool.reconnect(lease).await {
+            Ok(fresh) => {
+                lease = fresh;
+                lease.envelope(from, rcpts).await
+            }
+            Err(e) => {
+                incoming.drain().await?;
+                return Ok(Upshot::Unavailable(e));
+            }
+        },
+        Err(e) => Err(e),
+    };
+    let (mail, rcpt, pipelined_data) = match envelope {
+        Ok(x) => x,
+        Err(e) => {
+            incoming.drain().await?;
+            return Ok(Upshot::Unavailable(e));
+        }
+    };
+    // A pipelined DATA that the server agreed to (354) must get a message, or the
+    // connection cannot be used again: closed instead of reset in the refusals below.
+    let waiting = pipelined_data.as_ref().is_some_and(|d| d.code == 354);
+    if !mail.positive() {
+        incoming.drain().await?;
+        lease.end_transaction(waiting).await;
+        return Ok(Upshot::MailRefused(mail));
+    }
+    if rcpt.len() != rcpts.len() {
+        incoming.drain().await?;
+        return Ok(Upshot::Unavailable(UpstreamError::Protocol(format!(
+            "{} answers to {} recipients",
+            rcpt.len(),
+            rcpts.len()
+        ))));
+    }
+    if !rcpt.iter().any(Reply::positive) {
+        incoming.drain().await?;
+        lease.end_transaction(waiting).await;
+        return Ok(Upshot::Answered(Exchange { rcpt, data: None }));
+    }
+    let data = match pipelined_data {
+        Some(d) => Ok(d),
+        None => lease.data().await,
+    };
+    match data {
+        Err(e) => {
+            incoming.drain().await?;
+            return Ok(Upshot::Unavailable(e));
+        }
+        Ok(refused) if refused.code != 354 => {
+            incoming.drain().await?;
+            lease.reset_and_release().await;
+            return Ok(Upshot::Answered(Exchange {
+                rcpt,
+                data: Some(refused),
+            }));
+        }
+        Ok(_) => {}
+    }
+    if incoming.size > max {
+        incoming.drain().await?;
+        return Ok(Upshot::TooBig);
+    }
+    if let Err(e) = lease.write(head).await {
+        incoming.drain().await?;
+        return Ok(Upshot::Unavailable(e));
+    }
+    while !incoming.ended {
+        let chunk = incoming.next().await?;
+        if incoming.size > max {
+            incoming.drain().await?;
+            return Ok(Upshot::TooBig);
+        }
+        if let Err(e) = lease.write(&chunk).await {
+            incoming.drain().await?;
+            return Ok(Upshot::Unavailable(e));
+        }
+    }
+    match lease.finish().await {
+        Ok(answer) => {
+            lease.release();
+            Ok(Upshot::Answered(Exchange {
+                rcpt,
+                data: Some(answer),
+            }))
+        }
+        Err(e) => Ok(Upshot::Unavailable(e)),
+    }
+}
+
+/// The signed VERP address for the message: listmonk's subscriber and campaign, else the
+/// subscriber whose address the one recipient is; a null reverse path stays null (it is
+/// a report, which must not bounce), and mail to no known subscriber keeps the sender's.
+async fn return_path(shared: &Shared, tx: &Transaction, headers: &Headers) -> String {
+    if tx.from.is_empty() {
+        return String::new();
+    }
+    let config = &shared.config;
+    let sign = |verp| {
+        config
+            .keys
+            .address(&config.verp_prefix, &config.return_path_domain, verp)
+    };
+    if let Some(subscriber) = headers.subscriber {
+        return sign(Verp {
+            subscriber,
+            campaign: headers.campaign,
+        });
+    }
+    if let [rcpt] = tx.rcpts.as_slice() {
+        let lookup = shared.store.subscriber_uuid_by_email(rcpt);
+        match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+            Ok(Ok(Some(subscriber))) => {
+                return sign(Verp {
+                    subscriber,
+                    campaign: None,
+                });
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "subscriber lookup failed; return path kept"),
+            Err(_) => tracing::debug!("subscriber lookup timed out; return path kept"),
+        }
+    }
+    tx.from.clone()
+}
+
+/// The upstream answered: count, record the refusals, and choose the sender's answer.
+async fn answered(
+    shared: &Shared,
+    tx: &Transaction,
+    headers: &Headers,
+    head: &[u8],
+    exchange: Exchange,
+) -> Reply {
+    let metrics = &shared.metrics;
+    for r in exchange.finals() {
+        metrics.recipients.with_label_values(&[r.class()]).inc();
+    }
+    let delivered = exchange.delivered();
+    let refused: Vec<_> = exchange
+        .to_record(shared.config.record_temporary_failures)
+        .into_iter()
+        .map(|(i, reply)| {
+            let stage = match exchange.rcpt[i].positive() {
+                true => Stage::Data,
+                false => Stage::Rcpt,
+            };
+            (i, reply, stage)
+        })
+        .collect();
+    let answer = exchange.answer();
+    if !refused.is_empty() {
+        let digest: String = Sha256::digest(head)
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let events = record::events(headers, &digest, &tx.rcpts, &refused);
+        let count = events.len() as u64;
+        match shared.ingest.record(events).await {
+            Ok(_) => metrics.recorded.inc_by(count),
+            // Delivered to none: the sender tries again later and the refusal is recorded
+            // then (the same identity, so once). Delivered to some: a retry would send them
+            // the message twice, so the answer stands and the loss is loud.
+            Err(e) if !delivered => {
+                tracing::warn!(error = %e, "a refusal could not be recorded; answered 451 so the sender retries");
+                metrics.count("temporary_failure");
+                return Reply::new(451, "4.3.0 Refusal not recorded, try again later");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, refused = count, "refusals not recorded: the message reached other recipients");
+                metrics.count("not_recorded");
+            }
+        }
+    }
+    metrics.count(if delivered { "relayed" } else { "refused" });
+    answer
+}
