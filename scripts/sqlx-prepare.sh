@@ -38,11 +38,17 @@ url="$base/$db"
 psql -q "$server" -c "CREATE DATABASE $db" >/dev/null
 trap 'psql -q "$server" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
 
+# The worker cannot be built to migrate it while its metadata is stale (that is why this
+# runs), so the steps of `bounce-worker migrate --standalone` (worker/src/store/migrate.rs)
+# are taken here with psql and sqlx-cli: listmonk-shaped tables, the schema, then the
+# migrations with the schema first on the search path, as the worker runs them.
 log "migrating a throwaway database ($db) as a standalone install"
-cargo build -q -p bounce-worker --bin bounce-worker
-DATABASE_URL="$url" target/debug/bounce-worker migrate --standalone \
-    --config examples/bounceconfig.yaml --secrets-dir examples/secrets 2>/dev/null \
-    || die "migrate --standalone failed on $db"
+psql -q -v ON_ERROR_STOP=1 "$url" -1 -f worker/sql/listmonk_standalone.sql >/dev/null \
+    || die "worker/sql/listmonk_standalone.sql failed on $db"
+psql -q -v ON_ERROR_STOP=1 "$url" -c "CREATE SCHEMA bounceops" >/dev/null
+cargo sqlx migrate run --source worker/migrations \
+    --database-url "$url?options=-c%20search_path%3Dbounceops%2Cpublic" >&2 \
+    || die "the migrations failed on $db"
 
 log "cargo sqlx prepare --workspace ${check[*]}"
 if ! DATABASE_URL="$url" cargo sqlx prepare --workspace "${check[@]}" >&2; then

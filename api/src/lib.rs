@@ -15,6 +15,7 @@ pub mod providers;
 pub mod reasons;
 pub mod relay;
 pub mod role;
+pub mod secret_refs;
 pub mod smtp;
 pub mod validate;
 

@@ -115,7 +115,7 @@ pub async fn serve_with_relay(
             Some(tokio::spawn(crate::relay::serve(
                 listener,
                 shared,
-                settings.connections.shutdown_grace,
+                settings.tuning.connections.shutdown_grace,
             )))
         }
         (Some(_), None) => anyhow::bail!("a relay listener without spec.relay"),

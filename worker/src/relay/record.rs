@@ -7,7 +7,7 @@ use bounce_classify::{BounceType, Reason};
 use super::answer::Reply;
 use super::message::Headers;
 use crate::event::BounceEvent;
-use crate::providers::common::Why;
+use crate::providers::reason::Why;
 
 /// The `source` of the relay's bounces: what the SMTP conversation said, as the bounce MX's.
 pub const SOURCE: &str = "smtp";
@@ -59,7 +59,7 @@ pub fn events(
             if let Some(id) = &headers.message_id {
                 meta.insert(
                     "message_id".into(),
-                    crate::providers::common::clip(id).into(),
+                    crate::providers::reason::clip(id).into(),
                 );
             }
             let mut e = BounceEvent {

@@ -140,10 +140,12 @@ impl Store {
         &self,
         email: &str,
     ) -> Result<Option<uuid::Uuid>, sqlx::Error> {
-        sqlx::query_scalar("SELECT uuid FROM subscribers WHERE LOWER(email) = LOWER($1)")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_scalar!(
+            "SELECT uuid FROM subscribers WHERE LOWER(email) = LOWER($1)",
+            email
+        )
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// Ready when the database answers and the tables the worker needs exist.
