@@ -77,10 +77,14 @@ source_rate() { # host:port -> messages/s
     bc -l <<<"scale=0; $messages / ($t1 - $t0)"
 }
 
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 direct="$(source_rate "127.0.0.1:$sink_port")"
+cpu0="$(cpu_s "$relay_pid")"
 log "smtp-source → smtp-sink: $direct messages/s"
 relayed_rate="$(source_rate "127.0.0.1:$relay_port")"
 log "smtp-source → relay → smtp-sink: $relayed_rate messages/s"
+relay_cpu_us="$(bc -l <<<"scale=1; ($(cpu_s "$relay_pid") - $cpu0) * 1000000 / $messages")"
 lat_direct="$("$latency" --addr "127.0.0.1:$sink_port" --messages "$latency_messages" --file "$bench_dir/message.eml")"
 lat_relay="$("$latency" --addr "127.0.0.1:$relay_port" --messages "$latency_messages" --file "$bench_dir/message.eml")"
 log "latency, direct: $lat_direct"
@@ -98,6 +102,7 @@ ratio="$(bc -l <<<"scale=3; $relayed_rate / $direct")"
 printf '%s\n' "message: $size bytes, $sessions sessions, $messages messages per run" \
     "smtp-source → smtp-sink: $direct msg/s" \
     "smtp-source → relay → smtp-sink: $relayed_rate msg/s (ratio $ratio, goal ≥ 0.9)" \
+    "relay CPU: $relay_cpu_us µs per message (user + system, during the smtp-source run)" \
     "latency direct: $lat_direct" \
     "latency relay: $lat_relay" \
     "added at p50: $added ms (goal ≤ 2)" \

@@ -766,8 +766,13 @@ async fn the_upstreams_certificate_is_always_verified() {
         if !with_ca {
             // The handshake itself failed: the relay did not trust the certificate (not a
             // missing STARTTLS).
-            let log = postfix.log();
-            assert!(log.contains("SSL_accept error"), "{log}");
+            until(
+                &postfix,
+                Duration::from_secs(10),
+                "Postfix logs the failed handshake",
+                || async { postfix.log().contains("SSL_accept error") },
+            )
+            .await;
             let m = relay.metrics().await;
             assert_eq!(
                 metric(&m, "bounceops_relay_upstream_errors_total{kind=\"tls\"}"),

@@ -30,21 +30,23 @@ impl Default for EndScanner {
 impl EndScanner {
     /// The length of `chunk` up to and including the end marker, when it ends in it.
     pub fn scan(&mut self, chunk: &[u8]) -> Option<usize> {
-        for (i, &b) in chunk.iter().enumerate() {
+        let mut i = 0;
+        while i < chunk.len() {
+            // Mid-line only a CR can start the marker: skip to the next one (byte by byte,
+            // this loop took 15% of the relay's CPU in bench/relay.sh).
+            if self.state == 0 {
+                i += memchr::memchr(b'\r', &chunk[i..])?;
+            }
             // 0 mid-line, 1 after CR, 2 at a line start, 3 after a leading dot, 4 after ".\r"
-            self.state = match (self.state, b) {
+            self.state = match (self.state, chunk[i]) {
                 (4, b'\n') => return Some(i + 1),
-                (_, b'\r') => {
-                    if self.state == 3 {
-                        4
-                    } else {
-                        1
-                    }
-                }
+                (3, b'\r') => 4,
+                (_, b'\r') => 1,
                 (1, b'\n') => 2,
                 (2, b'.') => 3,
                 _ => 0,
             };
+            i += 1;
         }
         None
     }
@@ -77,6 +79,11 @@ pub fn header_end(wire: &[u8]) -> Option<usize> {
 /// one more, RFC 5321 §4.5.2). Folded lines are unfolded; values that do not parse are
 /// absent, never guessed at.
 pub fn headers(wire: &[u8]) -> Headers {
+    // The header block only: what follows may be the whole body.
+    let wire = match memchr::memmem::find(wire, b"\r\n\r\n") {
+        Some(i) => &wire[..i + 2],
+        None => wire,
+    };
     let text = String::from_utf8_lossy(wire);
     let mut fields: Vec<String> = Vec::new();
     for line in text.split("\r\n") {
