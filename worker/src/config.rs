@@ -267,7 +267,7 @@ impl Settings {
                 let credentials = Credentials::parse(&text)
                     .map_err(|m| invalid("spec.api.credentialsSecretRef", m))?;
                 let providers = crate::providers::Registry::load(&spec.providers, secrets)
-                    .map_err(|(field, message)| invalid(&field, message))?;
+                    .map_err(|p| invalid(&p.field, p.message))?;
                 (credentials, providers)
             }
         };
@@ -275,7 +275,7 @@ impl Settings {
         let smtp = match (&spec.smtp, reads) {
             (Some(smtp), Reads::Everything | Reads::Smtp) => Some(
                 crate::smtp::SmtpConfig::load(smtp, secrets)
-                    .map_err(|(field, message)| invalid(&field, message))?,
+                    .map_err(|p| invalid(&p.field, p.message))?,
             ),
             _ => None,
         };
@@ -283,7 +283,7 @@ impl Settings {
         let relay = match (&spec.relay, &spec.smtp, reads) {
             (Some(relay), Some(smtp), Reads::Relay) => Some(
                 crate::relay::RelayConfig::load(relay, smtp, secrets)
-                    .map_err(|(field, message)| invalid(&field, message))?,
+                    .map_err(|p| invalid(&p.field, p.message))?,
             ),
             _ => None,
         };

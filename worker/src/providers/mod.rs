@@ -228,8 +228,9 @@ pub struct Context {
     pub http: reqwest::Client,
 }
 
-/// A configuration problem: (field path, message), as `config` reports it.
-pub type ConfigIssue = (String, String);
+/// A configuration problem: the field to fix and what is wrong with it, the one type of
+/// every problem of a spec (`validate`'s too), which `config` reports.
+pub type ConfigIssue = bounceops_api::Problem;
 
 /// A provider as its `load` makes it from the spec: `None` when it is not enabled.
 pub type Loaded<P> = Result<Option<P>, ConfigIssue>;

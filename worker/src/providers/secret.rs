@@ -17,13 +17,10 @@ pub fn required_secret(
     r: Option<&SecretRef>,
 ) -> Result<String, ConfigIssue> {
     let field = format!("spec.providers.{field}");
-    let r = r.ok_or_else(|| {
-        (
-            field.clone(),
-            bounceops_api::providers::SECRET_REQUIRED.into(),
-        )
-    })?;
-    secrets.read_named(r).map_err(|e| (field, e))
+    let r = r.ok_or_else(|| ConfigIssue::new(&field, bounceops_api::providers::SECRET_REQUIRED))?;
+    secrets
+        .read_named(r)
+        .map_err(|e| ConfigIssue::new(field, e))
 }
 
 /// [`required_secret`], made into what the provider keeps (a key, credentials) by `make`,
@@ -35,7 +32,7 @@ pub fn parse_secret<T>(
     make: impl FnOnce(String) -> Result<T, String>,
 ) -> Result<T, ConfigIssue> {
     let text = required_secret(secrets, field, r)?;
-    make(text).map_err(|m| (format!("spec.providers.{field}"), m))
+    make(text).map_err(|m| ConfigIssue::new(format!("spec.providers.{field}"), m))
 }
 
 /// The load of a provider made from one secret: `None` when it is not `enabled`, else the

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bounceops_api::{RelaySpec, SecretRef, SmtpSpec, TlsMode};
+use bounceops_api::{Problem, RelaySpec, SecretRef, SmtpSpec, TlsMode};
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -66,21 +66,21 @@ impl std::fmt::Debug for RelayConfig {
 const MAX_ERRORS: u32 = 10;
 
 impl RelayConfig {
-    /// Resolves `relay` (with the bounce MX's `smtp`, whose key signs); an error is
-    /// `(field, message)`.
+    /// Resolves `relay` (with the bounce MX's `smtp`, whose key signs); an error names the
+    /// field to fix.
     pub fn load(
         relay: &RelaySpec,
         smtp: &SmtpSpec,
         secrets: &SecretsDir,
-    ) -> Result<RelayConfig, (String, String)> {
+    ) -> Result<RelayConfig, Problem> {
         let read =
-            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| (field.to_owned(), e));
+            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| Problem::new(field, e));
         let key = read("spec.smtp.verpKeySecretRef", &smtp.verp_key_secret_ref)?;
         let keys = Keys::new(key.as_bytes(), None)
-            .map_err(|m| ("spec.smtp.verpKeySecretRef".to_owned(), m))?;
+            .map_err(|m| Problem::new("spec.smtp.verpKeySecretRef", m))?;
         let timeout = |field: &str, text: &str| {
             bounceops_api::durations::smtp_timeout(text)
-                .map_err(|m| (format!("spec.relay.{field}"), m.to_owned()))
+                .map_err(|m| Problem::new(format!("spec.relay.{field}"), m))
         };
         let up = &relay.upstream;
         let login = match (&up.username_secret_ref, &up.password_secret_ref) {
@@ -93,14 +93,14 @@ impl RelayConfig {
         let roots = match &up.ca_secret_ref {
             Some(r) => {
                 let pem = read("spec.relay.upstream.caSecretRef", r)?;
-                pem_roots(&pem).map_err(|m| ("spec.relay.upstream.caSecretRef".to_owned(), m))?
+                pem_roots(&pem).map_err(|m| Problem::new("spec.relay.upstream.caSecretRef", m))?
             }
             None => system_roots(),
         };
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         let tls_client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| ("spec.relay.upstream.tls".to_owned(), e.to_string()))?
+            .map_err(|e| Problem::new("spec.relay.upstream.tls", e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let credentials = match &relay.credentials_secret_ref {
@@ -108,7 +108,7 @@ impl RelayConfig {
                 let text = read("spec.relay.credentialsSecretRef", r)?;
                 Some(
                     Credentials::parse(&text)
-                        .map_err(|m| ("spec.relay.credentialsSecretRef".to_owned(), m))?,
+                        .map_err(|m| Problem::new("spec.relay.credentialsSecretRef", m))?,
                 )
             }
             None => None,
@@ -117,10 +117,7 @@ impl RelayConfig {
             None => None,
             Some(name) => Some(Arc::new(
                 crate::smtp::config::tls_config(secrets, name).map_err(|m| {
-                    (
-                        "spec.relay.tlsSecretName".to_owned(),
-                        format!("{name}: {m}"),
-                    )
+                    Problem::new("spec.relay.tlsSecretName", format!("{name}: {m}"))
                 })?,
             )),
         };

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bounceops_api::{SecretRef, SmtpSpec};
+use bounceops_api::{Problem, SecretRef, SmtpSpec};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -49,25 +49,25 @@ impl std::fmt::Debug for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// Resolves `spec`; an error is `(field, message)`.
-    pub fn load(spec: &SmtpSpec, secrets: &SecretsDir) -> Result<SmtpConfig, (String, String)> {
+    /// Resolves `spec`; an error names the field to fix.
+    pub fn load(spec: &SmtpSpec, secrets: &SecretsDir) -> Result<SmtpConfig, Problem> {
         let read =
-            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| (field.to_owned(), e));
+            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| Problem::new(field, e));
         let current = read("spec.smtp.verpKeySecretRef", &spec.verp_key_secret_ref)?;
         let previous = match &spec.previous_verp_key_secret_ref {
             Some(r) => Some(read("spec.smtp.previousVerpKeySecretRef", r)?),
             None => None,
         };
         let keys = Keys::new(current.as_bytes(), previous.as_ref().map(String::as_bytes))
-            .map_err(|m| ("spec.smtp.verpKeySecretRef".to_owned(), m))?;
+            .map_err(|m| Problem::new("spec.smtp.verpKeySecretRef", m))?;
         let timeout = |field: &str, text: &str| {
             bounceops_api::durations::smtp_timeout(text)
-                .map_err(|m| (format!("spec.smtp.{field}"), m.to_owned()))
+                .map_err(|m| Problem::new(format!("spec.smtp.{field}"), m))
         };
         let tls = match &spec.tls_secret_name {
             None => None,
             Some(name) => Some(Arc::new(tls_config(secrets, name).map_err(|m| {
-                ("spec.smtp.tlsSecretName".to_owned(), format!("{name}: {m}"))
+                Problem::new("spec.smtp.tlsSecretName", format!("{name}: {m}"))
             })?)),
         };
         let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect();

@@ -20,7 +20,9 @@ pub use notification::{SUB_TYPES, events};
 pub use sns::{Envelope, RsaKey};
 
 use super::tolerance::check_rfc3339_timestamp;
-use super::{Admitted, Checking, Context, Head, Incoming, Loaded, Provider, Received, Rejection};
+use super::{
+    Admitted, Checking, ConfigIssue, Context, Head, Incoming, Loaded, Provider, Received, Rejection,
+};
 use certs::Certificates;
 use sns::{algorithm, same_origin};
 
@@ -42,12 +44,8 @@ pub fn load(spec: &SesProvider) -> Loaded<Ses> {
         .as_deref()
         .unwrap_or(DEFAULT_CERT_URL_PATTERN);
     // `validate` has compiled the user's pattern once already; the default is ours.
-    let cert_urls = CertUrlPolicy::new(pattern).map_err(|e| {
-        (
-            "spec.providers.ses.certUrlPattern".to_owned(),
-            e.to_string(),
-        )
-    })?;
+    let cert_urls = CertUrlPolicy::new(pattern)
+        .map_err(|e| ConfigIssue::new("spec.providers.ses.certUrlPattern", e.to_string()))?;
     Ok(Some(Ses {
         topics: spec.topic_arns.clone(),
         tolerance_seconds: spec.tolerance_seconds.max(1),
