@@ -6,6 +6,7 @@
 //! is not installed.
 
 mod common;
+mod relay_support;
 mod smtp_support;
 
 use std::net::SocketAddr;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 use bounce_worker::config::{Reads, Settings};
 use bounce_worker::secrets::SecretsDir;
 use common::{Proxy, TestDb, write_config};
+use mail_auth::DkimResult;
+use relay_support::dkim;
 use smtp_support::postfix::{self, Postfix};
 use smtp_support::*;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +24,11 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 fn skipped() -> bool {
+    // `RUST_LOG=bounce_worker=debug` shows the relay's and the MX's logs beside a test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     match postfix::unavailable() {
         Some(why) => {
             bounceops_tests::cluster::skipped("worker: the sending relay with Postfix", &why);
@@ -501,6 +509,82 @@ async fn the_message_reaches_the_upstream_byte_for_byte() {
     assert!(
         relayed == wire,
         "the upstream received other bytes than the sender sent"
+    );
+}
+
+/// A message signed by listmonk's side (DKIM, `simple/simple`, the strictest form) still
+/// verifies as the upstream received it: the relay changes the envelope, never a header or
+/// a byte of the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dkim_signed_message_still_verifies_after_the_relay() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let (_, sub) = db.subscriber("reader@sink.test").await;
+    let (_, camp) = db.campaign("news").await;
+    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let tap = Tap::start(postfix.smtpd).await;
+    let relay = Relay::start(
+        &db.url,
+        SocketAddr::from(([127, 0, 0, 1], tap.port)),
+        "",
+        &[],
+    )
+    .await;
+    let key = dkim::Key::new();
+    // A folded header, 8-bit text, lines that start with a dot (stuffed on the wire only).
+    let message = format!(
+        "From: News <news@{domain}>\r\nTo: <reader@sink.test>\r\nSubject: Our\r\n news, \u{e9}t\u{e9}\r\n\
+         Message-Id: <dkim@{domain}>\r\nX-Listmonk-Subscriber: {sub}\r\n\
+         X-Listmonk-Campaign: {camp}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Hello, \u{e9}t\u{e9}.\r\n.A line that starts with a dot.\r\n.\r\n..\r\nThe end.\r\n",
+        domain = dkim::DOMAIN
+    );
+    let signed = key.sign(
+        message.as_bytes(),
+        &[
+            "From",
+            "To",
+            "Subject",
+            "Message-Id",
+            "X-Listmonk-Subscriber",
+            "X-Listmonk-Campaign",
+            "MIME-Version",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+        ],
+    );
+    assert_eq!(key.verify(&signed).await, [DkimResult::Pass], "as signed");
+
+    let mut c = ehlo(relay.smtp).await;
+    c.send("MAIL FROM:<news@sender.test>\r\nRCPT TO:<reader@sink.test>\r\nDATA\r\n")
+        .await;
+    for expect in ["250", "250", "354"] {
+        let r = c.reply().await.unwrap();
+        assert!(r.starts_with(expect), "{r}");
+    }
+    c.send_bytes(&dkim::stuff(&signed)).await;
+    let r = c.reply().await.unwrap();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+
+    let received = dkim::unstuff(&tap.message());
+    assert_eq!(
+        key.verify(&received).await,
+        [DkimResult::Pass],
+        "the upstream's copy verifies"
+    );
+    // The check is one a change would fail: the same copy with the folded header unfolded.
+    let unfolded = String::from_utf8(received).unwrap().replacen(
+        "Subject: Our\r\n news",
+        "Subject: Our news",
+        1,
+    );
+    let results = key.verify(unfolded.as_bytes()).await;
+    assert!(
+        matches!(results.as_slice(), [DkimResult::Fail(_)]),
+        "{results:?}"
     );
 }
 

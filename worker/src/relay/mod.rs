@@ -22,15 +22,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::RelayConfig;
 pub use metrics::RelayMetrics;
 
 use crate::ingest::Ingest;
-use crate::smtp::conn::Conn;
-use crate::smtp::session::End;
+use crate::smtp::dialogue;
 use crate::store::Store;
 
 /// What every session shares.
@@ -91,45 +90,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) 
     let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
     crate::smtp::listen::accept(listener, max, stop, grace, "relay", move |tcp| {
         let shared = shared.clone();
-        async move { session(tcp, &shared).await }
+        async move { dialogue::session(tcp, shared.as_ref()).await }
     })
     .await;
-}
-
-/// Counts the session as active while it lives, even if it panics.
-struct Active(RelayMetrics);
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.active.dec();
-    }
-}
-
-async fn session(tcp: TcpStream, shared: &Shared) {
-    shared.metrics.sessions.inc();
-    shared.metrics.active.inc();
-    let _active = Active(shared.metrics.clone());
-    let _ = tcp.set_nodelay(true);
-    let mut conn = Conn::new(tcp);
-    let greeting = format!("{} ESMTP BounceOps relay", shared.config.hostname);
-    conn.reply(220, &[greeting.as_str()]);
-    if session::converse(&mut conn, shared, false).await != End::StartTls {
-        return;
-    }
-    let Some(tls) = shared.config.tls.clone() else {
-        return;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let handshake = tokio::time::timeout(shared.config.command_timeout, async move {
-        conn.flush().await.ok()?;
-        acceptor.accept(conn.io).await.ok()
-    })
-    .await;
-    match handshake {
-        Ok(Some(tls)) => {
-            let mut conn = Conn::new(tls);
-            session::converse(&mut conn, shared, true).await;
-        }
-        _ => tracing::debug!("STARTTLS handshake failed or timed out"),
-    }
 }

@@ -1,7 +1,6 @@
-//! One sender's session: the command sequence of RFC 5321 with the extensions the relay
-//! advertises (SIZE, PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES, AUTH PLAIN LOGIN with
-//! logins, STARTTLS with a certificate). Lines and replies are the bounce MX's
-//! (`smtp::conn`), commands are parsed by smtp-proto.
+//! The relay's side of a sender's session: AUTH PLAIN and LOGIN (with logins), MAIL, RCPT
+//! and DATA. The rest of the dialogue (the command loop, its bounds, EHLO, STARTTLS, …) is
+//! the bounce MX's (`crate::smtp::dialogue`).
 //!
 //! MAIL and RCPT are answered here (syntax, limits, login): the return path depends on
 //! listmonk's `X-Listmonk-Subscriber` and `X-Listmonk-Campaign`, which arrive only in DATA,
@@ -10,12 +9,15 @@
 //! through; the answer after the final dot carries the upstream's answers.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
+use prometheus::{IntCounter, IntGauge};
 use sha2::{Digest, Sha256};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Request};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_rustls::rustls::ServerConfig;
 
 use super::Shared;
 use super::answer::{Exchange, Reply};
@@ -24,322 +26,195 @@ use super::record::{self, Stage};
 use super::sasl;
 use super::upstream::UpstreamError;
 use crate::smtp::conn::{Conn, ConnError, Line};
-use crate::smtp::session::{End, parse_error};
+use crate::smtp::dialogue::{self, End, Io, Server, Session, Step};
 use crate::smtp::verp::Verp;
 
-struct Transaction {
+pub struct Transaction {
     /// The sender's reverse path; empty for a null one (`<>`), which stays null.
     from: String,
     rcpts: Vec<String>,
 }
 
-struct State {
-    greeted: bool,
-    /// Logged in, or no login asked for.
-    authed: bool,
-    transaction: Option<Transaction>,
-    errors: u32,
-}
+impl Shared {
+    /// Logins are offered under TLS, or where no certificate is configured at all.
+    fn may_log_in(&self, secure: bool) -> bool {
+        self.config.credentials.is_some() && (secure || self.config.tls.is_none())
+    }
 
-enum Step {
-    Next,
-    End(End),
-}
-
-/// Talks on `conn` until the session ends. `secure`: already under TLS.
-pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<S>,
-    shared: &Shared,
-    secure: bool,
-) -> End {
-    let mut state = State {
-        greeted: false,
-        authed: shared.config.credentials.is_none(),
-        transaction: None,
-        errors: 0,
-    };
-    let mut stop = shared.stop.clone();
-    loop {
-        let line = tokio::select! {
-            line = conn.line(shared.config.command_timeout) => line,
-            _ = crate::smtp::stopped(&mut stop) => {
-                conn.reply(421, &["4.3.2 Shutting down, try again later"]);
-                let _ = conn.flush().await;
-                return End::Closed;
-            }
-        };
-        let line = match line {
-            Ok(line) => line,
-            Err(ConnError::TimedOut) => {
-                conn.reply(421, &["4.4.2 Timeout waiting for a command, closing"]);
-                let _ = conn.flush().await;
-                return End::Closed;
-            }
-            Err(_) => return End::Closed,
-        };
-        let step = match line {
-            Line::TooLong => refuse(conn, &mut state, shared, 500, "5.5.2 Line too long"),
-            Line::BareLf => refuse(
-                conn,
-                &mut state,
-                shared,
-                500,
-                "5.5.2 Bare LF: lines end with CRLF",
-            ),
-            Line::Command(bytes) if bytes.contains(&0) => {
-                refuse(conn, &mut state, shared, 500, "5.5.2 NUL in a command")
-            }
-            Line::Command(bytes) => match Request::parse(&mut bytes.iter()) {
-                Ok(request) => command(conn, &mut state, shared, secure, request).await,
-                Err(e) => {
-                    let (code, text) = parse_error(&e);
-                    refuse(conn, &mut state, shared, code, &text)
-                }
-            },
-        };
-        if let Step::End(end) = step {
-            let _ = conn.flush().await;
-            return end;
-        }
+    /// Logged in, or no login asked for: the condition of a transaction.
+    fn authed(&self, session: &Session<Transaction>) -> bool {
+        self.config.credentials.is_none() || session.logged_in
     }
 }
 
-/// Queues a refusal; past `maxErrors` refusals the session ends with `421`.
-fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<S>,
-    state: &mut State,
-    shared: &Shared,
-    code: u16,
-    text: &str,
-) -> Step {
-    conn.reply(code, &[text]);
-    state.errors += 1;
-    if state.errors >= shared.config.max_errors {
-        conn.reply(421, &["4.7.0 Too many errors, closing"]);
-        return Step::End(End::Closed);
-    }
-    Step::Next
-}
+impl Server for Shared {
+    type Transaction = Transaction;
 
-/// Logins are offered under TLS, or where no certificate is configured at all.
-fn may_log_in(shared: &Shared, secure: bool) -> bool {
-    shared.config.credentials.is_some() && (secure || shared.config.tls.is_none())
-}
-
-async fn command<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<S>,
-    state: &mut State,
-    shared: &Shared,
-    secure: bool,
-    request: Request<Cow<'_, str>>,
-) -> Step {
-    let config = &shared.config;
-    let host = config.hostname.as_str();
-    match request {
-        Request::Ehlo { .. } => {
-            state.greeted = true;
-            state.transaction = None;
-            let size = format!("SIZE {}", config.max_message_bytes);
-            let mut lines = vec![
-                host,
-                size.as_str(),
-                "PIPELINING",
-                "8BITMIME",
-                "ENHANCEDSTATUSCODES",
-            ];
-            if config.tls.is_some() && !secure {
-                lines.push("STARTTLS");
-            }
-            if may_log_in(shared, secure) && !state.authed {
-                lines.push("AUTH PLAIN LOGIN");
-            }
-            conn.reply(250, &lines);
-        }
-        Request::Helo { .. } => {
-            state.greeted = true;
-            state.transaction = None;
-            conn.reply(250, &[host]);
-        }
-        Request::Auth {
-            mechanism,
-            initial_response,
-        } => {
-            if config.credentials.is_none() {
-                return refuse(conn, state, shared, 502, "5.5.1 No login here");
-            }
-            if !state.greeted {
-                return refuse(conn, state, shared, 503, "5.5.1 Send EHLO first");
-            }
-            if state.authed {
-                return refuse(conn, state, shared, 503, "5.5.1 Already logged in");
-            }
-            if state.transaction.is_some() {
-                return refuse(conn, state, shared, 503, "5.5.1 Not during a transaction");
-            }
-            if !may_log_in(shared, secure) {
-                return refuse(
-                    conn,
-                    state,
-                    shared,
-                    538,
-                    "5.7.11 Encryption required: STARTTLS first",
-                );
-            }
-            let login = match mechanism {
-                AUTH_PLAIN => {
-                    let response = match initial_response.as_ref() {
-                        "" => match challenge(conn, shared, "").await {
-                            Some(r) => r,
-                            None => return Step::End(End::Closed),
-                        },
-                        r => r.to_owned(),
-                    };
-                    if response.trim() == "*" {
-                        return refuse(conn, state, shared, 501, "5.7.0 Login cancelled");
-                    }
-                    sasl::plain(&response)
-                }
-                AUTH_LOGIN => {
-                    let user = match initial_response.as_ref() {
-                        "" => match challenge(conn, shared, "Username:").await {
-                            Some(r) => r,
-                            None => return Step::End(End::Closed),
-                        },
-                        r => r.to_owned(),
-                    };
-                    if user.trim() == "*" {
-                        return refuse(conn, state, shared, 501, "5.7.0 Login cancelled");
-                    }
-                    let Some(password) = challenge(conn, shared, "Password:").await else {
-                        return Step::End(End::Closed);
-                    };
-                    if password.trim() == "*" {
-                        return refuse(conn, state, shared, 501, "5.7.0 Login cancelled");
-                    }
-                    sasl::decode(&user).zip(sasl::decode(&password))
-                }
-                _ => {
-                    return refuse(conn, state, shared, 504, "5.5.4 Use AUTH PLAIN or LOGIN");
-                }
-            };
-            let ok = login.is_some_and(|(user, password)| {
-                config
-                    .credentials
-                    .as_ref()
-                    .is_some_and(|c| c.check(&user, &password))
-            });
-            if !ok {
-                shared.metrics.count_login(false);
-                return refuse(
-                    conn,
-                    state,
-                    shared,
-                    535,
-                    "5.7.8 Authentication credentials invalid",
-                );
-            }
-            shared.metrics.count_login(true);
-            state.authed = true;
-            conn.reply(235, &["2.7.0 Authentication successful"]);
-        }
-        Request::Mail { from } => {
-            if !state.greeted {
-                return refuse(conn, state, shared, 503, "5.5.1 Send EHLO first");
-            }
-            if !state.authed {
-                return refuse(conn, state, shared, 530, "5.7.0 Authentication required");
-            }
-            if state.transaction.is_some() {
-                return refuse(conn, state, shared, 503, "5.5.1 Nested MAIL command");
-            }
-            if from.size > config.max_message_bytes {
-                shared.metrics.count("too_big");
-                return refuse(
-                    conn,
-                    state,
-                    shared,
-                    552,
-                    "5.3.4 Message size exceeds fixed maximum message size",
-                );
-            }
-            state.transaction = Some(Transaction {
-                from: from.address.into_owned(),
-                rcpts: Vec::new(),
-            });
-            conn.reply(250, &["2.1.0 Sender OK"]);
-        }
-        Request::Rcpt { to } => {
-            let Some(tx) = state.transaction.as_mut() else {
-                return refuse(conn, state, shared, 503, "5.5.1 Send MAIL first");
-            };
-            if tx.rcpts.len() >= config.max_recipients {
-                return refuse(conn, state, shared, 452, "4.5.3 Too many recipients");
-            }
-            if to.address.is_empty() || !to.address.contains('@') {
-                return refuse(
-                    conn,
-                    state,
-                    shared,
-                    501,
-                    "5.1.3 Bad recipient address syntax",
-                );
-            }
-            tx.rcpts.push(to.address.into_owned());
-            conn.reply(250, &["2.1.5 Recipient OK"]);
-        }
-        Request::Data => {
-            let Some(tx) = state.transaction.as_ref() else {
-                return refuse(conn, state, shared, 503, "5.5.1 Send MAIL first");
-            };
-            if tx.rcpts.is_empty() {
-                return refuse(conn, state, shared, 554, "5.5.1 No valid recipients");
-            }
-            let tx = state.transaction.take().expect("checked above");
-            conn.reply(354, &["End data with <CR><LF>.<CR><LF>"]);
-            return relay(conn, shared, tx).await;
-        }
-        Request::Rset => {
-            state.transaction = None;
-            conn.reply(250, &["2.0.0 OK"]);
-        }
-        Request::Noop { .. } => conn.reply(250, &["2.0.0 OK"]),
-        Request::Quit => {
-            conn.reply(221, &["2.0.0 Bye"]);
-            return Step::End(End::Closed);
-        }
-        Request::Vrfy { .. } => conn.reply(252, &["2.5.2 Cannot VRFY; send the message"]),
-        Request::Help { .. } => conn.reply(214, &["2.0.0 BounceOps sending relay; see RFC 5321"]),
-        Request::StartTls => {
-            if config.tls.is_none() {
-                return refuse(conn, state, shared, 502, "5.5.1 STARTTLS not offered");
-            }
-            if secure {
-                return refuse(conn, state, shared, 503, "5.5.1 TLS already active");
-            }
-            // RFC 3207 §4.2: commands pipelined after STARTTLS came in clear text; dropped.
-            conn.input.clear();
-            conn.reply(220, &["2.0.0 Ready to start TLS"]);
-            return Step::End(End::StartTls);
-        }
-        Request::Lhlo { .. }
-        | Request::Bdat { .. }
-        | Request::Expn { .. }
-        | Request::Etrn { .. }
-        | Request::Atrn { .. }
-        | Request::Burl { .. } => {
-            return refuse(conn, state, shared, 502, "5.5.1 Command not implemented");
-        }
+    fn hostname(&self) -> &str {
+        &self.config.hostname
     }
-    Step::Next
+    fn banner(&self) -> &'static str {
+        "ESMTP BounceOps relay"
+    }
+    fn help(&self) -> &'static str {
+        "2.0.0 BounceOps sending relay; see RFC 5321"
+    }
+    fn command_timeout(&self) -> Duration {
+        self.config.command_timeout
+    }
+    fn max_errors(&self) -> u32 {
+        self.config.max_errors
+    }
+    fn max_message_bytes(&self) -> usize {
+        self.config.max_message_bytes
+    }
+    fn tls(&self) -> Option<&Arc<ServerConfig>> {
+        self.config.tls.as_ref()
+    }
+    fn stop(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
+    }
+    fn session_metrics(&self) -> (&IntCounter, &IntGauge) {
+        (&self.metrics.sessions, &self.metrics.active)
+    }
+    fn extensions(&self, session: &Session<Transaction>) -> Option<&'static str> {
+        (self.may_log_in(session.secure) && !self.authed(session)).then_some("AUTH PLAIN LOGIN")
+    }
+
+    async fn command<S: Io>(
+        &self,
+        conn: &mut Conn<S>,
+        session: &mut Session<Transaction>,
+        request: Request<Cow<'_, str>>,
+    ) -> Step {
+        match request {
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => {
+                if self.config.credentials.is_none() {
+                    return session.refuse(conn, 502, "5.5.1 No login here");
+                }
+                if !session.greeted {
+                    return session.refuse(conn, 503, "5.5.1 Send EHLO first");
+                }
+                if self.authed(session) {
+                    return session.refuse(conn, 503, "5.5.1 Already logged in");
+                }
+                if session.transaction.is_some() {
+                    return session.refuse(conn, 503, "5.5.1 Not during a transaction");
+                }
+                if !self.may_log_in(session.secure) {
+                    return session.refuse(conn, 538, "5.7.11 Encryption required: STARTTLS first");
+                }
+                let login = match mechanism {
+                    AUTH_PLAIN => {
+                        let response = match initial_response.as_ref() {
+                            "" => match challenge(conn, self, "").await {
+                                Some(r) => r,
+                                None => return Step::End(End::Closed),
+                            },
+                            r => r.to_owned(),
+                        };
+                        if response.trim() == "*" {
+                            return session.refuse(conn, 501, "5.7.0 Login cancelled");
+                        }
+                        sasl::plain(&response)
+                    }
+                    AUTH_LOGIN => {
+                        let user = match initial_response.as_ref() {
+                            "" => match challenge(conn, self, "Username:").await {
+                                Some(r) => r,
+                                None => return Step::End(End::Closed),
+                            },
+                            r => r.to_owned(),
+                        };
+                        if user.trim() == "*" {
+                            return session.refuse(conn, 501, "5.7.0 Login cancelled");
+                        }
+                        let Some(password) = challenge(conn, self, "Password:").await else {
+                            return Step::End(End::Closed);
+                        };
+                        if password.trim() == "*" {
+                            return session.refuse(conn, 501, "5.7.0 Login cancelled");
+                        }
+                        sasl::decode(&user).zip(sasl::decode(&password))
+                    }
+                    _ => {
+                        return session.refuse(conn, 504, "5.5.4 Use AUTH PLAIN or LOGIN");
+                    }
+                };
+                let ok = login.is_some_and(|(user, password)| {
+                    self.config
+                        .credentials
+                        .as_ref()
+                        .is_some_and(|c| c.check(&user, &password))
+                });
+                if !ok {
+                    self.metrics.count_login(false);
+                    return session.refuse(conn, 535, "5.7.8 Authentication credentials invalid");
+                }
+                self.metrics.count_login(true);
+                session.logged_in = true;
+                conn.reply(235, &["2.7.0 Authentication successful"]);
+            }
+            Request::Mail { from } => {
+                if !session.greeted {
+                    return session.refuse(conn, 503, "5.5.1 Send EHLO first");
+                }
+                if !self.authed(session) {
+                    return session.refuse(conn, 530, "5.7.0 Authentication required");
+                }
+                if session.transaction.is_some() {
+                    return session.refuse(conn, 503, "5.5.1 Nested MAIL command");
+                }
+                if from.size > self.config.max_message_bytes {
+                    self.metrics.count("too_big");
+                    return session.refuse(
+                        conn,
+                        552,
+                        "5.3.4 Message size exceeds fixed maximum message size",
+                    );
+                }
+                session.transaction = Some(Transaction {
+                    from: from.address.into_owned(),
+                    rcpts: Vec::new(),
+                });
+                conn.reply(250, &["2.1.0 Sender OK"]);
+            }
+            Request::Rcpt { to } => {
+                let Some(tx) = session.transaction.as_mut() else {
+                    return session.refuse(conn, 503, "5.5.1 Send MAIL first");
+                };
+                if tx.rcpts.len() >= self.config.max_recipients {
+                    return session.refuse(conn, 452, "4.5.3 Too many recipients");
+                }
+                if to.address.is_empty() || !to.address.contains('@') {
+                    return session.refuse(conn, 501, "5.1.3 Bad recipient address syntax");
+                }
+                tx.rcpts.push(to.address.into_owned());
+                conn.reply(250, &["2.1.5 Recipient OK"]);
+            }
+            Request::Data => {
+                let Some(tx) = session.transaction.as_ref() else {
+                    return session.refuse(conn, 503, "5.5.1 Send MAIL first");
+                };
+                if tx.rcpts.is_empty() {
+                    return session.refuse(conn, 554, "5.5.1 No valid recipients");
+                }
+                let tx = session.transaction.take().expect("checked above");
+                conn.reply(354, &["End data with <CR><LF>.<CR><LF>"]);
+                return relay(conn, self, tx).await;
+            }
+            other => return dialogue::answer(self, conn, session, other),
+        }
+        Step::Next
+    }
 }
 
 /// A `334` challenge and the client's line, without its CRLF; `None` when the client left
 /// or took too long.
-async fn challenge<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<S>,
-    shared: &Shared,
-    prompt: &str,
-) -> Option<String> {
+async fn challenge<S: Io>(conn: &mut Conn<S>, shared: &Shared, prompt: &str) -> Option<String> {
     let text = sasl::encode(prompt);
     conn.reply(334, &[text.as_str()]);
     match conn.line(shared.config.command_timeout).await {
@@ -350,7 +225,7 @@ async fn challenge<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The next part of the sender's message (what is buffered, or one read), up to and
 /// including the end marker when it is in it; the bytes after it stay for the next command.
-async fn take<S: AsyncRead + AsyncWrite + Unpin>(
+async fn take<S: Io>(
     conn: &mut Conn<S>,
     scanner: &mut EndScanner,
     timeout: Duration,
@@ -377,7 +252,7 @@ struct Incoming<'c, S> {
     timeout: Duration,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<'_, S> {
+impl<S: Io> Incoming<'_, S> {
     async fn next(&mut self) -> Result<Vec<u8>, ConnError> {
         let (chunk, ended) = take(self.conn, &mut self.scanner, self.timeout).await?;
         self.ended = ended;
@@ -404,11 +279,7 @@ enum Upshot {
 }
 
 /// From the sender's `354` to the answer after its final dot.
-async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<S>,
-    shared: &Shared,
-    tx: Transaction,
-) -> Step {
+async fn relay<S: Io>(conn: &mut Conn<S>, shared: &Shared, tx: Transaction) -> Step {
     let config = &shared.config;
     let mut incoming = Incoming {
         conn,
@@ -466,7 +337,7 @@ async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     Step::Next
 }
 
-fn sender_gone<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, e: ConnError) -> Step {
+fn sender_gone<S: Io>(conn: &mut Conn<S>, e: ConnError) -> Step {
     if let ConnError::TimedOut = e {
         conn.reply(421, &["4.4.2 Timeout during DATA, closing"]);
     }
@@ -477,7 +348,7 @@ fn sender_gone<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, e: ConnErr
 /// upstream, the sender's message is read to its end (so its next command is read as one);
 /// an error reading it ends the session. A message cut short leaves the upstream
 /// connection without its final dot: closed, so the upstream discards it.
-async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
+async fn forward<S: Io>(
     incoming: &mut Incoming<'_, S>,
     shared: &Shared,
     from: &str,

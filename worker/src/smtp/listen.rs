@@ -25,11 +25,11 @@ pub async fn accept<F, Fut>(
     loop {
         let permit = tokio::select! {
             p = sessions.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = super::stopped(&mut stop) => break,
+            _ = super::dialogue::stopped(&mut stop) => break,
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = super::stopped(&mut stop) => break,
+            _ = super::dialogue::stopped(&mut stop) => break,
         };
         let (tcp, peer) = match accepted {
             Ok(a) => a,

@@ -5,7 +5,8 @@
 //!
 //! - `verp`: the signed tokens, and the keys;
 //! - `recipients`: who may be mailed (RCPT);
-//! - `conn`, `session`, `data`: the protocol (commands parsed by Stalwart's smtp-proto);
+//! - `conn`, `dialogue`, `session`, `data`: the protocol (commands parsed by Stalwart's
+//!   smtp-proto); `dialogue` is the part the sending relay shares;
 //! - `listen`: the accept loop, shared with the sending relay (`crate::relay`);
 //! - `deliver`, `events`: from a received message to committed bounces;
 //! - `metrics`, `config`.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod conn;
 pub mod data;
 pub mod deliver;
+pub mod dialogue;
 pub mod events;
 pub mod listen;
 pub mod metrics;
@@ -28,15 +30,13 @@ pub mod verp;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 pub use config::SmtpConfig;
 pub use metrics::SmtpMetrics;
 
 use crate::ingest::Ingest;
-use conn::Conn;
-use session::{End, converse};
 
 /// What every session shares.
 pub struct Shared {
@@ -69,51 +69,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) 
     let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
     listen::accept(listener, max, stop, grace, "smtp", move |tcp| {
         let shared = shared.clone();
-        async move { session(tcp, &shared).await }
+        async move { dialogue::session(tcp, shared.as_ref()).await }
     })
     .await;
-}
-
-/// Resolves once `stop` turns true (or its sender is gone). Not `wait_for` in `select!`
-/// directly: its guard is not `Send`.
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Counts the session as active while it lives, even if it panics.
-struct Active(SmtpMetrics);
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.active.dec();
-    }
-}
-
-async fn session(tcp: TcpStream, shared: &Shared) {
-    shared.metrics.sessions.inc();
-    shared.metrics.active.inc();
-    let _active = Active(shared.metrics.clone());
-    let _ = tcp.set_nodelay(true);
-    let mut conn = Conn::new(tcp);
-    let greeting = format!("{} ESMTP BounceOps bounce MX", shared.config.hostname);
-    conn.reply(220, &[greeting.as_str()]);
-    if converse(&mut conn, shared, false).await != End::StartTls {
-        return;
-    }
-    let Some(tls) = shared.config.tls.clone() else {
-        return;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let handshake = tokio::time::timeout(shared.config.command_timeout, async move {
-        conn.flush().await.ok()?;
-        acceptor.accept(conn.io).await.ok()
-    })
-    .await;
-    match handshake {
-        Ok(Some(tls)) => {
-            let mut conn = Conn::new(tls);
-            converse(&mut conn, shared, true).await;
-        }
-        _ => tracing::debug!("STARTTLS handshake failed or timed out"),
-    }
 }

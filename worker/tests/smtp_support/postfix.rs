@@ -2,8 +2,9 @@
 //! directory, queue and log, never the system's mail service; stopped when dropped.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const POSTFIX: &str = "/usr/sbin/postfix";
@@ -98,34 +99,30 @@ impl Postfix {
             .map(|(domain, addr)| format!("{domain}=smtp:[{}]:{}", addr.ip(), addr.port()))
             .collect();
         let r = root.display();
-        std::fs::write(
-            config.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6\n\
-                 queue_directory = {r}/queue\n\
-                 data_directory = {r}/data\n\
-                 mail_owner = postfix\n\
-                 setgid_group = postdrop\n\
-                 myhostname = mta.test\n\
-                 mydomain = test\n\
-                 myorigin = test\n\
-                 mydestination = local.test\n\
-                 local_recipient_maps =\n\
-                 alias_maps =\n\
-                 alias_database =\n\
-                 mynetworks = 127.0.0.0/8\n\
-                 inet_interfaces = 127.0.0.1\n\
-                 inet_protocols = ipv4\n\
-                 maillog_file_prefixes = {r}\n\
-                 maillog_file = {r}/maillog\n\
-                 smtp_tls_security_level = none\n\
-                 queue_run_delay = 1s\n\
-                 transport_maps = inline:{{ {} }}\n\
-                 {main_extra}\n",
-                transport_map.join(", ")
-            ),
-        )
-        .unwrap();
+        let base = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {r}/queue\n\
+             data_directory = {r}/data\n\
+             mail_owner = postfix\n\
+             setgid_group = postdrop\n\
+             myhostname = mta.test\n\
+             mydomain = test\n\
+             myorigin = test\n\
+             mydestination = local.test\n\
+             local_recipient_maps =\n\
+             alias_maps =\n\
+             alias_database =\n\
+             mynetworks = 127.0.0.0/8\n\
+             inet_interfaces = 127.0.0.1\n\
+             inet_protocols = ipv4\n\
+             maillog_file_prefixes = {r}\n\
+             maillog_file = {r}/maillog\n\
+             smtp_tls_security_level = none\n\
+             queue_run_delay = 1s\n\
+             transport_maps = inline:{{ {} }}\n",
+            transport_map.join(", ")
+        );
+        std::fs::write(config.join("main.cf"), main_cf(&base, main_extra)).unwrap();
         std::fs::write(
             config.join("master.cf"),
             format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}{master_extra}"),
@@ -199,17 +196,110 @@ impl Postfix {
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let pid = std::fs::read_to_string(self.root.join("queue/pid/master.pid"))
+        // A failed test takes this instance's folder with it: its log is the one witness of
+        // what Postfix did.
+        if std::thread::panicking() {
+            eprintln!("--- Postfix's log ({}):\n{}", self.smtpd, self.log());
+        }
+        let master = std::fs::read_to_string(self.root.join("queue/pid/master.pid"))
             .ok()
             .and_then(|p| p.trim().parse::<u32>().ok());
-        let _ = self.run(POSTFIX, &["stop"]);
-        // The queue folder goes with the test: wait until the master and its children
-        // (which leave with it) are gone.
-        if let Some(pid) = pid {
+        // `postfix stop`, bounded: a Postfix that hangs must fail its test, not hold it.
+        let stop = Command::new(POSTFIX)
+            .arg("-c")
+            .arg(&self.config)
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        if let Ok(mut stop) = stop
+            && !exited_within(&mut stop, Duration::from_secs(20))
+        {
+            eprintln!("postfix stop did not finish within 20 s; killed");
+            kill(-(stop.id() as i32));
+            let _ = stop.wait();
+        }
+        // The queue folder goes with the test: the master and its children must be gone.
+        if let Some(pid) = master {
             let deadline = Instant::now() + Duration::from_secs(15);
             while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!("Postfix's master {pid} still runs after postfix stop; killed");
+                for child in children(pid) {
+                    kill(child as i32);
+                }
+                kill(pid as i32);
+            }
         }
     }
+}
+
+/// main.cf: `base`, then `extra`, where a parameter of `extra` replaces the one of `base`.
+/// A parameter given twice makes every Postfix process log a warning at start, and those
+/// warnings can fill the log socket's queue (`net.unix.max_dgram_qlen`, 10 by default)
+/// before postlogd reads it: postlogd's own warning then waits on its own socket, and with
+/// it every process that logs, smtpd before its greeting. That was the relay tests' hang.
+fn main_cf(base: &str, extra: &str) -> String {
+    let name = |line: &str| line.split('=').next().map(|n| n.trim().to_owned());
+    let replaced: Vec<String> = extra.lines().filter_map(name).collect();
+    let mut cf: Vec<&str> = base
+        .lines()
+        .filter(|line| name(line).is_none_or(|n| !replaced.contains(&n)))
+        .collect();
+    cf.extend(extra.lines().filter(|l| !l.trim().is_empty()));
+    let mut text = cf.join("\n");
+    text.push('\n');
+    text
+}
+
+fn exited_within(child: &mut std::process::Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// SIGKILL to a process, or to a process group when `pid` is negative.
+fn kill(pid: i32) {
+    // SAFETY: kill(2) takes any pid and signal number; it has no memory effects.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// The processes whose parent is `pid`, from /proc.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                // The parent is the second field after the command, which is in parentheses.
+                .and_then(|stat| {
+                    stat.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_parameter_given_again_replaces_the_first() {
+    let cf = main_cf("a = 1\nb = 2\nc =\n", "b = 3\nc = x\n\nd = 4\n");
+    assert_eq!(cf, "a = 1\nb = 3\nc = x\nd = 4\n");
 }

@@ -1,0 +1,3 @@
+//! What only the relay's tests need.
+
+pub mod dkim;
