@@ -8,10 +8,11 @@ use std::time::Duration;
 use bounceops_api::{Problem, RelaySpec, SecretRef, SmtpSpec, TlsMode};
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::auth::Credentials;
 use crate::secrets::SecretsDir;
+use crate::smtp::dialogue::Settings;
 use crate::smtp::verp::Keys;
 
 /// The upstream server and how to reach it.
@@ -38,16 +39,9 @@ pub struct RelayConfig {
     pub upstream: Upstream,
     /// Senders' logins; none: no AUTH (the sidecar).
     pub credentials: Option<Credentials>,
-    /// STARTTLS is offered when present.
-    pub tls: Option<Arc<ServerConfig>>,
     pub record_temporary_failures: bool,
-    pub max_message_bytes: usize,
-    pub max_recipients: usize,
-    pub max_sessions: usize,
-    pub max_errors: u32,
-    pub command_timeout: Duration,
-    /// The name the relay gives itself in its greeting and EHLO answer.
-    pub hostname: String,
+    /// The limits, name and certificate the bounce MX's are alike.
+    pub server: Settings,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -57,7 +51,7 @@ impl std::fmt::Debug for RelayConfig {
             .field("upstream", &(&self.upstream.host, self.upstream.port))
             .field("login", &self.upstream.login.is_some())
             .field("credentials", &self.credentials)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.server.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -135,14 +129,16 @@ impl RelayConfig {
                 timeout: timeout("upstream.timeout", &up.timeout)?,
             },
             credentials,
-            tls,
             record_temporary_failures: relay.record_temporary_failures,
-            max_message_bytes: usize::try_from(relay.max_message_bytes).unwrap_or(usize::MAX),
-            max_recipients: relay.max_recipients as usize,
-            max_sessions: relay.max_sessions as usize,
-            max_errors: MAX_ERRORS,
-            command_timeout: timeout("commandTimeout", &relay.command_timeout)?,
-            hostname: relay.return_path_domain.clone(),
+            server: Settings {
+                hostname: relay.return_path_domain.clone(),
+                command_timeout: timeout("commandTimeout", &relay.command_timeout)?,
+                max_errors: MAX_ERRORS,
+                max_message_bytes: usize::try_from(relay.max_message_bytes).unwrap_or(usize::MAX),
+                max_recipients: relay.max_recipients as usize,
+                max_sessions: relay.max_sessions as usize,
+                tls,
+            },
         })
     }
 }

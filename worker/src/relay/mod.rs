@@ -52,7 +52,7 @@ impl Shared {
         metrics: RelayMetrics,
         stop: watch::Receiver<bool>,
     ) -> Shared {
-        let pool = upstream::Pool::new(config.upstream.clone(), config.hostname.clone());
+        let pool = upstream::Pool::new(config.upstream.clone(), config.server.hostname.clone());
         Shared {
             config,
             ingest,
@@ -84,13 +84,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) 
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         upstream = %format!("{}:{}", shared.config.upstream.host, shared.config.upstream.port),
         logins = shared.config.credentials.is_some(),
-        starttls = shared.config.tls.is_some(),
+        starttls = shared.config.server.tls.is_some(),
         "relay listening"
     );
-    let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
-    crate::smtp::listen::accept(listener, max, stop, grace, "relay", move |tcp| {
-        let shared = shared.clone();
-        async move { dialogue::session(tcp, shared.as_ref()).await }
-    })
-    .await;
+    let stop = shared.stop.clone();
+    dialogue::serve(listener, shared, stop, grace, "relay").await;
 }

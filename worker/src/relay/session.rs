@@ -9,15 +9,12 @@
 //! through; the answer after the final dot carries the upstream's answers.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use prometheus::{IntCounter, IntGauge};
 use sha2::{Digest, Sha256};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Request};
-use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::rustls::ServerConfig;
 
 use super::Shared;
 use super::answer::{Exchange, Reply};
@@ -26,7 +23,7 @@ use super::record::{self, Stage};
 use super::sasl;
 use super::upstream::UpstreamError;
 use crate::smtp::conn::{Conn, ConnError, Line};
-use crate::smtp::dialogue::{self, End, Io, Server, Session, Step};
+use crate::smtp::dialogue::{self, End, Io, Server, Session, Settings, Step};
 use crate::smtp::verp::Verp;
 
 pub struct Transaction {
@@ -38,7 +35,7 @@ pub struct Transaction {
 impl Shared {
     /// Logins are offered under TLS, or where no certificate is configured at all.
     fn may_log_in(&self, secure: bool) -> bool {
-        self.config.credentials.is_some() && (secure || self.config.tls.is_none())
+        self.config.credentials.is_some() && (secure || self.config.server.tls.is_none())
     }
 
     /// Logged in, or no login asked for: the condition of a transaction.
@@ -49,33 +46,17 @@ impl Shared {
 
 impl Server for Shared {
     type Transaction = Transaction;
+    const BANNER: &'static str = "ESMTP BounceOps relay";
+    const HELP: &'static str = "2.0.0 BounceOps sending relay; see RFC 5321";
 
-    fn hostname(&self) -> &str {
-        &self.config.hostname
-    }
-    fn banner(&self) -> &'static str {
-        "ESMTP BounceOps relay"
-    }
-    fn help(&self) -> &'static str {
-        "2.0.0 BounceOps sending relay; see RFC 5321"
-    }
-    fn command_timeout(&self) -> Duration {
-        self.config.command_timeout
-    }
-    fn max_errors(&self) -> u32 {
-        self.config.max_errors
-    }
-    fn max_message_bytes(&self) -> usize {
-        self.config.max_message_bytes
-    }
-    fn tls(&self) -> Option<&Arc<ServerConfig>> {
-        self.config.tls.as_ref()
-    }
-    fn stop(&self) -> watch::Receiver<bool> {
-        self.stop.clone()
+    fn settings(&self) -> &Settings {
+        &self.config.server
     }
     fn session_metrics(&self) -> (&IntCounter, &IntGauge) {
         (&self.metrics.sessions, &self.metrics.active)
+    }
+    fn count(&self, outcome: &str) {
+        self.metrics.count(outcome);
     }
     fn extensions(&self, session: &Session<Transaction>) -> Option<&'static str> {
         (self.may_log_in(session.secure) && !self.authed(session)).then_some("AUTH PLAIN LOGIN")
@@ -159,22 +140,12 @@ impl Server for Shared {
                 conn.reply(235, &["2.7.0 Authentication successful"]);
             }
             Request::Mail { from } => {
-                if !session.greeted {
-                    return session.refuse(conn, 503, "5.5.1 Send EHLO first");
-                }
-                if !self.authed(session) {
+                // After EHLO, a login comes before anything else.
+                if session.greeted && !self.authed(session) {
                     return session.refuse(conn, 530, "5.7.0 Authentication required");
                 }
-                if session.transaction.is_some() {
-                    return session.refuse(conn, 503, "5.5.1 Nested MAIL command");
-                }
-                if from.size > self.config.max_message_bytes {
-                    self.metrics.count("too_big");
-                    return session.refuse(
-                        conn,
-                        552,
-                        "5.3.4 Message size exceeds fixed maximum message size",
-                    );
+                if let Some(refused) = dialogue::refuse_mail(self, conn, session, from.size) {
+                    return refused;
                 }
                 session.transaction = Some(Transaction {
                     from: from.address.into_owned(),
@@ -186,7 +157,7 @@ impl Server for Shared {
                 let Some(tx) = session.transaction.as_mut() else {
                     return session.refuse(conn, 503, "5.5.1 Send MAIL first");
                 };
-                if tx.rcpts.len() >= self.config.max_recipients {
+                if tx.rcpts.len() >= self.config.server.max_recipients {
                     return session.refuse(conn, 452, "4.5.3 Too many recipients");
                 }
                 if to.address.is_empty() || !to.address.contains('@') {
@@ -217,7 +188,7 @@ impl Server for Shared {
 async fn challenge<S: Io>(conn: &mut Conn<S>, shared: &Shared, prompt: &str) -> Option<String> {
     let text = sasl::encode(prompt);
     conn.reply(334, &[text.as_str()]);
-    match conn.line(shared.config.command_timeout).await {
+    match conn.line(shared.config.server.command_timeout).await {
         Ok(Line::Command(bytes)) => Some(String::from_utf8_lossy(&bytes).trim_end().to_owned()),
         _ => None,
     }
@@ -286,7 +257,7 @@ async fn relay<S: Io>(conn: &mut Conn<S>, shared: &Shared, tx: Transaction) -> S
         scanner: EndScanner::default(),
         ended: false,
         size: 0,
-        timeout: config.command_timeout,
+        timeout: config.server.command_timeout,
     };
     // The header block, bounded; a longer one is read as if it ended at the bound.
     let mut head = Vec::new();
@@ -355,7 +326,7 @@ async fn forward<S: Io>(
     rcpts: &[String],
     head: &[u8],
 ) -> Result<Upshot, ConnError> {
-    let max = shared.config.max_message_bytes;
+    let max = shared.config.server.max_message_bytes;
     let pool = &shared.pool;
     let mut lease = match pool.lease().await {
         Ok(l) => l,

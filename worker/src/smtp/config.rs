@@ -9,6 +9,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::dialogue::Settings;
 use super::verp::Keys;
 use crate::secrets::SecretsDir;
 
@@ -23,16 +24,9 @@ pub struct SmtpConfig {
     pub addresses: Vec<String>,
     /// Lower-cased feedback-loop addresses.
     pub feedback_addresses: Vec<String>,
-    pub max_message_bytes: usize,
-    pub max_recipients: usize,
-    pub max_sessions: usize,
-    pub max_errors: u32,
-    pub command_timeout: Duration,
+    /// The limits, name and certificate the relay's are alike.
+    pub server: Settings,
     pub data_timeout: Duration,
-    /// The name the server gives itself in its greeting and EHLO answer.
-    pub hostname: String,
-    /// STARTTLS is offered when present.
-    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl std::fmt::Debug for SmtpConfig {
@@ -41,9 +35,9 @@ impl std::fmt::Debug for SmtpConfig {
             .field("domains", &self.domains)
             .field("verp_prefix", &self.verp_prefix)
             .field("keys", &self.keys)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("max_sessions", &self.max_sessions)
-            .field("tls", &self.tls.is_some())
+            .field("max_message_bytes", &self.server.max_message_bytes)
+            .field("max_sessions", &self.server.max_sessions)
+            .field("tls", &self.server.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -77,18 +71,20 @@ impl SmtpConfig {
             keys,
             addresses: lower(&spec.addresses),
             feedback_addresses: lower(&spec.feedback_addresses),
-            max_message_bytes: usize::try_from(spec.max_message_bytes).unwrap_or(usize::MAX),
-            max_recipients: spec.max_recipients as usize,
-            max_sessions: spec.max_sessions as usize,
-            max_errors: spec.max_errors,
-            command_timeout: timeout("commandTimeout", &spec.command_timeout)?,
+            server: Settings {
+                hostname: spec
+                    .domains
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "localhost".into()),
+                command_timeout: timeout("commandTimeout", &spec.command_timeout)?,
+                max_errors: spec.max_errors,
+                max_message_bytes: usize::try_from(spec.max_message_bytes).unwrap_or(usize::MAX),
+                max_recipients: spec.max_recipients as usize,
+                max_sessions: spec.max_sessions as usize,
+                tls,
+            },
             data_timeout: timeout("dataTimeout", &spec.data_timeout)?,
-            hostname: spec
-                .domains
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "localhost".into()),
-            tls,
         })
     }
 }

@@ -13,11 +13,12 @@ use std::time::Duration;
 use prometheus::{IntCounter, IntGauge};
 use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 
 use super::conn::{Conn, ConnError, Line};
+use super::listen;
 
 /// A connection a session can talk on: plain TCP, or TLS after STARTTLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -63,25 +64,36 @@ impl<T> Session<T> {
     }
 }
 
+/// What every server built on this dialogue is configured with.
+#[derive(Clone)]
+pub struct Settings {
+    /// The name in the greeting and the EHLO answer.
+    pub hostname: String,
+    /// The longest wait for a command.
+    pub command_timeout: Duration,
+    /// Refused commands that end a session.
+    pub max_errors: u32,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    pub max_sessions: usize,
+    /// STARTTLS is offered when present.
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
 /// A server built on this dialogue: its settings, and the commands it answers itself.
 pub trait Server: Sync {
     type Transaction: Send;
 
-    /// The name in the greeting and the EHLO answer.
-    fn hostname(&self) -> &str;
     /// What follows the host name in the greeting (`ESMTP …`).
-    fn banner(&self) -> &'static str;
+    const BANNER: &'static str;
     /// The answer to HELP.
-    fn help(&self) -> &'static str;
-    fn command_timeout(&self) -> Duration;
-    fn max_errors(&self) -> u32;
-    fn max_message_bytes(&self) -> usize;
-    /// STARTTLS is offered when present.
-    fn tls(&self) -> Option<&Arc<ServerConfig>>;
-    /// Turns true at shutdown: a session waiting for a command answers `421` and ends.
-    fn stop(&self) -> watch::Receiver<bool>;
+    const HELP: &'static str;
+
+    fn settings(&self) -> &Settings;
     /// `bounceops_*_sessions_total` and `bounceops_*_sessions_active`.
     fn session_metrics(&self) -> (&IntCounter, &IntGauge);
+    /// Counts a message's outcome (`bounceops_*_messages_total{outcome}`).
+    fn count(&self, outcome: &str);
     /// EHLO keywords beyond the shared ones (the relay's AUTH).
     fn extensions(&self, _session: &Session<Self::Transaction>) -> Option<&'static str> {
         None
@@ -104,24 +116,42 @@ impl Drop for Active {
     }
 }
 
+/// Accepts sessions on `listener` until `stop` turns true, at most `maxSessions` at once,
+/// then waits up to `grace` for those in progress. `what` names the server in logs.
+pub async fn serve<V: Server + Send + 'static>(
+    listener: TcpListener,
+    server: Arc<V>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+    what: &'static str,
+) {
+    let max = server.settings().max_sessions;
+    listen::accept(listener, max, stop.clone(), grace, what, move |tcp| {
+        let (server, stop) = (server.clone(), stop.clone());
+        async move { session(tcp, server.as_ref(), stop).await }
+    })
+    .await;
+}
+
 /// One connection, from the greeting to its end; after STARTTLS, the same under TLS.
-pub async fn session<V: Server>(tcp: TcpStream, server: &V) {
+/// `stop` turns true at shutdown: a session waiting for a command answers `421` and ends.
+async fn session<V: Server>(tcp: TcpStream, server: &V, stop: watch::Receiver<bool>) {
     let (sessions, active) = server.session_metrics();
     sessions.inc();
     active.inc();
     let _active = Active(active.clone());
     let _ = tcp.set_nodelay(true);
     let mut conn = Conn::new(tcp);
-    let greeting = format!("{} {}", server.hostname(), server.banner());
+    let greeting = format!("{} {}", server.settings().hostname.as_str(), V::BANNER);
     conn.reply(220, &[greeting.as_str()]);
-    if converse(&mut conn, server, false).await != End::StartTls {
+    if converse(&mut conn, server, stop.clone(), false).await != End::StartTls {
         return;
     }
-    let Some(tls) = server.tls().cloned() else {
+    let Some(tls) = server.settings().tls.clone() else {
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let handshake = tokio::time::timeout(server.command_timeout(), async move {
+    let handshake = tokio::time::timeout(server.settings().command_timeout, async move {
         conn.flush().await.ok()?;
         acceptor.accept(conn.io).await.ok()
     })
@@ -129,7 +159,7 @@ pub async fn session<V: Server>(tcp: TcpStream, server: &V) {
     match handshake {
         Ok(Some(tls)) => {
             let mut conn = Conn::new(tls);
-            converse(&mut conn, server, true).await;
+            converse(&mut conn, server, stop, true).await;
         }
         _ => tracing::debug!("STARTTLS handshake failed or timed out"),
     }
@@ -142,19 +172,23 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Talks on `conn` until the session ends. `secure`: already under TLS.
-async fn converse<S: Io, V: Server>(conn: &mut Conn<S>, server: &V, secure: bool) -> End {
+async fn converse<S: Io, V: Server>(
+    conn: &mut Conn<S>,
+    server: &V,
+    mut stop: watch::Receiver<bool>,
+    secure: bool,
+) -> End {
     let mut session = Session {
         greeted: false,
         transaction: None,
         secure,
         logged_in: false,
         errors: 0,
-        max_errors: server.max_errors(),
+        max_errors: server.settings().max_errors,
     };
-    let mut stop = server.stop();
     loop {
         let line = tokio::select! {
-            line = conn.line(server.command_timeout()) => line,
+            line = conn.line(server.settings().command_timeout) => line,
             _ = stopped(&mut stop) => {
                 conn.reply(421, &["4.3.2 Shutting down, try again later"]);
                 let _ = conn.flush().await;
@@ -212,6 +246,31 @@ fn parse_error(e: &ParseError) -> (u16, Cow<'static, str>) {
     }
 }
 
+/// The checks a MAIL command passes on both servers before it opens a transaction: EHLO
+/// first, no MAIL within a transaction, the declared SIZE within bounds. `Some`: refused.
+pub fn refuse_mail<S: Io, V: Server>(
+    server: &V,
+    conn: &mut Conn<S>,
+    session: &mut Session<V::Transaction>,
+    declared_size: usize,
+) -> Option<Step> {
+    if !session.greeted {
+        return Some(session.refuse(conn, 503, "5.5.1 Send EHLO first"));
+    }
+    if session.transaction.is_some() {
+        return Some(session.refuse(conn, 503, "5.5.1 Nested MAIL command"));
+    }
+    if declared_size > server.settings().max_message_bytes {
+        server.count("too_big");
+        return Some(session.refuse(
+            conn,
+            552,
+            "5.3.4 Message size exceeds fixed maximum message size",
+        ));
+    }
+    None
+}
+
 /// The answers both servers give alike.
 pub fn answer<S: Io, V: Server>(
     server: &V,
@@ -223,15 +282,15 @@ pub fn answer<S: Io, V: Server>(
         Request::Ehlo { .. } => {
             session.greeted = true;
             session.transaction = None;
-            let size = format!("SIZE {}", server.max_message_bytes());
+            let size = format!("SIZE {}", server.settings().max_message_bytes);
             let mut lines = vec![
-                server.hostname(),
+                server.settings().hostname.as_str(),
                 size.as_str(),
                 "PIPELINING",
                 "8BITMIME",
                 "ENHANCEDSTATUSCODES",
             ];
-            if server.tls().is_some() && !session.secure {
+            if server.settings().tls.is_some() && !session.secure {
                 lines.push("STARTTLS");
             }
             if let Some(more) = server.extensions(session) {
@@ -242,7 +301,7 @@ pub fn answer<S: Io, V: Server>(
         Request::Helo { .. } => {
             session.greeted = true;
             session.transaction = None;
-            conn.reply(250, &[server.hostname()]);
+            conn.reply(250, &[server.settings().hostname.as_str()]);
         }
         Request::Rset => {
             session.transaction = None;
@@ -254,9 +313,9 @@ pub fn answer<S: Io, V: Server>(
             return Step::End(End::Closed);
         }
         Request::Vrfy { .. } => conn.reply(252, &["2.5.2 Cannot VRFY; send the message"]),
-        Request::Help { .. } => conn.reply(214, &[server.help()]),
+        Request::Help { .. } => conn.reply(214, &[V::HELP]),
         Request::StartTls => {
-            if server.tls().is_none() {
+            if server.settings().tls.is_none() {
                 return session.refuse(conn, 502, "5.5.1 STARTTLS not offered");
             }
             if session.secure {

@@ -62,14 +62,10 @@ impl Shared {
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) {
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        max_sessions = shared.config.max_sessions,
-        starttls = shared.config.tls.is_some(),
+        max_sessions = shared.config.server.max_sessions,
+        starttls = shared.config.server.tls.is_some(),
         "SMTP listening"
     );
-    let (max, stop) = (shared.config.max_sessions, shared.stop.clone());
-    listen::accept(listener, max, stop, grace, "smtp", move |tcp| {
-        let shared = shared.clone();
-        async move { dialogue::session(tcp, shared.as_ref()).await }
-    })
-    .await;
+    let stop = shared.stop.clone();
+    dialogue::serve(listener, shared, stop, grace, "smtp").await;
 }

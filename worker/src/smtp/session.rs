@@ -3,20 +3,17 @@
 //! the one the sending relay shares (`super::dialogue`).
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Instant as StdInstant;
 
 use prometheus::{IntCounter, IntGauge};
 use smtp_proto::Request;
-use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::rustls::ServerConfig;
 
 use super::Shared;
 use super::conn::{Conn, ConnError};
 use super::data::{self, Body};
 use super::deliver::deliver;
-use super::dialogue::{self, End, Io, Server, Session, Step};
+use super::dialogue::{self, End, Io, Server, Session, Settings, Step};
 use super::recipients::{self, Recipient, Refused};
 
 #[derive(Default)]
@@ -26,33 +23,17 @@ pub struct Transaction {
 
 impl Server for Shared {
     type Transaction = Transaction;
+    const BANNER: &'static str = "ESMTP BounceOps bounce MX";
+    const HELP: &'static str = "2.0.0 This is a bounce MX; see RFC 5321";
 
-    fn hostname(&self) -> &str {
-        &self.config.hostname
-    }
-    fn banner(&self) -> &'static str {
-        "ESMTP BounceOps bounce MX"
-    }
-    fn help(&self) -> &'static str {
-        "2.0.0 This is a bounce MX; see RFC 5321"
-    }
-    fn command_timeout(&self) -> Duration {
-        self.config.command_timeout
-    }
-    fn max_errors(&self) -> u32 {
-        self.config.max_errors
-    }
-    fn max_message_bytes(&self) -> usize {
-        self.config.max_message_bytes
-    }
-    fn tls(&self) -> Option<&Arc<ServerConfig>> {
-        self.config.tls.as_ref()
-    }
-    fn stop(&self) -> watch::Receiver<bool> {
-        self.stop.clone()
+    fn settings(&self) -> &Settings {
+        &self.config.server
     }
     fn session_metrics(&self) -> (&IntCounter, &IntGauge) {
         (&self.metrics.sessions, &self.metrics.active)
+    }
+    fn count(&self, outcome: &str) {
+        self.metrics.count(outcome);
     }
 
     async fn command<S: Io>(
@@ -63,19 +44,8 @@ impl Server for Shared {
     ) -> Step {
         match request {
             Request::Mail { from } => {
-                if !session.greeted {
-                    return session.refuse(conn, 503, "5.5.1 Send EHLO first");
-                }
-                if session.transaction.is_some() {
-                    return session.refuse(conn, 503, "5.5.1 Nested MAIL command");
-                }
-                if from.size > self.config.max_message_bytes {
-                    self.metrics.count("too_big");
-                    return session.refuse(
-                        conn,
-                        552,
-                        "5.3.4 Message size exceeds fixed maximum message size",
-                    );
+                if let Some(refused) = dialogue::refuse_mail(self, conn, session, from.size) {
+                    return refused;
                 }
                 session.transaction = Some(Transaction::default());
                 conn.reply(250, &["2.1.0 Sender OK"]);
@@ -84,7 +54,7 @@ impl Server for Shared {
                 let Some(tx) = session.transaction.as_mut() else {
                     return session.refuse(conn, 503, "5.5.1 Send MAIL first");
                 };
-                if tx.recipients.len() >= self.config.max_recipients {
+                if tx.recipients.len() >= self.config.server.max_recipients {
                     return session.refuse(conn, 452, "4.5.3 Too many recipients");
                 }
                 match recipients::judge(&self.config, &to.address) {
@@ -118,14 +88,15 @@ impl Server for Shared {
                 }
                 conn.reply(354, &["End data with <CR><LF>.<CR><LF>"]);
                 let deadline = Instant::now() + self.config.data_timeout;
-                let body = match data::read(conn, self.config.max_message_bytes, deadline).await {
-                    Ok(body) => body,
-                    Err(ConnError::TimedOut) => {
-                        conn.reply(421, &["4.4.2 Timeout during DATA, closing"]);
-                        return Step::End(End::Closed);
-                    }
-                    Err(_) => return Step::End(End::Closed),
-                };
+                let body =
+                    match data::read(conn, self.config.server.max_message_bytes, deadline).await {
+                        Ok(body) => body,
+                        Err(ConnError::TimedOut) => {
+                            conn.reply(421, &["4.4.2 Timeout during DATA, closing"]);
+                            return Step::End(End::Closed);
+                        }
+                        Err(_) => return Step::End(End::Closed),
+                    };
                 let tx = session.transaction.take().unwrap_or_default();
                 let ended = StdInstant::now();
                 match body {
