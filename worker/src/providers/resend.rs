@@ -11,7 +11,7 @@ use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{json_object, recipient, str_at, time};
 use super::reason::{Reason, Why};
-use super::secret::from_secret;
+use super::secret::{SecretValueError, from_secret};
 use super::webhook::Webhook;
 use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
@@ -40,7 +40,7 @@ pub fn load(spec: &ResendProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacS
         |secret| {
             let key = base64::engine::general_purpose::STANDARD
                 .decode(secret.trim().trim_start_matches("whsec_"))
-                .map_err(|_| "the secret is not whsec_ followed by base64".to_owned())?;
+                .map_err(|_| SecretValueError::NotWhsec)?;
             Ok(SIGNATURE.webhook(NAME, key, parse))
         },
     )

@@ -13,7 +13,7 @@ use super::bounce::event;
 use super::listmonk::campaign_in;
 use super::payload::{content_id, json, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
-use super::secret::from_secret;
+use super::secret::{SecretValueError, from_secret};
 use super::tolerance::check_timestamp;
 use super::webhook::{Authenticate, Webhook};
 use super::{Admitted, Head, Incoming, Loaded, Received, Rejection};
@@ -87,7 +87,7 @@ pub fn load(spec: &SendgridProvider, secrets: &SecretsDir) -> Loaded<Webhook<Ecd
 
 /// The key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo (PEM armour, if a
 /// user pasted it, is tolerated).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, SecretValueError> {
     let b64: String = text
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -96,9 +96,8 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
         .collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| "the public key is not base64".to_owned())?;
-    VerifyingKey::from_public_key_der(&der)
-        .map_err(|_| "the public key is not a P-256 SubjectPublicKeyInfo".to_owned())
+        .map_err(|_| SecretValueError::PublicKeyNotBase64)?;
+    VerifyingKey::from_public_key_der(&der).map_err(|_| SecretValueError::PublicKeyNotP256)
 }
 
 impl EcdsaSigned {
