@@ -6,7 +6,7 @@ use base64::Engine;
 use bounceops_api::ResendProvider;
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{json_object, recipient, str_at, time};
@@ -82,12 +82,13 @@ pub fn events(svix_id: &str, body: Value) -> Vec<BounceEvent> {
             } else {
                 format!("{svix_id}:{email}")
             };
-            let mut e = event(NAME, email, t, body.clone(), id);
-            e.campaign_uuid = campaign;
-            e.subscriber_uuid = if single { subscriber } else { None };
-            e.created_at = created_at;
-            why.clone().apply(&mut e);
-            e
+            let e = event(NAME, email, t, body.clone(), id);
+            complete(
+                e,
+                (campaign, if single { subscriber } else { None }),
+                created_at,
+                why.clone(),
+            )
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::listmonk::campaign_in;
 use super::payload::{content_id, json, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
@@ -176,11 +176,8 @@ pub fn events(body: Value) -> Result<Vec<BounceEvent>, Rejection> {
         let campaign = campaign_in(Some(&item));
         let created_at = time(item.get("timestamp"));
         let why = why(&item);
-        let mut e = event(NAME, email, t, item, id);
-        e.campaign_uuid = campaign;
-        e.created_at = created_at;
-        why.apply(&mut e);
-        out.push(e);
+        let e = event(NAME, email, t, item, id);
+        out.push(complete(e, (campaign, None), created_at, why));
     }
     Ok(out)
 }
