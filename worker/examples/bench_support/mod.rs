@@ -5,8 +5,8 @@
 // Each example takes the part it needs.
 #![allow(dead_code)]
 
-/// The generic webhook a load generator posts to (`loadgen`, `soak`), as `bench/common.sh`
-/// configures the worker.
+// The generic webhook a load generator posts to (`loadgen`, `soak`), as `bench/common.sh`
+// configures the worker. Not a doc comment: clap would make it the help's first line.
 #[derive(clap::Args)]
 pub struct Webhook {
     /// The generic webhook to post to.
