@@ -16,8 +16,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-// Its `pick` makes the webhooks' event mix, not used here.
-#[allow(dead_code)]
 mod bench_support;
 use bench_support::Rng;
 

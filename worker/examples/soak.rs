@@ -136,7 +136,7 @@ async fn send_until_answered(
     });
     let mut backoff = Duration::from_millis(50);
     while Instant::now() < give_up {
-        let mut request = args.webhook.post(&client).json(&body);
+        let mut request = args.webhook.post(client).json(&body);
         if args.idempotency_keys {
             request = request.header("Idempotency-Key", format!("soak-{seq}"));
         }
