@@ -42,10 +42,11 @@ YAML
         2>"$bench_dir/migrate.log" || { cat "$bench_dir/migrate.log" >&2; return 1; }
 }
 
-# Starts the worker on $1 (port) and waits until it is ready; sets worker_pid.
+# Starts the worker on $1 (port), with the rest as more `run` arguments (a role, its
+# listener), and waits until it is ready; sets worker_pid.
 start_worker() {
     local port="$1"
-    "$worker_bin" run --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
+    "$worker_bin" run "${@:2}" --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
         --listen "127.0.0.1:$port" 2>"$bench_dir/worker.log" &
     worker_pid=$!
     for _ in $(seq 1 300); do
@@ -59,6 +60,39 @@ start_worker() {
 stop_worker() {
     kill -TERM "$worker_pid" 2>/dev/null || true
     wait "$worker_pid" 2>/dev/null || true
+}
+
+# Postfix's smtp-source and smtp-sink, for the SMTP benches (MX and relay).
+need_postfix_tools() {
+    local tool
+    for tool in smtp-source smtp-sink; do
+        command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { log "$tool is missing: bash scripts/ensure-postfix.sh"; exit 1; }
+    done
+    export PATH="$PATH:/usr/sbin"
+}
+
+# A VERP signing key at the secret verp/key, as spec.smtp.verpKeySecretRef names it.
+bench_verp_key() {
+    mkdir -p "$bench_dir/secrets/verp"
+    openssl rand -base64 48 >"$bench_dir/secrets/verp/key"
+}
+
+# Waits until something accepts TCP connections on 127.0.0.1:$1 (smtp-sink, just started).
+wait_for_port() {
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+    log "nothing listens on port $1"; return 1
+}
+
+# Messages per second of smtp-source sending $messages messages in $sessions sessions to
+# $1 (host:port), several per session as listmonk sends them; the rest are smtp-source's
+# envelope and message arguments (-f, -t, -F).
+source_rate() {
+    local addr="$1" t0 t1
+    shift
+    t0="$(date +%s.%N)"
+    smtp-source -d -s "$sessions" -m "$messages" "$@" "$addr"
+    t1="$(date +%s.%N)"
+    bc -l <<<"scale=0; $messages / ($t1 - $t0)"
 }
 
 # kB of a process's resident set (VmRSS) or peak (VmHWM).

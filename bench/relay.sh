@@ -22,10 +22,7 @@ messages="${1:-20000}"
 latency_messages=2000
 if [ "$smoke" = 1 ]; then messages=320 latency_messages=50; fi
 port="${BENCH_PORT:-9341}" relay_port="${BENCH_RELAY_PORT:-9342}" sink_port="${BENCH_SINK_PORT:-9343}"
-for tool in smtp-source smtp-sink; do
-    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { log "$tool is missing: bash scripts/ensure-postfix.sh"; exit 1; }
-done
-export PATH="$PATH:/usr/sbin"
+need_postfix_tools
 
 bench_build -p bounce-worker --bin bounce-worker --example smtp_latency
 latency="$target/$profile/examples/smtp_latency"
@@ -37,10 +34,9 @@ relay:
   maxSessions: 128
   upstream: {host: 127.0.0.1, port: $sink_port, tls: none, poolSize: $sessions, timeout: 30s}"
 bench_database bounceops_bench_relay
-mkdir -p "$bench_dir/secrets/verp"
-openssl rand -base64 48 >"$bench_dir/secrets/verp/key"
-relay_pid="" sink_pid=""
-trap '[ -z "$relay_pid" ] || kill -TERM "$relay_pid" 2>/dev/null; [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null; rm -rf "$bench_dir"' EXIT
+bench_verp_key
+worker_pid="" sink_pid=""
+trap '[ -z "$worker_pid" ] || stop_worker; [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null; rm -rf "$bench_dir"' EXIT
 
 # A 10 KB message as listmonk writes one: its headers, then text.
 {
@@ -54,35 +50,18 @@ size="$(wc -c <"$bench_dir/message.eml")"
 
 smtp-sink -u postfix "127.0.0.1:$sink_port" 256 &
 sink_pid=$!
-"$worker_bin" run --role relay --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
-    --listen "127.0.0.1:$port" --relay-listen "127.0.0.1:$relay_port" 2>"$bench_dir/relay.log" &
-relay_pid=$!
-for _ in $(seq 1 300); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    kill -0 "$relay_pid" 2>/dev/null || { cat "$bench_dir/relay.log" >&2; exit 1; }
-    sleep 0.1
-done
-for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null && break
-    sleep 0.1
-done
+start_worker "$port" --role relay --relay-listen "127.0.0.1:$relay_port"
+relay_pid="$worker_pid"
+wait_for_port "$sink_port"
 idle="$(rss_kb "$relay_pid" VmRSS)"
-
-source_rate() { # host:port -> messages/s
-    local t0 t1
-    t0="$(date +%s.%N)"
-    smtp-source -d -s "$sessions" -m "$messages" -f news@bench.test -t reader@bench.test \
-        -F "$bench_dir/message.eml" "$1"
-    t1="$(date +%s.%N)"
-    bc -l <<<"scale=0; $messages / ($t1 - $t0)"
-}
+envelope=(-f news@bench.test -t reader@bench.test -F "$bench_dir/message.eml")
 
 # CPU seconds (user + system) a process has used so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-direct="$(source_rate "127.0.0.1:$sink_port")"
+direct="$(source_rate "127.0.0.1:$sink_port" "${envelope[@]}")"
 cpu0="$(cpu_s "$relay_pid")"
 log "smtp-source → smtp-sink: $direct messages/s"
-relayed_rate="$(source_rate "127.0.0.1:$relay_port")"
+relayed_rate="$(source_rate "127.0.0.1:$relay_port" "${envelope[@]}")"
 log "smtp-source → relay → smtp-sink: $relayed_rate messages/s"
 relay_cpu_us="$(bc -l <<<"scale=1; ($(cpu_s "$relay_pid") - $cpu0) * 1000000 / $messages")"
 lat_direct="$("$latency" --addr "127.0.0.1:$sink_port" --messages "$latency_messages" --file "$bench_dir/message.eml")"

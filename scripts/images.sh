@@ -29,10 +29,8 @@
 set -euo pipefail
 
 me="images"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 # The chart's default tag is its appVersion, which a test keeps equal to this version: the
 # offline images and `helm install` name the same tag without a --set.

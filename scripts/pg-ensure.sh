@@ -21,10 +21,8 @@
 set -euo pipefail
 
 me="pg-ensure"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 port="${BOUNCEOPS_PG_PORT:-5432}"
 host="127.0.0.1"
 password="${BOUNCEOPS_PG_PASSWORD:-postgres}"

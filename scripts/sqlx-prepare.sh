@@ -12,10 +12,9 @@
 set -euo pipefail
 
 me="sqlx-prepare"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$repo"
 check=()
 case "${1:-}" in
     --check) check=(--check) ;;

@@ -7,10 +7,8 @@
 set -euo pipefail
 
 me="test"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 # PostgreSQL: tests create and drop their own databases through this URL.

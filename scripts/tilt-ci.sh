@@ -11,18 +11,13 @@
 set -euo pipefail
 
 me="tilt-ci"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$repo"
 
 [ "${1:-}" != "--" ] || shift
-tilt="${TILT:-$(command -v tilt || true)}"
-[ -x "$tilt" ] || die "tilt not found: install it (https://docs.tilt.dev/install.html) or set TILT=/path/to/tilt"
+tilt_and_helm
 command -v kubectl >/dev/null 2>&1 || die "kubectl not found on PATH"
 kubectl version >/dev/null 2>&1 || die "no cluster answers at KUBECONFIG=${KUBECONFIG:-~/.kube/config}"
-
-helm="$(bash scripts/ensure-helm.sh | tail -n 1)"
-export PATH="$(dirname "$helm"):$PATH"
 
 missing=()
 command -v socat >/dev/null 2>&1 || missing+=(socat)

@@ -10,15 +10,11 @@
 set -euo pipefail
 
 me="tilt-loop"
-log() { printf '%s: %s\n' "$me" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$repo"
 
 [ "${1:-}" != "--" ] || shift
-tilt="${TILT:-$(command -v tilt || true)}"
-[ -x "$tilt" ] || die "tilt not found: set TILT=/path/to/tilt"
-helm="$(bash scripts/ensure-helm.sh | tail -n 1)"
-export PATH="$(dirname "$helm"):$PATH"
+tilt_and_helm
 
 port="${TILT_PORT:-10351}"
 logfile="$(mktemp)"

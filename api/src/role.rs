@@ -37,17 +37,19 @@ impl fmt::Display for Role {
     }
 }
 
-impl FromStr for Role {
-    type Err = String;
+/// A role name that is none of [`Role::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: one of {names}", names = Role::ALL.map(|r| r.as_str()).join(", "))]
+pub struct UnknownRole(pub String);
 
-    fn from_str(s: &str) -> Result<Role, String> {
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                format!("unknown role {s:?}: one of {}", names.join(", "))
-            })
+            .ok_or_else(|| UnknownRole(s.to_owned()))
     }
 }
 

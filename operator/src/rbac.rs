@@ -3,6 +3,9 @@
 
 use crate::reconcile::desired::ChildKind;
 
+/// The verbs of a child kind the operator owns: watched (`owns()`), applied and pruned.
+const OWNED: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
+
 /// (API group, resource, verbs) as RBAC names them.
 pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     // controller.rs: the main watch (list, watch; never a get); status.rs: replace_status.
@@ -17,26 +20,10 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
         "configmaps",
         &["get", "list", "watch", "create", "patch"],
     ),
-    (
-        "",
-        "services",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "apps",
-        "deployments",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "networking.k8s.io",
-        "ingresses",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "policy",
-        "poddisruptionbudgets",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
+    ("", "services", OWNED),
+    ("apps", "deployments", OWNED),
+    ("networking.k8s.io", "ingresses", OWNED),
+    ("policy", "poddisruptionbudgets", OWNED),
     (
         "monitoring.coreos.com",
         "servicemonitors",

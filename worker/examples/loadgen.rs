@@ -20,12 +20,8 @@ use bench_support::Rng;
 
 #[derive(clap::Parser)]
 struct Args {
-    /// The generic webhook to post to.
-    #[arg(long, default_value = "http://127.0.0.1:9000/webhooks/bounce")]
-    url: String,
-    /// The Authorization header.
-    #[arg(long, default_value = "token bench:bench-token")]
-    auth: String,
+    #[command(flatten)]
+    webhook: bench_support::Webhook,
     /// Keep-alive clients of the closed loop.
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -52,9 +48,9 @@ struct Tally {
 
 async fn post(client: &reqwest::Client, a: &Args, body: String, tally: &Mutex<Tally>) {
     let started = Instant::now();
-    let ok = client
-        .post(&a.url)
-        .header("Authorization", &a.auth)
+    let ok = a
+        .webhook
+        .post(client)
         .header("Content-Type", "application/json")
         .body(body)
         .send()
@@ -121,19 +117,7 @@ async fn main() {
     }
     let seconds = started.elapsed().as_secs_f64();
     let mut t = tally.lock().await;
-    t.latencies_us.sort_unstable();
-    let pct = |p: f64| bench_support::percentile_ms(&t.latencies_us, p);
-    println!(
-        "{}",
-        serde_json::json!({
-            "mode": if a.rate.is_some() { "open" } else { "closed" },
-            "ok": t.latencies_us.len(),
-            "errors": t.errors,
-            "seconds": (seconds * 100.0).round() / 100.0,
-            "rate": (t.latencies_us.len() as f64 / seconds).round(),
-            "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99),
-            "max_ms": pct(1.0),
-        })
-    );
+    let counts = serde_json::json!({"errors": t.errors});
+    let line = bench_support::report(a.rate.is_some(), &mut t.latencies_us, seconds, counts);
+    println!("{line}");
 }

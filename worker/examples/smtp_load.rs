@@ -16,8 +16,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-// Its `pick` makes the webhooks' event mix, not used here.
-#[allow(dead_code)]
 mod bench_support;
 use bench_support::Rng;
 
@@ -193,22 +191,9 @@ async fn main() {
     }
     let seconds = started.elapsed().as_secs_f64();
     let mut t = tally.lock().await;
-    t.latencies_us.sort_unstable();
-    let pct = |p: f64| bench_support::percentile_ms(&t.latencies_us, p);
-    println!(
-        "{}",
-        serde_json::json!({
-            "mode": if a.rate.is_some() { "open" } else { "closed" },
-            "sessions": a.sessions,
-            "ok": t.latencies_us.len(),
-            "refused": t.refused,
-            "seconds": (seconds * 100.0).round() / 100.0,
-            "rate": (t.latencies_us.len() as f64 / seconds).round(),
-            "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99),
-            "max_ms": pct(1.0),
-        })
-    );
+    let counts = serde_json::json!({"sessions": a.sessions, "refused": t.refused});
+    let line = bench_support::report(a.rate.is_some(), &mut t.latencies_us, seconds, counts);
+    println!("{line}");
 }
 
 type Tickets = (

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
+mod bench_support;
+
 #[derive(clap::Parser)]
 struct Args {
-    #[arg(long, default_value = "http://127.0.0.1:9000/webhooks/bounce")]
-    url: String,
-    #[arg(long, default_value = "token bench:bench-token")]
-    auth: String,
+    #[command(flatten)]
+    webhook: bench_support::Webhook,
     /// The database the worker writes to, for the final count.
     #[arg(long)]
     database_url: String,
@@ -136,10 +136,7 @@ async fn send_until_answered(
     });
     let mut backoff = Duration::from_millis(50);
     while Instant::now() < give_up {
-        let mut request = client
-            .post(&args.url)
-            .header("Authorization", &args.auth)
-            .json(&body);
+        let mut request = args.webhook.post(client).json(&body);
         if args.idempotency_keys {
             request = request.header("Idempotency-Key", format!("soak-{seq}"));
         }

@@ -23,13 +23,22 @@ pub enum AuthError {
     Wrong,
 }
 
+/// Why a credentials secret is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("line {0} is not user:token")]
+    NotUserToken(usize),
+    #[error("no user:token line")]
+    NoEntry,
+}
+
 impl Credentials {
     /// No entry: every request is refused (a process that serves no API).
     pub fn none() -> Credentials {
         Credentials(Vec::new())
     }
 
-    pub fn parse(text: &str) -> Result<Credentials, String> {
+    pub fn parse(text: &str) -> Result<Credentials, CredentialsError> {
         let mut entries = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -40,11 +49,11 @@ impl Credentials {
                 Some((user, token)) if !user.is_empty() && !token.is_empty() => {
                     entries.push(line.to_owned())
                 }
-                _ => return Err(format!("line {} is not user:token", i + 1)),
+                _ => return Err(CredentialsError::NotUserToken(i + 1)),
             }
         }
         if entries.is_empty() {
-            return Err("no user:token line".into());
+            return Err(CredentialsError::NoEntry);
         }
         Ok(Credentials(entries))
     }
@@ -141,6 +150,7 @@ mod tests {
         assert!(
             Credentials::parse("justauser")
                 .unwrap_err()
+                .to_string()
                 .contains("line 1")
         );
         assert!(Credentials::parse("a:").is_err());

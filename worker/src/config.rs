@@ -204,8 +204,11 @@ impl Settings {
             field: field.to_owned(),
             message,
         };
-        let read_secret =
-            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| invalid(field, e));
+        let read_secret = |field: &str, r: &SecretRef| {
+            secrets
+                .read_named(r)
+                .map_err(|e| invalid(field, e.to_string()))
+        };
 
         // Optional in the spec so that a local run can name the database in DATABASE_URL
         // instead; in a cluster the operator requires the reference.
@@ -265,7 +268,7 @@ impl Settings {
                 let text =
                     read_secret("spec.api.credentialsSecretRef", &api.credentials_secret_ref)?;
                 let credentials = Credentials::parse(&text)
-                    .map_err(|m| invalid("spec.api.credentialsSecretRef", m))?;
+                    .map_err(|e| invalid("spec.api.credentialsSecretRef", e.to_string()))?;
                 let providers = crate::providers::Registry::load(&spec.providers, secrets)
                     .map_err(|p| invalid(&p.field, p.message))?;
                 (credentials, providers)

@@ -332,7 +332,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 smtp,
                 relay,
             )
-            .await
+            .await?;
+            Ok(())
         }
     }
 }

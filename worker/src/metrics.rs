@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
     TextEncoder,
@@ -15,6 +16,22 @@ use crate::event::{BounceEvent, Outcome};
 /// `source` is free text in the generic webhook; past this many distinct values, new ones
 /// are counted as `other` so a careless client cannot grow the metric without bound.
 const MAX_SOURCES: usize = 64;
+
+/// Buckets of a request's or a reply's duration, 1 ms to 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// `metric` (as its constructor returned it) registered with `registry`, and handed back to
+/// be kept: every module that owns metrics registers them in the one registry this way.
+pub fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: Result<M, prometheus::Error>,
+) -> Result<M, prometheus::Error> {
+    let metric = metric?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
 
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -50,11 +67,8 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            registered(&registry, IntCounterVec::new(Opts::new(name, help), labels))
+                .expect("a valid, unique metric")
         };
         let events = counter(
             "bounceops_events_total",
@@ -86,39 +100,37 @@ impl Metrics {
             "Database operations that failed, by operation.",
             &["op"],
         );
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "bounceops_http_request_duration_seconds",
-                "HTTP request duration by route.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["route"],
+        let http_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "bounceops_http_request_duration_seconds",
+                    "HTTP request duration by route.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            ),
         )
-        .expect("valid metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("unique metric");
-        let batch_size = Histogram::with_opts(
-            HistogramOpts::new(
-                "bounceops_ingest_batch_events",
-                "Events recorded per database transaction (group commit).",
-            )
-            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+        .expect("a valid, unique metric");
+        let batch_size = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "bounceops_ingest_batch_events",
+                    "Events recorded per database transaction (group commit).",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+            ),
         )
-        .expect("valid metric");
-        registry
-            .register(Box::new(batch_size.clone()))
-            .expect("unique metric");
-        let exports_refused = IntCounter::new(
-            "bounceops_exports_refused_total",
-            "Exports refused with 503 because every export connection was in use.",
+        .expect("a valid, unique metric");
+        let exports_refused = registered(
+            &registry,
+            IntCounter::new(
+                "bounceops_exports_refused_total",
+                "Exports refused with 503 because every export connection was in use.",
+            ),
         )
-        .expect("valid metric");
-        registry
-            .register(Box::new(exports_refused.clone()))
-            .expect("unique metric");
+        .expect("a valid, unique metric");
         Metrics(Arc::new(Inner {
             registry,
             events,

@@ -191,6 +191,21 @@ mod tests {
         }
     }
 
+    /// Subscriber 7's steps: `run` gives every event to subscriber 7.
+    fn insert(action: Option<Action>) -> Step {
+        Step::Insert {
+            subscriber_id: 7,
+            action,
+        }
+    }
+
+    fn over(action: Option<Action>) -> Step {
+        Step::OverThreshold {
+            subscriber_id: 7,
+            action,
+        }
+    }
+
     fn run(events: &[BounceEvent], rules: &Rules, state: SubscriberState) -> Vec<Step> {
         let order: Vec<usize> = (0..events.len()).collect();
         let subs: HashMap<usize, i32> = order.iter().map(|&i| (i, 7)).collect();
@@ -213,21 +228,7 @@ mod tests {
             &rules,
             SubscriberState::default(),
         );
-        let insert = Step::Insert {
-            subscriber_id: 7,
-            action: None,
-        };
-        assert_eq!(
-            steps,
-            vec![
-                insert,
-                insert,
-                Step::OverThreshold {
-                    subscriber_id: 7,
-                    action: None
-                }
-            ]
-        );
+        assert_eq!(steps, vec![insert(None), insert(None), over(None)]);
     }
 
     #[test]
@@ -245,10 +246,7 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                Step::Insert {
-                    subscriber_id: 7,
-                    action: Some(Action::Blocklist)
-                },
+                insert(Some(Action::Blocklist)),
                 Step::Blocklisted,
                 Step::Blocklisted
             ]
@@ -269,16 +267,7 @@ mod tests {
             &rules,
             SubscriberState::default(),
         );
-        assert_eq!(
-            steps,
-            vec![
-                Step::Insert {
-                    subscriber_id: 7,
-                    action: Some(Action::Delete)
-                },
-                Step::Unmatched
-            ]
-        );
+        assert_eq!(steps, vec![insert(Some(Action::Delete)), Step::Unmatched]);
     }
 
     #[test]
@@ -295,19 +284,7 @@ mod tests {
             &rules,
             SubscriberState::default(),
         );
-        assert_eq!(
-            steps,
-            vec![
-                Step::Insert {
-                    subscriber_id: 7,
-                    action: Some(Action::Unsubscribe)
-                },
-                Step::OverThreshold {
-                    subscriber_id: 7,
-                    action: None
-                }
-            ]
-        );
+        assert_eq!(steps, vec![insert(Some(Action::Unsubscribe)), over(None)]);
     }
 
     #[test]
@@ -318,20 +295,8 @@ mod tests {
             ..Default::default()
         };
         let steps = run(&[ev(BounceType::Soft), ev(BounceType::Soft)], &rules, state);
-        assert_eq!(
-            steps[0],
-            Step::Insert {
-                subscriber_id: 7,
-                action: None
-            }
-        );
-        assert_eq!(
-            steps[1],
-            Step::OverThreshold {
-                subscriber_id: 7,
-                action: None
-            }
-        );
+        assert_eq!(steps[0], insert(None));
+        assert_eq!(steps[1], over(None));
     }
 
     #[test]
@@ -351,27 +316,9 @@ mod tests {
             &rules,
             SubscriberState::default(),
         );
-        assert_eq!(
-            steps[0],
-            Step::Insert {
-                subscriber_id: 7,
-                action: None
-            }
-        );
-        assert_eq!(
-            steps[1],
-            Step::Insert {
-                subscriber_id: 7,
-                action: None
-            }
-        );
-        assert_eq!(
-            steps[2],
-            Step::Insert {
-                subscriber_id: 7,
-                action: Some(Action::Blocklist)
-            }
-        );
+        assert_eq!(steps[0], insert(None));
+        assert_eq!(steps[1], insert(None));
+        assert_eq!(steps[2], insert(Some(Action::Blocklist)));
     }
 
     fn with_reason(t: BounceType, reason: Reason) -> BounceEvent {
@@ -394,20 +341,9 @@ mod tests {
         let rules = by_reason(&[(Reason::MailboxFull, ReasonType::Soft)]);
         let full = with_reason(BounceType::Hard, Reason::MailboxFull);
         let steps = run(&vec![full; 3], &rules, SubscriberState::default());
-        let insert = Step::Insert {
-            subscriber_id: 7,
-            action: None,
-        };
         assert_eq!(
             steps,
-            vec![
-                insert,
-                insert,
-                Step::OverThreshold {
-                    subscriber_id: 7,
-                    action: None
-                }
-            ],
+            vec![insert(None), insert(None), over(None)],
             "counted as soft: no blocklist, and stored up to soft's count"
         );
         // And against the stored count of its new type, not of the reported one.
@@ -421,13 +357,7 @@ mod tests {
             &rules,
             state,
         );
-        assert_eq!(
-            steps,
-            vec![Step::OverThreshold {
-                subscriber_id: 7,
-                action: Some(Action::Blocklist)
-            }]
-        );
+        assert_eq!(steps, vec![over(Some(Action::Blocklist))]);
     }
 
     #[test]
@@ -450,14 +380,8 @@ mod tests {
                 Step::Ignored,
                 Step::Ignored,
                 // The soft count starts from zero: the ignored bounces added nothing.
-                Step::Insert {
-                    subscriber_id: 7,
-                    action: None
-                },
-                Step::Insert {
-                    subscriber_id: 7,
-                    action: None
-                }
+                insert(None),
+                insert(None)
             ]
         );
         // Whoever the subscriber is, or is not.
@@ -481,13 +405,7 @@ mod tests {
             ev(BounceType::Hard),
         ];
         let want = run(&events, &listmonk, SubscriberState::default());
-        assert_eq!(
-            want[0],
-            Step::Insert {
-                subscriber_id: 7,
-                action: Some(Action::Blocklist)
-            }
-        );
+        assert_eq!(want[0], insert(Some(Action::Blocklist)));
         assert_eq!(run(&events, &rules, SubscriberState::default()), want);
         assert_eq!(
             treatment(&events[0], &rules),

@@ -14,6 +14,25 @@ use crate::mailbox::{self, MailboxConfig};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// Why the worker could not start serving; `main` prints it and exits.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Mailbox(#[from] mailbox::MailboxError),
+    #[error(transparent)]
+    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Listener(#[from] std::io::Error),
+    /// A listener handed to the server for a role whose spec section is missing: a caller's
+    /// mistake, as `main` binds only what the spec asks for.
+    #[error("an SMTP listener without spec.smtp")]
+    SmtpWithoutSpec,
+    #[error("a relay listener without spec.relay")]
+    RelayWithoutSpec,
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
 /// (their bounces are committed before they are answered) for up to the shutdown grace
 /// period, and closes the database pool.
@@ -21,7 +40,7 @@ pub async fn serve(
     settings: &Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     serve_with_mailboxes(settings, listener, shutdown, Vec::new()).await
 }
 
@@ -32,7 +51,7 @@ pub async fn serve_with_mailboxes(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     mailboxes: Vec<MailboxConfig>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     serve_everything(settings, listener, shutdown, mailboxes, None).await
 }
 
@@ -45,7 +64,7 @@ pub async fn serve_everything(
     shutdown: impl Future<Output = ()> + Send + 'static,
     mailboxes: Vec<MailboxConfig>,
     smtp: Option<TcpListener>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     serve_with_relay(settings, listener, shutdown, mailboxes, smtp, None).await
 }
 
@@ -58,7 +77,7 @@ pub async fn serve_with_relay(
     mailboxes: Vec<MailboxConfig>,
     smtp: Option<TcpListener>,
     relay: Option<TcpListener>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let store = Store::connect_lazy_with(
         &settings.database_url,
         settings.spec.database.max_connections,
@@ -100,7 +119,7 @@ pub async fn serve_with_relay(
                 settings.tuning.connections.shutdown_grace,
             )))
         }
-        (Some(_), None) => anyhow::bail!("an SMTP listener without spec.smtp"),
+        (Some(_), None) => return Err(ServeError::SmtpWithoutSpec),
         _ => None,
     };
     let relay_server = match (relay, &settings.relay) {
@@ -118,7 +137,7 @@ pub async fn serve_with_relay(
                 settings.tuning.connections.shutdown_grace,
             )))
         }
-        (Some(_), None) => anyhow::bail!("a relay listener without spec.relay"),
+        (Some(_), None) => return Err(ServeError::RelayWithoutSpec),
         _ => None,
     };
     let shutdown = async move {

@@ -44,6 +44,9 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The config layer's error: a loader's refusal reaches `main` as it is.
+impl std::error::Error for Problem {}
+
 /// Every problem of `spec`, at most one per field; empty when the spec can run.
 pub fn validate(spec: &BounceConfigSpec) -> Vec<Problem> {
     let mut r = Report::default();

@@ -212,14 +212,15 @@ mod tests {
         serde_yaml::from_str(yaml).unwrap()
     }
 
+    /// A database, the API and one mailbox: four references to three Secrets.
+    const DB_API_MAILBOX: &str = "database: {urlSecretRef: {name: db, key: url}}\n\
+         api: {credentialsSecretRef: {name: api, key: credentials}}\n\
+         mailboxes:\n\
+         - {name: a, protocol: pop3, host: h, port: 995, usernameSecretRef: {name: mb, key: user}, passwordSecretRef: {name: mb, key: pass}}\n";
+
     #[test]
     fn finds_every_secret_ref_with_its_path() {
-        let s = spec(
-            "database: {urlSecretRef: {name: db, key: url}}\n\
-             api: {credentialsSecretRef: {name: api, key: credentials}}\n\
-             mailboxes:\n\
-             - {name: a, protocol: pop3, host: h, port: 995, usernameSecretRef: {name: mb, key: user}, passwordSecretRef: {name: mb, key: pass}}\n",
-        );
+        let s = spec(DB_API_MAILBOX);
         let refs = collect_refs(&s);
         let fields: Vec<_> = refs.iter().map(|r| r.field.as_str()).collect();
         assert_eq!(
@@ -368,12 +369,7 @@ mod tests {
 
     #[test]
     fn check_reports_missing_secrets_once_and_missing_keys() {
-        let s = spec(
-            "database: {urlSecretRef: {name: db, key: url}}\n\
-             api: {credentialsSecretRef: {name: api, key: credentials}}\n\
-             mailboxes:\n\
-             - {name: a, protocol: pop3, host: h, port: 995, usernameSecretRef: {name: mb, key: user}, passwordSecretRef: {name: mb, key: pass}}\n",
-        );
+        let s = spec(DB_API_MAILBOX);
         let refs = collect_refs(&s);
         let observed = BTreeMap::from([
             (

@@ -36,14 +36,14 @@ impl Imap {
         let tls = |tcp| super::tls::handshake(tcp, &cfg.host, cfg.tls_skip_verify);
         let stream: Stream = match cfg.tls {
             TlsMode::None => Box::new(tcp),
-            TlsMode::Tls => Box::new(tls(tcp).await.map_err(ScanError::Connect)?),
+            TlsMode::Tls => Box::new(tls(tcp).await?),
             TlsMode::Starttls => {
                 let mut plain = Client::new(tcp);
                 greeting(&mut plain).await?;
                 timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None))
                     .await
                     .map_err(|e| ScanError::Connect(format!("the server refused STARTTLS: {e}")))?;
-                Box::new(tls(plain.into_inner()).await.map_err(ScanError::Connect)?)
+                Box::new(tls(plain.into_inner()).await?)
             }
         };
         let mut client = Client::new(stream);

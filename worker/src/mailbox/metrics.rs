@@ -3,6 +3,8 @@
 
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
+use crate::metrics::registered;
+
 #[derive(Clone)]
 pub struct MailboxMetrics {
     /// By mailbox and result: ok, locked (another replica was scanning), connect_error,
@@ -22,8 +24,7 @@ pub struct MailboxMetrics {
 impl MailboxMetrics {
     pub fn register(registry: &Registry) -> Result<MailboxMetrics, prometheus::Error> {
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
+            let c = registered(registry, IntCounterVec::new(Opts::new(name, help), labels))?;
             Ok::<_, prometheus::Error>(c)
         };
         let scans = counter(
@@ -51,25 +52,29 @@ impl MailboxMetrics {
             "Logins a mail server refused, by mailbox.",
             &["mailbox"],
         )?;
-        let scan_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "bounceops_mailbox_scan_duration_seconds",
-                "Duration of mailbox scans, by mailbox.",
-            )
-            .buckets(vec![
-                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-            ]),
-            &["mailbox"],
-        )?;
-        registry.register(Box::new(scan_duration.clone()))?;
-        let last_success = GaugeVec::new(
-            Opts::new(
-                "bounceops_mailbox_last_success_timestamp_seconds",
-                "Unix time of the last scan of each mailbox that completed.",
+        let scan_duration = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "bounceops_mailbox_scan_duration_seconds",
+                    "Duration of mailbox scans, by mailbox.",
+                )
+                .buckets(vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                ]),
+                &["mailbox"],
             ),
-            &["mailbox"],
         )?;
-        registry.register(Box::new(last_success.clone()))?;
+        let last_success = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    "bounceops_mailbox_last_success_timestamp_seconds",
+                    "Unix time of the last scan of each mailbox that completed.",
+                ),
+                &["mailbox"],
+            ),
+        )?;
         Ok(MailboxMetrics {
             scans,
             scan_duration,

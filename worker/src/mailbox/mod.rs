@@ -18,7 +18,7 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bounceops_api::{MailboxProtocol, MailboxSpec, TlsMode};
+use bounceops_api::{MailboxProtocol, MailboxSpec, Problem, TlsMode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -128,31 +128,31 @@ impl MailboxConfig {
         spec: &MailboxSpec,
         index: usize,
         secrets: &SecretsDir,
-    ) -> Result<MailboxConfig, String> {
+    ) -> Result<MailboxConfig, Problem> {
         let field = |f: &str| format!("spec.mailboxes[{index}].{f}");
         let read = |f: &str, r: &bounceops_api::SecretRef| {
             secrets
                 .read_named(r)
-                .map_err(|e| format!("{}: {e}", field(f)))
+                .map_err(|e| Problem::new(field(f), e.to_string()))
         };
         let user = read("usernameSecretRef", &spec.username_secret_ref)?;
         let password = read("passwordSecretRef", &spec.password_secret_ref)?;
         // Either would end the USER/PASS or LOGIN command early and send the rest as
         // another command.
         if user.contains(['\r', '\n', ' ']) {
-            return Err(format!(
-                "{}: the user name contains spaces or line breaks",
-                field("usernameSecretRef")
+            return Err(Problem::new(
+                field("usernameSecretRef"),
+                "the user name contains spaces or line breaks",
             ));
         }
         if password.contains(['\r', '\n']) {
-            return Err(format!(
-                "{}: the password contains line breaks",
-                field("passwordSecretRef")
+            return Err(Problem::new(
+                field("passwordSecretRef"),
+                "the password contains line breaks",
             ));
         }
         let scan_interval = bounceops_api::durations::scan_interval(&spec.scan_interval)
-            .map_err(|e| format!("{}: {e}", field("scanInterval")))?;
+            .map_err(|e| Problem::new(field("scanInterval"), e))?;
         let protocol = match spec.protocol {
             MailboxProtocol::Pop3 => "pop3",
             MailboxProtocol::Imap => "imap",
@@ -183,7 +183,7 @@ impl MailboxConfig {
     pub fn resolve_all(
         specs: &[MailboxSpec],
         secrets: &SecretsDir,
-    ) -> Result<Vec<MailboxConfig>, String> {
+    ) -> Result<Vec<MailboxConfig>, Problem> {
         specs
             .iter()
             .enumerate()
@@ -441,7 +441,7 @@ mod tests {
              passwordSecretRef: {{name: mbox, key: password}}, {yaml}}}"
         ))
         .unwrap();
-        MailboxConfig::resolve(&spec, 0, &SecretsDir::new(dir.path()))
+        MailboxConfig::resolve(&spec, 0, &SecretsDir::new(dir.path())).map_err(|p| p.to_string())
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Pop3 {
         let mut session = match cfg.tls {
             TlsMode::None => Pop3::greeted(Box::new(tcp)).await?,
             TlsMode::Tls => {
-                let stream = tls(tcp).await.map_err(ScanError::Connect)?;
+                let stream = tls(tcp).await?;
                 Pop3::greeted(Box::new(stream)).await?
             }
             TlsMode::Starttls => {
@@ -61,7 +61,7 @@ impl Pop3 {
                     .map_err(|e| ScanError::Connect(format!("the server refused STLS: {e}")))?;
                 // The server says nothing more until the handshake, so no buffered bytes
                 // are lost by unwrapping the plain stream; no new greeting follows (RFC 2595).
-                let stream = tls(plain.into_inner()).await.map_err(ScanError::Connect)?;
+                let stream = tls(plain.into_inner()).await?;
                 Pop3::new(Box::new(stream))
             }
         };

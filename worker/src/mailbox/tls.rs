@@ -15,6 +15,8 @@ use tokio_rustls::rustls::{
     ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 
+use super::ScanError;
+
 fn provider() -> Arc<CryptoProvider> {
     // Named explicitly: if another crate in the build enables a second provider, the
     // process-wide default becomes ambiguous and `ClientConfig::builder()` would panic.
@@ -57,15 +59,15 @@ pub async fn handshake(
     tcp: TcpStream,
     host: &str,
     skip_verify: bool,
-) -> Result<TlsStream<TcpStream>, String> {
+) -> Result<TlsStream<TcpStream>, ScanError> {
     let config = if skip_verify { &*SKIPPING } else { &*VERIFYING };
-    let config = config.clone()?;
+    let config = config.clone().map_err(ScanError::Connect)?;
     let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+        .map_err(|e| ScanError::Connect(format!("{host:?} is not a valid TLS server name: {e}")))?;
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS handshake with {host} failed: {e}"))
+        .map_err(|e| ScanError::Connect(format!("TLS handshake with {host} failed: {e}")))
 }
 
 /// `tlsSkipVerify`: the user chose encryption without authentication of the server (a

@@ -1,7 +1,10 @@
 //! The `BounceEvent` of one provider event.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
+use uuid::Uuid;
 
+use super::reason::Why;
 use crate::event::{BounceEvent, BounceType};
 use crate::evidence::Evidence;
 
@@ -32,4 +35,19 @@ pub fn event(
         event_id,
         reason: None,
     }
+}
+
+/// `e` ([`event`]) completed with what the adapter read: listmonk's campaign and subscriber,
+/// when it happened, and why it bounced (added to `meta` after the evidence was kept).
+pub fn complete(
+    mut e: BounceEvent,
+    (campaign, subscriber): (Option<Uuid>, Option<Uuid>),
+    created_at: Option<DateTime<Utc>>,
+    why: Why,
+) -> BounceEvent {
+    e.campaign_uuid = campaign;
+    e.subscriber_uuid = subscriber;
+    e.created_at = created_at;
+    why.apply(&mut e);
+    e
 }

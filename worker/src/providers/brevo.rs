@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::listmonk::{campaign_in, campaign_in_text};
 use super::payload::{content_id, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
@@ -48,11 +48,8 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
         }
         _ => Why::of(category.unwrap_or(Reason::OnHold)),
     };
-    let mut e = event(NAME, email, t, item, id);
-    e.campaign_uuid = campaign;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, item, id);
+    Some(complete(e, (campaign, None), created_at, why))
 }
 
 #[cfg(test)]

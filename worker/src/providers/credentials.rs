@@ -44,7 +44,7 @@ impl UrlCredentials {
         let basic = (spec.credentials_secret_ref.as_ref())
             .map(|r| {
                 parse_secret(secrets, &field("credentialsSecretRef"), Some(r), |text| {
-                    Credentials::parse(&text)
+                    Ok(Credentials::parse(&text)?)
                 })
             })
             .transpose()?;

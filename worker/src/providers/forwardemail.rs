@@ -4,7 +4,7 @@
 use bounceops_api::ForwardemailProvider;
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{bytes_id, json_object, recipient, str_at, time};
@@ -99,12 +99,8 @@ pub fn event_of(body: Value, id: String) -> Option<BounceEvent> {
         code,
         str_at(&body, "/response").or_else(|| str_at(&body, "/message")),
     );
-    let mut e = event(NAME, email, t, body, id);
-    e.campaign_uuid = campaign;
-    e.subscriber_uuid = subscriber;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, body, id);
+    Some(complete(e, (campaign, subscriber), created_at, why))
 }
 
 #[cfg(test)]

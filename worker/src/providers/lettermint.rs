@@ -4,7 +4,7 @@
 use bounceops_api::LettermintProvider;
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{content_id, json_object, recipient, str_at, time};
@@ -82,12 +82,8 @@ pub fn event_of(body: Value) -> Option<BounceEvent> {
             str_at(&body, "/data/response/content"),
         )
     };
-    let mut e = event(NAME, email, t, body, id);
-    e.campaign_uuid = campaign;
-    e.subscriber_uuid = subscriber;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, body, id);
+    Some(complete(e, (campaign, subscriber), created_at, why))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use bounceops_api::MailgunProvider;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::hmac::{hex_matches, hmac_sha256};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{content_id, recipient, str_at, time};
@@ -155,12 +155,8 @@ pub fn event_of(data: Value) -> Option<BounceEvent> {
     let subscriber = subscriber_in(data.get("user-variables"));
     let created_at = time(data.get("timestamp"));
     let why = why(&data, t);
-    let mut e = event(NAME, email, t, data, id);
-    e.campaign_uuid = campaign;
-    e.subscriber_uuid = subscriber;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, data, id);
+    Some(complete(e, (campaign, subscriber), created_at, why))
 }
 
 /// Why a `failed` or `complained` event happened.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::listmonk::campaign_in_text;
 use super::payload::{content_id, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
@@ -83,11 +83,8 @@ pub fn event_of(item: Value) -> Option<BounceEvent> {
             .or_else(|| lookup(RELATED, str_at(&item, "/error_related_to")))
             .unwrap_or(Reason::OnHold)
     });
-    let mut e = event(NAME, email, t, item, id);
-    e.campaign_uuid = campaign;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, item, id);
+    Some(complete(e, (campaign, None), created_at, why))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use bounceops_api::PostmarkProvider;
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::listmonk::campaign_in;
 use super::payload::{content_id, json, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
@@ -91,11 +91,8 @@ pub fn events(record: Value) -> Option<BounceEvent> {
             str_at(&record, "/Details"),
         )
     };
-    let mut e = event(NAME, email, t, record, id);
-    e.campaign_uuid = campaign;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, record, id);
+    Some(complete(e, (campaign, None), created_at, why))
 }
 
 #[cfg(test)]

@@ -6,12 +6,12 @@ use base64::Engine;
 use bounceops_api::ResendProvider;
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::hmac::{Encoding, HmacScheme, HmacSigned, Signatures};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{json_object, recipient, str_at, time};
 use super::reason::{Reason, Why};
-use super::secret::from_secret;
+use super::secret::{SecretValueError, from_secret};
 use super::webhook::Webhook;
 use super::{Incoming, Loaded, Received, Rejection};
 use crate::event::{BounceEvent, BounceType};
@@ -40,7 +40,7 @@ pub fn load(spec: &ResendProvider, secrets: &SecretsDir) -> Loaded<Webhook<HmacS
         |secret| {
             let key = base64::engine::general_purpose::STANDARD
                 .decode(secret.trim().trim_start_matches("whsec_"))
-                .map_err(|_| "the secret is not whsec_ followed by base64".to_owned())?;
+                .map_err(|_| SecretValueError::NotWhsec)?;
             Ok(SIGNATURE.webhook(NAME, key, parse))
         },
     )
@@ -82,12 +82,13 @@ pub fn events(svix_id: &str, body: Value) -> Vec<BounceEvent> {
             } else {
                 format!("{svix_id}:{email}")
             };
-            let mut e = event(NAME, email, t, body.clone(), id);
-            e.campaign_uuid = campaign;
-            e.subscriber_uuid = if single { subscriber } else { None };
-            e.created_at = created_at;
-            why.clone().apply(&mut e);
-            e
+            let e = event(NAME, email, t, body.clone(), id);
+            complete(
+                e,
+                (campaign, if single { subscriber } else { None }),
+                created_at,
+                why.clone(),
+            )
         })
         .collect()
 }

@@ -4,7 +4,21 @@
 use bounceops_api::SecretRef;
 
 use super::{ConfigIssue, Loaded};
+use crate::auth::CredentialsError;
 use crate::secrets::SecretsDir;
+
+/// Why a provider cannot use the secret it read: reported at the secret's field.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretValueError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("the secret is not whsec_ followed by base64")]
+    NotWhsec,
+    #[error("the public key is not base64")]
+    PublicKeyNotBase64,
+    #[error("the public key is not a P-256 SubjectPublicKeyInfo")]
+    PublicKeyNotP256,
+}
 
 /// Reads the secret an enabled provider requires; `field` is the path under
 /// `spec.providers.`, e.g. `sendgrid.publicKeySecretRef`. `validate` refuses an enabled
@@ -20,7 +34,7 @@ pub fn required_secret(
     let r = r.ok_or_else(|| ConfigIssue::new(&field, bounceops_api::providers::SECRET_REQUIRED))?;
     secrets
         .read_named(r)
-        .map_err(|e| ConfigIssue::new(field, e))
+        .map_err(|e| ConfigIssue::new(field, e.to_string()))
 }
 
 /// [`required_secret`], made into what the provider keeps (a key, credentials) by `make`,
@@ -29,10 +43,10 @@ pub fn parse_secret<T>(
     secrets: &SecretsDir,
     field: &str,
     r: Option<&SecretRef>,
-    make: impl FnOnce(String) -> Result<T, String>,
+    make: impl FnOnce(String) -> Result<T, SecretValueError>,
 ) -> Result<T, ConfigIssue> {
     let text = required_secret(secrets, field, r)?;
-    make(text).map_err(|m| ConfigIssue::new(format!("spec.providers.{field}"), m))
+    make(text).map_err(|e| ConfigIssue::new(format!("spec.providers.{field}"), e.to_string()))
 }
 
 /// The load of a provider made from one secret: `None` when it is not `enabled`, else the
@@ -42,7 +56,7 @@ pub fn from_secret<P>(
     secrets: &SecretsDir,
     field: &str,
     r: Option<&SecretRef>,
-    make: impl FnOnce(String) -> Result<P, String>,
+    make: impl FnOnce(String) -> Result<P, SecretValueError>,
 ) -> Loaded<P> {
     if !enabled {
         return Ok(None);

@@ -9,11 +9,11 @@ use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::listmonk::campaign_in;
 use super::payload::{content_id, json, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
-use super::secret::from_secret;
+use super::secret::{SecretValueError, from_secret};
 use super::tolerance::check_timestamp;
 use super::webhook::{Authenticate, Webhook};
 use super::{Admitted, Head, Incoming, Loaded, Received, Rejection};
@@ -87,7 +87,7 @@ pub fn load(spec: &SendgridProvider, secrets: &SecretsDir) -> Loaded<Webhook<Ecd
 
 /// The key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo (PEM armour, if a
 /// user pasted it, is tolerated).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, SecretValueError> {
     let b64: String = text
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -96,9 +96,8 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
         .collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| "the public key is not base64".to_owned())?;
-    VerifyingKey::from_public_key_der(&der)
-        .map_err(|_| "the public key is not a P-256 SubjectPublicKeyInfo".to_owned())
+        .map_err(|_| SecretValueError::PublicKeyNotBase64)?;
+    VerifyingKey::from_public_key_der(&der).map_err(|_| SecretValueError::PublicKeyNotP256)
 }
 
 impl EcdsaSigned {
@@ -177,11 +176,8 @@ pub fn events(body: Value) -> Result<Vec<BounceEvent>, Rejection> {
         let campaign = campaign_in(Some(&item));
         let created_at = time(item.get("timestamp"));
         let why = why(&item);
-        let mut e = event(NAME, email, t, item, id);
-        e.campaign_uuid = campaign;
-        e.created_at = created_at;
-        why.apply(&mut e);
-        out.push(e);
+        let e = event(NAME, email, t, item, id);
+        out.push(complete(e, (campaign, None), created_at, why));
     }
     Ok(out)
 }

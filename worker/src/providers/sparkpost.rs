@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::bounce::event;
+use super::bounce::{complete, event};
 use super::listmonk::{campaign_in, subscriber_in};
 use super::payload::{content_id, recipient, str_at, time};
 use super::reason::{Reason, Why, lookup};
@@ -79,12 +79,8 @@ pub fn event_of(ev: Value) -> Option<BounceEvent> {
     let subscriber = subscriber_in(ev.get("rcpt_meta"));
     let created_at = time(ev.get("timestamp"));
     let why = why(&ev, class, t);
-    let mut e = event(NAME, email, t, ev, id);
-    e.campaign_uuid = campaign;
-    e.subscriber_uuid = subscriber;
-    e.created_at = created_at;
-    why.apply(&mut e);
-    Some(e)
+    let e = event(NAME, email, t, ev, id);
+    Some(complete(e, (campaign, subscriber), created_at, why))
 }
 
 fn why(ev: &Value, class: Option<u32>, t: BounceType) -> Why {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bounceops_api::{Problem, RelaySpec, SecretRef, SmtpSpec, TlsMode};
 use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::pem::{Error as PemError, PemObject};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::auth::Credentials;
@@ -67,11 +67,14 @@ impl RelayConfig {
         smtp: &SmtpSpec,
         secrets: &SecretsDir,
     ) -> Result<RelayConfig, Problem> {
-        let read =
-            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| Problem::new(field, e));
+        let read = |field: &str, r: &SecretRef| {
+            secrets
+                .read_named(r)
+                .map_err(|e| Problem::new(field, e.to_string()))
+        };
         let key = read("spec.smtp.verpKeySecretRef", &smtp.verp_key_secret_ref)?;
         let keys = Keys::new(key.as_bytes(), None)
-            .map_err(|m| Problem::new("spec.smtp.verpKeySecretRef", m))?;
+            .map_err(|e| Problem::new("spec.smtp.verpKeySecretRef", e.to_string()))?;
         let timeout = |field: &str, text: &str| {
             bounceops_api::durations::smtp_timeout(text)
                 .map_err(|m| Problem::new(format!("spec.relay.{field}"), m))
@@ -87,7 +90,8 @@ impl RelayConfig {
         let roots = match &up.ca_secret_ref {
             Some(r) => {
                 let pem = read("spec.relay.upstream.caSecretRef", r)?;
-                pem_roots(&pem).map_err(|m| Problem::new("spec.relay.upstream.caSecretRef", m))?
+                pem_roots(&pem)
+                    .map_err(|e| Problem::new("spec.relay.upstream.caSecretRef", e.to_string()))?
             }
             None => system_roots(),
         };
@@ -97,16 +101,16 @@ impl RelayConfig {
             .map_err(|e| Problem::new("spec.relay.upstream.tls", e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let credentials = match &relay.credentials_secret_ref {
-            Some(r) => {
-                let text = read("spec.relay.credentialsSecretRef", r)?;
-                Some(
-                    Credentials::parse(&text)
-                        .map_err(|m| Problem::new("spec.relay.credentialsSecretRef", m))?,
-                )
-            }
-            None => None,
-        };
+        let credentials =
+            match &relay.credentials_secret_ref {
+                Some(r) => {
+                    let text = read("spec.relay.credentialsSecretRef", r)?;
+                    Some(Credentials::parse(&text).map_err(|e| {
+                        Problem::new("spec.relay.credentialsSecretRef", e.to_string())
+                    })?)
+                }
+                None => None,
+            };
         let tls = match &relay.tls_secret_name {
             None => None,
             Some(name) => Some(Arc::new(
@@ -143,18 +147,27 @@ impl RelayConfig {
     }
 }
 
-fn pem_roots(pem: &str) -> Result<RootCertStore, String> {
+/// Why `caSecretRef` holds no usable authority.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("not PEM certificates: {0}")]
+    NotPem(PemError),
+    #[error("holds no PEM certificate")]
+    Empty,
+    #[error("a certificate is not usable as an authority: {0}")]
+    NotAuthority(tokio_rustls::rustls::Error),
+}
+
+fn pem_roots(pem: &str) -> Result<RootCertStore, CaError> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not PEM certificates: {e}"))?;
+        .map_err(CaError::NotPem)?;
     if certs.is_empty() {
-        return Err("holds no PEM certificate".into());
+        return Err(CaError::Empty);
     }
     let mut roots = RootCertStore::empty();
     for c in certs {
-        roots
-            .add(c)
-            .map_err(|e| format!("a certificate is not usable as an authority: {e}"))?;
+        roots.add(c).map_err(CaError::NotAuthority)?;
     }
     Ok(roots)
 }

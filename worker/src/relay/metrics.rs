@@ -5,6 +5,7 @@
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::upstream::ERROR_KINDS;
+use crate::metrics::registered;
 
 /// Every value of the `outcome` label of `bounceops_relay_messages_total`.
 pub const OUTCOMES: [&str; 6] = [
@@ -33,33 +34,43 @@ pub struct RelayMetrics {
 
 impl RelayMetrics {
     pub fn register(registry: &Registry) -> Result<RelayMetrics, prometheus::Error> {
-        let sessions = IntCounter::new(
-            "bounceops_relay_sessions_total",
-            "SMTP sessions the sending relay accepted from senders.",
-        )?;
-        registry.register(Box::new(sessions.clone()))?;
-        let active = IntGauge::new(
-            "bounceops_relay_sessions_active",
-            "Relay sessions in progress.",
-        )?;
-        registry.register(Box::new(active.clone()))?;
-        let messages = IntCounterVec::new(
-            Opts::new(
-                "bounceops_relay_messages_total",
-                "Messages the relay handled, by outcome: relayed (the upstream accepted it for at least one recipient), refused (for every recipient), upstream_unavailable (451 4.4.1: unreachable, or slower than its timeout), too_big, not_recorded (a refusal that could not be recorded while the message reached other recipients), temporary_failure (451 4.3.0: a refusal could not be recorded, the sender retries).",
+        let sessions = registered(
+            registry,
+            IntCounter::new(
+                "bounceops_relay_sessions_total",
+                "SMTP sessions the sending relay accepted from senders.",
             ),
-            &["outcome"],
         )?;
-        registry.register(Box::new(messages.clone()))?;
-        let recipients = IntCounterVec::new(
-            Opts::new(
-                "bounceops_relay_recipients_total",
-                "Recipients by the class of the upstream's final answer for them (at RCPT, or after DATA): 2xx accepted, 4xx refused for now, 5xx refused.",
+        let active = registered(
+            registry,
+            IntGauge::new(
+                "bounceops_relay_sessions_active",
+                "Relay sessions in progress.",
             ),
-            &["class"],
         )?;
-        registry.register(Box::new(recipients.clone()))?;
-        let upstream_duration = Histogram::with_opts(
+        let messages = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "bounceops_relay_messages_total",
+                    "Messages the relay handled, by outcome: relayed (the upstream accepted it for at least one recipient), refused (for every recipient), upstream_unavailable (451 4.4.1: unreachable, or slower than its timeout), too_big, not_recorded (a refusal that could not be recorded while the message reached other recipients), temporary_failure (451 4.3.0: a refusal could not be recorded, the sender retries).",
+                ),
+                &["outcome"],
+            ),
+        )?;
+        let recipients = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "bounceops_relay_recipients_total",
+                    "Recipients by the class of the upstream's final answer for them (at RCPT, or after DATA): 2xx accepted, 4xx refused for now, 5xx refused.",
+                ),
+                &["class"],
+            ),
+        )?;
+        let upstream_duration = registered(
+registry,
+Histogram::with_opts(
             HistogramOpts::new(
                 "bounceops_relay_upstream_duration_seconds",
                 "Time the upstream took over a message: from MAIL FROM to its answer after the final dot, the message's own transfer included.",
@@ -68,29 +79,35 @@ impl RelayMetrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0,
             ]),
-        )?;
-        registry.register(Box::new(upstream_duration.clone()))?;
-        let upstream_errors = IntCounterVec::new(
-            Opts::new(
-                "bounceops_relay_upstream_errors_total",
-                "Failures to use the upstream, by kind: connect, tls, auth, timeout, io (the connection dropped), protocol (an answer out of place).",
+        ),
+)?;
+        let upstream_errors = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "bounceops_relay_upstream_errors_total",
+                    "Failures to use the upstream, by kind: connect, tls, auth, timeout, io (the connection dropped), protocol (an answer out of place).",
+                ),
+                &["kind"],
             ),
-            &["kind"],
         )?;
-        registry.register(Box::new(upstream_errors.clone()))?;
-        let recorded = IntCounter::new(
-            "bounceops_relay_bounces_recorded_total",
-            "Refusals of the upstream recorded as bounces (each recipient once, a resend of the same message included).",
-        )?;
-        registry.register(Box::new(recorded.clone()))?;
-        let logins = IntCounterVec::new(
-            Opts::new(
-                "bounceops_relay_logins_total",
-                "Senders' AUTH attempts on the relay, by result: ok, refused.",
+        let recorded = registered(
+            registry,
+            IntCounter::new(
+                "bounceops_relay_bounces_recorded_total",
+                "Refusals of the upstream recorded as bounces (each recipient once, a resend of the same message included).",
             ),
-            &["result"],
         )?;
-        registry.register(Box::new(logins.clone()))?;
+        let logins = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "bounceops_relay_logins_total",
+                    "Senders' AUTH attempts on the relay, by result: ok, refused.",
+                ),
+                &["result"],
+            ),
+        )?;
         for r in ["ok", "refused"] {
             logins.with_label_values(&[r]);
         }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bounceops_api::{Problem, SecretRef, SmtpSpec};
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::pem::{Error as PemError, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{Error as RustlsError, ServerConfig};
 
 use super::dialogue::Settings;
 use super::verp::Keys;
-use crate::secrets::SecretsDir;
+use crate::secrets::{SecretError, SecretsDir};
 
 /// The bounce MX's settings.
 #[derive(Clone)]
@@ -45,15 +45,18 @@ impl std::fmt::Debug for SmtpConfig {
 impl SmtpConfig {
     /// Resolves `spec`; an error names the field to fix.
     pub fn load(spec: &SmtpSpec, secrets: &SecretsDir) -> Result<SmtpConfig, Problem> {
-        let read =
-            |field: &str, r: &SecretRef| secrets.read_named(r).map_err(|e| Problem::new(field, e));
+        let read = |field: &str, r: &SecretRef| {
+            secrets
+                .read_named(r)
+                .map_err(|e| Problem::new(field, e.to_string()))
+        };
         let current = read("spec.smtp.verpKeySecretRef", &spec.verp_key_secret_ref)?;
         let previous = match &spec.previous_verp_key_secret_ref {
             Some(r) => Some(read("spec.smtp.previousVerpKeySecretRef", r)?),
             None => None,
         };
         let keys = Keys::new(current.as_bytes(), previous.as_ref().map(String::as_bytes))
-            .map_err(|m| Problem::new("spec.smtp.verpKeySecretRef", m))?;
+            .map_err(|e| Problem::new("spec.smtp.verpKeySecretRef", e.to_string()))?;
         let timeout = |field: &str, text: &str| {
             bounceops_api::durations::smtp_timeout(text)
                 .map_err(|m| Problem::new(format!("spec.smtp.{field}"), m))
@@ -89,8 +92,25 @@ impl SmtpConfig {
     }
 }
 
+/// Why a kubernetes.io/tls Secret does not make a TLS server.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSecretError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("tls.crt: {0}")]
+    Certificates(PemError),
+    #[error("tls.crt holds no certificate")]
+    NoCertificate,
+    #[error("tls.key: {0}")]
+    Key(PemError),
+    #[error("{0}")]
+    Protocols(RustlsError),
+    #[error("the certificate and key do not make a TLS server: {0}")]
+    Mismatch(RustlsError),
+}
+
 /// The certificate chain and key of a kubernetes.io/tls Secret (`tls.crt`, `tls.key`).
-pub fn tls_config(secrets: &SecretsDir, name: &str) -> Result<ServerConfig, String> {
+pub fn tls_config(secrets: &SecretsDir, name: &str) -> Result<ServerConfig, TlsSecretError> {
     let file = |key: &str| {
         secrets.read(&SecretRef {
             name: name.to_owned(),
@@ -99,17 +119,17 @@ pub fn tls_config(secrets: &SecretsDir, name: &str) -> Result<ServerConfig, Stri
     };
     let certs = CertificateDer::pem_slice_iter(file("tls.crt")?.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls.crt: {e}"))?;
+        .map_err(TlsSecretError::Certificates)?;
     if certs.is_empty() {
-        return Err("tls.crt holds no certificate".into());
+        return Err(TlsSecretError::NoCertificate);
     }
-    let key = PrivateKeyDer::from_pem_slice(file("tls.key")?.as_bytes())
-        .map_err(|e| format!("tls.key: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(file("tls.key")?.as_bytes()).map_err(TlsSecretError::Key)?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsSecretError::Protocols)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not make a TLS server: {e}"))
+        .map_err(TlsSecretError::Mismatch)
 }

@@ -4,6 +4,8 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+use crate::metrics::{LATENCY_BUCKETS, registered};
+
 /// Every value of the `outcome` label of `bounceops_smtp_messages_total`.
 pub const OUTCOMES: [&str; 6] = [
     "recorded",
@@ -26,34 +28,40 @@ pub struct SmtpMetrics {
 
 impl SmtpMetrics {
     pub fn register(registry: &Registry) -> Result<SmtpMetrics, prometheus::Error> {
-        let sessions = IntCounter::new(
-            "bounceops_smtp_sessions_total",
-            "SMTP sessions accepted by the bounce MX.",
-        )?;
-        registry.register(Box::new(sessions.clone()))?;
-        let active = IntGauge::new(
-            "bounceops_smtp_sessions_active",
-            "SMTP sessions in progress.",
-        )?;
-        registry.register(Box::new(active.clone()))?;
-        let messages = IntCounterVec::new(
-            Opts::new(
-                "bounceops_smtp_messages_total",
-                "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), unknown_recipient and forged_token (per refused RCPT), too_big, temporary_failure (451: the database was unreachable).",
+        let sessions = registered(
+            registry,
+            IntCounter::new(
+                "bounceops_smtp_sessions_total",
+                "SMTP sessions accepted by the bounce MX.",
             ),
-            &["outcome"],
         )?;
-        registry.register(Box::new(messages.clone()))?;
-        let data_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "bounceops_smtp_data_duration_seconds",
-                "Time from the end of DATA to the reply (classifying and committing).",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+        let active = registered(
+            registry,
+            IntGauge::new(
+                "bounceops_smtp_sessions_active",
+                "SMTP sessions in progress.",
+            ),
         )?;
-        registry.register(Box::new(data_duration.clone()))?;
+        let messages = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "bounceops_smtp_messages_total",
+                    "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), unknown_recipient and forged_token (per refused RCPT), too_big, temporary_failure (451: the database was unreachable).",
+                ),
+                &["outcome"],
+            ),
+        )?;
+        let data_duration = registered(
+            registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "bounceops_smtp_data_duration_seconds",
+                    "Time from the end of DATA to the reply (classifying and committing).",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            ),
+        )?;
         // Every outcome visible at zero from the start, so rate() alerts see the series.
         for outcome in OUTCOMES {
             messages.with_label_values(&[outcome]);

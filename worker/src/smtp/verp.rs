@@ -43,6 +43,17 @@ pub enum VerpError {
     BadSignature,
 }
 
+/// Why a VERP key is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// `which` is "the key" or "the previous key".
+    #[error(
+        "{which} is {bytes} bytes; a VERP key must have at least {MIN_KEY_BYTES} \
+         (make one with `openssl rand -base64 48`)"
+    )]
+    TooShort { which: &'static str, bytes: usize },
+}
+
 /// The VERP signing keys: the current one, and the previous one while a rotation lasts.
 #[derive(Clone)]
 pub struct Keys {
@@ -61,16 +72,15 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// Refuses a key shorter than [`MIN_KEY_BYTES`] (each key is the secret's bytes as
     /// they are, e.g. `openssl rand -base64 48` output).
-    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Keys, String> {
+    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Keys, KeyError> {
         for (which, key) in [("the key", Some(current)), ("the previous key", previous)] {
             if let Some(k) = key
                 && k.len() < MIN_KEY_BYTES
             {
-                return Err(format!(
-                    "{which} is {} bytes; a VERP key must have at least {MIN_KEY_BYTES} \
-                     (make one with `openssl rand -base64 48`)",
-                    k.len()
-                ));
+                return Err(KeyError::TooShort {
+                    which,
+                    bytes: k.len(),
+                });
             }
         }
         Ok(Keys {
@@ -239,7 +249,7 @@ mod tests {
     #[test]
     fn short_keys_and_foreign_addresses_are_refused() {
         let e = Keys::new(b"short", None).unwrap_err();
-        assert!(e.contains("at least 32"), "{e}");
+        assert!(e.to_string().contains("at least 32"), "{e}");
         assert!(Keys::new(KEY, Some(b"short")).is_err());
         let keys = Keys::new(KEY, None).unwrap();
         assert_eq!(

@@ -108,17 +108,15 @@ async fn pending(conn: &mut sqlx::PgConnection) -> Result<usize, sqlx::Error> {
 }
 
 /// Whether every migration this binary carries has been applied.
-pub async fn check_applied(pool: &PgPool) -> Result<(), String> {
+pub async fn check_applied(pool: &PgPool) -> Result<(), super::NotReady> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let applied =
         sqlx::query_scalar!("SELECT max(version) FROM bounceops._sqlx_migrations WHERE success")
             .fetch_one(pool)
             .await
-            .map_err(|e| format!("cannot read migrations: {e}"))?;
+            .map_err(super::NotReady::MigrationsUnreadable)?;
     match applied {
         Some(v) if v >= latest => Ok(()),
-        _ => Err(format!(
-            "migrations not applied (need version {latest}; run migrate)"
-        )),
+        _ => Err(super::NotReady::NotMigrated { need: latest }),
     }
 }

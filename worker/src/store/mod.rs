@@ -72,6 +72,21 @@ pub fn is_connection_failure(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Why the worker is not ready: what `/readyz` logs.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unreachable: {0}")]
+    Unreachable(sqlx::Error),
+    #[error("listmonk's tables are missing (run migrate --standalone?)")]
+    NoListmonkTables,
+    #[error("the worker's schema is missing (run migrate)")]
+    NoSchema,
+    #[error("cannot read migrations: {0}")]
+    MigrationsUnreadable(sqlx::Error),
+    #[error("migrations not applied (need version {need}; run migrate)")]
+    NotMigrated { need: i64 },
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
@@ -149,7 +164,7 @@ impl Store {
     }
 
     /// Ready when the database answers and the tables the worker needs exist.
-    pub async fn readiness(&self) -> Result<(), String> {
+    pub async fn readiness(&self) -> Result<(), NotReady> {
         let row = sqlx::query!(
             r#"SELECT to_regclass('bounces') IS NOT NULL AND to_regclass('subscribers') IS NOT NULL
                         AS "listmonk!",
@@ -157,10 +172,10 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| format!("database unreachable: {e}"))?;
+        .map_err(NotReady::Unreachable)?;
         match (row.listmonk, row.ours) {
-            (false, _) => Err("listmonk's tables are missing (run migrate --standalone?)".into()),
-            (_, false) => Err("the worker's schema is missing (run migrate)".into()),
+            (false, _) => Err(NotReady::NoListmonkTables),
+            (_, false) => Err(NotReady::NoSchema),
             _ => migrate::check_applied(&self.pool).await,
         }
     }

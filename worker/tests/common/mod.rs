@@ -224,7 +224,7 @@ pub struct TestWorker {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    done: Option<tokio::task::JoinHandle<Result<(), bounce_worker::server::ServeError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -330,7 +330,7 @@ impl TestWorker {
     }
 
     /// Stops the worker as SIGTERM would and waits for it to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), bounce_worker::server::ServeError> {
         let _ = self.stop.take().unwrap().send(());
         self.done.take().unwrap().await.unwrap()
     }

@@ -30,7 +30,7 @@ pub struct SmtpWorker {
     pub keys: Keys,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    done: Option<tokio::task::JoinHandle<Result<(), bounce_worker::server::ServeError>>>,
 }
 
 pub fn smtp_spec(extra: &str) -> String {
@@ -101,7 +101,7 @@ impl SmtpWorker {
             .unwrap()
     }
 
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), bounce_worker::server::ServeError> {
         let _ = self.stop.take().unwrap().send(());
         self.done.take().unwrap().await.unwrap()
     }

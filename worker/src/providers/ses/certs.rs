@@ -144,17 +144,28 @@ impl Certificates {
     }
 }
 
+/// Why a signing certificate gives no key: logged, the request answered as unverifiable.
+#[derive(Debug, thiserror::Error)]
+pub enum CertKeyError {
+    #[error("{0}")]
+    NotCertificate(x509_cert::der::Error),
+    #[error("the key is not RSA but {0}")]
+    NotRsa(x509_cert::spki::ObjectIdentifier),
+    #[error("the public key is not a whole number of bytes")]
+    PartialByte,
+}
+
 /// The certificate's RSA public key.
-pub fn public_key_of_pem(pem: &[u8]) -> Result<RsaKey, String> {
-    let cert = x509_cert::Certificate::from_pem(pem).map_err(|e| e.to_string())?;
+pub fn public_key_of_pem(pem: &[u8]) -> Result<RsaKey, CertKeyError> {
+    let cert = x509_cert::Certificate::from_pem(pem).map_err(CertKeyError::NotCertificate)?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
     if spki.algorithm.oid != RSA_ENCRYPTION {
-        return Err(format!("the key is not RSA but {}", spki.algorithm.oid));
+        return Err(CertKeyError::NotRsa(spki.algorithm.oid));
     }
     let pkcs1 = spki
         .subject_public_key
         .as_bytes()
-        .ok_or("the public key is not a whole number of bytes")?;
+        .ok_or(CertKeyError::PartialByte)?;
     Ok(RsaKey::new(pkcs1.to_vec()))
 }
 

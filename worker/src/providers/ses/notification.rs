@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::NAME;
 use crate::event::{BounceEvent, BounceType};
 use crate::providers::Rejection;
-use crate::providers::bounce::event;
+use crate::providers::bounce::{complete, event};
 use crate::providers::listmonk::{campaign_in, subscriber_in};
 use crate::providers::payload::{recipient, time};
 use crate::providers::reason::{Reason, Why};
@@ -97,12 +97,13 @@ pub fn events(message_id: &str, message: Value) -> Result<Vec<BounceEvent>, Reje
             } else {
                 message.clone().unwrap_or_default()
             };
-            let mut e = event(NAME, email, t, meta, id);
-            e.campaign_uuid = campaign;
-            e.subscriber_uuid = if one_recipient { subscriber } else { None };
-            e.created_at = created_at;
-            why.apply(&mut e);
-            e
+            let e = event(NAME, email, t, meta, id);
+            complete(
+                e,
+                (campaign, if one_recipient { subscriber } else { None }),
+                created_at,
+                why,
+            )
         })
         .collect())
 }
