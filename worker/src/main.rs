@@ -312,7 +312,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     let port = settings.spec.relay.as_ref().map_or(2525, |r| r.port);
                     let addr =
                         relay_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
-                    relay::check_listen(addr, config).map_err(|e| anyhow::anyhow!(e))?;
+                    relay::check_listen(addr, config)?;
                     Some(
                         tokio::net::TcpListener::bind(addr)
                             .await

@@ -867,6 +867,171 @@ async fn the_upstreams_certificate_is_always_verified() {
     }
 }
 
+/// An upstream on implicit TLS (SMTPS, RFC 8314) that relays only for a login (Cyrus SASL,
+/// PLAIN and LOGIN from a sasldb): the relay logs in with `spec.relay.upstream`'s
+/// credentials; a wrong password is the upstream unavailable (`451 4.4.1`), counted as an
+/// `auth` error, never a refusal recorded against the subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_on_implicit_tls_gets_the_relays_login() {
+    if skipped() {
+        return;
+    }
+    const SASLPASSWD: &str = "/usr/sbin/saslpasswd2";
+    if !std::path::Path::new(SASLPASSWD).exists() {
+        bounceops_tests::cluster::skipped(
+            "worker: the relay's login upstream",
+            &format!(
+                "{SASLPASSWD} is not installed (Debian: sasl2-bin; scripts/ensure-postfix.sh)"
+            ),
+        );
+        return;
+    }
+    let db = TestDb::new().await;
+    let (sub_id, sub) = db.subscriber("reader@sink.test").await;
+    let (_, camp) = db.campaign("news").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let d = dir.path().display();
+    let cert = write_tls(dir.path());
+    std::fs::write(
+        dir.path().join("smtpd.conf"),
+        format!(
+            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\n\
+             sasldb_path: {d}/sasldb2\n"
+        ),
+    )
+    .unwrap();
+    let mut saslpasswd = std::process::Command::new(SASLPASSWD)
+        .args([
+            "-c",
+            "-p",
+            "-f",
+            &format!("{d}/sasldb2"),
+            "-u",
+            "mta.test",
+            "listmonk",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    saslpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret")
+        .unwrap();
+    assert!(saslpasswd.wait().unwrap().success(), "saslpasswd2");
+    std::fs::set_permissions(
+        dir.path().join("sasldb2"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let smtps = postfix::free_port();
+    let postfix = Postfix::start_with(
+        &[],
+        &format!(
+            "smtpd_tls_cert_file = {d}/tls.crt\nsmtpd_tls_key_file = {d}/tls.key\n\
+             cyrus_sasl_config_path = {d}\nsmtpd_sasl_local_domain = mta.test\n\
+             transport_maps = inline:{{ sink.test=discard: }}\n"
+        ),
+        &format!(
+            "tlsmgr unix - - n 1000? 1 tlsmgr\n\
+             127.0.0.1:{smtps} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes \
+             -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes \
+             -o smtpd_relay_restrictions=permit_sasl_authenticated,reject \
+             -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n"
+        ),
+    );
+    let mail = listmonk_mail("reader@sink.test", sub, camp, "smtps@sender.test");
+    for (password, expect) in [("s3cret", "250 "), ("wrong", "451 4.4.1")] {
+        let relay = Relay::start_with_upstream(
+            &db.url,
+            &format!(
+                "{{host: localhost, port: {smtps}, tls: tls, timeout: 20s, \
+                 caSecretRef: {{name: upstream, key: ca.crt}}, \
+                 usernameSecretRef: {{name: upstream, key: username}}, \
+                 passwordSecretRef: {{name: upstream, key: password}}}}"
+            ),
+            "",
+            &[
+                ("upstream/ca.crt", cert.as_str()),
+                ("upstream/username", "listmonk"),
+                ("upstream/password", password),
+            ],
+        )
+        .await;
+        let mut c = ehlo(relay.smtp).await;
+        let r = send(&mut c, "reader@sink.test", &mail).await;
+        assert!(r.starts_with(expect), "{password}: {r}\n{}", postfix.log());
+        if password == "wrong" {
+            let m = relay.metrics().await;
+            assert_eq!(
+                metric(&m, "bounceops_relay_upstream_errors_total{kind=\"auth\"}"),
+                1.0,
+                "{m}"
+            );
+        }
+    }
+    let log = postfix.log();
+    assert!(
+        log.contains("sasl_username=listmonk"),
+        "the message went through the login:\n{log}"
+    );
+    assert!(log.contains("authentication failed"), "{log}");
+    assert!(rows(&db, sub_id).await.is_empty(), "nothing recorded");
+}
+
+/// An idle pooled connection that the upstream has closed since (its idle timeout) is not
+/// the upstream unavailable: the relay opens a new one and the message goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_upstream_closed_is_replaced() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let postfix = Postfix::start(
+        &[],
+        "smtpd_timeout = 1s\ntransport_maps = inline:{ sink.test=discard: }\n",
+    );
+    let relay = Relay::start(&db.url, postfix.smtpd, "", &[]).await;
+    let mut c = ehlo(relay.smtp).await;
+    let mail = |id: &str| listmonk_mail("reader@sink.test", Uuid::new_v4(), Uuid::new_v4(), id);
+    assert!(
+        send(&mut c, "reader@sink.test", &mail("first@sender.test"))
+            .await
+            .starts_with("250 ")
+    );
+    until(
+        &postfix,
+        Duration::from_secs(30),
+        "Postfix closes the relay's idle connection",
+        || async { postfix.log().contains("timeout after END-OF-MESSAGE") },
+    )
+    .await;
+    let r = send(&mut c, "reader@sink.test", &mail("second@sender.test")).await;
+    assert!(r.starts_with("250 "), "{r}\n{}", postfix.log());
+    let m = relay.metrics().await;
+    let errors: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("bounceops_relay_upstream_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(errors, 0.0, "{m}");
+    let log = postfix.log();
+    let closed = log.find("timeout after END-OF-MESSAGE").unwrap();
+    let reconnected = log[closed..].find(": connect from ");
+    let second = log.find("message-id=<second@sender.test>");
+    assert!(
+        reconnected.is_some() && second > Some(closed),
+        "the second message on a new connection:\n{log}"
+    );
+}
+
 /// Mail without listmonk's headers: the return path of the subscriber the one recipient is
 /// (no campaign), else the sender's own; a null sender stays null.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,14 +64,19 @@ impl Shared {
     }
 }
 
-/// Refuses an address other than loopback without logins: anything that reaches it could
-/// send mail as the sender (an open relay).
-pub fn check_listen(addr: SocketAddr, config: &RelayConfig) -> Result<(), String> {
+/// `--relay-listen` on an address other than loopback without logins: anything that
+/// reaches it could send mail as the sender (an open relay).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--relay-listen {0}: a relay on an address other than loopback needs \
+     spec.relay.credentialsSecretRef (without logins anyone who reaches it can send mail)"
+)]
+pub struct OpenRelay(pub SocketAddr);
+
+/// Refuses an open relay ([`OpenRelay`]).
+pub fn check_listen(addr: SocketAddr, config: &RelayConfig) -> Result<(), OpenRelay> {
     if config.credentials.is_none() && !addr.ip().is_loopback() {
-        return Err(format!(
-            "--relay-listen {addr}: a relay on an address other than loopback needs \
-             spec.relay.credentialsSecretRef (without logins anyone who reaches it can send mail)"
-        ));
+        return Err(OpenRelay(addr));
     }
     Ok(())
 }
