@@ -336,9 +336,10 @@ fn is_plain_text(msg: &Message<'_>, id: u32) -> bool {
 /// Every header field name any detector looks up in a message's own header
 /// block or an embedded original's (`Fields::get` / `all` / `has`, and the
 /// listmonk scan). Only these are kept: unfolding and copying the rest
-/// (Received chains above all) was a large share of the parse. A detector that
-/// reads a new field name from `Mail::headers` or `Mail::embedded` must add
-/// it here.
+/// (Received chains above all) was a large share of the parse, and the
+/// message's own other fields are not even handed to mail-parser
+/// (`unread`). A detector that reads a new field name from `Mail::headers`
+/// or `Mail::embedded` must add it here.
 pub(crate) const READ_FIELDS: &[&str] = &[
     "from",
     "sender",
