@@ -18,6 +18,7 @@ mod plaintext;
 pub mod reason;
 pub mod ses;
 mod status;
+mod unread;
 
 pub use reason::{Reason, Side};
 use serde::Serialize;

@@ -171,7 +171,15 @@ impl Mail {
             all_alternatives,
             ..Mail::default()
         };
-        match PARSER.parse(raw) {
+        // The unread fields left out; a message that is then no message to
+        // mail-parser is none with them either (the bytes from the first
+        // field kept on are the same), and is read as it came.
+        let trimmed = crate::unread::without_unread_fields(raw);
+        let parsed = match trimmed.as_deref() {
+            Some(trimmed) => PARSER.parse(trimmed),
+            None => PARSER.parse(raw),
+        };
+        match parsed {
             Some(mut msg) => {
                 mail.headers = raw_fields(&msg);
                 mail.subject = msg.subject().unwrap_or_default().to_string();
@@ -179,12 +187,10 @@ impl Mail {
                 if mail.leaves.is_empty() {
                     // A multipart whose boundary never occurs (truncated or
                     // mislabelled report): the body is still the report.
-                    let start = (msg.root_part().raw_body_offset() as usize).min(raw.len());
-                    mail.leaves.push(Leaf::new(
-                        "text/plain".into(),
-                        0,
-                        String::from_utf8_lossy(&raw[start..]).into_owned(),
-                    ));
+                    let parsed = &msg.raw_message;
+                    let start = (msg.root_part().raw_body_offset() as usize).min(parsed.len());
+                    let text = String::from_utf8_lossy(&parsed[start..]).into_owned();
+                    mail.leaves.push(Leaf::new("text/plain".into(), 0, text));
                 }
             }
             // mail-parser finds no header block: keep the bytes as one text body
@@ -330,10 +336,11 @@ fn is_plain_text(msg: &Message<'_>, id: u32) -> bool {
 /// Every header field name any detector looks up in a message's own header
 /// block or an embedded original's (`Fields::get` / `all` / `has`, and the
 /// listmonk scan). Only these are kept: unfolding and copying the rest
-/// (Received chains above all) was a large share of the parse. A detector that
-/// reads a new field name from `Mail::headers` or `Mail::embedded` must add
-/// it here.
-const READ_FIELDS: &[&str] = &[
+/// (Received chains above all) was a large share of the parse, and the
+/// message's own other fields are not even handed to mail-parser
+/// (`unread`). A detector that reads a new field name from `Mail::headers`
+/// or `Mail::embedded` must add it here.
+pub(crate) const READ_FIELDS: &[&str] = &[
     "from",
     "sender",
     "to",
