@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bounce_worker::config::{Reads, Settings};
 use bounce_worker::secrets::SecretsDir;
+use bounceops_tests::dovecot::{Dovecot, PASSWORD, USER};
 use common::{Proxy, TestDb, write_config};
 use mail_auth::DkimResult;
 use relay_support::dkim;
@@ -867,23 +868,13 @@ async fn the_upstreams_certificate_is_always_verified() {
     }
 }
 
-/// An upstream on implicit TLS (SMTPS, RFC 8314) that relays only for a login (Cyrus SASL,
-/// PLAIN and LOGIN from a sasldb): the relay logs in with `spec.relay.upstream`'s
-/// credentials; a wrong password is the upstream unavailable (`451 4.4.1`), counted as an
-/// `auth` error, never a refusal recorded against the subscriber.
+/// An upstream on implicit TLS (SMTPS, RFC 8314) that relays only for a login, checked by
+/// a real dovecot (Postfix's `smtpd_sasl_type = dovecot`): the relay logs in with
+/// `spec.relay.upstream`'s credentials; a wrong password is the upstream unavailable
+/// (`451 4.4.1`), counted as an `auth` error, never a refusal recorded against anyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_on_implicit_tls_gets_the_relays_login() {
     if skipped() {
-        return;
-    }
-    const SASLPASSWD: &str = "/usr/sbin/saslpasswd2";
-    if !std::path::Path::new(SASLPASSWD).exists() {
-        bounceops_tests::cluster::skipped(
-            "worker: the relay's login upstream",
-            &format!(
-                "{SASLPASSWD} is not installed (Debian: sasl2-bin; scripts/ensure-postfix.sh)"
-            ),
-        );
         return;
     }
     let db = TestDb::new().await;
@@ -897,46 +888,16 @@ async fn an_upstream_on_implicit_tls_gets_the_relays_login() {
     .unwrap();
     let d = dir.path().display();
     let cert = write_tls(dir.path());
-    std::fs::write(
-        dir.path().join("smtpd.conf"),
-        format!(
-            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\n\
-             sasldb_path: {d}/sasldb2\n"
-        ),
-    )
-    .unwrap();
-    let mut saslpasswd = std::process::Command::new(SASLPASSWD)
-        .args([
-            "-c",
-            "-p",
-            "-f",
-            &format!("{d}/sasldb2"),
-            "-u",
-            "mta.test",
-            "listmonk",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    saslpasswd
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret")
-        .unwrap();
-    assert!(saslpasswd.wait().unwrap().success(), "saslpasswd2");
-    std::fs::set_permissions(
-        dir.path().join("sasldb2"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    // Dovecot's authentication service, on a socket Postfix's smtpd asks.
+    let _dovecot = Dovecot::start_with(&format!(
+        "service auth {{\n  unix_listener {d}/auth {{\n    mode = 0666\n  }}\n}}\n"
+    ));
     let smtps = postfix::free_port();
     let postfix = Postfix::start_with(
         &[],
         &format!(
             "smtpd_tls_cert_file = {d}/tls.crt\nsmtpd_tls_key_file = {d}/tls.key\n\
-             cyrus_sasl_config_path = {d}\nsmtpd_sasl_local_domain = mta.test\n\
+             smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d}/auth\n\
              transport_maps = inline:{{ sink.test=discard: }}\n"
         ),
         &format!(
@@ -948,7 +909,7 @@ async fn an_upstream_on_implicit_tls_gets_the_relays_login() {
         ),
     );
     let mail = listmonk_mail("reader@sink.test", sub, camp, "smtps@sender.test");
-    for (password, expect) in [("s3cret", "250 "), ("wrong", "451 4.4.1")] {
+    for (password, expect) in [(PASSWORD, "250 "), ("wrong", "451 4.4.1")] {
         let relay = Relay::start_with_upstream(
             &db.url,
             &format!(
@@ -960,7 +921,7 @@ async fn an_upstream_on_implicit_tls_gets_the_relays_login() {
             "",
             &[
                 ("upstream/ca.crt", cert.as_str()),
-                ("upstream/username", "listmonk"),
+                ("upstream/username", USER),
                 ("upstream/password", password),
             ],
         )
@@ -979,7 +940,7 @@ async fn an_upstream_on_implicit_tls_gets_the_relays_login() {
     }
     let log = postfix.log();
     assert!(
-        log.contains("sasl_username=listmonk"),
+        log.contains(&format!("sasl_username={USER}")),
         "the message went through the login:\n{log}"
     );
     assert!(log.contains("authentication failed"), "{log}");
