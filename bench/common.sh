@@ -90,7 +90,7 @@ source_rate() {
     local addr="$1" t0 t1
     shift
     t0="$(date +%s.%N)"
-    smtp-source -d -s "$sessions" -m "$messages" "$@" "$addr"
+    ${source_cpus:+taskset -c "$source_cpus"} smtp-source -d -s "$sessions" -m "$messages" "$@" "$addr"
     t1="$(date +%s.%N)"
     bc -l <<<"scale=0; $messages / ($t1 - $t0)"
 }

@@ -9,7 +9,12 @@
 #   3. worker/examples/smtp_latency.rs, one session, messages one after another, into each:
 #      the per-message latency (MAIL to the answer after the final dot), p50 and p99, and what
 #      the relay adds at p50 (goal: at most 2 ms);
-#   4. the relay's peak RSS (VmHWM) over all of it (goal: at most 64 MiB).
+#   4. steps 1 and 2 again with the relay on a core of its own (taskset: smtp-source and
+#      smtp-sink on CPU 0 in both runs, the relay on CPU 1), as listmonk's sidecar has CPU
+#      of its own in a pod: on a 2-core machine the unpinned ratio mostly says how much of
+#      the shared CPU the relay takes from the load generator and the sink (BENCHMARKS.md);
+#      skipped, saying so, on one core;
+#   5. the relay's peak RSS (VmHWM) over all of it (goal: at most 64 MiB).
 # Checks, in both modes: every message the relay took reached the sink (its metrics say
 # relayed = sent, no upstream error); the goals are checked on a release build only.
 # Smoke mode (BENCH_SMOKE=1, CI after the tests): the debug build and a few hundred messages;
@@ -68,6 +73,19 @@ lat_direct="$("$latency" --addr "127.0.0.1:$sink_port" --messages "$latency_mess
 lat_relay="$("$latency" --addr "127.0.0.1:$relay_port" --messages "$latency_messages" --file "$bench_dir/message.eml")"
 log "latency, direct: $lat_direct"
 log "latency, through the relay: $lat_relay"
+pinned_runs=0
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    taskset -pc 0 "$sink_pid" >/dev/null
+    taskset -apc 1 "$relay_pid" >/dev/null
+    pinned_direct="$(source_cpus=0 source_rate "127.0.0.1:$sink_port" "${envelope[@]}")"
+    log "pinned, smtp-source → smtp-sink: $pinned_direct messages/s"
+    pinned_relayed="$(source_cpus=0 source_rate "127.0.0.1:$relay_port" "${envelope[@]}")"
+    log "pinned, smtp-source → relay → smtp-sink: $pinned_relayed messages/s"
+    pinned_ratio="$(bc -l <<<"scale=3; $pinned_relayed / $pinned_direct")"
+    pinned_runs=1
+else
+    log "one core (or no taskset): the pinned runs are skipped"
+fi
 hwm="$(rss_kb "$relay_pid" VmHWM)"
 
 metrics="$(curl -s "http://127.0.0.1:$port/metrics")"
@@ -80,19 +98,23 @@ added="$(bc -l <<<"scale=3; $(p50 "$lat_relay") - $(p50 "$lat_direct")")"
 ratio="$(bc -l <<<"scale=3; $relayed_rate / $direct")"
 printf '%s\n' "message: $size bytes, $sessions sessions, $messages messages per run" \
     "smtp-source → smtp-sink: $direct msg/s" \
-    "smtp-source → relay → smtp-sink: $relayed_rate msg/s (ratio $ratio, goal ≥ 0.9)" \
+    "smtp-source → relay → smtp-sink: $relayed_rate msg/s (ratio $ratio, all on the shared cores)" \
     "relay CPU: $relay_cpu_us µs per message (user + system, during the smtp-source run)" \
+    "pinned (relay on CPU 1, smtp-source and smtp-sink on CPU 0): ${pinned_direct:-skipped} → ${pinned_relayed:-skipped} msg/s (ratio ${pinned_ratio:-skipped}, goal ≥ 0.9)" \
     "latency direct: $lat_direct" \
     "latency relay: $lat_relay" \
     "added at p50: $added ms (goal ≤ 2)" \
     "relay RSS: idle $(bc -l <<<"scale=1; $idle / 1024") MiB, peak $(bc -l <<<"scale=1; $hwm / 1024") MiB (goal ≤ 64)"
 
 failed=0
-want=$((messages + latency_messages))
+want=$((messages * (1 + pinned_runs) + latency_messages))
 if [ "${relayed%.*}" != "$want" ]; then log "FAIL: the relay relayed ${relayed:-none} messages, $want were sent"; failed=1; fi
 if [ "$errors" != 0 ]; then log "FAIL: $errors upstream errors"; failed=1; fi
 if [ "$smoke" != 1 ]; then
-    [ "$(bc -l <<<"$ratio >= 0.9")" = 1 ] || { log "FAIL: rate ratio $ratio < 0.9"; failed=1; }
+    # The rate goal is the relay's own cost to the sender: the pinned ratio where there are
+    # two cores, else the shared one.
+    goal_ratio="${pinned_ratio:-$ratio}"
+    [ "$(bc -l <<<"$goal_ratio >= 0.9")" = 1 ] || { log "FAIL: rate ratio $goal_ratio < 0.9"; failed=1; }
     [ "$(bc -l <<<"$added <= 2")" = 1 ] || { log "FAIL: added p50 latency $added ms > 2"; failed=1; }
     [ "$hwm" -le $((64 * 1024)) ] || { log "FAIL: peak RSS $hwm kB > 64 MiB"; failed=1; }
 fi
