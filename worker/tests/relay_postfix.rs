@@ -460,14 +460,11 @@ impl Tap {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_message_reaches_the_upstream_byte_for_byte() {
-    if skipped() {
-        return;
-    }
+/// Sends `wire` (DATA's bytes, the end marker included) through a relay whose upstream is
+/// Postfix behind a [`Tap`], in pieces of `piece` bytes; returns what the upstream received
+/// after DATA.
+async fn through_the_relay(wire: &[u8], piece: usize) -> Vec<u8> {
     let db = TestDb::new().await;
-    let (_, sub) = db.subscriber("reader@sink.test").await;
-    let (_, camp) = db.campaign("news").await;
     let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
     let tap = Tap::start(postfix.smtpd).await;
     let relay = Relay::start(
@@ -477,11 +474,36 @@ async fn the_message_reaches_the_upstream_byte_for_byte() {
         &[],
     )
     .await;
+    let mut c = ehlo(relay.smtp).await;
+    c.send("MAIL FROM:<news@sender.test>\r\nRCPT TO:<reader@sink.test>\r\nDATA\r\n")
+        .await;
+    for expect in ["250", "250", "354"] {
+        let r = c.reply().await.unwrap();
+        assert!(r.starts_with(expect), "{r}");
+    }
+    for piece in wire.chunks(piece) {
+        c.send_bytes(piece).await;
+    }
+    let r = c.reply().await.unwrap();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    tap.message()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_reaches_the_upstream_byte_for_byte() {
+    if skipped() {
+        return;
+    }
     // Dot-stuffed lines, a line that is only a stuffed dot, 8-bit text, a long line, a
     // header that folds, and 300 KB of body: what a DKIM signature covers, all of it.
-    let mut wire = listmonk_mail("reader@sink.test", sub, camp, "bytes@sender.test")
-        .replace("Subject: Our news\r\n", "Subject: Our\r\n news, été\r\n")
-        .into_bytes();
+    let mut wire = listmonk_mail(
+        "reader@sink.test",
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "bytes@sender.test",
+    )
+    .replace("Subject: Our news\r\n", "Subject: Our\r\n news, été\r\n")
+    .into_bytes();
     wire.extend_from_slice(b"..\r\n...three\r\n\xc3\xa9t\xc3\xa9 \xe2\x82\xac\r\n");
     wire.extend_from_slice(&[b'x'; 990]);
     wire.extend_from_slice(b"\r\n");
@@ -492,20 +514,8 @@ async fn the_message_reaches_the_upstream_byte_for_byte() {
         );
     }
     wire.extend_from_slice(b".\r\n");
-    let mut c = ehlo(relay.smtp).await;
-    c.send("MAIL FROM:<news@sender.test>\r\nRCPT TO:<reader@sink.test>\r\nDATA\r\n")
-        .await;
-    for expect in ["250", "250", "354"] {
-        let r = c.reply().await.unwrap();
-        assert!(r.starts_with(expect), "{r}");
-    }
     // Odd pieces, so that the end marker and the header block fall across reads.
-    for piece in wire.chunks(1237) {
-        c.send_bytes(piece).await;
-    }
-    let r = c.reply().await.unwrap();
-    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
-    let relayed = tap.message();
+    let relayed = through_the_relay(&wire, 1237).await;
     assert_eq!(relayed.len(), wire.len());
     assert!(
         relayed == wire,
@@ -521,18 +531,7 @@ async fn a_dkim_signed_message_still_verifies_after_the_relay() {
     if skipped() {
         return;
     }
-    let db = TestDb::new().await;
-    let (_, sub) = db.subscriber("reader@sink.test").await;
-    let (_, camp) = db.campaign("news").await;
-    let postfix = upstream(SocketAddr::from(([127, 0, 0, 1], 9)));
-    let tap = Tap::start(postfix.smtpd).await;
-    let relay = Relay::start(
-        &db.url,
-        SocketAddr::from(([127, 0, 0, 1], tap.port)),
-        "",
-        &[],
-    )
-    .await;
+    let (sub, camp) = (Uuid::new_v4(), Uuid::new_v4());
     let key = dkim::Key::new();
     // A folded header, 8-bit text, lines that start with a dot (stuffed on the wire only).
     let message = format!(
@@ -559,18 +558,7 @@ async fn a_dkim_signed_message_still_verifies_after_the_relay() {
     );
     assert_eq!(key.verify(&signed).await, [DkimResult::Pass], "as signed");
 
-    let mut c = ehlo(relay.smtp).await;
-    c.send("MAIL FROM:<news@sender.test>\r\nRCPT TO:<reader@sink.test>\r\nDATA\r\n")
-        .await;
-    for expect in ["250", "250", "354"] {
-        let r = c.reply().await.unwrap();
-        assert!(r.starts_with(expect), "{r}");
-    }
-    c.send_bytes(&dkim::stuff(&signed)).await;
-    let r = c.reply().await.unwrap();
-    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
-
-    let received = dkim::unstuff(&tap.message());
+    let received = dkim::unstuff(&through_the_relay(&dkim::stuff(&signed), 4096).await);
     assert_eq!(
         key.verify(&received).await,
         [DkimResult::Pass],
