@@ -71,30 +71,18 @@ fn main() -> ExitCode {
         f.pseudo_status,
         f.pseudo_class_agree
     );
-    println!(
-        "ARF -> complaint          {:.2}% ({}/{})",
-        pct(f.arf_complaint, f.arf_total),
-        f.arf_complaint,
-        f.arf_total
-    );
-    println!(
-        "vacation/delivered ok     {:.2}% ({}/{})",
-        pct(f.not_bounce_ok, f.not_bounce_total),
+    ratio("ARF -> complaint          ", f.arf_complaint, f.arf_total);
+    ratio(
+        "vacation/delivered ok     ",
         f.not_bounce_ok,
-        f.not_bounce_total
+        f.not_bounce_total,
     );
-    println!(
-        "bounces -> kind bounce    {:.2}% ({}/{})",
-        pct(f.bounce_kind_ok, f.bounce_total),
+    ratio(
+        "bounces -> kind bounce    ",
         f.bounce_kind_ok,
-        f.bounce_total
+        f.bounce_total,
     );
-    println!(
-        "hardbounce=true -> hard   {:.2}% ({}/{})",
-        pct(f.hard_ok, f.hard_total),
-        f.hard_ok,
-        f.hard_total
-    );
+    ratio("hardbounce=true -> hard   ", f.hard_ok, f.hard_total);
     println!(
         "reason agreement          {:.2}% ({}/{}; found recipients whose expected reason is a bounce reason)",
         100.0 * f.reason_agreement(),
@@ -149,6 +137,11 @@ fn main() -> ExitCode {
 
 fn pct(a: usize, b: usize) -> f64 {
     100.0 * a as f64 / (b.max(1)) as f64
+}
+
+/// One line of the report: `label`, then `ok` of `total` as a percentage and as counts.
+fn ratio(label: &str, ok: usize, total: usize) {
+    println!("{label}{:.2}% ({ok}/{total})", pct(ok, total));
 }
 
 /// One line per expected reason: its agreement, then the confusion table's
