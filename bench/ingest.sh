@@ -5,7 +5,12 @@
 # pgbench with 64 clients), then our latency at half of our peak rate (open loop, the
 # loadgen example). Exits 1 when a run had errors or recorded nothing, or a figure is
 # missing. Usage: bash bench/ingest.sh [seconds]; BENCH_SMOKE=1 bash bench/ingest.sh (2 s,
-# 2,000 subscribers, the debug build)
+# 2,000 subscribers, the debug build).
+# BENCH_PRELOAD=N (issue 24): before the runs, N rows already in `bounces`,
+# `bounceops.processed_events` and `bounceops.evidence` (spread over their retention windows,
+# for 50 bounces each of N/50 other subscribers, so the per-event work is the same as on
+# empty tables), and afterwards the database time of purging the oldest day of ids and of
+# evidence (EXPLAIN ANALYZE, rolled back).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds="${1:-20}"
@@ -15,6 +20,7 @@ if [ "$smoke" = 1 ]; then
     subscribers="${BENCH_SUBSCRIBERS:-2000}"
 fi
 port="${BENCH_PORT:-9311}"
+preload="${BENCH_PRELOAD:-0}"
 
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 bench_build -p bounce-worker --bin bounce-worker --example loadgen
@@ -30,9 +36,32 @@ INSERT INTO subscribers (uuid, email, name)
 INSERT INTO subscriber_lists (subscriber_id, list_id, status) SELECT id, 1, 'confirmed' FROM subscribers;
 VACUUM ANALYZE;
 SQL
+if [ "$preload" -gt 0 ]; then
+    log "preloading $preload rows into bounces, processed_events and evidence"
+    psql "$DATABASE_URL" -qX -v ON_ERROR_STOP=1 <<SQL
+INSERT INTO subscribers (uuid, email, name)
+  SELECT gen_random_uuid(), 'old' || i || '@preload.test', 'Old ' || i
+  FROM generate_series(1, GREATEST($preload / 50, 1)) i;
+INSERT INTO bounces (subscriber_id, type, source, meta, created_at)
+  SELECT o.first + i % o.n, (CASE WHEN i % 10 < 3 THEN 'hard' ELSE 'soft' END)::bounce_type,
+         'preload', '{}', NOW() - interval '1 hour' - (i % (29 * 86400)) * interval '1 second'
+  FROM generate_series(1, $preload) i,
+       (SELECT MIN(id) AS first, COUNT(*) AS n FROM subscribers WHERE email LIKE '%@preload.test') o;
+INSERT INTO bounceops.evidence (bounce_id, content_type, gzip, original_bytes, created_at)
+  SELECT id, 'application/json', convert_to(repeat(md5(id::text), 8), 'UTF8'), 256, created_at
+  FROM bounces WHERE source = 'preload';
+INSERT INTO bounceops.processed_events (source, event_id, received_at)
+  SELECT 'preload', 'p' || i, NOW() - interval '1 hour' - (i % (6 * 86400)) * interval '1 second'
+  FROM generate_series(1, $preload) i;
+VACUUM ANALYZE;
+SQL
+fi
+# Each run starts from the same state: this run's rows gone (the preload stays), statuses reset.
 reset_state() {
-    psql "$DATABASE_URL" -qX -c "TRUNCATE bounces, bounceops.unmatched, bounceops.evidence" \
-        -c "UPDATE subscribers SET status = 'enabled' WHERE status <> 'enabled'" -c "CHECKPOINT" >/dev/null
+    psql "$DATABASE_URL" -qX -c "DELETE FROM bounceops.evidence WHERE bounce_id IN (SELECT id FROM bounces WHERE source <> 'preload')" \
+        -c "DELETE FROM bounces WHERE source <> 'preload'" -c "TRUNCATE bounceops.unmatched" \
+        -c "UPDATE subscribers SET status = 'enabled' WHERE status <> 'enabled'" \
+        -c "VACUUM ANALYZE bounces, bounceops.evidence" -c "CHECKPOINT" >/dev/null
 }
 
 log "baseline: pgbench, 64 clients, ${seconds}s"
@@ -41,7 +70,7 @@ baseline="$(pgbench -n -M prepared -c 64 -j 2 -T "$seconds" -D subscribers="$sub
     -f bench/baseline.pgbench "$DATABASE_URL" 2>&1)"
 base_tps="$(awk '/^tps = / {printf "%d", $3}' <<<"$baseline")"
 base_lat="$(awk '/^latency average/ {print $4}' <<<"$baseline")"
-base_rows="$(psql "$DATABASE_URL" -tAX -c 'SELECT COUNT(*) FROM bounces')"
+base_rows="$(psql "$DATABASE_URL" -tAX -c "SELECT COUNT(*) FROM bounces WHERE source <> 'preload'")"
 
 log "ours: bounce-worker, 64 clients, ${seconds}s"
 reset_state
@@ -62,7 +91,7 @@ errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)"
 print(json.dumps({"rate": round(rate), "p50_ms": ms("50%"), "p99_ms": ms("99%"), "errors": errors}))
 PY
 )"
-our_rows="$(psql "$DATABASE_URL" -tAX -c 'SELECT COUNT(*) FROM bounces')"
+our_rows="$(psql "$DATABASE_URL" -tAX -c "SELECT COUNT(*) FROM bounces WHERE source <> 'preload'")"
 batches="$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^bounceops_ingest_batch_events_(sum|count)/ {print $2}' | paste -sd' ')"
 peak_rate="$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["rate"]))' "$peak")"
 half=$((peak_rate / 2))
@@ -71,6 +100,20 @@ open="$("$loadgen" --url "http://127.0.0.1:$port/webhooks/bounce" --rate "$half"
     --seconds "$seconds" --subscribers "$subscribers")"
 busy_kb="$(rss_kb "$worker_pid" VmHWM)"
 stop_worker
+if [ "$preload" -gt 0 ]; then
+    # The worker's purges (store/record.rs, store/evidence.rs) over the oldest day of each
+    # table, as one statement each, and one pass of the evidence's orphan sweep (which finds
+    # none here: its cost is the scan).
+    purge_ms() {
+        psql "$DATABASE_URL" -qtAX -c "BEGIN" -c "EXPLAIN (ANALYZE, FORMAT JSON) $1" -c "ROLLBACK" \
+            | python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read())[0]["Execution Time"]))'
+    }
+    ids_ms="$(purge_ms "DELETE FROM bounceops.processed_events WHERE received_at < NOW() - interval '5 days'")"
+    evidence_ms="$(purge_ms "DELETE FROM bounceops.evidence WHERE created_at < NOW() - interval '28 days'")"
+    orphans_ms="$(purge_ms "SELECT e.bounce_id FROM bounceops.evidence e WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = e.bounce_id) LIMIT 1000")"
+    log "purge of the oldest day: ids $ids_ms ms, evidence $evidence_ms ms; orphan sweep $orphans_ms ms (database time)"
+    echo "preload $preload rows: purge of the oldest day, ids $ids_ms ms, evidence $evidence_ms ms; one orphan sweep $orphans_ms ms (database time)"
+fi
 
 python3 - "$base_tps" "$base_lat" "$base_rows" "$peak" "$our_rows" "$open" "$batches" "$idle_kb" "$busy_kb" <<'PY'
 import json, sys
