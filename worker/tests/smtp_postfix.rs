@@ -270,3 +270,9 @@ async fn postgres_unreachable_gets_451_and_postfix_redelivers_once() {
     assert_eq!(rows(&db, sub_id).await.len(), 1);
     assert_eq!(outcome(&w.metrics().await, "recorded"), 1.0);
 }
+
+#[test]
+fn a_parameter_given_again_replaces_the_first() {
+    let cf = postfix::main_cf("a = 1\nb = 2\nc =\n", "b = 3\nc = x\n\nd = 4\n");
+    assert_eq!(cf, "a = 1\nb = 3\nc = x\nd = 4\n");
+}
