@@ -631,6 +631,16 @@ async fn logins_are_required_when_configured_and_wrong_ones_refused() {
         .cmd(&format!("AUTH PLAIN {}", b64("\0listmonk\0wrong")))
         .await;
     assert!(r.starts_with("535 5.7.8"), "{r}");
+    // A login cancelled with `*` (RFC 4954 §4), at the first challenge and at the second.
+    // An empty challenge: `334 `, which the client reads without its trailing space.
+    let r = c.cmd("AUTH PLAIN").await;
+    assert_eq!(r, "334");
+    let r = c.cmd("*").await;
+    assert!(r.starts_with("501 5.7.0"), "{r}");
+    assert!(c.cmd("AUTH LOGIN").await.starts_with("334 "));
+    assert!(c.cmd(&b64("listmonk")).await.starts_with("334 "));
+    let r = c.cmd("*").await;
+    assert!(r.starts_with("501 5.7.0"), "{r}");
     let r = c.cmd("AUTH LOGIN").await;
     assert!(r.starts_with("334 "), "{r}");
     let r = c.cmd(&b64("listmonk")).await;

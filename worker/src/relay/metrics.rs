@@ -69,18 +69,18 @@ impl RelayMetrics {
             ),
         )?;
         let upstream_duration = registered(
-registry,
-Histogram::with_opts(
-            HistogramOpts::new(
-                "bounceops_relay_upstream_duration_seconds",
-                "Time the upstream took over a message: from MAIL FROM to its answer after the final dot, the message's own transfer included.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ]),
-        ),
-)?;
+            registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "bounceops_relay_upstream_duration_seconds",
+                    "Time the upstream took over a message: from MAIL FROM to its answer after the final dot, the message's own transfer included.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0, 10.0, 30.0,
+                ]),
+            ),
+        )?;
         let upstream_errors = registered(
             registry,
             IntCounterVec::new(

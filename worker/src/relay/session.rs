@@ -90,35 +90,23 @@ impl Server for Shared {
                 }
                 let login = match mechanism {
                     AUTH_PLAIN => {
-                        let response = match initial_response.as_ref() {
-                            "" => match challenge(conn, self, "").await {
-                                Some(r) => r,
-                                None => return Step::End(End::Closed),
-                            },
-                            r => r.to_owned(),
-                        };
-                        if response.trim() == "*" {
-                            return session.refuse(conn, 501, "5.7.0 Login cancelled");
+                        match response(conn, self, session, &initial_response, "").await {
+                            Ok(r) => sasl::plain(&r),
+                            Err(step) => return step,
                         }
-                        sasl::plain(&response)
                     }
                     AUTH_LOGIN => {
-                        let user = match initial_response.as_ref() {
-                            "" => match challenge(conn, self, "Username:").await {
-                                Some(r) => r,
-                                None => return Step::End(End::Closed),
-                            },
-                            r => r.to_owned(),
+                        let user =
+                            match response(conn, self, session, &initial_response, "Username:")
+                                .await
+                            {
+                                Ok(u) => u,
+                                Err(step) => return step,
+                            };
+                        let password = match response(conn, self, session, "", "Password:").await {
+                            Ok(p) => p,
+                            Err(step) => return step,
                         };
-                        if user.trim() == "*" {
-                            return session.refuse(conn, 501, "5.7.0 Login cancelled");
-                        }
-                        let Some(password) = challenge(conn, self, "Password:").await else {
-                            return Step::End(End::Closed);
-                        };
-                        if password.trim() == "*" {
-                            return session.refuse(conn, 501, "5.7.0 Login cancelled");
-                        }
                         sasl::decode(&user).zip(sasl::decode(&password))
                     }
                     _ => {
@@ -181,6 +169,28 @@ impl Server for Shared {
         }
         Step::Next
     }
+}
+
+/// One answer of a login: `initial` (given with AUTH) when there is one, else the client's
+/// line after a `334 prompt` challenge. `Err`: what the session does instead, ended when the
+/// client left or took too long, refused (`501`) when it cancelled with `*`.
+async fn response<S: Io>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    session: &mut Session<Transaction>,
+    initial: &str,
+    prompt: &str,
+) -> Result<String, Step> {
+    let answer = match initial {
+        "" => challenge(conn, shared, prompt)
+            .await
+            .ok_or(Step::End(End::Closed))?,
+        given => given.to_owned(),
+    };
+    if answer.trim() == "*" {
+        return Err(session.refuse(conn, 501, "5.7.0 Login cancelled"));
+    }
+    Ok(answer)
 }
 
 /// A `334` challenge and the client's line, without its CRLF; `None` when the client left

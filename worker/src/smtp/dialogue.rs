@@ -142,7 +142,7 @@ async fn session<V: Server>(tcp: TcpStream, server: &V, stop: watch::Receiver<bo
     let _active = Active(active.clone());
     let _ = tcp.set_nodelay(true);
     let mut conn = Conn::new(tcp);
-    let greeting = format!("{} {}", server.settings().hostname.as_str(), V::BANNER);
+    let greeting = format!("{} {}", server.settings().hostname, V::BANNER);
     conn.reply(220, &[greeting.as_str()]);
     if converse(&mut conn, server, stop.clone(), false).await != End::StartTls {
         return;
