@@ -110,12 +110,12 @@ pub async fn serve_with_relay(
                 config: config.clone(),
                 ingest: ingest.clone(),
                 metrics: crate::smtp::SmtpMetrics::register(metrics.registry())?,
-                stop: stop_rx.clone(),
                 classifiers: crate::smtp::Shared::classifiers_for_this_machine(),
             });
             Some(tokio::spawn(crate::smtp::serve(
                 listener,
                 shared,
+                stop_rx.clone(),
                 settings.tuning.connections.shutdown_grace,
             )))
         }
@@ -129,11 +129,11 @@ pub async fn serve_with_relay(
                 ingest.clone(),
                 store.clone(),
                 crate::relay::RelayMetrics::register(metrics.registry())?,
-                stop_rx.clone(),
             ));
             Some(tokio::spawn(crate::relay::serve(
                 listener,
                 shared,
+                stop_rx.clone(),
                 settings.tuning.connections.shutdown_grace,
             )))
         }

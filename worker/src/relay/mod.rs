@@ -40,18 +40,10 @@ pub struct Shared {
     pub store: Store,
     pub pool: upstream::Pool,
     pub metrics: RelayMetrics,
-    /// Turns true at shutdown: sessions waiting for a command answer `421` and end.
-    pub stop: watch::Receiver<bool>,
 }
 
 impl Shared {
-    pub fn new(
-        config: RelayConfig,
-        ingest: Ingest,
-        store: Store,
-        metrics: RelayMetrics,
-        stop: watch::Receiver<bool>,
-    ) -> Shared {
+    pub fn new(config: RelayConfig, ingest: Ingest, store: Store, metrics: RelayMetrics) -> Shared {
         let pool = upstream::Pool::new(config.upstream.clone(), config.server.hostname.clone());
         Shared {
             config,
@@ -59,7 +51,6 @@ impl Shared {
             store,
             pool,
             metrics,
-            stop,
         }
     }
 }
@@ -84,7 +75,12 @@ pub fn check_listen(addr: SocketAddr, config: &RelayConfig) -> Result<(), OpenRe
 /// Accepts sessions on `listener` until `stop` turns true, at most `maxSessions` at once,
 /// then waits up to `grace` for those in progress: a message being relayed gets its
 /// answer, an idle session is told `421`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         upstream = %format!("{}:{}", shared.config.upstream.host, shared.config.upstream.port),
@@ -92,6 +88,5 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) 
         starttls = shared.config.server.tls.is_some(),
         "relay listening"
     );
-    let stop = shared.stop.clone();
     dialogue::serve(listener, shared, stop, grace, "relay").await;
 }

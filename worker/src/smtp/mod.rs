@@ -43,8 +43,6 @@ pub struct Shared {
     pub config: SmtpConfig,
     pub ingest: Ingest,
     pub metrics: SmtpMetrics,
-    /// Turns true at shutdown: sessions waiting for a command answer `421` and end.
-    pub stop: watch::Receiver<bool>,
     /// Messages classified at once: one per core ([`Shared::classifiers_for_this_machine`]).
     pub classifiers: Semaphore,
 }
@@ -59,13 +57,17 @@ impl Shared {
 /// (further connections wait in the listen queue), then waits up to `grace` for the
 /// sessions in progress: one in DATA finishes its commit and reply, an idle one is told
 /// `421`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         max_sessions = shared.config.server.max_sessions,
         starttls = shared.config.server.tls.is_some(),
         "SMTP listening"
     );
-    let stop = shared.stop.clone();
     dialogue::serve(listener, shared, stop, grace, "smtp").await;
 }
