@@ -98,5 +98,18 @@ impl Outcome {
 /// An identity for an event whose sender gave none: unique, so it only guards against the
 /// worker's own retries (a sender's retry of such an event is a new event).
 pub fn received_id() -> String {
-    format!("received:{}", Uuid::new_v4())
+    format!("{RECEIVED}{}", Uuid::new_v4())
+}
+
+const RECEIVED: &str = "received:";
+
+/// Whether `event`'s identity was made by [`received_id`]: a fresh UUID that no sender
+/// knows, so no sender's retry can carry it again. (An `Idempotency-Key` that happens to
+/// look like one has its request digest, and is the sender's.)
+pub fn has_received_id(event: &BounceEvent) -> bool {
+    event.request_digest.is_none()
+        && event
+            .event_id
+            .strip_prefix(RECEIVED)
+            .is_some_and(|rest| Uuid::parse_str(rest).is_ok())
 }

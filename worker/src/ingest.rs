@@ -343,6 +343,7 @@ async fn forget_old(
     evidence: Policy,
     retention: RetentionSpec,
 ) {
+    let mut sweep = store::evidence::Sweep::default();
     let mut every = tokio::time::interval(FORGET_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -364,7 +365,7 @@ async fn forget_old(
             ),
             Err(e) => tracing::warn!(error = %e, "cannot purge old dead letters; will try again"),
         }
-        match store::evidence::purge(&store, evidence.keep_days).await {
+        match store::evidence::purge(&store, evidence.keep_days, &mut sweep).await {
             Ok(p) if p.is_empty() => {}
             Ok(p) => tracing::info!(
                 expired = p.expired,

@@ -395,7 +395,11 @@ async fn the_purge_removes_old_and_orphaned_evidence_only() {
 
     let store = db.store();
     // Two replicas purging at once: neither fails, and together they delete each row once.
-    let (a, b) = tokio::join!(evidence::purge(&store, 30), evidence::purge(&store, 30));
+    let (mut one, mut two) = (evidence::Sweep::default(), evidence::Sweep::default());
+    let (a, b) = tokio::join!(
+        evidence::purge(&store, 30, &mut one),
+        evidence::purge(&store, 30, &mut two)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
         (a.expired + b.expired, a.orphaned + b.orphaned),
@@ -408,13 +412,47 @@ async fn the_purge_removes_old_and_orphaned_evidence_only() {
             .unwrap();
     assert_eq!(left, young);
     assert_eq!(
-        evidence::purge(&store, 30).await.unwrap(),
+        evidence::purge(&store, 30, &mut one).await.unwrap(),
         Purged::default(),
         "nothing left to purge"
     );
     // keepDays 0: everything goes.
-    assert_eq!(evidence::purge(&store, 0).await.unwrap().expired, 3);
+    assert_eq!(
+        evidence::purge(&store, 0, &mut one).await.unwrap().expired,
+        3
+    );
     assert_eq!(evidence_rows(&db).await, 0);
+}
+
+/// The orphan sweep looks at a span of rows per purge, goes on from there at the next one,
+/// and starts again from the first row after the last: every orphan is found within
+/// `rows / span` purges, whatever the table's size.
+#[tokio::test]
+async fn the_orphan_sweep_goes_round_the_table_a_span_at_a_time() {
+    let db = TestDb::new().await;
+    let (sub, _) = db.subscriber("kim@example.com").await;
+    let mut rows = kept(&db, sub, 5, 1).await;
+    rows.sort_unstable();
+    // Orphans at the second and the fifth row.
+    sqlx::query("DELETE FROM bounces WHERE id = ANY($1)")
+        .bind([rows[1], rows[4]])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let store = db.store();
+    let mut sweep = evidence::Sweep::with_span(2);
+    let mut orphaned = Vec::new();
+    for _ in 0..4 {
+        orphaned.push(
+            evidence::purge(&store, 30, &mut sweep)
+                .await
+                .unwrap()
+                .orphaned,
+        );
+    }
+    // Rows 1-2 (one orphan), 3-4 (none), 5 (one; the end, so round again), 1-2 (none left).
+    assert_eq!(orphaned, [1, 0, 1, 0]);
+    assert_eq!(evidence_rows(&db).await, 3);
 }
 
 /// The `delete` action removes the subscriber's evidence with it, in the same transaction.

@@ -1,5 +1,5 @@
-//! The evidence kept with bounce rows (`bounceops.evidence`, migration 0005): written in
-//! the transaction that inserts the bounce rows, read by `GET /api/bounces/{id}/message`,
+//! The evidence kept with bounce rows (`bounceops.evidence`, migration 0005): written by
+//! the statement that inserts the bounce rows (`store::record`), read by `GET /api/bounces/{id}/message`,
 //! purged after `spec.evidence.keepDays`.
 
 use chrono::{DateTime, Utc};
@@ -11,34 +11,35 @@ use crate::evidence::Kept;
 
 pub use super::purge::PURGE_BATCH;
 
-/// Stores the evidence of newly inserted bounce rows, `(bounce id, evidence)`.
-pub async fn insert(
-    tx: &mut Transaction<'static, Postgres>,
-    rows: &[(i32, &Kept)],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
+/// Kept evidence as `unnest` takes it, one array per column, each row keyed by a number
+/// the inserting statement gives its bounce row (`store::record` inserts both at once).
+pub(super) struct Rows<'a> {
+    pub ords: Vec<i64>,
+    pub types: Vec<&'a str>,
+    pub bodies: Vec<&'a [u8]>,
+    pub sizes: Vec<i64>,
+    pub truncated: Vec<bool>,
+}
+
+impl<'a> Rows<'a> {
+    pub fn of(rows: impl Iterator<Item = (i64, &'a Kept)>) -> Rows<'a> {
+        let mut r = Rows {
+            ords: Vec::new(),
+            types: Vec::new(),
+            bodies: Vec::new(),
+            sizes: Vec::new(),
+            truncated: Vec::new(),
+        };
+        for (ord, k) in rows {
+            r.ords.push(ord);
+            r.types.push(k.kind.content_type());
+            r.bodies.push(k.gzip.as_ref());
+            r.sizes
+                .push(i64::try_from(k.original_bytes).unwrap_or(i64::MAX));
+            r.truncated.push(k.truncated);
+        }
+        r
     }
-    let ids: Vec<i32> = rows.iter().map(|(id, _)| *id).collect();
-    let types: Vec<&str> = rows.iter().map(|(_, k)| k.kind.content_type()).collect();
-    let bodies: Vec<&[u8]> = rows.iter().map(|(_, k)| k.gzip.as_ref()).collect();
-    let sizes: Vec<i64> = rows
-        .iter()
-        .map(|(_, k)| i64::try_from(k.original_bytes).unwrap_or(i64::MAX))
-        .collect();
-    let truncated: Vec<bool> = rows.iter().map(|(_, k)| k.truncated).collect();
-    sqlx::query!(
-        "INSERT INTO bounceops.evidence (bounce_id, content_type, gzip, original_bytes, truncated)
-         SELECT * FROM unnest($1::int4[], $2::text[], $3::bytea[], $4::int8[], $5::bool[])",
-        &ids,
-        &types as &[&str],
-        &bodies as &[&[u8]],
-        &sizes,
-        &truncated,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Deletes the evidence of these subscribers' bounces, before the `delete` action deletes
@@ -123,11 +124,46 @@ impl Purged {
     }
 }
 
-/// Deletes the evidence kept longer than `keep_days` (all of it at 0), and that of bounce
-/// rows deleted since, [`PURGE_BATCH`] rows per statement. Replicas purging at the same
-/// time skip each other's rows (`SKIP LOCKED`), so concurrent runs neither wait nor fail;
-/// one run alone deletes everything due.
-pub async fn purge(store: &Store, keep_days: u32) -> Result<Purged, sqlx::Error> {
+/// Where the orphan sweep goes on from. Each purge looks at the next [`SWEEP_SPAN`] rows
+/// of evidence in bounce-id order, and after the last row starts again from the first, so
+/// one pass costs the same at any table size (looking at every row each time cost 2.8 s of
+/// database time at 10 million rows: BENCHMARKS.md, issue 24) and the whole table is
+/// looked at every `rows / SWEEP_SPAN` purges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    after: i32,
+    span: i64,
+}
+
+/// Evidence rows the orphan sweep looks at per purge.
+pub const SWEEP_SPAN: i64 = 200_000;
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Sweep::with_span(SWEEP_SPAN)
+    }
+}
+
+impl Sweep {
+    /// A sweep looking at `span` rows per purge, from the first.
+    pub fn with_span(span: i64) -> Sweep {
+        Sweep {
+            after: 0,
+            span: span.max(1),
+        }
+    }
+}
+
+/// Deletes the evidence kept longer than `keep_days` (all of it at 0), [`PURGE_BATCH`]
+/// rows per statement, and that of bounce rows deleted since, among the next
+/// `sweep` rows (and moves it on). Replicas purging at the same
+/// time skip each other's rows (`SKIP LOCKED`) or find them gone, so concurrent runs
+/// neither wait long nor fail; one run alone deletes everything expired.
+pub async fn purge(
+    store: &Store,
+    keep_days: u32,
+    sweep: &mut Sweep,
+) -> Result<Purged, sqlx::Error> {
     let expired = delete_in_batches(|| async {
         let done = sqlx::query!(
             "DELETE FROM bounceops.evidence WHERE bounce_id IN (
@@ -146,19 +182,31 @@ pub async fn purge(store: &Store, keep_days: u32) -> Result<Purged, sqlx::Error>
     .await?;
     // A bounce row and its evidence are committed together, so a snapshot that sees the
     // evidence without its bounce means the bounce was deleted.
-    let orphaned = delete_in_batches(|| async {
-        let done = sqlx::query!(
-            "DELETE FROM bounceops.evidence WHERE bounce_id IN (
-                SELECT e.bounce_id FROM bounceops.evidence e
-                WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = e.bounce_id)
-                LIMIT $1
-                FOR UPDATE OF e SKIP LOCKED)",
-            PURGE_BATCH,
-        )
-        .execute(&store.pool)
-        .await?;
-        Ok(done.rows_affected())
-    })
+    let pass = sqlx::query!(
+        r#"WITH span AS (
+               SELECT bounce_id FROM bounceops.evidence
+               WHERE bounce_id > $1 ORDER BY bounce_id LIMIT $2
+           ), gone AS (
+               DELETE FROM bounceops.evidence WHERE bounce_id IN (
+                   SELECT s.bounce_id FROM span s
+                   WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = s.bounce_id))
+               RETURNING 1
+           )
+           SELECT (SELECT MAX(bounce_id) FROM span) AS last,
+                  (SELECT COUNT(*) FROM span) AS "looked!",
+                  (SELECT COUNT(*) FROM gone) AS "orphaned!""#,
+        sweep.after,
+        sweep.span,
+    )
+    .fetch_one(&store.pool)
     .await?;
-    Ok(Purged { expired, orphaned })
+    sweep.after = match pass.last {
+        Some(last) if pass.looked == sweep.span => last,
+        // The end of the table: the next pass starts from the first row.
+        _ => 0,
+    };
+    Ok(Purged {
+        expired,
+        orphaned: pass.orphaned as u64,
+    })
 }

@@ -1,14 +1,18 @@
 //! Recording bounces with listmonk's semantics (DESIGN §3), race-free across replicas.
 //!
-//! A batch of events is recorded in one transaction:
-//! 1. claim provider event ids (exactly once: a retry finds its id taken);
-//! 2. find each subscriber (UUID first, else lower-cased e-mail)
-//!    and, in the same statement, take a transaction-level advisory lock on every
-//!    subscriber found, in ascending id order, so two transactions never wait in a cycle;
-//! 3. load those subscribers' status and bounce counts, let `plan` play the events in
-//!    arrival order in memory, and write the result: one multi-row insert of bounces and
-//!    one of their evidence, one statement per action, one insert of unmatched events, one
-//!    of ignored ones.
+//! A batch of events is recorded in one transaction, in three statements and the actions:
+//! 1. claim the events' ids (exactly once: a retry finds its id taken), and in the same
+//!    statement find each fresh event's subscriber (UUID first, else lower-cased e-mail)
+//!    and take a transaction-level advisory lock on every subscriber found, in ascending
+//!    id order, so two transactions never wait in a cycle;
+//! 2. load those subscribers' status and bounce counts (a statement of its own: its
+//!    snapshot must be taken after the locks are held), and let `plan` play the events in
+//!    arrival order in memory;
+//! 3. write the result: the bounces with their evidence in one statement, one statement
+//!    per action, one insert of unmatched events, one of ignored ones.
+//!
+//! Round trips are what a batch's time is mostly made of (BENCHMARKS.md, issue 24), so
+//! what can share a statement does.
 //!
 //! Events whose reason `spec.rules.reasons` ignores skip steps 2 and 3: no subscriber is
 //! looked up or locked for them. The others are first given the type their reason counts
@@ -27,8 +31,8 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::Store;
-use crate::event::{BounceEvent, Outcome};
-use crate::evidence::{Evidence, Kept};
+use crate::event::{BounceEvent, Outcome, has_received_id};
+use crate::evidence::Evidence;
 use crate::plan::{Step, SubscriberState, Treatment, plan, retyped, treatment};
 use crate::rules::Rules;
 
@@ -64,10 +68,17 @@ pub async fn record(
 ) -> Result<Vec<Outcome>, RecordError> {
     let retyped = retyped(events, rules);
     let events: &[BounceEvent] = &retyped;
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_batch().await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 
-    let taken = claim_event_ids(&mut tx, events).await?;
+    let counted: Vec<bool> = events
+        .iter()
+        .map(|e| treatment(e, rules) != Treatment::Ignore)
+        .collect();
+    let Claimed {
+        taken,
+        subscriber_ids,
+    } = claim_and_find(&mut tx, events, &claimed(events), &counted).await?;
     for (i, outcome) in earlier_claims(&mut tx, events, &taken).await? {
         outcomes[i] = Some(outcome);
     }
@@ -75,11 +86,7 @@ pub async fn record(
     let pending: Vec<usize> = (0..events.len())
         .filter(|&i| outcomes[i].is_none())
         .collect();
-    let (ignored, counted): (Vec<usize>, Vec<usize>) = pending
-        .iter()
-        .copied()
-        .partition(|&i| treatment(&events[i], rules) == Treatment::Ignore);
-    let subscriber_ids = find_and_lock_subscribers(&mut tx, events, &counted).await?;
+    let ignored: Vec<usize> = pending.iter().copied().filter(|&i| !counted[i]).collect();
     let mut locked: Vec<i32> = subscriber_ids.values().copied().collect();
     locked.sort_unstable();
     locked.dedup();
@@ -92,16 +99,8 @@ pub async fn record(
         .copied()
         .filter(|i| matches!(steps[i], Step::Insert { .. }))
         .collect();
-    let bounce_ids = insert_bounces(&mut tx, events, &inserts, &steps).await?;
     // Before the actions, so that a `delete` in this batch takes this batch's evidence too.
-    let kept: Vec<(i32, &Kept)> = inserts
-        .iter()
-        .filter_map(|i| match &events[*i].evidence {
-            Some(Evidence::Kept(k)) => Some((bounce_ids[i], k)),
-            _ => None,
-        })
-        .collect();
-    super::evidence::insert(&mut tx, &kept).await?;
+    let bounce_ids = insert_bounces(&mut tx, events, &inserts, &steps).await?;
     let changed = apply_actions(&mut tx, &pending, &steps).await?;
     let unmatched: Vec<usize> = pending
         .iter()
@@ -144,42 +143,117 @@ pub async fn record(
         .collect())
 }
 
-/// Claims the events' ids in `bounceops.processed_events`, each with its request digest
-/// (`Idempotency-Key`s); returns the indexes of events whose id was claimed before (by an
-/// earlier commit, or earlier in this batch). Ids are inserted in sorted order so that
-/// concurrent batches sharing ids cannot deadlock on them, and an id given twice in the
-/// batch is inserted with its first event's digest (`ord`), the event counted as fresh.
-async fn claim_event_ids(
+/// Which of `events` have their id claimed: every id a sender may send again, and of the
+/// ids the worker made on receipt ([`has_received_id`]), only the first. Those are new by
+/// construction (a sender's retry of such an event is a new event), so claiming each of
+/// them would guard against nothing and cost a row and an index entry per event (with the
+/// generic webhook, a third of a batch's database time: BENCHMARKS.md, issue 24). One is
+/// still claimed so that [`committed`] can tell whether the batch is in: it and the rest
+/// of the batch are committed together or not at all.
+fn claimed(events: &[BounceEvent]) -> Vec<bool> {
+    let mut first_received = true;
+    events
+        .iter()
+        .map(|e| !has_received_id(e) || std::mem::replace(&mut first_received, false))
+        .collect()
+}
+
+/// What [`claim_and_find`] found.
+struct Claimed {
+    /// The indexes of events whose id was claimed before (by an earlier commit, or earlier
+    /// in this batch).
+    taken: Vec<usize>,
+    /// Event index -> subscriber id, for the fresh counted events whose subscriber exists;
+    /// each of those subscribers is locked.
+    subscriber_ids: HashMap<usize, i32>,
+}
+
+/// Claims the ids of the events marked in `claim` in `bounceops.processed_events`, each
+/// with its request digest (`Idempotency-Key`s), and, in the same statement, finds the
+/// subscriber of each fresh event (freshly claimed, or not claimed at all) that is
+/// `counted` and takes that subscriber's lock. One statement, not
+/// two: the round trip it saves is a tenth of a batch's time (BENCHMARKS.md, issue 24).
+///
+/// Ids are inserted in sorted order so that concurrent batches sharing ids cannot deadlock
+/// on them; an id given twice in the batch is inserted with its first event's digest
+/// (`ord`), that event counted as fresh and the later ones as taken.
+///
+/// A given UUID decides alone, as in listmonk: it does not fall back to the e-mail
+/// address. The locks are taken in ascending id order (the subquery's ORDER BY; the lock
+/// is evaluated after the sort), so two batches never wait on each other in a cycle; a
+/// subscriber named twice is locked twice, which advisory locks allow. An event whose
+/// subscriber does not exist comes back without an id, and nothing is locked for it.
+async fn claim_and_find(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
-) -> Result<Vec<usize>, sqlx::Error> {
+    claim: &[bool],
+    counted: &[bool],
+) -> Result<Claimed, sqlx::Error> {
     let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let digests: Vec<Option<Vec<u8>>> = events
         .iter()
         .map(|e| e.request_digest.map(|d| d.to_vec()))
         .collect();
-    let fresh = sqlx::query!(
-        "INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
-         SELECT s, e, d FROM unnest($1::text[], $2::text[], $3::bytea[])
-                             WITH ORDINALITY AS t(s, e, d, ord)
-         ORDER BY s, e, ord
-         ON CONFLICT DO NOTHING
-         RETURNING source, event_id",
+    let uuids: Vec<Option<Uuid>> = events.iter().map(|e| e.subscriber_uuid).collect();
+    let emails: Vec<Option<String>> = events
+        .iter()
+        .map(|e| e.email.as_ref().map(|e| e.to_lowercase()))
+        .collect();
+    let rows = sqlx::query!(
+        r#"WITH batch AS (
+               SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bool[],
+                                    $5::bool[], $6::uuid[], $7::text[])
+                      WITH ORDINALITY AS t(s, e, d, claim, counted, u, email, ord)
+           ), claimed AS (
+               INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
+               SELECT s, e, d FROM batch WHERE claim ORDER BY s, e, ord
+               ON CONFLICT DO NOTHING
+               RETURNING source, event_id
+           ), fresh AS (
+               (SELECT DISTINCT ON (b.s, b.e) b.ord, b.counted, b.u, b.email
+                FROM batch b JOIN claimed c ON c.source = b.s AND c.event_id = b.e
+                WHERE b.claim
+                ORDER BY b.s, b.e, b.ord)
+               UNION ALL
+               SELECT ord, counted, u, email FROM batch WHERE NOT claim
+           )
+           SELECT found.ord AS "ord!",
+                  found.id,
+                  CASE WHEN found.id IS NOT NULL
+                       THEN pg_advisory_xact_lock($8, found.id)::text END AS locked
+           FROM (SELECT f.ord, COALESCE(by_uuid.id, by_email.id) AS id
+                 FROM fresh f
+                 LEFT JOIN subscribers by_uuid ON f.counted AND by_uuid.uuid = f.u
+                 LEFT JOIN subscribers by_email
+                        ON f.counted AND f.u IS NULL AND LOWER(by_email.email) = f.email
+                 ORDER BY 2) AS found"#,
         &sources as &[&str],
         &ids as &[&str],
         &digests as &[Option<Vec<u8>>],
+        claim,
+        counted,
+        &uuids as &[Option<Uuid>],
+        &emails as &[Option<String>],
+        super::locks::SUBSCRIBER,
     )
     .fetch_all(&mut **tx)
     .await?;
-    let mut unclaimed: HashSet<(String, String)> =
-        fresh.into_iter().map(|r| (r.source, r.event_id)).collect();
-    Ok(events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| !unclaimed.remove(&(e.source.clone(), e.event_id.clone())))
-        .map(|(i, _)| i)
-        .collect())
+    let mut fresh = vec![false; events.len()];
+    let mut subscriber_ids = HashMap::new();
+    for row in rows {
+        // `ord` counts from 1.
+        let i = (row.ord - 1) as usize;
+        fresh[i] = true;
+        if let Some(id) = row.id {
+            subscriber_ids.insert(i, id);
+        }
+    }
+    let taken = (0..events.len()).filter(|&i| !fresh[i]).collect();
+    Ok(Claimed {
+        taken,
+        subscriber_ids,
+    })
 }
 
 /// What the events whose id was claimed before (`taken`) come to. A duplicate, unless the
@@ -267,19 +341,25 @@ struct EarlierClaim {
 }
 
 /// After [`RecordError::CommitUnknown`]: whether that batch is committed. It tries to claim
-/// the batch's ids again, in a transaction it then rolls back. An insert waits for any
-/// transaction still holding one of those ids (the lost one, if its server has not ended
-/// it yet) and then conflicts with a committed id, so the answer is exact: the batch is
-/// committed exactly when none of its ids can be claimed. (Ids that were duplicates of
+/// the batch's claimed ids ([`claimed`]) again, in a transaction it then rolls back. An
+/// insert waits for any transaction still holding one of those ids (the lost one, if its
+/// server has not ended it yet) and then conflicts with a committed id, so the answer is
+/// exact: the batch is committed exactly when none of those ids can be claimed. (Ids that were duplicates of
 /// earlier commits conflict either way; a batch of nothing but those is all recorded.)
 pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sqlx::Error> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin_batch().await?;
     // A lost transaction whose server never notices its client is gone would make the
     // insert wait forever; past this the caller answers "retry later" instead.
     sqlx::query!("SET LOCAL lock_timeout = '10s'")
         .execute(&mut *tx)
         .await?;
-    let claimable = claim_event_ids(&mut tx, events).await?.len() < events.len();
+    let claim = claimed(events);
+    let nothing_counted = vec![false; events.len()];
+    let taken = claim_and_find(&mut tx, events, &claim, &nothing_counted)
+        .await?
+        .taken
+        .len();
+    let claimable = taken < claim.iter().filter(|c| **c).count();
     tx.rollback().await?;
     Ok(!claimable)
 }
@@ -299,43 +379,6 @@ pub async fn forget_old_event_ids(
     .execute(&store.pool)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Maps event index -> subscriber id for the events whose subscriber exists, and takes each
-/// found subscriber's lock. A given UUID decides alone, as in listmonk: it does not fall
-/// back to the e-mail address. The locks are taken in ascending id order (the subquery's
-/// ORDER BY; the lock is evaluated after the sort), so two batches never wait on each
-/// other in a cycle; a subscriber named twice is locked twice, which advisory locks allow.
-async fn find_and_lock_subscribers(
-    tx: &mut Transaction<'static, Postgres>,
-    events: &[BounceEvent],
-    pending: &[usize],
-) -> Result<HashMap<usize, i32>, sqlx::Error> {
-    if pending.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let idx: Vec<i32> = pending.iter().map(|&i| i as i32).collect();
-    let uuids: Vec<Option<Uuid>> = pending.iter().map(|&i| events[i].subscriber_uuid).collect();
-    let emails: Vec<Option<String>> = pending
-        .iter()
-        .map(|&i| events[i].email.as_ref().map(|e| e.to_lowercase()))
-        .collect();
-    let rows = sqlx::query!(
-        r#"SELECT found.i AS "i!", found.id AS "id!", pg_advisory_xact_lock($4, found.id)::text AS locked
-           FROM (SELECT t.i, COALESCE(by_uuid.id, by_email.id) AS id
-                 FROM unnest($1::int4[], $2::uuid[], $3::text[]) AS t(i, u, e)
-                 LEFT JOIN subscribers by_uuid ON by_uuid.uuid = t.u
-                 LEFT JOIN subscribers by_email ON t.u IS NULL AND LOWER(by_email.email) = t.e
-                 WHERE COALESCE(by_uuid.id, by_email.id) IS NOT NULL
-                 ORDER BY 2) AS found"#,
-        &idx,
-        &uuids as &[Option<Uuid>],
-        &emails as &[Option<String>],
-        super::locks::SUBSCRIBER,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.i as usize, r.id)).collect())
 }
 
 /// The transaction's clock and, for each locked subscriber that still exists, its status
@@ -388,8 +431,11 @@ async fn load_state(
     Ok((now, state))
 }
 
-/// Inserts the bounces of the events in `order` with one statement; returns each event's
-/// bounce id. A campaign UUID that matches no campaign is stored as NULL.
+/// Inserts the bounces of the events in `order`, and the evidence kept with them, with one
+/// statement; returns each event's bounce id. A campaign UUID that matches no campaign is
+/// stored as NULL. The ids are drawn from the bounces' own sequence (as the column's
+/// default would) before the rows are written, so that the evidence can name its bounce in
+/// the same statement: one round trip fewer per batch than inserting it afterwards.
 async fn insert_bounces(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
@@ -407,27 +453,51 @@ async fn insert_bounces(
         })
         .collect();
     let c = Columns::of(events, order);
-    let mut ids = sqlx::query_scalar!(
-        "INSERT INTO bounces (subscriber_id, campaign_id, type, source, meta, created_at)
-         SELECT t.sid, c.id, t.type::bounce_type, t.source, t.meta, COALESCE(t.at, NOW())
-         FROM unnest($1::int4[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
-              WITH ORDINALITY AS t(sid, camp, type, source, meta, at, ord)
-         LEFT JOIN campaigns c ON c.uuid = t.camp
-         ORDER BY t.ord
-         RETURNING id",
+    let kept = super::evidence::Rows::of(order.iter().enumerate().filter_map(|(at, i)| {
+        match &events[*i].evidence {
+            // `ord` of the bounce row, counting from 1.
+            Some(Evidence::Kept(k)) => Some((at as i64 + 1, k)),
+            _ => None,
+        }
+    }));
+    let rows = sqlx::query!(
+        r#"WITH t AS (
+               SELECT nextval('bounces_id_seq')::int4 AS id, u.*
+               FROM unnest($1::int4[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[],
+                           $6::timestamptz[])
+                    WITH ORDINALITY AS u(sid, camp, type, source, meta, at, ord)
+           ), inserted AS (
+               INSERT INTO bounces (id, subscriber_id, campaign_id, type, source, meta, created_at)
+               SELECT t.id, t.sid, c.id, t.type::bounce_type, t.source, t.meta, COALESCE(t.at, NOW())
+               FROM t LEFT JOIN campaigns c ON c.uuid = t.camp
+               ORDER BY t.ord
+           ), evidence AS (
+               INSERT INTO bounceops.evidence
+                      (bounce_id, content_type, gzip, original_bytes, truncated)
+               SELECT t.id, k.content_type, k.gzip, k.original_bytes, k.truncated
+               FROM unnest($7::int8[], $8::text[], $9::bytea[], $10::int8[], $11::bool[])
+                    AS k(ord, content_type, gzip, original_bytes, truncated)
+               JOIN t ON t.ord = k.ord
+           )
+           SELECT ord AS "ord!", id AS "id!" FROM t"#,
         &subscribers,
         &c.campaigns as &[Option<Uuid>],
         &c.types as &[&str],
         &c.sources as &[&str],
         &c.metas as &[&serde_json::Value],
         &c.times as &[Option<DateTime<Utc>>],
+        &kept.ords,
+        &kept.types as &[&str],
+        &kept.bodies as &[&[u8]],
+        &kept.sizes,
+        &kept.truncated,
     )
     .fetch_all(&mut **tx)
     .await?;
-    // Rows are inserted in `ord` order and take ids from the sequence as they go, so the
-    // ascending ids belong to the events in order (RETURNING itself promises no order).
-    ids.sort_unstable();
-    Ok(order.iter().copied().zip(ids).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (order[(r.ord - 1) as usize], r.id))
+        .collect())
 }
 
 /// Carries out the planned actions exactly as listmonk does, one statement per action;
@@ -592,5 +662,46 @@ impl<'a> Columns<'a> {
             metas: picked().map(|e| &e.meta).collect(),
             times: picked().map(|e| e.created_at).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{BounceType, received_id};
+
+    fn event(event_id: String, request_digest: Option<[u8; 32]>) -> BounceEvent {
+        BounceEvent {
+            email: Some("x@example.com".into()),
+            subscriber_uuid: None,
+            campaign_uuid: None,
+            bounce_type: BounceType::Soft,
+            source: "t".into(),
+            meta: serde_json::json!({}),
+            created_at: None,
+            event_id,
+            reason: None,
+            evidence: None,
+            request_digest,
+        }
+    }
+
+    /// Every id a sender may send again is claimed; of the ids made on receipt, only the
+    /// first, which stands for the batch when a lost commit is settled.
+    #[test]
+    fn ids_made_on_receipt_are_claimed_once_per_batch() {
+        let events = [
+            event(received_id(), None),
+            event("sendgrid-1".into(), None),
+            event(received_id(), None),
+            // An Idempotency-Key that looks like a made id is the sender's.
+            event(received_id(), Some([1; 32])),
+            // Only a UUID after the prefix is one of ours.
+            event("received:42".into(), None),
+            event(received_id(), None),
+        ];
+        assert_eq!(claimed(&events), [true, true, false, true, true, false]);
+        assert_eq!(claimed(&events[1..2]), [true]);
+        assert_eq!(claimed(&[]), Vec::<bool>::new());
     }
 }
