@@ -1,6 +1,6 @@
 //! The evidence kept with bounce rows (`bounceops.evidence`, migration 0005): written by
-//! the statement that inserts the bounce rows (`store::record`), read by `GET /api/bounces/{id}/message`,
-//! purged after `spec.evidence.keepDays`.
+//! the statement that inserts the bounce rows (`store::record`), read by
+//! `GET /api/bounces/{id}/message`, purged after `spec.evidence.keepDays`.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};

@@ -72,6 +72,18 @@ pub fn is_connection_failure(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether the error is that of a connection the database (or something between) has
+/// dropped: another connection may work at once. Not a pool that has none to give.
+fn is_dropped_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        _ => false,
+    }
+}
+
 /// Why the worker is not ready: what `/readyz` logs.
 #[derive(Debug, thiserror::Error)]
 pub enum NotReady {
@@ -128,12 +140,29 @@ impl Store {
     /// quarter of the ingest rate). Sequential scans are priced out in these transactions
     /// only (`SET LOCAL`, sent with BEGIN: no round trip of its own); planning every
     /// statement afresh (`plan_cache_mode`) would cost half a millisecond per batch.
+    ///
+    /// A connection in steady use is not pinged before it is handed out ([`ping_if_idle`]),
+    /// so one the database dropped meanwhile (a restart, a proxy cutting connections) fails
+    /// here, at BEGIN, before anything of the batch was sent: the batch then begins on
+    /// another connection (the broken one is closed as it goes back to the pool), up to once
+    /// per connection the pool may hold, and only then does the failure reach its senders.
     pub(crate) async fn begin_batch(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.pool
-            .begin_with("BEGIN; SET LOCAL enable_seqscan = off")
-            .await
+        let mut retries = self.pool.options().get_max_connections();
+        loop {
+            match self
+                .pool
+                .begin_with("BEGIN; SET LOCAL enable_seqscan = off")
+                .await
+            {
+                Err(e) if retries > 0 && is_dropped_connection(&e) => {
+                    tracing::debug!(error = %e, "a pooled connection was dropped; beginning on another");
+                    retries -= 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// [`Store::connect_lazy_with`] the default export limits.
