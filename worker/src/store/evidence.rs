@@ -155,10 +155,10 @@ impl Sweep {
 }
 
 /// Deletes the evidence kept longer than `keep_days` (all of it at 0), [`PURGE_BATCH`]
-/// rows per statement, and that of bounce rows deleted since, among the next
-/// `sweep` rows (and moves it on). Replicas purging at the same
-/// time skip each other's rows (`SKIP LOCKED`) or find them gone, so concurrent runs
-/// neither wait long nor fail; one run alone deletes everything expired.
+/// rows per statement, and that of bounce rows deleted since, among the rows `sweep` looks
+/// at next (and moves it on). Replicas purging at the same time skip each other's rows
+/// (`SKIP LOCKED`) or find them gone, so concurrent runs neither wait long nor fail; one
+/// run alone deletes everything expired.
 pub async fn purge(
     store: &Store,
     keep_days: u32,

@@ -73,7 +73,9 @@ pub fn is_connection_failure(e: &sqlx::Error) -> bool {
 }
 
 /// Whether the error is that of a connection the database (or something between) has
-/// dropped: another connection may work at once. Not a pool that has none to give.
+/// dropped: another connection may work at once. Narrower than [`is_connection_failure`]:
+/// not a pool that has none to give, nor what a new connection would meet as well (TLS,
+/// the server out of resources).
 fn is_dropped_connection(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
@@ -117,8 +119,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Checks a connection that sat idle (the database may have restarted, or a proxy dropped
 /// it meanwhile) before it is handed out; one in steady use is not checked. sqlx's own check
-/// pings before every acquire: a round trip per ingest batch, measured at an eighth of a
-/// batch's time under load.
+/// pings before every acquire: one more round trip for every ingest batch, whose time is
+/// mostly round trips (BENCHMARKS.md, issue 24).
 async fn ping_if_idle(
     conn: &mut sqlx::PgConnection,
     idle_for: Duration,

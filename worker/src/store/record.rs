@@ -14,8 +14,8 @@
 //! Round trips are what a batch's time is mostly made of (BENCHMARKS.md, issue 24), so
 //! what can share a statement does.
 //!
-//! Events whose reason `spec.rules.reasons` ignores skip steps 2 and 3: no subscriber is
-//! looked up or locked for them. The others are first given the type their reason counts
+//! Events whose reason `spec.rules.reasons` ignores have their id claimed in step 1, but no
+//! subscriber is looked up, locked or counted for them, and step 3 only keeps them. The others are first given the type their reason counts
 //! as, so that the bounce row says what its rule was applied as.
 //!
 //! Under the lock, the counts a transaction sees include every committed bounce of those
@@ -171,8 +171,8 @@ struct Claimed {
 /// Claims the ids of the events marked in `claim` in `bounceops.processed_events`, each
 /// with its request digest (`Idempotency-Key`s), and, in the same statement, finds the
 /// subscriber of each fresh event (freshly claimed, or not claimed at all) that is
-/// `counted` and takes that subscriber's lock. One statement, not
-/// two: the round trip it saves is a tenth of a batch's time (BENCHMARKS.md, issue 24).
+/// `counted` and takes that subscriber's lock. One statement, not two: the round trip it
+/// saves is a tenth of a batch's time (BENCHMARKS.md, issue 24).
 ///
 /// Ids are inserted in sorted order so that concurrent batches sharing ids cannot deadlock
 /// on them; an id given twice in the batch is inserted with its first event's digest
@@ -344,8 +344,9 @@ struct EarlierClaim {
 /// the batch's claimed ids ([`claimed`]) again, in a transaction it then rolls back. An
 /// insert waits for any transaction still holding one of those ids (the lost one, if its
 /// server has not ended it yet) and then conflicts with a committed id, so the answer is
-/// exact: the batch is committed exactly when none of those ids can be claimed. (Ids that were duplicates of
-/// earlier commits conflict either way; a batch of nothing but those is all recorded.)
+/// exact: the batch is committed exactly when none of those ids can be claimed. (Ids that
+/// were duplicates of earlier commits conflict either way; a batch of nothing but those is
+/// all recorded.)
 pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sqlx::Error> {
     let mut tx = store.begin_batch().await?;
     // A lost transaction whose server never notices its client is gone would make the
