@@ -352,14 +352,18 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-/// A TCP proxy in front of Postgres. `cut()` closes every connection and refuses new ones,
-/// as a database outage does; `stall()` closes them and lets new ones hang unanswered, as
-/// a network partition does (a client waits for its own timeout); `restore()` lets
-/// connections through again.
+/// A TCP proxy in front of a server (Postgres, Postfix). `cut()` closes every connection
+/// and refuses new ones, as an outage does; `stall()` closes them and lets new ones hang
+/// unanswered, as a network partition does (a client waits for its own timeout);
+/// `restore()` lets connections through again. When `cut()` or `stall()` returns, the live
+/// connections are already shut at the socket: a byte the client writes afterwards cannot
+/// reach the server. (Asking each connection's task to stop left a window in which a pooled
+/// connection's next command still got through.)
 pub struct Proxy {
     pub port: u16,
     mode: Arc<AtomicU8>,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
+    live: Arc<std::sync::Mutex<Vec<(u64, std::net::TcpStream)>>>,
 }
 
 const OPEN: u8 = 0;
@@ -372,8 +376,10 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(AtomicU8::new(OPEN));
         let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
-        let (mode2, gen2) = (mode.clone(), generation.clone());
+        let live = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mode2, gen2, live2) = (mode.clone(), generation.clone(), live.clone());
         tokio::spawn(async move {
+            let mut next_id = 0u64;
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
@@ -389,14 +395,31 @@ impl Proxy {
                         });
                     }
                     _ => {
+                        let live = live2.clone();
+                        next_id += 1;
+                        let id = next_id;
                         tokio::spawn(async move {
                             let Ok(mut server) = TcpStream::connect(target).await else {
                                 return;
                             };
+                            let (Some(c), Some(s)) = (handle(&client), handle(&server)) else {
+                                return;
+                            };
+                            {
+                                // Under the lock `set` takes after changing the mode: either
+                                // `set` shuts these, or the change is seen here.
+                                let mut live = live.lock().unwrap();
+                                if cut.has_changed().unwrap_or(true) {
+                                    return;
+                                }
+                                live.extend([(id, c), (id, s)]);
+                            }
                             tokio::select! {
                                 _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                                 _ = cut.changed() => {}
                             }
+                            // The second handles would keep the sockets open past this task.
+                            live.lock().unwrap().retain(|(i, _)| *i != id);
                         });
                     }
                 }
@@ -406,6 +429,7 @@ impl Proxy {
             port,
             mode,
             generation,
+            live,
         }
     }
 
@@ -424,6 +448,9 @@ impl Proxy {
     fn set(&self, mode: u8) {
         self.mode.store(mode, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
+        for (_, socket) in self.live.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// `url` with its host and port replaced by the proxy's.
@@ -433,6 +460,13 @@ impl Proxy {
         u.set_port(Some(self.port)).unwrap();
         u.to_string()
     }
+}
+
+/// A second handle on a proxied socket, so that `Proxy::set` can shut it from outside the
+/// task that copies through it.
+fn handle(stream: &TcpStream) -> Option<std::net::TcpStream> {
+    let fd = std::os::fd::AsFd::as_fd(stream).try_clone_to_owned().ok()?;
+    Some(std::net::TcpStream::from(fd))
 }
 
 /// The address of the Postgres server behind `url`.
