@@ -176,7 +176,17 @@ impl Policy {
     }
 }
 
+/// Originals shorter than this are kept in a stored deflate block, uncompressed inside their
+/// gzip frame. Deflate saves little there (the providers' events of the tests: 6-16% below
+/// 256 bytes, 18-48% above; a listmonk webhook body of 60 bytes comes out 20 bytes larger),
+/// while building its compressor zeroes some 300 KB of tables, whatever the input: that
+/// was a fifth of the worker's CPU at the ingest benchmark's peak (BENCHMARKS.md, issue 24).
+const DEFLATE_FROM: usize = 256;
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
+    if bytes.len() < DEFLATE_FROM {
+        return gzip_stored(bytes);
+    }
     // Level 6 (the default) gets most of what gzip can from text; higher levels cost
     // several times the CPU for a few percent.
     let mut encoder = GzEncoder::new(
@@ -186,6 +196,23 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(bytes);
     encoder.finish().unwrap_or_default()
+}
+
+/// `bytes` (fewer than 65,536) as one gzip member (RFC 1952) holding one stored deflate block
+/// (RFC 1951, 3.2.4). By hand: flate2 builds its whole compressor also at level 0.
+fn gzip_stored(bytes: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(bytes.len()).expect("a stored block holds fewer than 65,536 bytes");
+    let mut out = Vec::with_capacity(bytes.len() + 23);
+    // ID1 ID2, deflate, no flags, no modification time, no extra flags, OS unknown: what
+    // flate2's GzEncoder writes.
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    out.push(1); // the final block, stored
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+    out.extend_from_slice(&u32::from(len).to_le_bytes());
+    out
 }
 
 /// Why stored evidence cannot be served.
@@ -242,6 +269,38 @@ mod tests {
             unpack(&kept.gzip, kept.original_bytes, false).unwrap(),
             message
         );
+    }
+
+    #[test]
+    fn originals_either_side_of_the_deflate_bound_round_trip() {
+        for len in [1, 60, DEFLATE_FROM - 1, DEFLATE_FROM, 4 * DEFLATE_FROM] {
+            let original: Vec<u8> = br#"{"email":"user@example.com","type":"soft"}"#
+                .iter()
+                .copied()
+                .cycle()
+                .take(len)
+                .collect();
+            let kept = policy(30, 1 << 20).keep(Kind::Json, &original).unwrap();
+            assert_eq!(kept.gzip[..3], [0x1f, 0x8b, 8], "a gzip member");
+            assert_eq!(
+                unpack(&kept.gzip, len as u64, false).unwrap(),
+                original,
+                "{len}"
+            );
+            if len < DEFLATE_FROM {
+                assert_eq!(kept.gzip.len(), len + 23, "stored: {len}");
+            } else {
+                assert!(kept.gzip.len() < len, "deflated: {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_stored_member_is_refused() {
+        let mut kept = gzip_stored(b"a listmonk webhook body");
+        let at = kept.len() - 12; // a byte of the body: the CRC no longer matches
+        kept[at] ^= 1;
+        assert!(matches!(unpack(&kept, 23, false), Err(Damaged::Corrupt(_))));
     }
 
     #[test]
