@@ -296,6 +296,19 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_member_is_the_bytes_rfc_1952_gives() {
+        // Header (deflate, no flags, no time, OS unknown), a final stored block of length 0
+        // (LEN 0000, NLEN ffff), CRC-32 of nothing, ISIZE 0.
+        let empty = "1f8b08000000000000ff010000ffff0000000000000000";
+        assert_eq!(hex::encode(gzip_stored(b"")), empty);
+        // "abc": LEN 3 (0300), NLEN fcff, the bytes, CRC-32 0x352441c2 little-endian.
+        assert_eq!(
+            hex::encode(gzip_stored(b"abc")),
+            "1f8b08000000000000ff010300fcff616263c241243503000000"
+        );
+    }
+
+    #[test]
     fn a_damaged_stored_member_is_refused() {
         let mut kept = gzip_stored(b"a listmonk webhook body");
         let at = kept.len() - 12; // a byte of the body: the CRC no longer matches

@@ -106,6 +106,62 @@ async fn every_type_action_and_threshold() {
     }
 }
 
+/// Every action in one batch, one subscriber unsubscribed and then deleted by a later
+/// event of the same batch: the actions that share the bounce insert's statement and the
+/// delete that follows it each report what they changed, and each bounce id is its row's.
+#[tokio::test]
+async fn every_action_in_one_batch() {
+    let db = TestDb::new().await;
+    let rule = |action| Rule { count: 1, action };
+    let rules = Rules {
+        soft: rule(Action::Unsubscribe),
+        hard: rule(Action::Blocklist),
+        complaint: rule(Action::Delete),
+        ..Rules::default()
+    };
+    let (gone, _) = db.subscriber("gone@example.com").await;
+    let (left, _) = db.subscriber("left@example.com").await;
+    let (blocked, _) = db.subscriber("blocked@example.com").await;
+    let batch = [
+        event("gone@example.com", BounceType::Soft),
+        event("left@example.com", BounceType::Soft),
+        event("gone@example.com", BounceType::Complaint),
+        event("blocked@example.com", BounceType::Hard),
+    ];
+    let outcomes = record(&db.store(), &rules, &batch).await.unwrap();
+    let action = |o: &Outcome| match o {
+        Outcome::Recorded { action, .. } => *action,
+        other => panic!("not recorded: {other:?}"),
+    };
+    assert_eq!(
+        outcomes.iter().map(action).collect::<Vec<_>>(),
+        [
+            Some(Action::Unsubscribe),
+            Some(Action::Unsubscribe),
+            Some(Action::Delete),
+            Some(Action::Blocklist)
+        ],
+        "{outcomes:?}"
+    );
+    assert_eq!(db.status(gone).await, None, "deleted");
+    assert_eq!(db.bounce_count(gone).await, 0, "its bounces went with it");
+    assert_eq!(db.list_statuses(left).await, vec!["unsubscribed"]);
+    assert_eq!(db.status(left).await.as_deref(), Some("enabled"));
+    assert_eq!(db.status(blocked).await.as_deref(), Some("blocklisted"));
+    assert_eq!(db.list_statuses(blocked).await, vec!["confirmed"]);
+    for (at, subscriber) in [(1, left), (3, blocked)] {
+        let Outcome::Recorded { bounce_id, .. } = outcomes[at] else {
+            unreachable!()
+        };
+        let row: i32 = sqlx::query_scalar("SELECT subscriber_id FROM bounces WHERE id = $1")
+            .bind(bounce_id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(row, subscriber, "bounce {bounce_id}");
+    }
+}
+
 #[tokio::test]
 async fn over_threshold_with_unsubscribe_is_not_stored() {
     let db = TestDb::new().await;

@@ -8,8 +8,10 @@
 //! 2. load those subscribers' status and bounce counts (a statement of its own: its
 //!    snapshot must be taken after the locks are held), and let `plan` play the events in
 //!    arrival order in memory;
-//! 3. write the result: the bounces with their evidence in one statement, one statement
-//!    per action, one insert of unmatched events, one of ignored ones.
+//! 3. write the result: the bounces with their evidence and the `blocklist` and
+//!    `unsubscribe` actions in one statement, then `delete` (after the insert, so that it
+//!    takes the batch's own bounces too), one insert of unmatched events, one of ignored
+//!    ones.
 //!
 //! Round trips are what a batch's time is mostly made of (BENCHMARKS.md, issue 24), so
 //! what can share a statement does.
@@ -435,15 +437,13 @@ async fn load_state(
     Ok((now, state))
 }
 
-/// Inserts the bounces of the events in `order`, and the evidence kept with them, with one
-/// statement; returns each event's bounce id. A campaign UUID that matches no campaign is
-/// stored as NULL. The ids are drawn from the bounces' own sequence (as the column's
-/// default would) before the rows are written, so that the evidence can name its bounce in
-/// the same statement: one round trip fewer per batch than inserting it afterwards.
-/// Inserts the bounces of `order` with their evidence, and carries out the `blocklist` and
-/// `unsubscribe` actions in the same statement (one round trip less in most batches that
-/// act: neither touches what the insert writes). Returns each inserted event's bounce id
-/// and the (subscriber, action) pairs that changed something.
+/// Inserts the bounces of the events in `order` with the evidence kept with them, and
+/// carries out the `blocklist` and `unsubscribe` actions, in one statement (neither action
+/// touches what the insert writes); returns each inserted event's bounce id and the
+/// (subscriber, action) pairs that changed something. A campaign UUID that matches no
+/// campaign is stored as NULL. The ids are drawn from the bounces' own sequence (as the
+/// column's default would) before the rows are written, so that the evidence can name its
+/// bounce in the same statement. Each part sharing the statement is a round trip fewer.
 async fn insert_bounces(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
