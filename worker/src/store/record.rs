@@ -17,8 +17,9 @@
 //! what can share a statement does.
 //!
 //! Events whose reason `spec.rules.reasons` ignores have their id claimed in step 1, but no
-//! subscriber is looked up, locked or counted for them, and step 3 only keeps them. The others are first given the type their reason counts
-//! as, so that the bounce row says what its rule was applied as.
+//! subscriber is looked up, locked or counted for them, and step 3 only keeps them. The
+//! others are first given the type their reason counts as, so that the bounce row says
+//! what its rule was applied as.
 //!
 //! Under the lock, the counts a transaction sees include every committed bounce of those
 //! subscribers, so no two replicas can both see the same `n` and skip or double an action.
