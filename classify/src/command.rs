@@ -90,7 +90,7 @@ pub fn failed_command(text: &str) -> Option<Command> {
     let latest = |text: &str| {
         TABLE
             .find_overlapping(text)
-            .map(|m| PHRASES[m.pattern().as_usize()].1)
+            .map(|m| PHRASES[m.pattern].1)
             .max()
     };
     // The text as it is first: most name their command on one line, and

@@ -6,7 +6,7 @@
 
 use crate::address;
 use crate::mime::{Fields, Mail, parse_fields};
-use crate::phrases::Phrases;
+use crate::phrases::Search;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -15,7 +15,7 @@ static LISTMONK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(LISTMONK_PATTERN).expect("static regex"));
 static LISTMONK_BYTES: LazyLock<regex::bytes::Regex> =
     LazyLock::new(|| regex::bytes::Regex::new(LISTMONK_PATTERN).expect("static regex"));
-static LISTMONK_WORD: LazyLock<Phrases> = LazyLock::new(|| Phrases::rare(&["x-listmonk-"]));
+static LISTMONK_WORD: LazyLock<Search> = LazyLock::new(|| Search::rare(&["x-listmonk-"]));
 
 /// listmonk's subscriber and campaign UUIDs, wherever the original's headers
 /// survive: as parsed header fields first, then anywhere in decoded text

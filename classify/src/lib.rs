@@ -8,6 +8,7 @@
 
 pub mod address;
 mod arf;
+mod automaton;
 mod autoreply;
 mod command;
 mod dsn;

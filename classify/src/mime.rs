@@ -119,7 +119,7 @@ impl Leaf {
     /// case. Rendering removes markup and decodes entities, so the word could
     /// only appear through markup or an entity inside it, which no mailer
     /// writes. Rendering is the classifier's costliest step on large HTML.
-    pub(crate) fn may_contain(&self, word: &crate::phrases::Phrases) -> bool {
+    pub(crate) fn may_contain(&self, word: &crate::phrases::Search) -> bool {
         match &self.body {
             Body::Html(html) if self.made.get().is_none() => word.is_match(html),
             _ => true,

@@ -1,45 +1,57 @@
-//! Owns phrase-list matching: one automaton per list, matching ASCII
-//! case-insensitively, so a list is found in one pass over a text and without
-//! a lower-cased copy of it (the same answer as
-//! `text.to_ascii_lowercase().contains(p)` for each lower-case phrase `p`).
+//! Owns phrase-list matching: a list is found in one pass over a text,
+//! ASCII letters in either case, without a lower-cased copy of the text (the
+//! same answer as `text.to_ascii_lowercase().contains(p)` for each lower-case
+//! phrase `p`).
 //!
-//! Always a DFA: the lists are small and searched over every report. (Using
-//! aho-corasick's `dfa::DFA` directly, without `AhoCorasick`'s dispatch, was
-//! measured and was 2% slower.)
+//! [`Phrases`], for lists searched for any or every occurrence, runs this
+//! crate's own automaton (`automaton.rs` says why); [`Search`], for a rare
+//! phrase that a prefilter skips to or a leftmost-first search, runs
+//! aho-corasick's.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Match, MatchKind};
 
-pub(crate) struct Phrases(AhoCorasick);
+use crate::automaton::{Automaton, Hit};
+
+pub(crate) struct Phrases(Automaton);
 
 impl Phrases {
-    /// Finds any phrase (standard Aho-Corasick semantics: the first match to
-    /// end); every occurrence with `overlapping`.
     pub(crate) fn new(list: &[&str]) -> Phrases {
-        // Phrases of common letters: the rare-byte prefilter fires on nearly
-        // every byte and costs more than the plain DFA walk.
-        Phrases::build(list, MatchKind::Standard, false)
+        Phrases(Automaton::new(list))
     }
 
-    /// Like `new`, for phrases that seldom occur in a text at all: a
-    /// prefilter skips ahead to the few places where one could start.
-    pub(crate) fn rare(list: &[&str]) -> Phrases {
-        Phrases::build(list, MatchKind::Standard, true)
+    pub(crate) fn is_match(&self, text: &str) -> bool {
+        self.0.overlapping(text).next().is_some()
+    }
+
+    /// Every occurrence of every phrase, in order of their ends.
+    pub(crate) fn find_overlapping<'a>(&'a self, text: &'a str) -> impl Iterator<Item = Hit> + 'a {
+        self.0.overlapping(text)
+    }
+}
+
+pub(crate) struct Search(AhoCorasick);
+
+impl Search {
+    /// For phrases that seldom occur in a text at all: a prefilter skips
+    /// ahead to the few places where one could start.
+    pub(crate) fn rare(list: &[&str]) -> Search {
+        Search::build(list, MatchKind::Standard, true)
     }
 
     /// Finds the leftmost occurrence, preferring the earlier phrase of the
     /// list where two start at the same place.
-    pub(crate) fn leftmost_first(list: &[&str]) -> Phrases {
-        Phrases::build(list, MatchKind::LeftmostFirst, false)
+    pub(crate) fn leftmost_first(list: &[&str]) -> Search {
+        Search::build(list, MatchKind::LeftmostFirst, false)
     }
 
-    fn build(list: &[&str], kind: MatchKind, prefilter: bool) -> Phrases {
+    fn build(list: &[&str], kind: MatchKind, prefilter: bool) -> Search {
         AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .kind(Some(AhoCorasickKind::DFA))
             .match_kind(kind)
             .prefilter(prefilter)
             .build(list)
-            .map(Phrases)
+            .map(Search)
             .expect("static phrase list")
     }
 
@@ -47,21 +59,12 @@ impl Phrases {
         self.0.is_match(text)
     }
 
-    /// The first match: for a `leftmost_first` list the leftmost, for the
-    /// others the one that ends first.
+    /// The first match: for a `leftmost_first` list the leftmost, for a
+    /// `rare` one the one that ends first.
     pub(crate) fn find(&self, text: &str) -> Option<Match> {
         // Errors only for search options this DFA was not built for
         // (anchored searches); unanchored ones always succeed.
         self.0.find(text)
-    }
-
-    /// Every occurrence of every phrase, in order of their ends. Only for a
-    /// list built with `new`.
-    pub(crate) fn find_overlapping<'a>(
-        &'a self,
-        text: &'a str,
-    ) -> impl Iterator<Item = Match> + 'a {
-        self.0.find_overlapping_iter(text)
     }
 }
 
@@ -100,7 +103,7 @@ mod tests {
         assert!(!p.is_match("550 no such user"));
         let ends: Vec<usize> = p
             .find_overlapping("x user unknown")
-            .map(|m| m.end())
+            .map(|m| m.end)
             .collect();
         assert_eq!(ends, vec![14, 14]);
     }
@@ -120,7 +123,7 @@ mod tests {
 
     #[test]
     fn leftmost_first_prefers_the_earlier_phrase() {
-        let p = Phrases::leftmost_first(&["the following", "the"]);
+        let p = Search::leftmost_first(&["the following", "the"]);
         let m = p.find("see the following").unwrap();
         assert_eq!((m.start(), m.end()), (4, 17));
     }

@@ -7,7 +7,7 @@
 use crate::address;
 use crate::embedded;
 use crate::mime::Mail;
-use crate::phrases::Phrases;
+use crate::phrases::{Phrases, Search};
 use crate::status;
 use crate::{BounceType, Recipient};
 use std::borrow::Cow;
@@ -357,20 +357,20 @@ fn scan_text(text: &str) -> (usize, u8) {
     // seen, and only those lines are lower-cased and examined.
     let mut checked_line = usize::MAX;
     for m in SCANNER.ac.find_overlapping(text) {
-        let lists = SCANNER.lists[m.pattern().as_usize()];
+        let lists = SCANNER.lists[m.pattern];
         if lists & !IS_MARKER != 0 {
-            found.push((m.end(), lists & !IS_MARKER));
+            found.push((m.end, lists & !IS_MARKER));
         }
         if lists & IS_MARKER == 0 {
             continue;
         }
-        let line_start = memchr::memrchr(b'\n', &text.as_bytes()[..m.start()]).map_or(0, |i| i + 1);
+        let line_start = memchr::memrchr(b'\n', &text.as_bytes()[..m.start]).map_or(0, |i| i + 1);
         if line_start == checked_line {
             continue;
         }
         checked_line = line_start;
-        let line_end = memchr::memchr(b'\n', &text.as_bytes()[m.start()..])
-            .map_or(text.len(), |i| m.start() + i + 1);
+        let line_end = memchr::memchr(b'\n', &text.as_bytes()[m.start..])
+            .map_or(text.len(), |i| m.start + i + 1);
         let line = text[line_start..line_end].to_ascii_lowercase();
         let line = line.as_str();
         // Only lines that look like a separator or a heading, not prose that
@@ -531,8 +531,7 @@ fn bounce_of_bounce<'a>(
 /// system's, preferring those after the list introduction.
 fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
     // The earliest start of any introduction: a leftmost-first search.
-    static LIST_INTROS_AC: LazyLock<Phrases> =
-        LazyLock::new(|| Phrases::leftmost_first(LIST_INTROS));
+    static LIST_INTROS_AC: LazyLock<Search> = LazyLock::new(|| Search::leftmost_first(LIST_INTROS));
     let mut emails: Vec<String> = Vec::new();
     let list_start = LIST_INTROS_AC.find(text).map_or(0, |m| m.start());
     let found = address::find_all(text);

@@ -714,7 +714,7 @@ fn by_phrase(text: &str) -> Option<(Reason, bool)> {
     let best = t
         .phrases
         .find_overlapping(text)
-        .map(|m| t.rank[m.pattern().as_usize()])
+        .map(|m| t.rank[m.pattern])
         .min()?;
     Some((t.reasons[best], best < DECISIVE.len()))
 }
