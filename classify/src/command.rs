@@ -108,6 +108,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_finds_what_aho_corasick_finds() {
+        let phrases: Vec<&str> = PHRASES.iter().map(|(p, _)| *p).collect();
+        crate::automaton::tests::agrees_on(&phrases, &crate::automaton::tests::fixture_texts());
+    }
+
+    #[test]
     fn each_mta_wording() {
         #[rustfmt::skip]
         let rows: &[(&str, Option<Command>)] = &[

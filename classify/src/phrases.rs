@@ -15,10 +15,13 @@ use crate::automaton::{Automaton, Hit};
 pub(crate) struct Phrases(Automaton);
 
 impl Phrases {
+    /// Phrases in lower case (an upper-case ASCII letter in one is taken as
+    /// its lower case).
     pub(crate) fn new(list: &[&str]) -> Phrases {
         Phrases(Automaton::new(list))
     }
 
+    /// Whether any phrase of the list occurs in `text`.
     pub(crate) fn is_match(&self, text: &str) -> bool {
         self.0.overlapping(text).next().is_some()
     }

@@ -816,6 +816,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_lists_find_what_aho_corasick_finds() {
+        let texts = crate::automaton::tests::fixture_texts();
+        let scanned: Vec<&str> = [
+            DECISIVE,
+            BODY_PHRASES,
+            FAILURE_WORDS,
+            STILL_TRYING,
+            ORIGINAL_MARKERS,
+            QUOTED_FIELDS,
+        ]
+        .concat();
+        crate::automaton::tests::agrees_on(&scanned, &texts);
+        crate::automaton::tests::agrees_on(SUBJECTS, &texts);
+    }
+
+    #[test]
     fn qmail() {
         let raw = b"From: MAILER-DAEMON@mx.example.org\nTo: news@sender.example\nSubject: failure notice\n\nHi. This is the qmail-send program at mx.example.org.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<kijitora@example.jp>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 <kijitora@example.jp>... User Unknown\nGiving up on 192.0.2.1.\n\n--- Below this line is a copy of the message.\n\nFrom: news@sender.example\nTo: kijitora@example.jp\n";
         let m = Mail::parse(raw);

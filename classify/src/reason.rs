@@ -1309,6 +1309,16 @@ mod tests {
     }
 
     #[test]
+    fn the_phrase_table_finds_what_aho_corasick_finds() {
+        let phrases: Vec<&str> = DECISIVE
+            .iter()
+            .chain(SUGGESTIVE)
+            .flat_map(|(_, list)| list.iter().copied())
+            .collect();
+        crate::automaton::tests::agrees_on(&phrases, &crate::automaton::tests::fixture_texts());
+    }
+
+    #[test]
     fn names_are_sisimais_and_unique() {
         for &r in Reason::ALL {
             let json = serde_json::to_value(r).unwrap();

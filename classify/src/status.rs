@@ -219,6 +219,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_lists_find_what_aho_corasick_finds() {
+        let texts = crate::automaton::tests::fixture_texts();
+        crate::automaton::tests::agrees_on(HARD, &texts);
+        crate::automaton::tests::agrees_on(SOFT, &texts);
+    }
+
+    #[test]
     fn status_code_not_taken_from_ip_or_version() {
         assert_eq!(find_status("from 192.5.1.1 via 8.12.8"), None);
         assert_eq!(
