@@ -5,7 +5,9 @@
 //! that carried them, so a 2xx still means "committed". While one batch is being written,
 //! new requests queue up; the next free writer takes them all (up to `MAX_BATCH_EVENTS`),
 //! so under load many events share one transaction and one WAL flush, and when idle a
-//! lone event is written at once, without waiting for company.
+//! lone event is written at once, without waiting for company. A writer that finds
+//! requests queued as it commits begins their transaction with the same round trip
+//! (`record::Chain`).
 //!
 //! Every event comes through here, so this is also where every text is made storable
 //! (`storable`), and where `spec.evidence` applies: the originals that providers and the
@@ -140,11 +142,25 @@ async fn writer(
     rules: Arc<Rules>,
     metrics: Metrics,
 ) {
+    // The transaction of the next batch, begun by the last batch's commit when more was
+    // waiting (`record::Chain`).
+    let mut chain = record::Chain::default();
+    // Whether requests are queued: read as a batch commits. (`try_lock`: another writer
+    // holding the queue is taking what is queued.)
+    let more = || queue.try_lock().is_ok_and(|q| !q.is_empty());
     loop {
         let jobs = {
             let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return; // every sender dropped: shutting down
+            let first = match queue.try_recv() {
+                Ok(job) => job,
+                Err(_) => {
+                    // Nothing waiting: no transaction is held open while the queue is idle.
+                    chain.end();
+                    let Some(job) = queue.recv().await else {
+                        return; // every sender dropped: shutting down
+                    };
+                    job
+                }
             };
             let mut size = first.events.len();
             let mut jobs = vec![first];
@@ -159,11 +175,18 @@ async fn writer(
             }
             jobs
         };
-        write_batch(&store, &rules, &metrics, jobs).await;
+        write_batch(&store, &rules, &metrics, jobs, &mut chain, &more).await;
     }
 }
 
-async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<Job>) {
+async fn write_batch(
+    store: &Store,
+    rules: &Rules,
+    metrics: &Metrics,
+    jobs: Vec<Job>,
+    chain: &mut record::Chain,
+    more: &(dyn Fn() -> bool + Send + Sync),
+) {
     // The jobs' events side by side in one list (moved, not copied: an event's meta
     // can be kilobytes), and where each job's share of it ends.
     let mut events: Vec<BounceEvent> =
@@ -177,7 +200,11 @@ async fn write_batch(store: &Store, rules: &Rules, metrics: &Metrics, jobs: Vec<
     // Here rather than only in the store, so that metrics name the type counted.
     crate::plan::retype(&mut events, rules);
     metrics.batch_size.observe(events.len() as f64);
-    match record_settled(store, rules, &events).await {
+    let first_try = match record::record_chained(store, rules, &events, chain, more).await {
+        Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, &events, e).await,
+        other => other,
+    };
+    match first_try {
         Ok(outcomes) => {
             for (range, reply) in shares {
                 let mine = outcomes[range.clone()].to_vec();

@@ -13,6 +13,7 @@ use bounce_worker::ingest::{Ingest, IngestError};
 use bounce_worker::metrics::Metrics;
 use bounce_worker::rules::Rules;
 use bounce_worker::store::Store;
+use bounce_worker::store::record::{self, Chain, RecordError};
 use common::commit_trap::{CommitTrap, Fate};
 use common::{TestDb, server_addr};
 
@@ -117,5 +118,37 @@ async fn a_group_commit_whose_answer_is_lost_stores_each_bounce_once() {
     }
     for id in ids {
         assert_eq!(r.db.bounce_count(id).await, 1, "subscriber {id}");
+    }
+}
+
+/// A batch's COMMIT that also begins the next batch's transaction (`record::Chain`, a
+/// writer under load), its answer lost or never sent: the batch is found committed, or
+/// not, exactly as after a plain COMMIT, and no transaction is left begun.
+#[tokio::test]
+async fn a_commit_that_begins_the_next_batch_is_settled_like_any() {
+    for fate in [Fate::CommittedAnswerLost, Fate::NeverSent] {
+        let db = TestDb::new().await;
+        let trap = CommitTrap::start(server_addr(&db.url)).await;
+        let store = Store::connect_lazy(&trap.url_for(&db.url), 4).unwrap();
+        let (id, _) = db.subscriber("chained@example.com").await;
+        let events = vec![bounce("chained@example.com")];
+        trap.arm(fate);
+        let mut chain = Chain::default();
+        let more = || true;
+        let result =
+            record::record_chained(&store, &Rules::default(), &events, &mut chain, &more).await;
+        assert!(
+            matches!(result, Err(RecordError::CommitUnknown(_))),
+            "{fate:?}: {result:?}"
+        );
+        assert_eq!(
+            trap.sprung(),
+            1,
+            "{fate:?}: the chained COMMIT went through the trap"
+        );
+        assert!(!chain.is_begun(), "{fate:?}");
+        let committed = record::committed(&store, &events).await.unwrap();
+        assert_eq!(committed, fate == Fate::CommittedAnswerLost, "{fate:?}");
+        assert_eq!(db.bounce_count(id).await, i64::from(committed), "{fate:?}");
     }
 }

@@ -11,7 +11,7 @@ use bounce_worker::event::{BounceEvent, BounceType, Outcome};
 use bounce_worker::ingest::Ingest;
 use bounce_worker::metrics::Metrics;
 use bounce_worker::rules::Rules;
-use bounce_worker::store::record::record;
+use bounce_worker::store::record::{Chain, record, record_chained};
 use bounceops_api::{Action, ReasonType, Rule};
 use common::TestDb;
 use uuid::Uuid;
@@ -610,4 +610,141 @@ async fn concurrent_bounces_for_one_subscriber_are_race_free() {
             "round {round}"
         );
     }
+}
+
+/// Backends of the test database that are inside a transaction with nothing to do.
+async fn idle_in_transaction(db: &TestDb) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'idle in transaction'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// A writer under load commits a batch with `COMMIT; BEGIN` (`record::Chain`): the batch
+/// is committed all the same, and the next is recorded in the transaction begun for it,
+/// whose clock started at that commit.
+#[tokio::test]
+async fn a_commit_that_begins_the_next_batch() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let rules = Rules::default();
+    let (a, _) = db.subscriber("a@example.com").await;
+    let (b, _) = db.subscriber("b@example.com").await;
+    let mut chain = Chain::waiting(Duration::from_secs(600));
+    let first = [event("a@example.com", BounceType::Hard)];
+    record_chained(&store, &rules, &first, &mut chain, &|| true)
+        .await
+        .unwrap();
+    assert!(chain.is_begun());
+    assert_eq!(
+        db.bounce_count(a).await,
+        1,
+        "committed: seen from another connection"
+    );
+    assert_eq!(
+        idle_in_transaction(&db).await.len(),
+        1,
+        "the next batch's transaction"
+    );
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let second = [event("b@example.com", BounceType::Hard)];
+    record_chained(&store, &rules, &second, &mut chain, &|| false)
+        .await
+        .unwrap();
+    assert!(!chain.is_begun(), "a plain commit when nothing more waits");
+    assert_eq!(db.bounce_count(b).await, 1);
+    let stamped: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT created_at FROM bounces WHERE subscriber_id = $1")
+            .bind(b)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(
+        stamped < before,
+        "recorded in the transaction begun by the first commit ({stamped} < {before})"
+    );
+    assert!(idle_in_transaction(&db).await.is_empty());
+}
+
+/// A transaction begun ahead that waited too long is not used: the batch begins its own
+/// (its clock is the batch's), and the one that waited is rolled back.
+#[tokio::test]
+async fn a_transaction_begun_ahead_that_waited_too_long_is_not_used() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let rules = Rules::default();
+    let (a, _) = db.subscriber("a@example.com").await;
+    let (b, _) = db.subscriber("b@example.com").await;
+    let mut chain = Chain::waiting(Duration::ZERO);
+    let first = [event("a@example.com", BounceType::Hard)];
+    record_chained(&store, &rules, &first, &mut chain, &|| true)
+        .await
+        .unwrap();
+    assert!(chain.is_begun());
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let second = [event("b@example.com", BounceType::Hard)];
+    record_chained(&store, &rules, &second, &mut chain, &|| false)
+        .await
+        .unwrap();
+    assert_eq!((db.bounce_count(a).await, db.bounce_count(b).await), (1, 1));
+    let stamped: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT created_at FROM bounces WHERE subscriber_id = $1")
+            .bind(b)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(
+        stamped >= before,
+        "a transaction of its own ({stamped} >= {before})"
+    );
+}
+
+/// The database dropped the connection of a transaction begun ahead (a restart while it
+/// waited): the batch begins again on another connection and is recorded.
+#[tokio::test]
+async fn a_transaction_begun_ahead_on_a_dropped_connection_begins_again() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let rules = Rules::default();
+    let (a, _) = db.subscriber("a@example.com").await;
+    let (b, _) = db.subscriber("b@example.com").await;
+    let mut chain = Chain::waiting(Duration::from_secs(600));
+    let first = [event("a@example.com", BounceType::Hard)];
+    record_chained(&store, &rules, &first, &mut chain, &|| true)
+        .await
+        .unwrap();
+    let waiting = idle_in_transaction(&db).await;
+    assert_eq!(waiting.len(), 1);
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(waiting[0])
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(ended);
+    // Gone once the server lists it no more (it ends as it reads the signal).
+    for _ in 0..500 {
+        if !idle_in_transaction(&db).await.contains(&waiting[0]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!idle_in_transaction(&db).await.contains(&waiting[0]));
+    let second = [event("b@example.com", BounceType::Hard)];
+    let outcomes = record_chained(&store, &rules, &second, &mut chain, &|| false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes[0], Outcome::Recorded { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!((db.bounce_count(a).await, db.bounce_count(b).await), (1, 1));
 }

@@ -76,7 +76,7 @@ pub fn is_connection_failure(e: &sqlx::Error) -> bool {
 /// dropped: another connection may work at once. Narrower than [`is_connection_failure`]:
 /// not a pool that has none to give, nor what a new connection would meet as well (TLS,
 /// the server out of resources).
-fn is_dropped_connection(e: &sqlx::Error) -> bool {
+pub(crate) fn is_dropped_connection(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db
@@ -85,6 +85,19 @@ fn is_dropped_connection(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Whether `e` is a database error with SQLSTATE `code`.
+pub(crate) fn has_code(e: &sqlx::Error, code: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(code))
+}
+
+/// How a batch's transaction begins ([`Store::begin_batch`] says why sequential scans are
+/// priced out).
+const BEGIN_BATCH: &str = "BEGIN; SET LOCAL enable_seqscan = off";
+
+/// A batch's commit and the next batch's [`BEGIN_BATCH`], in one round trip
+/// (`record::Chain`).
+pub(crate) const COMMIT_AND_BEGIN_BATCH: &str = "COMMIT; BEGIN; SET LOCAL enable_seqscan = off";
 
 /// Why the worker is not ready: what `/readyz` logs.
 #[derive(Debug, thiserror::Error)]
@@ -153,11 +166,7 @@ impl Store {
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         let mut retries = self.pool.options().get_max_connections();
         loop {
-            match self
-                .pool
-                .begin_with("BEGIN; SET LOCAL enable_seqscan = off")
-                .await
-            {
+            match self.pool.begin_with(BEGIN_BATCH).await {
                 Err(e) if retries > 0 && is_dropped_connection(&e) => {
                     tracing::debug!(error = %e, "a pooled connection was dropped; beginning on another");
                     retries -= 1;

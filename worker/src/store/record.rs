@@ -14,7 +14,9 @@
 //!    ones.
 //!
 //! Round trips are what a batch's time is mostly made of (BENCHMARKS.md, issue 24), so
-//! what can share a statement does.
+//! what can share a statement does, and a writer that has another batch waiting when it
+//! commits sends `COMMIT; BEGIN` in one round trip and records that batch in the
+//! transaction so begun ([`Chain`]).
 //!
 //! Events whose reason `spec.rules.reasons` ignores have their id claimed in step 1, but no
 //! subscriber is looked up, locked or counted for them, and step 3 only keeps them. The
@@ -27,6 +29,7 @@
 //! answer only after the commit without paying one fsync, or one statement, per event.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use bounceops_api::Action;
 use chrono::{DateTime, Utc};
@@ -69,9 +72,95 @@ pub async fn record(
     rules: &Rules,
     events: &[BounceEvent],
 ) -> Result<Vec<Outcome>, RecordError> {
+    record_chained(store, rules, events, &mut Chain::default(), &|| false).await
+}
+
+/// A writer's transaction for its next batch, begun by the commit of its last one:
+/// `COMMIT; BEGIN` is one round trip, so under load every batch but the first is spared
+/// its own `BEGIN`, one round trip of the five a batch is mostly made of (BENCHMARKS.md,
+/// issue 24).
+pub struct Chain {
+    begun: Option<(Transaction<'static, Postgres>, Instant)>,
+    waits: Duration,
+}
+
+/// How long a transaction begun ahead waits for its batch. `NOW()` in it (the default of a
+/// bounce's `created_at`, the clock of `spec.rules.window`) is the moment of the commit
+/// that began it, so a batch that comes later begins its own; the one that waited is
+/// rolled back as its connection goes back to the pool. Under load the next batch is
+/// taken at once.
+const CHAIN_WAITS: Duration = Duration::from_millis(10);
+
+impl Default for Chain {
+    fn default() -> Chain {
+        Chain::waiting(CHAIN_WAITS)
+    }
+}
+
+impl Chain {
+    /// A chain whose transactions begun ahead wait `waits` for their batch (the default
+    /// is 10 ms; tests that drive batches by hand wait longer, or not at all).
+    pub fn waiting(waits: Duration) -> Chain {
+        Chain { begun: None, waits }
+    }
+
+    /// Whether a transaction is begun ahead.
+    pub fn is_begun(&self) -> bool {
+        self.begun.is_some()
+    }
+
+    /// Rolls back the transaction begun ahead, if any: its batch is not coming soon.
+    pub fn end(&mut self) {
+        self.begun = None;
+    }
+
+    /// The transaction begun ahead, when it is fresh enough.
+    fn take(&mut self) -> Option<Transaction<'static, Postgres>> {
+        let waits = self.waits;
+        self.begun
+            .take()
+            .filter(|(_, begun)| begun.elapsed() < waits)
+            .map(|(tx, _)| tx)
+    }
+}
+
+/// [`record`] for a writer: in the transaction `chain` holds, when there is a fresh one,
+/// and, when `more` says another batch is waiting at the commit, with that batch's
+/// transaction begun by the same round trip and left in `chain`.
+pub async fn record_chained(
+    store: &Store,
+    rules: &Rules,
+    events: &[BounceEvent],
+    chain: &mut Chain,
+    more: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<Vec<Outcome>, RecordError> {
     let retyped = retyped(events, rules);
     let events: &[BounceEvent] = &retyped;
-    let mut tx = store.begin_batch().await?;
+    if let Some(tx) = chain.take() {
+        match record_in(tx, rules, events, chain, more).await {
+            // The database dropped the connection while it waited for this batch (a
+            // restart, `idle_in_transaction_session_timeout`: 25P03): nothing of the batch
+            // is committed, so it begins again on another, as `Store::begin_batch` does for
+            // a pooled connection.
+            Err(RecordError::NotCommitted(e))
+                if super::is_dropped_connection(&e) || super::has_code(&e, "25P03") =>
+            {
+                tracing::debug!(error = %e, "the transaction begun ahead was lost; beginning again");
+            }
+            other => return other,
+        }
+    }
+    let tx = store.begin_batch().await?;
+    record_in(tx, rules, events, chain, more).await
+}
+
+async fn record_in(
+    mut tx: Transaction<'static, Postgres>,
+    rules: &Rules,
+    events: &[BounceEvent],
+    chain: &mut Chain,
+    more: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<Vec<Outcome>, RecordError> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 
     let counted: Vec<bool> = events
@@ -115,12 +204,23 @@ pub async fn record(
         .collect();
     insert_unmatched(&mut tx, events, &unmatched).await?;
     insert_ignored(&mut tx, events, &ignored).await?;
-    tx.commit().await.map_err(|e| match e {
-        // The server refused the commit (a deferred check, a serialization failure):
-        // rolled back, for sure.
-        sqlx::Error::Database(_) => RecordError::NotCommitted(e),
-        _ => RecordError::CommitUnknown(e),
-    })?;
+    if more() {
+        // A plain string: the simple query protocol, which takes several statements.
+        match sqlx::Executor::execute(&mut *tx, super::COMMIT_AND_BEGIN_BATCH).await {
+            Ok(_) => chain.begun = Some((tx, Instant::now())),
+            // Which of the statements failed is not told apart (a refused COMMIT rolled
+            // back, a failed BEGIN after it committed): the database is asked, as for a
+            // lost answer.
+            Err(e) => return Err(RecordError::CommitUnknown(e)),
+        }
+    } else {
+        tx.commit().await.map_err(|e| match e {
+            // The server refused the commit (a deferred check, a serialization failure):
+            // rolled back, for sure.
+            sqlx::Error::Database(_) => RecordError::NotCommitted(e),
+            _ => RecordError::CommitUnknown(e),
+        })?;
+    }
 
     let applied = |id: i32, action: Option<Action>| action.filter(|a| changed.contains(&(id, *a)));
     for i in pending {

@@ -3,7 +3,8 @@
 //!
 //! It reads the client's side of the wire protocol (a startup message, then messages of
 //! one type byte and a length) to find a simple-query `COMMIT`, which is how sqlx ends a
-//! transaction. Armed with a [`Fate`], it lets that COMMIT reach the server and drops the
+//! transaction, or `COMMIT; BEGIN; ...`, which is how a writer under load ends one batch's
+//! and begins the next (`record::Chain`). Armed with a [`Fate`], it lets that COMMIT reach the server and drops the
 //! connection once the server has answered it (committed, answer lost), or drops the
 //! connection instead of forwarding it (never committed). Everything else passes as is.
 
@@ -149,16 +150,15 @@ async fn read_message(stream: &mut (impl AsyncRead + Unpin), first: bool) -> Opt
     Some(message)
 }
 
-/// A simple query ('Q') whose text is COMMIT.
+/// A simple query ('Q') whose text is COMMIT, or whose first statement is.
 fn is_commit(message: &[u8]) -> bool {
     message.first() == Some(&b'Q')
         && message
             .get(5..)
             .map(|q| {
-                String::from_utf8_lossy(q)
-                    .trim_end_matches('\0')
-                    .trim()
-                    .eq_ignore_ascii_case("COMMIT")
+                let text = String::from_utf8_lossy(q);
+                let first = text.trim_end_matches('\0').split(';').next().unwrap_or("");
+                first.trim().eq_ignore_ascii_case("COMMIT")
             })
             .unwrap_or(false)
 }
