@@ -150,7 +150,15 @@ async fn writer(
     let more = || queue.try_lock().is_ok_and(|q| !q.is_empty());
     loop {
         let jobs = {
-            let mut queue = queue.lock().await;
+            // A writer that waits for the queue (another takes what is queued) holds no
+            // transaction open meanwhile.
+            let mut queue = match queue.try_lock() {
+                Ok(queue) => queue,
+                Err(_) => {
+                    chain.end();
+                    queue.lock().await
+                }
+            };
             let first = match queue.try_recv() {
                 Ok(job) => job,
                 Err(_) => {
@@ -321,7 +329,7 @@ async fn settle_lost_commit(
     events: &[BounceEvent],
     lost: sqlx::Error,
 ) -> Result<Vec<Outcome>, RecordError> {
-    tracing::warn!(error = %lost, events = events.len(), "the answer to COMMIT was lost; asking the database whether the batch is in");
+    tracing::warn!(error = %lost, events = events.len(), "the outcome of COMMIT is unknown; asking the database whether the batch is in");
     match record::committed(store, events).await {
         Ok(true) => {
             tracing::info!(

@@ -706,6 +706,53 @@ async fn a_transaction_begun_ahead_that_waited_too_long_is_not_used() {
         stamped >= before,
         "a transaction of its own ({stamped} >= {before})"
     );
+    // The one that waited is rolled back as its connection goes back to the pool.
+    for _ in 0..500 {
+        if idle_in_transaction(&db).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(idle_in_transaction(&db).await.is_empty());
+}
+
+/// Several writers under a burst: transactions are begun ahead while requests are queued,
+/// but once every request is answered and the queue is idle, none is left open (a writer
+/// ends its own before it waits, whether for requests or for another writer).
+#[tokio::test]
+async fn idle_writers_hold_no_transaction_open() {
+    let db = TestDb::new().await;
+    let ingest = Ingest::start(db.store(), Arc::new(Rules::default()), Metrics::new(), 3);
+    for i in 0..50 {
+        db.subscriber(&format!("burst{i}@example.com")).await;
+    }
+    for round in 0..3 {
+        let sends: Vec<_> = (0..50)
+            .map(|i| {
+                let ingest = ingest.clone();
+                let e = event(&format!("burst{i}@example.com"), BounceType::Soft);
+                tokio::spawn(async move { ingest.record(vec![e]).await.unwrap() })
+            })
+            .collect();
+        for s in sends {
+            s.await.unwrap();
+        }
+        // A transaction ended is rolled back as its connection goes back to the pool.
+        let mut open = idle_in_transaction(&db).await;
+        for _ in 0..500 {
+            if open.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            open = idle_in_transaction(&db).await;
+        }
+        assert!(
+            open.is_empty(),
+            "round {round}: {open:?} still in a transaction"
+        );
+    }
+    // The default soft rule (count 2, as listmonk's) stores no third soft bounce.
+    assert_eq!(db.total_bounces().await, 100);
 }
 
 /// The database dropped the connection of a transaction begun ahead (a restart while it
@@ -747,4 +794,79 @@ async fn a_transaction_begun_ahead_on_a_dropped_connection_begins_again() {
         "{outcomes:?}"
     );
     assert_eq!((db.bounce_count(a).await, db.bounce_count(b).await), (1, 1));
+}
+
+/// A bounce committed by another replica while this batch waited for the subscriber's lock:
+/// the batch read the subscriber's counts with the lock's statement, before the lock was
+/// granted, so they miss that bounce. The plan made on them is checked where it is carried
+/// out, found stale, and made again on the counts under the lock: the second hard bounce
+/// blocklists, as it would have one after the other.
+#[tokio::test]
+async fn a_bounce_committed_while_the_lock_was_awaited_is_counted() {
+    let db = TestDb::new().await;
+    let (id, _) = db.subscriber("waited@example.com").await;
+    let rules = rules_with(
+        BounceType::Hard,
+        Rule {
+            count: 2,
+            action: Action::Blocklist,
+        },
+    );
+    // The other replica: holds the subscriber's lock and has written one hard bounce.
+    let mut other = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(bounce_worker::store::locks::SUBSCRIBER)
+        .bind(id)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO bounces (subscriber_id, type, source, meta) VALUES ($1, 'hard', 'other', '{}')",
+    )
+    .bind(id)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let store = db.store();
+    let batch = tokio::spawn(async move {
+        record(
+            &store,
+            &rules,
+            &[event("waited@example.com", BounceType::Hard)],
+        )
+        .await
+        .unwrap()
+        .remove(0)
+    });
+    // Until the batch waits for the lock (its statement's snapshot is taken by then).
+    let mut waiting = false;
+    for _ in 0..500 {
+        waiting = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                            WHERE d.datname = current_database()
+                              AND l.locktype = 'advisory' AND NOT l.granted)",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waiting, "the batch never waited for the subscriber's lock");
+    other.commit().await.unwrap();
+    let outcome = batch.await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Recorded {
+                action: Some(Action::Blocklist),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(db.bounce_count(id).await, 2);
+    assert_eq!(db.status(id).await.as_deref(), Some("blocklisted"));
 }

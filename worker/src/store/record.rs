@@ -48,10 +48,12 @@ pub enum RecordError {
     /// Nothing of the batch was committed.
     #[error("{0}")]
     NotCommitted(#[from] sqlx::Error),
-    /// COMMIT was sent and its answer never came (the connection broke): the batch is
+    /// COMMIT was sent and what became of it is not known: its answer never came (the
+    /// connection broke, or the server ended the session right after it), or a
+    /// `COMMIT; BEGIN` of a [`Chain`] failed without saying which statement. The batch is
     /// either wholly committed or not at all, and only the database knows which
     /// ([`committed`] asks it).
-    #[error("the answer to COMMIT was lost: {0}")]
+    #[error("the outcome of COMMIT is unknown: {0}")]
     CommitUnknown(sqlx::Error),
 }
 
@@ -82,13 +84,20 @@ pub async fn record(
 pub struct Chain {
     begun: Option<(Transaction<'static, Postgres>, Instant)>,
     waits: Duration,
+    /// Batches in a row on the chained connection.
+    links: u32,
 }
 
-/// How long a transaction begun ahead waits for its batch. `NOW()` in it (the default of a
-/// bounce's `created_at`, the clock of `spec.rules.window`) is the moment of the commit
-/// that began it, so a batch that comes later begins its own; the one that waited is
-/// rolled back as its connection goes back to the pool. Under load the next batch is
-/// taken at once.
+/// Batches in a row on one connection before a commit lets it go back to the pool:
+/// sqlx applies the pool's `max_lifetime` and `idle_timeout` to a connection as it comes
+/// back, which a chained one otherwise never does under steady load.
+const MAX_LINKS: u32 = 1000;
+
+/// How long a transaction begun ahead waits for its batch, from the moment the commit that
+/// began it was sent. `NOW()` in it (the default of a bounce's `created_at`, the clock of
+/// `spec.rules.window`) is about that moment, so a batch that comes later begins its own;
+/// the one that waited is rolled back as its connection goes back to the pool. Under load
+/// the next batch is taken at once.
 const CHAIN_WAITS: Duration = Duration::from_millis(10);
 
 impl Default for Chain {
@@ -101,7 +110,11 @@ impl Chain {
     /// A chain whose transactions begun ahead wait `waits` for their batch (the default
     /// is 10 ms; tests that drive batches by hand wait longer, or not at all).
     pub fn waiting(waits: Duration) -> Chain {
-        Chain { begun: None, waits }
+        Chain {
+            begun: None,
+            waits,
+            links: 0,
+        }
     }
 
     /// Whether a transaction is begun ahead.
@@ -140,16 +153,20 @@ pub async fn record_chained(
         match record_in(tx, rules, events, chain, more).await {
             // The database dropped the connection while it waited for this batch (a
             // restart, `idle_in_transaction_session_timeout`: 25P03): nothing of the batch
-            // is committed, so it begins again on another, as `Store::begin_batch` does for
-            // a pooled connection.
+            // is committed (an error at or after COMMIT is `CommitUnknown`), so it begins
+            // again on another connection, as `Store::begin_batch` does for a pooled one.
+            // Not after a cancel or a statement timeout (57014): that is the batch's own.
             Err(RecordError::NotCommitted(e))
-                if super::is_dropped_connection(&e) || super::has_code(&e, "25P03") =>
+                if (super::is_dropped_connection(&e) && !super::has_code(&e, "57014"))
+                    || super::has_code(&e, "25P03") =>
             {
                 tracing::debug!(error = %e, "the transaction begun ahead was lost; beginning again");
             }
             other => return other,
         }
     }
+    // A connection of its own: the run of batches on one connection starts again.
+    chain.links = 0;
     let tx = store.begin_batch().await?;
     record_in(tx, rules, events, chain, more).await
 }
@@ -204,18 +221,32 @@ async fn record_in(
         .collect();
     insert_unmatched(&mut tx, events, &unmatched).await?;
     insert_ignored(&mut tx, events, &ignored).await?;
-    if more() {
+    if more() && chain.links < MAX_LINKS {
+        let sent = Instant::now();
         // A plain string: the simple query protocol, which takes several statements.
         match sqlx::Executor::execute(&mut *tx, super::COMMIT_AND_BEGIN_BATCH).await {
-            Ok(_) => chain.begun = Some((tx, Instant::now())),
+            Ok(_) => {
+                chain.begun = Some((tx, sent));
+                chain.links += 1;
+            }
             // Which of the statements failed is not told apart (a refused COMMIT rolled
             // back, a failed BEGIN after it committed): the database is asked, as for a
             // lost answer.
             Err(e) => return Err(RecordError::CommitUnknown(e)),
         }
     } else {
+        chain.links = 0;
         tx.commit().await.map_err(|e| match e {
-            // The server refused the commit (a deferred check, a serialization failure):
+            // The session ended by the server (08, 57: a shutdown, a terminated backend):
+            // it may have done so right after the commit, as it wrote the commit's log line.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+            {
+                RecordError::CommitUnknown(e)
+            }
+            // Any other refusal of the commit (a deferred check, a serialization failure):
             // rolled back, for sure.
             sqlx::Error::Database(_) => RecordError::NotCommitted(e),
             _ => RecordError::CommitUnknown(e),
