@@ -623,21 +623,65 @@ async fn idle_in_transaction(db: &TestDb) -> Vec<i32> {
     .unwrap()
 }
 
-/// A writer under load commits a batch with `COMMIT; BEGIN` (`record::Chain`): the batch
-/// is committed all the same, and the next is recorded in the transaction begun for it,
-/// whose clock started at that commit.
-#[tokio::test]
-async fn a_commit_that_begins_the_next_batch() {
+/// [`idle_in_transaction`] once none is left, or after 5 s: a transaction ended by the
+/// worker is rolled back as its connection goes back to the pool, a moment later.
+async fn left_in_transaction(db: &TestDb) -> Vec<i32> {
+    let mut open = idle_in_transaction(db).await;
+    for _ in 0..500 {
+        if open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        open = idle_in_transaction(db).await;
+    }
+    open
+}
+
+/// Subscribers `a` and `b`, and a hard bounce of `a` recorded by a commit that began the
+/// next batch's transaction, which `chain` holds (waiting at most `waits` for its batch).
+struct Chained {
+    db: TestDb,
+    store: bounce_worker::store::Store,
+    rules: Rules,
+    a: i32,
+    b: i32,
+    chain: Chain,
+}
+
+async fn first_batch_chained(waits: Duration) -> Chained {
     let db = TestDb::new().await;
     let store = db.store();
     let rules = Rules::default();
     let (a, _) = db.subscriber("a@example.com").await;
     let (b, _) = db.subscriber("b@example.com").await;
-    let mut chain = Chain::waiting(Duration::from_secs(600));
+    let mut chain = Chain::waiting(waits);
     let first = [event("a@example.com", BounceType::Hard)];
     record_chained(&store, &rules, &first, &mut chain, &|| true)
         .await
         .unwrap();
+    Chained {
+        db,
+        store,
+        rules,
+        a,
+        b,
+        chain,
+    }
+}
+
+/// A writer under load commits a batch with `COMMIT; BEGIN` (`record::Chain`): the batch
+/// is committed all the same, and the next is recorded in the transaction begun for it,
+/// whose clock started at that commit.
+#[tokio::test]
+async fn a_commit_that_begins_the_next_batch() {
+    let Chained {
+        db,
+        store,
+        rules,
+        a,
+        b,
+        mut chain,
+    } = first_batch_chained(Duration::from_secs(600)).await;
     assert!(chain.is_begun());
     assert_eq!(
         db.bounce_count(a).await,
@@ -676,16 +720,14 @@ async fn a_commit_that_begins_the_next_batch() {
 /// (its clock is the batch's), and the one that waited is rolled back.
 #[tokio::test]
 async fn a_transaction_begun_ahead_that_waited_too_long_is_not_used() {
-    let db = TestDb::new().await;
-    let store = db.store();
-    let rules = Rules::default();
-    let (a, _) = db.subscriber("a@example.com").await;
-    let (b, _) = db.subscriber("b@example.com").await;
-    let mut chain = Chain::waiting(Duration::ZERO);
-    let first = [event("a@example.com", BounceType::Hard)];
-    record_chained(&store, &rules, &first, &mut chain, &|| true)
-        .await
-        .unwrap();
+    let Chained {
+        db,
+        store,
+        rules,
+        a,
+        b,
+        mut chain,
+    } = first_batch_chained(Duration::ZERO).await;
     assert!(chain.is_begun());
     let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(&db.pool)
@@ -706,14 +748,10 @@ async fn a_transaction_begun_ahead_that_waited_too_long_is_not_used() {
         stamped >= before,
         "a transaction of its own ({stamped} >= {before})"
     );
-    // The one that waited is rolled back as its connection goes back to the pool.
-    for _ in 0..500 {
-        if idle_in_transaction(&db).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(idle_in_transaction(&db).await.is_empty());
+    assert!(
+        left_in_transaction(&db).await.is_empty(),
+        "the one that waited is rolled back"
+    );
 }
 
 /// Several writers under a burst: transactions are begun ahead while requests are queued,
@@ -737,15 +775,7 @@ async fn idle_writers_hold_no_transaction_open() {
         for s in sends {
             s.await.unwrap();
         }
-        // A transaction ended is rolled back as its connection goes back to the pool.
-        let mut open = idle_in_transaction(&db).await;
-        for _ in 0..500 {
-            if open.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            open = idle_in_transaction(&db).await;
-        }
+        let open = left_in_transaction(&db).await;
         assert!(
             open.is_empty(),
             "round {round}: {open:?} still in a transaction"
@@ -759,16 +789,14 @@ async fn idle_writers_hold_no_transaction_open() {
 /// waited): the batch begins again on another connection and is recorded.
 #[tokio::test]
 async fn a_transaction_begun_ahead_on_a_dropped_connection_begins_again() {
-    let db = TestDb::new().await;
-    let store = db.store();
-    let rules = Rules::default();
-    let (a, _) = db.subscriber("a@example.com").await;
-    let (b, _) = db.subscriber("b@example.com").await;
-    let mut chain = Chain::waiting(Duration::from_secs(600));
-    let first = [event("a@example.com", BounceType::Hard)];
-    record_chained(&store, &rules, &first, &mut chain, &|| true)
-        .await
-        .unwrap();
+    let Chained {
+        db,
+        store,
+        rules,
+        a,
+        b,
+        mut chain,
+    } = first_batch_chained(Duration::from_secs(600)).await;
     let waiting = idle_in_transaction(&db).await;
     assert_eq!(waiting.len(), 1);
     let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
@@ -796,11 +824,10 @@ async fn a_transaction_begun_ahead_on_a_dropped_connection_begins_again() {
     assert_eq!((db.bounce_count(a).await, db.bounce_count(b).await), (1, 1));
 }
 
-/// A bounce committed by another replica while this batch waited for the subscriber's lock:
-/// the batch read the subscriber's counts with the lock's statement, before the lock was
-/// granted, so they miss that bounce. The plan made on them is checked where it is carried
-/// out, found stale, and made again on the counts under the lock: the second hard bounce
-/// blocklists, as it would have one after the other.
+/// A bounce committed by another replica while this batch waited for the subscriber's lock
+/// is counted: the state is read by a statement of its own once the lock is granted, so its
+/// snapshot comes after that commit (a state read with the lock's own statement would miss
+/// it). The second hard bounce blocklists, as it would have one after the other.
 #[tokio::test]
 async fn a_bounce_committed_while_the_lock_was_awaited_is_counted() {
     let db = TestDb::new().await;
