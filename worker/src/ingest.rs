@@ -208,11 +208,7 @@ async fn write_batch(
     // Here rather than only in the store, so that metrics name the type counted.
     crate::plan::retype(&mut events, rules);
     metrics.batch_size.observe(events.len() as f64);
-    let first_try = match record::record_chained(store, rules, &events, chain, more).await {
-        Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, &events, e).await,
-        other => other,
-    };
-    match first_try {
+    match record_settled(store, rules, &events, chain, more).await {
         Ok(outcomes) => {
             for (range, reply) in shares {
                 let mine = outcomes[range.clone()].to_vec();
@@ -254,14 +250,16 @@ async fn write_batch(
     }
 }
 
-/// [`record::record`], with a lost commit answer settled: the result never says
-/// `CommitUnknown`.
+/// [`record::record_chained`], with a commit of unknown outcome settled: the result never
+/// says `CommitUnknown`.
 async fn record_settled(
     store: &Store,
     rules: &Rules,
     events: &[BounceEvent],
+    chain: &mut record::Chain,
+    more: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<Vec<Outcome>, RecordError> {
-    match record::record(store, rules, events).await {
+    match record::record_chained(store, rules, events, chain, more).await {
         Err(RecordError::CommitUnknown(e)) => settle_lost_commit(store, events, e).await,
         other => other,
     }
@@ -277,7 +275,9 @@ fn record_isolating<'a>(
     events: &'a [BounceEvent],
 ) -> futures::future::BoxFuture<'a, Result<Vec<Outcome>, RecordError>> {
     Box::pin(async move {
-        match record_settled(store, rules, events).await {
+        // Each in a transaction of its own: never chained.
+        let unchained = &mut record::Chain::default();
+        match record_settled(store, rules, events, unchained, &|| false).await {
             Err(RecordError::NotCommitted(e)) if store::is_refused_value(&e) => {
                 if let [event] = events {
                     return park(store, metrics, event, &e).await.map(|o| vec![o]);

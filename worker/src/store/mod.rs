@@ -92,12 +92,17 @@ pub(crate) fn has_code(e: &sqlx::Error, code: &str) -> bool {
 }
 
 /// How a batch's transaction begins ([`Store::begin_batch`] says why sequential scans are
-/// priced out).
-const BEGIN_BATCH: &str = "BEGIN; SET LOCAL enable_seqscan = off";
+/// priced out). A macro so that [`COMMIT_AND_BEGIN_BATCH`] is built from the same text.
+macro_rules! begin_batch {
+    () => {
+        "BEGIN; SET LOCAL enable_seqscan = off"
+    };
+}
+const BEGIN_BATCH: &str = begin_batch!();
 
 /// A batch's commit and the next batch's [`BEGIN_BATCH`], in one round trip
 /// (`record::Chain`).
-pub(crate) const COMMIT_AND_BEGIN_BATCH: &str = "COMMIT; BEGIN; SET LOCAL enable_seqscan = off";
+pub(crate) const COMMIT_AND_BEGIN_BATCH: &str = concat!("COMMIT; ", begin_batch!());
 
 /// Why the worker is not ready: what `/readyz` logs.
 #[derive(Debug, thiserror::Error)]

@@ -237,18 +237,13 @@ async fn record_in(
     } else {
         chain.links = 0;
         tx.commit().await.map_err(|e| match e {
-            // The session ended by the server (08, 57: a shutdown, a terminated backend):
-            // it may have done so right after the commit, as it wrote the commit's log line.
-            sqlx::Error::Database(ref db)
-                if db
-                    .code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
-            {
-                RecordError::CommitUnknown(e)
+            // The server refused the commit (a deferred check, a serialization failure):
+            // rolled back, for sure. Not when it ended the session (08, 57: a shutdown, a
+            // terminated backend), which it may do right after committing, as it writes
+            // the commit's log line.
+            sqlx::Error::Database(_) if !super::is_dropped_connection(&e) => {
+                RecordError::NotCommitted(e)
             }
-            // Any other refusal of the commit (a deferred check, a serialization failure):
-            // rolled back, for sure.
-            sqlx::Error::Database(_) => RecordError::NotCommitted(e),
             _ => RecordError::CommitUnknown(e),
         })?;
     }

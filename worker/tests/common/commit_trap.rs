@@ -4,9 +4,10 @@
 //! It reads the client's side of the wire protocol (a startup message, then messages of
 //! one type byte and a length) to find a simple-query `COMMIT`, which is how sqlx ends a
 //! transaction, or `COMMIT; BEGIN; ...`, which is how a writer under load ends one batch's
-//! and begins the next (`record::Chain`). Armed with a [`Fate`], it lets that COMMIT reach the server and drops the
-//! connection once the server has answered it (committed, answer lost), or drops the
-//! connection instead of forwarding it (never committed). Everything else passes as is.
+//! and begins the next (`record::Chain`). Armed with a [`Fate`], it lets that COMMIT reach
+//! the server and drops the connection once the server has answered it (committed, answer
+//! lost), or drops the connection instead of forwarding it (never committed). Everything
+//! else passes as is.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
