@@ -1,14 +1,14 @@
 //! Recording bounces with listmonk's semantics (DESIGN §3), race-free across replicas.
 //!
-//! A batch of events is recorded in one transaction, in three statements and the actions:
-//! 1. claim the events' ids (exactly once: a retry finds its id taken), and in the same
-//!    statement find each fresh event's subscriber (UUID first, else lower-cased e-mail)
-//!    and take a transaction-level advisory lock on every subscriber found, in ascending
-//!    id order, so two transactions never wait in a cycle;
-//! 2. load those subscribers' status and bounce counts (a statement of its own: its
-//!    snapshot must be taken after the locks are held), and let `plan` play the events in
-//!    arrival order in memory;
-//! 3. write the result: the bounces with their evidence and the `blocklist` and
+//! A batch of events is recorded in one transaction, in two steps:
+//! 1. claim the events' ids (exactly once: a retry finds its id taken), find each fresh
+//!    event's subscriber (UUID first, else lower-cased e-mail) and take a
+//!    transaction-level advisory lock on every subscriber found, in ascending id order, so
+//!    two transactions never wait in a cycle; then load those subscribers' status and
+//!    bounce counts with a statement of its own (its snapshot must be taken after the locks
+//!    are held). Both statements run in one call of the function `bounceops.claim_batch`,
+//!    one round trip. `plan` then plays the events in arrival order in memory;
+//! 2. write the result: the bounces with their evidence and the `blocklist` and
 //!    `unsubscribe` actions in one statement, then `delete` (after the insert, so that it
 //!    takes the batch's own bounces too), one insert of unmatched events, one of ignored
 //!    ones.
@@ -19,7 +19,7 @@
 //! transaction so begun ([`Chain`]).
 //!
 //! Events whose reason `spec.rules.reasons` ignores have their id claimed in step 1, but no
-//! subscriber is looked up, locked or counted for them, and step 3 only keeps them. The
+//! subscriber is looked up, locked or counted for them, and step 2 only keeps them. The
 //! others are first given the type their reason counts as, so that the bounce row says
 //! what its rule was applied as.
 //!
@@ -79,7 +79,7 @@ pub async fn record(
 
 /// A writer's transaction for its next batch, begun by the commit of its last one:
 /// `COMMIT; BEGIN` is one round trip, so under load every batch but the first is spared
-/// its own `BEGIN`, one round trip of the five a batch is mostly made of (BENCHMARKS.md,
+/// its own `BEGIN`, one of the few round trips a batch is mostly made of (BENCHMARKS.md,
 /// issue 24).
 pub struct Chain {
     begun: Option<(Transaction<'static, Postgres>, Instant)>,
@@ -187,7 +187,9 @@ async fn record_in(
     let Claimed {
         taken,
         subscriber_ids,
-    } = claim_and_find(&mut tx, events, &claimed(events), &counted).await?;
+        now,
+        state,
+    } = claim_and_find(&mut tx, events, &claimed(events), &counted, rules.window).await?;
     for (i, outcome) in earlier_claims(&mut tx, events, &taken).await? {
         outcomes[i] = Some(outcome);
     }
@@ -196,11 +198,6 @@ async fn record_in(
         .filter(|&i| outcomes[i].is_none())
         .collect();
     let ignored: Vec<usize> = pending.iter().copied().filter(|&i| !counted[i]).collect();
-    let mut locked: Vec<i32> = subscriber_ids.values().copied().collect();
-    locked.sort_unstable();
-    locked.dedup();
-
-    let (now, state) = load_state(&mut tx, &locked, rules).await?;
     let steps = plan(events, &pending, &subscriber_ids, state, rules, now);
 
     let inserts: Vec<usize> = pending
@@ -298,28 +295,39 @@ struct Claimed {
     /// Event index -> subscriber id, for the fresh counted events whose subscriber exists;
     /// each of those subscribers is locked.
     subscriber_ids: HashMap<usize, i32>,
+    /// The transaction's clock (the client's when no subscriber was locked: then nothing
+    /// consults it).
+    now: DateTime<Utc>,
+    /// Each locked subscriber that still exists: its status and bounce counts per type
+    /// (only those inside the rules' window, when there is one), read once the locks were
+    /// held.
+    state: HashMap<i32, SubscriberState>,
 }
 
 /// Claims the ids of the events marked in `claim` in `bounceops.processed_events`, each
-/// with its request digest (`Idempotency-Key`s), and, in the same statement, finds the
-/// subscriber of each fresh event (freshly claimed, or not claimed at all) that is
-/// `counted` and takes that subscriber's lock. One statement, not two: the round trip it
-/// saves is a tenth of a batch's time (BENCHMARKS.md, issue 24).
+/// with its request digest (`Idempotency-Key`s), finds the subscriber of each fresh event
+/// (freshly claimed, or not claimed at all) that is `counted`, takes that subscriber's
+/// lock, and then reads the locked subscribers' state: one round trip, the function
+/// `bounceops.claim_batch` (worker/migrations/0007_claim_batch.sql). The state is read by
+/// a statement of its own inside it, whose snapshot is taken once the locks are held, so
+/// it counts every bounce committed by a replica this batch waited for. Each round trip
+/// saved is a tenth or more of a batch's time (BENCHMARKS.md, issue 24).
 ///
 /// Ids are inserted in sorted order so that concurrent batches sharing ids cannot deadlock
 /// on them; an id given twice in the batch is inserted with its first event's digest
 /// (`ord`), that event counted as fresh and the later ones as taken.
 ///
 /// A given UUID decides alone, as in listmonk: it does not fall back to the e-mail
-/// address. The locks are taken in ascending id order (the subquery's ORDER BY; the lock
-/// is evaluated after the sort), so two batches never wait on each other in a cycle; a
-/// subscriber named twice is locked twice, which advisory locks allow. An event whose
-/// subscriber does not exist comes back without an id, and nothing is locked for it.
+/// address. The locks are taken in ascending id order, so two batches never wait on each
+/// other in a cycle; a subscriber named twice is locked twice, which advisory locks allow.
+/// An event whose subscriber does not exist comes back without an id, and nothing is
+/// locked for it.
 async fn claim_and_find(
     tx: &mut Transaction<'static, Postgres>,
     events: &[BounceEvent],
     claim: &[bool],
     counted: &[bool],
+    window: Option<Duration>,
 ) -> Result<Claimed, sqlx::Error> {
     let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -333,33 +341,7 @@ async fn claim_and_find(
         .map(|e| e.email.as_ref().map(|e| e.to_lowercase()))
         .collect();
     let rows = sqlx::query!(
-        r#"WITH batch AS (
-               SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bool[],
-                                    $5::bool[], $6::uuid[], $7::text[])
-                      WITH ORDINALITY AS t(s, e, d, claim, counted, u, email, ord)
-           ), claimed AS (
-               INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
-               SELECT s, e, d FROM batch WHERE claim ORDER BY s, e, ord
-               ON CONFLICT DO NOTHING
-               RETURNING source, event_id
-           ), fresh AS (
-               (SELECT DISTINCT ON (b.s, b.e) b.ord, b.counted, b.u, b.email
-                FROM batch b JOIN claimed c ON c.source = b.s AND c.event_id = b.e
-                WHERE b.claim
-                ORDER BY b.s, b.e, b.ord)
-               UNION ALL
-               SELECT ord, counted, u, email FROM batch WHERE NOT claim
-           )
-           SELECT found.ord AS "ord!",
-                  found.id,
-                  CASE WHEN found.id IS NOT NULL
-                       THEN pg_advisory_xact_lock($8, found.id)::text END AS locked
-           FROM (SELECT f.ord, COALESCE(by_uuid.id, by_email.id) AS id
-                 FROM fresh f
-                 LEFT JOIN subscribers by_uuid ON f.counted AND by_uuid.uuid = f.u
-                 LEFT JOIN subscribers by_email
-                        ON f.counted AND f.u IS NULL AND LOWER(by_email.email) = f.email
-                 ORDER BY 2) AS found"#,
+        "SELECT * FROM bounceops.claim_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &sources as &[&str],
         &ids as &[&str],
         &digests as &[Option<Vec<u8>>],
@@ -368,23 +350,59 @@ async fn claim_and_find(
         &uuids as &[Option<Uuid>],
         &emails as &[Option<String>],
         super::locks::SUBSCRIBER,
+        window.map(|w| w.as_secs_f64()),
     )
     .fetch_all(&mut **tx)
     .await?;
     let mut fresh = vec![false; events.len()];
     let mut subscriber_ids = HashMap::new();
+    let mut now = None;
+    let mut state = HashMap::new();
     for row in rows {
-        // `ord` counts from 1.
-        let i = (row.ord - 1) as usize;
-        fresh[i] = true;
-        if let Some(id) = row.id {
-            subscriber_ids.insert(i, id);
+        let malformed = || sqlx::Error::Protocol(format!("bounceops.claim_batch returned {row:?}"));
+        match (row.event_ord, row.subscriber) {
+            // An event's row; `event_ord` counts from 1.
+            (Some(ord), subscriber) => {
+                let i = usize::try_from(ord - 1)
+                    .ok()
+                    .filter(|&i| i < events.len())
+                    .ok_or_else(malformed)?;
+                fresh[i] = true;
+                if let Some(id) = subscriber {
+                    subscriber_ids.insert(i, id);
+                }
+            }
+            // A locked subscriber's row.
+            (None, Some(id)) => {
+                let (Some(status), Some(soft), Some(hard), Some(complaint), Some(clock)) = (
+                    row.subscriber_status.as_deref(),
+                    row.soft_count,
+                    row.hard_count,
+                    row.complaint_count,
+                    row.clock,
+                ) else {
+                    return Err(malformed());
+                };
+                now = Some(clock);
+                state.insert(
+                    id,
+                    SubscriberState {
+                        blocklisted: status == "blocklisted",
+                        soft,
+                        hard,
+                        complaint,
+                    },
+                );
+            }
+            (None, None) => return Err(malformed()),
         }
     }
     let taken = (0..events.len()).filter(|&i| !fresh[i]).collect();
     Ok(Claimed {
         taken,
         subscriber_ids,
+        now: now.unwrap_or_else(Utc::now),
+        state,
     })
 }
 
@@ -488,7 +506,7 @@ pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sq
         .await?;
     let claim = claimed(events);
     let nothing_counted = vec![false; events.len()];
-    let taken = claim_and_find(&mut tx, events, &claim, &nothing_counted)
+    let taken = claim_and_find(&mut tx, events, &claim, &nothing_counted, None)
         .await?
         .taken
         .len();
@@ -512,56 +530,6 @@ pub async fn forget_old_event_ids(
     .execute(&store.pool)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// The transaction's clock and, for each locked subscriber that still exists, its status
-/// and bounce counts per type (only those inside the window, when there is one).
-async fn load_state(
-    tx: &mut Transaction<'static, Postgres>,
-    ids: &[i32],
-    rules: &Rules,
-) -> Result<(DateTime<Utc>, HashMap<i32, SubscriberState>), sqlx::Error> {
-    if ids.is_empty() {
-        // No subscriber to count for: the clock is not consulted.
-        return Ok((Utc::now(), HashMap::new()));
-    }
-    // Counted per subscriber (LATERAL) so the count always walks the subscriber_id
-    // index: a join over all of `bounces` looks cheap to the planner while the table is
-    // small, and becomes a sequential scan of every bounce once it is not.
-    let rows = sqlx::query!(
-        r#"SELECT NOW() AS "now!", s.id, s.status::text AS "status!", c.soft AS "soft!",
-                  c.hard AS "hard!", c.complaint AS "complaint!"
-         FROM subscribers s
-         CROSS JOIN LATERAL (
-             SELECT COUNT(*) FILTER (WHERE b.type = 'soft') AS soft,
-                    COUNT(*) FILTER (WHERE b.type = 'hard') AS hard,
-                    COUNT(*) FILTER (WHERE b.type = 'complaint') AS complaint
-             FROM bounces b
-             WHERE b.subscriber_id = s.id
-               AND ($2::float8 IS NULL OR b.created_at > NOW() - make_interval(secs => $2))
-         ) c
-         WHERE s.id = ANY($1)"#,
-        ids,
-        rules.window.map(|w| w.as_secs_f64()),
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let now = rows.first().map_or_else(Utc::now, |r| r.now);
-    let state = rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.id,
-                SubscriberState {
-                    blocklisted: r.status == "blocklisted",
-                    soft: r.soft,
-                    hard: r.hard,
-                    complaint: r.complaint,
-                },
-            )
-        })
-        .collect();
-    Ok((now, state))
 }
 
 /// Inserts the bounces of the events in `order` with the evidence kept with them, and
