@@ -110,7 +110,8 @@ if [ "$preload" -gt 0 ]; then
     }
     ids_ms="$(purge_ms "DELETE FROM bounceops.processed_events WHERE received_at < NOW() - interval '5 days'")"
     evidence_ms="$(purge_ms "DELETE FROM bounceops.evidence WHERE created_at < NOW() - interval '28 days'")"
-    orphans_ms="$(purge_ms "WITH span AS (SELECT bounce_id FROM bounceops.evidence WHERE bounce_id > 0 ORDER BY bounce_id LIMIT 200000) DELETE FROM bounceops.evidence WHERE bounce_id IN (SELECT s.bounce_id FROM span s WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = s.bounce_id))")"
+    # The sweep's statement as the worker runs it (store/evidence.rs), over the first span.
+    orphans_ms="$(purge_ms "WITH span AS NOT MATERIALIZED (SELECT bounce_id FROM bounceops.evidence WHERE bounce_id > 0 ORDER BY bounce_id LIMIT 200000), gone AS (DELETE FROM bounceops.evidence WHERE bounce_id IN (SELECT s.bounce_id FROM span s WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = s.bounce_id AND b.id > 0)) RETURNING 1) SELECT (SELECT MAX(bounce_id) FROM span), (SELECT COUNT(*) FROM span), (SELECT COUNT(*) FROM gone)")"
     log "purge of the oldest day: ids $ids_ms ms, evidence $evidence_ms ms; orphan sweep $orphans_ms ms (database time)"
     echo "preload $preload rows: purge of the oldest day, ids $ids_ms ms, evidence $evidence_ms ms; one orphan sweep $orphans_ms ms (database time)"
 fi
