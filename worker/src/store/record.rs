@@ -359,7 +359,8 @@ async fn claim_and_find(
     let mut now = None;
     let mut state = HashMap::new();
     for row in rows {
-        let malformed = || sqlx::Error::Protocol(format!("bounceops.claim_batch returned {row:?}"));
+        let malformed =
+            || sqlx::Error::Decode(format!("bounceops.claim_batch returned {row:?}").into());
         match (row.event_ord, row.subscriber) {
             // An event's row; `event_ord` counts from 1.
             (Some(ord), subscriber) => {
