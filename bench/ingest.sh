@@ -104,14 +104,17 @@ if [ "$preload" -gt 0 ]; then
     # The worker's purges (store/record.rs, store/evidence.rs) over the oldest day of each
     # table, as one statement each, and one pass of the evidence's orphan sweep (a span of
     # 200,000 rows, store::evidence::SWEEP_SPAN; it finds none here: its cost is the look).
+    # $2, when given, runs first in the same transaction (a PREPARE).
     purge_ms() {
-        psql "$DATABASE_URL" -qtAX -c "BEGIN" -c "EXPLAIN (ANALYZE, FORMAT JSON) $1" -c "ROLLBACK" \
+        psql "$DATABASE_URL" -qtAX -c "BEGIN" ${2:+-c "$2"} -c "EXPLAIN (ANALYZE, FORMAT JSON) $1" -c "ROLLBACK" \
             | python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read())[0]["Execution Time"]))'
     }
     ids_ms="$(purge_ms "DELETE FROM bounceops.processed_events WHERE received_at < NOW() - interval '5 days'")"
     evidence_ms="$(purge_ms "DELETE FROM bounceops.evidence WHERE created_at < NOW() - interval '28 days'")"
-    # The sweep's statement as the worker runs it (store/evidence.rs), over the first span.
-    orphans_ms="$(purge_ms "WITH span AS NOT MATERIALIZED (SELECT bounce_id FROM bounceops.evidence WHERE bounce_id > 0 ORDER BY bounce_id LIMIT 200000), gone AS (DELETE FROM bounceops.evidence WHERE bounce_id IN (SELECT s.bounce_id FROM span s WHERE NOT EXISTS (SELECT 1 FROM bounces b WHERE b.id = s.bounce_id AND b.id > 0)) RETURNING 1) SELECT (SELECT MAX(bounce_id) FROM span), (SELECT COUNT(*) FROM span), (SELECT COUNT(*) FROM gone)")"
+    # The sweep's own file, over the first span; a prepared statement's first execution is
+    # planned for its parameters, as the worker has every execution planned.
+    orphans_ms="$(purge_ms "EXECUTE sweep(0, 200000)" \
+        "PREPARE sweep(int, bigint) AS $(cat worker/sql/evidence_sweep.sql)")"
     log "purge of the oldest day: ids $ids_ms ms, evidence $evidence_ms ms; orphan sweep $orphans_ms ms (database time)"
     echo "preload $preload rows: purge of the oldest day, ids $ids_ms ms, evidence $evidence_ms ms; one orphan sweep $orphans_ms ms (database time)"
 fi

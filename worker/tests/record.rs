@@ -14,6 +14,7 @@ use bounce_worker::rules::Rules;
 use bounce_worker::store::record::{Chain, record, record_chained};
 use bounceops_api::{Action, ReasonType, Rule};
 use common::TestDb;
+use sqlx::Connection as _;
 use uuid::Uuid;
 
 fn event(email: &str, t: BounceType) -> BounceEvent {
@@ -830,7 +831,33 @@ async fn a_transaction_begun_ahead_on_a_dropped_connection_begins_again() {
 /// it). The second hard bounce blocklists, as it would have one after the other.
 #[tokio::test]
 async fn a_bounce_committed_while_the_lock_was_awaited_is_counted() {
+    bounce_committed_while_the_lock_was_awaited(TestDb::new().await).await;
+}
+
+/// The same on a database whose transactions default to REPEATABLE READ (a setting some
+/// installations make): there a transaction's first statement fixes its snapshot, before
+/// the lock is granted, so the batch pins READ COMMITTED for itself.
+#[tokio::test]
+async fn a_bounce_committed_while_the_lock_was_awaited_is_counted_under_repeatable_read() {
     let db = TestDb::new().await;
+    sqlx::query(&format!(
+        "ALTER DATABASE {} SET default_transaction_isolation = 'repeatable read'",
+        db.name
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // The setting applies to connections made from now on, as the store's are (lazily).
+    let mut fresh = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let isolation: String = sqlx::query_scalar("SHOW default_transaction_isolation")
+        .fetch_one(&mut fresh)
+        .await
+        .unwrap();
+    assert_eq!(isolation, "repeatable read");
+    bounce_committed_while_the_lock_was_awaited(db).await;
+}
+
+async fn bounce_committed_while_the_lock_was_awaited(db: TestDb) {
     let (id, _) = db.subscriber("waited@example.com").await;
     let rules = rules_with(
         BounceType::Hard,

@@ -181,38 +181,17 @@ pub async fn purge(
     })
     .await?;
     // A bounce row and its evidence are committed together, so a snapshot that sees the
-    // evidence without its bounce means the bounce was deleted.
-    //
-    // Planned for its parameters every time (a generic plan cannot see how narrow the span
-    // is), with the span inlined where it is used (NOT MATERIALIZED: a materialized span
-    // loses its order, and the planner then joined it by hashing every bounce, 5 s at 10 M
-    // rows) and the bounces looked at from the span's start (`b.id > $1`), so the anti-join
-    // walks the span's range of both indexes: 0.35-0.5 s at 10 M rows, wherever the span is
-    // (BENCHMARKS.md, issue 24). Every reference to the span sees the statement's one
-    // snapshot, so they read the same rows.
+    // evidence without its bounce means the bounce was deleted. The statement is planned
+    // for its parameters every time: a generic plan cannot see how narrow the span is
+    // (the file says how the statement keeps to the span: 0.35-0.5 s at 10 M rows,
+    // wherever the span is; BENCHMARKS.md, issue 24).
     let mut tx = store.pool.begin().await?;
     sqlx::query!("SET LOCAL plan_cache_mode = force_custom_plan")
         .execute(&mut *tx)
         .await?;
-    let pass = sqlx::query!(
-        r#"WITH span AS NOT MATERIALIZED (
-               SELECT bounce_id FROM bounceops.evidence
-               WHERE bounce_id > $1 ORDER BY bounce_id LIMIT $2
-           ), gone AS (
-               DELETE FROM bounceops.evidence WHERE bounce_id IN (
-                   SELECT s.bounce_id FROM span s
-                   WHERE NOT EXISTS (SELECT 1 FROM bounces b
-                                     WHERE b.id = s.bounce_id AND b.id > $1))
-               RETURNING 1
-           )
-           SELECT (SELECT MAX(bounce_id) FROM span) AS last,
-                  (SELECT COUNT(*) FROM span) AS "looked!",
-                  (SELECT COUNT(*) FROM gone) AS "orphaned!""#,
-        sweep.after,
-        sweep.span,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let pass = sqlx::query_file!("sql/evidence_sweep.sql", sweep.after, sweep.span)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     sweep.after = match pass.last {
         Some(last) if pass.looked == sweep.span => last,

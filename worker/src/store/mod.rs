@@ -92,10 +92,11 @@ pub(crate) fn has_code(e: &sqlx::Error, code: &str) -> bool {
 }
 
 /// How a batch's transaction begins ([`Store::begin_batch`] says why sequential scans are
-/// priced out). A macro so that [`COMMIT_AND_BEGIN_BATCH`] is built from the same text.
+/// priced out, and why READ COMMITTED is named). A macro so that [`COMMIT_AND_BEGIN_BATCH`]
+/// is built from the same text.
 macro_rules! begin_batch {
     () => {
-        "BEGIN; SET LOCAL enable_seqscan = off"
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL enable_seqscan = off"
     };
 }
 const BEGIN_BATCH: &str = begin_batch!();
@@ -160,6 +161,12 @@ impl Store {
     /// quarter of the ingest rate). Sequential scans are priced out in these transactions
     /// only (`SET LOCAL`, sent with BEGIN: no round trip of its own); planning every
     /// statement afresh (`plan_cache_mode`) would cost half a millisecond per batch.
+    ///
+    /// The isolation level is named, not left to the database's default: a batch reads its
+    /// subscribers' state with a statement of its own once their locks are granted, so that
+    /// it sees what another replica committed while it waited (`record::claim_and_find`).
+    /// That needs a snapshot per statement, which READ COMMITTED gives and REPEATABLE READ
+    /// (some installations' `default_transaction_isolation`) does not.
     ///
     /// A connection in steady use is not pinged before it is handed out ([`ping_if_idle`]),
     /// so one the database dropped meanwhile (a restart, a proxy cutting connections) fails
