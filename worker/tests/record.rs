@@ -857,6 +857,62 @@ async fn a_bounce_committed_while_the_lock_was_awaited_is_counted_under_repeatab
     bounce_committed_while_the_lock_was_awaited(db).await;
 }
 
+/// A dead letter's claim that waits for the same id claimed by another replica, which then
+/// commits, does nothing (the event is a duplicate), also on a database whose transactions
+/// default to REPEATABLE READ, where the same statement would fail to serialize: the
+/// worker's connections default to READ COMMITTED.
+#[tokio::test]
+async fn a_dead_letter_claimed_meanwhile_is_a_duplicate_under_repeatable_read() {
+    let db = TestDb::new().await;
+    sqlx::query(&format!(
+        "ALTER DATABASE {} SET default_transaction_isolation = 'repeatable read'",
+        db.name
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let e = event("parked@example.com", BounceType::Hard);
+    // The other replica: has claimed the same id, not yet committed.
+    let mut other = db.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO bounceops.processed_events (source, event_id) VALUES ($1, $2)")
+        .bind(&e.source)
+        .bind(&e.event_id)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let store = db.store();
+    let parked = tokio::spawn(async move {
+        bounce_worker::store::dead_letters::park(&store, &e, "refused").await
+    });
+    // Until the claim waits for the other replica's (its snapshot is taken by then).
+    let mut waiting = false;
+    for _ in 0..500 {
+        waiting = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                            WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        waiting,
+        "the dead letter's claim never waited for the other one"
+    );
+    other.commit().await.unwrap();
+    let parked = parked.await.unwrap();
+    assert!(matches!(parked, Ok(None)), "{parked:?}");
+    let letters: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bounceops.dead_letters")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(letters, 0);
+}
+
 async fn bounce_committed_while_the_lock_was_awaited(db: TestDb) {
     let (id, _) = db.subscriber("waited@example.com").await;
     let rules = rules_with(

@@ -150,6 +150,19 @@ async fn ping_if_idle(
     Ok(true)
 }
 
+/// Makes READ COMMITTED the default of an ingest connection, whatever the database's
+/// `default_transaction_isolation` says. The worker's concurrent writes rely on it: a
+/// batch reads its subscribers' state after their locks are granted (and names the level
+/// itself, [`Store::begin_batch`]); a dead letter's claim meeting the same id claimed by a
+/// commit it waited for does nothing; the purges skip or find gone what another replica
+/// took. Under REPEATABLE READ each of those is a serialization failure instead. Set once
+/// per connection (one round trip when it opens); the export's connections keep the
+/// database's default.
+async fn read_committed(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(conn, "SET default_transaction_isolation = 'read committed'").await?;
+    Ok(())
+}
+
 impl Store {
     /// A transaction for recording a batch. Its statements touch only the rows the batch
     /// names, through their indexes, and they must keep doing so whatever Postgres last
@@ -214,6 +227,7 @@ impl Store {
             .before_acquire(|conn, meta| {
                 Box::pin(async move { ping_if_idle(conn, meta.idle_for).await })
             })
+            .after_connect(|conn, _| Box::pin(read_committed(conn)))
             .connect_lazy_with(options.clone());
         let export_pool = PgPoolOptions::new()
             .max_connections(export_connections)
