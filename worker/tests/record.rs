@@ -839,6 +839,11 @@ async fn a_bounce_committed_while_the_lock_was_awaited_is_counted() {
 /// the lock is granted, so the batch pins READ COMMITTED for itself.
 #[tokio::test]
 async fn a_bounce_committed_while_the_lock_was_awaited_is_counted_under_repeatable_read() {
+    bounce_committed_while_the_lock_was_awaited(repeatable_read_database().await).await;
+}
+
+/// A test database whose transactions default to REPEATABLE READ.
+async fn repeatable_read_database() -> TestDb {
     let db = TestDb::new().await;
     sqlx::query(&format!(
         "ALTER DATABASE {} SET default_transaction_isolation = 'repeatable read'",
@@ -854,7 +859,25 @@ async fn a_bounce_committed_while_the_lock_was_awaited_is_counted_under_repeatab
         .await
         .unwrap();
     assert_eq!(isolation, "repeatable read");
-    bounce_committed_while_the_lock_was_awaited(db).await;
+    db
+}
+
+/// Whether a statement in `db` comes to wait for a lock (polled for up to 5 s).
+async fn a_statement_waits_for_a_lock(db: &TestDb) -> bool {
+    for _ in 0..500 {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                            WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if waiting {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
 
 /// A dead letter's claim that waits for the same id claimed by another replica, which then
@@ -863,14 +886,7 @@ async fn a_bounce_committed_while_the_lock_was_awaited_is_counted_under_repeatab
 /// worker's connections default to READ COMMITTED.
 #[tokio::test]
 async fn a_dead_letter_claimed_meanwhile_is_a_duplicate_under_repeatable_read() {
-    let db = TestDb::new().await;
-    sqlx::query(&format!(
-        "ALTER DATABASE {} SET default_transaction_isolation = 'repeatable read'",
-        db.name
-    ))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let db = repeatable_read_database().await;
     let e = event("parked@example.com", BounceType::Hard);
     // The other replica: has claimed the same id, not yet committed.
     let mut other = db.pool.begin().await.unwrap();
@@ -885,22 +901,8 @@ async fn a_dead_letter_claimed_meanwhile_is_a_duplicate_under_repeatable_read() 
         bounce_worker::store::dead_letters::park(&store, &e, "refused").await
     });
     // Until the claim waits for the other replica's (its snapshot is taken by then).
-    let mut waiting = false;
-    for _ in 0..500 {
-        waiting = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                            WHERE datname = current_database() AND wait_event_type = 'Lock')",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        if waiting {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     assert!(
-        waiting,
+        a_statement_waits_for_a_lock(&db).await,
         "the dead letter's claim never waited for the other one"
     );
     other.commit().await.unwrap();
@@ -949,22 +951,10 @@ async fn bounce_committed_while_the_lock_was_awaited(db: TestDb) {
         .remove(0)
     });
     // Until the batch waits for the lock (its statement's snapshot is taken by then).
-    let mut waiting = false;
-    for _ in 0..500 {
-        waiting = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-                            WHERE d.datname = current_database()
-                              AND l.locktype = 'advisory' AND NOT l.granted)",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        if waiting {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(waiting, "the batch never waited for the subscriber's lock");
+    assert!(
+        a_statement_waits_for_a_lock(&db).await,
+        "the batch never waited for the subscriber's lock"
+    );
     other.commit().await.unwrap();
     let outcome = batch.await.unwrap();
     assert!(
