@@ -836,7 +836,8 @@ async fn a_bounce_committed_while_the_lock_was_awaited_is_counted() {
 
 /// The same on a database whose transactions default to REPEATABLE READ (a setting some
 /// installations make): there a transaction's first statement fixes its snapshot, before
-/// the lock is granted, so the batch pins READ COMMITTED for itself.
+/// the lock is granted, so the worker runs its batches at READ COMMITTED (each batch names
+/// the level, and its connections default to it).
 #[tokio::test]
 async fn a_bounce_committed_while_the_lock_was_awaited_is_counted_under_repeatable_read() {
     bounce_committed_while_the_lock_was_awaited(repeatable_read_database().await).await;
@@ -862,13 +863,16 @@ async fn repeatable_read_database() -> TestDb {
     db
 }
 
-/// Whether a statement in `db` comes to wait for a lock (polled for up to 5 s).
-async fn a_statement_waits_for_a_lock(db: &TestDb) -> bool {
+/// Whether a statement in `db` comes to wait for a lock of the kind `lock` (`pg_stat_activity`'s
+/// `wait_event`: `advisory`, `transactionid`), polled for up to 5 s.
+async fn a_statement_waits_for(db: &TestDb, lock: &str) -> bool {
     for _ in 0..500 {
         let waiting: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                            WHERE datname = current_database() AND wait_event_type = 'Lock')",
+                            WHERE datname = current_database()
+                              AND wait_event_type = 'Lock' AND wait_event = $1)",
         )
+        .bind(lock)
         .fetch_one(&db.pool)
         .await
         .unwrap();
@@ -900,9 +904,10 @@ async fn a_dead_letter_claimed_meanwhile_is_a_duplicate_under_repeatable_read() 
     let parked = tokio::spawn(async move {
         bounce_worker::store::dead_letters::park(&store, &e, "refused").await
     });
-    // Until the claim waits for the other replica's (its snapshot is taken by then).
+    // Until the claim waits for the other replica's transaction (its snapshot is taken by
+    // then).
     assert!(
-        a_statement_waits_for_a_lock(&db).await,
+        a_statement_waits_for(&db, "transactionid").await,
         "the dead letter's claim never waited for the other one"
     );
     other.commit().await.unwrap();
@@ -952,7 +957,7 @@ async fn bounce_committed_while_the_lock_was_awaited(db: TestDb) {
     });
     // Until the batch waits for the lock (its statement's snapshot is taken by then).
     assert!(
-        a_statement_waits_for_a_lock(&db).await,
+        a_statement_waits_for(&db, "advisory").await,
         "the batch never waited for the subscriber's lock"
     );
     other.commit().await.unwrap();
