@@ -9,8 +9,9 @@
 # BENCH_PRELOAD=N (issue 24): before the runs, N rows already in `bounces`,
 # `bounceops.processed_events` and `bounceops.evidence` (spread over their retention windows,
 # for 50 bounces each of N/50 other subscribers, so the per-event work is the same as on
-# empty tables), and afterwards the database time of purging the oldest day of ids and of
-# evidence (EXPLAIN ANALYZE, rolled back).
+# empty tables), and afterwards the database time of purging the oldest day of evidence
+# (EXPLAIN ANALYZE, rolled back) and of the worker's rotation of the event ids, which
+# forgets the older half of them (committed: it is the last thing the run does).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds="${1:-20}"
@@ -50,9 +51,15 @@ INSERT INTO bounces (subscriber_id, type, source, meta, created_at)
 INSERT INTO bounceops.evidence (bounce_id, content_type, gzip, original_bytes, created_at)
   SELECT id, 'application/json', convert_to(repeat(md5(id::text), 8), 'UTF8'), 256, created_at
   FROM bounces WHERE source = 'preload';
-INSERT INTO bounceops.processed_events (source, event_id, received_at)
-  SELECT 'preload', 'p' || i, NOW() - interval '1 hour' - (i % (6 * 86400)) * interval '1 second'
-  FROM generate_series(1, $preload) i;
+-- The ids in both halves (worker/migrations/0008_event_id_halves.sql), as a worker three
+-- days into its current half finds them: the previous half took claims for the 3 days
+-- before.
+INSERT INTO bounceops.processed_events (source, event_id, received_at, half)
+  SELECT 'preload', 'p' || i, at, CASE WHEN at > NOW() - interval '3 days' THEN 0 ELSE 1 END
+  FROM (SELECT i, NOW() - interval '1 hour' - (i % (6 * 86400)) * interval '1 second' AS at
+        FROM generate_series(1, $preload) i) ids;
+UPDATE bounceops.processed_events_current
+   SET half = 0, since = NOW() - interval '3 days', previous_since = NOW() - interval '6 days';
 VACUUM ANALYZE;
 SQL
 fi
@@ -113,14 +120,18 @@ if [ "$preload" -gt 0 ]; then
         psql "$DATABASE_URL" -qtAX -c "BEGIN" ${2:+-c "$2"} -c "EXPLAIN (ANALYZE, FORMAT JSON) $1" -c "ROLLBACK" \
             | python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read())[0]["Execution Time"]))'
     }
-    ids_ms="$(purge_ms "DELETE FROM bounceops.processed_events WHERE received_at < NOW() - interval '5 days'")"
     evidence_ms="$(purge_ms "DELETE FROM bounceops.evidence WHERE created_at < NOW() - interval '28 days'")"
     # The sweep's own file, over the first span; a prepared statement's first execution is
     # planned for its parameters, as the worker has every execution planned.
     orphans_ms="$(purge_ms "EXECUTE sweep(0, 200000)" \
         "PREPARE sweep(int, bigint) AS $(cat worker/sql/evidence_sweep.sql)")"
-    log "purge of the oldest day: ids $ids_ms ms, evidence $evidence_ms ms; orphan sweep $orphans_ms ms (database time)"
-    echo "preload $preload rows: purge of the oldest day, ids $ids_ms ms, evidence $evidence_ms ms; one orphan sweep $orphans_ms ms (database time)"
+    # The rotation as the worker calls it (store/record.rs), timed by the client: its time
+    # on the server and one round trip on loopback.
+    forgotten="$(psql "$DATABASE_URL" -qtAX -c "SELECT COUNT(*) FROM bounceops.processed_events WHERE half = 1")"
+    ids_ms="$(psql "$DATABASE_URL" -qtAX -c '\timing on' -c "SELECT bounceops.rotate_claims(0)" \
+        | awk '/^Time: / {printf "%d", $2 + 0.5}')"
+    log "purge of the oldest day of evidence $evidence_ms ms; orphan sweep $orphans_ms ms (database time); rotation of the event ids forgetting $forgotten $ids_ms ms"
+    echo "preload $preload rows: purge of the oldest day of evidence $evidence_ms ms; one orphan sweep $orphans_ms ms (database time); the ids' rotation, forgetting $forgotten ids, $ids_ms ms"
 fi
 
 python3 - "$base_tps" "$base_lat" "$base_rows" "$peak" "$our_rows" "$open" "$batches" "$idle_kb" "$busy_kb" <<'PY'

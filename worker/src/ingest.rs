@@ -36,10 +36,12 @@ use bounceops_api::RetentionSpec;
 const MAX_BATCH_EVENTS: usize = 128;
 const QUEUE_JOBS: usize = 4096;
 
-/// How long an event's identity is remembered: twice the longest provider retry window.
+/// How long an event's identity is remembered at least (at most twice that; see
+/// `record::forget_old_event_ids`): twice the longest provider retry window.
 const EVENT_IDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Forgetting runs this often, so each run deletes little; every replica runs it, which is
-/// harmless (the same DELETE). Purging old evidence and old kept bounces runs with it.
+/// Forgetting runs this often; every replica runs it, which is harmless (a rotation of the
+/// event ids happens once, the purges delete what another replica left). Purging old
+/// evidence and old kept bounces runs with it, and each run deletes little.
 const FORGET_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
@@ -387,8 +389,12 @@ async fn forget_old(
             return;
         }
         match record::forget_old_event_ids(&store, EVENT_IDS_KEPT).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(forgotten = n, "forgot event ids older than 7 days"),
+            Ok(None) => {}
+            Ok(Some(since)) => tracing::info!(
+                claimed_since = %since,
+                keep_days = EVENT_IDS_KEPT.as_secs() / 86400,
+                "forgot the event ids of the previous half (each id is kept at least keep_days)"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot forget old event ids; will try again"),
         }
         match dead_letters::purge(&store, retention.dead_letter_days).await {

@@ -223,6 +223,19 @@ async fn a_role_of_its_own_with_the_documented_grants_migrates_and_does_all_the_
     assert_eq!(r.status(), 200);
     worker.stop().await.unwrap();
 
+    // The workers' periodic forgetting, once a rotation of the event ids is due: it empties
+    // a half with TRUNCATE, which the role may do as the tables' owner.
+    sqlx::raw_sql(
+        "UPDATE bounceops.processed_events_current SET since = NOW() - interval '8 days'",
+    )
+    .execute(&lm.here)
+    .await
+    .unwrap();
+    let store = bounce_worker::store::Store::connect_lazy(&as_role, 1).unwrap();
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    let rotated = bounce_worker::store::record::forget_old_event_ids(&store, week).await;
+    assert!(rotated.expect("the rotation as the role").is_some());
+
     // Nothing beyond the documented rights was needed, and none was held.
     let creates: bool = sqlx::query_scalar("SELECT has_database_privilege($1, $2, 'CREATE')")
         .bind(&role)

@@ -21,12 +21,14 @@ pub async fn park(
     let source = ascii(&e.source);
     let event_id = parked_id(&e.event_id);
     let mut tx = store.pool.begin().await?;
+    // The claim is a batch's (`bounceops.claim_batch`, which knows the halves the ids are
+    // kept in) of this one event, not counted, so nothing is locked but the claim.
     let id = sqlx::query_scalar!(
         "WITH claim AS (
-             INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
-             VALUES ($1, $2, $5)
-             ON CONFLICT DO NOTHING
-             RETURNING 1)
+             SELECT 1 FROM bounceops.claim_batch(
+                 ARRAY[$1::text], ARRAY[$2::text], ARRAY[$5::bytea], ARRAY[TRUE],
+                 ARRAY[FALSE], ARRAY[NULL::uuid], ARRAY[NULL::text], 0, NULL)
+             WHERE event_ord IS NOT NULL)
          INSERT INTO bounceops.dead_letters (source, event_id, reason, item)
          SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM claim)
          RETURNING id",

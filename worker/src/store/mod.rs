@@ -99,7 +99,7 @@ macro_rules! begin_batch {
         "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL enable_seqscan = off"
     };
 }
-const BEGIN_BATCH: &str = begin_batch!();
+pub const BEGIN_BATCH: &str = begin_batch!();
 
 /// A batch's commit and the next batch's [`BEGIN_BATCH`], in one round trip
 /// (`record::Chain`).

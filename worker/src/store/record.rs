@@ -516,21 +516,24 @@ pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sq
     Ok(!claimable)
 }
 
-/// Forgets event ids claimed more than `keep` ago; returns how many. A retry older than
-/// that is recorded again: providers stop retrying within 3 days (SendGrid's 72 hours is
-/// the longest), and a mailbox message whose removal failed is read again at the next scan.
+/// Forgets the event ids of the previous half of `bounceops.processed_events` once the
+/// current half has taken claims for `keep`, and makes the emptied half the current one
+/// (`bounceops.rotate_claims`, worker/migrations/0008_event_id_halves.sql): milliseconds of
+/// database time however many ids go. Each id is remembered for at least `keep` and at
+/// most twice that. Returns when the forgotten ids' half had begun taking claims, or None
+/// when no rotation was due.
+///
+/// A retry older than that is recorded again: providers stop retrying within 3 days
+/// (SendGrid's 72 hours is the longest), and a mailbox message whose removal failed is read
+/// again at the next scan.
 pub async fn forget_old_event_ids(
     store: &Store,
     keep: std::time::Duration,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!(
-        "DELETE FROM bounceops.processed_events
-         WHERE received_at < NOW() - make_interval(secs => $1)",
-        keep.as_secs_f64(),
-    )
-    .execute(&store.pool)
-    .await?;
-    Ok(done.rows_affected())
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // One statement: the function bounds its own lock waits (its `SET lock_timeout`).
+    sqlx::query_scalar!("SELECT bounceops.rotate_claims($1)", keep.as_secs_f64())
+        .fetch_one(&store.pool)
+        .await
 }
 
 /// Inserts the bounces of the events in `order` with the evidence kept with them, and

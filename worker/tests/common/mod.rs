@@ -52,7 +52,16 @@ impl TestDb {
         TestDb::create(" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0").await
     }
 
+    /// An empty database: neither listmonk's tables nor the worker's schema.
+    pub async fn unmigrated() -> TestDb {
+        TestDb::create_as("", false).await
+    }
+
     async fn create(options: &str) -> TestDb {
+        TestDb::create_as(options, true).await
+    }
+
+    async fn create_as(options: &str, migrated: bool) -> TestDb {
         let name = format!("bounceops_t_{}", Uuid::new_v4().simple());
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -76,7 +85,9 @@ impl TestDb {
             .connect(&url)
             .await
             .expect("connect to test database");
-        migrate::run(&pool, true).await.expect("migrate");
+        if migrated {
+            migrate::run(&pool, true).await.expect("migrate");
+        }
         TestDb { name, url, pool }
     }
 
@@ -168,6 +179,50 @@ impl TestDb {
             .await
             .unwrap()
     }
+
+    /// Whether a statement in this database comes to wait for a lock of the kind `lock`
+    /// (`pg_stat_activity`'s `wait_event`: `advisory`, `transactionid`), polled for up to 5 s.
+    pub async fn a_statement_waits_for(&self, lock: &str) -> bool {
+        self.statements_wait_for(lock, 1).await
+    }
+
+    /// Whether `n` statements at once come to wait for a lock of the kind `lock`, polled
+    /// for up to 5 s.
+    pub async fn statements_wait_for(&self, lock: &str, n: i64) -> bool {
+        for _ in 0..500 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database()
+                   AND wait_event_type = 'Lock' AND wait_event = $1",
+            )
+            .bind(lock)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            if waiting >= n {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+}
+
+/// Claims `(source, event_id)` in `tx` as another replica's batch does
+/// (`bounceops.claim_batch`, one event, not counted); returns whether it was fresh.
+pub async fn claim(tx: &mut sqlx::PgConnection, source: &str, event_id: &str) -> bool {
+    let fresh: Option<i64> = sqlx::query_scalar(
+        "SELECT event_ord FROM bounceops.claim_batch(
+             ARRAY[$1::text], ARRAY[$2::text], ARRAY[NULL::bytea], ARRAY[TRUE], ARRAY[FALSE],
+             ARRAY[NULL::uuid], ARRAY[NULL::text], 0, NULL)
+         WHERE event_ord IS NOT NULL",
+    )
+    .bind(source)
+    .bind(event_id)
+    .fetch_optional(tx)
+    .await
+    .unwrap();
+    fresh.is_some()
 }
 
 impl Drop for TestDb {
