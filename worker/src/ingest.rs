@@ -39,6 +39,8 @@ const QUEUE_JOBS: usize = 4096;
 /// How long an event's identity is remembered at least (at most twice that; see
 /// `record::forget_old_event_ids`): twice the longest provider retry window.
 const EVENT_IDS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a rotation of the event ids may hold the batches queued behind it, at most.
+const ROTATION_LOCK_WAIT: Duration = Duration::from_secs(1);
 /// Forgetting runs this often; every replica runs it, which is harmless (a rotation of the
 /// event ids happens once, the purges delete what another replica left). Purging old
 /// evidence and old kept bounces runs with it, and each run deletes little.
@@ -388,7 +390,7 @@ async fn forget_old(
         if alive.upgrade().is_none() {
             return;
         }
-        match record::forget_old_event_ids(&store, EVENT_IDS_KEPT).await {
+        match record::forget_old_event_ids(&store, EVENT_IDS_KEPT, ROTATION_LOCK_WAIT).await {
             Ok(None) => {}
             Ok(Some(since)) => tracing::info!(
                 claimed_since = %since,

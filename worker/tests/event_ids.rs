@@ -15,6 +15,8 @@ use common::TestDb;
 use sqlx::migrate::Migrator;
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longer than any test's waits, so that only the test that means to sees a rotation give up.
+const PATIENT: Duration = Duration::from_secs(60);
 
 fn event(email: &str, event_id: &str) -> BounceEvent {
     BounceEvent {
@@ -81,17 +83,26 @@ async fn an_id_is_a_duplicate_until_the_rotation_after_the_one_that_ended_its_ha
 
     // Just migrated: nothing is due.
     let store = db.store();
-    assert_eq!(forget_old_event_ids(&store, WEEK).await.unwrap(), None);
+    assert_eq!(
+        forget_old_event_ids(&store, WEEK, PATIENT).await.unwrap(),
+        None
+    );
     current_half_began(&db, "6 days 23 hours").await;
-    assert_eq!(forget_old_event_ids(&store, WEEK).await.unwrap(), None);
+    assert_eq!(
+        forget_old_event_ids(&store, WEEK, PATIENT).await.unwrap(),
+        None
+    );
     assert_eq!(outcome(&db, &first).await, Outcome::Duplicate);
 
     // A week on, the halves turn: the first id is now in the previous half, still refused,
     // and is not claimed again in the current one.
     current_half_began(&db, "7 days 1 minute").await;
-    let forgotten = forget_old_event_ids(&store, WEEK).await.unwrap();
+    let forgotten = forget_old_event_ids(&store, WEEK, PATIENT).await.unwrap();
     assert!(forgotten.is_some(), "a rotation was due");
-    assert_eq!(forget_old_event_ids(&store, WEEK).await.unwrap(), None);
+    assert_eq!(
+        forget_old_event_ids(&store, WEEK, PATIENT).await.unwrap(),
+        None
+    );
     assert_eq!(outcome(&db, &first).await, Outcome::Duplicate);
     assert_eq!(claims_of(&db, "evt-first").await, vec![0]);
     let second = event("r@example.com", "evt-second");
@@ -101,7 +112,12 @@ async fn an_id_is_a_duplicate_until_the_rotation_after_the_one_that_ended_its_ha
     // Another week: the first id's half is emptied, and its retry is recorded again; the
     // second id is now in the previous half, refused.
     current_half_began(&db, "7 days 1 minute").await;
-    assert!(forget_old_event_ids(&store, WEEK).await.unwrap().is_some());
+    assert!(
+        forget_old_event_ids(&store, WEEK, PATIENT)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(claims_of(&db, "evt-first").await.is_empty());
     assert_eq!(outcome(&db, &second).await, Outcome::Duplicate);
     let again = outcome(&db, &first).await;
@@ -123,8 +139,12 @@ async fn concurrent_rotations_turn_the_halves_once() {
     let db = TestDb::new().await;
     current_half_began(&db, "8 days").await;
     let stores = [db.store(), db.store(), db.store()];
-    let results =
-        futures::future::join_all(stores.iter().map(|s| forget_old_event_ids(s, WEEK))).await;
+    let results = futures::future::join_all(
+        stores
+            .iter()
+            .map(|s| forget_old_event_ids(s, WEEK, PATIENT)),
+    )
+    .await;
     let rotated = results
         .into_iter()
         .map(|r| r.expect("a concurrent rotation fails"))
@@ -140,7 +160,7 @@ async fn concurrent_rotations_turn_the_halves_once() {
 
 /// A rotation waits for a batch that has claimed and not yet committed, and the batches
 /// after it wait for the rotation: the id the first batch claimed is refused to the later
-/// one, which claims into the other half.
+/// one, whose fresh id goes to the other half.
 #[tokio::test]
 async fn a_rotation_waits_for_the_claims_in_flight() {
     let db = TestDb::new().await;
@@ -150,15 +170,18 @@ async fn a_rotation_waits_for_the_claims_in_flight() {
     assert!(common::claim(&mut other, "test", "evt-in-flight").await);
 
     let store = db.store();
-    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK).await });
+    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK, PATIENT).await });
     assert!(
         db.a_statement_waits_for("advisory").await,
         "the rotation never waited for the batch in flight"
     );
     let later = {
         let store = db.store();
-        let e = event("w@example.com", "evt-in-flight");
-        tokio::spawn(async move { record(&store, &rules(), &[e]).await })
+        let events = [
+            event("w@example.com", "evt-in-flight"),
+            event("w@example.com", "evt-after"),
+        ];
+        tokio::spawn(async move { record(&store, &rules(), &events).await })
     };
     assert!(
         db.statements_wait_for("advisory", 2).await,
@@ -167,12 +190,14 @@ async fn a_rotation_waits_for_the_claims_in_flight() {
     assert!(!rotation.is_finished() && !later.is_finished());
     other.commit().await.unwrap();
     assert!(rotation.await.unwrap().unwrap().is_some());
-    let later = later.await.unwrap().unwrap().remove(0);
-    assert_eq!(later, Outcome::Duplicate);
+    let later = later.await.unwrap().unwrap();
+    assert_eq!(later[0], Outcome::Duplicate);
+    assert!(recorded(&later[1]), "{:?}", later[1]);
     assert_eq!(claims_of(&db, "evt-in-flight").await, vec![0]);
+    assert_eq!(claims_of(&db, "evt-after").await, vec![1]);
 }
 
-/// A batch that does not end holds a rotation up for at most its lock timeout: then the
+/// A batch that does not end holds a rotation up for at most its lock wait: then the
 /// rotation gives up (and is tried again later), and the batches queued behind it go on.
 #[tokio::test]
 async fn a_rotation_held_up_gives_up_and_lets_the_batches_through() {
@@ -183,16 +208,22 @@ async fn a_rotation_held_up_gives_up_and_lets_the_batches_through() {
     assert!(common::claim(&mut stuck, "test", "evt-stuck").await);
 
     let store = db.store();
-    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK).await });
+    let wait = Duration::from_secs(3);
+    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK, wait).await });
+    assert!(db.a_statement_waits_for("advisory").await);
     let later = {
         let store = db.store();
         let e = event("h@example.com", "evt-later");
         tokio::spawn(async move { record(&store, &rules(), &[e]).await })
     };
+    assert!(
+        db.statements_wait_for("advisory", 2).await,
+        "the later batch never queued behind the rotation"
+    );
     let failed = rotation
         .await
         .unwrap()
-        .expect_err("the rotation waited for ever");
+        .expect_err("the rotation waited past its lock wait");
     let code = failed.as_database_error().and_then(|e| e.code());
     assert_eq!(code.as_deref(), Some("55P03"), "{failed}");
     let later = later.await.unwrap().unwrap().remove(0);
@@ -204,11 +235,41 @@ async fn a_rotation_held_up_gives_up_and_lets_the_batches_through() {
         .unwrap();
     assert_eq!(half, 0, "no rotation happened");
     assert!(
-        forget_old_event_ids(&db.store(), WEEK)
+        forget_old_event_ids(&db.store(), WEEK, PATIENT)
             .await
             .unwrap()
             .is_some(),
         "the next call rotates"
+    );
+}
+
+/// Whatever holds the half to be emptied without being a claim (a dump, a vacuum against
+/// wraparound) makes the rotation give up at once, not hold the batches queued behind it.
+#[tokio::test]
+async fn a_rotation_does_not_wait_for_a_reader_of_the_half_it_empties() {
+    let db = TestDb::new().await;
+    current_half_began(&db, "8 days").await;
+    let mut dump = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE bounceops.processed_events_1 IN ACCESS SHARE MODE")
+        .execute(&mut *dump)
+        .await
+        .unwrap();
+    let failed = forget_old_event_ids(&db.store(), WEEK, PATIENT)
+        .await
+        .expect_err("the rotation emptied a half being read");
+    let code = failed.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("55P03"), "{failed}");
+    // NOWAIT's refusal, not the lock wait running out.
+    assert!(
+        failed.to_string().contains("could not obtain lock"),
+        "{failed}"
+    );
+    dump.rollback().await.unwrap();
+    assert!(
+        forget_old_event_ids(&db.store(), WEEK, PATIENT)
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 
@@ -264,7 +325,12 @@ async fn claims_made_before_the_halves_are_kept_by_the_migration() {
     let store = db.store();
     for _ in 0..2 {
         current_half_began(&db, "8 days").await;
-        assert!(forget_old_event_ids(&store, WEEK).await.unwrap().is_some());
+        assert!(
+            forget_old_event_ids(&store, WEEK, PATIENT)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
     assert!(recorded(&outcome(&db, &old).await));
 }

@@ -233,7 +233,7 @@ async fn a_role_of_its_own_with_the_documented_grants_migrates_and_does_all_the_
     .unwrap();
     let store = bounce_worker::store::Store::connect_lazy(&as_role, 1).unwrap();
     let week = std::time::Duration::from_secs(7 * 24 * 3600);
-    let rotated = bounce_worker::store::record::forget_old_event_ids(&store, week).await;
+    let rotated = bounce_worker::store::record::forget_old_event_ids(&store, week, week).await;
     assert!(rotated.expect("the rotation as the role").is_some());
 
     // Nothing beyond the documented rights was needed, and none was held.

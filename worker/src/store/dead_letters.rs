@@ -20,7 +20,12 @@ pub async fn park(
 ) -> Result<Option<i64>, sqlx::Error> {
     let source = ascii(&e.source);
     let event_id = parked_id(&e.event_id);
-    let mut tx = store.pool.begin().await?;
+    // READ COMMITTED whatever the database's default, as a batch's: the claim must read the
+    // current half after its lock is granted, with a snapshot of its own.
+    let mut tx = store
+        .pool
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await?;
     // The claim is a batch's (`bounceops.claim_batch`, which knows the halves the ids are
     // kept in) of this one event, not counted, so nothing is locked but the claim.
     let id = sqlx::query_scalar!(

@@ -519,21 +519,29 @@ pub async fn committed(store: &Store, events: &[BounceEvent]) -> Result<bool, sq
 /// Forgets the event ids of the previous half of `bounceops.processed_events` once the
 /// current half has taken claims for `keep`, and makes the emptied half the current one
 /// (`bounceops.rotate_claims`, worker/migrations/0008_event_id_halves.sql): milliseconds of
-/// database time however many ids go. Each id is remembered for at least `keep` and at
-/// most twice that. Returns when the forgotten ids' half had begun taking claims, or None
-/// when no rotation was due.
+/// database time however many ids go. Each id is remembered for at least `keep`, and for at
+/// most twice that as long as rotations succeed. Returns when the forgotten ids' half had
+/// begun taking claims, or None when no rotation was due.
 ///
-/// A retry older than that is recorded again: providers stop retrying within 3 days
-/// (SendGrid's 72 hours is the longest), and a mailbox message whose removal failed is read
-/// again at the next scan.
+/// The rotation waits for the batches in flight, and every batch after it waits for the
+/// rotation: it waits at most `lock_wait` for a lock, then fails with 55P03 (the worker
+/// tries again at its next run). A retry older than the ids kept is recorded again:
+/// providers stop retrying within 3 days (SendGrid's 72 hours is the longest), and a
+/// mailbox message whose removal failed is read again at the next scan.
 pub async fn forget_old_event_ids(
     store: &Store,
-    keep: std::time::Duration,
+    keep: Duration,
+    lock_wait: Duration,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    // One statement: the function bounds its own lock waits (its `SET lock_timeout`).
-    sqlx::query_scalar!("SELECT bounceops.rotate_claims($1)", keep.as_secs_f64())
-        .fetch_one(&store.pool)
-        .await
+    // One statement on its own: the function's lock timeout lasts to the end of the
+    // transaction.
+    sqlx::query_scalar!(
+        "SELECT bounceops.rotate_claims($1, $2)",
+        keep.as_secs_f64(),
+        lock_wait.as_secs_f64()
+    )
+    .fetch_one(&store.pool)
+    .await
 }
 
 /// Inserts the bounces of the events in `order` with the evidence kept with them, and
