@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use bounce_worker::event::{BounceEvent, BounceType, Outcome};
 use bounce_worker::rules::Rules;
-use bounce_worker::store::record::{forget_old_event_ids, record};
+use bounce_worker::store::record::{RecordError, forget_old_event_ids, record};
 use bounceops_api::{Action, Rule};
+use chrono::{DateTime, Utc};
 use common::TestDb;
 use sqlx::migrate::Migrator;
+use tokio::task::JoinHandle;
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longer than any test's waits, so that only the test that means to sees a rotation give up.
@@ -158,6 +160,42 @@ async fn concurrent_rotations_turn_the_halves_once() {
     assert_eq!(half, 1);
 }
 
+/// A batch that has claimed `in_flight` and not committed, a due rotation (waiting at most
+/// `wait`) queued behind it, and a batch of `later` events queued behind the rotation.
+struct Queued {
+    batch: sqlx::Transaction<'static, sqlx::Postgres>,
+    rotation: JoinHandle<Result<Option<DateTime<Utc>>, sqlx::Error>>,
+    later: JoinHandle<Result<Vec<Outcome>, RecordError>>,
+}
+
+async fn queued_behind_a_batch(
+    db: &TestDb,
+    in_flight: &str,
+    wait: Duration,
+    later: Vec<BounceEvent>,
+) -> Queued {
+    current_half_began(db, "8 days").await;
+    let mut batch = db.pool.begin().await.unwrap();
+    assert!(common::claim(&mut batch, "test", in_flight).await);
+    let store = db.store();
+    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK, wait).await });
+    assert!(
+        db.a_statement_waits_for("advisory").await,
+        "the rotation never waited for the batch in flight"
+    );
+    let store = db.store();
+    let later = tokio::spawn(async move { record(&store, &rules(), &later).await });
+    assert!(
+        db.statements_wait_for("advisory", 2).await,
+        "the later batch never queued behind the rotation"
+    );
+    Queued {
+        batch,
+        rotation,
+        later,
+    }
+}
+
 /// A rotation waits for a batch that has claimed and not yet committed, and the batches
 /// after it wait for the rotation: the id the first batch claimed is refused to the later
 /// one, whose fresh id goes to the other half.
@@ -165,32 +203,15 @@ async fn concurrent_rotations_turn_the_halves_once() {
 async fn a_rotation_waits_for_the_claims_in_flight() {
     let db = TestDb::new().await;
     db.subscriber("w@example.com").await;
-    current_half_began(&db, "8 days").await;
-    let mut other = db.pool.begin().await.unwrap();
-    assert!(common::claim(&mut other, "test", "evt-in-flight").await);
-
-    let store = db.store();
-    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK, PATIENT).await });
-    assert!(
-        db.a_statement_waits_for("advisory").await,
-        "the rotation never waited for the batch in flight"
-    );
-    let later = {
-        let store = db.store();
-        let events = [
-            event("w@example.com", "evt-in-flight"),
-            event("w@example.com", "evt-after"),
-        ];
-        tokio::spawn(async move { record(&store, &rules(), &events).await })
-    };
-    assert!(
-        db.statements_wait_for("advisory", 2).await,
-        "the later batch never waited for the rotation"
-    );
-    assert!(!rotation.is_finished() && !later.is_finished());
-    other.commit().await.unwrap();
-    assert!(rotation.await.unwrap().unwrap().is_some());
-    let later = later.await.unwrap().unwrap();
+    let later = vec![
+        event("w@example.com", "evt-in-flight"),
+        event("w@example.com", "evt-after"),
+    ];
+    let q = queued_behind_a_batch(&db, "evt-in-flight", PATIENT, later).await;
+    assert!(!q.rotation.is_finished() && !q.later.is_finished());
+    q.batch.commit().await.unwrap();
+    assert!(q.rotation.await.unwrap().unwrap().is_some());
+    let later = q.later.await.unwrap().unwrap();
     assert_eq!(later[0], Outcome::Duplicate);
     assert!(recorded(&later[1]), "{:?}", later[1]);
     assert_eq!(claims_of(&db, "evt-in-flight").await, vec![0]);
@@ -203,32 +224,18 @@ async fn a_rotation_waits_for_the_claims_in_flight() {
 async fn a_rotation_held_up_gives_up_and_lets_the_batches_through() {
     let db = TestDb::new().await;
     db.subscriber("h@example.com").await;
-    current_half_began(&db, "8 days").await;
-    let mut stuck = db.pool.begin().await.unwrap();
-    assert!(common::claim(&mut stuck, "test", "evt-stuck").await);
-
-    let store = db.store();
-    let wait = Duration::from_secs(3);
-    let rotation = tokio::spawn(async move { forget_old_event_ids(&store, WEEK, wait).await });
-    assert!(db.a_statement_waits_for("advisory").await);
-    let later = {
-        let store = db.store();
-        let e = event("h@example.com", "evt-later");
-        tokio::spawn(async move { record(&store, &rules(), &[e]).await })
-    };
-    assert!(
-        db.statements_wait_for("advisory", 2).await,
-        "the later batch never queued behind the rotation"
-    );
-    let failed = rotation
+    let later = vec![event("h@example.com", "evt-later")];
+    let q = queued_behind_a_batch(&db, "evt-stuck", Duration::from_secs(3), later).await;
+    let failed = q
+        .rotation
         .await
         .unwrap()
         .expect_err("the rotation waited past its lock wait");
     let code = failed.as_database_error().and_then(|e| e.code());
     assert_eq!(code.as_deref(), Some("55P03"), "{failed}");
-    let later = later.await.unwrap().unwrap().remove(0);
+    let later = q.later.await.unwrap().unwrap().remove(0);
     assert!(recorded(&later), "{later:?}");
-    stuck.rollback().await.unwrap();
+    q.batch.rollback().await.unwrap();
     let half: i16 = sqlx::query_scalar("SELECT half FROM bounceops.processed_events_current")
         .fetch_one(&db.pool)
         .await
