@@ -281,7 +281,8 @@ async fn a_rotation_does_not_wait_for_a_reader_of_the_half_it_empties() {
 }
 
 /// A database migrated before the halves existed keeps its claims: they become the first
-/// half, still refused, and go with the second rotation.
+/// half, still refused, and go with the second rotation. A worker of the previous version
+/// keeps working on it, but for parking dead letters.
 #[tokio::test]
 async fn claims_made_before_the_halves_are_kept_by_the_migration() {
     let db = TestDb::unmigrated().await;
@@ -329,6 +330,36 @@ async fn claims_made_before_the_halves_are_kept_by_the_migration() {
     let old = event("m@example.com", "old-42");
     assert_eq!(outcome(&db, &old).await, Outcome::Duplicate);
     assert_eq!(claims_of(&db, "old-42").await, vec![0]);
+
+    // What a worker of the previous version still sends meanwhile (its statements as
+    // 3389e19 wrote them; it claims through the same `claim_batch`, replaced): its purge
+    // works, slowly, and parking a dead letter fails (its INSERT names no half) with
+    // nothing claimed, as docs/install.md says.
+    let purged = sqlx::query(
+        "DELETE FROM bounceops.processed_events
+         WHERE received_at < NOW() - make_interval(secs => $1)",
+    )
+    .bind(90.5 * 3600.0)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(purged.rows_affected(), 10, "ids 91 to 100 hours old");
+    let parked = sqlx::query(
+        "WITH claim AS (
+             INSERT INTO bounceops.processed_events (source, event_id, body_sha256)
+             VALUES ('test', 'parked-by-an-old-worker', NULL)
+             ON CONFLICT DO NOTHING
+             RETURNING 1)
+         INSERT INTO bounceops.dead_letters (source, event_id, reason, item)
+         SELECT 'test', 'parked-by-an-old-worker', 'refused', '\\x7b7d'
+         WHERE EXISTS (SELECT 1 FROM claim)",
+    )
+    .execute(&db.pool)
+    .await
+    .expect_err("an INSERT naming no half");
+    let code = parked.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("23514"), "{parked}");
+    assert!(claims_of(&db, "parked-by-an-old-worker").await.is_empty());
     let store = db.store();
     for _ in 0..2 {
         current_half_began(&db, "8 days").await;
