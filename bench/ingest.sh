@@ -125,11 +125,12 @@ if [ "$preload" -gt 0 ]; then
     # planned for its parameters, as the worker has every execution planned.
     orphans_ms="$(purge_ms "EXECUTE sweep(0, 200000)" \
         "PREPARE sweep(int, bigint) AS $(cat worker/sql/evidence_sweep.sql)")"
-    # The rotation as the worker calls it (store/record.rs), timed by the client: its time
-    # on the server and one round trip on loopback.
+    # The rotation as the worker calls it (store/record.rs, with its 1 s lock wait), due at
+    # once, timed by the client: its time on the server and one round trip on loopback.
     forgotten="$(psql "$DATABASE_URL" -qtAX -c "SELECT COUNT(*) FROM bounceops.processed_events WHERE half = 1")"
-    ids_ms="$(psql "$DATABASE_URL" -qtAX -c '\timing on' -c "SELECT bounceops.rotate_claims(0)" \
+    ids_ms="$(psql "$DATABASE_URL" -qtAX -c '\timing on' -c "SELECT bounceops.rotate_claims(0, 1)" \
         | awk '/^Time: / {printf "%d", $2 + 0.5}')"
+    [ -n "$ids_ms" ] || { log "FAILED: the rotation of the event ids gave no time"; exit 1; }
     log "purge of the oldest day of evidence $evidence_ms ms; orphan sweep $orphans_ms ms (database time); rotation of the event ids forgetting $forgotten $ids_ms ms"
     echo "preload $preload rows: purge of the oldest day of evidence $evidence_ms ms; one orphan sweep $orphans_ms ms (database time); the ids' rotation, forgetting $forgotten ids, $ids_ms ms"
 fi
