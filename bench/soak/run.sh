@@ -12,8 +12,11 @@
 # Then it prints what the senders saw and what the database holds, as one JSON object:
 # sent, answered_2xx, lost (answered but not stored), doubled (stored twice), unanswered.
 #
-# Postgres here is a cluster of its own (initdb in a temporary directory, 127.0.0.1:55432),
-# so that restarting it disturbs nothing else on the machine.
+# Postgres here is a cluster of its own (initdb in a temporary directory, 127.0.0.1:25432),
+# so that restarting it disturbs nothing else on the machine. Its port is below Linux's
+# ephemeral range (32768-60999): a port in it can be held at any moment as the local end of
+# some client's connection, and a restart then cannot listen on it (it happened once, on
+# 55432, in a CI run).
 #
 # Usage: bash bench/soak/run.sh [SECONDS] [--no-keys]
 #   --no-keys: senders send no Idempotency-Key (a retry is a new request, as listmonk-style
@@ -35,7 +38,7 @@ if [ "$smoke" = 1 ]; then
     seconds="${1:-30}" period=10 at_restart=3 at_stop=7 at_kill=5 at_rotate=9
 fi
 port="${SOAK_PORT:-9321}"
-pg_port="${SOAK_PG_PORT:-55432}"
+pg_port="${SOAK_PG_PORT:-25432}"
 
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 [ -x "$pg_bin/pg_ctl" ] || { log "no PostgreSQL server binaries under /usr/lib/postgresql"; exit 1; }
