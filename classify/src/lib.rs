@@ -171,29 +171,44 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         // into several repeats its Original-Recipient in each of them: when one
         // was delivered, the address that was mailed did not bounce, and the
         // failed ones are reported under their own (final) addresses.
-        let reached: Vec<&str> = records
+        let reached: std::collections::HashSet<&str> = records
             .iter()
             .filter(|r| r.is_success())
             .filter_map(|r| r.email.as_deref())
             .collect();
+        let addresses: Vec<(&dsn::Record, String)> = failed
+            .into_iter()
+            .filter_map(|r| match (&r.email, &r.final_email) {
+                (Some(e), Some(f)) if reached.contains(e.as_str()) => Some((r, f.clone())),
+                (Some(e), _) => Some((r, e.clone())),
+                (None, _) => None,
+            })
+            .collect();
         let mut recipients: Vec<Recipient> = Vec::new();
+        // Where each address is in `recipients`.
+        let mut reported: std::collections::HashMap<String, usize> = Default::default();
         // Read for a missing or generic status, and for the reason of a lone
         // recipient whose diagnostic names no cause; built on first use.
         let text = || plaintext::report_text(mail);
-        for r in failed {
-            let email = match (&r.email, &r.final_email) {
-                (Some(e), Some(f)) if reached.contains(&e.as_str()) => f.clone(),
-                (Some(e), _) => e.clone(),
-                (None, _) => continue,
-            };
+        // A report of many recipients is searched for all of them at once
+        // (`plaintext::Mentions`): one search of the whole report each took
+        // time in the square of their number. Fewer are looked up one by one,
+        // and the report text is not built for the command alone.
+        let emails: Vec<String> = addresses.iter().map(|(_, e)| e.clone()).collect();
+        let many = emails.len() > plaintext::MANY_ADDRESSES;
+        let index = std::cell::OnceCell::new();
+        let mentions = || index.get_or_init(|| plaintext::Mentions::new(text(), &emails));
+        let status_near = |i: usize| mentions().status_near(i);
+        for (i, (r, email)) in addresses.iter().enumerate() {
+            let email = email.clone();
             // `x.0.0` says only "permanent" or "transient"; the report's own
             // words often name the real code for the same class.
             let status = match r.status.as_deref() {
-                Some(s) if s.ends_with(".0.0") => plaintext::status_near(text(), &email)
+                Some(s) if s.ends_with(".0.0") => status_near(i)
                     .filter(|n| n.as_bytes()[0] == s.as_bytes()[0])
                     .or_else(|| r.status.clone()),
                 Some(_) => r.status.clone(),
-                None => plaintext::status_near(text(), &email),
+                None => status_near(i),
             };
             let diagnostic = r.diagnostic.clone().unwrap_or_default();
             let reply = status::find_reply_code(&diagnostic);
@@ -217,7 +232,10 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                     // Only this recipient's paragraph: the rest of a report
                     // can quote other sessions (a Sendmail transcript of a
                     // retry, another recipient's refusal).
-                    || plaintext::command_in_report(mail, &email),
+                    || match many {
+                        true => mentions().command_near(i),
+                        false => plaintext::command_in_report(mail, &email),
+                    },
                 ),
                 email,
                 status,
@@ -228,10 +246,15 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             // One address reported twice (an alias expanded into several
             // recipients that all failed, or an MTA repeating itself) is
             // reported once, by its worst record.
-            match recipients.iter_mut().find(|x| x.email == recipient.email) {
-                Some(x) if severity(&recipient) > severity(x) => *x = recipient,
+            match reported.get(&recipient.email) {
+                Some(&k) if severity(&recipient) > severity(&recipients[k]) => {
+                    recipients[k] = recipient
+                }
                 Some(_) => {}
-                None => recipients.push(recipient),
+                None => {
+                    reported.insert(recipient.email.clone(), recipients.len());
+                    recipients.push(recipient);
+                }
             }
         }
         if recipients.is_empty() {

@@ -10,6 +10,7 @@ use crate::mime::Mail;
 use crate::phrases::{Phrases, Search};
 use crate::status;
 use crate::{BounceType, Recipient};
+use aho_corasick::AhoCorasick;
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
@@ -440,14 +441,13 @@ fn quoted_block_start(text: &str) -> Option<usize> {
 /// paragraph and any status / reply code found near it.
 pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
     let mut text = Cow::Borrowed(report_text(mail));
-    let mut emails: Vec<String> = Vec::new();
+    let mut emails = Distinct::default();
     for v in mail.headers.all("x-failed-recipients") {
         for (_, a) in address::find_all(v) {
-            if !emails.contains(&a) {
-                emails.push(a);
-            }
+            emails.push(a);
         }
     }
+    let mut emails = emails.0;
     if emails.is_empty() {
         emails = strong_candidates(&text);
     }
@@ -466,10 +466,162 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
             .collect();
     }
     let single = emails.len() == 1;
-    emails
-        .iter()
-        .map(|email| describe(email, &emails, &text, single, delayed))
+    let mentions = Mentions::new(&text, &emails);
+    let unmentioned = std::cell::OnceCell::new();
+    (0..emails.len())
+        .map(|i| describe(i, &mentions, single, delayed, &unmentioned))
         .collect()
+}
+
+/// Addresses in the order first found, each once. A set beside the list: a report can
+/// name tens of thousands (a hostile one), and looking each up in the list took time in
+/// the square of their number.
+#[derive(Default)]
+struct Distinct(Vec<String>, std::collections::HashSet<String>);
+
+impl Distinct {
+    fn push(&mut self, address: String) {
+        if self.1.insert(address.clone()) {
+            self.0.push(address);
+        }
+    }
+}
+
+/// Addresses beyond which a report is searched for all of them at once ([`Mentions`]).
+pub(crate) const MANY_ADDRESSES: usize = 16;
+
+/// The failed recipients' addresses in the report text: where each is first named, its
+/// paragraph, the lines that name it, and the others named near it. A few are looked up
+/// one by one. Many (more than [`MANY_ADDRESSES`]) are found in one pass over the text,
+/// with one automaton for all of them: looking each one up in the whole text, and every
+/// other one in each one's paragraph, took time in the square of their number (a 2.4 MB
+/// report naming 30,000 addresses kept a core busy for more than two minutes: BENCHMARKS.md,
+/// "Fuzzing the classifier"), while building that automaton for a report of one or two
+/// would cost a third of the classifier's time.
+pub(crate) struct Mentions<'a> {
+    text: &'a str,
+    emails: &'a [String],
+    index: Option<Index>,
+}
+
+struct Index {
+    /// The addresses, ASCII letters in either case (as [`find_ci`]).
+    search: AhoCorasick,
+    /// Per address, where it starts in the text, in order.
+    starts: Vec<Vec<usize>>,
+    /// Where the text's line breaks are.
+    breaks: Vec<usize>,
+}
+
+impl<'a> Mentions<'a> {
+    pub(crate) fn new(text: &'a str, emails: &'a [String]) -> Mentions<'a> {
+        if emails.len() > MANY_ADDRESSES {
+            Mentions::indexed(text, emails)
+        } else {
+            Mentions {
+                text,
+                emails,
+                index: None,
+            }
+        }
+    }
+
+    /// With the index whatever the count. Should aho-corasick refuse the list (its limits
+    /// are far beyond any text the worker accepts), each address is looked up one by one.
+    fn indexed(text: &'a str, emails: &'a [String]) -> Mentions<'a> {
+        let index = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(emails)
+            .ok()
+            .map(|search| {
+                let mut starts = vec![Vec::new(); emails.len()];
+                for m in search.find_overlapping_iter(text) {
+                    starts[m.pattern().as_usize()].push(m.start());
+                }
+                Index {
+                    search,
+                    starts,
+                    breaks: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+                }
+            });
+        Mentions {
+            text,
+            emails,
+            index,
+        }
+    }
+
+    /// The paragraph about the `i`th address ([`paragraph_of`]).
+    fn paragraph(&self, i: usize) -> Option<&'a str> {
+        let (text, email) = (self.text, &self.emails[i]);
+        Some(match &self.index {
+            Some(x) => paragraph_at(text, Some(&x.breaks), email, *x.starts[i].first()?),
+            None => paragraph_at(text, None, email, find_ci(text, email)?),
+        })
+    }
+
+    /// The status the human-readable part gives for the `i`th address, used when a
+    /// DSN's Status field is only the generic `x.0.0`.
+    pub(crate) fn status_near(&self, i: usize) -> Option<String> {
+        status_in(self.paragraph(i)?, &self.emails[i])
+    }
+
+    /// [`command_near`] for the `i`th address.
+    pub(crate) fn command_near(&self, i: usize) -> Option<crate::command::Command> {
+        crate::command::failed_command(self.paragraph(i)?)
+    }
+
+    /// Where the first address other than the `i`th starts in `s` (`s` in lower case).
+    fn next_other(&self, i: usize, s: &str) -> Option<usize> {
+        match &self.index {
+            Some(x) => x
+                .search
+                .find_overlapping_iter(s)
+                .filter(|m| m.pattern().as_usize() != i)
+                .map(|m| m.start())
+                .min(),
+            None => self
+                .emails
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .filter_map(|(_, o)| s.find(o.as_str()))
+                .min(),
+        }
+    }
+
+    /// The lines that hold the `i`th address, each with the line after
+    /// ([`lines_mentioning`]).
+    fn lines_mentioning(&self, i: usize) -> String {
+        let Some(x) = &self.index else {
+            return lines_mentioning(self.text, &self.emails[i]);
+        };
+        let text = self.text;
+        let line = |n: usize| {
+            let start = if n == 0 { 0 } else { x.breaks[n - 1] + 1 };
+            let end = x.breaks.get(n).copied().unwrap_or(text.len());
+            text[start..end]
+                .strip_suffix('\r')
+                .unwrap_or(&text[start..end])
+        };
+        // `str::lines` gives no last line after a final line break.
+        let lines =
+            x.breaks.len() + usize::from(x.breaks.last().is_none_or(|&b| b + 1 < text.len()));
+        let mut out = String::new();
+        let mut last = None;
+        for &start in &x.starts[i] {
+            let n = x.breaks.partition_point(|&b| b < start);
+            if last == Some(n) {
+                continue;
+            }
+            last = Some(n);
+            for k in [n, n + 1].into_iter().filter(|&k| k < lines) {
+                out.push_str(line(k));
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 /// The report's own sender and recipients and the original's senders:
@@ -532,30 +684,34 @@ fn bounce_of_bounce<'a>(
 fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
     // The earliest start of any introduction: a leftmost-first search.
     static LIST_INTROS_AC: LazyLock<Search> = LazyLock::new(|| Search::leftmost_first(LIST_INTROS));
-    let mut emails: Vec<String> = Vec::new();
     let list_start = LIST_INTROS_AC.find(text).map_or(0, |m| m.start());
     let found = address::find_all(text);
+    let excluded: std::collections::HashSet<&str> = excluded.iter().map(String::as_str).collect();
+    let breaks: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     for pass_start in [list_start, 0] {
+        let mut emails = Distinct::default();
         for (pos, a) in found.iter().cloned() {
             if pos >= pass_start
-                && !on_id_line(text, pos)
+                && !on_id_line(text, &breaks, pos)
                 && !address::is_system(&a)
-                && !excluded.contains(&a)
-                && !emails.contains(&a)
+                && !excluded.contains(a.as_str())
             {
                 emails.push(a);
             }
         }
-        if !emails.is_empty() {
-            break;
+        if !emails.0.is_empty() {
+            return emails.0;
         }
     }
-    emails
+    Vec::new()
 }
 
 /// Message-IDs look like addresses; the header names around them say otherwise.
-fn on_id_line(text: &str, pos: usize) -> bool {
-    let line_start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
+/// `breaks`: where `text`'s line breaks are.
+fn on_id_line(text: &str, breaks: &[usize], pos: usize) -> bool {
+    let line_start = breaks[..breaks.partition_point(|&b| b < pos)]
+        .last()
+        .map_or(0, |b| b + 1);
     let line = text[line_start..pos].trim_start_matches(['>', ' ', '\t']);
     ["message-id:", "references:", "in-reply-to:", "content-id:"]
         .iter()
@@ -567,7 +723,7 @@ fn on_id_line(text: &str, pos: usize) -> bool {
 /// trusted even when the address is also the report's To (a sender
 /// bouncing to itself).
 fn strong_candidates(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out = Distinct::default();
     for line in text.lines() {
         let t = line.trim();
         // `<a@b>:` (qmail), `"a@b":` (GMX), `a@b:` -- an address opening a
@@ -578,28 +734,33 @@ fn strong_candidates(text: &str) -> Vec<String> {
         let qmail = opener;
         if qmail || labelled {
             for (_, a) in address::find_all(t) {
-                if !address::is_system(&a) && !out.contains(&a) {
+                if !address::is_system(&a) {
                     out.push(a);
                 }
             }
         }
     }
-    out
+    out.0
 }
 
-fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool) -> Recipient {
-    let email = email.to_string();
-    let mut paragraph = paragraph_of(text, &email).unwrap_or_default().to_string();
+/// What the `i`th address's paragraph says of it. `unmentioned` keeps the type and reason
+/// of an address the text does not name (the same for each: read from the whole text).
+fn describe(
+    i: usize,
+    mentions: &Mentions,
+    single: bool,
+    delayed: bool,
+    unmentioned: &std::cell::OnceCell<(BounceType, crate::Reason)>,
+) -> Recipient {
+    let text = mentions.text;
+    let email = mentions.emails[i].clone();
+    let mut paragraph = mentions.paragraph(i).unwrap_or_default().to_string();
     // Codes after the address belong to it; codes before it may belong to
     // the previous recipient of an Exim-style list, and whatever follows the
     // next recipient's address belongs to that one.
     let lower = paragraph.to_ascii_lowercase();
     let at = lower.find(&email).unwrap_or(0);
-    let next = all
-        .iter()
-        .filter(|o| **o != email)
-        .filter_map(|o| lower[at..].find(o.as_str()).map(|i| at + i))
-        .min();
+    let next = mentions.next_other(i, &lower[at..]).map(|s| at + s);
     if let Some(next) = next {
         let cut = lower[..next]
             .rfind('\n')
@@ -609,10 +770,7 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
     }
     let mut at = at.min(paragraph.len());
     let lower = paragraph.to_ascii_lowercase();
-    if all
-        .iter()
-        .any(|o| *o != email && lower[..at].contains(o.as_str()))
-    {
+    if mentions.next_other(i, &lower[..at]).is_some() {
         let line_start = lower[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
         paragraph.drain(..line_start);
         at -= line_start;
@@ -624,9 +782,9 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
         // The paragraph names the address only; other lines about the same
         // address (a Sendmail transcript) or, for a lone recipient, the
         // whole report carry the code.
-        let mentions = lines_mentioning(text, &email);
-        status = status::find_status(&mentions);
-        reply = status::find_reply_code(&mentions);
+        let lines = mentions.lines_mentioning(i);
+        status = status::find_status(&lines);
+        reply = status::find_reply_code(&lines);
         if single && status.is_none() && reply.is_none() {
             status = status::find_status(text);
             reply = diagnostic_reply(text);
@@ -637,26 +795,35 @@ fn describe(email: &str, all: &[String], text: &str, single: bool, delayed: bool
     } else {
         &paragraph
     };
-    let bounce_type = status::bounce_type(status.as_deref(), reply, context, delayed);
-    let bounce_type =
-        if bounce_type == BounceType::Soft || !status::is_mailbox_full(None, &paragraph) {
-            bounce_type
-        } else {
-            BounceType::Soft
-        };
-    // When the paragraph is empty the context already is the whole report.
-    let report = (single && !std::ptr::eq(context, text)).then_some(text);
-    let reason = crate::reason::decide_with_report(
-        status.as_deref(),
-        reply,
-        context,
-        delayed,
-        None,
-        || report,
-        // The paragraph about this recipient, where MTAs name the refused
-        // command, is the context already.
-        || None,
-    );
+    let judge = || {
+        let bounce_type = status::bounce_type(status.as_deref(), reply, context, delayed);
+        let bounce_type =
+            if bounce_type == BounceType::Soft || !status::is_mailbox_full(None, &paragraph) {
+                bounce_type
+            } else {
+                BounceType::Soft
+            };
+        // When the paragraph is empty the context already is the whole report.
+        let report = (single && !std::ptr::eq(context, text)).then_some(text);
+        let reason = crate::reason::decide_with_report(
+            status.as_deref(),
+            reply,
+            context,
+            delayed,
+            None,
+            || report,
+            // The paragraph about this recipient, where MTAs name the refused
+            // command, is the context already.
+            || None,
+        );
+        (bounce_type, reason)
+    };
+    // An address the text does not name is judged by the whole text, alike for each.
+    let (bounce_type, reason) = if paragraph.is_empty() && status.is_none() && reply.is_none() {
+        *unmentioned.get_or_init(judge)
+    } else {
+        judge()
+    };
     let diagnostic = squash(&paragraph);
     Recipient {
         email,
@@ -693,10 +860,8 @@ pub(crate) fn command_in_report(mail: &Mail, email: &str) -> Option<crate::comma
         .and_then(|text| command_near(text, email))
 }
 
-/// The status the human-readable part gives for `email`, used when a DSN's
-/// Status field is only the generic `x.0.0`.
-pub(crate) fn status_near(text: &str, email: &str) -> Option<String> {
-    let paragraph = paragraph_of(text, email)?;
+/// The status `paragraph` gives for `email`: after the address, else before it.
+fn status_in(paragraph: &str, email: &str) -> Option<String> {
     let at = paragraph.to_ascii_lowercase().find(email).unwrap_or(0);
     let (before, after) = paragraph.split_at(at);
     status::find_status(after).or_else(|| status::find_status(before))
@@ -721,38 +886,56 @@ fn diagnostic_reply(text: &str) -> Option<u16> {
 /// first mention of `email`, plus the following paragraph when the mention
 /// stands alone on its line (Exim and Sendmail indent the reason below).
 fn paragraph_of<'a>(text: &'a str, email: &str) -> Option<&'a str> {
+    Some(paragraph_at(text, None, email, find_ci(text, email)?))
+}
+
+/// [`paragraph_of`], the first mention of `email` being at `pos`.
+fn paragraph_at<'a>(text: &'a str, breaks: Option<&[usize]>, email: &str, pos: usize) -> &'a str {
     // Every step below is case-blind except the search for `email` (lower-case
     // ASCII) and the comparison with it, so the text is searched in place.
-    let lower = text;
-    let pos = find_ci(text, email)?;
-    let start = lower[..pos].rfind("\n\n").map(|i| i + 2).unwrap_or(0);
-    let mut end = lower[pos..]
-        .find("\n\n")
-        .map(|i| pos + i)
-        .unwrap_or(text.len());
-    let line_start = lower[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_end = lower[pos..]
-        .find('\n')
-        .map(|i| pos + i)
-        .unwrap_or(text.len());
-    let line = lower[line_start..line_end].trim();
+    // The paragraph is cut to 400 bytes before the mention and 800 after, so
+    // the blank lines are looked for only that far (a byte more, for one that
+    // straddles the edge): past it, whatever is found is cut away, and a
+    // report of thousands of recipients on one page takes time in their
+    // number, not its square.
+    let bytes = text.as_bytes();
+    let back = pos.saturating_sub(401);
+    let horizon = (pos + 802).min(text.len());
+    let blank = |from: usize| {
+        memchr::memmem::find(&bytes[from.min(horizon)..horizon], b"\n\n").map(|i| from + i)
+    };
+    let start = memchr::memmem::rfind(&bytes[back..pos], b"\n\n").map_or(0, |i| back + i + 2);
+    let mut end = blank(pos).unwrap_or(text.len());
+    // The mention's line, found by `breaks` (where the line breaks are) when given.
+    let (line_start, line_end) = match breaks {
+        Some(breaks) => {
+            let n = breaks.partition_point(|&b| b < pos);
+            (
+                n.checked_sub(1).map_or(0, |k| breaks[k] + 1),
+                breaks.get(n).copied().unwrap_or(text.len()),
+            )
+        }
+        None => (
+            memchr::memrchr(b'\n', &bytes[..pos]).map_or(0, |i| i + 1),
+            memchr::memchr(b'\n', &bytes[pos..]).map_or(text.len(), |i| pos + i),
+        ),
+    };
+    let line = text[line_start..line_end].trim();
     let alone = line
         .trim_matches(['<', '>', ':', ' ', '"', '\''])
         .eq_ignore_ascii_case(email);
     if alone && end == line_end && end < text.len() {
-        let rest = &lower[end..];
-        let skip = rest.len() - rest.trim_start_matches('\n').len();
-        let next = end + skip;
-        end = lower[next..]
-            .find("\n\n")
-            .map(|i| next + i)
-            .unwrap_or(text.len());
+        let skip = bytes[end..horizon.max(end)]
+            .iter()
+            .take_while(|&&b| b == b'\n')
+            .count();
+        end = blank(end + skip).unwrap_or(text.len());
     }
     let start = start.max(pos.saturating_sub(400));
     let end = end.min(pos + 800).min(text.len());
     let start = floor_char(text, start);
     let end = floor_char(text, end);
-    Some(&text[start..end])
+    &text[start..end]
 }
 
 fn floor_char(text: &str, mut i: usize) -> usize {
@@ -762,6 +945,7 @@ fn floor_char(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// The lines of `text` that hold `email`, each with the line after.
 fn lines_mentioning(text: &str, email: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
@@ -814,6 +998,160 @@ pub(crate) fn starts_with_ci(s: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `paragraph_of` as it was before its searches were bounded: every
+    /// blank line and line break looked for through the whole text (the
+    /// reference for `paragraph_at`).
+    fn paragraph_unbounded<'a>(text: &'a str, email: &str) -> Option<&'a str> {
+        let pos = find_ci(text, email)?;
+        let start = text[..pos].rfind("\n\n").map(|i| i + 2).unwrap_or(0);
+        let mut end = text[pos..]
+            .find("\n\n")
+            .map(|i| pos + i)
+            .unwrap_or(text.len());
+        let line_start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let line_end = text[pos..]
+            .find('\n')
+            .map(|i| pos + i)
+            .unwrap_or(text.len());
+        let alone = text[line_start..line_end]
+            .trim()
+            .trim_matches(['<', '>', ':', ' ', '"', '\''])
+            .eq_ignore_ascii_case(email);
+        if alone && end == line_end && end < text.len() {
+            let rest = &text[end..];
+            let next = end + rest.len() - rest.trim_start_matches('\n').len();
+            end = text[next..]
+                .find("\n\n")
+                .map(|i| next + i)
+                .unwrap_or(text.len());
+        }
+        let start = floor_char(text, start.max(pos.saturating_sub(400)));
+        let end = floor_char(text, end.min(pos + 800).min(text.len()));
+        Some(&text[start..end])
+    }
+
+    /// Texts where the bounded searches meet their edges: blank lines just
+    /// inside and outside 400 bytes before and 800 after the mention, an
+    /// address alone on its line with the next paragraph near the edge, long
+    /// lines, runs of line breaks, CRLF, multi-byte characters at the cuts.
+    fn edge_texts() -> Vec<String> {
+        let mut texts = Vec::new();
+        for before in [0, 1, 398, 399, 400, 401, 402, 403, 1000] {
+            // The first form's blank line comes 33 bytes + `after` past the
+            // mention: 764-770 put it on either side of the 800-byte edge.
+            for after in [
+                0, 1, 764, 765, 766, 767, 768, 769, 770, 798, 799, 800, 801, 802, 2000,
+            ] {
+                let pad = |n: usize, c: &str| c.repeat(n);
+                texts.push(format!(
+                    "intro\n\n{}<a@example.com>: 550 5.1.1 unknown{}\n\nnext b@example.org 4.2.2",
+                    pad(before, "x"),
+                    pad(after, "y")
+                ));
+                texts.push(format!(
+                    "{}\n\n a@example.com \n{}\n\n\n\n{}5.2.2 full\n\nb@example.org",
+                    pad(before, "ü"),
+                    pad(after / 2, "\n"),
+                    pad(after, "é")
+                ));
+                texts.push(format!(
+                    "{}a@example.com{}\r\n\r\nb@example.org said 550\r\n",
+                    pad(before, " "),
+                    pad(after, " ")
+                ));
+            }
+        }
+        texts
+    }
+
+    #[test]
+    fn a_paragraph_is_what_the_unbounded_search_finds() {
+        let mut texts = crate::automaton::tests::fixture_texts();
+        texts.extend(edge_texts());
+        let mut checked = 0;
+        for text in &texts {
+            // Each once, as `recipients` gives them.
+            let mut distinct = Distinct::default();
+            for (_, a) in address::find_all(text) {
+                distinct.push(a);
+            }
+            let emails = distinct.0;
+            // One by one and with the index, whatever the count.
+            let few = Mentions {
+                text,
+                emails: &emails,
+                index: None,
+            };
+            let many = Mentions::indexed(text, &emails);
+            assert!(many.index.is_some());
+            for (i, email) in emails.iter().enumerate() {
+                let expected = paragraph_unbounded(text, email);
+                assert_eq!(paragraph_of(text, email), expected, "{email} in {text:?}");
+                let lines = lines_mentioning(text, email);
+                for m in [&few, &many] {
+                    assert_eq!(m.paragraph(i), expected, "{email} in {text:?}");
+                    assert_eq!(m.lines_mentioning(i), lines, "{email} in {text:?}");
+                    if let Some(p) = expected {
+                        let lower = p.to_ascii_lowercase();
+                        for cut in [0, lower.len() / 2, lower.len()] {
+                            let cut = floor_char(&lower, cut);
+                            let reference = emails
+                                .iter()
+                                .filter(|o| *o != email)
+                                .filter_map(|o| lower[cut..].find(o.as_str()))
+                                .min();
+                            assert_eq!(
+                                m.next_other(i, &lower[cut..]),
+                                reference,
+                                "{email} in {p:?}"
+                            );
+                        }
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 500, "only {checked} addresses checked");
+    }
+
+    /// A report of thousands of recipients (a hostile one, or a list
+    /// server's), each with its own paragraph and code, one page without a
+    /// blank line: every recipient is described by its own line, as a short
+    /// report's would be. (Before the searches were bounded and shared, this
+    /// took time in the square of the count: 30,000 took over two minutes.)
+    #[test]
+    fn thousands_of_recipients_each_get_their_own_line() {
+        let n = 3000;
+        let text: String = (0..n)
+            .map(|i| {
+                let code = if i % 2 == 0 {
+                    "550 5.1.1 user unknown"
+                } else {
+                    "452 4.2.2 mailbox full"
+                };
+                format!("<user{i}@example.com>: host mx.example.com said: {code}\n")
+            })
+            .collect();
+        let raw = format!(
+            "From: MAILER-DAEMON@mx.example.net\nTo: news@example.org\nSubject: Undelivered Mail Returned to Sender\n\nThis is the mail system.\n\n{text}"
+        );
+        let c = crate::classify(raw.as_bytes());
+        assert_eq!(c.recipients.len(), n);
+        for (i, r) in c.recipients.iter().enumerate() {
+            assert_eq!(r.email, format!("user{i}@example.com"));
+            let (status, bounce_type) = if i % 2 == 0 {
+                ("5.1.1", BounceType::Hard)
+            } else {
+                ("4.2.2", BounceType::Soft)
+            };
+            assert_eq!(
+                (r.status.as_deref(), r.bounce_type),
+                (Some(status), bounce_type),
+                "{r:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_lists_find_what_aho_corasick_finds() {

@@ -453,3 +453,52 @@ Diagnostic-Code: smtp; 550 5.2.1 <sabineko@example.jp>... User Unknown\n",
         ]
     );
 }
+
+/// A DSN whose records give only `5.0.0` takes each recipient's code from
+/// its paragraph of the report, and the refused command from there too,
+/// whether the recipients are few (looked up one by one) or many (the report
+/// searched for all of them at once, `plaintext::MANY_ADDRESSES`): the same answers
+/// either way, and as in a report of that recipient alone.
+#[test]
+fn generic_statuses_are_read_from_the_report_for_few_and_many_recipients() {
+    // Even recipients: a specific code in the paragraph. Odd ones: none, and
+    // the command (MAIL FROM or RCPT TO) decides the reason.
+    let paragraph = |i: usize| match i % 4 {
+        0 | 2 => format!(
+            "<user{i}@example.jp>: host mx.example.jp said: 550 5.1.1 no such user here\n\n"
+        ),
+        1 => format!(
+            "<user{i}@example.jp>: host mx.example.jp said: 550 Access denied (in reply to MAIL FROM command)\n\n"
+        ),
+        _ => format!(
+            "<user{i}@example.jp>: host mx.example.jp said: 550 Access denied (in reply to RCPT TO command)\n\n"
+        ),
+    };
+    let record = |i: usize| {
+        format!("Final-Recipient: rfc822; user{i}@example.jp\nAction: failed\nStatus: 5.0.0\n\n")
+    };
+    for n in [4, plaintext::MANY_ADDRESSES + 1, 200] {
+        let text: String = (0..n).map(paragraph).collect();
+        let records: String = (0..n).map(record).collect();
+        let c = classify(report(&text, &records, "").as_bytes());
+        assert_eq!(c.recipients.len(), n, "{n} recipients");
+        for (i, r) in c.recipients.iter().enumerate() {
+            assert_eq!(r.email, format!("user{i}@example.jp"));
+            let status = if i.is_multiple_of(2) {
+                "5.1.1"
+            } else {
+                "5.0.0"
+            };
+            assert_eq!(r.status.as_deref(), Some(status), "{n} recipients: {r:?}");
+            let alone = classify(report(&paragraph(i), &record(i), "").as_bytes());
+            assert_eq!(
+                r.reason, alone.recipients[0].reason,
+                "{n} recipients: {r:?}"
+            );
+        }
+        assert_ne!(
+            c.recipients[1].reason, c.recipients[3].reason,
+            "the refused command decides"
+        );
+    }
+}
