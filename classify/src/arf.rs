@@ -34,7 +34,7 @@ fn is_unsubscribe_request(mail: &Mail) -> bool {
 /// Removal-Recipient fields (RFC 5965 §3.2, RFC 6650), else the embedded
 /// original's recipient.
 pub(crate) fn recipients(mail: &Mail) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut found = address::Distinct::default();
     for leaf in mail
         .leaves
         .iter()
@@ -44,13 +44,12 @@ pub(crate) fn recipients(mail: &Mail) -> Vec<String> {
         for name in ["original-rcpt-to", "removal-recipient"] {
             for v in fields.all(name) {
                 for (_, a) in address::find_all(v) {
-                    if !out.contains(&a) {
-                        out.push(a);
-                    }
+                    found.push(a);
                 }
             }
         }
     }
+    let mut out = found.0;
     if out.is_empty() && is_unsubscribe_request(mail) {
         out = mail
             .headers

@@ -98,21 +98,19 @@ pub(crate) fn originals(mail: &Mail) -> impl Iterator<Item = &Fields> {
 /// recipient themselves.
 pub(crate) fn original_recipients(mail: &Mail) -> Vec<String> {
     for fields in originals(mail) {
-        let mut addrs: Vec<String> = Vec::new();
+        let mut addrs = address::Distinct::default();
         for name in ["to", "x-hmxmroriginalrecipient", "delivered-to"] {
             for v in fields.all(name) {
                 for (_, a) in address::find_all(v) {
-                    if !addrs.contains(&a) {
-                        addrs.push(a);
-                    }
+                    addrs.push(a);
                 }
             }
-            if !addrs.is_empty() {
+            if !addrs.0.is_empty() {
                 break;
             }
         }
-        if !addrs.is_empty() {
-            return addrs;
+        if !addrs.0.is_empty() {
+            return addrs.0;
         }
     }
     Vec::new()

@@ -441,7 +441,7 @@ fn quoted_block_start(text: &str) -> Option<usize> {
 /// paragraph and any status / reply code found near it.
 pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
     let mut text = Cow::Borrowed(report_text(mail));
-    let mut emails = Distinct::default();
+    let mut emails = address::Distinct::default();
     for v in mail.headers.all("x-failed-recipients") {
         for (_, a) in address::find_all(v) {
             emails.push(a);
@@ -471,20 +471,6 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
     (0..emails.len())
         .map(|i| describe(i, &mentions, single, delayed, &unmentioned))
         .collect()
-}
-
-/// Addresses in the order first found, each once. A set beside the list: a report can
-/// name tens of thousands (a hostile one), and looking each up in the list took time in
-/// the square of their number.
-#[derive(Default)]
-struct Distinct(Vec<String>, std::collections::HashSet<String>);
-
-impl Distinct {
-    fn push(&mut self, address: String) {
-        if self.1.insert(address.clone()) {
-            self.0.push(address);
-        }
-    }
 }
 
 /// Addresses beyond which a report is searched for all of them at once ([`Mentions`]).
@@ -689,7 +675,7 @@ fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
     let excluded: std::collections::HashSet<&str> = excluded.iter().map(String::as_str).collect();
     let breaks: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     for pass_start in [list_start, 0] {
-        let mut emails = Distinct::default();
+        let mut emails = address::Distinct::default();
         for (pos, a) in found.iter().cloned() {
             if pos >= pass_start
                 && !on_id_line(text, &breaks, pos)
@@ -723,7 +709,7 @@ fn on_id_line(text: &str, breaks: &[usize], pos: usize) -> bool {
 /// trusted even when the address is also the report's To (a sender
 /// bouncing to itself).
 fn strong_candidates(text: &str) -> Vec<String> {
-    let mut out = Distinct::default();
+    let mut out = address::Distinct::default();
     for line in text.lines() {
         let t = line.trim();
         // `<a@b>:` (qmail), `"a@b":` (GMX), `a@b:` -- an address opening a
@@ -1072,7 +1058,7 @@ mod tests {
         let mut checked = 0;
         for text in &texts {
             // Each once, as `recipients` gives them.
-            let mut distinct = Distinct::default();
+            let mut distinct = address::Distinct::default();
             for (_, a) in address::find_all(text) {
                 distinct.push(a);
             }

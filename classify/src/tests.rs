@@ -502,3 +502,43 @@ fn generic_statuses_are_read_from_the_report_for_few_and_many_recipients() {
         );
     }
 }
+
+/// A report that names no recipient, returning an original addressed to
+/// thousands (some twice): each is reported once, in the order the original
+/// names them.
+#[test]
+fn an_original_to_thousands_gives_each_once_in_order() {
+    let n = 2000;
+    let to: Vec<String> = (0..n)
+        .chain(0..n / 10)
+        .map(|i| format!("t{i}@example.com"))
+        .collect();
+    let raw = format!(
+        "From: MAILER-DAEMON@mx.example.net\n\
+To: news@sender.example\n\
+Subject: Undelivered Mail Returned to Sender\n\
+MIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"b\"\n\
+\n\
+--b\n\
+Content-Type: text/plain\n\
+\n\
+Your message could not be delivered. Permanent failure.\n\
+--b\n\
+Content-Type: message/rfc822\n\
+\n\
+From: news@sender.example\n\
+To: {}\n\
+Subject: hi\n\
+\n\
+body\n\
+--b--\n",
+        to.join(", ")
+    );
+    let c = classify(raw.as_bytes());
+    let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(
+        emails,
+        to[..n].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}
