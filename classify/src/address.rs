@@ -121,13 +121,24 @@ pub(crate) fn is_system(addr: &str) -> bool {
 /// name tens of thousands (a hostile one), and looking each up in the list took time in
 /// the square of their number (BENCHMARKS.md, "Fuzzing the classifier").
 #[derive(Default)]
-pub(crate) struct Distinct(pub(crate) Vec<String>, std::collections::HashSet<String>);
+pub(crate) struct Distinct {
+    list: Vec<String>,
+    seen: std::collections::HashSet<String>,
+}
 
 impl Distinct {
     pub(crate) fn push(&mut self, address: String) {
-        if self.1.insert(address.clone()) {
-            self.0.push(address);
+        if self.seen.insert(address.clone()) {
+            self.list.push(address);
         }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        self.list
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn recipients(mail: &Mail) -> Vec<String> {
             }
         }
     }
-    let mut out = found.0;
+    let mut out = found.into_vec();
     if out.is_empty() && is_unsubscribe_request(mail) {
         out = mail
             .headers

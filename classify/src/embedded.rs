@@ -105,12 +105,12 @@ pub(crate) fn original_recipients(mail: &Mail) -> Vec<String> {
                     addrs.push(a);
                 }
             }
-            if !addrs.0.is_empty() {
+            if !addrs.is_empty() {
                 break;
             }
         }
-        if !addrs.0.is_empty() {
-            return addrs.0;
+        if !addrs.is_empty() {
+            return addrs.into_vec();
         }
     }
     Vec::new()

@@ -192,13 +192,16 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         let text = || plaintext::report_text(mail);
         // A report of many recipients is searched for all of them at once
         // (`plaintext::Mentions`): one search of the whole report each took
-        // time in the square of their number. Fewer are looked up one by one,
-        // and the report text is not built for the command alone.
+        // time in the square of their number. The texts read are the same.
         let emails: Vec<String> = addresses.iter().map(|(_, e)| e.clone()).collect();
         let many = emails.len() > plaintext::MANY_ADDRESSES;
         let index = std::cell::OnceCell::new();
-        let mentions = || index.get_or_init(|| plaintext::Mentions::new(text(), &emails));
-        let status_near = |i: usize| mentions().status_near(i);
+        let status_near = |i: usize| {
+            index
+                .get_or_init(|| plaintext::Mentions::new(text(), &emails))
+                .status_near(i)
+        };
+        let commands = plaintext::CommandsInReport::new(mail, &emails);
         for (i, (r, email)) in addresses.iter().enumerate() {
             let email = email.clone();
             // `x.0.0` says only "permanent" or "transient"; the report's own
@@ -232,9 +235,12 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                     // Only this recipient's paragraph: the rest of a report
                     // can quote other sessions (a Sendmail transcript of a
                     // retry, another recipient's refusal).
-                    || match many {
-                        true => mentions().command_near(i),
-                        false => plaintext::command_in_report(mail, &email),
+                    || {
+                        if many {
+                            commands.command(i)
+                        } else {
+                            plaintext::command_in_report(mail, &email)
+                        }
                     },
                 ),
                 email,

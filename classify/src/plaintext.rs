@@ -447,7 +447,7 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
             emails.push(a);
         }
     }
-    let mut emails = emails.0;
+    let mut emails = emails.into_vec();
     if emails.is_empty() {
         emails = strong_candidates(&text);
     }
@@ -467,9 +467,9 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
     }
     let single = emails.len() == 1;
     let mentions = Mentions::new(&text, &emails);
-    let unmentioned = std::cell::OnceCell::new();
+    let whole = Default::default();
     (0..emails.len())
-        .map(|i| describe(i, &mentions, single, delayed, &unmentioned))
+        .map(|i| describe(i, &mentions, single, delayed, &whole))
         .collect()
 }
 
@@ -484,19 +484,35 @@ pub(crate) const MANY_ADDRESSES: usize = 16;
 /// report naming 30,000 addresses kept a core busy for more than two minutes: BENCHMARKS.md,
 /// "Fuzzing the classifier"), while building that automaton for a report of one or two
 /// would cost a third of the classifier's time.
+///
+/// An address listed twice (a DSN's records can repeat one) is two entries: each finds the
+/// other in [`Mentions::next_other`], which only lists of distinct addresses ask.
 pub(crate) struct Mentions<'a> {
     text: &'a str,
     emails: &'a [String],
     index: Option<Index>,
+    /// The status and reply code read from the lines that name an address, by the set of
+    /// those lines: thousands of addresses on one long line read it once.
+    codes: std::cell::RefCell<std::collections::HashMap<Vec<usize>, Codes>>,
 }
+
+/// A status and a reply code, either possibly missing.
+type Codes = (Option<String>, Option<u16>);
 
 struct Index {
     /// The addresses, ASCII letters in either case (as [`find_ci`]).
     search: AhoCorasick,
     /// Per address, where it starts in the text, in order.
     starts: Vec<Vec<usize>>,
-    /// Where the text's line breaks are.
+    lines: Lines,
+}
+
+/// A text's lines: where its line breaks are, and where each line's words start (after
+/// the spaces and brackets `paragraph_at` trims), found once for a line that names many
+/// addresses.
+struct Lines {
     breaks: Vec<usize>,
+    words: std::cell::RefCell<std::collections::HashMap<usize, usize>>,
 }
 
 impl<'a> Mentions<'a> {
@@ -508,6 +524,7 @@ impl<'a> Mentions<'a> {
                 text,
                 emails,
                 index: None,
+                codes: Default::default(),
             }
         }
     }
@@ -527,13 +544,25 @@ impl<'a> Mentions<'a> {
                 Index {
                     search,
                     starts,
-                    breaks: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+                    lines: Lines {
+                        breaks: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+                        words: Default::default(),
+                    },
                 }
             });
         Mentions {
             text,
             emails,
             index,
+            codes: Default::default(),
+        }
+    }
+
+    /// Whether the text names the `i`th address.
+    fn names(&self, i: usize) -> bool {
+        match &self.index {
+            Some(x) => !x.starts[i].is_empty(),
+            None => find_ci(self.text, &self.emails[i]).is_some(),
         }
     }
 
@@ -541,7 +570,7 @@ impl<'a> Mentions<'a> {
     fn paragraph(&self, i: usize) -> Option<&'a str> {
         let (text, email) = (self.text, &self.emails[i]);
         Some(match &self.index {
-            Some(x) => paragraph_at(text, Some(&x.breaks), email, *x.starts[i].first()?),
+            Some(x) => paragraph_at(text, Some(&x.lines), email, *x.starts[i].first()?),
             None => paragraph_at(text, None, email, find_ci(text, email)?),
         })
     }
@@ -557,7 +586,8 @@ impl<'a> Mentions<'a> {
         crate::command::failed_command(self.paragraph(i)?)
     }
 
-    /// Where the first address other than the `i`th starts in `s` (`s` in lower case).
+    /// Where the first address other than the `i`th starts in `s` (`s` in lower case; the
+    /// addresses distinct).
     fn next_other(&self, i: usize, s: &str) -> Option<usize> {
         match &self.index {
             Some(x) => x
@@ -584,29 +614,61 @@ impl<'a> Mentions<'a> {
         };
         let text = self.text;
         let line = |n: usize| {
-            let start = if n == 0 { 0 } else { x.breaks[n - 1] + 1 };
-            let end = x.breaks.get(n).copied().unwrap_or(text.len());
-            text[start..end]
-                .strip_suffix('\r')
-                .unwrap_or(&text[start..end])
+            let start = if n == 0 { 0 } else { x.lines.breaks[n - 1] + 1 };
+            let end = x.lines.breaks.get(n).copied().unwrap_or(text.len());
+            // `str::lines` drops a `\r` before a line break, not one that ends the text.
+            if n < x.lines.breaks.len() {
+                text[start..end]
+                    .strip_suffix('\r')
+                    .unwrap_or(&text[start..end])
+            } else {
+                &text[start..end]
+            }
         };
         // `str::lines` gives no last line after a final line break.
-        let lines =
-            x.breaks.len() + usize::from(x.breaks.last().is_none_or(|&b| b + 1 < text.len()));
+        let lines = x.lines.breaks.len()
+            + usize::from(x.lines.breaks.last().is_none_or(|&b| b + 1 < text.len()));
         let mut out = String::new();
-        let mut last = None;
-        for &start in &x.starts[i] {
-            let n = x.breaks.partition_point(|&b| b < start);
-            if last == Some(n) {
-                continue;
-            }
-            last = Some(n);
+        for n in self.line_numbers(i) {
             for k in [n, n + 1].into_iter().filter(|&k| k < lines) {
                 out.push_str(line(k));
                 out.push('\n');
             }
         }
         out
+    }
+
+    /// The numbers of the lines that name the `i`th address, in order, each once (with
+    /// the index).
+    fn line_numbers(&self, i: usize) -> Vec<usize> {
+        let Some(x) = &self.index else {
+            return Vec::new();
+        };
+        let mut numbers: Vec<usize> = x.starts[i]
+            .iter()
+            .map(|&start| x.lines.breaks.partition_point(|&b| b < start))
+            .collect();
+        numbers.dedup();
+        numbers
+    }
+
+    /// The status and reply code of the lines that name the `i`th address
+    /// ([`Mentions::lines_mentioning`]).
+    fn codes_in_lines(&self, i: usize) -> Codes {
+        let read = || {
+            let lines = self.lines_mentioning(i);
+            (status::find_status(&lines), status::find_reply_code(&lines))
+        };
+        if self.index.is_none() {
+            return read();
+        }
+        let key = self.line_numbers(i);
+        if let Some(codes) = self.codes.borrow().get(&key) {
+            return codes.clone();
+        }
+        let codes = read();
+        self.codes.borrow_mut().insert(key, codes.clone());
+        codes
     }
 }
 
@@ -674,31 +736,43 @@ fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
     let found = address::find_all(text);
     let excluded: std::collections::HashSet<&str> = excluded.iter().map(String::as_str).collect();
     let breaks: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
+    // Where the last line looked at starts, and where its words start.
+    let mut line = (usize::MAX, 0);
     for pass_start in [list_start, 0] {
         let mut emails = address::Distinct::default();
         for (pos, a) in found.iter().cloned() {
             if pos >= pass_start
-                && !on_id_line(text, &breaks, pos)
+                && !on_id_line(text, &breaks, &mut line, pos)
                 && !address::is_system(&a)
                 && !excluded.contains(a.as_str())
             {
                 emails.push(a);
             }
         }
-        if !emails.0.is_empty() {
-            return emails.0;
+        if !emails.is_empty() {
+            return emails.into_vec();
         }
     }
     Vec::new()
 }
 
 /// Message-IDs look like addresses; the header names around them say otherwise.
-/// `breaks`: where `text`'s line breaks are.
-fn on_id_line(text: &str, breaks: &[usize], pos: usize) -> bool {
+/// `breaks`: where `text`'s line breaks are; `line`: the start of the line last looked at
+/// and where its words start after any `>`, spaces and tabs (many addresses on one line
+/// skip its indentation once).
+fn on_id_line(text: &str, breaks: &[usize], line: &mut (usize, usize), pos: usize) -> bool {
     let line_start = breaks[..breaks.partition_point(|&b| b < pos)]
         .last()
         .map_or(0, |b| b + 1);
-    let line = text[line_start..pos].trim_start_matches(['>', ' ', '\t']);
+    if line.0 != line_start {
+        let indent = text.as_bytes()[line_start..]
+            .iter()
+            .take_while(|b| matches!(b, b'>' | b' ' | b'\t'))
+            .count();
+        *line = (line_start, line_start + indent);
+    }
+    let words = line.1.min(pos);
+    let line = &text[words..pos];
     ["message-id:", "references:", "in-reply-to:", "content-id:"]
         .iter()
         .any(|h| starts_with_ci(line, h))
@@ -726,17 +800,18 @@ fn strong_candidates(text: &str) -> Vec<String> {
             }
         }
     }
-    out.0
+    out.into_vec()
 }
 
-/// What the `i`th address's paragraph says of it. `unmentioned` keeps the type and reason
-/// of an address the text does not name (the same for each: read from the whole text).
+/// What the `i`th address's paragraph says of it. `whole` keeps, by status and reply code,
+/// the type and reason of addresses judged by the whole text (the text does not name them,
+/// or their paragraph was cut to nothing): alike for each, and read once.
 fn describe(
     i: usize,
     mentions: &Mentions,
     single: bool,
     delayed: bool,
-    unmentioned: &std::cell::OnceCell<(BounceType, crate::Reason)>,
+    whole: &std::cell::RefCell<std::collections::HashMap<Codes, (BounceType, crate::Reason)>>,
 ) -> Recipient {
     let text = mentions.text;
     let email = mentions.emails[i].clone();
@@ -768,9 +843,7 @@ fn describe(
         // The paragraph names the address only; other lines about the same
         // address (a Sendmail transcript) or, for a lone recipient, the
         // whole report carry the code.
-        let lines = mentions.lines_mentioning(i);
-        status = status::find_status(&lines);
-        reply = status::find_reply_code(&lines);
+        (status, reply) = mentions.codes_in_lines(i);
         if single && status.is_none() && reply.is_none() {
             status = status::find_status(text);
             reply = diagnostic_reply(text);
@@ -804,9 +877,15 @@ fn describe(
         );
         (bounce_type, reason)
     };
-    // An address the text does not name is judged by the whole text, alike for each.
-    let (bounce_type, reason) = if paragraph.is_empty() && status.is_none() && reply.is_none() {
-        *unmentioned.get_or_init(judge)
+    // With no paragraph, the verdict depends on the codes alone.
+    let (bounce_type, reason) = if paragraph.trim().is_empty() {
+        let codes = (status.clone(), reply);
+        let known = whole.borrow().get(&codes).copied();
+        known.unwrap_or_else(|| {
+            let verdict = judge();
+            whole.borrow_mut().insert(codes, verdict);
+            verdict
+        })
     } else {
         judge()
     };
@@ -833,8 +912,8 @@ pub(crate) fn command_near(text: &str, email: &str) -> Option<crate::command::Co
 /// `email`, without building it (copying every text part and looking for
 /// where the quoted original begins costs more than the paragraph's search,
 /// and a DSN with a specific status seldom needs the report text otherwise).
-/// The paragraph about a recipient comes before any quoted original, so both
-/// find the same one.
+/// Mostly both find the same paragraph (it comes before any quoted original),
+/// not always: [`CommandsInReport`] reads the same texts.
 pub(crate) fn command_in_report(mail: &Mail, email: &str) -> Option<crate::command::Command> {
     if let Some((text, _)) = mail.report.get() {
         return command_near(text, email);
@@ -844,6 +923,49 @@ pub(crate) fn command_in_report(mail: &Mail, email: &str) -> Option<crate::comma
         .map(|leaf| leaf.text())
         .find(|text| find_ci(text, email).is_some())
         .and_then(|text| command_near(text, email))
+}
+
+/// [`command_in_report`] for many addresses (a DSN of many records): the
+/// same texts read, each searched for all of the addresses at once.
+pub(crate) struct CommandsInReport<'a> {
+    mail: &'a Mail,
+    emails: &'a [String],
+    report: std::cell::OnceCell<Mentions<'a>>,
+    parts: std::cell::OnceCell<Vec<Mentions<'a>>>,
+}
+
+impl<'a> CommandsInReport<'a> {
+    pub(crate) fn new(mail: &'a Mail, emails: &'a [String]) -> CommandsInReport<'a> {
+        CommandsInReport {
+            mail,
+            emails,
+            report: Default::default(),
+            parts: Default::default(),
+        }
+    }
+
+    /// The command refused for the `i`th address.
+    pub(crate) fn command(&self, i: usize) -> Option<crate::command::Command> {
+        let (mail, emails) = (self.mail, self.emails);
+        if let Some((text, _)) = mail.report.get() {
+            return self
+                .report
+                .get_or_init(|| Mentions::indexed(text, emails))
+                .command_near(i);
+        }
+        self.parts
+            .get_or_init(|| {
+                mail.report_texts()
+                    .filter(|leaf| {
+                        leaf.ctype.starts_with("text/") && leaf.ctype != "text/rfc822-headers"
+                    })
+                    .map(|leaf| Mentions::indexed(leaf.text(), emails))
+                    .collect()
+            })
+            .iter()
+            .find(|part| part.names(i))
+            .and_then(|part| part.command_near(i))
+    }
 }
 
 /// The status `paragraph` gives for `email`: after the address, else before it.
@@ -876,9 +998,8 @@ fn paragraph_of<'a>(text: &'a str, email: &str) -> Option<&'a str> {
 }
 
 /// [`paragraph_of`], the first mention of `email` being at `pos`.
-fn paragraph_at<'a>(text: &'a str, breaks: Option<&[usize]>, email: &str, pos: usize) -> &'a str {
-    // Every step below is case-blind except the search for `email` (lower-case
-    // ASCII) and the comparison with it, so the text is searched in place.
+fn paragraph_at<'a>(text: &'a str, lines: Option<&Lines>, email: &str, pos: usize) -> &'a str {
+    // Every step below is case-blind, so the text is searched in place.
     // The paragraph is cut to 400 bytes before the mention and 800 after, so
     // the blank lines are looked for only that far (a byte more, for one that
     // straddles the edge): past it, whatever is found is cut away, and a
@@ -892,9 +1013,10 @@ fn paragraph_at<'a>(text: &'a str, breaks: Option<&[usize]>, email: &str, pos: u
     };
     let start = memchr::memmem::rfind(&bytes[back..pos], b"\n\n").map_or(0, |i| back + i + 2);
     let mut end = blank(pos).unwrap_or(text.len());
-    // The mention's line, found by `breaks` (where the line breaks are) when given.
-    let (line_start, line_end) = match breaks {
-        Some(breaks) => {
+    // The mention's line, and where its words start, from `lines` when given.
+    let (line_start, line_end) = match lines {
+        Some(lines) => {
+            let breaks = &lines.breaks;
             let n = breaks.partition_point(|&b| b < pos);
             (
                 n.checked_sub(1).map_or(0, |k| breaks[k] + 1),
@@ -906,10 +1028,20 @@ fn paragraph_at<'a>(text: &'a str, breaks: Option<&[usize]>, email: &str, pos: u
             memchr::memchr(b'\n', &bytes[pos..]).map_or(text.len(), |i| pos + i),
         ),
     };
-    let line = text[line_start..line_end].trim();
-    let alone = line
-        .trim_matches(['<', '>', ':', ' ', '"', '\''])
-        .eq_ignore_ascii_case(email);
+    const AROUND: [char; 6] = ['<', '>', ':', ' ', '"', '\''];
+    let line = &text[line_start..line_end];
+    let words_at = || line_start + line.len() - line.trim_start().trim_start_matches(AROUND).len();
+    let words = match lines {
+        Some(lines) => *lines
+            .words
+            .borrow_mut()
+            .entry(line_start)
+            .or_insert_with(words_at),
+        None => words_at(),
+    };
+    // The address alone on its line: its words start with it (a cheap test first, since
+    // a line can name thousands), and are nothing else.
+    let alone = words == pos && line.trim().trim_matches(AROUND).eq_ignore_ascii_case(email);
     if alone && end == line_end && end < text.len() {
         let skip = bytes[end..horizon.max(end)]
             .iter()
@@ -1048,6 +1180,9 @@ mod tests {
                 ));
             }
         }
+        // A `\r` that ends the text, with no line break after it.
+        texts.push("x\n\na@example.com 550\r".to_string());
+        texts.push("a@example.com\r\nb@example.org 4.2.2\r".to_string());
         texts
     }
 
@@ -1062,12 +1197,13 @@ mod tests {
             for (_, a) in address::find_all(text) {
                 distinct.push(a);
             }
-            let emails = distinct.0;
+            let emails = distinct.into_vec();
             // One by one and with the index, whatever the count.
             let few = Mentions {
                 text,
                 emails: &emails,
                 index: None,
+                codes: Default::default(),
             };
             let many = Mentions::indexed(text, &emails);
             assert!(many.index.is_some());

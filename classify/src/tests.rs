@@ -542,3 +542,34 @@ body\n\
         to[..n].iter().map(String::as_str).collect::<Vec<_>>()
     );
 }
+
+/// A DSN of many records, each with a specific status: the refused command is
+/// read from the first text part that names the address, as for few records
+/// (the report text, cut where a quoted original begins, is not built for it).
+#[test]
+fn the_refused_command_is_read_from_the_same_text_for_few_and_many_records() {
+    let reasons = |n: usize| -> Vec<Reason> {
+        let records: String = (0..n)
+            .map(|i| {
+                format!(
+                    "Final-Recipient: rfc822; r{i}@example.com\nAction: failed\nStatus: 5.7.1\n\
+Diagnostic-Code: smtp; 550 5.7.1 no\n\n"
+                )
+            })
+            .collect();
+        let text = "Delivery failed.\n\n------ Original message ------\n\
+r1@example.com (in reply to MAIL FROM command)\n";
+        classify(report(text, &records, "").as_bytes())
+            .recipients
+            .iter()
+            .map(|r| r.reason)
+            .collect()
+    };
+    let few = reasons(plaintext::MANY_ADDRESSES);
+    let many = reasons(plaintext::MANY_ADDRESSES + 1);
+    assert_eq!(many[..few.len()], few[..]);
+    assert_ne!(
+        few[1], few[2],
+        "the command in the text decides r1's reason"
+    );
+}
