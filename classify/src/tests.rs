@@ -513,28 +513,20 @@ fn an_original_to_thousands_gives_each_once_in_order() {
         .chain(0..n / 10)
         .map(|i| format!("t{i}@example.com"))
         .collect();
-    let raw = format!(
-        "From: MAILER-DAEMON@mx.example.net\n\
-To: news@sender.example\n\
-Subject: Undelivered Mail Returned to Sender\n\
-MIME-Version: 1.0\n\
-Content-Type: multipart/mixed; boundary=\"b\"\n\
-\n\
---b\n\
-Content-Type: text/plain\n\
+    let raw = plain_bounce(&format!(
+        "Content-Type: text/plain\n\
 \n\
 Your message could not be delivered. Permanent failure.\n\
---b\n\
+--MM\n\
 Content-Type: message/rfc822\n\
 \n\
 From: news@sender.example\n\
 To: {}\n\
 Subject: hi\n\
 \n\
-body\n\
---b--\n",
+body",
         to.join(", ")
-    );
+    ));
     let c = classify(raw.as_bytes());
     let emails: Vec<&str> = c.recipients.iter().map(|r| r.email.as_str()).collect();
     assert_eq!(
