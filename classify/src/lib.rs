@@ -176,14 +176,14 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             .filter(|r| r.is_success())
             .filter_map(|r| r.email.as_deref())
             .collect();
-        let addresses: Vec<(&dsn::Record, String)> = failed
+        let (failed, emails): (Vec<&dsn::Record>, Vec<String>) = failed
             .into_iter()
             .filter_map(|r| match (&r.email, &r.final_email) {
                 (Some(e), Some(f)) if reached.contains(e.as_str()) => Some((r, f.clone())),
                 (Some(e), _) => Some((r, e.clone())),
                 (None, _) => None,
             })
-            .collect();
+            .unzip();
         let mut recipients: Vec<Recipient> = Vec::new();
         // Where each address is in `recipients`.
         let mut reported: std::collections::HashMap<String, usize> = Default::default();
@@ -193,8 +193,6 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         // A report of many recipients is searched for all of them at once
         // (`plaintext::Mentions`): one search of the whole report each took
         // time in the square of their number. The texts read are the same.
-        let emails: Vec<String> = addresses.iter().map(|(_, e)| e.clone()).collect();
-        let many = emails.len() > plaintext::MANY_ADDRESSES;
         let index = std::cell::OnceCell::new();
         let status_near = |i: usize| {
             index
@@ -202,8 +200,8 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                 .status_near(i)
         };
         let commands = plaintext::CommandsInReport::new(mail, &emails);
-        for (i, (r, email)) in addresses.iter().enumerate() {
-            let email = email.clone();
+        for (i, r) in failed.into_iter().enumerate() {
+            let email = emails[i].clone();
             // `x.0.0` says only "permanent" or "transient"; the report's own
             // words often name the real code for the same class.
             let status = match r.status.as_deref() {
@@ -235,13 +233,7 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                     // Only this recipient's paragraph: the rest of a report
                     // can quote other sessions (a Sendmail transcript of a
                     // retry, another recipient's refusal).
-                    || {
-                        if many {
-                            commands.command(i)
-                        } else {
-                            plaintext::command_in_report(mail, &email)
-                        }
-                    },
+                    || commands.command(i),
                 ),
                 email,
                 status,

@@ -507,12 +507,51 @@ struct Index {
     lines: Lines,
 }
 
+impl Index {
+    /// The numbers of the lines that name the `i`th address, in order, each once.
+    fn line_numbers(&self, i: usize) -> Vec<usize> {
+        let mut numbers: Vec<usize> = self.starts[i]
+            .iter()
+            .map(|&s| self.lines.number(s))
+            .collect();
+        numbers.dedup();
+        numbers
+    }
+}
+
 /// A text's lines: where its line breaks are, and where each line's words start (after
 /// the spaces and brackets `paragraph_at` trims), found once for a line that names many
 /// addresses.
 struct Lines {
     breaks: Vec<usize>,
+    len: usize,
     words: std::cell::RefCell<std::collections::HashMap<usize, usize>>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines {
+            breaks: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+            len: text.len(),
+            words: Default::default(),
+        }
+    }
+
+    /// The number of the line that holds byte `pos`.
+    fn number(&self, pos: usize) -> usize {
+        self.breaks.partition_point(|&b| b < pos)
+    }
+
+    /// Where line `n` starts, and where it ends (its line break, or the text's end).
+    fn bounds(&self, n: usize) -> (usize, usize) {
+        let start = n.checked_sub(1).map_or(0, |k| self.breaks[k] + 1);
+        (start, self.breaks.get(n).copied().unwrap_or(self.len))
+    }
+
+    /// How many lines `str::lines` gives: none after a final line break.
+    fn count(&self) -> usize {
+        self.breaks.len() + usize::from(self.breaks.last().is_none_or(|&b| b + 1 < self.len))
+    }
 }
 
 impl<'a> Mentions<'a> {
@@ -544,10 +583,7 @@ impl<'a> Mentions<'a> {
                 Index {
                     search,
                     starts,
-                    lines: Lines {
-                        breaks: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
-                        words: Default::default(),
-                    },
+                    lines: Lines::new(text),
                 }
             });
         Mentions {
@@ -612,44 +648,25 @@ impl<'a> Mentions<'a> {
         let Some(x) = &self.index else {
             return lines_mentioning(self.text, &self.emails[i]);
         };
-        let text = self.text;
         let line = |n: usize| {
-            let start = if n == 0 { 0 } else { x.lines.breaks[n - 1] + 1 };
-            let end = x.lines.breaks.get(n).copied().unwrap_or(text.len());
+            let (start, end) = x.lines.bounds(n);
+            let line = &self.text[start..end];
             // `str::lines` drops a `\r` before a line break, not one that ends the text.
-            if n < x.lines.breaks.len() {
-                text[start..end]
-                    .strip_suffix('\r')
-                    .unwrap_or(&text[start..end])
+            if end < x.lines.len {
+                line.strip_suffix('\r').unwrap_or(line)
             } else {
-                &text[start..end]
+                line
             }
         };
-        // `str::lines` gives no last line after a final line break.
-        let lines = x.lines.breaks.len()
-            + usize::from(x.lines.breaks.last().is_none_or(|&b| b + 1 < text.len()));
+        let count = x.lines.count();
         let mut out = String::new();
-        for n in self.line_numbers(i) {
-            for k in [n, n + 1].into_iter().filter(|&k| k < lines) {
+        for n in x.line_numbers(i) {
+            for k in [n, n + 1].into_iter().filter(|&k| k < count) {
                 out.push_str(line(k));
                 out.push('\n');
             }
         }
         out
-    }
-
-    /// The numbers of the lines that name the `i`th address, in order, each once (with
-    /// the index).
-    fn line_numbers(&self, i: usize) -> Vec<usize> {
-        let Some(x) = &self.index else {
-            return Vec::new();
-        };
-        let mut numbers: Vec<usize> = x.starts[i]
-            .iter()
-            .map(|&start| x.lines.breaks.partition_point(|&b| b < start))
-            .collect();
-        numbers.dedup();
-        numbers
     }
 
     /// The status and reply code of the lines that name the `i`th address
@@ -659,10 +676,10 @@ impl<'a> Mentions<'a> {
             let lines = self.lines_mentioning(i);
             (status::find_status(&lines), status::find_reply_code(&lines))
         };
-        if self.index.is_none() {
+        let Some(x) = &self.index else {
             return read();
-        }
-        let key = self.line_numbers(i);
+        };
+        let key = x.line_numbers(i);
         if let Some(codes) = self.codes.borrow().get(&key) {
             return codes.clone();
         }
@@ -735,14 +752,14 @@ fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
     let list_start = LIST_INTROS_AC.find(text).map_or(0, |m| m.start());
     let found = address::find_all(text);
     let excluded: std::collections::HashSet<&str> = excluded.iter().map(String::as_str).collect();
-    let breaks: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
+    let lines = Lines::new(text);
     // Where the last line looked at starts, and where its words start.
     let mut line = (usize::MAX, 0);
     for pass_start in [list_start, 0] {
         let mut emails = address::Distinct::default();
         for (pos, a) in found.iter().cloned() {
             if pos >= pass_start
-                && !on_id_line(text, &breaks, &mut line, pos)
+                && !on_id_line(text, &lines, &mut line, pos)
                 && !address::is_system(&a)
                 && !excluded.contains(a.as_str())
             {
@@ -757,13 +774,10 @@ fn loose_candidates(text: &str, excluded: &[String]) -> Vec<String> {
 }
 
 /// Message-IDs look like addresses; the header names around them say otherwise.
-/// `breaks`: where `text`'s line breaks are; `line`: the start of the line last looked at
-/// and where its words start after any `>`, spaces and tabs (many addresses on one line
-/// skip its indentation once).
-fn on_id_line(text: &str, breaks: &[usize], line: &mut (usize, usize), pos: usize) -> bool {
-    let line_start = breaks[..breaks.partition_point(|&b| b < pos)]
-        .last()
-        .map_or(0, |b| b + 1);
+/// `line`: the start of the line last looked at and where its words start after any `>`,
+/// spaces and tabs (many addresses on one line skip its indentation once).
+fn on_id_line(text: &str, lines: &Lines, line: &mut (usize, usize), pos: usize) -> bool {
+    let (line_start, _) = lines.bounds(lines.number(pos));
     if line.0 != line_start {
         let indent = text.as_bytes()[line_start..]
             .iter()
@@ -925,8 +939,9 @@ pub(crate) fn command_in_report(mail: &Mail, email: &str) -> Option<crate::comma
         .and_then(|text| command_near(text, email))
 }
 
-/// [`command_in_report`] for many addresses (a DSN of many records): the
-/// same texts read, each searched for all of the addresses at once.
+/// [`command_in_report`] for each of a DSN's addresses: for many (more than
+/// [`MANY_ADDRESSES`]), the same texts read, each searched for all of the
+/// addresses at once.
 pub(crate) struct CommandsInReport<'a> {
     mail: &'a Mail,
     emails: &'a [String],
@@ -947,6 +962,9 @@ impl<'a> CommandsInReport<'a> {
     /// The command refused for the `i`th address.
     pub(crate) fn command(&self, i: usize) -> Option<crate::command::Command> {
         let (mail, emails) = (self.mail, self.emails);
+        if emails.len() <= MANY_ADDRESSES {
+            return command_in_report(mail, &emails[i]);
+        }
         if let Some((text, _)) = mail.report.get() {
             return self
                 .report
@@ -1015,14 +1033,7 @@ fn paragraph_at<'a>(text: &'a str, lines: Option<&Lines>, email: &str, pos: usiz
     let mut end = blank(pos).unwrap_or(text.len());
     // The mention's line, and where its words start, from `lines` when given.
     let (line_start, line_end) = match lines {
-        Some(lines) => {
-            let breaks = &lines.breaks;
-            let n = breaks.partition_point(|&b| b < pos);
-            (
-                n.checked_sub(1).map_or(0, |k| breaks[k] + 1),
-                breaks.get(n).copied().unwrap_or(text.len()),
-            )
-        }
+        Some(lines) => lines.bounds(lines.number(pos)),
         None => (
             memchr::memrchr(b'\n', &bytes[..pos]).map_or(0, |i| i + 1),
             memchr::memchr(b'\n', &bytes[pos..]).map_or(text.len(), |i| pos + i),
