@@ -113,6 +113,38 @@ pub struct Classification {
     pub recipients: Vec<Recipient>,
     pub subscriber_uuid: Option<String>,
     pub campaign_uuid: Option<String>,
+    /// The report named more than [`MAX_RECIPIENTS`] recipients: `recipients`
+    /// is empty, and none of them was looked at further.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub too_many_recipients: bool,
+}
+
+/// Most recipients one report may name and still have them given. A real
+/// report names the recipients of one message that failed: listmonk sends a
+/// message per subscriber, MTAs take at most 1,000 recipients per message by
+/// default (Postfix's `smtpd_recipient_limit`), and the corpus's largest
+/// report names 7. A message naming more is one made to blocklist a list
+/// wholesale, or no report at all; and describing each of them (a 10 MiB
+/// report can name 137,000 addresses) took the classifier past 250 MB.
+pub const MAX_RECIPIENTS: usize = 1000;
+
+/// A report naming more than [`MAX_RECIPIENTS`] addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooMany;
+
+/// What a detector found: the recipients, or [`TooMany`] of them.
+type Found = Result<Vec<Recipient>, TooMany>;
+
+/// Whether `items` name more than [`MAX_RECIPIENTS`] distinct addresses
+/// (`address` gives each item's): checked before anything is read about each.
+pub(crate) fn too_many<T>(items: &[T], address: impl Fn(&T) -> &str) -> bool {
+    items.len() > MAX_RECIPIENTS
+        && items
+            .iter()
+            .map(address)
+            .collect::<std::collections::HashSet<&str>>()
+            .len()
+            > MAX_RECIPIENTS
 }
 
 /// Classifies one raw message (RFC 5322 bytes, any line endings).
@@ -120,7 +152,7 @@ pub fn classify(raw: &[u8]) -> Classification {
     let normalized = normalize_newlines(raw);
     let mail = mime::Mail::parse(&normalized);
     let first = classify_mail(&mail);
-    if first.recipients.is_empty() && mail.skipped_alternative {
+    if first.recipients.is_empty() && !first.too_many_recipients && mail.skipped_alternative {
         // The plain alternatives named no failed recipient: look at the HTML ones too.
         let second = classify_mail(&mime::Mail::parse_all_alternatives(&normalized));
         if !second.recipients.is_empty() {
@@ -132,39 +164,46 @@ pub fn classify(raw: &[u8]) -> Classification {
 
 fn classify_mail(mail: &mime::Mail) -> Classification {
     let (mut subscriber_uuid, mut campaign_uuid) = embedded::listmonk_ids(mail);
-    let (kind, recipients) = match ses::parse(mail) {
+    let (kind, found) = match ses::parse(mail) {
         Some(n) if n.kind != Kind::Unknown => {
             subscriber_uuid = subscriber_uuid.or(n.subscriber);
             campaign_uuid = campaign_uuid.or(n.campaign);
-            (n.kind, n.recipients)
+            let found = match too_many(&n.recipients, |r| &r.email) {
+                true => Err(TooMany),
+                false => Ok(n.recipients),
+            };
+            (n.kind, found)
         }
         _ => decide(mail),
     };
+    let too_many_recipients = found.is_err();
     Classification {
         kind,
-        recipients,
+        recipients: found.unwrap_or_default(),
         subscriber_uuid,
         campaign_uuid,
+        too_many_recipients,
     }
 }
 
 /// The detectors, most specific first: a feedback report is a complaint even
 /// though it is a multipart/report; a DSN is a bounce even when it carries
 /// `Auto-Submitted: auto-replied`; phrases come last because they guess.
-fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
+fn decide(mail: &mime::Mail) -> (Kind, Found) {
     if arf::is_feedback(mail) {
-        let recipients = arf::recipients(mail)
-            .into_iter()
-            .map(Recipient::complaint)
-            .collect();
-        return (Kind::Complaint, recipients);
+        let emails = arf::recipients(mail);
+        if too_many(&emails, String::as_str) {
+            return (Kind::Complaint, Err(TooMany));
+        }
+        let recipients = emails.into_iter().map(Recipient::complaint).collect();
+        return (Kind::Complaint, Ok(recipients));
     }
 
     let records = dsn::records(mail);
     if !records.is_empty() {
         let failed: Vec<&dsn::Record> = records.iter().filter(|r| !r.is_success()).collect();
         if failed.is_empty() {
-            return (Kind::Delivery, Vec::new());
+            return (Kind::Delivery, Ok(Vec::new()));
         }
         let single = failed.len() == 1;
         // Addresses the message reached. An alias that expanded one address
@@ -184,6 +223,9 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
                 (None, _) => None,
             })
             .unzip();
+        if too_many(&emails, String::as_str) {
+            return (Kind::Bounce, Err(TooMany));
+        }
         let mut recipients: Vec<Recipient> = Vec::new();
         // Where each address is in `recipients`.
         let mut reported: std::collections::HashMap<String, usize> = Default::default();
@@ -256,14 +298,17 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
             }
         }
         if recipients.is_empty() {
-            recipients = plaintext::recipients(mail, is_delay_notice(mail));
+            return (
+                Kind::Bounce,
+                plaintext::recipients(mail, is_delay_notice(mail)),
+            );
         }
-        return (Kind::Bounce, recipients);
+        return (Kind::Bounce, Ok(recipients));
     }
 
     let evidence = plaintext::bounce_evidence(mail);
     if autoreply::is_strong(mail) && evidence < plaintext::Evidence::Certain {
-        return (Kind::Autoreply, Vec::new());
+        return (Kind::Autoreply, Ok(Vec::new()));
     }
     if evidence > plaintext::Evidence::None {
         return (
@@ -272,9 +317,9 @@ fn decide(mail: &mime::Mail) -> (Kind, Vec<Recipient>) {
         );
     }
     if autoreply::is_weak(mail) {
-        return (Kind::Autoreply, Vec::new());
+        return (Kind::Autoreply, Ok(Vec::new()));
     }
-    (Kind::Unknown, Vec::new())
+    (Kind::Unknown, Ok(Vec::new()))
 }
 
 /// How bad a failure is, for keeping the worst of one address's records:

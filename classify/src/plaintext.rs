@@ -438,8 +438,8 @@ fn quoted_block_start(text: &str) -> Option<usize> {
 }
 
 /// Every failed recipient of a plain-text bounce, each with the diagnostic
-/// paragraph and any status / reply code found near it.
-pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
+/// paragraph and any status / reply code found near it; or `TooMany` of them.
+pub(crate) fn recipients(mail: &Mail, delayed: bool) -> crate::Found {
     let mut text = Cow::Borrowed(report_text(mail));
     let mut emails = address::Distinct::default();
     for v in mail.headers.all("x-failed-recipients") {
@@ -465,12 +465,15 @@ pub(crate) fn recipients(mail: &Mail, delayed: bool) -> Vec<Recipient> {
             .filter(|a| !address::is_system(a))
             .collect();
     }
+    if crate::too_many(&emails, String::as_str) {
+        return Err(crate::TooMany);
+    }
     let single = emails.len() == 1;
     let mentions = Mentions::new(&text, &emails);
     let whole = Default::default();
-    (0..emails.len())
+    Ok((0..emails.len())
         .map(|i| describe(i, &mentions, single, delayed, &whole))
-        .collect()
+        .collect())
 }
 
 /// Addresses beyond which a report is searched for all of them at once ([`Mentions`]).
@@ -1254,8 +1257,8 @@ mod tests {
     /// report's would be. (Before the searches were bounded and shared, this
     /// took time in the square of the count: 30,000 took over two minutes.)
     #[test]
-    fn thousands_of_recipients_each_get_their_own_line() {
-        let n = 3000;
+    fn as_many_recipients_as_allowed_each_get_their_own_line() {
+        let n = crate::MAX_RECIPIENTS;
         let text: String = (0..n)
             .map(|i| {
                 let code = if i % 2 == 0 {
@@ -1307,7 +1310,7 @@ mod tests {
         let raw = b"From: MAILER-DAEMON@mx.example.org\nTo: news@sender.example\nSubject: failure notice\n\nHi. This is the qmail-send program at mx.example.org.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<kijitora@example.jp>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 <kijitora@example.jp>... User Unknown\nGiving up on 192.0.2.1.\n\n--- Below this line is a copy of the message.\n\nFrom: news@sender.example\nTo: kijitora@example.jp\n";
         let m = Mail::parse(raw);
         assert_eq!(bounce_evidence(&m), Evidence::Certain);
-        let r = recipients(&m, false);
+        let r = recipients(&m, false).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].email, "kijitora@example.jp");
         assert_eq!(r[0].status.as_deref(), Some("5.1.1"));
@@ -1320,7 +1323,7 @@ mod tests {
         let raw = b"From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nX-Failed-Recipients: a@example.net\nSubject: Mail delivery failed: returning message to sender\n\nThis message was created automatically by mail delivery software.\n\nA message that you sent could not be delivered to one or more of its\nrecipients. This is a temporary error. The following address(es) deferred:\n\n  a@example.net\n    host mx.example.net [192.0.2.2]: 452 4.2.2 Mailbox full\n";
         let m = Mail::parse(raw);
         assert_eq!(bounce_evidence(&m), Evidence::Certain);
-        let r = recipients(&m, false);
+        let r = recipients(&m, false).unwrap();
         assert_eq!(r[0].email, "a@example.net");
         assert_eq!(r[0].status.as_deref(), Some("4.2.2"));
         assert_eq!(r[0].bounce_type, BounceType::Soft);

@@ -504,11 +504,11 @@ fn generic_statuses_are_read_from_the_report_for_few_and_many_recipients() {
 }
 
 /// A report that names no recipient, returning an original addressed to
-/// thousands (some twice): each is reported once, in the order the original
-/// names them.
+/// as many as a report may name, some twice: each is reported once, in the
+/// order the original names them.
 #[test]
-fn an_original_to_thousands_gives_each_once_in_order() {
-    let n = 2000;
+fn an_original_to_the_most_allowed_gives_each_once_in_order() {
+    let n = MAX_RECIPIENTS;
     let to: Vec<String> = (0..n)
         .chain(0..n / 10)
         .map(|i| format!("t{i}@example.com"))
@@ -563,5 +563,97 @@ r1@example.com (in reply to MAIL FROM command)\n";
     assert_ne!(
         few[1], few[2],
         "the command in the text decides r1's reason"
+    );
+}
+
+/// Each way a report names its recipients, naming `n` distinct addresses (the
+/// first of them twice, where a report may repeat one).
+fn reports_naming(n: usize) -> Vec<(&'static str, String)> {
+    let address = |i: usize| format!("user{i}@example.jp");
+    let all = || (0..n).chain([0]).map(address);
+    let records: String = all()
+        .map(|a| format!("Final-Recipient: rfc822; {a}\nAction: failed\nStatus: 5.1.1\n\n"))
+        .collect();
+    let lines: String = all()
+        .map(|a| format!("<{a}>: host mx.example.jp said: 550 5.1.1 user unknown\n"))
+        .collect();
+    let failed = all().collect::<Vec<_>>().join(", ");
+    let removal: String = all().map(|a| format!("Removal-Recipient: {a}\n")).collect();
+    let ses = format!(
+        r#"{{"notificationType":"Bounce","bounce":{{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{}]}},"mail":{{"headers":[]}}}}"#,
+        all()
+            .map(|a| format!(r#"{{"emailAddress":"{a}","status":"5.1.1"}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    vec![
+        ("a DSN", report("Delivery failed.\n", &records, "")),
+        (
+            "a plain-text report",
+            plain_bounce(&format!(
+                "Content-Type: text/plain\n\nThis is the mail system.\n\n{lines}"
+            )),
+        ),
+        (
+            "X-Failed-Recipients",
+            format!(
+                "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nX-Failed-Recipients: {failed}\n\
+Subject: Mail delivery failed: returning message to sender\n\n\
+A message that you sent could not be delivered to one or more of its recipients.\n"
+            ),
+        ),
+        (
+            "a returned original",
+            plain_bounce(&format!(
+                "Content-Type: text/plain\n\nYour message could not be delivered. Permanent failure.\n\
+--MM\nContent-Type: message/rfc822\n\nFrom: news@sender.example\nTo: {failed}\nSubject: hi\n\nbody"
+            )),
+        ),
+        (
+            "a feedback report",
+            format!(
+                "From: feedback@isp.example\nTo: abuse@sender.example\nSubject: Abuse report\nMIME-Version: 1.0\n\
+Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\n\
+A complaint.\n--b\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n{removal}\n--b--\n"
+            ),
+        ),
+        (
+            "an SES notification",
+            format!(
+                "From: no-reply@sns.amazonaws.com\nTo: bounces@example.com\nSubject: AWS Notification Message\n\
+Content-Type: text/plain\n\n{ses}\n"
+            ),
+        ),
+    ]
+}
+
+/// Up to `MAX_RECIPIENTS` every recipient is given, whichever way the report
+/// names them; one more and none is, and the classification says why.
+#[test]
+fn a_report_naming_more_than_the_limit_gives_no_recipient() {
+    for ((how, at_limit), (_, over)) in reports_naming(MAX_RECIPIENTS)
+        .into_iter()
+        .zip(reports_naming(MAX_RECIPIENTS + 1))
+    {
+        let c = classify(at_limit.as_bytes());
+        let given: std::collections::HashSet<&str> =
+            c.recipients.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(given.len(), MAX_RECIPIENTS, "{how}");
+        assert!(!c.too_many_recipients, "{how}");
+        let c = classify(over.as_bytes());
+        assert!(
+            matches!(c.kind, Kind::Bounce | Kind::Complaint),
+            "{how}: {:?}",
+            c.kind
+        );
+        assert!(c.recipients.is_empty(), "{how}");
+        assert!(c.too_many_recipients, "{how}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["too_many_recipients"], true, "{how}");
+    }
+    let ordinary = serde_json::to_value(classify(dsn("").as_bytes())).unwrap();
+    assert!(
+        ordinary.get("too_many_recipients").is_none(),
+        "the flag is left out of every other classification"
     );
 }

@@ -83,7 +83,12 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
     // campaign this database lacks (so no campaign), and an ARF complaint for nobody we know.
     dovecot.deliver(USER, &fixture("sendmail-dsn-user-unknown.eml"));
     dovecot.deliver(USER, &fixture("arf-abuse-complaint.eml"));
-    let keep = [human_reply(), newsletter(), vacation()];
+    let keep = [
+        human_reply(),
+        newsletter(),
+        vacation(),
+        naming_too_many("dave@example.net"),
+    ];
     for m in &keep {
         dovecot.deliver(USER, m);
     }
@@ -95,7 +100,7 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
     let summary = scan(&mailbox, &deps).await.expect("scan");
     assert_eq!(
         (summary.read, summary.removed, summary.kept, summary.events),
-        (7, 4, 3, 4),
+        (8, 4, 4, 4),
         "{summary:?}"
     );
 
@@ -164,6 +169,21 @@ async fn records_bounces_and_leaves_the_rest(protocol: MailboxProtocol) {
             .with_label_values(&["bounces", "autoreply"])
             .get(),
         1
+    );
+    assert_eq!(
+        m.messages
+            .with_label_values(&["bounces", "too-many-recipients"])
+            .get(),
+        1
+    );
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM bounceops.mailbox_kept ORDER BY kind")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        ["autoreply", "too-many-recipients", "unknown", "unknown"]
     );
     assert_eq!(m.scans.with_label_values(&["bounces", "ok"]).get(), 1);
     assert_eq!(m.removed.with_label_values(&["bounces"]).get(), 4);

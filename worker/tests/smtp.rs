@@ -129,6 +129,46 @@ async fn plain_and_feedback_addresses_match_by_the_reported_address() {
     assert_eq!(outcome(&w.metrics().await, "not_bounce"), 1.0);
 }
 
+/// A report naming more recipients than one message can have had is refused after DATA and
+/// records nothing, not even the subscriber it names; one naming as many as allowed is
+/// recorded.
+#[tokio::test]
+async fn a_report_naming_more_than_the_limit_is_refused_and_records_nothing() {
+    let db = TestDb::new().await;
+    let (sub_id, _) = db.subscriber("listed@example.net").await;
+    let w = SmtpWorker::start(&db.url, "").await;
+    let mut c = connect(w.smtp).await;
+    c.cmd("EHLO mta").await;
+    let report = |n: usize| {
+        let lines: String = std::iter::once("listed@example.net".to_owned())
+            .chain((1..n).map(|i| format!("other{i}@example.net")))
+            .map(|a| format!("<{a}>: host mx.example.net said: 550 5.1.1 User unknown\r\n"))
+            .collect();
+        format!(
+            "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@example.com\r\n\
+             Subject: Undelivered Mail Returned to Sender\r\n\r\nThis is the mail system.\r\n\r\n{lines}"
+        )
+    };
+    let max = bounce_classify::MAX_RECIPIENTS;
+    let replies = pipelined(&mut c, &[PLAIN], &report(max + 1)).await;
+    assert!(
+        replies[3].starts_with("550 5.7.0 The report names more than 1000 recipients"),
+        "{replies:?}"
+    );
+    assert!(bounces_of(&db, sub_id).await.is_empty());
+    let unmatched: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bounceops.unmatched")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(unmatched, 0);
+    assert_eq!(outcome(&w.metrics().await, "too_many_recipients"), 1.0);
+
+    let replies = pipelined(&mut c, &[PLAIN], &report(max)).await;
+    assert_eq!(replies[3], format!("250 2.0.0 Recorded {max} bounce(s)"));
+    assert_eq!(bounces_of(&db, sub_id).await.len(), 1);
+    assert_eq!(outcome(&w.metrics().await, "recorded"), 1.0);
+}
+
 #[tokio::test]
 async fn unknown_and_forged_recipients_are_refused_at_rcpt_and_never_recorded() {
     let db = TestDb::new().await;

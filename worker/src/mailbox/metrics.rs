@@ -106,6 +106,7 @@ impl MailboxMetrics {
             "delivery",
             "unknown",
             super::scan::OVERSIZED,
+            super::scan::TOO_MANY_RECIPIENTS,
         ] {
             self.messages.with_label_values(&[mailbox, kind]);
         }

@@ -27,6 +27,12 @@ pub fn text(file: &str, c: &Classification) -> String {
         out.push_str(&format!("  campaign {s}"));
     }
     out.push('\n');
+    if c.too_many_recipients {
+        out.push_str(&format!(
+            "  names more than {} recipients: none is recorded\n",
+            bounce_classify::MAX_RECIPIENTS
+        ));
+    }
     for r in &c.recipients {
         let t = r.bounce_type.as_str();
         out.push_str(&format!(

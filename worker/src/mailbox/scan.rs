@@ -46,6 +46,10 @@ pub const BATCH_BYTES: u64 = 8 << 20;
 /// The `kind` of a message over `maxMessageBytes`, in metrics and `mailbox_kept`.
 pub const OVERSIZED: &str = "oversized";
 
+/// The `kind`, in metrics and `mailbox_kept`, of a report naming more than
+/// [`bounce_classify::MAX_RECIPIENTS`] recipients: left for a human, nothing recorded.
+pub const TOO_MANY_RECIPIENTS: &str = "too-many-recipients";
+
 /// What one scan did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -72,6 +76,9 @@ pub enum Plan {
 
 /// The pure decision for one classified message. `digest` identifies the message's bytes.
 pub fn plan(mailbox: &MailboxConfig, digest: &str, c: &Classification) -> Plan {
+    if c.too_many_recipients {
+        return Plan::Keep(TOO_MANY_RECIPIENTS);
+    }
     if !recorded(c) {
         return Plan::Keep(match c.kind {
             Kind::Autoreply => "autoreply",
@@ -312,9 +319,11 @@ async fn scan_locked(
                 }
             };
             summary.read += 1;
-            m.messages
-                .with_label_values(&[name, kind_label(&c.kind)])
-                .inc();
+            let label = match c.too_many_recipients {
+                true => TOO_MANY_RECIPIENTS,
+                false => kind_label(&c.kind),
+            };
+            m.messages.with_label_values(&[name, label]).inc();
             match plan(mailbox, &digest, &c) {
                 Plan::Record(e) => {
                     // A report naming several recipients is kept once per bounce row; the
@@ -325,7 +334,17 @@ async fn scan_locked(
                     }));
                     remove.push(handle);
                 }
-                Plan::Keep(kind) => keep.push((listed.id.clone(), kind)),
+                Plan::Keep(kind) => {
+                    if kind == TOO_MANY_RECIPIENTS {
+                        tracing::warn!(
+                            mailbox = name,
+                            message = %listed.id,
+                            max_recipients = bounce_classify::MAX_RECIPIENTS,
+                            "the report names more than max_recipients recipients; nothing recorded, left in place"
+                        );
+                    }
+                    keep.push((listed.id.clone(), kind))
+                }
             }
         }
         let recorded = events.len();
@@ -394,6 +413,7 @@ mod tests {
             recipients,
             subscriber_uuid: Some("6c1a6d1e-2b8e-4c3c-9a53-6a2a4f0f9e11".into()),
             campaign_uuid: Some("not-a-uuid".into()),
+            too_many_recipients: false,
         }
     }
 
@@ -413,6 +433,17 @@ mod tests {
             plan(&mailbox(), "d", &classification(Kind::Bounce, vec![])),
             Plan::Keep("unreadable-report")
         );
+    }
+
+    #[test]
+    fn a_report_naming_too_many_is_kept_apart() {
+        for kind in [Kind::Bounce, Kind::Complaint] {
+            let c = Classification {
+                too_many_recipients: true,
+                ..classification(kind, vec![])
+            };
+            assert_eq!(plan(&mailbox(), "d", &c), Plan::Keep(TOO_MANY_RECIPIENTS));
+        }
     }
 
     #[test]

@@ -47,12 +47,16 @@ pub async fn deliver(
             .then(|| policy.keep(EvidenceKind::Message, &raw))
             .flatten();
         let events = events::events(&c, &recipients, &digest, kept.as_ref());
-        Some((kind_label(&c.kind), events))
+        Some((
+            kind_label(&c.kind),
+            c.too_many_recipients.then_some(digest),
+            events,
+        ))
     })
     .await;
     // Not held through the commit: group commit needs many messages waiting on it at once.
     drop(permit);
-    let (kind, events) = match classified {
+    let (kind, too_many, events) = match classified {
         Ok(Some(x)) => x,
         // Retrying would fail the same way: accepted and logged, as a mailbox leaves such
         // a message for a human.
@@ -65,6 +69,23 @@ pub async fn deliver(
             };
         }
     };
+    if let Some(digest) = too_many {
+        // Made to blocklist a list wholesale, or no report at all (`MAX_RECIPIENTS`). Refused
+        // rather than accepted and dropped: a real sender's postmaster then hears of it.
+        tracing::warn!(
+            message_sha256 = %digest,
+            max_recipients = bounce_classify::MAX_RECIPIENTS,
+            "a received report names more than max_recipients recipients; refused, nothing recorded"
+        );
+        return Delivered {
+            outcome: "too_many_recipients",
+            code: 550,
+            text: format!(
+                "5.7.0 The report names more than {} recipients; not recorded",
+                bounce_classify::MAX_RECIPIENTS
+            ),
+        };
+    }
     if events.is_empty() {
         return Delivered {
             outcome: "not_bounce",

@@ -123,6 +123,7 @@ mod tests {
                 .collect(),
             subscriber_uuid: Some("6c1a6d1e-2b8e-4c3c-9a53-6a2a4f0f9e11".into()),
             campaign_uuid: None,
+            too_many_recipients: false,
         }
     }
 

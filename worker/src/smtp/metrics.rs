@@ -7,9 +7,10 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 use crate::metrics::{LATENCY_BUCKETS, registered};
 
 /// Every value of the `outcome` label of `bounceops_smtp_messages_total`.
-pub const OUTCOMES: [&str; 6] = [
+pub const OUTCOMES: [&str; 7] = [
     "recorded",
     "not_bounce",
+    "too_many_recipients",
     "unknown_recipient",
     "forged_token",
     "too_big",
@@ -47,7 +48,7 @@ impl SmtpMetrics {
             IntCounterVec::new(
                 Opts::new(
                     "bounceops_smtp_messages_total",
-                    "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), unknown_recipient and forged_token (per refused RCPT), too_big, temporary_failure (451: the database was unreachable).",
+                    "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), too_many_recipients (a report naming more than 1,000: refused with 550), unknown_recipient and forged_token (per refused RCPT), too_big, temporary_failure (451: the database was unreachable).",
                 ),
                 &["outcome"],
             ),

@@ -114,6 +114,22 @@ pub fn human_reply() -> Vec<u8> {
     .into_bytes()
 }
 
+/// A report naming one more recipient than a report may (`MAX_RECIPIENTS`), `first`
+/// among them: a forgery made to blocklist a list wholesale.
+pub fn naming_too_many(first: &str) -> Vec<u8> {
+    let lines: String = std::iter::once(first.to_owned())
+        .chain((1..=bounce_classify::MAX_RECIPIENTS).map(|i| format!("other{i}@example.net")))
+        .map(|a| format!("<{a}>: host mx.example.net said: 550 5.1.1 User unknown\r\n"))
+        .collect();
+    format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@example.com\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{}@mx.example.net>\r\n\r\n\
+         This is the mail system.\r\n\r\n{lines}",
+        Uuid::new_v4()
+    )
+    .into_bytes()
+}
+
 /// Somebody else's newsletter landing in the bounce mailbox.
 pub fn newsletter() -> Vec<u8> {
     format!(
