@@ -84,7 +84,7 @@ pub struct SmtpSpec {
     #[serde(default)]
     pub service: SmtpServiceSpec,
     /// CPU and memory of each SMTP worker. Absent: requests 50m CPU and 64Mi memory,
-    /// limit 256Mi memory.
+    /// limit 256Mi memory, or 64Mi plus 16 times `maxMessageBytes` when that is more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
 }

@@ -106,12 +106,11 @@ pub async fn serve_with_relay(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let smtp_server = match (smtp, &settings.smtp) {
         (Some(listener), Some(config)) => {
-            let shared = Arc::new(crate::smtp::Shared {
-                config: config.clone(),
-                ingest: ingest.clone(),
-                metrics: crate::smtp::SmtpMetrics::register(metrics.registry())?,
-                classifiers: crate::smtp::Shared::classifiers_for_this_machine(),
-            });
+            let shared = Arc::new(crate::smtp::Shared::new(
+                config.clone(),
+                ingest.clone(),
+                crate::smtp::SmtpMetrics::register(metrics.registry())?,
+            ));
             Some(tokio::spawn(crate::smtp::serve(
                 listener,
                 shared,

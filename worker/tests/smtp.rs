@@ -346,6 +346,65 @@ async fn an_oversized_message_is_refused_with_bounded_memory() {
     assert_eq!(outcome(&w.metrics().await, "too_big"), 2.0);
 }
 
+/// Messages held at once share a budget of four times `maxMessageBytes` (plus a read each):
+/// five senders in the middle of 65,000-byte messages take all of it (64 KiB each, as the
+/// buffers grow by powers of two), so a sixth message is read, dropped and answered 452 (the
+/// sender keeps it and retries); once the five are answered, their room is free again.
+#[tokio::test]
+async fn messages_past_the_memory_budget_get_452_and_the_room_comes_back() {
+    let db = TestDb::new().await;
+    let w = SmtpWorker::start(&db.url, "    maxMessageBytes: 65536\n").await;
+    let held = |m: &str| common::metric_value(m, "bounceops_smtp_message_bytes_held");
+    let body = format!(
+        "Subject: a large reply\r\n\r\n{}",
+        format!("{}\r\n", "y".repeat(998)).repeat(64)
+    );
+    assert!(body.len() < 65_000);
+    let mut senders = Vec::new();
+    for _ in 0..5 {
+        let mut c = connect(w.smtp).await;
+        c.cmd("EHLO mta").await;
+        assert!(c.cmd("MAIL FROM:<>").await.starts_with("250"));
+        assert!(
+            c.cmd(&format!("RCPT TO:<{PLAIN}>"))
+                .await
+                .starts_with("250")
+        );
+        assert!(c.cmd("DATA").await.starts_with("354"));
+        c.send(&body).await;
+        senders.push(c);
+    }
+    // Readiness: the five are held once the gauge shows the whole budget.
+    let budget = 4.0 * f64::from(65536 + 16384);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held(&w.metrics().await) < budget {
+        assert!(
+            Instant::now() < deadline,
+            "the five messages were never held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(held(&w.metrics().await), budget);
+
+    let mut sixth = connect(w.smtp).await;
+    sixth.cmd("EHLO mta").await;
+    let replies = pipelined(&mut sixth, &[PLAIN], "Subject: small\r\n\r\nhello\r\n").await;
+    assert_eq!(
+        replies[3], "452 4.3.1 Insufficient system storage, try again later",
+        "{replies:?}"
+    );
+    assert_eq!(outcome(&w.metrics().await, "insufficient_storage"), 1.0);
+
+    for c in &mut senders {
+        c.send(".\r\n").await;
+        let reply = c.reply().await.unwrap();
+        assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    }
+    assert_eq!(held(&w.metrics().await), 0.0, "all given back");
+    let replies = pipelined(&mut sixth, &[PLAIN], "Subject: small\r\n\r\nhello\r\n").await;
+    assert!(replies[3].starts_with("250 2.0.0"), "{replies:?}");
+}
+
 #[tokio::test]
 async fn an_idle_client_and_a_stalled_data_transfer_time_out() {
     let db = TestDb::new().await;

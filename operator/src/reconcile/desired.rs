@@ -785,8 +785,9 @@ fn container_ports(cfg: &BounceConfig, role: Role) -> Vec<ContainerPort> {
 /// scanner's memory limit grows with the largest message it may download: a scan holds
 /// about 30 MiB plus six times `maxMessageBytes` at its peak (BENCHMARKS.md), so a limit
 /// fixed at 256 MiB would get it OOM-killed on every scan of a mailbox allowed larger mail.
-/// The SMTP workers take `spec.smtp.resources` the same way, with the webhook's defaults:
-/// they stream DATA with bounded memory whatever `maxMessageBytes` allows. The relay takes
+/// The SMTP workers take `spec.smtp.resources` the same way, their memory limit growing
+/// with `spec.smtp.maxMessageBytes` as the scanner's does: the messages they hold at once
+/// are bounded by it (worker/src/smtp/memory.rs). The relay takes
 /// `spec.relay.resources`, with smaller defaults: it streams too, and as a sidecar it sits
 /// in every listmonk pod.
 fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
@@ -827,21 +828,26 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
     }
 }
 
-/// 256 MiB, or for the scanner 64 MiB plus eight times its largest `maxMessageBytes`
-/// when that is more.
+/// 256 MiB, or 64 MiB plus a multiple of the largest message the role holds when that is
+/// more: the scanner's largest `maxMessageBytes` eight times (a scan holds about six), the
+/// bounce MX's sixteen times (it holds four messages at once and classifies one, which takes
+/// up to about eleven times its size: worker/src/smtp/memory.rs).
 fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {
     const DEFAULT_MIB: u64 = 256;
-    let largest = match role {
-        Role::Webhook | Role::Smtp | Role::Relay => 0,
-        Role::Mailbox => cfg
-            .spec
-            .mailboxes
-            .iter()
-            .map(|m| m.max_message_bytes)
-            .max()
-            .unwrap_or(0),
+    let held = match role {
+        Role::Webhook | Role::Relay => 0,
+        Role::Smtp => 16 * cfg.spec.smtp.as_ref().map_or(0, |s| s.max_message_bytes),
+        Role::Mailbox => {
+            8 * cfg
+                .spec
+                .mailboxes
+                .iter()
+                .map(|m| m.max_message_bytes)
+                .max()
+                .unwrap_or(0)
+        }
     };
-    DEFAULT_MIB.max(64 + (8 * largest).div_ceil(1 << 20))
+    DEFAULT_MIB.max(64 + held.div_ceil(1 << 20))
 }
 
 fn service(cfg: &BounceConfig, role: Role) -> Value {

@@ -1,26 +1,30 @@
 //! The DATA phase: the message read up to its final `CRLF.CRLF` with smtp-proto's
 //! `DataReceiver` (dot-unstuffing; only CRLF.CRLF ends it, so a bare LF cannot smuggle a
-//! second message), held in memory up to `maxMessageBytes` and past that read and dropped
-//! chunk by chunk, so an oversized message costs one read buffer, not its size.
+//! second message), held in memory up to `maxMessageBytes`, in room taken from the MX's
+//! budget as it arrives (`super::memory`), and past either bound read and dropped chunk by
+//! chunk, so an oversized message costs one read buffer, not its size.
 
 use smtp_proto::request::receiver::DataReceiver;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::conn::{Conn, ConnError};
+use super::conn::{Conn, ConnError, READ_CHUNK};
+use super::memory::Held;
 
-#[derive(Debug, PartialEq, Eq)]
 pub enum Body {
-    /// The message, unstuffed, ending in CRLF.
-    Whole(Vec<u8>),
+    /// The message, unstuffed, ending in CRLF, with the room it takes.
+    Whole(Vec<u8>, Held),
     /// Larger than the bound: read to the end and dropped.
     TooBig,
+    /// The MX's budget had no room for it: read to the end and dropped.
+    NoRoom,
 }
 
-/// Reads the message that follows a `354`, finishing before `deadline`.
+/// Reads the message that follows a `354` into `room`, finishing before `deadline`.
 pub async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     max_bytes: usize,
+    mut room: Held,
     deadline: Instant,
 ) -> Result<Body, ConnError> {
     let mut receiver = DataReceiver::new();
@@ -29,30 +33,136 @@ pub async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     // first line starts with a dot needs it to have just seen a line end.
     receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
     let mut message = Vec::new();
-    let mut too_big = false;
+    // `None` while the message is kept; else why it is dropped.
+    let mut dropped: Option<Body> = None;
     loop {
         if !conn.input.is_empty() {
             let input = std::mem::take(&mut conn.input);
+            if dropped.is_none() && !make_room(&mut message, &mut room, input.len(), max_bytes) {
+                dropped = Some(Body::NoRoom);
+                message = Vec::new();
+            }
             let mut bytes = input.iter();
-            let done = if too_big {
-                scratch.clear();
-                receiver.ingest(&mut bytes, &mut scratch)
-            } else {
-                receiver.ingest(&mut bytes, &mut message)
+            let done = match dropped {
+                Some(_) => {
+                    scratch.clear();
+                    receiver.ingest(&mut bytes, &mut scratch)
+                }
+                None => receiver.ingest(&mut bytes, &mut message),
             };
             // What follows the final dot is the next pipelined command.
             conn.input = bytes.as_slice().to_vec();
-            if !too_big && message.len() > max_bytes {
-                too_big = true;
+            if dropped.is_none() && message.len() > max_bytes {
+                dropped = Some(Body::TooBig);
                 message = Vec::new();
             }
+            if dropped.is_some() {
+                room.release();
+            }
             if done {
-                return Ok(match too_big {
-                    true => Body::TooBig,
-                    false => Body::Whole(message),
-                });
+                return Ok(dropped.unwrap_or(Body::Whole(message, room)));
             }
         }
         conn.fill(deadline).await?;
+    }
+}
+
+/// Room in `message` for `incoming` more bytes (unstuffing only takes bytes away, and the
+/// receiver holds back at most a line end), taken from `room` before it is allocated: the
+/// next power of two, as a vector grows, but never past one read beyond the bound. `false`
+/// when the budget has no room.
+fn make_room(message: &mut Vec<u8>, room: &mut Held, incoming: usize, max_bytes: usize) -> bool {
+    let needed = message.len() + incoming + 2;
+    if needed <= message.capacity() {
+        return true;
+    }
+    let capacity = needed
+        .next_power_of_two()
+        .min(max_bytes + READ_CHUNK)
+        .max(needed);
+    if !room.grow_to(capacity) {
+        return false;
+    }
+    message.reserve_exact(capacity - message.len());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::memory::MessageMemory;
+    use tokio::io::AsyncWriteExt;
+
+    const MAX: usize = 64 << 10;
+
+    /// `sent` through a `Conn`, read with `room`: what `read` gave, and what was left for
+    /// the next command.
+    async fn read_sent(sent: Vec<u8>, room: Held) -> (Body, Vec<u8>) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut client = client;
+        client.write_all(&sent).await.unwrap();
+        drop(client);
+        let mut conn = Conn::new(server);
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let body = read(&mut conn, MAX, room, deadline).await.unwrap();
+        (body, conn.input)
+    }
+
+    fn memory() -> MessageMemory {
+        MessageMemory::new(MAX, 1, prometheus::IntGauge::new("held", "held").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_message_is_held_in_room_from_the_budget() {
+        let m = memory();
+        let line = format!("{}\r\n", "y".repeat(998));
+        let message = line.repeat(40); // 40,000 bytes
+        let (body, rest) = read_sent(format!("{message}.\r\nQUIT\r\n").into(), m.hold()).await;
+        let Body::Whole(raw, room) = body else {
+            panic!("not whole");
+        };
+        assert_eq!(raw, message.as_bytes());
+        assert_eq!(rest, b"QUIT\r\n");
+        assert!(
+            room.bytes() >= raw.capacity(),
+            "{} {}",
+            room.bytes(),
+            raw.capacity()
+        );
+        assert_eq!(room.bytes(), 64 << 10, "the next power of two");
+    }
+
+    #[tokio::test]
+    async fn without_room_a_message_is_read_to_its_end_and_dropped() {
+        let m = memory();
+        let mut all = m.hold();
+        assert!(all.grow_to(4 * (MAX + READ_CHUNK)), "the whole budget");
+        let (body, rest) = read_sent(
+            b"Subject: x\r\n\r\nhello\r\n.\r\nNOOP\r\n".to_vec(),
+            m.hold(),
+        )
+        .await;
+        assert!(matches!(body, Body::NoRoom));
+        assert_eq!(rest, b"NOOP\r\n", "the next command is kept");
+        drop(all);
+        let (body, _) = read_sent(b"hello\r\n.\r\n".to_vec(), m.hold()).await;
+        assert!(
+            matches!(body, Body::Whole(..)),
+            "room again once it is given back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_past_the_bound_gives_its_room_back() {
+        let m = memory();
+        let room = m.hold();
+        let line = format!("{}\r\n", "y".repeat(998));
+        let (body, _) = read_sent(format!("{}.\r\n", line.repeat(100)).into(), room).await;
+        assert!(matches!(body, Body::TooBig));
+        let mut all = m.hold();
+        assert!(
+            all.grow_to(4 * (MAX + READ_CHUNK)),
+            "the whole budget is free"
+        );
     }
 }

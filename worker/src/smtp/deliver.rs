@@ -1,14 +1,13 @@
 //! One received message to the database: classified off the async threads, recorded
 //! through `Ingest` (the one write path), and the reply that follows the commit.
 
-use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
-
 use super::events;
+use super::memory::{Held, MessageMemory};
 use super::recipients::Recipient;
 use crate::evidence::{Kind as EvidenceKind, Policy};
 use crate::ingest::{Ingest, IngestError};
 use crate::mailbox::scan::{classify_guarded, kind_label};
+use sha2::{Digest, Sha256};
 
 /// What became of a message, and the reply it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,22 +20,20 @@ pub struct Delivered {
 
 /// Classifies `raw` for `recipients` and records its bounces; `250` only once they are
 /// committed.
+/// `room` is what `raw` takes of the MX's budget: given back with it, once classified.
 pub async fn deliver(
     ingest: &Ingest,
-    classifiers: &Semaphore,
+    memory: &MessageMemory,
     raw: Vec<u8>,
+    room: Held,
     recipients: Vec<Recipient>,
 ) -> Delivered {
     let policy: Policy = ingest.evidence();
-    // At most one classifier per core at once: more cannot run faster, and each blocking
-    // thread the pool adds keeps its own allocator heap (32 sessions classifying at once
-    // took the worker's peak RSS to 191 MiB, BENCHMARKS.md).
-    let Ok(permit) = classifiers.acquire().await else {
-        unreachable!("the classifier semaphore is never closed")
-    };
+    let permit = memory.classify(raw.len()).await;
     // Seconds of CPU for a large message: on the async threads it would stall every other
     // session and the HTTP server (the mailbox scanner does the same).
     let classified = tokio::task::spawn_blocking(move || {
+        let _room = room;
         let c = classify_guarded(&raw)?;
         let digest: String = Sha256::digest(&raw)
             .iter()

@@ -7,13 +7,14 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 use crate::metrics::{LATENCY_BUCKETS, registered};
 
 /// Every value of the `outcome` label of `bounceops_smtp_messages_total`.
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "recorded",
     "not_bounce",
     "too_many_recipients",
     "unknown_recipient",
     "forged_token",
     "too_big",
+    "insufficient_storage",
     "temporary_failure",
 ];
 
@@ -23,6 +24,8 @@ pub struct SmtpMetrics {
     pub active: IntGauge,
     /// Messages by outcome; refused recipients (unknown, forged) are counted per RCPT.
     pub messages: IntCounterVec,
+    /// Bytes of messages held at once (`super::memory`).
+    pub held_bytes: IntGauge,
     /// From the end of DATA (the final dot) to the reply.
     pub data_duration: Histogram,
 }
@@ -48,9 +51,16 @@ impl SmtpMetrics {
             IntCounterVec::new(
                 Opts::new(
                     "bounceops_smtp_messages_total",
-                    "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), too_many_recipients (a report naming more than 1,000: refused with 550), unknown_recipient and forged_token (per refused RCPT), too_big, temporary_failure (451: the database was unreachable).",
+                    "Messages and recipients the bounce MX handled, by outcome: recorded, not_bounce (auto-replies, delivery reports), too_many_recipients (a report naming more than 1,000: refused with 550), unknown_recipient and forged_token (per refused RCPT), too_big, insufficient_storage (452: the messages held at once were at their bound), temporary_failure (451: the database was unreachable).",
                 ),
                 &["outcome"],
+            ),
+        )?;
+        let held_bytes = registered(
+            registry,
+            IntGauge::new(
+                "bounceops_smtp_message_bytes_held",
+                "Bytes the bounce MX holds for messages being received or waiting to be classified; at its bound, messages are answered 452.",
             ),
         )?;
         let data_duration = registered(
@@ -71,6 +81,7 @@ impl SmtpMetrics {
             sessions,
             active,
             messages,
+            held_bytes,
             data_duration,
         })
     }

@@ -8,6 +8,7 @@
 //! - `conn`, `dialogue`, `session`, `data`: the protocol (commands parsed by Stalwart's
 //!   smtp-proto); `dialogue` is the part the sending relay shares;
 //! - `listen`: the accept loop, shared with the sending relay (`crate::relay`);
+//! - `memory`: what messages may take at once;
 //! - `deliver`, `events`: from a received message to committed bounces;
 //! - `metrics`, `config`.
 //!
@@ -22,6 +23,7 @@ pub mod deliver;
 pub mod dialogue;
 pub mod events;
 pub mod listen;
+pub mod memory;
 pub mod metrics;
 pub mod recipients;
 pub mod session;
@@ -31,9 +33,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 pub use config::SmtpConfig;
+pub use memory::MessageMemory;
 pub use metrics::SmtpMetrics;
 
 use crate::ingest::Ingest;
@@ -43,13 +46,26 @@ pub struct Shared {
     pub config: SmtpConfig,
     pub ingest: Ingest,
     pub metrics: SmtpMetrics,
-    /// Messages classified at once: one per core ([`Shared::classifiers_for_this_machine`]).
-    pub classifiers: Semaphore,
+    /// The messages held and classified at once (`memory`).
+    pub memory: MessageMemory,
 }
 
 impl Shared {
-    pub fn classifiers_for_this_machine() -> Semaphore {
-        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    /// Classifying one message per core of this machine: more cannot run faster, and each
+    /// blocking thread the pool adds keeps its own allocator heap (32 sessions classifying
+    /// at once took the worker's peak RSS to 191 MiB, BENCHMARKS.md).
+    pub fn new(config: SmtpConfig, ingest: Ingest, metrics: SmtpMetrics) -> Shared {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Shared {
+            memory: MessageMemory::new(
+                config.server.max_message_bytes,
+                cores,
+                metrics.held_bytes.clone(),
+            ),
+            config,
+            ingest,
+            metrics,
+        }
     }
 }
 

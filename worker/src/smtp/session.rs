@@ -88,15 +88,16 @@ impl Server for Shared {
                 }
                 conn.reply(354, &["End data with <CR><LF>.<CR><LF>"]);
                 let deadline = Instant::now() + self.config.data_timeout;
-                let body =
-                    match data::read(conn, self.config.server.max_message_bytes, deadline).await {
-                        Ok(body) => body,
-                        Err(ConnError::TimedOut) => {
-                            conn.reply(421, &["4.4.2 Timeout during DATA, closing"]);
-                            return Step::End(End::Closed);
-                        }
-                        Err(_) => return Step::End(End::Closed),
-                    };
+                let room = self.memory.hold();
+                let max = self.config.server.max_message_bytes;
+                let body = match data::read(conn, max, room, deadline).await {
+                    Ok(body) => body,
+                    Err(ConnError::TimedOut) => {
+                        conn.reply(421, &["4.4.2 Timeout during DATA, closing"]);
+                        return Step::End(End::Closed);
+                    }
+                    Err(_) => return Step::End(End::Closed),
+                };
                 let tx = session.transaction.take().unwrap_or_default();
                 let ended = StdInstant::now();
                 match body {
@@ -111,8 +112,24 @@ impl Server for Shared {
                             "5.3.4 Message size exceeds fixed maximum message size",
                         );
                     }
-                    Body::Whole(raw) => {
-                        let d = deliver(&self.ingest, &self.classifiers, raw, tx.recipients).await;
+                    Body::NoRoom => {
+                        // The sender keeps the message and retries, as for a database down.
+                        self.metrics.count("insufficient_storage");
+                        self.metrics
+                            .data_duration
+                            .observe(ended.elapsed().as_secs_f64());
+                        tracing::warn!(
+                            max_message_bytes = max,
+                            "messages held at once are at their bound; answered 452, the sender retries"
+                        );
+                        return session.refuse(
+                            conn,
+                            452,
+                            "4.3.1 Insufficient system storage, try again later",
+                        );
+                    }
+                    Body::Whole(raw, room) => {
+                        let d = deliver(&self.ingest, &self.memory, raw, room, tx.recipients).await;
                         self.metrics.count(d.outcome);
                         conn.reply(d.code, &[d.text.as_str()]);
                         // Sent before the histogram counts it: the latency is the sender's.

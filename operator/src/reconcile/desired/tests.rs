@@ -493,7 +493,7 @@ fn worker_pull_policy_reaches_every_worker_container() {
 }
 
 #[test]
-fn scanner_memory_limit_follows_the_largest_message_it_may_download() {
+fn memory_limits_follow_the_largest_message_a_worker_may_hold() {
     let limit = |spec: &str, kind: ChildKind| {
         let d = build_with(&config(spec), &versions(), false);
         child(&d, kind)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
@@ -521,6 +521,16 @@ fn scanner_memory_limit_follows_the_largest_message_it_may_download() {
     assert_eq!(
         limit(&mailbox(100 << 20), ChildKind::WebhookDeployment),
         "256Mi"
+    );
+    // The bounce MX holds four messages at once and classifies one: 64 + 16 x 100 MiB.
+    let smtp = |extra: &str| format!("{BASE}{SMTP}{extra}");
+    assert_eq!(limit(&smtp(""), ChildKind::SmtpDeployment), "256Mi");
+    assert_eq!(
+        limit(
+            &smtp(&format!("  maxMessageBytes: {}\n", 100 << 20)),
+            ChildKind::SmtpDeployment
+        ),
+        "1664Mi"
     );
 }
 

@@ -1,0 +1,210 @@
+//! What the bounce MX may hold in memory for messages at once.
+//!
+//! The classifier reads a message whole, so the MX holds each message it receives until it
+//! is classified. Without a bound, `maxSessions` senders of `maxMessageBytes` each (100 ×
+//! 10 MiB by default) would take a gigabyte, and one classification of a hostile message
+//! takes about eleven times its size (a 10 MiB multipart of 130,000 parts: mail-parser's
+//! tree of them): four such messages at once took a worker to 263 MB, past the pod's 256 MiB
+//! limit, and an OOM kill ends every session in progress (BENCHMARKS.md, "The bounce MX").
+//! So two budgets, both in proportion to `maxMessageBytes`:
+//!
+//! - [`HELD_MESSAGES`] times it for the messages being received or waiting to be
+//!   classified. A message is given room as it arrives; one that finds none is read to its
+//!   end and dropped, and answered `452 4.3.1`, so its sender keeps it and retries
+//!   ([`MessageMemory::hold`]).
+//! - once it for the messages being classified: a message waits until the sizes of those
+//!   being classified, its own included, come to at most `maxMessageBytes`
+//!   ([`MessageMemory::classify`]), so the largest is classified alone.
+//!
+//! The worker's memory is then about 30 MiB + (`HELD_MESSAGES` + 12) × `maxMessageBytes`
+//! at most: 190 MiB with the default 10 MiB, under the 256 MiB the operator gives the pod.
+
+use std::sync::Arc;
+
+use prometheus::IntGauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+
+/// How many messages of the largest size the MX holds at once (received or being
+/// received, not yet classified). Bounces are small (a few KB; the corpus's largest is
+/// 120 KB), so this is thousands of real ones.
+pub const HELD_MESSAGES: usize = 4;
+
+/// Budgets count kibibytes, so a semaphore's `u32` permits reach past `maxMessageBytes`'
+/// 1 GiB limit times [`HELD_MESSAGES`].
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+pub struct MessageMemory {
+    held: Arc<Semaphore>,
+    /// The bytes held, for `bounceops_smtp_message_bytes_held`.
+    gauge: IntGauge,
+    classifying: Semaphore,
+    /// The whole classification budget, in KiB: what the largest message asks for.
+    classifying_kib: u32,
+    /// Messages classified at once: one per core.
+    cores: Semaphore,
+}
+
+impl MessageMemory {
+    /// Budgets for messages of at most `max_message_bytes`, classified `cores` at a time;
+    /// `gauge` shows the bytes held.
+    pub fn new(max_message_bytes: usize, cores: usize, gauge: IntGauge) -> MessageMemory {
+        // One read past the bound is held before a message is known to be too big.
+        let largest = max_message_bytes + super::conn::READ_CHUNK;
+        let classifying_kib = kib(largest);
+        MessageMemory {
+            held: Arc::new(Semaphore::new(
+                kib(largest.saturating_mul(HELD_MESSAGES)) as usize
+            )),
+            gauge,
+            classifying: Semaphore::new(classifying_kib as usize),
+            classifying_kib,
+            cores: Semaphore::new(cores.max(1)),
+        }
+    }
+
+    /// An empty hold, for one message about to be received.
+    pub fn hold(&self) -> Held {
+        Held {
+            budget: self.held.clone(),
+            gauge: self.gauge.clone(),
+            permit: None,
+            kib: 0,
+        }
+    }
+
+    /// Waits until `bytes` more may be classified (and a core is free), for as long as
+    /// the returned guard lives.
+    pub async fn classify(&self, bytes: usize) -> Classifying<'_> {
+        // Cores first, then bytes: whoever holds bytes has a core and is running, so no
+        // one waits on a waiter.
+        let core = self.cores.acquire().await.expect("never closed");
+        let bytes = self
+            .classifying
+            .acquire_many(kib(bytes).min(self.classifying_kib))
+            .await
+            .expect("never closed");
+        Classifying {
+            _core: core,
+            _bytes: bytes,
+        }
+    }
+}
+
+/// Room for one message as it is received: given up when dropped, with the message.
+pub struct Held {
+    budget: Arc<Semaphore>,
+    gauge: IntGauge,
+    permit: Option<OwnedSemaphorePermit>,
+    kib: u32,
+}
+
+impl Held {
+    /// Makes room for `bytes` in all, if the budget has it; `false` leaves the room as it was.
+    pub fn grow_to(&mut self, bytes: usize) -> bool {
+        let wanted = kib(bytes);
+        if wanted <= self.kib {
+            return true;
+        }
+        let Ok(more) = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(wanted - self.kib)
+        else {
+            return false;
+        };
+        match &mut self.permit {
+            Some(permit) => permit.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.gauge.add(i64::from(wanted - self.kib) * 1024);
+        self.kib = wanted;
+        true
+    }
+
+    /// Gives the room back: the message is dropped.
+    pub fn release(&mut self) {
+        self.gauge.sub(i64::from(self.kib) * 1024);
+        self.permit = None;
+        self.kib = 0;
+    }
+
+    /// Bytes this hold has room for.
+    pub fn bytes(&self) -> usize {
+        self.kib as usize * 1024
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A classification in progress, as [`MessageMemory::classify`] allowed it.
+pub struct Classifying<'a> {
+    _core: SemaphorePermit<'a>,
+    _bytes: SemaphorePermit<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauge() -> IntGauge {
+        IntGauge::new("held", "held").unwrap()
+    }
+
+    #[test]
+    fn holds_share_the_budget_and_give_it_back() {
+        let m = MessageMemory::new(64 << 10, 2, gauge());
+        let budget = m.held.available_permits();
+        assert_eq!(
+            budget as u32,
+            kib((64 << 10) + super::super::conn::READ_CHUNK) * 4
+        );
+        let mut a = m.hold();
+        assert!(a.grow_to(1));
+        assert!(a.grow_to(1024), "within the first KiB");
+        assert_eq!(a.bytes(), 1024);
+        assert!(a.grow_to(budget * 1024));
+        assert_eq!(m.gauge.get(), budget as i64 * 1024);
+        let mut b = m.hold();
+        assert!(!b.grow_to(1), "nothing left");
+        assert_eq!(b.bytes(), 0);
+        drop(a);
+        assert!(b.grow_to(budget * 1024), "all of it back");
+        assert!(!b.grow_to(budget * 1024 + 1), "never past the budget");
+        assert_eq!(b.bytes(), budget * 1024);
+        b.release();
+        assert_eq!(m.gauge.get(), 0);
+        assert!(b.grow_to(5000));
+        drop(b);
+        assert_eq!(m.gauge.get(), 0);
+        assert_eq!(m.held.available_permits(), budget);
+    }
+
+    #[tokio::test]
+    async fn the_largest_message_is_classified_alone() {
+        let m = MessageMemory::new(1 << 20, 4, gauge());
+        let small = m.classify(100 << 10).await;
+        let other = m.classify(100 << 10).await;
+        let mut large = std::pin::pin!(m.classify(2 << 20));
+        assert!(
+            futures::FutureExt::now_or_never(large.as_mut()).is_none(),
+            "waits while smaller ones are classified"
+        );
+        drop((small, other));
+        let large = large.await;
+        assert_eq!(m.classifying.available_permits(), 0);
+        drop(large);
+        let large = m.classify(2 << 20).await;
+        assert_eq!(m.classifying.available_permits(), 0);
+        drop(large);
+        assert_eq!(
+            m.classifying.available_permits(),
+            m.classifying_kib as usize
+        );
+    }
+}
