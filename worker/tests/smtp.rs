@@ -22,6 +22,22 @@ async fn bounces_of(db: &TestDb, subscriber: i32) -> Vec<(String, Option<i32>, S
     .unwrap()
 }
 
+/// A worker on `db` with the default `spec.smtp`, and a session that has said EHLO.
+async fn greeted(db: &TestDb) -> (SmtpWorker, Client<tokio::net::TcpStream>) {
+    let w = SmtpWorker::start(&db.url, "").await;
+    let mut c = connect(w.smtp).await;
+    c.cmd("EHLO mta").await;
+    (w, c)
+}
+
+/// MAIL from the null sender, RCPT to the plain bounce address, and DATA, one at a time.
+async fn start_data(c: &mut Client<tokio::net::TcpStream>) {
+    assert!(c.cmd("MAIL FROM:<>").await.starts_with("250"));
+    let rcpt = c.cmd(&format!("RCPT TO:<{PLAIN}>")).await;
+    assert!(rcpt.starts_with("250"), "{rcpt}");
+    assert!(c.cmd("DATA").await.starts_with("354"));
+}
+
 /// MAIL, RCPT, DATA and the message pipelined in one write (RFC 2920), then the replies.
 async fn pipelined(
     c: &mut Client<tokio::net::TcpStream>,
@@ -107,9 +123,7 @@ async fn a_verp_bounce_is_recorded_once_for_the_tokens_subscriber_and_campaign()
 async fn plain_and_feedback_addresses_match_by_the_reported_address() {
     let db = TestDb::new().await;
     let (sub_id, _) = db.subscriber("someone@example.net").await;
-    let w = SmtpWorker::start(&db.url, "").await;
-    let mut c = connect(w.smtp).await;
-    c.cmd("EHLO mta").await;
+    let (w, mut c) = greeted(&db).await;
     let message = dsn("someone@example.net", "4.2.2", "452 4.2.2 Mailbox full");
     let replies = pipelined(&mut c, &["Bounces@Example.com"], &message).await;
     assert!(replies[3].starts_with("250 "), "{replies:?}");
@@ -136,9 +150,7 @@ async fn plain_and_feedback_addresses_match_by_the_reported_address() {
 async fn a_report_naming_more_than_the_limit_is_refused_and_records_nothing() {
     let db = TestDb::new().await;
     let (sub_id, _) = db.subscriber("listed@example.net").await;
-    let w = SmtpWorker::start(&db.url, "").await;
-    let mut c = connect(w.smtp).await;
-    c.cmd("EHLO mta").await;
+    let (w, mut c) = greeted(&db).await;
     let report = |n: usize| {
         let lines: String = std::iter::once("listed@example.net".to_owned())
             .chain((1..n).map(|i| format!("other{i}@example.net")))
@@ -173,9 +185,7 @@ async fn a_report_naming_more_than_the_limit_is_refused_and_records_nothing() {
 async fn unknown_and_forged_recipients_are_refused_at_rcpt_and_never_recorded() {
     let db = TestDb::new().await;
     let (sub_id, sub) = db.subscriber("x@example.net").await;
-    let w = SmtpWorker::start(&db.url, "").await;
-    let mut c = connect(w.smtp).await;
-    c.cmd("EHLO mta").await;
+    let (w, mut c) = greeted(&db).await;
     c.cmd("MAIL FROM:<>").await;
     let good = w.verp(sub, None);
     let (local, _) = good.split_once('@').unwrap();
@@ -317,13 +327,7 @@ async fn an_oversized_message_is_refused_with_bounded_memory() {
     let r = c.cmd("MAIL FROM:<> SIZE=157286400").await;
     assert!(r.starts_with("552 5.3.4"), "{r}");
     // Not announced: 150 MB of DATA, read to its end and dropped as it comes.
-    assert!(c.cmd("MAIL FROM:<>").await.starts_with("250"));
-    assert!(
-        c.cmd(&format!("RCPT TO:<{PLAIN}>"))
-            .await
-            .starts_with("250")
-    );
-    assert!(c.cmd("DATA").await.starts_with("354"));
+    start_data(&mut c).await;
     let before = rss();
     let line = format!("{}\r\n", "y".repeat(998));
     let chunk = line.repeat(1024); // 1 MB
@@ -364,13 +368,7 @@ async fn messages_past_the_memory_budget_get_452_and_the_room_comes_back() {
     for _ in 0..5 {
         let mut c = connect(w.smtp).await;
         c.cmd("EHLO mta").await;
-        assert!(c.cmd("MAIL FROM:<>").await.starts_with("250"));
-        assert!(
-            c.cmd(&format!("RCPT TO:<{PLAIN}>"))
-                .await
-                .starts_with("250")
-        );
-        assert!(c.cmd("DATA").await.starts_with("354"));
+        start_data(&mut c).await;
         c.send(&body).await;
         senders.push(c);
     }
@@ -539,9 +537,7 @@ async fn starttls_with_a_certificate_from_the_secret() {
 async fn only_crlf_dot_crlf_ends_a_message_so_a_bare_lf_cannot_smuggle_another() {
     let db = TestDb::new().await;
     let (sub_id, sub) = db.subscriber("s@example.net").await;
-    let w = SmtpWorker::start(&db.url, "").await;
-    let mut c = connect(w.smtp).await;
-    c.cmd("EHLO mta").await;
+    let (w, mut c) = greeted(&db).await;
     let verp = w.verp(sub, None);
     c.send(&format!("MAIL FROM:<>\r\nRCPT TO:<{verp}>\r\nDATA\r\n"))
         .await;
@@ -571,9 +567,7 @@ async fn only_crlf_dot_crlf_ends_a_message_so_a_bare_lf_cannot_smuggle_another()
 #[tokio::test]
 async fn at_shutdown_an_idle_session_is_told_421_and_the_worker_stops() {
     let db = TestDb::new().await;
-    let w = SmtpWorker::start(&db.url, "").await;
-    let mut c = connect(w.smtp).await;
-    c.cmd("EHLO mta").await;
+    let (w, mut c) = greeted(&db).await;
     let addr = w.smtp;
     let stopped = tokio::spawn(w.stop());
     assert_eq!(
