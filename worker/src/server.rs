@@ -99,7 +99,8 @@ pub async fn serve_with_relay(
     let scanners = match mailboxes.is_empty() {
         true => None,
         false => {
-            let deps = mailbox::Deps::new(store.clone(), ingest.clone(), metrics.clone())?;
+            let deps =
+                mailbox::Deps::new(store.clone(), ingest.clone(), metrics.clone(), &mailboxes)?;
             Some(mailbox::Scanners::start(mailboxes, deps))
         }
     };

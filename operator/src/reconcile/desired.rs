@@ -782,9 +782,9 @@ fn container_ports(cfg: &BounceConfig, role: Role) -> Vec<ContainerPort> {
 
 /// The webhook workers' resources come from `spec.webhook.resources` when given; the
 /// defaults suit one worker's idle footprint (about 15 MiB) with room for bursts. The
-/// scanner's memory limit grows with the largest message it may download: a scan holds
-/// about 30 MiB plus six times `maxMessageBytes` at its peak (BENCHMARKS.md), so a limit
-/// fixed at 256 MiB would get it OOM-killed on every scan of a mailbox allowed larger mail.
+/// scanner's memory limit grows with the largest message it may download
+/// ([`memory_limit_mib`]), so that a mailbox allowed larger mail does not get it OOM-killed
+/// on every scan.
 /// The SMTP workers take `spec.smtp.resources` the same way, their memory limit growing
 /// with `spec.smtp.maxMessageBytes` as the scanner's does: the messages they hold at once
 /// are bounded by it (worker/src/smtp/memory.rs). The relay takes
@@ -828,26 +828,25 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
     }
 }
 
-/// 256 MiB, or 64 MiB plus a multiple of the largest message the role holds when that is
-/// more: the scanner's largest `maxMessageBytes` eight times (a scan holds about six), the
-/// bounce MX's sixteen times (it holds four messages at once and classifies one, which takes
-/// up to about eleven times its size: worker/src/smtp/memory.rs).
+/// 256 MiB, or 64 MiB plus sixteen times the largest message the role may hold when that
+/// is more: classifying a hostile message takes about eleven times its size (a multipart of
+/// 130,000 parts), and besides the one classified the bounce MX holds four at most
+/// (worker/src/smtp/memory.rs), the scanner one's worth for every mailbox together
+/// (`mailbox::scan::Downloads`).
 fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {
     const DEFAULT_MIB: u64 = 256;
-    let held = match role {
+    let largest = match role {
         Role::Webhook | Role::Relay => 0,
-        Role::Smtp => 16 * cfg.spec.smtp.as_ref().map_or(0, |s| s.max_message_bytes),
-        Role::Mailbox => {
-            8 * cfg
-                .spec
-                .mailboxes
-                .iter()
-                .map(|m| m.max_message_bytes)
-                .max()
-                .unwrap_or(0)
-        }
+        Role::Smtp => cfg.spec.smtp.as_ref().map_or(0, |s| s.max_message_bytes),
+        Role::Mailbox => cfg
+            .spec
+            .mailboxes
+            .iter()
+            .map(|m| m.max_message_bytes)
+            .max()
+            .unwrap_or(0),
     };
-    DEFAULT_MIB.max(64 + held.div_ceil(1 << 20))
+    DEFAULT_MIB.max(64 + (16 * largest).div_ceil(1 << 20))
 }
 
 fn service(cfg: &BounceConfig, role: Role) -> Value {

@@ -372,14 +372,21 @@ fn log_scan(mailbox: &MailboxConfig, result: Result<Summary, ScanError>) -> bool
 }
 
 impl Deps {
-    /// Registers the mailbox metrics into `metrics`' registry (once per registry).
-    pub fn new(store: Store, ingest: Ingest, metrics: Metrics) -> Result<Deps, MailboxError> {
+    /// Registers the mailbox metrics into `metrics`' registry (once per registry); the
+    /// downloads' budget is that of `mailboxes`, the ones this worker scans.
+    pub fn new(
+        store: Store,
+        ingest: Ingest,
+        metrics: Metrics,
+        mailboxes: &[MailboxConfig],
+    ) -> Result<Deps, MailboxError> {
         let mailbox_metrics = MailboxMetrics::register(metrics.registry())?;
         Ok(Deps {
             store,
             ingest,
             metrics,
             mailbox_metrics,
+            downloads: scan::Downloads::for_mailboxes(mailboxes),
         })
     }
 }
@@ -403,7 +410,7 @@ pub async fn run_once(
         (&settings.spec.evidence).into(),
         settings.spec.retention.clone(),
     );
-    let deps = Deps::new(store.clone(), ingest, metrics)?;
+    let deps = Deps::new(store.clone(), ingest, metrics, &mailboxes)?;
     let (_stop, stopped) = watch::channel(false);
     let scans = mailboxes.iter().map(|m| {
         let (deps, stopped) = (&deps, &stopped);

@@ -512,10 +512,10 @@ fn memory_limits_follow_the_largest_message_a_worker_may_hold() {
         limit(&mailbox(10 << 20), ChildKind::MailboxDeployment),
         "256Mi"
     );
-    // 100 MiB messages: 64 + 8 x 100 MiB.
+    // 100 MiB messages: 64 + 16 x 100 MiB.
     assert_eq!(
         limit(&mailbox(100 << 20), ChildKind::MailboxDeployment),
-        "864Mi"
+        "1664Mi"
     );
     // The webhook workers never download mail.
     assert_eq!(
