@@ -155,7 +155,7 @@ pub fn classify(raw: &[u8]) -> Classification {
     if first.recipients.is_empty() && !first.too_many_recipients && mail.skipped_alternative {
         // The plain alternatives named no failed recipient: look at the HTML ones too.
         let second = classify_mail(&mime::Mail::parse_all_alternatives(&normalized));
-        if !second.recipients.is_empty() {
+        if !second.recipients.is_empty() || second.too_many_recipients {
             return second;
         }
     }
@@ -168,11 +168,7 @@ fn classify_mail(mail: &mime::Mail) -> Classification {
         Some(n) if n.kind != Kind::Unknown => {
             subscriber_uuid = subscriber_uuid.or(n.subscriber);
             campaign_uuid = campaign_uuid.or(n.campaign);
-            let found = match too_many(&n.recipients, |r| &r.email) {
-                true => Err(TooMany),
-                false => Ok(n.recipients),
-            };
-            (n.kind, found)
+            (n.kind, n.recipients)
         }
         _ => decide(mail),
     };

@@ -65,7 +65,7 @@ pub fn reason(sub_type: Option<&str>, from_reply: Reason) -> Reason {
 /// What an SES JSON body says, if the message carries one.
 pub(crate) struct Notification {
     pub(crate) kind: Kind,
-    pub(crate) recipients: Vec<Recipient>,
+    pub(crate) recipients: crate::Found,
     pub(crate) campaign: Option<String>,
     pub(crate) subscriber: Option<String>,
 }
@@ -113,11 +113,28 @@ fn from_text(text: &str) -> Option<Notification> {
         .get("notificationType")
         .or_else(|| v.get("eventType"))
         .and_then(Value::as_str)?;
+    // Counted before each recipient is read (`crate::MAX_RECIPIENTS`).
+    let listed = |list: &str, read: fn(&Value) -> Vec<Recipient>| {
+        let emails: Vec<&str> = v
+            .pointer(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("emailAddress")?.as_str())
+            .collect();
+        match crate::too_many(&emails, |e| e) {
+            true => Err(crate::TooMany),
+            false => Ok(read(&v)),
+        }
+    };
     let (kind, recipients) = match kind_name {
-        "Bounce" => (Kind::Bounce, bounced(&v)),
-        "Complaint" => (Kind::Complaint, complained(&v)),
-        "Delivery" => (Kind::Delivery, Vec::new()),
-        _ => (Kind::Unknown, Vec::new()),
+        "Bounce" => (Kind::Bounce, listed("/bounce/bouncedRecipients", bounced)),
+        "Complaint" => (
+            Kind::Complaint,
+            listed("/complaint/complainedRecipients", complained),
+        ),
+        "Delivery" => (Kind::Delivery, Ok(Vec::new())),
+        _ => (Kind::Unknown, Ok(Vec::new())),
     };
     let header = |name: &str| -> Option<String> {
         v.pointer("/mail/headers")?
@@ -202,9 +219,10 @@ mod tests {
         let body = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":"a@example.com","status":"5.1.1","action":"failed","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]},"mail":{"headers":[{"name":"X-Listmonk-Campaign","value":"0f0e0d0c-2222-4b3c-8d4e-abcdefabcdef"}]}}"#;
         let n = from_text(body).unwrap();
         assert_eq!(n.kind, Kind::Bounce);
-        assert_eq!(n.recipients[0].email, "a@example.com");
-        assert_eq!(n.recipients[0].bounce_type, BounceType::Hard);
-        assert_eq!(n.recipients[0].reason, crate::Reason::UserUnknown);
+        let recipients = n.recipients.unwrap();
+        assert_eq!(recipients[0].email, "a@example.com");
+        assert_eq!(recipients[0].bounce_type, BounceType::Hard);
+        assert_eq!(recipients[0].reason, crate::Reason::UserUnknown);
         assert_eq!(
             n.campaign.as_deref(),
             Some("0f0e0d0c-2222-4b3c-8d4e-abcdefabcdef")

@@ -579,6 +579,9 @@ fn reports_naming(n: usize) -> Vec<(&'static str, String)> {
         .collect();
     let failed = all().collect::<Vec<_>>().join(", ");
     let removal: String = all().map(|a| format!("Removal-Recipient: {a}\n")).collect();
+    let html: String = all()
+        .map(|a| format!("{a}: host mx.example.jp said: 550 5.1.1 user unknown<br>\n"))
+        .collect();
     let ses = format!(
         r#"{{"notificationType":"Bounce","bounce":{{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{}]}},"mail":{{"headers":[]}}}}"#,
         all()
@@ -592,6 +595,14 @@ fn reports_naming(n: usize) -> Vec<(&'static str, String)> {
             "a plain-text report",
             plain_bounce(&format!(
                 "Content-Type: text/plain\n\nThis is the mail system.\n\n{lines}"
+            )),
+        ),
+        (
+            "an HTML alternative, the plain one naming nobody",
+            plain_bounce(&format!(
+                "Content-Type: multipart/alternative; boundary=\"AA\"\n\n--AA\n\
+Content-Type: text/plain\n\nDelivery failed.\n--AA\nContent-Type: text/html\n\n\
+<html><body><p>This is the mail system.</p><p>{html}</p></body></html>\n--AA--"
             )),
         ),
         (

@@ -33,6 +33,9 @@ pub async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     // first line starts with a dot needs it to have just seen a line end.
     receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
     let mut message = Vec::new();
+    // The message's bytes so far, kept or not: one past the bound is `TooBig` even when
+    // it was being dropped for want of room, so its sender does not retry it in vain.
+    let mut received = 0;
     // `None` while the message is kept; else why it is dropped.
     let mut dropped: Option<Body> = None;
     loop {
@@ -46,13 +49,20 @@ pub async fn read<S: AsyncRead + AsyncWrite + Unpin>(
             let done = match dropped {
                 Some(_) => {
                     scratch.clear();
-                    receiver.ingest(&mut bytes, &mut scratch)
+                    let done = receiver.ingest(&mut bytes, &mut scratch);
+                    received += scratch.len();
+                    done
                 }
-                None => receiver.ingest(&mut bytes, &mut message),
+                None => {
+                    let before = message.len();
+                    let done = receiver.ingest(&mut bytes, &mut message);
+                    received += message.len() - before;
+                    done
+                }
             };
             // What follows the final dot is the next pipelined command.
             conn.input = bytes.as_slice().to_vec();
-            if dropped.is_none() && message.len() > max_bytes {
+            if received > max_bytes && !matches!(dropped, Some(Body::TooBig)) {
                 dropped = Some(Body::TooBig);
                 message = Vec::new();
             }
@@ -90,15 +100,15 @@ fn make_room(message: &mut Vec<u8>, room: &mut Held, incoming: usize, max_bytes:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::memory::MessageMemory;
+    use crate::smtp::memory::{MessageMemory, UNCOUNTED};
     use tokio::io::AsyncWriteExt;
 
-    const MAX: usize = 64 << 10;
+    const MAX: usize = 1 << 20;
 
     /// `sent` through a `Conn`, read with `room`: what `read` gave, and what was left for
     /// the next command.
     async fn read_sent(sent: Vec<u8>, room: Held) -> (Body, Vec<u8>) {
-        let (client, server) = tokio::io::duplex(1 << 20);
+        let (client, server) = tokio::io::duplex(4 << 20);
         let mut client = client;
         client.write_all(&sent).await.unwrap();
         drop(client);
@@ -112,40 +122,62 @@ mod tests {
         MessageMemory::new(MAX, 1, prometheus::IntGauge::new("held", "held").unwrap())
     }
 
-    #[tokio::test]
-    async fn a_message_is_held_in_room_from_the_budget() {
-        let m = memory();
-        let line = format!("{}\r\n", "y".repeat(998));
-        let message = line.repeat(40); // 40,000 bytes
-        let (body, rest) = read_sent(format!("{message}.\r\nQUIT\r\n").into(), m.hold()).await;
-        let Body::Whole(raw, room) = body else {
-            panic!("not whole");
-        };
-        assert_eq!(raw, message.as_bytes());
-        assert_eq!(rest, b"QUIT\r\n");
-        assert!(
-            room.bytes() >= raw.capacity(),
-            "{} {}",
-            room.bytes(),
-            raw.capacity()
-        );
-        assert_eq!(room.bytes(), 64 << 10, "the next power of two");
+    /// `lines` lines of 1,000 bytes, then the final dot and `next`.
+    fn message(lines: usize, next: &str) -> (String, Vec<u8>) {
+        let text = format!("{}\r\n", "y".repeat(998)).repeat(lines);
+        let sent = format!("{text}.\r\n{next}").into_bytes();
+        (text, sent)
+    }
+
+    /// All of `m`'s budget, held.
+    fn the_whole_budget(m: &MessageMemory) -> Held {
+        let mut all = m.hold();
+        assert!(all.grow_to(UNCOUNTED + 4 * (MAX + READ_CHUNK)));
+        all
     }
 
     #[tokio::test]
-    async fn without_room_a_message_is_read_to_its_end_and_dropped() {
+    async fn a_message_is_held_in_room_from_the_budget() {
         let m = memory();
-        let mut all = m.hold();
-        assert!(all.grow_to(4 * (MAX + READ_CHUNK)), "the whole budget");
-        let (body, rest) = read_sent(
-            b"Subject: x\r\n\r\nhello\r\n.\r\nNOOP\r\n".to_vec(),
-            m.hold(),
-        )
-        .await;
+        let (text, sent) = message(300, "QUIT\r\n");
+        let (body, rest) = read_sent(sent, m.hold()).await;
+        let Body::Whole(raw, room) = body else {
+            panic!("not whole");
+        };
+        assert_eq!(raw, text.as_bytes());
+        assert_eq!(rest, b"QUIT\r\n");
+        assert!(room.bytes() + UNCOUNTED >= raw.capacity());
+        assert_eq!(
+            room.bytes(),
+            (512 << 10) - UNCOUNTED,
+            "the next power of two, less what is not counted"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_room_a_large_message_is_read_to_its_end_and_dropped() {
+        let m = memory();
+        let all = the_whole_budget(&m);
+        let (_, sent) = message(200, "NOOP\r\n");
+        let (body, rest) = read_sent(sent, m.hold()).await;
         assert!(matches!(body, Body::NoRoom));
         assert_eq!(rest, b"NOOP\r\n", "the next command is kept");
+        let (_, small) = message(100, "");
+        let (body, _) = read_sent(small, m.hold()).await;
+        assert!(
+            matches!(body, Body::Whole(..)),
+            "a message within the uncounted bytes still gets in"
+        );
+        let (_, sent) = message(1100, "NOOP\r\n");
+        let (body, rest) = read_sent(sent, m.hold()).await;
+        assert!(
+            matches!(body, Body::TooBig),
+            "past the bound is too big, not a reason to retry"
+        );
+        assert_eq!(rest, b"NOOP\r\n");
         drop(all);
-        let (body, _) = read_sent(b"hello\r\n.\r\n".to_vec(), m.hold()).await;
+        let (_, sent) = message(200, "");
+        let (body, _) = read_sent(sent, m.hold()).await;
         assert!(
             matches!(body, Body::Whole(..)),
             "room again once it is given back"
@@ -155,14 +187,9 @@ mod tests {
     #[tokio::test]
     async fn a_message_past_the_bound_gives_its_room_back() {
         let m = memory();
-        let room = m.hold();
-        let line = format!("{}\r\n", "y".repeat(998));
-        let (body, _) = read_sent(format!("{}.\r\n", line.repeat(100)).into(), room).await;
+        let (_, sent) = message(1100, "");
+        let (body, _) = read_sent(sent, m.hold()).await;
         assert!(matches!(body, Body::TooBig));
-        let mut all = m.hold();
-        assert!(
-            all.grow_to(4 * (MAX + READ_CHUNK)),
-            "the whole budget is free"
-        );
+        the_whole_budget(&m);
     }
 }

@@ -9,15 +9,17 @@
 //! So two budgets, both in proportion to `maxMessageBytes`:
 //!
 //! - [`HELD_MESSAGES`] times it for the messages being received or waiting to be
-//!   classified. A message is given room as it arrives; one that finds none is read to its
-//!   end and dropped, and answered `452 4.3.1`, so its sender keeps it and retries
-//!   ([`MessageMemory::hold`]).
+//!   classified, beyond the first [`UNCOUNTED`] bytes of each. A message is given room as
+//!   it arrives; one that finds none is read to its end and dropped, and answered
+//!   `452 4.3.1`, so its sender keeps it and retries ([`MessageMemory::hold`]).
 //! - once it for the messages being classified: a message waits until the sizes of those
 //!   being classified, its own included, come to at most `maxMessageBytes`
 //!   ([`MessageMemory::classify`]), so the largest is classified alone.
 //!
-//! The worker's memory is then about 30 MiB + (`HELD_MESSAGES` + 12) × `maxMessageBytes`
-//! at most: 190 MiB with the default 10 MiB, under the 256 MiB the operator gives the pod.
+//! The worker's memory is then at most about 30 MiB, plus (`HELD_MESSAGES` + 12) times
+//! `maxMessageBytes`, plus `maxSessions` times [`UNCOUNTED`]: 205 MiB with the defaults
+//! (measured: 209 MiB for six hostile messages and thirty large ones at once), under the
+//! 256 MiB the operator gives the pod.
 
 use std::sync::Arc;
 
@@ -25,9 +27,14 @@ use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 /// How many messages of the largest size the MX holds at once (received or being
-/// received, not yet classified). Bounces are small (a few KB; the corpus's largest is
-/// 120 KB), so this is thousands of real ones.
+/// received, not yet classified), beyond their [`UNCOUNTED`] bytes.
 pub const HELD_MESSAGES: usize = 4;
+
+/// The first bytes of every message, not counted: real bounces are that small (the
+/// corpus's largest is 73 KB, its median 2.6 KB), so senders that hold the budget with
+/// large messages cannot keep them out. At most `maxSessions` times this (12.5 MiB by
+/// default) comes on top of the budget.
+pub const UNCOUNTED: usize = 128 << 10;
 
 /// Budgets count kibibytes, so a semaphore's `u32` permits reach past `maxMessageBytes`'
 /// 1 GiB limit times [`HELD_MESSAGES`].
@@ -101,9 +108,10 @@ pub struct Held {
 }
 
 impl Held {
-    /// Makes room for `bytes` in all, if the budget has it; `false` leaves the room as it was.
+    /// Makes room for `bytes` in all (the first [`UNCOUNTED`] of them free), if the budget
+    /// has it; `false` leaves the room as it was.
     pub fn grow_to(&mut self, bytes: usize) -> bool {
-        let wanted = kib(bytes);
+        let wanted = kib(bytes.saturating_sub(UNCOUNTED));
         if wanted <= self.kib {
             return true;
         }
@@ -130,7 +138,7 @@ impl Held {
         self.kib = 0;
     }
 
-    /// Bytes this hold has room for.
+    /// Bytes this hold takes of the budget.
     pub fn bytes(&self) -> usize {
         self.kib as usize * 1024
     }
@@ -165,21 +173,27 @@ mod tests {
             kib((64 << 10) + super::super::conn::READ_CHUNK) * 4
         );
         let mut a = m.hold();
-        assert!(a.grow_to(1));
-        assert!(a.grow_to(1024), "within the first KiB");
+        assert!(a.grow_to(UNCOUNTED));
+        assert_eq!(a.bytes(), 0, "a small message takes nothing");
+        assert!(a.grow_to(UNCOUNTED + 1));
+        assert!(a.grow_to(UNCOUNTED + 1024), "within the first KiB");
         assert_eq!(a.bytes(), 1024);
-        assert!(a.grow_to(budget * 1024));
+        assert!(a.grow_to(UNCOUNTED + budget * 1024));
         assert_eq!(m.gauge.get(), budget as i64 * 1024);
         let mut b = m.hold();
-        assert!(!b.grow_to(1), "nothing left");
+        assert!(b.grow_to(UNCOUNTED), "small messages still fit");
+        assert!(!b.grow_to(UNCOUNTED + 1), "nothing left");
         assert_eq!(b.bytes(), 0);
         drop(a);
-        assert!(b.grow_to(budget * 1024), "all of it back");
-        assert!(!b.grow_to(budget * 1024 + 1), "never past the budget");
+        assert!(b.grow_to(UNCOUNTED + budget * 1024), "all of it back");
+        assert!(
+            !b.grow_to(UNCOUNTED + budget * 1024 + 1),
+            "never past the budget"
+        );
         assert_eq!(b.bytes(), budget * 1024);
         b.release();
         assert_eq!(m.gauge.get(), 0);
-        assert!(b.grow_to(5000));
+        assert!(b.grow_to(UNCOUNTED + 5000));
         drop(b);
         assert_eq!(m.gauge.get(), 0);
         assert_eq!(m.held.available_permits(), budget);

@@ -113,20 +113,17 @@ impl Server for Shared {
                         );
                     }
                     Body::NoRoom => {
-                        // The sender keeps the message and retries, as for a database down.
+                        // The sender keeps the message and retries, as for a database down;
+                        // the server's state, so not one of the session's errors.
                         self.metrics.count("insufficient_storage");
-                        self.metrics
-                            .data_duration
-                            .observe(ended.elapsed().as_secs_f64());
                         tracing::warn!(
                             max_message_bytes = max,
                             "messages held at once are at their bound; answered 452, the sender retries"
                         );
-                        return session.refuse(
-                            conn,
-                            452,
-                            "4.3.1 Insufficient system storage, try again later",
-                        );
+                        conn.reply(452, &["4.3.1 Insufficient system storage, try again later"]);
+                        self.metrics
+                            .data_duration
+                            .observe(ended.elapsed().as_secs_f64());
                     }
                     Body::Whole(raw, room) => {
                         let d = deliver(&self.ingest, &self.memory, raw, room, tx.recipients).await;
