@@ -7,6 +7,7 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod budget;
 pub mod classified;
 pub mod config;
 pub mod connections;

@@ -99,7 +99,7 @@ async fn from_subscriber_to_the_mail(protocol: MailboxProtocol) {
         ingest: Ingest::start(db.store(), Arc::new(Rules::default()), metrics.clone(), 1),
         mailbox_metrics: MailboxMetrics::register(metrics.registry()).unwrap(),
         metrics,
-        downloads: scan::Downloads::for_mailboxes(&[]),
+        downloads: scan::downloads_budget(&[]),
     };
     let (_stop, stopped) = watch::channel(false);
     let mailbox = dovecot.mailbox("bounces", protocol, TlsMode::None);
@@ -172,7 +172,7 @@ async fn a_report_for_several_recipients_is_served_with_each_bounce() {
         ingest: Ingest::start(db.store(), Arc::new(Rules::default()), metrics.clone(), 1),
         mailbox_metrics: MailboxMetrics::register(metrics.registry()).unwrap(),
         metrics,
-        downloads: scan::Downloads::for_mailboxes(&[]),
+        downloads: scan::downloads_budget(&[]),
     };
     let (_stop, stopped) = watch::channel(false);
     let mailbox = dovecot.mailbox("bounces", MailboxProtocol::Pop3, TlsMode::None);

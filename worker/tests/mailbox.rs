@@ -29,7 +29,7 @@ fn deps(db: &TestDb) -> Deps {
         ingest: Ingest::start(db.store(), Arc::new(Rules::default()), metrics.clone(), 1),
         mailbox_metrics: MailboxMetrics::register(metrics.registry()).unwrap(),
         metrics,
-        downloads: scan::Downloads::for_mailboxes(&[]),
+        downloads: scan::downloads_budget(&[]),
     }
 }
 

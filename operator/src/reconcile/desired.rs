@@ -832,7 +832,7 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
 /// is more: classifying a hostile message takes about eleven times its size (a multipart of
 /// 130,000 parts), and besides the one classified the bounce MX holds four at most
 /// (worker/src/smtp/memory.rs), the scanner one's worth for every mailbox together
-/// (`mailbox::scan::Downloads`).
+/// (`mailbox::scan::downloads_budget`).
 fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {
     const DEFAULT_MIB: u64 = 256;
     let largest = match role {

@@ -9,7 +9,6 @@
 //! [`BUDGET_WAIT`] and is then answered 503 with `Retry-After`, which providers retry.
 //! Bodies are read into one buffer of their announced length, never twice their size.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -23,10 +22,11 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use futures::StreamExt;
 use prometheus::{IntCounterVec, Opts};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::budget::ByteBudget;
 use crate::event::Outcome;
 use crate::metrics::Metrics;
 use crate::providers::{Adapter, Admitted, Context, Head, Incoming, Received, Registry, Rejection};
@@ -82,9 +82,8 @@ pub struct Providers {
     metrics: ProviderMetrics,
     ctx: Context,
     max_body_bytes: usize,
-    /// The budget of unverified bodies, in KiB: one permit per KiB.
-    unverified: Arc<Semaphore>,
-    budget_kib: u32,
+    /// The budget of unverified bodies.
+    unverified: ByteBudget,
 }
 
 /// Bytes of bodies read before their signature is verified, across requests, by default
@@ -120,34 +119,23 @@ impl Providers {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with a static configuration");
-        let budget_kib = kib(unverified_body_bytes).max(1);
         Providers {
             registry,
             metrics: ProviderMetrics::new(metrics),
             ctx: Context { store, http },
             max_body_bytes,
-            unverified: Arc::new(Semaphore::new(budget_kib as usize)),
-            budget_kib,
+            unverified: ByteBudget::new(unverified_body_bytes.max(1) as u64),
         }
     }
 
     /// Room for a body of `len` bytes in the budget of unverified bodies; a body larger
     /// than the whole budget takes all of it.
     async fn reserve(&self, len: usize) -> Result<OwnedSemaphorePermit, ApiError> {
-        let want = kib(len).clamp(1, self.budget_kib);
-        tokio::time::timeout(
-            BUDGET_WAIT,
-            self.unverified.clone().acquire_many_owned(want),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or(ApiError::UnverifiedBodiesBusy)
+        // At least a KiB, so that every body waits its turn.
+        tokio::time::timeout(BUDGET_WAIT, self.unverified.take(len.max(1) as u64))
+            .await
+            .map_err(|_| ApiError::UnverifiedBodiesBusy)
     }
-}
-
-fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// Reads `body` up to `limit` bytes (413 beyond) into one buffer sized by the announced

@@ -386,7 +386,7 @@ impl Deps {
             ingest,
             metrics,
             mailbox_metrics,
-            downloads: scan::Downloads::for_mailboxes(mailboxes),
+            downloads: scan::downloads_budget(mailboxes),
         })
     }
 }

@@ -20,15 +20,15 @@
 //! tokio's blocking pool, dropping each body once classified; of a bounce only its
 //! compressed copy stays, kept with its bounce rows as evidence (`crate::evidence`).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bounce_classify::{Classification, Kind};
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
 
 use super::metrics::MailboxMetrics;
 use super::{Fetched, Listed, MailboxConfig, ScanError, Session};
+use crate::budget::ByteBudget;
 use crate::classified::recorded;
 use crate::event::BounceEvent;
 use crate::evidence::{Evidence, Kept, Kind as EvidenceKind, Policy};
@@ -211,43 +211,21 @@ pub struct Deps {
     pub ingest: Ingest,
     pub metrics: Metrics,
     pub mailbox_metrics: MailboxMetrics,
-    pub downloads: Downloads,
+    /// [`downloads_budget`].
+    pub downloads: ByteBudget,
 }
 
 /// What the scans of one worker, every mailbox's together, may have downloaded at once:
 /// [`BATCH_BYTES`], or the largest `maxMessageBytes` when that is more, by the sizes the
 /// servers list. A batch waits for its bytes before it is fetched and gives them back once
-/// it is classified. Mailboxes are scanned at the same time, and classifying a hostile
+/// it is classified; one larger than the budget (one message, up to its `maxMessageBytes`)
+/// waits for all of it. Mailboxes are scanned at the same time, and classifying a hostile
 /// message takes about eleven times its size (a 10 MiB multipart of 130,000 parts: 119 MB),
 /// so without it two mailboxes each sent one such message would take a 256 MiB pod past its
 /// limit, on every scan until a human removed the messages.
-#[derive(Clone)]
-pub struct Downloads {
-    budget: Arc<Semaphore>,
-    kib: u32,
-}
-
-impl Downloads {
-    pub fn for_mailboxes(mailboxes: &[MailboxConfig]) -> Downloads {
-        let largest = mailboxes.iter().map(|m| m.max_message_bytes).max();
-        let bytes = largest.unwrap_or(0).max(BATCH_BYTES);
-        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        Downloads {
-            budget: Arc::new(Semaphore::new(kib as usize)),
-            kib,
-        }
-    }
-
-    /// Waits until `bytes` (a batch's listed sizes) may be downloaded; all of the budget
-    /// for a batch larger than it (one message, up to its `maxMessageBytes`).
-    async fn take(&self, bytes: u64) -> OwnedSemaphorePermit {
-        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        self.budget
-            .clone()
-            .acquire_many_owned(kib.min(self.kib))
-            .await
-            .expect("never closed")
-    }
+pub fn downloads_budget(mailboxes: &[MailboxConfig]) -> ByteBudget {
+    let largest = mailboxes.iter().map(|m| m.max_message_bytes).max();
+    ByteBudget::new(largest.unwrap_or(0).max(BATCH_BYTES))
 }
 
 /// Scans `mailbox` once, with metrics. `stop` turning true ends the scan after the batch
@@ -477,32 +455,20 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_mailboxes_downloads_share_one_budget() {
+    #[test]
+    fn the_downloads_budget_is_the_largest_message_or_a_batch() {
         let mut large = mailbox();
         large.max_message_bytes = 20 << 20;
-        let d = Downloads::for_mailboxes(&[mailbox(), large]);
-        assert_eq!(d.kib, 20 << 10, "the largest maxMessageBytes");
-        let small = d.take(BATCH_BYTES).await;
-        let other = d.take(BATCH_BYTES).await;
-        let mut third = std::pin::pin!(d.take(BATCH_BYTES));
-        assert!(
-            futures::FutureExt::now_or_never(third.as_mut()).is_none(),
-            "a third batch of 8 MiB waits"
-        );
-        drop(small);
-        let third = third.await;
-        drop((other, third));
-        let whole = d.take(1 << 40).await;
         assert_eq!(
-            whole.num_permits(),
-            20 << 10,
-            "a message past it takes all of it"
+            downloads_budget(&[mailbox(), large]).bytes(),
+            20 << 20,
+            "the largest maxMessageBytes"
         );
-        assert_eq!(d.budget.available_permits(), 0);
-        drop(whole);
-        let none = Downloads::for_mailboxes(&[]);
-        assert_eq!(none.kib as u64, BATCH_BYTES >> 10, "at least a batch");
+        assert_eq!(
+            downloads_budget(&[]).bytes(),
+            BATCH_BYTES,
+            "at least a batch"
+        );
     }
 
     #[test]

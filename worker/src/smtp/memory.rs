@@ -21,10 +21,10 @@
 //! (measured: 209 MiB for six hostile messages and thirty large ones at once), under the
 //! 256 MiB the operator gives the pod.
 
-use std::sync::Arc;
-
 use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+
+use crate::budget::{ByteBudget, held_bytes};
 
 /// How many messages of the largest size the MX holds at once (received or being
 /// received, not yet classified), beyond their [`UNCOUNTED`] bytes.
@@ -36,19 +36,11 @@ pub const HELD_MESSAGES: usize = 4;
 /// default) comes on top of the budget.
 pub const UNCOUNTED: usize = 128 << 10;
 
-/// Budgets count kibibytes, so a semaphore's `u32` permits reach past `maxMessageBytes`'
-/// 1 GiB limit times [`HELD_MESSAGES`].
-fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
-}
-
 pub struct MessageMemory {
-    held: Arc<Semaphore>,
+    held: ByteBudget,
     /// The bytes held, for `bounceops_smtp_message_bytes_held`.
     gauge: IntGauge,
-    classifying: Semaphore,
-    /// The whole classification budget, in KiB: what the largest message asks for.
-    classifying_kib: u32,
+    classifying: ByteBudget,
     /// Messages classified at once: one per core.
     cores: Semaphore,
 }
@@ -58,15 +50,11 @@ impl MessageMemory {
     /// `gauge` shows the bytes held.
     pub fn new(max_message_bytes: usize, cores: usize, gauge: IntGauge) -> MessageMemory {
         // One read past the bound is held before a message is known to be too big.
-        let largest = max_message_bytes + super::conn::READ_CHUNK;
-        let classifying_kib = kib(largest);
+        let largest = (max_message_bytes + super::conn::READ_CHUNK) as u64;
         MessageMemory {
-            held: Arc::new(Semaphore::new(
-                kib(largest.saturating_mul(HELD_MESSAGES)) as usize
-            )),
+            held: ByteBudget::new(largest.saturating_mul(HELD_MESSAGES as u64)),
             gauge,
-            classifying: Semaphore::new(classifying_kib as usize),
-            classifying_kib,
+            classifying: ByteBudget::new(largest),
             cores: Semaphore::new(cores.max(1)),
         }
     }
@@ -77,7 +65,6 @@ impl MessageMemory {
             budget: self.held.clone(),
             gauge: self.gauge.clone(),
             permit: None,
-            kib: 0,
         }
     }
 
@@ -87,11 +74,7 @@ impl MessageMemory {
         // Cores first, then bytes: whoever holds bytes has a core and is running, so no
         // one waits on a waiter.
         let core = self.cores.acquire().await.expect("never closed");
-        let bytes = self
-            .classifying
-            .acquire_many(kib(bytes).min(self.classifying_kib))
-            .await
-            .expect("never closed");
+        let bytes = self.classifying.take(bytes as u64).await;
         Classifying {
             _core: core,
             _bytes: bytes,
@@ -101,46 +84,32 @@ impl MessageMemory {
 
 /// Room for one message as it is received: given up when dropped, with the message.
 pub struct Held {
-    budget: Arc<Semaphore>,
+    budget: ByteBudget,
     gauge: IntGauge,
     permit: Option<OwnedSemaphorePermit>,
-    kib: u32,
 }
 
 impl Held {
     /// Makes room for `bytes` in all (the first [`UNCOUNTED`] of them free), if the budget
     /// has it; `false` leaves the room as it was.
     pub fn grow_to(&mut self, bytes: usize) -> bool {
-        let wanted = kib(bytes.saturating_sub(UNCOUNTED));
-        if wanted <= self.kib {
-            return true;
-        }
-        let Ok(more) = self
+        let before = self.bytes();
+        let grown = self
             .budget
-            .clone()
-            .try_acquire_many_owned(wanted - self.kib)
-        else {
-            return false;
-        };
-        match &mut self.permit {
-            Some(permit) => permit.merge(more),
-            None => self.permit = Some(more),
-        }
-        self.gauge.add(i64::from(wanted - self.kib) * 1024);
-        self.kib = wanted;
-        true
+            .grow(&mut self.permit, bytes.saturating_sub(UNCOUNTED) as u64);
+        self.gauge.add((self.bytes() - before) as i64);
+        grown
     }
 
     /// Gives the room back: the message is dropped.
     pub fn release(&mut self) {
-        self.gauge.sub(i64::from(self.kib) * 1024);
+        self.gauge.sub(self.bytes() as i64);
         self.permit = None;
-        self.kib = 0;
     }
 
     /// Bytes this hold takes of the budget.
     pub fn bytes(&self) -> usize {
-        self.kib as usize * 1024
+        held_bytes(&self.permit) as usize
     }
 }
 
@@ -153,7 +122,7 @@ impl Drop for Held {
 /// A classification in progress, as [`MessageMemory::classify`] allowed it.
 pub struct Classifying<'a> {
     _core: SemaphorePermit<'a>,
-    _bytes: SemaphorePermit<'a>,
+    _bytes: OwnedSemaphorePermit,
 }
 
 #[cfg(test)]
@@ -167,10 +136,10 @@ mod tests {
     #[test]
     fn holds_share_the_budget_and_give_it_back() {
         let m = MessageMemory::new(64 << 10, 2, gauge());
-        let budget = m.held.available_permits();
+        let budget = m.held.free_bytes() as usize / 1024;
         assert_eq!(
-            budget as u32,
-            kib((64 << 10) + super::super::conn::READ_CHUNK) * 4
+            budget,
+            ((64 << 10) + super::super::conn::READ_CHUNK) * 4 / 1024
         );
         let mut a = m.hold();
         assert!(a.grow_to(UNCOUNTED));
@@ -196,7 +165,7 @@ mod tests {
         assert!(b.grow_to(UNCOUNTED + 5000));
         drop(b);
         assert_eq!(m.gauge.get(), 0);
-        assert_eq!(m.held.available_permits(), budget);
+        assert_eq!(m.held.free_bytes() as usize, budget * 1024);
     }
 
     #[tokio::test]
@@ -211,14 +180,11 @@ mod tests {
         );
         drop((small, other));
         let large = large.await;
-        assert_eq!(m.classifying.available_permits(), 0);
+        assert_eq!(m.classifying.free_bytes(), 0);
         drop(large);
         let large = m.classify(2 << 20).await;
-        assert_eq!(m.classifying.available_permits(), 0);
+        assert_eq!(m.classifying.free_bytes(), 0);
         drop(large);
-        assert_eq!(
-            m.classifying.available_permits(),
-            m.classifying_kib as usize
-        );
+        assert_eq!(m.classifying.free_bytes(), m.classifying.bytes());
     }
 }
