@@ -6,7 +6,9 @@
 # (messages × passes / (user + system) of the process, so time spent preempted by other
 # work on a shared machine does not count). Needs taskset (util-linux) and GNU time.
 # Exits 1, saying which, when a run's output or its times are missing or did not read
-# every file.
+# every file. Two binaries are also two code layouts, which alone move this classifier by
+# several percent (BENCHMARKS.md, issue 23, eighth round): for differences that small,
+# layouts.sh links each side in several layouts.
 # Smoke mode: BENCH_SMOKE=1 bash bench/classify_vs_flufl/pairs.sh: the debug classify-bench
 # as both A and B, 1 pair of 0.2 s runs on the smoke corpus (bench/smoke_corpus.py).
 set -euo pipefail
