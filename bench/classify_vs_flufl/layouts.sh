@@ -5,8 +5,8 @@
 # classifier's speed by several percent (two copies of the same code linked into one
 # binary ran 9% apart), so one build of each side compares two layouts as much as two
 # classifiers. Here each side is linked LAYOUTS times (default 4) with lld's
-# --shuffle-sections under a different seed (only the final link changes: the crates are
-# built once per side), and every binary runs for one second per round, ROUNDS rounds
+# --shuffle-sections under a different seed (`cargo rustc` gives the flags to
+# classify-bench's own main only: the other crates are built once), and every binary runs for one second per round, ROUNDS rounds
 # (default 10) in a shuffled order, pinned to one core: a round's runs are divided by the
 # round's mean, so the machine's drift from round to round cancels. Prints, per side, the
 # mean and the range of its layouts' medians, and B's mean over A's. Needs lld (Debian:
