@@ -114,24 +114,28 @@ fn from_text(text: &str) -> Option<Notification> {
         .or_else(|| v.get("eventType"))
         .and_then(Value::as_str)?;
     // Counted before each recipient is read (`crate::MAX_RECIPIENTS`).
-    let listed = |list: &str, read: fn(&Value) -> Vec<Recipient>| {
-        let emails: Vec<&str> = v
-            .pointer(list)
+    let listed = |path: &str, read: &dyn Fn(&[Value]) -> Vec<Recipient>| {
+        let list = v
+            .pointer(path)
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+            .map_or(&[][..], Vec::as_slice);
+        let emails: Vec<&str> = list
+            .iter()
             .filter_map(|r| r.get("emailAddress")?.as_str())
             .collect();
         match crate::too_many(&emails, |e| e) {
             true => Err(crate::TooMany),
-            false => Ok(read(&v)),
+            false => Ok(read(list)),
         }
     };
     let (kind, recipients) = match kind_name {
-        "Bounce" => (Kind::Bounce, listed("/bounce/bouncedRecipients", bounced)),
+        "Bounce" => (
+            Kind::Bounce,
+            listed("/bounce/bouncedRecipients", &|list| bounced(&v, list)),
+        ),
         "Complaint" => (
             Kind::Complaint,
-            listed("/complaint/complainedRecipients", complained),
+            listed("/complaint/complainedRecipients", &complained),
         ),
         "Delivery" => (Kind::Delivery, Ok(Vec::new())),
         _ => (Kind::Unknown, Ok(Vec::new())),
@@ -167,17 +171,14 @@ fn first_json_value(text: &str) -> Option<Value> {
         .filter(Value::is_object)
 }
 
-fn bounced(v: &Value) -> Vec<Recipient> {
+/// The recipients `list` of the bounce notification `v`.
+fn bounced(v: &Value, list: &[Value]) -> Vec<Recipient> {
     let kind = v
         .pointer("/bounce/bounceType")
         .and_then(Value::as_str)
         .unwrap_or("Undetermined");
     let sub_type = v.pointer("/bounce/bounceSubType").and_then(Value::as_str);
-    let list = v
-        .pointer("/bounce/bouncedRecipients")
-        .and_then(Value::as_array);
-    list.into_iter()
-        .flatten()
+    list.iter()
         .filter_map(|r| {
             let email = r.get("emailAddress")?.as_str()?;
             let email = crate::address::first(email)?;
@@ -199,12 +200,9 @@ fn bounced(v: &Value) -> Vec<Recipient> {
         .collect()
 }
 
-fn complained(v: &Value) -> Vec<Recipient> {
-    let list = v
-        .pointer("/complaint/complainedRecipients")
-        .and_then(Value::as_array);
-    list.into_iter()
-        .flatten()
+/// The recipients `list` of a complaint notification.
+fn complained(list: &[Value]) -> Vec<Recipient> {
+    list.iter()
         .filter_map(|r| crate::address::first(r.get("emailAddress")?.as_str()?))
         .map(Recipient::complaint)
         .collect()
