@@ -1,7 +1,8 @@
 //! A budget of bytes that tasks may have in memory at once, shared between them: the
 //! provider webhooks' bodies not yet verified (`http::providers`), what the bounce MX holds
-//! and classifies (`smtp::memory`) and what the mailbox scans download (`mailbox::scan`). Counted in kibibytes, so a semaphore's `u32` permits reach past the
-//! 1 GiB `maxMessageBytes` allows, several times over.
+//! and classifies (`smtp::memory`) and what the mailbox scans download (`mailbox::scan`).
+//! Counted in kibibytes, so a semaphore's `u32` permits reach past the 1 GiB
+//! `maxMessageBytes` allows, several times over.
 
 use std::sync::Arc;
 

@@ -20,6 +20,7 @@ pub struct Delivered {
 
 /// Classifies `raw` for `recipients` and records its bounces; `250` only once they are
 /// committed.
+///
 /// `room` is what `raw` takes of the MX's budget: given back with it, once classified.
 pub async fn deliver(
     ingest: &Ingest,
