@@ -228,7 +228,7 @@ async fn write_batch(
             if (shares.len() > 1 || store::is_refused_value(&e))
                 && !store::is_connection_failure(&e) =>
         {
-            tracing::warn!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
+            crate::warn_throttled!(error = %e, jobs = shares.len(), "batch failed; retrying jobs one by one");
             for (range, reply) in shares {
                 let mine = &events[range];
                 let result = record_isolating(store, rules, metrics, mine).await;
@@ -238,7 +238,7 @@ async fn write_batch(
         Err(e) => {
             let error = e.into_sqlx();
             metrics.db_errors.with_label_values(&["record"]).inc();
-            tracing::error!(error = %error, events = events.len(), "recording bounces failed");
+            crate::error_throttled!(error = %error, events = events.len(), "recording bounces failed");
             if shares.len() == 1 {
                 if let Some((_, reply)) = shares.pop() {
                     let _ = reply.send(Err(IngestError::from(error)));

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use common::{TestDb, write_config};
 
@@ -11,6 +12,52 @@ fn worker() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bounce-worker"));
     c.env_remove("DATABASE_URL").env("NO_COLOR", "1");
     c
+}
+
+/// `bounce-worker run` on a free loopback port, its log piped.
+fn spawn_run(config: &Path, secrets: &Path, extra: &[&str]) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = worker()
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(config)
+        .arg("--secrets-dir")
+        .arg(secrets)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, port)
+}
+
+/// Whether `url` answers (200 when `ok` is asked for) within 10 s; polled, not a guessed sleep.
+async fn answers(url: &str, ok: bool) -> bool {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(r) = client.get(url).send().await
+            && (!ok || r.status() == 200)
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// SIGTERM, as the kubelet stops a pod; then its exit and everything it logged.
+async fn terminate(child: Child) -> std::process::Output {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[test]
@@ -93,42 +140,12 @@ async fn sigterm_stops_cleanly() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let (config, secrets) = write_config(dir.path(), &db.url, "");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = worker()
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-        .arg(&config)
-        .arg("--secrets-dir")
-        .arg(&secrets)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Ready when /readyz answers 200; bounded, polling rather than sleeping a guess.
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(r) = client.get(&url).send().await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(ready, "worker did not become ready");
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let (child, port) = spawn_run(&config, &secrets, &[]);
+    assert!(
+        answers(&format!("http://127.0.0.1:{port}/readyz"), true).await,
+        "worker did not become ready"
+    );
+    let out = terminate(child).await;
     assert!(out.status.success(), "exit status {:?}", out.status);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("shutdown requested"), "{log}");
@@ -162,4 +179,67 @@ fn a_failure_is_said_once_in_plain_text() {
         "{err}"
     );
     assert!(err.starts_with("bounce-worker: "), "{err}");
+}
+
+/// While the database is down every request is answered 503 and every sender retries: the
+/// log says so once per 10 s from each place (`held_back` then counts the rest; the
+/// telemetry module's tests show the count), not once per request.
+#[tokio::test]
+async fn a_database_outage_is_logged_once_per_interval_not_once_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: every connection is refused.
+    let (config, secrets) = write_config(dir.path(), "postgres://postgres@127.0.0.1:1/x", "");
+    let (child, port) = spawn_run(&config, &secrets, &["--log-format", "json"]);
+    let started = std::time::Instant::now();
+    let client = reqwest::Client::new();
+    assert!(
+        answers(&format!("http://127.0.0.1:{port}/healthz"), false).await,
+        "the worker never listened"
+    );
+
+    // Two waves of 40 senders, each answered once the pool gives up on the database.
+    let url = format!("http://127.0.0.1:{port}/webhooks/bounce");
+    let auth = format!("token {}:{}", common::USER, common::TOKEN);
+    let mut statuses = Vec::new();
+    for wave in 0..2 {
+        let requests = (0..40).map(|i| {
+            let bounce = serde_json::json!({
+                "email": format!("r{wave}-{i}@example.com"),
+                "type": "hard",
+                "source": "outage",
+            });
+            client
+                .post(&url)
+                .header("authorization", &auth)
+                .json(&bounce)
+                .send()
+        });
+        for r in futures::future::join_all(requests).await {
+            statuses.push(r.unwrap().status().as_u16());
+        }
+    }
+    assert_eq!(statuses, vec![503; 80]);
+    let elapsed = started.elapsed();
+
+    let out = terminate(child).await;
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    // A gate lets through its first line, then one per 10 s.
+    let allowed = 1 + elapsed.as_secs() / 10;
+    for message in [
+        "response failed",
+        "database unavailable",
+        "recording bounces failed",
+    ] {
+        let said: Vec<_> = lines.iter().filter(|l| l["message"] == message).collect();
+        assert!(
+            !said.is_empty() && said.len() as u64 <= allowed,
+            "{message:?} said {} times in {elapsed:?} (at most {allowed}):\n{log}",
+            said.len()
+        );
+        assert!(said.iter().all(|l| l["held_back"].is_u64()), "{log}");
+    }
 }

@@ -120,7 +120,7 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "database error");
+        crate::error_throttled!(error = %e, "database error");
         if crate::store::is_unavailable(&e) {
             ApiError::Unavailable
         } else {
@@ -134,7 +134,7 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Database(e) => e.into(),
             IngestError::Unavailable(why) => {
-                tracing::error!(error = %why, "database unavailable");
+                crate::error_throttled!(error = %why, "database unavailable");
                 ApiError::Unavailable
             }
             IngestError::Closed => ApiError::Unavailable,

@@ -30,6 +30,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{AuthError, Credentials};
@@ -64,7 +65,11 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(deadline, ops::deadline))
         .layer(middleware::from_fn_with_state(app.clone(), ops::track))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(redact::span))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(redact::span)
+                .on_failure(failed),
+        )
         // Browsers must not guess a type for what we serve: a kept bounce mail or provider
         // event is attacker-written text.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -72,6 +77,17 @@ pub fn router(app: AppState, max_body_bytes: usize, deadline: Duration) -> Route
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(app)
+}
+
+/// A 5xx answer, which tower-http's default logs at every request: while the database is
+/// down that is a line per retry from every sender. The cause is logged where it is met
+/// (`database unavailable`, throttled as well); this says that answers fail, and how often.
+fn failed(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span) {
+    crate::error_throttled!(
+        classification = %class,
+        latency_ms = latency.as_millis() as u64,
+        "response failed"
+    );
 }
 
 /// Extractor that admits only callers with valid API credentials.

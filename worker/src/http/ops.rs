@@ -35,7 +35,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
     match app.store.readiness().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => {
-            tracing::warn!(%why, "/readyz: not ready");
+            crate::warn_throttled!(%why, "/readyz: not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
         }
     }
@@ -50,7 +50,7 @@ pub async fn deadline(State(deadline): State<Duration>, request: Request, next: 
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(
+            crate::warn_throttled!(
                 ?deadline,
                 "request answered 503: no answer within the deadline"
             );

@@ -287,7 +287,7 @@ async fn relay<S: Io>(conn: &mut Conn<S>, shared: &Shared, tx: Transaction) -> S
     let conn = incoming.conn;
     let reply = match upshot {
         Upshot::Unavailable(e) => {
-            tracing::warn!(error = %e, upstream = %config.upstream.host, "upstream unavailable; answered 451");
+            crate::warn_throttled!(error = %e, upstream = %config.upstream.host, "upstream unavailable; answered 451");
             shared
                 .metrics
                 .upstream_errors
@@ -301,7 +301,7 @@ async fn relay<S: Io>(conn: &mut Conn<S>, shared: &Shared, tx: Transaction) -> S
             Reply::new(552, "5.3.4 Message size exceeds fixed maximum message size")
         }
         Upshot::MailRefused(r) => {
-            tracing::warn!(reply = %r.text(), from = %return_path, "the upstream refused the return path");
+            crate::warn_throttled!(reply = %r.text(), from = %return_path, "the upstream refused the return path");
             shared.metrics.count("refused");
             r
         }
@@ -513,12 +513,12 @@ async fn answered(
             // then (the same identity, so once). Delivered to some: a retry would send them
             // the message twice, so the answer stands and the loss is loud.
             Err(e) if !delivered => {
-                tracing::warn!(error = %e, "a refusal could not be recorded; answered 451 so the sender retries");
+                crate::warn_throttled!(error = %e, "a refusal could not be recorded; answered 451 so the sender retries");
                 metrics.count("temporary_failure");
                 return Reply::new(451, "4.3.0 Refusal not recorded, try again later");
             }
             Err(e) => {
-                tracing::error!(error = %e, refused = count, "refusals not recorded: the message reached other recipients");
+                crate::error_throttled!(error = %e, refused = count, "refusals not recorded: the message reached other recipients");
                 metrics.count("not_recorded");
             }
         }

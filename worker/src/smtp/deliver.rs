@@ -59,7 +59,9 @@ pub async fn deliver(
         // Retrying would fail the same way: accepted and logged, as a mailbox leaves such
         // a message for a human.
         Ok(None) | Err(_) => {
-            tracing::error!("the classifier failed on a received message; accepted, not recorded");
+            crate::error_throttled!(
+                "the classifier failed on a received message; accepted, not recorded"
+            );
             return Delivered {
                 outcome: "not_bounce",
                 code: 250,
@@ -70,7 +72,7 @@ pub async fn deliver(
     if let Some(digest) = too_many {
         // Made to blocklist a list wholesale, or no report at all (`MAX_RECIPIENTS`). Refused
         // rather than accepted and dropped: a real sender's postmaster then hears of it.
-        tracing::warn!(
+        crate::warn_throttled!(
             message_sha256 = %digest,
             max_recipients = bounce_classify::MAX_RECIPIENTS,
             "a received report names more than max_recipients recipients; refused, nothing recorded"
@@ -99,7 +101,7 @@ pub async fn deliver(
             text: format!("2.0.0 Recorded {count} bounce(s)"),
         },
         Err(e) => {
-            tracing::warn!(error = %e, "not recorded; answered 451 so the sender retries");
+            crate::warn_throttled!(error = %e, "not recorded; answered 451 so the sender retries");
             let text = match e {
                 IngestError::Closed => "4.3.0 Shutting down, try again later",
                 _ => "4.3.0 Database unavailable, try again later",

@@ -70,7 +70,7 @@ impl Server for Shared {
                     }
                     Err(Refused::Forged) => {
                         self.metrics.count("forged_token");
-                        tracing::warn!(recipient = %to.address, "VERP token does not verify: refused");
+                        crate::warn_throttled!(recipient = %to.address, "VERP token does not verify: refused");
                         return session.refuse(
                             conn,
                             550,
@@ -116,7 +116,7 @@ impl Server for Shared {
                         // The sender keeps the message and retries, as for a database down;
                         // the server's state, so not one of the session's errors.
                         self.metrics.count("insufficient_storage");
-                        tracing::warn!(
+                        crate::warn_throttled!(
                             max_message_bytes = max,
                             "messages held at once are at their bound; answered 452, the sender retries"
                         );

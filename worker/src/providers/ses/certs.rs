@@ -110,7 +110,7 @@ impl Certificates {
         // A certificate on an allowed host that cannot be read now is most likely a network
         // problem: 503 makes SNS retry instead of dropping the notification.
         let fetch_failed = |what: &str| {
-            tracing::warn!(url = %url, "{what}");
+            crate::warn_throttled!(url = %url, "{what}");
             CertFailure::Unreachable
         };
         let mut response = ctx
@@ -138,7 +138,7 @@ impl Certificates {
             pem.extend_from_slice(&chunk);
         }
         public_key_of_pem(&pem).map_err(|e| {
-            tracing::warn!(url = %url, error = %e, "unusable signing certificate");
+            crate::warn_throttled!(url = %url, error = %e, "unusable signing certificate");
             CertFailure::Unusable
         })
     }
