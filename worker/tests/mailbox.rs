@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bounce_worker::ingest::Ingest;
 use bounce_worker::mailbox::scan::{self, Deps, Summary};
-use bounce_worker::mailbox::{MailboxConfig, MailboxMetrics, ScanError, Scanners, Session};
+use bounce_worker::mailbox::{
+    Fetched, MailboxConfig, MailboxMetrics, ScanError, Scanners, Session,
+};
 use bounce_worker::metrics::Metrics;
 use bounce_worker::rules::Rules;
 use bounce_worker::store::mailbox as state;
@@ -713,4 +715,47 @@ async fn imap_oversized_message_is_moved_to_move_to() {
     let again = scan(&mailbox, &deps).await.expect("second scan");
     assert_eq!((again.read, again.oversized), (0, 0), "{again:?}");
     assert_eq!(oversized_count(&deps, "large"), 1, "counted once");
+}
+
+/// The downloads budget goes by the sizes the server lists; a batch keeps bodies only until
+/// they pass the room it was given (the first always), so a server that sends more than it
+/// lists cannot make a batch hold more. Here a room smaller than one message, as from a
+/// server listing a tenth of what it sends: one message is kept, and the rest are there
+/// for the next fetch, whole.
+async fn a_batch_keeps_bodies_only_up_to_its_room(protocol: MailboxProtocol) {
+    let dovecot = Dovecot::start();
+    for who in ["a", "b", "c"] {
+        dovecot.deliver(
+            USER,
+            &listmonk_bounce(&format!("{who}@example.net"), "5.1.1", None, None),
+        );
+    }
+    let mailbox = dovecot.mailbox("room", protocol, TlsMode::None);
+    let mut session = Session::open(&mailbox).await.unwrap();
+    let listed = session.list().await.unwrap();
+    let handles: Vec<u32> = listed.iter().map(|l| l.handle).collect();
+    assert_eq!(handles.len(), 3);
+    let whole = |got: &[(u32, Fetched)]| -> Vec<u32> {
+        got.iter()
+            .map(|(h, f)| match f {
+                Fetched::Whole(body) if body.len() > 100 => *h,
+                other => panic!("message {h}: {other:?}"),
+            })
+            .collect()
+    };
+
+    let first = session.fetch(&handles, 10).await.unwrap();
+    assert_eq!(whole(&first), handles[..1]);
+    let rest = session.fetch(&handles[1..], u64::MAX).await.unwrap();
+    assert_eq!(whole(&rest), handles[1..]);
+}
+
+#[tokio::test]
+async fn pop3_a_batch_keeps_bodies_only_up_to_its_room() {
+    a_batch_keeps_bodies_only_up_to_its_room(POP3).await;
+}
+
+#[tokio::test]
+async fn imap_a_batch_keeps_bodies_only_up_to_its_room() {
+    a_batch_keeps_bodies_only_up_to_its_room(IMAP).await;
 }

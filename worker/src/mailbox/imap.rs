@@ -11,6 +11,7 @@
 //! more than `maxMessageBytes` of a message, and that byte tells it is oversized.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
@@ -103,33 +104,63 @@ impl Imap {
             .collect())
     }
 
-    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Fetched)>, ScanError> {
+    /// The messages `uids` in one UID FETCH; past `room` (see `Session::fetch`) the
+    /// answers are still read, since a command's answer cannot be cut short, but their
+    /// bodies are dropped as they come and their messages left for the next scan.
+    pub async fn fetch(
+        &mut self,
+        uids: &[u32],
+        room: u64,
+    ) -> Result<Vec<(u32, Fetched)>, ScanError> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
         let max = self.max_message_bytes;
         let query = format!("(UID BODY.PEEK[]<0.{}>)", max + 1);
-        timed("UID FETCH", async {
+        let held = AtomicU64::new(0);
+        let dropped = AtomicUsize::new(0);
+        let fetched: Vec<(u32, Fetched)> = timed("UID FETCH", async {
             // Each answer is copied out and dropped as it arrives, so the batch is held
             // once, not twice.
             self.session
                 .uid_fetch(&set, &query)
                 .await?
-                .try_filter_map(|f| async move {
-                    // Unsolicited FETCH responses (flag changes by other clients) carry no body.
-                    Ok(match (f.uid, f.body()) {
-                        (Some(uid), Some(body)) if body.len() as u64 > max => {
-                            Some((uid, Fetched::Oversized))
-                        }
-                        (Some(uid), Some(body)) => Some((uid, Fetched::Whole(body.to_vec()))),
-                        _ => None,
-                    })
+                .try_filter_map(|f| {
+                    let (held, dropped) = (&held, &dropped);
+                    async move {
+                        // Unsolicited FETCH responses (flag changes by other clients) carry
+                        // no body.
+                        Ok(match (f.uid, f.body()) {
+                            (Some(uid), Some(body)) if body.len() as u64 > max => {
+                                Some((uid, Fetched::Oversized))
+                            }
+                            (Some(_), Some(_)) if held.load(Ordering::Relaxed) > room => {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                                None
+                            }
+                            (Some(uid), Some(body)) => {
+                                held.fetch_add(body.len() as u64, Ordering::Relaxed);
+                                Some((uid, Fetched::Whole(body.to_vec())))
+                            }
+                            _ => None,
+                        })
+                    }
                 })
                 .try_collect()
                 .await
         })
-        .await
+        .await?;
+        let left = dropped.into_inner();
+        if left > 0 {
+            crate::warn_throttled!(
+                held = held.into_inner(),
+                room,
+                left,
+                "the server sent more than it listed; the rest of the batch is left for the next scan"
+            );
+        }
+        Ok(fetched)
     }
 
     /// Whether the server offered MOVE; without it, `remove` copies and deletes.

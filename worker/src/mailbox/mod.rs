@@ -256,12 +256,21 @@ impl Session {
         }
     }
 
-    /// The messages `handles`, each bounded by `maxMessageBytes`; a message missing from
-    /// the answer was expunged meanwhile (IMAP) or follows an oversized one (POP3).
-    pub async fn fetch(&mut self, handles: &[u32]) -> Result<Vec<(u32, Fetched)>, ScanError> {
+    /// The messages `handles`, each bounded by `maxMessageBytes`, and all of them by
+    /// `room`: once the bodies held pass it, the rest are not kept (the first always is).
+    /// The downloads budget is taken by the sizes the server lists, so without `room` a
+    /// server listing less than it sends could make one batch hold its whole count of
+    /// `maxMessageBytes`. A message missing from the answer was expunged meanwhile (IMAP),
+    /// follows an oversized one (POP3), or came past `room`: it is left in place for the
+    /// next scan.
+    pub async fn fetch(
+        &mut self,
+        handles: &[u32],
+        room: u64,
+    ) -> Result<Vec<(u32, Fetched)>, ScanError> {
         match self {
-            Session::Pop3(s) => s.fetch(handles).await,
-            Session::Imap(s) => s.fetch(handles).await,
+            Session::Pop3(s) => s.fetch(handles, room).await,
+            Session::Imap(s) => s.fetch(handles, room).await,
         }
     }
 

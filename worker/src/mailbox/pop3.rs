@@ -136,13 +136,31 @@ impl Pop3 {
         Ok(out)
     }
 
-    /// RETR of each message in turn; stops after one whose answer runs past the cap.
-    pub async fn fetch(&mut self, handles: &[u32]) -> Result<Vec<(u32, Fetched)>, ScanError> {
+    /// RETR of each message in turn; stops after one whose answer runs past the cap, or
+    /// once the bodies read pass `room` (see `Session::fetch`).
+    pub async fn fetch(
+        &mut self,
+        handles: &[u32],
+        room: u64,
+    ) -> Result<Vec<(u32, Fetched)>, ScanError> {
         let mut out = Vec::with_capacity(handles.len());
+        let mut held = 0u64;
         for &n in handles {
+            if held > room {
+                crate::warn_throttled!(
+                    held,
+                    room,
+                    left = handles.len() - out.len(),
+                    "the server sent more than it listed; the rest of the batch is left for the next scan"
+                );
+                break;
+            }
             self.command(&format!("RETR {n}")).await?;
             match self.multiline("RETR", self.retr_cap).await? {
-                Some(raw) => out.push((n, Fetched::Whole(raw))),
+                Some(raw) => {
+                    held += raw.len() as u64;
+                    out.push((n, Fetched::Whole(raw)));
+                }
                 None => {
                     self.abandoned = Some(n);
                     out.push((n, Fetched::Oversized));
@@ -271,7 +289,7 @@ mod tests {
     async fn retr_undoes_dot_stuffing_and_stops_at_the_lone_dot() {
         let (mut s, server) =
             session(b"+OK 30 octets\r\nSubject: x\r\n\r\n..leading dot\r\n.\r\n").await;
-        let got = s.fetch(&[7]).await.unwrap();
+        let got = s.fetch(&[7], u64::MAX).await.unwrap();
         assert_eq!(
             got,
             vec![(
@@ -280,6 +298,25 @@ mod tests {
             )]
         );
         assert_eq!(sent(s, server).await, "RETR 7\r\n");
+    }
+
+    /// Once the bodies read pass the room, no further RETR is sent (the first always is),
+    /// and the session goes on: nothing was abandoned mid-answer.
+    #[tokio::test]
+    async fn fetch_stops_once_the_bodies_pass_the_room() {
+        // 76 bytes each once read.
+        let message = |c: &str| format!("+OK\r\nSubject: {c}\r\n\r\n{}\r\n.\r\n", c.repeat(60));
+        let script = format!("{}{}+OK\r\n", message("a"), message("b"));
+        let (mut s, server) = session(script.as_bytes()).await;
+        let got = s.fetch(&[1, 2, 3], 100).await.unwrap();
+        assert_eq!(got.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![1, 2]);
+        s.remove(&[1]).await.unwrap();
+        assert_eq!(sent(s, server).await, "RETR 1\r\nRETR 2\r\nDELE 1\r\n");
+
+        let (mut s, server) = session(message("a").as_bytes()).await;
+        let got = s.fetch(&[1, 2], 0).await.unwrap();
+        assert_eq!(got.len(), 1, "the first message is read whatever the room");
+        assert_eq!(sent(s, server).await, "RETR 1\r\n");
     }
 
     #[tokio::test]
@@ -326,7 +363,7 @@ mod tests {
                 }
                 written
             });
-            let got = s.fetch(&[3, 4]).await.unwrap();
+            let got = s.fetch(&[3, 4], u64::MAX).await.unwrap();
             assert_eq!(
                 got,
                 vec![(3, Fetched::Oversized)],
@@ -353,14 +390,14 @@ mod tests {
         let body = format!("{}\r\n", "z".repeat(4094));
         let (mut s, _server) = session(format!("+OK\r\n{body}.\r\n").as_bytes()).await;
         s.retr_cap = body.len() as u64;
-        let got = s.fetch(&[1]).await.unwrap();
+        let got = s.fetch(&[1], u64::MAX).await.unwrap();
         assert_eq!(got, vec![(1, Fetched::Whole(body.into_bytes()))]);
     }
 
     #[tokio::test]
     async fn err_answers_and_cut_connections_are_errors() {
         let (mut s, _server) = session(b"-ERR no such message\r\n").await;
-        let err = s.fetch(&[9]).await.unwrap_err();
+        let err = s.fetch(&[9], u64::MAX).await.unwrap_err();
         assert!(
             matches!(&err, ScanError::Rejected(m) if m.contains("RETR")),
             "{err:?}"
@@ -368,7 +405,7 @@ mod tests {
 
         let (mut s, mut server) = session(b"+OK\r\nSubject: x\r\n").await;
         server.shutdown().await.unwrap(); // the server hangs up mid-message
-        let err = s.fetch(&[1]).await.unwrap_err();
+        let err = s.fetch(&[1], u64::MAX).await.unwrap_err();
         assert!(
             matches!(&err, ScanError::Protocol(m) if m.contains("mid-answer")),
             "{err:?}"

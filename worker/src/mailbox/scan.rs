@@ -313,8 +313,11 @@ async fn scan_locked(
         let handles: Vec<u32> = wanted.iter().map(|l| l.handle).collect();
         let listed: u64 = wanted.iter().map(|l| l.size).sum();
         let downloading = deps.downloads.take(listed).await;
+        // What the budget covers, and the eighth more that honest servers may send
+        // (`pop3::retr_cap` says why).
+        let room = listed + listed / 8;
         let fetched =
-            classify_batch(session.fetch(&handles).await?, deps.ingest.evidence()).await?;
+            classify_batch(session.fetch(&handles, room).await?, deps.ingest.evidence()).await?;
         // Classified: what is left of the batch is its results.
         drop(downloading);
         let mut events: Vec<BounceEvent> = Vec::new();
