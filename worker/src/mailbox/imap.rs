@@ -118,6 +118,7 @@ impl Imap {
         let set = uid_set(uids);
         let max = self.max_message_bytes;
         let query = format!("(UID BODY.PEEK[]<0.{}>)", max + 1);
+        // Atomics rather than Cells: the scan runs as a task, so its future must be Send.
         let held = AtomicU64::new(0);
         let dropped = AtomicUsize::new(0);
         let fetched: Vec<(u32, Fetched)> = timed("UID FETCH", async {
