@@ -116,29 +116,29 @@ fn clock_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// `tracing::warn!`, written at most once per [`REPEATS_EVERY`] from this call site, with
-/// the count of lines held back since the last one as the field `held_back`.
+/// `tracing::event!` at `$level`, written at most once per [`REPEATS_EVERY`] from this call
+/// site, with the count of lines held back since the last one as the field `held_back`.
 #[macro_export]
-macro_rules! warn_throttled {
-    ($($arg:tt)+) => {{
+macro_rules! log_throttled {
+    ($level:expr, $($arg:tt)+) => {{
         static GATE: $crate::telemetry::LogGate =
             $crate::telemetry::LogGate::every($crate::telemetry::REPEATS_EVERY);
         if let Some(held_back) = GATE.pass() {
-            ::tracing::warn!(held_back, $($arg)+);
+            ::tracing::event!($level, held_back, $($arg)+);
         }
     }};
 }
 
-/// `tracing::error!` as [`warn_throttled!`] is `tracing::warn!`.
+/// `tracing::warn!` through [`log_throttled!`].
+#[macro_export]
+macro_rules! warn_throttled {
+    ($($arg:tt)+) => { $crate::log_throttled!(::tracing::Level::WARN, $($arg)+) };
+}
+
+/// `tracing::error!` through [`log_throttled!`].
 #[macro_export]
 macro_rules! error_throttled {
-    ($($arg:tt)+) => {{
-        static GATE: $crate::telemetry::LogGate =
-            $crate::telemetry::LogGate::every($crate::telemetry::REPEATS_EVERY);
-        if let Some(held_back) = GATE.pass() {
-            ::tracing::error!(held_back, $($arg)+);
-        }
-    }};
+    ($($arg:tt)+) => { $crate::log_throttled!(::tracing::Level::ERROR, $($arg)+) };
 }
 
 #[cfg(test)]

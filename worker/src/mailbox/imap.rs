@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
 
-use super::net::{self, Stream, timed};
+use super::net::{self, Progress, Stream, timed, timed_while_receiving};
 use super::{Fetched, Listed, MailboxConfig, ScanError};
 use bounceops_api::TlsMode;
 
@@ -29,6 +29,8 @@ pub struct Imap {
     move_to: Option<String>,
     can_move: bool,
     max_message_bytes: u64,
+    /// When the connection last delivered bytes: a batch's FETCH runs while they come.
+    progress: Progress,
 }
 
 impl Imap {
@@ -47,7 +49,8 @@ impl Imap {
                 Box::new(tls(plain.into_inner()).await?)
             }
         };
-        let mut client = Client::new(stream);
+        let progress = Progress::default();
+        let mut client = Client::new(Box::new(progress.watch(stream)) as Stream);
         if cfg.tls != TlsMode::Starttls {
             greeting(&mut client).await?;
         }
@@ -77,13 +80,15 @@ impl Imap {
             move_to: cfg.move_to.clone(),
             can_move,
             max_message_bytes: cfg.max_message_bytes,
+            progress,
         })
     }
 
     /// Every message of the folder with its size, oldest UID first.
     pub async fn list(&mut self) -> Result<Vec<Listed>, ScanError> {
-        // On an empty folder `1:*` matches nothing and the answer is a plain OK.
-        let sizes: BTreeMap<u32, u64> = timed("UID FETCH", async {
+        // On an empty folder `1:*` matches nothing and the answer is a plain OK. A folder of
+        // many messages answers at length: bounded by silence, as a batch's FETCH is.
+        let sizes: BTreeMap<u32, u64> = timed_while_receiving("UID FETCH", &self.progress, async {
             self.session
                 .uid_fetch("1:*", "(UID RFC822.SIZE)")
                 .await?
@@ -121,37 +126,38 @@ impl Imap {
         // Atomics rather than Cells: the scan runs as a task, so its future must be Send.
         let held = AtomicU64::new(0);
         let dropped = AtomicUsize::new(0);
-        let fetched: Vec<(u32, Fetched)> = timed("UID FETCH", async {
-            // Each answer is copied out and dropped as it arrives, so the batch is held
-            // once, not twice.
-            self.session
-                .uid_fetch(&set, &query)
-                .await?
-                .try_filter_map(|f| {
-                    let (held, dropped) = (&held, &dropped);
-                    async move {
-                        // Unsolicited FETCH responses (flag changes by other clients) carry
-                        // no body.
-                        Ok(match (f.uid, f.body()) {
-                            (Some(uid), Some(body)) if body.len() as u64 > max => {
-                                Some((uid, Fetched::Oversized))
-                            }
-                            (Some(_), Some(_)) if held.load(Ordering::Relaxed) > room => {
-                                dropped.fetch_add(1, Ordering::Relaxed);
-                                None
-                            }
-                            (Some(uid), Some(body)) => {
-                                held.fetch_add(body.len() as u64, Ordering::Relaxed);
-                                Some((uid, Fetched::Whole(body.to_vec())))
-                            }
-                            _ => None,
-                        })
-                    }
-                })
-                .try_collect()
-                .await
-        })
-        .await?;
+        let fetched: Vec<(u32, Fetched)> =
+            timed_while_receiving("UID FETCH", &self.progress, async {
+                // Each answer is copied out and dropped as it arrives, so the batch is held
+                // once, not twice.
+                self.session
+                    .uid_fetch(&set, &query)
+                    .await?
+                    .try_filter_map(|f| {
+                        let (held, dropped) = (&held, &dropped);
+                        async move {
+                            // Unsolicited FETCH responses (flag changes by other clients) carry
+                            // no body.
+                            Ok(match (f.uid, f.body()) {
+                                (Some(uid), Some(body)) if body.len() as u64 > max => {
+                                    Some((uid, Fetched::Oversized))
+                                }
+                                (Some(_), Some(_)) if held.load(Ordering::Relaxed) > room => {
+                                    dropped.fetch_add(1, Ordering::Relaxed);
+                                    None
+                                }
+                                (Some(uid), Some(body)) => {
+                                    held.fetch_add(body.len() as u64, Ordering::Relaxed);
+                                    Some((uid, Fetched::Whole(body.to_vec())))
+                                }
+                                _ => None,
+                            })
+                        }
+                    })
+                    .try_collect()
+                    .await
+            })
+            .await?;
         let left = dropped.into_inner();
         if left > 0 {
             crate::warn_throttled!(

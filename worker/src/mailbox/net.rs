@@ -2,10 +2,15 @@
 //! wrapped in TLS, behind one trait object so that POP3 and IMAP code is written once.
 
 use std::fmt::Debug;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::ScanError;
 
@@ -40,5 +45,186 @@ pub async fn timed<T, E: std::fmt::Display>(
             "{what}: no answer within {}s",
             IO_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// When the stream under a session last delivered bytes, for the steps whose answer can be
+/// long (a batch of messages over IMAP, one answer of up to `maxMessageBytes` per message):
+/// [`timed_while_receiving`] lets them run as long as bytes keep coming, as POP3's reads,
+/// each bounded by [`IO_TIMEOUT`], already do. A fixed bound on the whole would fail a large
+/// message on a slow link at every scan, and with it every message of its batch.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    start: Instant,
+    /// Milliseconds from `start` to the last read that delivered bytes.
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Progress {
+    /// `stream`, noting here each read that delivers bytes.
+    pub fn watch<S: Io>(&self, stream: S) -> Watched<S> {
+        Watched {
+            inner: stream,
+            progress: self.clone(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A stream whose reads are noted in a [`Progress`].
+#[derive(Debug)]
+pub struct Watched<S> {
+    inner: S,
+    progress: Progress,
+}
+
+impl<S: Io> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.progress.touch();
+        }
+        read
+    }
+}
+
+impl<S: Io> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Like [`timed`], for a step whose answer may take long to arrive whole: it fails only once
+/// nothing has arrived for [`IO_TIMEOUT`] (counted from the step's start at first).
+pub async fn timed_while_receiving<T, E: std::fmt::Display>(
+    what: &str,
+    progress: &Progress,
+    step: impl Future<Output = Result<T, E>>,
+) -> Result<T, ScanError> {
+    progress.touch();
+    tokio::pin!(step);
+    loop {
+        let deadline = progress.last() + IO_TIMEOUT;
+        tokio::select! {
+            done = &mut step => {
+                return done.map_err(|e| ScanError::Protocol(format!("{what}: {e}")));
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                // Bytes may have come while this slept: then wait on from the last of them.
+                if progress.last() + IO_TIMEOUT <= Instant::now() {
+                    return Err(ScanError::Protocol(format!(
+                        "{what}: nothing received for {}s",
+                        IO_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads everything `stream` sends until it closes.
+    async fn read_all(mut stream: impl AsyncRead + Unpin) -> Result<usize, std::io::Error> {
+        let mut all = Vec::new();
+        stream.read_to_end(&mut all).await.map(|_| all.len())
+    }
+
+    /// A server that sends `chunks` bytes, one chunk every `gap`, then closes.
+    fn trickle(chunks: usize, gap: Duration) -> tokio::io::DuplexStream {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            for _ in 0..chunks {
+                tokio::time::sleep(gap).await;
+                if server.write_all(&[b'x'; 1000]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        client
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_answer_runs_while_bytes_keep_coming() {
+        // 20 chunks 50 s apart: 1,000 s in all, far past IO_TIMEOUT, never 60 s silent.
+        let progress = Progress::default();
+        let stream = progress.watch(trickle(20, Duration::from_secs(50)));
+        let started = Instant::now();
+        let got = timed_while_receiving("UID FETCH", &progress, read_all(stream)).await;
+        assert_eq!(got.unwrap(), 20_000);
+        assert!(started.elapsed() >= Duration::from_secs(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_stops_fails_after_the_timeout_of_silence() {
+        // Two chunks 50 s apart, then silence with the connection open.
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let sender = tokio::spawn(async move {
+            for _ in 0..2 {
+                tokio::time::sleep(Duration::from_secs(50)).await;
+                server.write_all(&[b'x'; 1000]).await.unwrap();
+            }
+            std::future::pending::<()>().await;
+        });
+        let progress = Progress::default();
+        let started = Instant::now();
+        let got =
+            timed_while_receiving("UID FETCH", &progress, read_all(progress.watch(client))).await;
+        let err = got.unwrap_err();
+        assert!(
+            matches!(&err, ScanError::Protocol(m) if m == "UID FETCH: nothing received for 60s"),
+            "{err:?}"
+        );
+        // The last bytes came at 100 s: it gave up 60 s after them, not 60 s after the start.
+        assert_eq!(started.elapsed().as_secs(), 160);
+        sender.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_never_answers_fails_after_the_timeout() {
+        let (client, _server) = tokio::io::duplex(1 << 16);
+        let progress = Progress::default();
+        let started = Instant::now();
+        let got =
+            timed_while_receiving("UID FETCH", &progress, read_all(progress.watch(client))).await;
+        assert!(got.is_err());
+        assert_eq!(started.elapsed().as_secs(), 60);
     }
 }
