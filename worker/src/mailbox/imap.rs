@@ -11,7 +11,6 @@
 //! more than `maxMessageBytes` of a message, and that byte tells it is oversized.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
@@ -123,49 +122,36 @@ impl Imap {
         let set = uid_set(uids);
         let max = self.max_message_bytes;
         let query = format!("(UID BODY.PEEK[]<0.{}>)", max + 1);
-        // Atomics rather than Cells: the scan runs as a task, so its future must be Send.
-        let held = AtomicU64::new(0);
-        let dropped = AtomicUsize::new(0);
-        let fetched: Vec<(u32, Fetched)> =
-            timed_while_receiving("UID FETCH", &self.progress, async {
-                // Each answer is copied out and dropped as it arrives, so the batch is held
-                // once, not twice.
-                self.session
-                    .uid_fetch(&set, &query)
-                    .await?
-                    .try_filter_map(|f| {
-                        let (held, dropped) = (&held, &dropped);
-                        async move {
-                            // Unsolicited FETCH responses (flag changes by other clients) carry
-                            // no body.
-                            Ok(match (f.uid, f.body()) {
-                                (Some(uid), Some(body)) if body.len() as u64 > max => {
-                                    Some((uid, Fetched::Oversized))
-                                }
-                                (Some(_), Some(_)) if held.load(Ordering::Relaxed) > room => {
-                                    dropped.fetch_add(1, Ordering::Relaxed);
-                                    None
-                                }
-                                (Some(uid), Some(body)) => {
-                                    held.fetch_add(body.len() as u64, Ordering::Relaxed);
-                                    Some((uid, Fetched::Whole(body.to_vec())))
-                                }
-                                _ => None,
-                            })
+        let (fetched, held, left) = timed_while_receiving("UID FETCH", &self.progress, async {
+            // Each answer is copied out and dropped as it arrives, so the batch is held
+            // once, not twice.
+            self.session
+                .uid_fetch(&set, &query)
+                .await?
+                .try_fold(
+                    (Vec::new(), 0u64, 0usize),
+                    |(mut fetched, mut held, mut left), f| async move {
+                        // Unsolicited FETCH responses (flag changes by other clients) carry
+                        // no body.
+                        match (f.uid, f.body()) {
+                            (Some(uid), Some(body)) if body.len() as u64 > max => {
+                                fetched.push((uid, Fetched::Oversized));
+                            }
+                            (Some(_), Some(_)) if held > room => left += 1,
+                            (Some(uid), Some(body)) => {
+                                held += body.len() as u64;
+                                fetched.push((uid, Fetched::Whole(body.to_vec())));
+                            }
+                            _ => {}
                         }
-                    })
-                    .try_collect()
-                    .await
-            })
-            .await?;
-        let left = dropped.into_inner();
+                        Ok((fetched, held, left))
+                    },
+                )
+                .await
+        })
+        .await?;
         if left > 0 {
-            crate::warn_throttled!(
-                held = held.into_inner(),
-                room,
-                left,
-                "the server sent more than it listed; the rest of the batch is left for the next scan"
-            );
+            super::past_room(held, room, left);
         }
         Ok(fetched)
     }

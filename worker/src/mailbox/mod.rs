@@ -235,6 +235,17 @@ pub enum Fetched {
     Oversized,
 }
 
+/// Says that a batch's bodies passed its `room` (`Session::fetch`) and `left` of its messages
+/// were not kept: one place, so one throttle for both protocols.
+fn past_room(held: u64, room: u64, left: usize) {
+    crate::warn_throttled!(
+        held,
+        room,
+        left,
+        "the server sent more than it listed; the rest of the batch is left for the next scan"
+    );
+}
+
 /// An open, logged-in mailbox session of either protocol.
 pub enum Session {
     Pop3(pop3::Pop3),

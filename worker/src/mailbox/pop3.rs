@@ -147,12 +147,7 @@ impl Pop3 {
         let mut held = 0u64;
         for &n in handles {
             if held > room {
-                crate::warn_throttled!(
-                    held,
-                    room,
-                    left = handles.len() - out.len(),
-                    "the server sent more than it listed; the rest of the batch is left for the next scan"
-                );
+                super::past_room(held, room, handles.len() - out.len());
                 break;
             }
             self.command(&format!("RETR {n}")).await?;
