@@ -260,11 +260,17 @@ impl Session {
         })
     }
 
+    /// Every message with its size. The answer's size is known only once it is read: the
+    /// listing is bounded as POP3's largest (LIST and UIDL at `pop3::LISTING_CAP` each) at
+    /// the floor rate (`net::paced`).
     pub async fn list(&mut self) -> Result<Vec<Listed>, ScanError> {
-        match self {
-            Session::Pop3(s) => s.list().await,
-            Session::Imap(s) => s.list().await,
-        }
+        net::paced("listing the mailbox", 2 * pop3::LISTING_CAP, async {
+            match self {
+                Session::Pop3(s) => s.list().await,
+                Session::Imap(s) => s.list().await,
+            }
+        })
+        .await
     }
 
     /// The messages `handles`, each bounded by `maxMessageBytes`, and all of them by
@@ -273,16 +279,20 @@ impl Session {
     /// server listing less than it sends could make one batch hold its whole count of
     /// `maxMessageBytes`. A message missing from the answer was expunged meanwhile (IMAP),
     /// follows an oversized one (POP3), or came past `room`: it is left in place for the
-    /// next scan.
+    /// next scan. The whole batch is bounded by `room` at the floor rate (`net::paced`):
+    /// a failed batch keeps its messages in the mailbox for the next scan.
     pub async fn fetch(
         &mut self,
         handles: &[u32],
         room: u64,
     ) -> Result<Vec<(u32, Fetched)>, ScanError> {
-        match self {
-            Session::Pop3(s) => s.fetch(handles, room).await,
-            Session::Imap(s) => s.fetch(handles, room).await,
-        }
+        net::paced("fetching a batch", room, async {
+            match self {
+                Session::Pop3(s) => s.fetch(handles, room).await,
+                Session::Imap(s) => s.fetch(handles, room).await,
+            }
+        })
+        .await
     }
 
     pub async fn remove(&mut self, handles: &[u32]) -> Result<(), ScanError> {
@@ -502,5 +512,32 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("DELE"), "the password leaked: {err}");
+    }
+
+    /// A server that sends a batch a line now and then, never silent for a minute, fails
+    /// the batch once its allowance has passed (the whole batch at the floor rate), and
+    /// the messages stay in the mailbox for the next scan.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_trickles_fails_at_its_allowance() {
+        use tokio::io::AsyncWriteExt;
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let _ = server.write_all(b"+OK\r\n").await;
+            loop {
+                tokio::time::sleep(Duration::from_secs(50)).await;
+                if server.write_all(b"Subject: x\r\n").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut session = Session::Pop3(pop3::Pop3::new(Box::new(client)));
+        let started = tokio::time::Instant::now();
+        // 100 KB at 16 KiB/s: 6 s, plus a minute.
+        let error = session.fetch(&[1], 100_000).await.unwrap_err().to_string();
+        assert!(
+            error.contains("fetching a batch: not done within 66s"),
+            "{error}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(66));
     }
 }

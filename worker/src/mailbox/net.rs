@@ -48,6 +48,39 @@ pub async fn timed<T, E: std::fmt::Display>(
     }
 }
 
+/// The slowest a server may send the answer to a long step (a batch of messages, the
+/// listing), on average over the whole step. The bounds on silence ([`IO_TIMEOUT`]) let a
+/// step run while bytes keep coming, so a server that sends a line now and then, never
+/// silent for a minute, could hold a scan, and the downloads budget it took, without end:
+/// [`paced`] bounds the whole step by its size at this rate. 16 KiB/s is far below any
+/// mail server's link, so a real one, however slow, is never cut off by it.
+pub const FLOOR_BYTES_PER_SECOND: u64 = 16 << 10;
+
+/// How long a step that receives about `bytes` may take: [`IO_TIMEOUT`] plus the bytes at
+/// [`FLOOR_BYTES_PER_SECOND`].
+pub fn allowance(bytes: u64) -> Duration {
+    IO_TIMEOUT + Duration::from_secs(bytes / FLOOR_BYTES_PER_SECOND)
+}
+
+/// Bounds `step`, which receives about `bytes`, by [`allowance`]; `what` names it in the
+/// error. The step's own reads stay bounded by silence as well.
+pub async fn paced<T>(
+    what: &str,
+    bytes: u64,
+    step: impl Future<Output = Result<T, ScanError>>,
+) -> Result<T, ScanError> {
+    let limit = allowance(bytes);
+    tokio::time::timeout(limit, step).await.unwrap_or_else(|_| {
+        Err(ScanError::Protocol(format!(
+            "{what}: not done within {}s ({bytes} bytes at {} KiB/s, plus {}s): the server sends \
+             too slowly",
+            limit.as_secs(),
+            FLOOR_BYTES_PER_SECOND >> 10,
+            IO_TIMEOUT.as_secs()
+        )))
+    })
+}
+
 /// When the stream under a session last delivered bytes, for the steps whose answer can be
 /// long (a batch of messages over IMAP, one answer of up to `maxMessageBytes` per message):
 /// [`timed_while_receiving`] lets them run as long as bytes keep coming, as POP3's reads,
@@ -167,6 +200,13 @@ mod tests {
         stream.read_to_end(&mut all).await.map(|_| all.len())
     }
 
+    /// [`read_all`] as a session step.
+    async fn received(stream: impl AsyncRead + Unpin) -> Result<usize, ScanError> {
+        read_all(stream)
+            .await
+            .map_err(|e| ScanError::Protocol(e.to_string()))
+    }
+
     /// A server that sends `chunks` bytes, one chunk every `gap`, then closes.
     fn trickle(chunks: usize, gap: Duration) -> tokio::io::DuplexStream {
         let (client, mut server) = tokio::io::duplex(1 << 16);
@@ -179,6 +219,36 @@ mod tests {
             }
         });
         client
+    }
+
+    /// A step that receives at least the floor rate finishes, however long it takes; one
+    /// that trickles, never silent for a minute, fails at its allowance, not later.
+    #[tokio::test(start_paused = true)]
+    async fn a_step_is_bounded_by_its_size_at_the_floor_rate() {
+        let one_mib = 1 << 20;
+        // 1 MiB as 1,000-byte chunks 50 ms apart (20 KB/s): 52 s, within 60 + 64 s.
+        let started = Instant::now();
+        let got = paced(
+            "RETR",
+            one_mib,
+            received(trickle(1049, Duration::from_millis(50))),
+        )
+        .await;
+        assert_eq!(got.unwrap(), 1_049_000);
+        assert!(started.elapsed() >= Duration::from_secs(52));
+
+        // 100 KB as 1,000-byte chunks 50 s apart: never silent for 60 s, but at the floor
+        // 100 KB take 6 s, so the step fails at 66 s.
+        let started = Instant::now();
+        let got = paced(
+            "RETR",
+            100_000,
+            received(trickle(100, Duration::from_secs(50))),
+        )
+        .await;
+        let error = got.unwrap_err().to_string();
+        assert!(error.contains("RETR: not done within 66s"), "{error}");
+        assert_eq!(started.elapsed(), Duration::from_secs(66));
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ use super::{Fetched, Listed, MailboxConfig, ScanError};
 use bounceops_api::TlsMode;
 
 /// Most bytes of a LIST or UIDL answer: 30 bytes a line for a million messages.
-const LISTING_CAP: u64 = 32 << 20;
+pub(super) const LISTING_CAP: u64 = 32 << 20;
 
 pub struct Pop3 {
     io: BufStream<Stream>,
@@ -78,7 +78,7 @@ impl Pop3 {
         Ok(session)
     }
 
-    fn new(stream: Stream) -> Pop3 {
+    pub(super) fn new(stream: Stream) -> Pop3 {
         Pop3 {
             io: BufStream::new(stream),
             retr_cap: retr_cap(bounceops_api::defaults::max_message_bytes()),
