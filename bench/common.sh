@@ -22,11 +22,16 @@ bench_build() {
 }
 
 # Prints the admin URL; creates the database $1 afresh and migrates it standalone.
+# BENCH_LOCALE=NAME (say en_US.UTF-8, the locale many distributions' clusters are made with):
+# the database is made with that locale, so that text keys compare by its collation rather
+# than the server's default (C.UTF-8 on the machines BENCHMARKS.md names).
 bench_database() {
     local db="$1" admin
     admin="$(bash scripts/pg-ensure.sh)"
     admin="${admin##*$'\n'}"
-    psql "$admin" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >&2
+    local locale=""
+    if [ -n "${BENCH_LOCALE:-}" ]; then locale="TEMPLATE template0 LOCALE '$BENCH_LOCALE'"; fi
+    psql "$admin" -qX -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db $locale" >&2
     db_url="${admin%/*}/$db"
     export DATABASE_URL="$db_url"
     bench_dir="$(mktemp -d)"
