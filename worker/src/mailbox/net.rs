@@ -85,7 +85,8 @@ pub async fn paced<T>(
 /// long (a batch of messages over IMAP, one answer of up to `maxMessageBytes` per message):
 /// [`timed_while_receiving`] lets them run as long as bytes keep coming, as POP3's reads,
 /// each bounded by [`IO_TIMEOUT`], already do. A fixed bound on the whole would fail a large
-/// message on a slow link at every scan, and with it every message of its batch.
+/// message on a slow link at every scan, and with it every message of its batch; the bound
+/// on the whole that there is grows with the step's size ([`paced`], around each batch).
 #[derive(Clone, Debug)]
 pub struct Progress {
     start: Instant,
