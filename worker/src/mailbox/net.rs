@@ -54,11 +54,11 @@ pub async fn timed<T, E: std::fmt::Display>(
 /// silent for a minute, could hold a scan, and the downloads budget it took, without end:
 /// [`paced`] bounds the whole step by its size at this rate. 16 KiB/s is far below any
 /// mail server's link, so a real one, however slow, is never cut off by it.
-pub const FLOOR_BYTES_PER_SECOND: u64 = 16 << 10;
+const FLOOR_BYTES_PER_SECOND: u64 = 16 << 10;
 
 /// How long a step that receives about `bytes` may take: [`IO_TIMEOUT`] plus the bytes at
 /// [`FLOOR_BYTES_PER_SECOND`].
-pub fn allowance(bytes: u64) -> Duration {
+fn allowance(bytes: u64) -> Duration {
     IO_TIMEOUT + Duration::from_secs(bytes / FLOOR_BYTES_PER_SECOND)
 }
 
