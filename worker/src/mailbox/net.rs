@@ -62,8 +62,9 @@ fn allowance(bytes: u64) -> Duration {
     IO_TIMEOUT + Duration::from_secs(bytes / FLOOR_BYTES_PER_SECOND)
 }
 
-/// Bounds `step`, which receives about `bytes`, by [`allowance`]; `what` names it in the
-/// error. The step's own reads stay bounded by silence as well.
+/// Bounds `step`, which receives about `bytes`, by `allowance` (a minute plus its bytes at
+/// 16 KiB/s); `what` names it in the error. The step's own reads stay bounded by silence
+/// as well.
 pub async fn paced<T>(
     what: &str,
     bytes: u64,
