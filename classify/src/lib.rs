@@ -20,6 +20,7 @@ pub mod reason;
 pub mod ses;
 mod status;
 mod unread;
+mod unread_html;
 
 pub use reason::{Reason, Side};
 use serde::Serialize;
@@ -149,12 +150,18 @@ pub(crate) fn too_many<T>(items: &[T], address: impl Fn(&T) -> &str) -> bool {
 
 /// Classifies one raw message (RFC 5322 bytes, any line endings).
 pub fn classify(raw: &[u8]) -> Classification {
+    classify_with(raw, mime::Mail::parse_with)
+}
+
+/// `classify`, the message read by `parse` (the raw message, and whether
+/// every part of an alternative is read).
+fn classify_with(raw: &[u8], parse: impl Fn(&[u8], bool) -> mime::Mail) -> Classification {
     let normalized = normalize_newlines(raw);
-    let mail = mime::Mail::parse(&normalized);
+    let mail = parse(&normalized, false);
     let first = classify_mail(&mail);
     if first.recipients.is_empty() && !first.too_many_recipients && mail.skipped_alternative {
         // The plain alternatives named no failed recipient: look at the HTML ones too.
-        let second = classify_mail(&mime::Mail::parse_all_alternatives(&normalized));
+        let second = classify_mail(&parse(&normalized, true));
         if !second.recipients.is_empty() || second.too_many_recipients {
             return second;
         }

@@ -3,6 +3,7 @@
 //! and the plain `Name: value` field-block parser shared by DSN, ARF and
 //! embedded-header handling.
 
+use crate::unread_html::{Cuts, Decoded, Later};
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use std::sync::LazyLock;
 
@@ -61,6 +62,8 @@ enum Body {
     Text(String),
     Binary(Vec<u8>),
     Html(String),
+    /// An HTML body mail-parser was not asked to decode (`unread_html`).
+    Later(Box<Later>),
 }
 
 impl Leaf {
@@ -91,6 +94,15 @@ impl Leaf {
         }
     }
 
+    fn later(ctype: String, depth: usize, later: Later) -> Leaf {
+        Leaf {
+            ctype,
+            depth,
+            body: Body::Later(Box::new(later)),
+            made: std::cell::OnceCell::new(),
+        }
+    }
+
     /// The part as text: invalid UTF-8 replaced, HTML rendered as text.
     pub(crate) fn text(&self) -> &str {
         match &self.body {
@@ -98,10 +110,17 @@ impl Leaf {
             Body::Binary(raw) => self
                 .made
                 .get_or_init(|| String::from_utf8_lossy(raw).into_owned()),
-            Body::Html(html) => self
-                .made
-                .get_or_init(|| mail_parser::decoders::html::html_to_text(html)),
+            Body::Html(html) => self.rendered(html),
+            Body::Later(later) => match later.decoded() {
+                Decoded::Html(html) => self.rendered(html),
+                Decoded::Text(text) => text,
+            },
         }
+    }
+
+    fn rendered(&self, html: &str) -> &str {
+        self.made
+            .get_or_init(|| mail_parser::decoders::html::html_to_text(html))
     }
 
     /// The text if already made, else the raw bytes of a binary part. An
@@ -114,6 +133,20 @@ impl Leaf {
         }
     }
 
+    /// The body as a detector could come to read it, and what it is.
+    #[cfg(test)]
+    pub(crate) fn source(&self) -> String {
+        match &self.body {
+            Body::Text(text) => format!("text: {text}"),
+            Body::Binary(raw) => format!("binary: {}", String::from_utf8_lossy(raw)),
+            Body::Html(html) => format!("html: {html}"),
+            Body::Later(later) => match later.decoded() {
+                Decoded::Html(html) => format!("html: {html}"),
+                Decoded::Text(text) => format!("text: {text}"),
+            },
+        }
+    }
+
     /// Whether the part's text may contain `word` (ASCII letters): false only
     /// for an HTML part not rendered yet whose source lacks the word, in any
     /// case. Rendering removes markup and decodes entities, so the word could
@@ -122,6 +155,14 @@ impl Leaf {
     pub(crate) fn may_contain(&self, word: &crate::phrases::Search) -> bool {
         match &self.body {
             Body::Html(html) if self.made.get().is_none() => word.is_match(html),
+            // Its bytes as they came mostly tell, without decoding.
+            Body::Later(later) if self.made.get().is_none() => {
+                !later.certainly_lacks(word)
+                    && match later.decoded() {
+                        Decoded::Html(html) => word.is_match(html),
+                        Decoded::Text(_) => true,
+                    }
+            }
             _ => true,
         }
     }
@@ -156,51 +197,80 @@ const MAX_DEPTH: usize = 8;
 
 impl Mail {
     /// The message with only the text/plain part of each `multipart/alternative`.
+    #[cfg(test)]
     pub(crate) fn parse(raw: &[u8]) -> Mail {
         Mail::parse_with(raw, false)
     }
 
-    /// The message with every part of each `multipart/alternative`: for a second
-    /// look when the plain parts told nothing (a stub beside an HTML report).
-    pub(crate) fn parse_all_alternatives(raw: &[u8]) -> Mail {
-        Mail::parse_with(raw, true)
+    /// The message; with `all_alternatives`, with every part of each
+    /// `multipart/alternative`, else with only its text/plain part (the
+    /// first look). The second look is for when the plain parts told
+    /// nothing (a stub beside an HTML report).
+    pub(crate) fn parse_with(as_came: &[u8], all_alternatives: bool) -> Mail {
+        // The unread fields left out; a message that is then no message to
+        // mail-parser is none with them either (the bytes from the first
+        // field kept on are the same), and is read as it came.
+        let trimmed = crate::unread::without_unread_fields(as_came);
+        let raw = trimmed.as_deref().unwrap_or(as_came);
+        // And the HTML bodies, where mail-parser agrees on where they were.
+        if let Some(cuts) = Cuts::find(raw)
+            && let Some(mail) = Mail::read(cuts.lean(), all_alternatives, Some(&cuts))
+        {
+            return mail;
+        }
+        Mail::read(raw, all_alternatives, None).unwrap_or_else(|| Mail::one_text(as_came))
     }
 
-    fn parse_with(raw: &[u8], all_alternatives: bool) -> Mail {
+    /// `parse_with` with every body decoded by mail-parser as it parses:
+    /// what leaving the HTML bodies out must not change.
+    #[cfg(test)]
+    pub(crate) fn parse_decoded(as_came: &[u8], all_alternatives: bool) -> Mail {
+        let trimmed = crate::unread::without_unread_fields(as_came);
+        let raw = trimmed.as_deref().unwrap_or(as_came);
+        Mail::read(raw, all_alternatives, None).unwrap_or_else(|| Mail::one_text(as_came))
+    }
+
+    /// The message as mail-parser reads `raw`; `None` when `raw` has HTML
+    /// bodies left out (`cuts`) and mail-parser does not confirm them, or
+    /// when it finds no header block.
+    fn read(raw: &[u8], all_alternatives: bool, cuts: Option<&Cuts<'_>>) -> Option<Mail> {
         let mut mail = Mail {
             all_alternatives,
             ..Mail::default()
         };
-        // The unread fields left out; a message that is then no message to
-        // mail-parser is none with them either (the bytes from the first
-        // field kept on are the same), and is read as it came.
-        let trimmed = crate::unread::without_unread_fields(raw);
-        let parsed = match trimmed.as_deref() {
-            Some(trimmed) => PARSER.parse(trimmed),
-            None => PARSER.parse(raw),
-        };
-        match parsed {
-            Some(mut msg) => {
-                mail.headers = raw_fields(&msg);
-                mail.subject = msg.subject().unwrap_or_default().to_string();
-                mail.walk(&mut msg, 0, 0, &mut 0);
-                if mail.leaves.is_empty() {
-                    // A multipart whose boundary never occurs (truncated or
-                    // mislabelled report): the body is still the report.
-                    let parsed = &msg.raw_message;
-                    let start = (msg.root_part().raw_body_offset() as usize).min(parsed.len());
-                    let text = String::from_utf8_lossy(&parsed[start..]).into_owned();
-                    mail.leaves.push(Leaf::new("text/plain".into(), 0, text));
-                }
-            }
-            // mail-parser finds no header block: keep the bytes as one text body
-            // so phrase detection still gets a chance.
-            None => mail.leaves.push(Leaf::new(
-                "text/plain".into(),
-                0,
-                String::from_utf8_lossy(raw).into_owned(),
-            )),
+        let mut msg = PARSER.parse(raw)?;
+        if let Some(cuts) = cuts
+            && !cuts.confirmed_by(&msg)
+        {
+            return None;
         }
+        mail.headers = raw_fields(&msg);
+        mail.subject = msg.subject().unwrap_or_default().to_string();
+        mail.walk(&mut msg, 0, 0, &mut 0, cuts);
+        if mail.leaves.is_empty() {
+            // Read from the body's bytes, which the cuts would have changed.
+            if cuts.is_some() {
+                return None;
+            }
+            // A multipart whose boundary never occurs (truncated or
+            // mislabelled report): the body is still the report.
+            let parsed = &msg.raw_message;
+            let start = (msg.root_part().raw_body_offset() as usize).min(parsed.len());
+            let text = String::from_utf8_lossy(&parsed[start..]).into_owned();
+            mail.leaves.push(Leaf::new("text/plain".into(), 0, text));
+        }
+        Some(mail)
+    }
+
+    /// mail-parser finds no header block: the bytes are kept as one text
+    /// body, so phrase detection still gets a chance.
+    fn one_text(raw: &[u8]) -> Mail {
+        let mut mail = Mail::default();
+        mail.leaves.push(Leaf::new(
+            "text/plain".into(),
+            0,
+            String::from_utf8_lossy(raw).into_owned(),
+        ));
         mail
     }
 
@@ -208,7 +278,14 @@ impl Mail {
     /// decoded body (quoted-printable, base64, another charset) is already
     /// mail-parser's own `String`, and moves. mail-parser lists every part
     /// once, in its parent's list, so no body is asked for twice.
-    fn walk(&mut self, msg: &mut Message<'_>, part_id: u32, depth: usize, visited: &mut usize) {
+    fn walk(
+        &mut self,
+        msg: &mut Message<'_>,
+        part_id: u32,
+        depth: usize,
+        visited: &mut usize,
+        cuts: Option<&Cuts<'_>>,
+    ) {
         // A hostile multipart could list the same part id many times; the
         // visit budget keeps the walk linear in the message size.
         *visited += 1;
@@ -263,16 +340,19 @@ impl Mail {
                     continue;
                 }
                 if plain.is_none_or(|p| p == id) {
-                    self.walk(msg, id, depth, visited);
+                    self.walk(msg, id, depth, visited, cuts);
                 } else {
                     self.skipped_alternative = true;
                 }
             }
             return;
         }
+        let here = msg.raw_message.as_ptr();
         let Some(part) = msg.parts.get_mut(part_id as usize) else {
             return;
         };
+        // The body left out of an HTML part, to decode when read.
+        let later = cuts.and_then(|c| c.later(here, part));
         match &mut part.body {
             // Walked above.
             PartType::Multipart(_) => {}
@@ -285,7 +365,7 @@ impl Mail {
                         f.0.push(("x-decoded-subject".into(), inner_subject));
                     }
                 }
-                self.walk(inner, 0, depth + 1, visited);
+                self.walk(inner, 0, depth + 1, visited, cuts);
             }
             PartType::Text(text) => {
                 if ctype == "text/rfc822-headers" {
@@ -295,8 +375,11 @@ impl Mail {
                 self.leaves.push(Leaf::new(ctype, depth, text));
             }
             PartType::Html(html) => {
-                let html = std::mem::take(html).into_owned();
-                self.leaves.push(Leaf::html(ctype, depth, html));
+                let leaf = match later {
+                    Some(later) => Leaf::later(ctype, depth, later),
+                    None => Leaf::html(ctype, depth, std::mem::take(html).into_owned()),
+                };
+                self.leaves.push(leaf);
             }
             PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
                 // A message/rfc822 part mail-parser could not parse as a message

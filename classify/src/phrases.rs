@@ -32,7 +32,11 @@ impl Phrases {
     }
 }
 
-pub(crate) struct Search(AhoCorasick);
+pub(crate) struct Search {
+    ac: AhoCorasick,
+    /// The bytes the phrases hold, a letter in both cases.
+    bytes: [bool; 256],
+}
 
 impl Search {
     /// For phrases that seldom occur in a text at all: a prefilter skips
@@ -48,18 +52,33 @@ impl Search {
     }
 
     fn build(list: &[&str], kind: MatchKind, prefilter: bool) -> Search {
-        AhoCorasick::builder()
+        let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .kind(Some(AhoCorasickKind::DFA))
             .match_kind(kind)
             .prefilter(prefilter)
             .build(list)
-            .map(Search)
-            .expect("static phrase list")
+            .expect("static phrase list");
+        let mut bytes = [false; 256];
+        for &b in list.iter().flat_map(|p| p.as_bytes()) {
+            bytes[b.to_ascii_lowercase() as usize] = true;
+            bytes[b.to_ascii_uppercase() as usize] = true;
+        }
+        Search { ac, bytes }
     }
 
     pub(crate) fn is_match(&self, text: &str) -> bool {
-        self.0.is_match(text)
+        self.ac.is_match(text)
+    }
+
+    /// `is_match` on bytes that need not be UTF-8.
+    pub(crate) fn is_match_bytes(&self, text: &[u8]) -> bool {
+        self.ac.is_match(text)
+    }
+
+    /// Whether a phrase holds byte `b` (a letter in either case).
+    pub(crate) fn holds(&self, b: u8) -> bool {
+        self.bytes[b as usize]
     }
 
     /// The first match: for a `leftmost_first` list the leftmost, for a
@@ -67,7 +86,7 @@ impl Search {
     pub(crate) fn find(&self, text: &str) -> Option<Match> {
         // Errors only for search options this DFA was not built for
         // (anchored searches); unanchored ones always succeed.
-        self.0.find(text)
+        self.ac.find(text)
     }
 }
 
