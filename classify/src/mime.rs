@@ -147,23 +147,30 @@ impl Leaf {
         }
     }
 
-    /// Whether the part's text may contain `word` (ASCII letters): false only
-    /// for an HTML part not rendered yet whose source lacks the word, in any
-    /// case. Rendering removes markup and decodes entities, so the word could
-    /// only appear through markup or an entity inside it, which no mailer
-    /// writes. Rendering is the classifier's costliest step on large HTML.
+    /// Whether the part's text holds `word` (ASCII letters, in any case),
+    /// without making the text where that can be helped: a binary part's
+    /// bytes tell (lossy conversion only turns invalid bytes into U+FFFD),
+    /// and an HTML part not rendered yet answers by its source. Rendering
+    /// removes markup and decodes entities, so the word could only appear
+    /// through markup or an entity inside it, which no mailer writes; and
+    /// rendering is the classifier's costliest step on large HTML. A search
+    /// that needs the word (listmonk's header names) asks this first: a
+    /// regular expression that ignores case finds no literal to skip to.
     pub(crate) fn may_contain(&self, word: &crate::phrases::Search) -> bool {
+        if let Some(made) = self.made.get() {
+            return word.is_match(made);
+        }
         match &self.body {
-            Body::Html(html) if self.made.get().is_none() => word.is_match(html),
+            Body::Text(text) => word.is_match(text),
+            Body::Binary(raw) => word.is_match_bytes(raw),
+            Body::Html(html) => word.is_match(html),
             // Its bytes as they came mostly tell, without decoding.
-            Body::Later(later) if self.made.get().is_none() => {
+            Body::Later(later) => {
                 !later.certainly_lacks(word)
                     && match later.decoded() {
-                        Decoded::Html(html) => word.is_match(html),
-                        Decoded::Text(_) => true,
+                        Decoded::Html(text) | Decoded::Text(text) => word.is_match(text),
                     }
             }
-            _ => true,
         }
     }
 }
