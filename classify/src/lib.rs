@@ -10,6 +10,7 @@ pub mod address;
 mod arf;
 mod automaton;
 mod autoreply;
+mod bounds;
 mod command;
 mod dsn;
 mod embedded;
@@ -157,11 +158,12 @@ pub fn classify(raw: &[u8]) -> Classification {
 /// every part of an alternative is read).
 fn classify_with(raw: &[u8], parse: impl Fn(&[u8], bool) -> mime::Mail) -> Classification {
     let normalized = normalize_newlines(raw);
-    let mail = parse(&normalized, false);
+    let bounded = bounds::bounded(&normalized);
+    let mail = parse(bounded, false);
     let first = classify_mail(&mail);
     if first.recipients.is_empty() && !first.too_many_recipients && mail.skipped_alternative {
         // The plain alternatives named no failed recipient: look at the HTML ones too.
-        let second = classify_mail(&parse(&normalized, true));
+        let second = classify_mail(&parse(bounded, true));
         if !second.recipients.is_empty() || second.too_many_recipients {
             return second;
         }

@@ -50,7 +50,8 @@ fn original_headers() -> String {
     )
 }
 
-fn base64(data: &[u8]) -> String {
+/// `data` in base64, in lines of 76 characters, as mailers write it.
+pub(crate) fn base64(data: &[u8]) -> String {
     // Test-only encoder: keeps the crate free of a base64 dependency that
     // the library itself does not need (mail-parser decodes).
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -538,3 +538,57 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
         "{shown}"
     );
 }
+
+/// Messages built to exhaust the classifier: a 10 MB multipart of 1.4 million empty parts
+/// (474 MB to classify before the classifier bounded what it reads), messages embedded in
+/// each other 100,000 deep (a stack overflow: an abort of the whole worker) and 60,000 deep
+/// sent base64-encoded (an overflow inside mail-parser). Each is classified, under a
+/// 256 MiB address space (the mailbox pod's memory limit), as no bounce.
+#[test]
+fn parse_survives_messages_built_to_exhaust_the_classifier() {
+    let head = "From: MAILER-DAEMON@mx.example.org\nTo: news@sender.example\nSubject: Undelivered Mail\nMIME-Version: 1.0\n";
+    let nested = |n: usize| {
+        format!(
+            "To: r@example.org\n{}x\n",
+            "Content-Type: message/rfc822\n\n".repeat(n)
+        )
+    };
+    let encoded: String = {
+        use std::io::Write;
+        let mut child = Command::new("base64")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("coreutils base64");
+        let input = nested(60_000);
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let messages = [
+        format!(
+            "{head}Content-Type: multipart/mixed; boundary=\"B\"\n\n{}--B--\n",
+            "--B\n\nx\n".repeat(1_400_000)
+        ),
+        format!("{head}{}", nested(100_000)),
+        format!(
+            "{head}Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: message/rfc822\n\
+Content-Transfer-Encoding: base64\n\n{encoded}--B--\n"
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, message) in messages.iter().enumerate() {
+        let path = dir.path().join(format!("hostile-{i}.eml"));
+        std::fs::write(&path, message).unwrap();
+        let out = limited(256 << 20)
+            .args(["parse", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "message {i}: {}", text(&out));
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(found["recipients"], serde_json::json!([]), "message {i}");
+    }
+}

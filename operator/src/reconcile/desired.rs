@@ -829,8 +829,8 @@ fn resources(cfg: &BounceConfig, role: Role) -> ResourceRequirements {
 }
 
 /// 256 MiB, or 64 MiB plus sixteen times the largest message the role may hold when that
-/// is more: classifying a hostile message takes about eleven times its size (a multipart of
-/// 130,000 parts), and besides the one classified the bounce MX holds four at most
+/// is more: classifying a hostile message takes about eleven times its size (a 10 MiB
+/// plain-text report), and besides the one classified the bounce MX holds four at most
 /// (worker/src/smtp/memory.rs), the scanner one's worth for every mailbox together
 /// (`mailbox::scan::downloads_budget`).
 fn memory_limit_mib(cfg: &BounceConfig, role: Role) -> u64 {

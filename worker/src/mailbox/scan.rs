@@ -220,7 +220,7 @@ pub struct Deps {
 /// servers list. A batch waits for its bytes before it is fetched and gives them back once
 /// it is classified; one larger than the budget (one message, up to its `maxMessageBytes`)
 /// waits for all of it. Mailboxes are scanned at the same time, and classifying a hostile
-/// message takes about eleven times its size (a 10 MiB multipart of 130,000 parts: 119 MB),
+/// message takes about eleven times its size (a 10 MiB plain-text report: 119 MB),
 /// so without it two mailboxes each sent one such message would take a 256 MiB pod past its
 /// limit, on every scan until a human removed the messages.
 pub fn downloads_budget(mailboxes: &[MailboxConfig]) -> ByteBudget {

@@ -3,9 +3,10 @@
 //! The classifier reads a message whole, so the MX holds each message it receives until it
 //! is classified. Without a bound, `maxSessions` senders of `maxMessageBytes` each (100 ×
 //! 10 MiB by default) would take a gigabyte, and one classification of a hostile message
-//! takes about eleven times its size (a 10 MiB multipart of 130,000 parts: mail-parser's
-//! tree of them): four such messages at once took a worker to 263 MB, past the pod's 256 MiB
-//! limit, and an OOM kill ends every session in progress (BENCHMARKS.md, "The bounce MX").
+//! takes about eleven times its size (a 10 MiB plain-text report; a multipart of 130,000
+//! parts did too before `bounce_classify` bounded the parts it reads): four such messages at
+//! once took a worker to 263 MB, past the pod's 256 MiB limit, and an OOM kill ends every
+//! session in progress (BENCHMARKS.md, "The bounce MX").
 //! So two budgets, both in proportion to `maxMessageBytes`:
 //!
 //! - [`HELD_MESSAGES`] times it for the messages being received or waiting to be
