@@ -53,13 +53,12 @@ fn allowed(raw: &[u8], levels: usize, budget: &mut usize) -> usize {
         return end;
     }
     let encoded = encoded_messages(&raw[..end], &blank);
-    // Quoted-printable decodes line by line, so one decoding from the first
+    // Quoted-printable decodes byte by byte, so one decoding from the first
     // such part's body to the end holds every such part's decoding (and
     // counts a part's body once, whatever header blocks it seems to hold).
     if let Some(first) = encoded.iter().find(|p| !p.base64) {
-        let (stop, decoded) =
-            MessageStream::new(&raw[first.body..end]).decode_quoted_printable_mime(b"");
-        if stop != usize::MAX && allowed(&decoded, levels - 1, budget) < decoded.len() {
+        let decoded = quoted_printable(&raw[first.body..end]);
+        if allowed(&decoded, levels - 1, budget) < decoded.len() {
             return first.block;
         }
     }
@@ -75,6 +74,28 @@ fn allowed(raw: &[u8], levels: usize, budget: &mut usize) -> usize {
         }
     }
     end
+}
+
+/// `text` decoded as quoted-printable by mail-parser's decoder, a piece at a
+/// time from each `--` to the next (a part's body ends at one), leaving out
+/// the pieces it gives up on. Decoded whole, one bad escape anywhere after
+/// the part (a base64 pad, `==`) would lose it all. Piece by piece, the
+/// decoder's state is the same as in the whole body from each piece's first
+/// byte on, so a body loses a piece only where mail-parser gives up on the
+/// whole body (and keeps it as text, not a message).
+fn quoted_printable(text: &[u8]) -> Vec<u8> {
+    let mut decoded = Vec::with_capacity(text.len());
+    let mut from = 0;
+    while from < text.len() {
+        let to =
+            memchr::memmem::find(&text[from + 1..], b"--").map_or(text.len(), |i| from + 1 + i);
+        let (stop, piece) = MessageStream::new(&text[from..to]).decode_quoted_printable_mime(b"");
+        if stop != usize::MAX {
+            decoded.extend_from_slice(&piece);
+        }
+        from = to;
+    }
+    decoded
 }
 
 /// Where the first `allowed` blank lines of `raw` are (each one's line
@@ -345,7 +366,12 @@ mod tests {
         // In any case and order of fields, folded, under a digest without a
         // type of its own; quoted-printable with its line breaks escaped (no
         // blank line left for the message's own count).
-        let qp = nested.replace('\n', "=0A");
+        // (A part after it with a base64 pad, `==`, which the decoder gives
+        // up on, does not hide it.)
+        let qp = format!(
+            "{}\n--B\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\nYQ==",
+            nested.replace('\n', "=0A")
+        );
         for headers in [
             "content-transfer-encoding: Quoted-Printable\nCONTENT-TYPE:\n Message/RFC822",
             "Content-Transfer-Encoding: quoted-printable",
