@@ -129,10 +129,10 @@ struct EncodedMessage {
 
 /// The parts of `raw` sent base64 or quoted-printable whose header block
 /// names a message type, or names none under a digest (a digest's parts are
-/// messages by default). Found from the encodings' names (a search that
-/// skips to their rarest bytes: most text holds neither) back to their
-/// field; types are read by mail-parser's own parser. `blank`: where the
-/// blank lines of `raw` are.
+/// messages by default). Found from the encodings' names back to their
+/// field; types are read by mail-parser's own parser. A block that names a
+/// type or an encoding twice is taken at its worst: each encoding named is
+/// checked. `blank`: where the blank lines of `raw` are.
 fn encoded_messages(raw: &[u8], blank: &[usize]) -> Vec<EncodedMessage> {
     // The encodings' names (any case) found by a byte of each that is rare
     // in text, `q` and the `6` of `64`: searching for the words themselves
@@ -172,29 +172,36 @@ fn encoded_messages(raw: &[u8], blank: &[usize]) -> Vec<EncodedMessage> {
         else {
             continue;
         };
-        let Some(base64) = encoding(raw, field) else {
+        if encoding(raw, field).is_none() {
             continue;
-        };
+        }
         let Some(&blank_line) = blank.get(blank.partition_point(|&b| b < field)) else {
             continue;
         };
         let body = blank_line + 1;
         let block = block_start(raw, field, done);
-        let types: Vec<String> = lines(raw, block, body)
-            .filter(|&l| named(&raw[l..], b"content-type"))
-            .map(|l| media_type(raw, l).0)
-            .collect();
+        let (mut types, mut encodings) = (Vec::new(), Vec::new());
+        for line in lines(raw, block, body) {
+            if named(&raw[line..], b"content-type") {
+                types.push(media_type(raw, line).0);
+            } else if named(&raw[line..], b"content-transfer-encoding") {
+                encodings.extend(encoding(raw, line));
+            }
+        }
         let message = if types.is_empty() {
             is_digest()
         } else {
             types.iter().any(|t| t == "message")
         };
         if message {
-            found.push(EncodedMessage {
-                block,
-                body,
-                base64,
-            });
+            encodings.dedup();
+            for base64 in [true, false].into_iter().filter(|e| encodings.contains(e)) {
+                found.push(EncodedMessage {
+                    block,
+                    body,
+                    base64,
+                });
+            }
         }
         done = body;
     }
@@ -374,10 +381,12 @@ mod tests {
         );
         for headers in [
             "content-transfer-encoding: Quoted-Printable\nCONTENT-TYPE:\n Message/RFC822",
+            "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\
+Content-Transfer-Encoding: quoted-printable",
             "Content-Transfer-Encoding: quoted-printable",
         ] {
             let raw = with_original(headers, &qp);
-            let raw = if headers.contains("TYPE") {
+            let raw = if headers.to_lowercase().contains("type") {
                 raw
             } else {
                 raw.replace("multipart/mixed", "multipart/digest")
