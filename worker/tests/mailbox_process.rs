@@ -540,7 +540,7 @@ fn parse_prints_json_per_file_and_fails_on_a_missing_file() {
 }
 
 /// Messages built to exhaust the classifier: a 10 MB multipart of 1.4 million empty parts
-/// (474 MB to classify before the classifier bounded what it reads), messages embedded in
+/// (about 500 MB to classify before the classifier bounded what it reads), messages embedded in
 /// each other 100,000 deep (a stack overflow: an abort of the whole worker) and 60,000 deep
 /// sent base64-encoded (an overflow inside mail-parser). Each is classified, under a
 /// 256 MiB address space (the mailbox pod's memory limit), as no bounce.
