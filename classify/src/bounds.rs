@@ -16,6 +16,7 @@
 //! its blank lines count toward the same bound; when they pass it, the
 //! message is cut before that part.
 
+use crate::header_lines::{block_start, field_start, field_value, lines, named};
 use mail_parser::parsers::MessageStream;
 
 /// Most blank lines (`\n\n`, overlapping: three line breaks are two) of a
@@ -137,12 +138,9 @@ fn encoded_messages(raw: &[u8], blank: &[usize]) -> Vec<EncodedMessage> {
     // The encodings' names (any case) found by a byte of each that is rare
     // in text, `q` and the `6` of `64`: searching for the words themselves
     // ignoring case costs as much as the rest of the classifier.
-    let hits = memchr::memchr3_iter(b'q', b'Q', b'6', raw).filter(|&i| {
-        let is = |from: usize, word: &[u8]| named(raw.get(from..).unwrap_or_default(), word);
-        match raw[i] {
-            b'6' => i >= 4 && is(i - 4, b"base64"),
-            _ => is(i, b"quoted-printable"),
-        }
+    let hits = memchr::memchr3_iter(b'q', b'Q', b'6', raw).filter(|&i| match raw[i] {
+        b'6' => i >= 4 && named(&raw[i - 4..], b"base64"),
+        _ => named(&raw[i..], b"quoted-printable"),
     });
     // Whether a part with no type of its own is a digest's (then a message),
     // found when first asked.
@@ -194,7 +192,6 @@ fn encoded_messages(raw: &[u8], blank: &[usize]) -> Vec<EncodedMessage> {
             types.iter().any(|t| t == "message")
         };
         if message {
-            encodings.dedup();
             for base64 in [true, false].into_iter().filter(|e| encodings.contains(e)) {
                 found.push(EncodedMessage {
                     block,
@@ -206,60 +203,6 @@ fn encoded_messages(raw: &[u8], blank: &[usize]) -> Vec<EncodedMessage> {
         done = body;
     }
     found
-}
-
-/// Whether `text` opens with `name` (ASCII case ignored).
-fn named(text: &[u8], name: &[u8]) -> bool {
-    text.get(..name.len())
-        .is_some_and(|t| t.eq_ignore_ascii_case(name))
-}
-
-/// The start of the field whose value holds byte `at`: its line, or the
-/// first line above it not folded (`None` for a line of the body, at the
-/// message's start). `last`: the line and the answer of the byte asked
-/// before, when it was earlier: a walk up folded lines that reaches it has
-/// its answer (so a hostile run of indented lines is walked once).
-fn field_start(raw: &[u8], at: usize, last: &mut Option<(usize, Option<usize>)>) -> Option<usize> {
-    let first = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |i| i + 1);
-    let mut line = first;
-    let found = loop {
-        if let Some((seen, answer)) = *last
-            && line <= seen
-        {
-            break answer;
-        }
-        if !matches!(raw.get(line), Some(b' ' | b'\t')) {
-            break Some(line);
-        }
-        let Some(above) = line.checked_sub(1) else {
-            break None;
-        };
-        line = memchr::memrchr(b'\n', &raw[..above]).map_or(0, |i| i + 1);
-    };
-    *last = Some((first, found));
-    found
-}
-
-/// Where the header block holding the field at `field` starts: after the
-/// blank line or the delimiter (a line opening `--`) above it, and no
-/// earlier than `floor`.
-fn block_start(raw: &[u8], field: usize, floor: usize) -> usize {
-    let mut start = field;
-    while start > floor {
-        let line = memchr::memrchr(b'\n', &raw[..start - 1]).map_or(0, |i| i + 1);
-        if line < floor || line + 1 == start || raw[line..].starts_with(b"--") {
-            break;
-        }
-        start = line;
-    }
-    start
-}
-
-/// The starts of the lines from `from` up to `to`.
-fn lines(raw: &[u8], from: usize, to: usize) -> impl Iterator<Item = usize> + '_ {
-    std::iter::once(from)
-        .chain(memchr::memchr_iter(b'\n', &raw[from..to]).map(move |i| from + i + 1))
-        .filter(move |&l| l < to)
 }
 
 /// A Content-Type field's type (`message`) and type/subtype, as mail-parser
@@ -282,35 +225,13 @@ fn media_type(raw: &[u8], at: usize) -> (String, String) {
 /// (`Some(true)`), quoted-printable (`Some(false)`) or neither.
 fn encoding(raw: &[u8], at: usize) -> Option<bool> {
     let value = field_value(raw, at).trim_ascii();
-    let is = |name: &str| {
-        value
-            .get(..name.len())
-            .is_some_and(|v| v.eq_ignore_ascii_case(name.as_bytes()))
-    };
-    if is("base64") {
+    if named(value, b"base64") {
         Some(true)
-    } else if is("quoted-printable") {
+    } else if named(value, b"quoted-printable") {
         Some(false)
     } else {
         None
     }
-}
-
-/// The value of the field starting at `at`: after its colon, through its
-/// folded lines.
-fn field_value(raw: &[u8], at: usize) -> &[u8] {
-    let rest = &raw[at..];
-    let Some(colon) = memchr::memchr(b':', &rest[..rest.len().min(64)]) else {
-        return &[];
-    };
-    let mut end = colon;
-    while let Some(i) = memchr::memchr(b'\n', &rest[end..]) {
-        end += i + 1;
-        if !matches!(rest.get(end), Some(b' ' | b'\t')) {
-            break;
-        }
-    }
-    &rest[colon + 1..end.max(colon + 1)]
 }
 
 #[cfg(test)]

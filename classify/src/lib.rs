@@ -14,6 +14,7 @@ mod bounds;
 mod command;
 mod dsn;
 mod embedded;
+mod header_lines;
 mod mime;
 mod phrases;
 mod plaintext;

@@ -23,6 +23,7 @@
 //! it are read (it decides the part's own type, text or HTML, which
 //! `Later` decides the same way).
 
+use crate::header_lines::{block_start, field_start};
 use crate::phrases::Search;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::parsers::MessageStream;
@@ -34,7 +35,7 @@ use std::sync::LazyLock;
 
 /// The body of a text/html part as found in the message: its bytes, where
 /// the delimiter that ends it ends, and the boundary in that delimiter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 struct HtmlBody {
     bytes: Range<usize>,
     delimiter_end: usize,
@@ -102,7 +103,8 @@ fn top_is_multipart(raw: &[u8]) -> bool {
         if let Some((name, value)) = split_field(&raw[pos..line])
             && name.eq_ignore_ascii_case(b"content-type")
         {
-            return trim_start(value)
+            return value
+                .trim_ascii_start()
                 .get(..10)
                 .is_some_and(|v| v.eq_ignore_ascii_case(b"multipart/"));
         }
@@ -257,7 +259,7 @@ fn html_body_at(raw: &[u8], at: usize) -> Option<HtmlBody> {
     if !name.eq_ignore_ascii_case(b"content-type") {
         return None;
     }
-    let value = trim_start(value);
+    let value = value.trim_ascii_start();
     let media = value
         .iter()
         .take_while(|b| !(b.is_ascii_whitespace() || **b == b';'))
@@ -265,27 +267,15 @@ fn html_body_at(raw: &[u8], at: usize) -> Option<HtmlBody> {
     if !value[..media].eq_ignore_ascii_case(b"text/html") {
         return None;
     }
-    // The lines above the field, back to the delimiter: `--`, the boundary,
-    // maybe spaces. A blank line on the way means this is no part's header.
-    let mut line = field.start;
-    let boundary = loop {
-        let start = memchr::memrchr(b'\n', &raw[..line - 1]).map_or(0, |i| i + 1);
-        let text = &raw[start..line - 1];
-        if text.is_empty() {
-            return None;
-        }
-        if let Some(b) = text.strip_prefix(b"--") {
-            let b = trim_end(b);
-            if b.is_empty() {
-                return None;
-            }
-            break b.to_vec();
-        }
-        if start == 0 {
-            return None;
-        }
-        line = start;
-    };
+    // The line above the header block is the delimiter: `--`, the
+    // boundary, maybe spaces (a blank line there, or none, and this is no
+    // part's header).
+    let above = block_start(raw, field.start, 0).checked_sub(1)?;
+    let delimiter_line = memchr::memrchr(b'\n', &raw[..above]).map_or(0, |i| i + 1);
+    let boundary = trim_end(raw[delimiter_line..above].strip_prefix(b"--")?).to_vec();
+    if boundary.is_empty() {
+        return None;
+    }
     // The body starts after the blank line that ends the header block.
     let body = memmem::find(&raw[field.start - 1..], b"\n\n")? + field.start + 1;
     let mut delimiter = b"--".to_vec();
@@ -307,13 +297,7 @@ fn html_body_at(raw: &[u8], at: usize) -> Option<HtmlBody> {
 /// The field (its first line and its folded lines) that byte `at` is in;
 /// `None` for the message's first line (no delimiter line above it).
 fn field_around(raw: &[u8], at: usize) -> Option<Range<usize>> {
-    let mut start = memchr::memrchr(b'\n', &raw[..at]).map_or(0, |i| i + 1);
-    while start > 0 && matches!(raw[start], b' ' | b'\t') {
-        start = memchr::memrchr(b'\n', &raw[..start - 1]).map_or(0, |i| i + 1);
-    }
-    if start == 0 {
-        return None;
-    }
+    let start = field_start(raw, at, &mut None).filter(|&s| s > 0)?;
     let mut end = line_end(raw, at)?;
     while matches!(raw.get(end), Some(b' ' | b'\t')) {
         end = line_end(raw, end)?;
@@ -329,11 +313,6 @@ fn line_end(raw: &[u8], at: usize) -> Option<usize> {
 fn split_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
     let colon = memchr::memchr(b':', field)?;
     Some((&field[..colon], &field[colon + 1..]))
-}
-
-fn trim_start(v: &[u8]) -> &[u8] {
-    let n = v.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    &v[n..]
 }
 
 fn trim_end(v: &[u8]) -> &[u8] {
